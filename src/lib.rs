@@ -1,0 +1,3 @@
+//! strata: a node-local storage driver for Kubernetes (FlexVolume and CSI) on one volume engine.
+
+pub mod sys;

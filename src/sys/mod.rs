@@ -1,0 +1,129 @@
+//! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
+
+mod copy;
+mod error;
+mod fake;
+mod linux;
+mod loopdev;
+pub mod mountinfo;
+mod tools;
+
+pub use error::{Error, Result};
+pub use fake::{Call, FakeHost};
+pub use linux::LinuxHost;
+pub use mountinfo::MountEntry;
+
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+
+/// A filesystem that strata can put on a block device.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FsType {
+    Ext4,
+    Xfs,
+}
+
+impl FsType {
+    /// Parses a fs type name as kubelet and CSI spell it.
+    pub fn parse(name: &str) -> Option<FsType> {
+        match name {
+            "ext4" => Some(FsType::Ext4),
+            "xfs" => Some(FsType::Xfs),
+            _ => None,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            FsType::Ext4 => "ext4",
+            FsType::Xfs => "xfs",
+        }
+    }
+}
+
+/// Space and inode figures of a mounted filesystem, in bytes and inodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct FsStats {
+    pub total_bytes: u64,
+    pub available_bytes: u64,
+    pub used_bytes: u64,
+    pub total_inodes: u64,
+    pub free_inodes: u64,
+    pub used_inodes: u64,
+}
+
+/// An attached loop device and the file behind it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LoopDevice {
+    pub device: PathBuf,
+    pub backing_file: PathBuf,
+}
+
+/// Options for a filesystem mount: generic flags plus filesystem-specific data.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MountOptions {
+    pub readonly: bool,
+    /// Mount options as a user wrote them (`noatime`, `nouuid`, `size=64m`, ...).
+    pub options: Vec<String>,
+}
+
+/// Everything strata asks of the host. [`LinuxHost`] does it; [`FakeHost`] records it.
+pub trait Host: Send + Sync + Debug {
+    /// Bind-mounts `source` onto `target`, then remounts the bind read-only if asked.
+    fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()>;
+    /// Mounts a filesystem of type `fstype` from `source` (a device, or a name for tmpfs).
+    fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()>;
+    /// Remounts an existing mount with new data options (tmpfs `size=`), keeping its flags.
+    fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()>;
+    /// Unmounts `target`; `lazy` detaches it even while busy.
+    fn unmount(&self, target: &Path, lazy: bool) -> Result<()>;
+    /// The current mount table of this process's mount namespace.
+    fn mount_table(&self) -> Result<Vec<MountEntry>>;
+
+    /// Attaches `file` to a free loop device (autoclear off) and returns the device.
+    fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf>;
+    /// Detaches a loop device.
+    fn loop_detach(&self, device: &Path) -> Result<()>;
+    /// Every attached loop device with its backing file.
+    fn loop_list(&self) -> Result<Vec<LoopDevice>>;
+    /// Tells the loop driver to re-read the size of its backing file.
+    fn loop_set_capacity(&self, device: &Path) -> Result<()>;
+
+    /// The filesystem signature on a block device, if any (`ext4`, `xfs`, ...).
+    fn probe_fs(&self, device: &Path) -> Result<Option<String>>;
+    /// Makes a filesystem on a blank device.
+    fn mkfs(&self, device: &Path, fs: FsType) -> Result<()>;
+    /// Grows a mounted filesystem to fill its device.
+    fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()>;
+    /// Space and inode usage of the filesystem holding `path`.
+    fn statvfs(&self, path: &Path) -> Result<FsStats>;
+
+    /// Creates a btrfs subvolume at `path`.
+    fn btrfs_subvolume_create(&self, path: &Path) -> Result<()>;
+    /// Deletes the btrfs subvolume at `path`.
+    fn btrfs_subvolume_delete(&self, path: &Path) -> Result<()>;
+    /// Snapshots subvolume `source` to `dest`.
+    fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()>;
+    /// Enables quotas on the btrfs filesystem holding `path` (idempotent).
+    fn btrfs_quota_enable(&self, path: &Path) -> Result<()>;
+    /// Limits the referenced bytes of the subvolume at `path`.
+    fn btrfs_qgroup_limit(&self, path: &Path, bytes: u64) -> Result<()>;
+    /// Bytes referenced by the subvolume at `path`, from its qgroup.
+    fn btrfs_qgroup_usage(&self, path: &Path) -> Result<u64>;
+    /// Whether `path` lies on a btrfs filesystem.
+    fn is_btrfs(&self, path: &Path) -> Result<bool>;
+
+    /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
+    fn copy_file(&self, source: &Path, dest: &Path) -> Result<()>;
+}
+
+/// Finds the mount whose mount point is exactly `path`, the topmost if several are stacked.
+pub fn mount_at<'a>(table: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
+    table.iter().rev().find(|m| m.mount_point == path)
+}
+
+/// Finds the loop device whose backing file is `file` (a `(deleted)` suffix is tolerated).
+pub fn loop_for<'a>(loops: &'a [LoopDevice], file: &Path) -> Option<&'a LoopDevice> {
+    loops.iter().find(|l| l.backing_file == file)
+}
