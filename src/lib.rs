@@ -1,3 +1,5 @@
 //! strata: a node-local storage driver for Kubernetes (FlexVolume and CSI) on one volume engine.
 
+pub mod backend;
+pub mod engine;
 pub mod sys;

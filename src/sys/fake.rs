@@ -8,21 +8,66 @@ use std::sync::{Mutex, MutexGuard};
 /// One call made on the host, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Bind { source: PathBuf, target: PathBuf, readonly: bool },
-    Mount { source: PathBuf, target: PathBuf, fstype: String, opts: MountOptions },
-    Remount { target: PathBuf, opts: MountOptions },
-    Unmount { target: PathBuf, lazy: bool },
-    LoopAttach { file: PathBuf, readonly: bool },
-    LoopDetach { device: PathBuf },
-    LoopSetCapacity { device: PathBuf },
-    Mkfs { device: PathBuf, fs: FsType },
-    GrowFs { fs: FsType, device: PathBuf, mountpoint: PathBuf },
-    SubvolumeCreate { path: PathBuf },
-    SubvolumeDelete { path: PathBuf },
-    Snapshot { source: PathBuf, dest: PathBuf, readonly: bool },
-    QuotaEnable { path: PathBuf },
-    QgroupLimit { path: PathBuf, bytes: u64 },
-    CopyFile { source: PathBuf, dest: PathBuf },
+    Bind {
+        source: PathBuf,
+        target: PathBuf,
+        readonly: bool,
+    },
+    Mount {
+        source: PathBuf,
+        target: PathBuf,
+        fstype: String,
+        opts: MountOptions,
+    },
+    Remount {
+        target: PathBuf,
+        opts: MountOptions,
+    },
+    Unmount {
+        target: PathBuf,
+        lazy: bool,
+    },
+    LoopAttach {
+        file: PathBuf,
+        readonly: bool,
+    },
+    LoopDetach {
+        device: PathBuf,
+    },
+    LoopSetCapacity {
+        device: PathBuf,
+    },
+    Mkfs {
+        device: PathBuf,
+        fs: FsType,
+    },
+    GrowFs {
+        fs: FsType,
+        device: PathBuf,
+        mountpoint: PathBuf,
+    },
+    SubvolumeCreate {
+        path: PathBuf,
+    },
+    SubvolumeDelete {
+        path: PathBuf,
+    },
+    Snapshot {
+        source: PathBuf,
+        dest: PathBuf,
+        readonly: bool,
+    },
+    QuotaEnable {
+        path: PathBuf,
+    },
+    QgroupLimit {
+        path: PathBuf,
+        bytes: u64,
+    },
+    CopyFile {
+        source: PathBuf,
+        dest: PathBuf,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -47,7 +92,22 @@ pub struct FakeHost {
 impl FakeHost {
     pub fn new() -> FakeHost {
         let host = FakeHost::default();
-        host.lock().stats = FsStats { total_bytes: 100 << 30, available_bytes: 50 << 30, ..FsStats::default() };
+        let mut st = host.lock();
+        st.stats = FsStats {
+            total_bytes: 100 << 30,
+            available_bytes: 50 << 30,
+            ..FsStats::default()
+        };
+        Self::add_mount(
+            &mut st,
+            Path::new("/"),
+            Path::new("/"),
+            "ext4",
+            "/dev/fakeroot",
+            false,
+        );
+        st.mounts[0].major = 254;
+        drop(st);
         host
     }
 
@@ -84,12 +144,23 @@ impl FakeHost {
         let mut st = self.lock();
         st.calls.push(call);
         if st.failing.contains(op) {
-            return Err(Error::Io { what: op, path: PathBuf::from("/fake"), source: std::io::Error::from_raw_os_error(libc::EIO) });
+            return Err(Error::Io {
+                what: op,
+                path: PathBuf::from("/fake"),
+                source: std::io::Error::from_raw_os_error(libc::EIO),
+            });
         }
         Ok(st)
     }
 
-    fn add_mount(st: &mut State, root: &Path, target: &Path, fs_type: &str, source: &str, readonly: bool) {
+    fn add_mount(
+        st: &mut State,
+        root: &Path,
+        target: &Path,
+        fs_type: &str,
+        source: &str,
+        readonly: bool,
+    ) {
         st.next_mount_id += 1;
         let rw = if readonly { "ro" } else { "rw" };
         st.mounts.push(MountEntry {
@@ -108,31 +179,69 @@ impl FakeHost {
 }
 
 fn einval(what: &'static str, path: &Path) -> Error {
-    Error::Io { what, path: path.to_owned(), source: std::io::Error::from_raw_os_error(libc::EINVAL) }
+    Error::Io {
+        what,
+        path: path.to_owned(),
+        source: std::io::Error::from_raw_os_error(libc::EINVAL),
+    }
 }
 
 impl Host for FakeHost {
     fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()> {
-        let mut st = self.record("Bind", Call::Bind { source: source.into(), target: target.into(), readonly })?;
-        let (root, fs, src) = match super::mount_at(&st.mounts, source) {
-            Some(m) => (m.root.clone(), m.fs_type.clone(), m.source.clone()),
-            None => (source.to_owned(), "fakefs".to_owned(), "fake".to_owned()),
-        };
-        Self::add_mount(&mut st, &root, target, &fs, &src, readonly);
+        let mut st = self.record(
+            "Bind",
+            Call::Bind {
+                source: source.into(),
+                target: target.into(),
+                readonly,
+            },
+        )?;
+        let (major, minor, root) =
+            super::bind_identity(&st.mounts, source).ok_or_else(|| einval("bind", source))?;
+        let holder = st
+            .mounts
+            .iter()
+            .rev()
+            .find(|m| m.major == major && m.minor == minor)
+            .cloned()
+            .ok_or_else(|| einval("bind", source))?;
+        Self::add_mount(
+            &mut st,
+            &root,
+            target,
+            &holder.fs_type,
+            &holder.source,
+            readonly,
+        );
+        let last = st.mounts.len() - 1;
+        (st.mounts[last].major, st.mounts[last].minor) = (major, minor);
         Ok(())
     }
 
     fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()> {
-        let call = Call::Mount { source: source.into(), target: target.into(), fstype: fstype.into(), opts: opts.clone() };
+        let call = Call::Mount {
+            source: source.into(),
+            target: target.into(),
+            fstype: fstype.into(),
+            opts: opts.clone(),
+        };
         let mut st = self.record("Mount", call)?;
         let src = source.to_string_lossy().into_owned();
         let ro = opts.readonly || opts.options.iter().any(|o| o == "ro");
         Self::add_mount(&mut st, Path::new("/"), target, fstype, &src, ro);
+        let last = st.mounts.len() - 1;
+        st.mounts[last].minor = 100 + st.next_mount_id;
         Ok(())
     }
 
     fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()> {
-        let st = self.record("Remount", Call::Remount { target: target.into(), opts: opts.clone() })?;
+        let st = self.record(
+            "Remount",
+            Call::Remount {
+                target: target.into(),
+                opts: opts.clone(),
+            },
+        )?;
         if super::mount_at(&st.mounts, target).is_none() {
             return Err(einval("remount", target));
         }
@@ -140,8 +249,18 @@ impl Host for FakeHost {
     }
 
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {
-        let mut st = self.record("Unmount", Call::Unmount { target: target.into(), lazy })?;
-        let pos = st.mounts.iter().rposition(|m| m.mount_point == target).ok_or_else(|| einval("unmount", target))?;
+        let mut st = self.record(
+            "Unmount",
+            Call::Unmount {
+                target: target.into(),
+                lazy,
+            },
+        )?;
+        let pos = st
+            .mounts
+            .iter()
+            .rposition(|m| m.mount_point == target)
+            .ok_or_else(|| einval("unmount", target))?;
         st.mounts.remove(pos);
         Ok(())
     }
@@ -151,44 +270,87 @@ impl Host for FakeHost {
     }
 
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf> {
-        let mut st = self.record("LoopAttach", Call::LoopAttach { file: file.into(), readonly })?;
+        let mut st = self.record(
+            "LoopAttach",
+            Call::LoopAttach {
+                file: file.into(),
+                readonly,
+            },
+        )?;
         let n = (0..).find(|n| !st.loops.contains_key(n)).unwrap_or(0);
         st.loops.insert(n, file.to_owned());
         Ok(PathBuf::from(format!("/dev/loop{n}")))
     }
 
     fn loop_detach(&self, device: &Path) -> Result<()> {
-        let mut st = self.record("LoopDetach", Call::LoopDetach { device: device.into() })?;
-        st.loops.retain(|n, _| Path::new(&format!("/dev/loop{n}")) != device);
+        let mut st = self.record(
+            "LoopDetach",
+            Call::LoopDetach {
+                device: device.into(),
+            },
+        )?;
+        st.loops
+            .retain(|n, _| Path::new(&format!("/dev/loop{n}")) != device);
         Ok(())
     }
 
     fn loop_list(&self) -> Result<Vec<LoopDevice>> {
         let st = self.lock();
-        let list = st.loops.iter().map(|(n, f)| LoopDevice { device: format!("/dev/loop{n}").into(), backing_file: f.clone() });
+        let list = st.loops.iter().map(|(n, f)| LoopDevice {
+            device: format!("/dev/loop{n}").into(),
+            backing_file: f.clone(),
+        });
         Ok(list.collect())
     }
 
     fn loop_set_capacity(&self, device: &Path) -> Result<()> {
-        self.record("LoopSetCapacity", Call::LoopSetCapacity { device: device.into() }).map(drop)
+        self.record(
+            "LoopSetCapacity",
+            Call::LoopSetCapacity {
+                device: device.into(),
+            },
+        )
+        .map(drop)
     }
 
     fn probe_fs(&self, device: &Path) -> Result<Option<String>> {
         let st = self.lock();
-        let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
+        let file = st
+            .loops
+            .iter()
+            .find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device)
+            .map(|(_, f)| f.clone());
         Ok(file.and_then(|f| st.formatted.get(&f).map(|fs| fs.as_str().to_owned())))
     }
 
     fn mkfs(&self, device: &Path, fs: FsType) -> Result<()> {
-        let mut st = self.record("Mkfs", Call::Mkfs { device: device.into(), fs })?;
-        let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
+        let mut st = self.record(
+            "Mkfs",
+            Call::Mkfs {
+                device: device.into(),
+                fs,
+            },
+        )?;
+        let file = st
+            .loops
+            .iter()
+            .find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device)
+            .map(|(_, f)| f.clone());
         let file = file.ok_or_else(|| einval("mkfs", device))?;
         st.formatted.insert(file, fs);
         Ok(())
     }
 
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()> {
-        self.record("GrowFs", Call::GrowFs { fs, device: device.into(), mountpoint: mountpoint.into() }).map(drop)
+        self.record(
+            "GrowFs",
+            Call::GrowFs {
+                fs,
+                device: device.into(),
+                mountpoint: mountpoint.into(),
+            },
+        )
+        .map(drop)
     }
 
     fn statvfs(&self, _path: &Path) -> Result<FsStats> {
@@ -196,26 +358,59 @@ impl Host for FakeHost {
     }
 
     fn btrfs_subvolume_create(&self, path: &Path) -> Result<()> {
-        drop(self.record("SubvolumeCreate", Call::SubvolumeCreate { path: path.into() })?);
-        std::fs::create_dir(path).map_err(|source| Error::Io { what: "create subvolume", path: path.into(), source })
+        drop(self.record(
+            "SubvolumeCreate",
+            Call::SubvolumeCreate { path: path.into() },
+        )?);
+        std::fs::create_dir(path).map_err(|source| Error::Io {
+            what: "create subvolume",
+            path: path.into(),
+            source,
+        })
     }
 
     fn btrfs_subvolume_delete(&self, path: &Path) -> Result<()> {
-        drop(self.record("SubvolumeDelete", Call::SubvolumeDelete { path: path.into() })?);
-        std::fs::remove_dir_all(path).map_err(|source| Error::Io { what: "delete subvolume", path: path.into(), source })
+        drop(self.record(
+            "SubvolumeDelete",
+            Call::SubvolumeDelete { path: path.into() },
+        )?);
+        std::fs::remove_dir_all(path).map_err(|source| Error::Io {
+            what: "delete subvolume",
+            path: path.into(),
+            source,
+        })
     }
 
     fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
-        drop(self.record("Snapshot", Call::Snapshot { source: source.into(), dest: dest.into(), readonly })?);
-        std::fs::create_dir(dest).map_err(|source| Error::Io { what: "snapshot", path: dest.into(), source })
+        drop(self.record(
+            "Snapshot",
+            Call::Snapshot {
+                source: source.into(),
+                dest: dest.into(),
+                readonly,
+            },
+        )?);
+        std::fs::create_dir(dest).map_err(|source| Error::Io {
+            what: "snapshot",
+            path: dest.into(),
+            source,
+        })
     }
 
     fn btrfs_quota_enable(&self, path: &Path) -> Result<()> {
-        self.record("QuotaEnable", Call::QuotaEnable { path: path.into() }).map(drop)
+        self.record("QuotaEnable", Call::QuotaEnable { path: path.into() })
+            .map(drop)
     }
 
     fn btrfs_qgroup_limit(&self, path: &Path, bytes: u64) -> Result<()> {
-        self.record("QgroupLimit", Call::QgroupLimit { path: path.into(), bytes }).map(drop)
+        self.record(
+            "QgroupLimit",
+            Call::QgroupLimit {
+                path: path.into(),
+                bytes,
+            },
+        )
+        .map(drop)
     }
 
     fn btrfs_qgroup_usage(&self, _path: &Path) -> Result<u64> {
@@ -226,8 +421,24 @@ impl Host for FakeHost {
         Ok(true)
     }
 
+    fn memory_available(&self) -> Result<u64> {
+        Ok(self.lock().stats.available_bytes)
+    }
+
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
-        drop(self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?);
-        std::fs::copy(source, dest).map(drop).map_err(|e| Error::Copy { from: source.into(), to: dest.into(), source: e })
+        drop(self.record(
+            "CopyFile",
+            Call::CopyFile {
+                source: source.into(),
+                dest: dest.into(),
+            },
+        )?);
+        std::fs::copy(source, dest)
+            .map(drop)
+            .map_err(|e| Error::Copy {
+                from: source.into(),
+                to: dest.into(),
+                source: e,
+            })
     }
 }

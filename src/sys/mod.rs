@@ -114,6 +114,9 @@ pub trait Host: Send + Sync + Debug {
     /// Whether `path` lies on a btrfs filesystem.
     fn is_btrfs(&self, path: &Path) -> Result<bool>;
 
+    /// Bytes of memory the kernel could give to a new tmpfs without swapping.
+    fn memory_available(&self) -> Result<u64>;
+
     /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()>;
 }
@@ -121,6 +124,23 @@ pub trait Host: Send + Sync + Debug {
 /// Finds the mount whose mount point is exactly `path`, the topmost if several are stacked.
 pub fn mount_at<'a>(table: &'a [MountEntry], path: &Path) -> Option<&'a MountEntry> {
     table.iter().rev().find(|m| m.mount_point == path)
+}
+
+/// The `(major, minor, root)` a bind mount of `path` would show in the mount table: the device of
+/// the mount holding `path` and `path`'s place inside that filesystem.
+pub fn bind_identity(table: &[MountEntry], path: &Path) -> Option<(u32, u32, PathBuf)> {
+    let holder = table
+        .iter()
+        .rev()
+        .filter(|m| path.starts_with(&m.mount_point))
+        .max_by_key(|m| m.mount_point.components().count())?;
+    let rest = path.strip_prefix(&holder.mount_point).ok()?;
+    let root = if rest.as_os_str().is_empty() {
+        holder.root.clone()
+    } else {
+        holder.root.join(rest)
+    };
+    Some((holder.major, holder.minor, root))
 }
 
 /// Finds the loop device whose backing file is `file` (a `(deleted)` suffix is tolerated).

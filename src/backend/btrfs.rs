@@ -1,0 +1,103 @@
+//! `btrfs`: a subvolume under the root (which must be on btrfs), its size held by a qgroup limit.
+
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind};
+use crate::engine::record::{Access, Volume};
+use crate::sys::{Host, MountEntry};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct BtrfsBackend {
+    pub host: Arc<dyn Host>,
+}
+
+impl BtrfsBackend {
+    fn require_btrfs(&self, path: &Path) -> Result<()> {
+        if self.host.is_btrfs(path)? {
+            Ok(())
+        } else {
+            Err(Error::NotBtrfs {
+                path: path.to_owned(),
+            })
+        }
+    }
+}
+
+impl Backend for BtrfsBackend {
+    fn kind(&self) -> Kind {
+        Kind::Btrfs
+    }
+
+    fn free_bytes(&self, root: &Path) -> Result<u64> {
+        self.require_btrfs(root)?;
+        Ok(self.host.statvfs(root)?.available_bytes)
+    }
+
+    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        self.require_btrfs(&dir.0)?;
+        let data = dir.data();
+        if !data.exists() {
+            self.host.btrfs_quota_enable(&dir.0)?;
+            self.host.btrfs_subvolume_create(&data)?;
+        }
+        self.host.btrfs_qgroup_limit(&data, vol.capacity)?;
+        let chmod =
+            std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+        chmod.map_err(Error::io("chmod", &data))
+    }
+
+    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        if dir.data().exists() {
+            self.host.btrfs_subvolume_delete(&dir.data())?;
+        }
+        Ok(())
+    }
+
+    fn stage(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<()> {
+        if !dir.data().exists() {
+            return Err(Error::Missing { path: dir.data() });
+        }
+        stage_bind(self.host.as_ref(), &dir.data(), staging, access)
+    }
+
+    fn holds(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        table: &[MountEntry],
+    ) -> bool {
+        holds_bind(table, &dir.data(), staging)
+    }
+
+    fn expand(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        bytes: u64,
+        _staged: Option<(&Path, Option<&Path>)>,
+    ) -> Result<()> {
+        Ok(self.host.btrfs_qgroup_limit(&dir.data(), bytes)?)
+    }
+
+    fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+        let used = self.host.btrfs_qgroup_usage(&dir.data())?;
+        let fs = self.host.statvfs(&dir.data())?;
+        Ok(Usage {
+            total_bytes: vol.capacity,
+            used_bytes: used,
+            available_bytes: vol.capacity.saturating_sub(used).min(fs.available_bytes),
+            total_inodes: fs.total_inodes,
+            used_inodes: fs.used_inodes,
+            free_inodes: fs.free_inodes,
+        })
+    }
+}

@@ -1,0 +1,80 @@
+//! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
+
+use super::{Backend, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind, tree};
+use crate::engine::record::{Access, Volume};
+use crate::sys::{Host, MountEntry};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct DirBackend {
+    pub host: Arc<dyn Host>,
+}
+
+impl Backend for DirBackend {
+    fn kind(&self) -> Kind {
+        Kind::Dir
+    }
+
+    fn free_bytes(&self, root: &Path) -> Result<u64> {
+        Ok(self.host.statvfs(root)?.available_bytes)
+    }
+
+    fn provision(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        tree::make_dir(&dir.data(), 0o777)
+    }
+
+    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        tree::remove_tree(&dir.data())
+    }
+
+    fn stage(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<()> {
+        stage_bind(self.host.as_ref(), &dir.data(), staging, access)
+    }
+
+    fn holds(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        table: &[MountEntry],
+    ) -> bool {
+        holds_bind(table, &dir.data(), staging)
+    }
+
+    fn expand(
+        &self,
+        _vol: &Volume,
+        _dir: &VolumeDir,
+        _bytes: u64,
+        _staged: Option<(&Path, Option<&Path>)>,
+    ) -> Result<()> {
+        Ok(())
+    }
+
+    /// Capacity is the recorded size; used is what the tree holds; available is bounded by both
+    /// the recorded size and the real free space of the filesystem.
+    fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+        let tree = tree::measure(&dir.data())?;
+        let fs = self.host.statvfs(&dir.data())?;
+        Ok(Usage {
+            total_bytes: vol.capacity,
+            used_bytes: tree.used_bytes,
+            available_bytes: vol
+                .capacity
+                .saturating_sub(tree.used_bytes)
+                .min(fs.available_bytes),
+            total_inodes: fs.total_inodes,
+            used_inodes: tree.used_inodes,
+            free_inodes: fs.free_inodes,
+        })
+    }
+}

@@ -1,0 +1,45 @@
+//! Backend errors: a host call that failed, or a volume in a state the backend cannot act on.
+
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Host(#[from] crate::sys::Error),
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("raw block access is only available for loop volumes")]
+    BlockUnsupported,
+    #[error(
+        "{device} carries a {found} filesystem, but the volume is {expected}; refusing to mount or format it"
+    )]
+    WrongFilesystem {
+        device: PathBuf,
+        found: String,
+        expected: String,
+    },
+    #[error("{path} is not on btrfs: the btrfs backend needs the data root on a btrfs filesystem")]
+    NotBtrfs { path: PathBuf },
+    #[error("refusing to remove {path}: {mount} is mounted inside it")]
+    MountInside { path: PathBuf, mount: PathBuf },
+    #[error("the storage of the volume is missing: {path}")]
+    Missing { path: PathBuf },
+    #[error("{0} is not supported by this backend")]
+    Unsupported(&'static str),
+}
+
+impl Error {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+}

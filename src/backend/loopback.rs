@@ -1,0 +1,195 @@
+//! `loop`: a sparse file attached to a loop device, formatted ext4 or xfs on first stage.
+
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
+use crate::engine::record::{Access, Volume};
+use crate::sys::{FsType, Host, MountEntry, MountOptions, loop_for, mount_at};
+use std::fs::OpenOptions;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct LoopBackend {
+    pub host: Arc<dyn Host>,
+}
+
+impl LoopBackend {
+    fn devices_of(&self, image: &Path) -> Result<Vec<PathBuf>> {
+        let loops = self.host.loop_list()?;
+        Ok(loops
+            .into_iter()
+            .filter(|l| l.backing_file == image)
+            .map(|l| l.device)
+            .collect())
+    }
+
+    /// Formats the device if (and only if) it carries no signature at all.
+    fn ensure_fs(&self, device: &Path, fs: FsType) -> Result<()> {
+        match self.host.probe_fs(device)? {
+            None => Ok(self.host.mkfs(device, fs)?),
+            Some(found) if found == fs.as_str() => Ok(()),
+            Some(found) => Err(Error::WrongFilesystem {
+                device: device.to_owned(),
+                found,
+                expected: fs.as_str().to_owned(),
+            }),
+        }
+    }
+}
+
+/// Mount options for the stage mount: the user's, plus `nouuid` for xfs so clones mount.
+pub fn stage_options(fs: FsType, flags: &[String]) -> MountOptions {
+    let mut options: Vec<String> = flags.to_vec();
+    if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
+        options.push("nouuid".to_owned());
+    }
+    MountOptions {
+        readonly: false,
+        options,
+    }
+}
+
+impl Backend for LoopBackend {
+    fn kind(&self) -> Kind {
+        Kind::Loop
+    }
+
+    fn free_bytes(&self, root: &Path) -> Result<u64> {
+        Ok(self.host.statvfs(root)?.available_bytes)
+    }
+
+    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        let image = dir.image();
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&image)
+            .map_err(Error::io("create", &image))?;
+        file.set_len(vol.capacity)
+            .map_err(Error::io("size", &image))?;
+        file.sync_all().map_err(Error::io("sync", &image))
+    }
+
+    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        let image = dir.image();
+        for device in self.devices_of(&image)? {
+            self.host.loop_detach(&device)?;
+        }
+        match std::fs::remove_file(&image) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", &image)(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn attach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
+        let image = dir.image();
+        if !image.exists() {
+            return Err(Error::Missing { path: image });
+        }
+        if let Some(device) = self.devices_of(&image)?.into_iter().next() {
+            return Ok(Some(device));
+        }
+        Ok(Some(self.host.loop_attach(&image, false)?))
+    }
+
+    fn detach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        for device in self.devices_of(&dir.image())? {
+            self.host.loop_detach(&device)?;
+        }
+        Ok(())
+    }
+
+    fn stage(
+        &self,
+        vol: &Volume,
+        _dir: &VolumeDir,
+        device: Option<&Path>,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<()> {
+        let device = device.ok_or(Error::Unsupported(
+            "staging a loop volume that is not attached",
+        ))?;
+        let Access::Mount { flags } = access else {
+            return Ok(());
+        };
+        let fs = fs_of(vol);
+        self.ensure_fs(device, fs)?;
+        Ok(self
+            .host
+            .mount(device, staging, fs.as_str(), &stage_options(fs, flags))?)
+    }
+
+    fn holds(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        device: Option<&Path>,
+        staging: &Path,
+        table: &[MountEntry],
+    ) -> bool {
+        let Some(device) = device else { return false };
+        let attached = self
+            .host
+            .loop_list()
+            .ok()
+            .and_then(|l| loop_for(&l, &dir.image()).map(|d| d.device == device));
+        if attached != Some(true) {
+            return false;
+        }
+        match mount_at(table, staging) {
+            Some(m) => Path::new(&m.source) == device,
+            None => true, // block access: the device is the staging
+        }
+    }
+
+    fn expand(
+        &self,
+        vol: &Volume,
+        dir: &VolumeDir,
+        bytes: u64,
+        staged: Option<(&Path, Option<&Path>)>,
+    ) -> Result<()> {
+        let image = dir.image();
+        let file = OpenOptions::new()
+            .write(true)
+            .open(&image)
+            .map_err(Error::io("open", &image))?;
+        let len = file.metadata().map_err(Error::io("stat", &image))?.len();
+        if bytes > len {
+            file.set_len(bytes).map_err(Error::io("grow", &image))?;
+            file.sync_all().map_err(Error::io("sync", &image))?;
+        }
+        for device in self.devices_of(&image)? {
+            self.host.loop_set_capacity(&device)?;
+        }
+        if let Some((staging, Some(device))) = staged {
+            let table = self.host.mount_table()?;
+            if mount_at(&table, staging).is_some_and(|m| Path::new(&m.source) == device) {
+                self.host.grow_fs(fs_of(vol), device, staging)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn usage(&self, vol: &Volume, _dir: &VolumeDir, path: &Path) -> Result<Usage> {
+        let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
+        if !meta.is_dir() {
+            return Ok(Usage {
+                total_bytes: vol.capacity,
+                ..Usage::default()
+            });
+        }
+        let fs = self.host.statvfs(path)?;
+        Ok(Usage {
+            total_bytes: fs.total_bytes,
+            used_bytes: fs.used_bytes,
+            available_bytes: fs.available_bytes,
+            total_inodes: fs.total_inodes,
+            used_inodes: fs.used_inodes,
+            free_inodes: fs.free_inodes,
+        })
+    }
+}

@@ -1,0 +1,178 @@
+//! Volume backends: one trait, one file per kind (`dir`, `loop`, `btrfs`, `tmpfs`).
+
+mod btrfs;
+mod dir;
+mod error;
+mod loopback;
+mod tmpfs;
+pub(crate) mod tree;
+
+pub use error::{Error, Result};
+
+use crate::engine::record::{Access, Volume};
+use crate::sys::{FsType, Host, MountEntry};
+use std::fmt::Debug;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// The kinds of volume strata can make.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Kind {
+    Dir,
+    Loop,
+    Btrfs,
+    Tmpfs,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 4] = [Kind::Dir, Kind::Loop, Kind::Btrfs, Kind::Tmpfs];
+
+    pub fn parse(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.as_str() == name)
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Kind::Dir => "dir",
+            Kind::Loop => "loop",
+            Kind::Btrfs => "btrfs",
+            Kind::Tmpfs => "tmpfs",
+        }
+    }
+
+    /// Whether volumes of this kind can be handed out as raw block devices.
+    pub fn supports_block(self) -> bool {
+        self == Kind::Loop
+    }
+
+    /// Whether volumes of this kind carry a filesystem that strata makes (and so a fs type).
+    pub fn formats(self) -> bool {
+        self == Kind::Loop
+    }
+}
+
+/// Where a volume's files live: `<root>/volumes/<id>/`.
+#[derive(Debug, Clone)]
+pub struct VolumeDir(pub PathBuf);
+
+impl VolumeDir {
+    /// The data directory (dir), subvolume (btrfs) or tmpfs mount point (tmpfs).
+    pub fn data(&self) -> PathBuf {
+        self.0.join("data")
+    }
+    /// The backing file of a loop volume.
+    pub fn image(&self) -> PathBuf {
+        self.0.join("disk.img")
+    }
+    pub fn record(&self) -> PathBuf {
+        self.0.join("volume.json")
+    }
+}
+
+/// Usage figures of one volume as a pod sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Usage {
+    pub total_bytes: u64,
+    pub used_bytes: u64,
+    pub available_bytes: u64,
+    pub total_inodes: u64,
+    pub used_inodes: u64,
+    pub free_inodes: u64,
+}
+
+/// What a backend does for the engine. The engine has validated arguments, holds the volume's
+/// lock and keeps the record; a backend makes the change on the host and must be idempotent.
+pub trait Backend: Send + Sync + Debug {
+    fn kind(&self) -> Kind;
+    /// Bytes a new volume of this kind could still get.
+    fn free_bytes(&self, root: &Path) -> Result<u64>;
+    /// Whether this backend can serve volumes under `root` on this host.
+    fn usable(&self, root: &Path) -> Result<()> {
+        self.free_bytes(root).map(drop)
+    }
+    /// Makes the volume's storage (a directory, a sparse file, a subvolume, a tmpfs).
+    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()>;
+    /// Removes the volume's storage; storage already gone is fine.
+    fn delete(&self, vol: &Volume, dir: &VolumeDir) -> Result<()>;
+    /// Makes the volume reachable as a device (loop); returns the device if there is one.
+    fn attach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<Option<PathBuf>> {
+        Ok(None)
+    }
+    /// Undoes [`Backend::attach`].
+    fn detach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<()> {
+        Ok(())
+    }
+    /// Mounts the volume at `staging` (after `attach`, with its device if any).
+    fn stage(
+        &self,
+        vol: &Volume,
+        dir: &VolumeDir,
+        device: Option<&Path>,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<()>;
+    /// Whether `staging` really holds this volume, judged from the mount table.
+    fn holds(
+        &self,
+        vol: &Volume,
+        dir: &VolumeDir,
+        device: Option<&Path>,
+        staging: &Path,
+        table: &[MountEntry],
+    ) -> bool;
+    /// Grows the volume's storage and, where it is staged, its filesystem.
+    fn expand(
+        &self,
+        vol: &Volume,
+        dir: &VolumeDir,
+        bytes: u64,
+        staged: Option<(&Path, Option<&Path>)>,
+    ) -> Result<()>;
+    /// Usage as seen at `path`, where the volume is staged or published.
+    fn usage(&self, vol: &Volume, dir: &VolumeDir, path: &Path) -> Result<Usage>;
+}
+
+/// Makes the backend of `kind`, acting through `host`.
+pub fn make(kind: Kind, host: Arc<dyn Host>) -> Box<dyn Backend> {
+    match kind {
+        Kind::Dir => Box::new(dir::DirBackend { host }),
+        Kind::Loop => Box::new(loopback::LoopBackend { host }),
+        Kind::Btrfs => Box::new(btrfs::BtrfsBackend { host }),
+        Kind::Tmpfs => Box::new(tmpfs::TmpfsBackend { host }),
+    }
+}
+
+/// Binds `source` onto `staging` unless the staging path already holds it (shared by the
+/// backends whose volume is a directory tree).
+pub(crate) fn stage_bind(
+    host: &dyn Host,
+    source: &Path,
+    staging: &Path,
+    access: &Access,
+) -> Result<()> {
+    if matches!(access, Access::Block) {
+        return Err(Error::BlockUnsupported);
+    }
+    host.bind_mount(source, staging, false).map_err(Error::from)
+}
+
+/// Whether the mount at `staging` is a bind of `source` (same device, same subtree).
+pub(crate) fn holds_bind(table: &[MountEntry], source: &Path, staging: &Path) -> bool {
+    let Some(mount) = crate::sys::mount_at(table, staging) else {
+        return false;
+    };
+    match crate::sys::bind_identity(table, source) {
+        Some((major, minor, root)) => {
+            mount.major == major && mount.minor == minor && mount.root == root
+        }
+        None => false,
+    }
+}
+
+/// The fs type of a volume that must have one.
+pub(crate) fn fs_of(vol: &Volume) -> FsType {
+    vol.fs_type.unwrap_or(FsType::Ext4)
+}

@@ -1,0 +1,109 @@
+//! `tmpfs`: a tmpfs mounted under the root for the life of the volume, bound where it is used.
+
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind, tree};
+use crate::engine::record::{Access, Volume};
+use crate::sys::{Host, MountEntry, MountOptions, mount_at};
+use std::path::Path;
+use std::sync::Arc;
+
+#[derive(Debug)]
+pub struct TmpfsBackend {
+    pub host: Arc<dyn Host>,
+}
+
+fn options(bytes: u64) -> MountOptions {
+    MountOptions {
+        readonly: false,
+        options: vec![format!("size={bytes}"), "mode=1777".to_owned()],
+    }
+}
+
+impl TmpfsBackend {
+    fn mounted(&self, dir: &VolumeDir) -> Result<bool> {
+        let table = self.host.mount_table()?;
+        Ok(mount_at(&table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs"))
+    }
+}
+
+impl Backend for TmpfsBackend {
+    fn kind(&self) -> Kind {
+        Kind::Tmpfs
+    }
+
+    fn free_bytes(&self, _root: &Path) -> Result<u64> {
+        Ok(self.host.memory_available()?)
+    }
+
+    /// Mounts the tmpfs at the data directory (also used by reconcile after a reboot).
+    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        tree::make_dir(&dir.data(), 0o755)?;
+        if !self.mounted(dir)? {
+            self.host.mount(
+                Path::new("tmpfs"),
+                &dir.data(),
+                "tmpfs",
+                &options(vol.capacity),
+            )?;
+        }
+        Ok(())
+    }
+
+    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        if self.mounted(dir)? {
+            self.host.unmount(&dir.data(), false)?;
+        }
+        match std::fs::remove_dir(dir.data()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                Err(Error::io("remove", dir.data())(e))
+            }
+            _ => Ok(()),
+        }
+    }
+
+    fn stage(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<()> {
+        if !self.mounted(dir)? {
+            return Err(Error::Missing { path: dir.data() });
+        }
+        stage_bind(self.host.as_ref(), &dir.data(), staging, access)
+    }
+
+    fn holds(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        table: &[MountEntry],
+    ) -> bool {
+        holds_bind(table, &dir.data(), staging)
+    }
+
+    fn expand(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        bytes: u64,
+        _staged: Option<(&Path, Option<&Path>)>,
+    ) -> Result<()> {
+        Ok(self.host.remount(&dir.data(), &options(bytes))?)
+    }
+
+    fn usage(&self, _vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+        let fs = self.host.statvfs(&dir.data())?;
+        Ok(Usage {
+            total_bytes: fs.total_bytes,
+            used_bytes: fs.used_bytes,
+            available_bytes: fs.available_bytes,
+            total_inodes: fs.total_inodes,
+            used_inodes: fs.used_inodes,
+            free_inodes: fs.free_inodes,
+        })
+    }
+}

@@ -1,0 +1,68 @@
+//! Engine errors: each says what the caller asked that cannot be done, and why.
+
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("invalid {kind} id {id:?}: {reason}")]
+    InvalidId {
+        kind: &'static str,
+        id: String,
+        reason: String,
+    },
+    #[error("invalid {what} path {path:?}: {reason}")]
+    InvalidPath {
+        what: &'static str,
+        path: PathBuf,
+        reason: String,
+    },
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("volume {0} does not exist")]
+    VolumeNotFound(String),
+    #[error("volume {id} already exists with different arguments: {reason}")]
+    AlreadyExists { id: String, reason: String },
+    #[error("volume {id} is busy: another operation on it is in progress")]
+    Busy { id: String },
+    #[error("volume {id}: {reason}")]
+    FailedPrecondition { id: String, reason: String },
+    #[error("not enough space: {requested} bytes requested, {available} bytes available")]
+    OutOfCapacity { requested: u64, available: u64 },
+    #[error("{0} is not supported")]
+    Unsupported(String),
+    #[error("volume record {path}: {reason}")]
+    Record { path: PathBuf, reason: String },
+    #[error("{what} {path}: {source}")]
+    Io {
+        what: &'static str,
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Backend(#[from] crate::backend::Error),
+}
+
+impl From<crate::sys::Error> for Error {
+    fn from(e: crate::sys::Error) -> Error {
+        Error::Backend(crate::backend::Error::Host(e))
+    }
+}
+
+impl Error {
+    pub(crate) fn io(
+        what: &'static str,
+        path: impl Into<PathBuf>,
+    ) -> impl FnOnce(std::io::Error) -> Error {
+        let path = path.into();
+        move |source| Error::Io { what, path, source }
+    }
+
+    pub(crate) fn precondition(id: &str, reason: impl Into<String>) -> Error {
+        Error::FailedPrecondition {
+            id: id.to_owned(),
+            reason: reason.into(),
+        }
+    }
+}

@@ -1,0 +1,112 @@
+//! Per-volume locks that hold across processes: `flock(2)` on `<root>/locks/<id>.lock`.
+
+use super::{Error, Result};
+use nix::fcntl::{Flock, FlockArg};
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// How to behave when another holder has the lock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Wait {
+    /// Fail at once with [`Error::Busy`] (CSI answers ABORTED and the sidecar retries).
+    No,
+    /// Wait up to this long, then fail with [`Error::Busy`] (FlexVolume: kubelet does not retry quickly).
+    Upto(Duration),
+}
+
+/// A held volume lock; released on drop.
+#[derive(Debug)]
+pub struct VolumeLock {
+    _lock: Flock<File>,
+    path: PathBuf,
+}
+
+impl VolumeLock {
+    /// Takes the lock of volume `id` under `dir`.
+    pub fn acquire(dir: &Path, id: &str, wait: Wait) -> Result<VolumeLock> {
+        let path = dir.join(format!("{id}.lock"));
+        let deadline = match wait {
+            Wait::No => None,
+            Wait::Upto(d) => Some(Instant::now() + d),
+        };
+        loop {
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(false)
+                .write(true)
+                .open(&path)
+                .map_err(Error::io("open lock", &path))?;
+            match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                Ok(lock) if same_file(&lock, &path) => return Ok(VolumeLock { _lock: lock, path }),
+                Ok(_) => continue, // the file was removed by the previous holder: lock the new one
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+                Err((_, errno)) => return Err(Error::io("lock", &path)(errno.into())),
+            }
+            match deadline {
+                Some(d) if Instant::now() < d => std::thread::sleep(Duration::from_millis(5)),
+                _ => return Err(Error::Busy { id: id.to_owned() }),
+            }
+        }
+    }
+
+    /// Removes the lock file while still holding it (after the volume is deleted); later
+    /// lockers notice the inode changed and lock a fresh file.
+    pub fn remove_file(&self) {
+        let _ = std::fs::remove_file(&self.path);
+    }
+}
+
+fn same_file(lock: &Flock<File>, path: &Path) -> bool {
+    match (lock.metadata(), std::fs::metadata(path)) {
+        (Ok(a), Ok(b)) => a.ino() == b.ino() && a.dev() == b.dev(),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn second_locker_is_busy_until_release() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+        assert!(matches!(
+            VolumeLock::acquire(dir.path(), "v", Wait::No),
+            Err(Error::Busy { .. })
+        ));
+        assert!(matches!(
+            VolumeLock::acquire(dir.path(), "v", Wait::Upto(Duration::from_millis(20))),
+            Err(Error::Busy { .. })
+        ));
+        VolumeLock::acquire(dir.path(), "other", Wait::No).unwrap();
+        drop(a);
+        VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+    }
+
+    #[test]
+    fn removed_lock_file_is_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+        a.remove_file();
+        drop(a);
+        let b = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+        assert!(dir.path().join("v.lock").exists());
+        drop(b);
+    }
+
+    #[test]
+    fn waiter_gets_the_lock_when_released() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+        let p = dir.path().to_owned();
+        let t = std::thread::spawn(move || {
+            VolumeLock::acquire(&p, "v", Wait::Upto(Duration::from_secs(5))).map(drop)
+        });
+        std::thread::sleep(Duration::from_millis(30));
+        drop(a);
+        t.join().unwrap().unwrap();
+    }
+}

@@ -1,0 +1,349 @@
+//! The volume engine: the only place that decides. It validates, locks, keeps the records and
+//! drives the backends through the volume lifecycle; both front-ends call it.
+
+mod error;
+pub mod lock;
+mod node;
+pub mod reconcile;
+pub mod record;
+pub mod validate;
+
+pub use error::{Error, Result};
+pub use lock::Wait;
+pub use record::{Access, Publication, Staging, Volume};
+
+use crate::backend::{self, Backend, Kind, Usage, VolumeDir};
+use crate::sys::{FsType, Host};
+use lock::VolumeLock;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Where the engine keeps its state and which paths it may touch.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The data root (`/var/lib/strata` by default).
+    pub root: PathBuf,
+    /// Staging and target paths from requests must lie under one of these.
+    pub allowed_prefixes: Vec<PathBuf>,
+    /// What to do when another caller holds a volume.
+    pub wait: Wait,
+}
+
+impl Config {
+    pub fn new(root: impl Into<PathBuf>) -> Config {
+        Config {
+            root: root.into(),
+            allowed_prefixes: vec![PathBuf::from("/var/lib/kubelet")],
+            wait: Wait::No,
+        }
+    }
+}
+
+/// What a caller asks for when it creates a volume.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CreateRequest {
+    pub id: String,
+    pub name: String,
+    pub backend: Kind,
+    pub capacity: u64,
+    /// Only for kinds that format (loop); ext4 when unset.
+    pub fs_type: Option<FsType>,
+    pub parameters: BTreeMap<String, String>,
+}
+
+/// The volume engine over one data root.
+#[derive(Debug)]
+pub struct Engine {
+    cfg: Config,
+    host: Arc<dyn Host>,
+    backends: BTreeMap<Kind, Box<dyn Backend>>,
+}
+
+impl Engine {
+    /// Opens (creating if needed) the data root.
+    pub fn new(mut cfg: Config, host: Arc<dyn Host>) -> Result<Engine> {
+        for sub in ["", "volumes", "locks", "staging"] {
+            let dir = cfg.root.join(sub);
+            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        }
+        cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
+        let backends = Kind::ALL
+            .into_iter()
+            .map(|k| (k, backend::make(k, host.clone())))
+            .collect();
+        Ok(Engine {
+            cfg,
+            host,
+            backends,
+        })
+    }
+
+    pub fn config(&self) -> &Config {
+        &self.cfg
+    }
+
+    pub fn host(&self) -> &Arc<dyn Host> {
+        &self.host
+    }
+
+    fn backend(&self, kind: Kind) -> &dyn Backend {
+        self.backends[&kind].as_ref()
+    }
+
+    fn dir(&self, id: &str) -> VolumeDir {
+        VolumeDir(self.cfg.root.join("volumes").join(id))
+    }
+
+    /// The staging path the engine uses for front-ends that have none of their own (FlexVolume).
+    pub fn default_staging(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("staging").join(id)
+    }
+
+    fn lock(&self, id: &str) -> Result<VolumeLock> {
+        VolumeLock::acquire(&self.cfg.root.join("locks"), id, self.cfg.wait)
+    }
+
+    fn load(&self, id: &str) -> Result<Option<Volume>> {
+        record::load(&self.dir(id).record())
+    }
+
+    fn load_existing(&self, id: &str) -> Result<Volume> {
+        self.load(id)?
+            .ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
+    }
+
+    fn save(&self, vol: &Volume) -> Result<()> {
+        record::save_json(&self.dir(&vol.id).record(), vol)
+    }
+
+    /// A volume's record, if it exists.
+    pub fn get_volume(&self, id: &str) -> Result<Option<Volume>> {
+        validate::id("volume", id)?;
+        self.load(id)
+    }
+
+    /// Every volume, ordered by id. Unreadable records are reported, not skipped.
+    pub fn list_volumes(&self) -> Result<Vec<Volume>> {
+        let dir = self.cfg.root.join("volumes");
+        let mut ids: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(Error::io("list", &dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| validate::id("volume", n).is_ok())
+            .collect();
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            if let Some(v) = self.load(&id)? {
+                out.push(v);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Bytes a new volume of `kind` could still get.
+    pub fn free_bytes(&self, kind: Kind) -> Result<u64> {
+        Ok(self.backend(kind).free_bytes(&self.cfg.root)?)
+    }
+
+    /// Whether the backend of `kind` works on this host and root.
+    pub fn backend_usable(&self, kind: Kind) -> Result<()> {
+        Ok(self.backend(kind).usable(&self.cfg.root)?)
+    }
+
+    /// Creates a volume; the same request again returns the same volume, a different one with
+    /// the same id fails with [`Error::AlreadyExists`].
+    pub fn create_volume(&self, req: &CreateRequest) -> Result<Volume> {
+        validate::id("volume", &req.id)?;
+        if req.capacity == 0 {
+            return Err(Error::InvalidArgument(
+                "the capacity must be more than 0 bytes".into(),
+            ));
+        }
+        let fs_type = if req.backend.formats() {
+            Some(req.fs_type.unwrap_or(FsType::Ext4))
+        } else {
+            None
+        };
+        let _lock = self.lock(&req.id)?;
+        if let Some(existing) = self.load(&req.id)? {
+            return same_volume(&existing, req, fs_type).map(|()| existing);
+        }
+        let available = self.free_bytes(req.backend)?;
+        if req.capacity > available {
+            return Err(Error::OutOfCapacity {
+                requested: req.capacity,
+                available,
+            });
+        }
+        let dir = self.dir(&req.id);
+        let vol = Volume {
+            format: record::FORMAT,
+            id: req.id.clone(),
+            name: req.name.clone(),
+            backend: req.backend,
+            capacity: req.capacity,
+            fs_type,
+            parameters: req.parameters.clone(),
+            created_unix: SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map(|d| d.as_secs())
+                .unwrap_or(0),
+            staging: None,
+            publications: Vec::new(),
+        };
+        self.provision(&vol, &dir)?;
+        Ok(vol)
+    }
+
+    /// Makes the storage and writes the record; undoes the storage if either fails.
+    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        let backend = self.backend(vol.backend);
+        if dir.0.exists() {
+            // A create that crashed before its record was written: nothing in it is user data.
+            backend.delete(vol, dir)?;
+        }
+        std::fs::create_dir_all(&dir.0).map_err(Error::io("create", &dir.0))?;
+        let result = backend
+            .provision(vol, dir)
+            .map_err(Error::from)
+            .and_then(|()| self.save(vol));
+        if let Err(e) = result {
+            let _ = backend.delete(vol, dir);
+            let _ = std::fs::remove_dir_all(&dir.0);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Deletes a volume and its storage. A volume that does not exist is already deleted.
+    /// A volume still staged or published is refused.
+    pub fn delete_volume(&self, id: &str) -> Result<()> {
+        validate::id("volume", id)?;
+        let lock = self.lock(id)?;
+        let dir = self.dir(id);
+        let Some(vol) = self.load(id)? else {
+            lock.remove_file();
+            return Ok(());
+        };
+        if let Some(place) = self.in_use(&vol, &dir)? {
+            return Err(Error::precondition(
+                id,
+                format!(
+                    "it is in use at {}; unpublish and unstage it first",
+                    place.display()
+                ),
+            ));
+        }
+        let backend = self.backend(vol.backend);
+        backend.detach(&vol, &dir)?;
+        backend.delete(&vol, &dir)?;
+        let record = dir.record();
+        std::fs::remove_file(&record).map_err(Error::io("remove", &record))?;
+        std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))?;
+        lock.remove_file();
+        Ok(())
+    }
+
+    /// Where the volume is still mounted (staged or published), judged from the mount table.
+    fn in_use(&self, vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
+        let table = self.host.mount_table()?;
+        if let Some(s) = &vol.staging {
+            if self
+                .backend(vol.backend)
+                .holds(vol, dir, s.device.as_deref(), &s.path, &table)
+            {
+                return Ok(Some(s.path.clone()));
+            }
+        }
+        let published = vol
+            .publications
+            .iter()
+            .find(|p| crate::sys::mount_at(&table, &p.target).is_some());
+        Ok(published.map(|p| p.target.clone()))
+    }
+
+    /// Grows a volume to `bytes` (never shrinks); returns the capacity it now has.
+    pub fn expand_volume(&self, id: &str, bytes: u64) -> Result<u64> {
+        validate::id("volume", id)?;
+        let _lock = self.lock(id)?;
+        let mut vol = self.load_existing(id)?;
+        if bytes <= vol.capacity {
+            return Ok(vol.capacity);
+        }
+        let extra = bytes - vol.capacity;
+        let available = self.free_bytes(vol.backend)?;
+        if extra > available {
+            return Err(Error::OutOfCapacity {
+                requested: extra,
+                available,
+            });
+        }
+        let staged = vol
+            .staging
+            .as_ref()
+            .map(|s| (s.path.as_path(), s.device.as_deref()));
+        self.backend(vol.backend)
+            .expand(&vol, &self.dir(id), bytes, staged)?;
+        vol.capacity = bytes;
+        self.save(&vol)?;
+        Ok(bytes)
+    }
+
+    /// Usage of a volume seen at `path` (its staging or a publication).
+    pub fn volume_usage(&self, id: &str, path: &Path) -> Result<Usage> {
+        validate::id("volume", id)?;
+        let vol = self.load_existing(id)?;
+        if !path.exists() {
+            return Err(Error::InvalidPath {
+                what: "volume",
+                path: path.to_owned(),
+                reason: "does not exist".into(),
+            });
+        }
+        Ok(self.backend(vol.backend).usage(&vol, &self.dir(id), path)?)
+    }
+}
+
+/// Whether an existing volume answers the same create request.
+fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) -> Result<()> {
+    let differ = |what: &str, had: String, asked: String| {
+        Err(Error::AlreadyExists {
+            id: req.id.clone(),
+            reason: format!("it has {what} {had}, the request asks for {asked}"),
+        })
+    };
+    if existing.backend != req.backend {
+        return differ(
+            "backend",
+            existing.backend.as_str().into(),
+            req.backend.as_str().into(),
+        );
+    }
+    if existing.capacity != req.capacity {
+        return differ(
+            "capacity",
+            existing.capacity.to_string(),
+            req.capacity.to_string(),
+        );
+    }
+    if existing.fs_type != fs_type {
+        return differ(
+            "fs type",
+            format!("{:?}", existing.fs_type),
+            format!("{fs_type:?}"),
+        );
+    }
+    if existing.parameters != req.parameters {
+        return differ(
+            "parameters",
+            format!("{:?}", existing.parameters),
+            format!("{:?}", req.parameters),
+        );
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

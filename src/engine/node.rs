@@ -1,0 +1,319 @@
+//! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
+
+use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
+use crate::backend::VolumeDir;
+use crate::sys::{MountEntry, bind_identity, mount_at};
+use std::path::{Path, PathBuf};
+
+/// Stacked mounts unpublish removes from one target before it gives up.
+const MAX_STACKED: usize = 8;
+
+impl Engine {
+    fn check_node_path(&self, what: &'static str, path: &Path) -> Result<()> {
+        let mut prefixes = self.cfg.allowed_prefixes.clone();
+        prefixes.push(self.cfg.root.join("staging"));
+        validate::path_under(what, path, &prefixes)
+    }
+
+    /// Whether the volume's record says it is staged and the mount table agrees.
+    pub(super) fn staged_here(&self, vol: &Volume, table: &[MountEntry]) -> Option<Staging> {
+        let s = vol.staging.as_ref()?;
+        let held = self.backend(vol.backend).holds(
+            vol,
+            &self.dir(&vol.id),
+            s.device.as_deref(),
+            &s.path,
+            table,
+        );
+        held.then(|| s.clone())
+    }
+
+    /// Stages a volume at `staging`: attach, format if blank, mount. Idempotent for the same
+    /// path and access; another path or access while staged is [`Error::AlreadyExists`].
+    pub fn stage_volume(&self, id: &str, staging: &Path, access: &Access) -> Result<()> {
+        validate::id("volume", id)?;
+        self.check_node_path("staging", staging)?;
+        let _lock = self.lock(id)?;
+        let mut vol = self.load_existing(id)?;
+        if matches!(access, Access::Block) && !vol.backend.supports_block() {
+            return Err(Error::InvalidArgument(format!(
+                "a {} volume cannot be used as a raw block device",
+                vol.backend.as_str()
+            )));
+        }
+        let table = self.host.mount_table()?;
+        if let Some(s) = self.staged_here(&vol, &table) {
+            return match (s.path == staging, &s.access == access) {
+                (true, true) => Ok(()),
+                (true, false) => Err(already(
+                    id,
+                    format!(
+                        "it is staged at {} with another access type",
+                        staging.display()
+                    ),
+                )),
+                (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
+            };
+        }
+        if mount_at(&table, staging).is_some() {
+            return Err(already(
+                id,
+                format!("{} already holds another mount", staging.display()),
+            ));
+        }
+        let device = self.attach_and_stage(&vol, staging, access)?;
+        vol.staging = Some(Staging {
+            path: staging.to_owned(),
+            access: access.clone(),
+            device,
+        });
+        self.save(&vol)
+    }
+
+    /// Attaches (if needed) and stages; detaches again if this call attached and staging failed.
+    pub(super) fn attach_and_stage(
+        &self,
+        vol: &Volume,
+        staging: &Path,
+        access: &Access,
+    ) -> Result<Option<PathBuf>> {
+        let dir = self.dir(&vol.id);
+        let backend = self.backend(vol.backend);
+        let attached_before = !self
+            .host
+            .loop_list()?
+            .iter()
+            .all(|l| l.backing_file != dir.image());
+        let device = backend.attach(vol, &dir)?;
+        let made_dir = make_dir_for(staging, access)?;
+        if let Err(e) = backend.stage(vol, &dir, device.as_deref(), staging, access) {
+            if !attached_before {
+                let _ = backend.detach(vol, &dir);
+            }
+            if made_dir {
+                let _ = std::fs::remove_dir(staging);
+            }
+            return Err(e.into());
+        }
+        Ok(device)
+    }
+
+    /// Unstages a volume: unmount the staging path and detach. Refused while it is published.
+    pub fn unstage_volume(&self, id: &str, staging: &Path) -> Result<()> {
+        validate::id("volume", id)?;
+        self.check_node_path("staging", staging)?;
+        let _lock = self.lock(id)?;
+        let mut vol = self.load_existing(id)?;
+        let table = self.host.mount_table()?;
+        if let Some(p) = vol
+            .publications
+            .iter()
+            .find(|p| mount_at(&table, &p.target).is_some())
+        {
+            return Err(Error::precondition(
+                id,
+                format!("it is still published at {}", p.target.display()),
+            ));
+        }
+        let dir = self.dir(id);
+        if let Some(m) = mount_at(&table, staging) {
+            let ours = self
+                .staged_here(&vol, &table)
+                .is_some_and(|s| s.path == staging);
+            if !ours {
+                return Err(Error::precondition(
+                    id,
+                    format!(
+                        "{} holds a mount that is not this volume ({})",
+                        staging.display(),
+                        m.source
+                    ),
+                ));
+            }
+            self.host.unmount(staging, false)?;
+        }
+        self.backend(vol.backend).detach(&vol, &dir)?;
+        if vol.staging.take().is_some() || !vol.publications.is_empty() {
+            vol.publications.clear();
+            self.save(&vol)?;
+        }
+        if staging.starts_with(self.cfg.root.join("staging")) {
+            remove_empty(staging)?;
+        }
+        Ok(())
+    }
+
+    /// Binds the staged volume onto `target` (a directory, or a file for block access).
+    /// Idempotent when `target` already holds this volume with the same read-only flag.
+    pub fn publish_volume(
+        &self,
+        id: &str,
+        staging: &Path,
+        target: &Path,
+        readonly: bool,
+    ) -> Result<()> {
+        validate::id("volume", id)?;
+        self.check_node_path("staging", staging)?;
+        self.check_node_path("target", target)?;
+        let _lock = self.lock(id)?;
+        let mut vol = self.load_existing(id)?;
+        let table = self.host.mount_table()?;
+        let s = self.staged_here(&vol, &table).filter(|s| s.path == staging);
+        let Some(s) = s else {
+            return Err(Error::precondition(
+                id,
+                format!("it is not staged at {}; stage it first", staging.display()),
+            ));
+        };
+        let block = matches!(s.access, Access::Block);
+        let source = if block {
+            s.device.clone().unwrap_or_default()
+        } else {
+            staging.to_owned()
+        };
+        if let Some(m) = mount_at(&table, target) {
+            return match (same_source(&table, &source, m), m.is_readonly() == readonly) {
+                (true, true) => Ok(()),
+                (true, false) => Err(already(
+                    id,
+                    format!(
+                        "it is published at {} with the other read-only flag",
+                        target.display()
+                    ),
+                )),
+                (false, _) => Err(already(
+                    id,
+                    format!("{} already holds another mount", target.display()),
+                )),
+            };
+        }
+        let made = make_target(target, block)?;
+        if let Err(e) = self.host.bind_mount(&source, target, readonly) {
+            if made {
+                let _ = remove_target(target);
+            }
+            return Err(e.into());
+        }
+        vol.publications.retain(|p| p.target != target);
+        vol.publications.push(Publication {
+            target: target.to_owned(),
+            readonly,
+            block,
+        });
+        self.save(&vol)
+    }
+
+    /// Unmounts `target` and removes it. A target that is missing or not mounted is fine, and
+    /// so is a volume whose record is gone: the decision rests on the target path.
+    pub fn unpublish_volume(&self, id: &str, target: &Path) -> Result<()> {
+        validate::id("volume", id)?;
+        self.check_node_path("target", target)?;
+        let _lock = self.lock(id)?;
+        for _ in 0..MAX_STACKED {
+            let table = self.host.mount_table()?;
+            if mount_at(&table, target).is_none() {
+                break;
+            }
+            self.host.unmount(target, false)?;
+        }
+        remove_target(target)?;
+        if let Some(mut vol) = self.load(id)? {
+            let before = vol.publications.len();
+            vol.publications.retain(|p| p.target != target);
+            if vol.publications.len() != before {
+                self.save(&vol)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The volume's publications that are still mounted.
+    pub fn live_publications(&self, id: &str) -> Result<Vec<Publication>> {
+        let Some(vol) = self.get_volume(id)? else {
+            return Ok(Vec::new());
+        };
+        let table = self.host.mount_table()?;
+        Ok(vol
+            .publications
+            .into_iter()
+            .filter(|p| mount_at(&table, &p.target).is_some())
+            .collect())
+    }
+
+    pub(super) fn volume_dir(&self, id: &str) -> VolumeDir {
+        self.dir(id)
+    }
+}
+
+fn already(id: &str, reason: String) -> Error {
+    Error::AlreadyExists {
+        id: id.to_owned(),
+        reason,
+    }
+}
+
+/// Whether mount `m` is a bind of `source` (same device and subtree).
+fn same_source(table: &[MountEntry], source: &Path, m: &MountEntry) -> bool {
+    let want = match mount_at(table, source) {
+        Some(s) => Some((s.major, s.minor, s.root.clone())),
+        None => bind_identity(table, source),
+    };
+    want == Some((m.major, m.minor, m.root.clone()))
+}
+
+/// Creates the staging directory for a mount if it is missing; true if this call made it.
+fn make_dir_for(staging: &Path, access: &Access) -> Result<bool> {
+    if matches!(access, Access::Block) || staging.is_dir() {
+        return Ok(false);
+    }
+    std::fs::create_dir(staging).map_err(Error::io("create staging directory", staging))?;
+    Ok(true)
+}
+
+/// Creates the target (directory, or empty file for block) if missing; true if this call made it.
+fn make_target(target: &Path, block: bool) -> Result<bool> {
+    if target.exists() {
+        return Ok(false);
+    }
+    let made = if block {
+        std::fs::File::create_new(target).map(drop)
+    } else {
+        std::fs::create_dir(target)
+    };
+    made.map_err(Error::io("create target", target))?;
+    Ok(true)
+}
+
+/// Removes an unmounted target: an empty directory or an empty file. Anything holding data is
+/// left in place with an error, never deleted.
+fn remove_target(target: &Path) -> Result<()> {
+    let meta = match std::fs::symlink_metadata(target) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(Error::io("stat target", target)(e)),
+    };
+    if meta.is_dir() {
+        return remove_empty(target);
+    }
+    if meta.len() > 0 {
+        return Err(Error::InvalidPath {
+            what: "target",
+            path: target.to_owned(),
+            reason: "is an unmounted file with data in it; not removing it".into(),
+        });
+    }
+    std::fs::remove_file(target).map_err(Error::io("remove target", target))
+}
+
+fn remove_empty(dir: &Path) -> Result<()> {
+    match std::fs::remove_dir(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(Error::InvalidPath {
+            what: "target",
+            path: dir.to_owned(),
+            reason: "is not mounted but holds files; leaving it untouched".into(),
+        }),
+        Err(e) => Err(Error::io("remove", dir)(e)),
+    }
+}

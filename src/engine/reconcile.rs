@@ -1,0 +1,110 @@
+//! Start-up reconcile: bring the host back in line with the records after a crash or reboot.
+
+use super::{Engine, Result, Volume};
+use crate::backend::{Kind, tree};
+use crate::sys::mount_at;
+
+/// What reconcile found and did, one line per action, for the log.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Report {
+    pub actions: Vec<String>,
+    pub errors: Vec<String>,
+}
+
+impl Engine {
+    /// Re-mounts tmpfs volumes, re-attaches and re-stages staged volumes whose mounts are gone,
+    /// drops publications that no longer exist, and removes leftovers of interrupted creates.
+    pub fn reconcile(&self) -> Result<Report> {
+        let mut report = Report::default();
+        self.remove_orphan_dirs(&mut report)?;
+        for vol in self.list_volumes()? {
+            let id = vol.id.clone();
+            if let Err(e) = self.reconcile_volume(vol, &mut report) {
+                report.errors.push(format!("volume {id}: {e}"));
+            }
+        }
+        Ok(report)
+    }
+
+    fn reconcile_volume(&self, mut vol: Volume, report: &mut Report) -> Result<()> {
+        let _lock = self.lock(&vol.id)?;
+        let dir = self.volume_dir(&vol.id);
+        let backend = self.backend(vol.backend);
+        if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none()
+        {
+            backend.provision(&vol, &dir)?;
+            report.actions.push(format!(
+                "volume {}: mounted a new empty tmpfs (its contents did not survive)",
+                vol.id
+            ));
+        }
+        let mut changed = false;
+        let table = self.host.mount_table()?;
+        if let Some(s) = vol.staging.clone() {
+            if self.staged_here(&vol, &table).is_none() {
+                if s.path.exists() && mount_at(&table, &s.path).is_none() {
+                    let device = self.attach_and_stage(&vol, &s.path, &s.access)?;
+                    vol.staging = Some(super::Staging {
+                        device,
+                        ..s.clone()
+                    });
+                    report.actions.push(format!(
+                        "volume {}: staged again at {}",
+                        vol.id,
+                        s.path.display()
+                    ));
+                } else {
+                    vol.staging = None;
+                    report.actions.push(format!(
+                        "volume {}: staging at {} is gone; forgot it",
+                        vol.id,
+                        s.path.display()
+                    ));
+                }
+                changed = true;
+            }
+        }
+        let table = self.host.mount_table()?;
+        let before = vol.publications.len();
+        vol.publications
+            .retain(|p| mount_at(&table, &p.target).is_some());
+        if vol.publications.len() != before {
+            report.actions.push(format!(
+                "volume {}: dropped {} publication(s) that are no longer mounted",
+                vol.id,
+                before - vol.publications.len()
+            ));
+            changed = true;
+        }
+        if changed { self.save(&vol) } else { Ok(()) }
+    }
+
+    /// Volume directories without a record are creates that crashed: nothing there is user data.
+    fn remove_orphan_dirs(&self, report: &mut Report) -> Result<()> {
+        let volumes = self.config().root.join("volumes");
+        let entries = std::fs::read_dir(&volumes).map_err(super::Error::io("list", &volumes))?;
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let dir = self.volume_dir(&name);
+            if dir.record().exists() || super::validate::id("volume", &name).is_err() {
+                continue;
+            }
+            let Ok(_lock) = self.lock(&name) else {
+                continue;
+            };
+            if dir.record().exists() {
+                continue;
+            }
+            match tree::remove_tree(&dir.0) {
+                Ok(()) => report.actions.push(format!(
+                    "removed {} left by an interrupted create",
+                    dir.0.display()
+                )),
+                Err(e) => report
+                    .errors
+                    .push(format!("leftover {}: {e}", dir.0.display())),
+            }
+        }
+        Ok(())
+    }
+}
