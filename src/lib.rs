@@ -1,5 +1,6 @@
 //! strata: a node-local storage driver for Kubernetes (FlexVolume and CSI) on one volume engine.
 
 pub mod backend;
+pub mod csi;
 pub mod engine;
 pub mod sys;

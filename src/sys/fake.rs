@@ -135,9 +135,26 @@ impl FakeHost {
         self.lock().stats = stats;
     }
 
-    /// Detaches every loop device behind the engine's back, as a reboot would.
+    /// Detaches every loop device behind the engine's back.
     pub fn drop_all_loops(&self) {
         self.lock().loops.clear();
+    }
+
+    /// Forgets every mount but the root and every loop device, as a reboot does.
+    pub fn reboot(&self) {
+        let mut st = self.lock();
+        st.loops.clear();
+        st.mounts.truncate(1);
+    }
+
+    /// Whether anything but the root filesystem is mounted.
+    pub fn mounts_beyond_root(&self) -> Vec<PathBuf> {
+        self.lock()
+            .mounts
+            .iter()
+            .skip(1)
+            .map(|m| m.mount_point.clone())
+            .collect()
     }
 
     fn record(&self, op: &'static str, call: Call) -> Result<MutexGuard<'_, State>> {

@@ -257,7 +257,7 @@ impl Host for LinuxHost {
             path: path.to_owned(),
             errno,
         })?;
-        Ok(i64::from(st.filesystem_type().0) == BTRFS_SUPER_MAGIC)
+        Ok(st.filesystem_type().0 == BTRFS_SUPER_MAGIC)
     }
 
     fn memory_available(&self) -> Result<u64> {
