@@ -21,6 +21,16 @@ pub enum Wait {
 pub struct VolumeLock {
     _lock: Flock<File>,
     path: PathBuf,
+    /// When this file does not exist at release, the volume is gone: remove the lock file too.
+    owner: Option<PathBuf>,
+}
+
+impl Drop for VolumeLock {
+    fn drop(&mut self) {
+        if self.owner.as_ref().is_some_and(|o| !o.exists()) {
+            self.remove_file();
+        }
+    }
 }
 
 impl VolumeLock {
@@ -39,7 +49,13 @@ impl VolumeLock {
                 .open(&path)
                 .map_err(Error::io("open lock", &path))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                Ok(lock) if same_file(&lock, &path) => return Ok(VolumeLock { _lock: lock, path }),
+                Ok(lock) if same_file(&lock, &path) => {
+                    return Ok(VolumeLock {
+                        _lock: lock,
+                        path,
+                        owner: None,
+                    });
+                }
                 Ok(_) => continue, // the file was removed by the previous holder: lock the new one
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
                 Err((_, errno)) => return Err(Error::io("lock", &path)(errno.into())),
@@ -49,6 +65,13 @@ impl VolumeLock {
                 _ => return Err(Error::Busy { id: id.to_owned() }),
             }
         }
+    }
+
+    /// Removes the lock file at release unless `record` exists then, so that a volume that
+    /// does not exist leaves no lock file behind.
+    pub fn tied_to(mut self, record: PathBuf) -> VolumeLock {
+        self.owner = Some(record);
+        self
     }
 
     /// Removes the lock file while still holding it (after the volume is deleted); later

@@ -102,7 +102,8 @@ impl Engine {
     }
 
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        VolumeLock::acquire(&self.cfg.root.join("locks"), id, self.cfg.wait)
+        let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), id, self.cfg.wait)?;
+        Ok(lock.tied_to(self.dir(id).record()))
     }
 
     fn load(&self, id: &str) -> Result<Option<Volume>> {

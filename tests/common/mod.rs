@@ -1,0 +1,104 @@
+//! Helpers shared by the root-tier tests: root check, leak checks, a scratch btrfs filesystem.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use strata::sys::{Host, LinuxHost};
+
+/// Root-tier tests need root; without it they fail loudly instead of passing by skipping.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this root-tier test mounts filesystems and attaches loop devices: run it as root (CI does)"
+    );
+}
+
+/// Mount points at or below `dir`, from the kernel's mount table.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    strata::sys::mountinfo::parse(&text)
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with(dir))
+        .collect()
+}
+
+/// Loop devices whose backing file lies at or below `dir`, from sysfs.
+pub fn loops_under(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
+        let name = entry.file_name().into_string().unwrap();
+        let Ok(backing) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
+            continue;
+        };
+        if Path::new(backing.trim_end().trim_end_matches(" (deleted)")).starts_with(dir) {
+            out.push(format!("{name} -> {}", backing.trim_end()));
+        }
+    }
+    out
+}
+
+/// Every regular file at or below `dir` (recursively).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return out;
+    };
+    for e in entries.flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(files_under(&p))
+        } else {
+            out.push(p)
+        }
+    }
+    out
+}
+
+/// A btrfs filesystem on a loop device, mounted at `mount`; torn down on drop.
+pub struct ScratchBtrfs {
+    pub mount: PathBuf,
+    device: String,
+}
+
+impl ScratchBtrfs {
+    pub fn new(dir: &Path, bytes: u64) -> ScratchBtrfs {
+        let image = dir.join("btrfs.img");
+        std::fs::File::create(&image)
+            .unwrap()
+            .set_len(bytes)
+            .unwrap();
+        let device = LinuxHost
+            .loop_attach(&image, false)
+            .expect("attach a loop device")
+            .to_string_lossy()
+            .into_owned();
+        let mkfs = Command::new("/usr/sbin/mkfs.btrfs")
+            .args(["-q", "-f", &device])
+            .output()
+            .expect("mkfs.btrfs (btrfs-progs) is installed");
+        assert!(
+            mkfs.status.success(),
+            "mkfs.btrfs: {}",
+            String::from_utf8_lossy(&mkfs.stderr)
+        );
+        let mount = dir.join("btrfs");
+        std::fs::create_dir(&mount).unwrap();
+        nix::mount::mount(
+            Some(device.as_str()),
+            &mount,
+            Some("btrfs"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        )
+        .expect("mount btrfs");
+        ScratchBtrfs { mount, device }
+    }
+}
+
+impl Drop for ScratchBtrfs {
+    fn drop(&mut self) {
+        let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
+        let _ = LinuxHost.loop_detach(Path::new(&self.device));
+    }
+}

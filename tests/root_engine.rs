@@ -1,0 +1,413 @@
+//! Root tier: the engine and every backend against the real kernel (mounts, loop devices, mkfs).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{ScratchBtrfs, files_under, loops_under, mounts_under, require_root};
+use std::collections::BTreeMap;
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use strata::backend::Kind;
+use strata::engine::{Access, Config, CreateRequest, Engine, Error, Wait};
+use strata::sys::{FsType, LinuxHost};
+
+struct Env {
+    tmp: tempfile::TempDir,
+    kubelet: PathBuf,
+    root: PathBuf,
+    engine: Engine,
+    _btrfs: Option<ScratchBtrfs>,
+}
+
+impl Env {
+    fn new(kind: Kind) -> Env {
+        require_root();
+        let tmp = tempfile::tempdir().unwrap();
+        let btrfs = (kind == Kind::Btrfs).then(|| ScratchBtrfs::new(tmp.path(), 1 << 30));
+        let root = match &btrfs {
+            Some(b) => b.mount.join("root"),
+            None => tmp.path().join("root"),
+        };
+        let kubelet = tmp.path().join("kubelet");
+        std::fs::create_dir(&kubelet).unwrap();
+        let engine = Engine::new(Self::config(&root, &kubelet), Arc::new(LinuxHost)).unwrap();
+        Env {
+            tmp,
+            kubelet,
+            root,
+            engine,
+            _btrfs: btrfs,
+        }
+    }
+
+    fn config(root: &Path, kubelet: &Path) -> Config {
+        Config {
+            root: root.to_owned(),
+            allowed_prefixes: vec![kubelet.to_owned()],
+            wait: Wait::No,
+        }
+    }
+
+    /// Another engine on the same root, as a second process would have.
+    fn second_engine(&self) -> Engine {
+        Engine::new(Self::config(&self.root, &self.kubelet), Arc::new(LinuxHost)).unwrap()
+    }
+
+    fn path(&self, name: &str) -> PathBuf {
+        self.kubelet.join(name)
+    }
+
+    fn dir(&self, name: &str) -> PathBuf {
+        let p = self.path(name);
+        std::fs::create_dir_all(&p).unwrap();
+        p
+    }
+
+    fn create(&self, id: &str, kind: Kind, capacity: u64, fs_type: Option<FsType>) {
+        let req = CreateRequest {
+            id: id.into(),
+            name: id.into(),
+            backend: kind,
+            capacity,
+            fs_type,
+            parameters: BTreeMap::new(),
+        };
+        self.engine.create_volume(&req).unwrap();
+    }
+
+    /// Nothing of ours is left on the host: no mount, no loop device, no file.
+    fn assert_clean(&self) {
+        assert_eq!(
+            mounts_under(self.tmp.path())
+                .iter()
+                .filter(|m| !m.ends_with("btrfs"))
+                .count(),
+            0,
+            "{:?}",
+            mounts_under(self.tmp.path())
+        );
+        let loops: Vec<String> = loops_under(self.tmp.path())
+            .into_iter()
+            .filter(|l| !l.ends_with("btrfs.img"))
+            .collect();
+        assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
+        let files: Vec<PathBuf> = files_under(&self.root.join("volumes"))
+            .into_iter()
+            .chain(files_under(&self.root.join("locks")))
+            .collect();
+        assert!(files.is_empty(), "files left behind: {files:?}");
+        assert!(
+            files_under(&self.kubelet).is_empty(),
+            "{:?}",
+            files_under(&self.kubelet)
+        );
+    }
+}
+
+fn mount() -> Access {
+    Access::Mount { flags: vec![] }
+}
+
+/// provision → stage → publish twice → write → unpublish both → unstage → stage again →
+/// the data is still there → delete → nothing left.
+fn full_cycle(kind: Kind, capacity: u64, fs_type: Option<FsType>) {
+    let env = Env::new(kind);
+    let e = &env.engine;
+    env.create("vol", kind, capacity, fs_type);
+    let staging = env.dir("staging");
+    e.stage_volume("vol", &staging, &mount()).unwrap();
+    let (a, b) = (env.path("pod-a"), env.path("pod-b"));
+    e.publish_volume("vol", &staging, &a, false).unwrap();
+    e.publish_volume("vol", &staging, &b, false).unwrap();
+    e.publish_volume("vol", &staging, &b, false).unwrap();
+    std::fs::write(a.join("hello.txt"), b"written through pod a").unwrap();
+    assert_eq!(
+        std::fs::read(b.join("hello.txt")).unwrap(),
+        b"written through pod a"
+    );
+    e.unpublish_volume("vol", &a).unwrap();
+    e.unpublish_volume("vol", &b).unwrap();
+    e.unpublish_volume("vol", &b).unwrap();
+    assert!(!a.exists() && !b.exists(), "unpublish removes the targets");
+    e.unstage_volume("vol", &staging).unwrap();
+    assert!(mounts_under(&staging).is_empty());
+    e.stage_volume("vol", &staging, &mount()).unwrap();
+    let c = env.path("pod-c");
+    e.publish_volume("vol", &staging, &c, false).unwrap();
+    assert_eq!(
+        std::fs::read(c.join("hello.txt")).unwrap(),
+        b"written through pod a"
+    );
+    let usage = e.volume_usage("vol", &c).unwrap();
+    assert!(usage.total_bytes > 0 && usage.used_bytes > 0, "{usage:?}");
+    e.unpublish_volume("vol", &c).unwrap();
+    e.unstage_volume("vol", &staging).unwrap();
+    e.delete_volume("vol").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn dir_full_cycle() {
+    full_cycle(Kind::Dir, 64 << 20, None);
+}
+
+#[test]
+fn loop_ext4_full_cycle() {
+    full_cycle(Kind::Loop, 64 << 20, Some(FsType::Ext4));
+}
+
+#[test]
+fn loop_xfs_full_cycle() {
+    full_cycle(Kind::Loop, 320 << 20, Some(FsType::Xfs));
+}
+
+#[test]
+fn tmpfs_full_cycle() {
+    full_cycle(Kind::Tmpfs, 16 << 20, None);
+}
+
+#[test]
+fn btrfs_full_cycle() {
+    full_cycle(Kind::Btrfs, 64 << 20, None);
+}
+
+fn readonly_publish(kind: Kind, capacity: u64) {
+    let env = Env::new(kind);
+    let e = &env.engine;
+    env.create("ro", kind, capacity, None);
+    let staging = env.dir("staging");
+    e.stage_volume("ro", &staging, &mount()).unwrap();
+    let (rw, ro) = (env.path("rw"), env.path("ro"));
+    e.publish_volume("ro", &staging, &rw, false).unwrap();
+    e.publish_volume("ro", &staging, &ro, true).unwrap();
+    std::fs::write(rw.join("f"), b"data").unwrap();
+    assert_eq!(std::fs::read(ro.join("f")).unwrap(), b"data");
+    let err = std::fs::write(ro.join("g"), b"x").unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{err}");
+    let err = e.publish_volume("ro", &staging, &ro, false).unwrap_err();
+    assert!(matches!(err, Error::AlreadyExists { .. }), "{err}");
+    e.unpublish_volume("ro", &rw).unwrap();
+    e.unpublish_volume("ro", &ro).unwrap();
+    e.unstage_volume("ro", &staging).unwrap();
+    e.delete_volume("ro").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn readonly_publish_dir() {
+    readonly_publish(Kind::Dir, 1 << 20);
+}
+
+#[test]
+fn readonly_publish_loop() {
+    readonly_publish(Kind::Loop, 64 << 20);
+}
+
+#[test]
+fn raw_block_publish_is_the_device() {
+    let env = Env::new(Kind::Loop);
+    let e = &env.engine;
+    env.create("blk", Kind::Loop, 16 << 20, None);
+    let staging = env.dir("staging");
+    e.stage_volume("blk", &staging, &Access::Block).unwrap();
+    let target = env.path("device");
+    e.publish_volume("blk", &staging, &target, false).unwrap();
+    e.publish_volume("blk", &staging, &target, false).unwrap();
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        std::fs::metadata(&target)
+            .unwrap()
+            .file_type()
+            .is_block_device()
+    );
+    let pattern: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
+    let mut dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(&target)
+        .unwrap();
+    dev.seek(SeekFrom::Start(8192)).unwrap();
+    dev.write_all(&pattern).unwrap();
+    dev.sync_all().unwrap();
+    let mut back = vec![0u8; 4096];
+    dev.seek(SeekFrom::Start(8192)).unwrap();
+    dev.read_exact(&mut back).unwrap();
+    assert_eq!(back, pattern);
+    drop(dev);
+    e.unpublish_volume("blk", &target).unwrap();
+    assert!(!target.exists());
+    e.unstage_volume("blk", &staging).unwrap();
+    let image = std::fs::read(env.root.join("volumes/blk/disk.img")).unwrap();
+    assert_eq!(
+        &image[8192..8192 + 4096],
+        &pattern[..],
+        "the bytes reached the backing file"
+    );
+    e.delete_volume("blk").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn bad_input_creates_nothing() {
+    let env = Env::new(Kind::Dir);
+    let e = &env.engine;
+    let long = "v".repeat(129);
+    for id in ["a/b", "..", "../escape", "nul\0id", long.as_str(), ""] {
+        let req = CreateRequest {
+            id: id.into(),
+            name: "n".into(),
+            backend: Kind::Dir,
+            capacity: 1 << 20,
+            fs_type: None,
+            parameters: BTreeMap::new(),
+        };
+        assert!(
+            matches!(e.create_volume(&req), Err(Error::InvalidId { .. })),
+            "{id:?}"
+        );
+    }
+    let zero = CreateRequest {
+        id: "z".into(),
+        name: "z".into(),
+        backend: Kind::Loop,
+        capacity: 0,
+        fs_type: None,
+        parameters: BTreeMap::new(),
+    };
+    assert!(matches!(
+        e.create_volume(&zero),
+        Err(Error::InvalidArgument(_))
+    ));
+    let huge = CreateRequest {
+        capacity: u64::MAX / 2,
+        ..zero.clone()
+    };
+    assert!(matches!(
+        e.create_volume(&huge),
+        Err(Error::OutOfCapacity { .. })
+    ));
+    env.create("ok", Kind::Dir, 1 << 20, None);
+    let outside = env.tmp.path().join("outside");
+    assert!(matches!(
+        e.stage_volume("ok", &outside, &mount()),
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(matches!(
+        e.publish_volume("ok", &env.path("s"), Path::new("/etc/strata-test"), false),
+        Err(Error::InvalidPath { .. })
+    ));
+    assert!(!outside.exists() && !Path::new("/etc/strata-test").exists());
+    assert!(matches!(
+        e.stage_volume("missing", &env.dir("s2"), &mount()),
+        Err(Error::VolumeNotFound(_))
+    ));
+    e.delete_volume("ok").unwrap();
+    std::fs::remove_dir(env.path("s2")).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn racing_stage_mounts_once() {
+    let env = Env::new(Kind::Loop);
+    env.create("race", Kind::Loop, 32 << 20, None);
+    let staging = env.dir("staging");
+    for _ in 0..5 {
+        let engines = [env.second_engine(), env.second_engine()];
+        let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
+            let handles: Vec<_> = engines
+                .iter()
+                .map(|e| s.spawn(|| e.stage_volume("race", &staging, &mount())))
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        assert!(results.iter().any(Result::is_ok), "{results:?}");
+        for r in &results {
+            assert!(matches!(r, Ok(()) | Err(Error::Busy { .. })), "{r:?}");
+        }
+        assert_eq!(
+            mounts_under(&staging).len(),
+            1,
+            "exactly one mount at the staging path"
+        );
+        assert_eq!(loops_under(&env.root).len(), 1, "exactly one loop device");
+        env.engine.unstage_volume("race", &staging).unwrap();
+    }
+    env.engine.delete_volume("race").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn racing_publish_and_delete_never_corrupt() {
+    let env = Env::new(Kind::Dir);
+    let staging = env.dir("staging");
+    for round in 0..10 {
+        env.create("pd", Kind::Dir, 1 << 20, None);
+        env.engine.stage_volume("pd", &staging, &mount()).unwrap();
+        let target = env.path(&format!("pod-{round}"));
+        let (a, b) = (env.second_engine(), env.second_engine());
+        let (published, deleted) = std::thread::scope(|s| {
+            let p = s.spawn(|| a.publish_volume("pd", &staging, &target, false));
+            let d = s.spawn(|| b.delete_volume("pd"));
+            (p.join().unwrap(), d.join().unwrap())
+        });
+        assert!(
+            deleted.is_err(),
+            "a staged volume is never deleted: {deleted:?}"
+        );
+        assert!(
+            matches!(
+                deleted,
+                Err(Error::Busy { .. } | Error::FailedPrecondition { .. })
+            ),
+            "{deleted:?}"
+        );
+        assert!(
+            matches!(published, Ok(()) | Err(Error::Busy { .. })),
+            "{published:?}"
+        );
+        let vol = env.engine.get_volume("pd").unwrap().expect("record intact");
+        assert_eq!(vol.publications.len(), usize::from(published.is_ok()));
+        env.engine.unpublish_volume("pd", &target).unwrap();
+        env.engine.unstage_volume("pd", &staging).unwrap();
+        env.engine.delete_volume("pd").unwrap();
+    }
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn reconcile_after_loop_devices_vanish() {
+    let env = Env::new(Kind::Loop);
+    env.create("rb", Kind::Loop, 32 << 20, None);
+    let staging = env.dir("staging");
+    let e = &env.engine;
+    e.stage_volume("rb", &staging, &mount()).unwrap();
+    std::fs::write(staging.join("keep"), b"survives").unwrap();
+    // What a reboot leaves: no mount, no loop device, the record still saying "staged".
+    nix::mount::umount2(&staging, nix::mount::MntFlags::empty()).unwrap();
+    let device = e
+        .get_volume("rb")
+        .unwrap()
+        .unwrap()
+        .staging
+        .unwrap()
+        .device
+        .unwrap();
+    strata::sys::Host::loop_detach(&LinuxHost, &device).unwrap();
+    let report = e.reconcile().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert_eq!(report.actions.len(), 1, "{report:?}");
+    let target = env.path("pod");
+    e.publish_volume("rb", &staging, &target, false).unwrap();
+    assert_eq!(std::fs::read(target.join("keep")).unwrap(), b"survives");
+    e.unpublish_volume("rb", &target).unwrap();
+    e.unstage_volume("rb", &staging).unwrap();
+    e.delete_volume("rb").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
