@@ -13,13 +13,7 @@ pub struct BtrfsBackend {
 
 impl BtrfsBackend {
     fn require_btrfs(&self, path: &Path) -> Result<()> {
-        if self.host.is_btrfs(path)? {
-            Ok(())
-        } else {
-            Err(Error::NotBtrfs {
-                path: path.to_owned(),
-            })
-        }
+        if self.host.is_btrfs(path)? { Ok(()) } else { Err(Error::NotBtrfs { path: path.to_owned() }) }
     }
 }
 
@@ -41,8 +35,7 @@ impl Backend for BtrfsBackend {
             self.host.btrfs_subvolume_create(&data)?;
         }
         self.host.btrfs_qgroup_limit(&data, vol.capacity)?;
-        let chmod =
-            std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777));
+        let chmod = std::fs::set_permissions(&data, std::os::unix::fs::PermissionsExt::from_mode(0o777));
         chmod.map_err(Error::io("chmod", &data))
     }
 

@@ -68,10 +68,7 @@ impl Backend for DirBackend {
         Ok(Usage {
             total_bytes: vol.capacity,
             used_bytes: tree.used_bytes,
-            available_bytes: vol
-                .capacity
-                .saturating_sub(tree.used_bytes)
-                .min(fs.available_bytes),
+            available_bytes: vol.capacity.saturating_sub(tree.used_bytes).min(fs.available_bytes),
             total_inodes: fs.total_inodes,
             used_inodes: tree.used_inodes,
             free_inodes: fs.free_inodes,

@@ -9,21 +9,11 @@ pub enum Error {
     #[error(transparent)]
     Host(#[from] crate::sys::Error),
     #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("raw block access is only available for loop volumes")]
     BlockUnsupported,
-    #[error(
-        "{device} carries a {found} filesystem, but the volume is {expected}; refusing to mount or format it"
-    )]
-    WrongFilesystem {
-        device: PathBuf,
-        found: String,
-        expected: String,
-    },
+    #[error("{device} carries a {found} filesystem, but the volume is {expected}; refusing to mount or format it")]
+    WrongFilesystem { device: PathBuf, found: String, expected: String },
     #[error("{path} is not on btrfs: the btrfs backend needs the data root on a btrfs filesystem")]
     NotBtrfs { path: PathBuf },
     #[error("refusing to remove {path}: {mount} is mounted inside it")]
@@ -35,10 +25,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub(crate) fn io(
-        what: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }

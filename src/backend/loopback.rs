@@ -15,11 +15,7 @@ pub struct LoopBackend {
 impl LoopBackend {
     fn devices_of(&self, image: &Path) -> Result<Vec<PathBuf>> {
         let loops = self.host.loop_list()?;
-        Ok(loops
-            .into_iter()
-            .filter(|l| l.backing_file == image)
-            .map(|l| l.device)
-            .collect())
+        Ok(loops.into_iter().filter(|l| l.backing_file == image).map(|l| l.device).collect())
     }
 
     /// Formats the device if (and only if) it carries no signature at all.
@@ -27,11 +23,9 @@ impl LoopBackend {
         match self.host.probe_fs(device)? {
             None => Ok(self.host.mkfs(device, fs)?),
             Some(found) if found == fs.as_str() => Ok(()),
-            Some(found) => Err(Error::WrongFilesystem {
-                device: device.to_owned(),
-                found,
-                expected: fs.as_str().to_owned(),
-            }),
+            Some(found) => {
+                Err(Error::WrongFilesystem { device: device.to_owned(), found, expected: fs.as_str().to_owned() })
+            }
         }
     }
 }
@@ -42,10 +36,7 @@ pub fn stage_options(fs: FsType, flags: &[String]) -> MountOptions {
     if fs == FsType::Xfs && !options.iter().any(|o| o == "nouuid") {
         options.push("nouuid".to_owned());
     }
-    MountOptions {
-        readonly: false,
-        options,
-    }
+    MountOptions { readonly: false, options }
 }
 
 impl Backend for LoopBackend {
@@ -65,8 +56,7 @@ impl Backend for LoopBackend {
             .write(true)
             .open(&image)
             .map_err(Error::io("create", &image))?;
-        file.set_len(vol.capacity)
-            .map_err(Error::io("size", &image))?;
+        file.set_len(vol.capacity).map_err(Error::io("size", &image))?;
         file.sync_all().map_err(Error::io("sync", &image))
     }
 
@@ -76,9 +66,7 @@ impl Backend for LoopBackend {
             self.host.loop_detach(&device)?;
         }
         match std::fs::remove_file(&image) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io("remove", &image)(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &image)(e)),
             _ => Ok(()),
         }
     }
@@ -109,17 +97,13 @@ impl Backend for LoopBackend {
         staging: &Path,
         access: &Access,
     ) -> Result<()> {
-        let device = device.ok_or(Error::Unsupported(
-            "staging a loop volume that is not attached",
-        ))?;
+        let device = device.ok_or(Error::Unsupported("staging a loop volume that is not attached"))?;
         let Access::Mount { flags } = access else {
             return Ok(());
         };
         let fs = fs_of(vol);
         self.ensure_fs(device, fs)?;
-        Ok(self
-            .host
-            .mount(device, staging, fs.as_str(), &stage_options(fs, flags))?)
+        Ok(self.host.mount(device, staging, fs.as_str(), &stage_options(fs, flags))?)
     }
 
     fn holds(
@@ -131,11 +115,7 @@ impl Backend for LoopBackend {
         table: &[MountEntry],
     ) -> bool {
         let Some(device) = device else { return false };
-        let attached = self
-            .host
-            .loop_list()
-            .ok()
-            .and_then(|l| loop_for(&l, &dir.image()).map(|d| d.device == device));
+        let attached = self.host.loop_list().ok().and_then(|l| loop_for(&l, &dir.image()).map(|d| d.device == device));
         if attached != Some(true) {
             return false;
         }
@@ -145,18 +125,9 @@ impl Backend for LoopBackend {
         }
     }
 
-    fn expand(
-        &self,
-        vol: &Volume,
-        dir: &VolumeDir,
-        bytes: u64,
-        staged: Option<(&Path, Option<&Path>)>,
-    ) -> Result<()> {
+    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64, staged: Option<(&Path, Option<&Path>)>) -> Result<()> {
         let image = dir.image();
-        let file = OpenOptions::new()
-            .write(true)
-            .open(&image)
-            .map_err(Error::io("open", &image))?;
+        let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
         let len = file.metadata().map_err(Error::io("stat", &image))?.len();
         if bytes > len {
             file.set_len(bytes).map_err(Error::io("grow", &image))?;
@@ -177,10 +148,7 @@ impl Backend for LoopBackend {
     fn usage(&self, vol: &Volume, _dir: &VolumeDir, path: &Path) -> Result<Usage> {
         let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
         if !meta.is_dir() {
-            return Ok(Usage {
-                total_bytes: vol.capacity,
-                ..Usage::default()
-            });
+            return Ok(Usage { total_bytes: vol.capacity, ..Usage::default() });
         }
         let fs = self.host.statvfs(path)?;
         Ok(Usage {

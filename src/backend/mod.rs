@@ -16,9 +16,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 /// The kinds of volume strata can make.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Kind {
     Dir,
@@ -115,22 +113,10 @@ pub trait Backend: Send + Sync + Debug {
         access: &Access,
     ) -> Result<()>;
     /// Whether `staging` really holds this volume, judged from the mount table.
-    fn holds(
-        &self,
-        vol: &Volume,
-        dir: &VolumeDir,
-        device: Option<&Path>,
-        staging: &Path,
-        table: &[MountEntry],
-    ) -> bool;
+    fn holds(&self, vol: &Volume, dir: &VolumeDir, device: Option<&Path>, staging: &Path, table: &[MountEntry])
+    -> bool;
     /// Grows the volume's storage and, where it is staged, its filesystem.
-    fn expand(
-        &self,
-        vol: &Volume,
-        dir: &VolumeDir,
-        bytes: u64,
-        staged: Option<(&Path, Option<&Path>)>,
-    ) -> Result<()>;
+    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64, staged: Option<(&Path, Option<&Path>)>) -> Result<()>;
     /// Usage as seen at `path`, where the volume is staged or published.
     fn usage(&self, vol: &Volume, dir: &VolumeDir, path: &Path) -> Result<Usage>;
 }
@@ -147,12 +133,7 @@ pub fn make(kind: Kind, host: Arc<dyn Host>) -> Box<dyn Backend> {
 
 /// Binds `source` onto `staging` unless the staging path already holds it (shared by the
 /// backends whose volume is a directory tree).
-pub(crate) fn stage_bind(
-    host: &dyn Host,
-    source: &Path,
-    staging: &Path,
-    access: &Access,
-) -> Result<()> {
+pub(crate) fn stage_bind(host: &dyn Host, source: &Path, staging: &Path, access: &Access) -> Result<()> {
     if matches!(access, Access::Block) {
         return Err(Error::BlockUnsupported);
     }
@@ -165,9 +146,7 @@ pub(crate) fn holds_bind(table: &[MountEntry], source: &Path, staging: &Path) ->
         return false;
     };
     match crate::sys::bind_identity(table, source) {
-        Some((major, minor, root)) => {
-            mount.major == major && mount.minor == minor && mount.root == root
-        }
+        Some((major, minor, root)) => mount.major == major && mount.minor == minor && mount.root == root,
         None => false,
     }
 }

@@ -12,10 +12,7 @@ pub struct TmpfsBackend {
 }
 
 fn options(bytes: u64) -> MountOptions {
-    MountOptions {
-        readonly: false,
-        options: vec![format!("size={bytes}"), "mode=1777".to_owned()],
-    }
+    MountOptions { readonly: false, options: vec![format!("size={bytes}"), "mode=1777".to_owned()] }
 }
 
 impl TmpfsBackend {
@@ -38,12 +35,7 @@ impl Backend for TmpfsBackend {
     fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
         tree::make_dir(&dir.data(), 0o755)?;
         if !self.mounted(dir)? {
-            self.host.mount(
-                Path::new("tmpfs"),
-                &dir.data(),
-                "tmpfs",
-                &options(vol.capacity),
-            )?;
+            self.host.mount(Path::new("tmpfs"), &dir.data(), "tmpfs", &options(vol.capacity))?;
         }
         Ok(())
     }
@@ -53,9 +45,7 @@ impl Backend for TmpfsBackend {
             self.host.unmount(&dir.data(), false)?;
         }
         match std::fs::remove_dir(dir.data()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                Err(Error::io("remove", dir.data())(e))
-            }
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir.data())(e)),
             _ => Ok(()),
         }
     }

@@ -7,8 +7,9 @@ use std::path::Path;
 /// Creates `path` (one level) with mode `mode`, exactly, whatever the umask; an existing directory is kept.
 pub fn make_dir(path: &Path, mode: u32) -> Result<()> {
     match std::fs::create_dir(path) {
-        Ok(()) => std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode))
-            .map_err(Error::io("chmod", path)),
+        Ok(()) => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))
+        }
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
         Err(e) => Err(Error::io("create directory", path)(e)),
     }
@@ -32,10 +33,7 @@ fn check_no_mounts(dir: &Path, dev: u64) -> Result<()> {
         let entry = entry.map_err(Error::io("read directory", dir))?;
         let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
         if meta.dev() != dev {
-            return Err(Error::MountInside {
-                path: dir.to_owned(),
-                mount: entry.path(),
-            });
+            return Err(Error::MountInside { path: dir.to_owned(), mount: entry.path() });
         }
         if meta.is_dir() {
             check_no_mounts(&entry.path(), dev)?;
@@ -47,11 +45,7 @@ fn check_no_mounts(dir: &Path, dev: u64) -> Result<()> {
 /// Bytes (allocated) and inodes used by the tree at `path`, staying on its filesystem.
 pub fn measure(path: &Path) -> Result<Usage> {
     let meta = std::fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
-    let mut usage = Usage {
-        used_bytes: meta.blocks() * 512,
-        used_inodes: 1,
-        ..Usage::default()
-    };
+    let mut usage = Usage { used_bytes: meta.blocks() * 512, used_inodes: 1, ..Usage::default() };
     add_tree(path, meta.dev(), &mut usage)?;
     Ok(usage)
 }
@@ -81,10 +75,7 @@ mod tests {
         let d = tempfile::tempdir().unwrap();
         let p = d.path().join("data");
         make_dir(&p, 0o777).unwrap();
-        assert_eq!(
-            std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777,
-            0o777
-        );
+        assert_eq!(std::fs::metadata(&p).unwrap().permissions().mode() & 0o7777, 0o777);
         std::fs::write(p.join("f"), b"x").unwrap();
         make_dir(&p, 0o777).unwrap();
         assert!(p.join("f").exists());

@@ -7,17 +7,9 @@ pub type Result<T> = std::result::Result<T, Error>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     #[error("invalid {kind} id {id:?}: {reason}")]
-    InvalidId {
-        kind: &'static str,
-        id: String,
-        reason: String,
-    },
+    InvalidId { kind: &'static str, id: String, reason: String },
     #[error("invalid {what} path {path:?}: {reason}")]
-    InvalidPath {
-        what: &'static str,
-        path: PathBuf,
-        reason: String,
-    },
+    InvalidPath { what: &'static str, path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
     #[error("volume {0} does not exist")]
@@ -35,11 +27,7 @@ pub enum Error {
     #[error("volume record {path}: {reason}")]
     Record { path: PathBuf, reason: String },
     #[error("{what} {path}: {source}")]
-    Io {
-        what: &'static str,
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error(transparent)]
     Backend(#[from] crate::backend::Error),
 }
@@ -51,18 +39,12 @@ impl From<crate::sys::Error> for Error {
 }
 
 impl Error {
-    pub(crate) fn io(
-        what: &'static str,
-        path: impl Into<PathBuf>,
-    ) -> impl FnOnce(std::io::Error) -> Error {
+    pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
         move |source| Error::Io { what, path, source }
     }
 
     pub(crate) fn precondition(id: &str, reason: impl Into<String>) -> Error {
-        Error::FailedPrecondition {
-            id: id.to_owned(),
-            reason: reason.into(),
-        }
+        Error::FailedPrecondition { id: id.to_owned(), reason: reason.into() }
     }
 }

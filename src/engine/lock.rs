@@ -50,11 +50,7 @@ impl VolumeLock {
                 .map_err(Error::io("open lock", &path))?;
             match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
                 Ok(lock) if same_file(&lock, &path) => {
-                    return Ok(VolumeLock {
-                        _lock: lock,
-                        path,
-                        owner: None,
-                    });
+                    return Ok(VolumeLock { _lock: lock, path, owner: None });
                 }
                 Ok(_) => continue, // the file was removed by the previous holder: lock the new one
                 Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
@@ -96,10 +92,7 @@ mod tests {
     fn second_locker_is_busy_until_release() {
         let dir = tempfile::tempdir().unwrap();
         let a = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
-        assert!(matches!(
-            VolumeLock::acquire(dir.path(), "v", Wait::No),
-            Err(Error::Busy { .. })
-        ));
+        assert!(matches!(VolumeLock::acquire(dir.path(), "v", Wait::No), Err(Error::Busy { .. })));
         assert!(matches!(
             VolumeLock::acquire(dir.path(), "v", Wait::Upto(Duration::from_millis(20))),
             Err(Error::Busy { .. })
@@ -125,9 +118,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let a = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
         let p = dir.path().to_owned();
-        let t = std::thread::spawn(move || {
-            VolumeLock::acquire(&p, "v", Wait::Upto(Duration::from_secs(5))).map(drop)
-        });
+        let t = std::thread::spawn(move || VolumeLock::acquire(&p, "v", Wait::Upto(Duration::from_secs(5))).map(drop));
         std::thread::sleep(Duration::from_millis(30));
         drop(a);
         t.join().unwrap().unwrap();

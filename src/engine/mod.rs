@@ -33,11 +33,7 @@ pub struct Config {
 
 impl Config {
     pub fn new(root: impl Into<PathBuf>) -> Config {
-        Config {
-            root: root.into(),
-            allowed_prefixes: vec![PathBuf::from("/var/lib/kubelet")],
-            wait: Wait::No,
-        }
+        Config { root: root.into(), allowed_prefixes: vec![PathBuf::from("/var/lib/kubelet")], wait: Wait::No }
     }
 }
 
@@ -69,15 +65,8 @@ impl Engine {
             std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
         }
         cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
-        let backends = Kind::ALL
-            .into_iter()
-            .map(|k| (k, backend::make(k, host.clone())))
-            .collect();
-        Ok(Engine {
-            cfg,
-            host,
-            backends,
-        })
+        let backends = Kind::ALL.into_iter().map(|k| (k, backend::make(k, host.clone()))).collect();
+        Ok(Engine { cfg, host, backends })
     }
 
     pub fn config(&self) -> &Config {
@@ -111,8 +100,7 @@ impl Engine {
     }
 
     fn load_existing(&self, id: &str) -> Result<Volume> {
-        self.load(id)?
-            .ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
+        self.load(id)?.ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
     }
 
     fn save(&self, vol: &Volume) -> Result<()> {
@@ -158,25 +146,16 @@ impl Engine {
     pub fn create_volume(&self, req: &CreateRequest) -> Result<Volume> {
         validate::id("volume", &req.id)?;
         if req.capacity == 0 {
-            return Err(Error::InvalidArgument(
-                "the capacity must be more than 0 bytes".into(),
-            ));
+            return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
-        let fs_type = if req.backend.formats() {
-            Some(req.fs_type.unwrap_or(FsType::Ext4))
-        } else {
-            None
-        };
+        let fs_type = if req.backend.formats() { Some(req.fs_type.unwrap_or(FsType::Ext4)) } else { None };
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
             return same_volume(&existing, req, fs_type).map(|()| existing);
         }
         let available = self.free_bytes(req.backend)?;
         if req.capacity > available {
-            return Err(Error::OutOfCapacity {
-                requested: req.capacity,
-                available,
-            });
+            return Err(Error::OutOfCapacity { requested: req.capacity, available });
         }
         let dir = self.dir(&req.id);
         let vol = Volume {
@@ -187,10 +166,7 @@ impl Engine {
             capacity: req.capacity,
             fs_type,
             parameters: req.parameters.clone(),
-            created_unix: SystemTime::now()
-                .duration_since(UNIX_EPOCH)
-                .map(|d| d.as_secs())
-                .unwrap_or(0),
+            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
             staging: None,
             publications: Vec::new(),
         };
@@ -206,10 +182,7 @@ impl Engine {
             backend.delete(vol, dir)?;
         }
         std::fs::create_dir_all(&dir.0).map_err(Error::io("create", &dir.0))?;
-        let result = backend
-            .provision(vol, dir)
-            .map_err(Error::from)
-            .and_then(|()| self.save(vol));
+        let result = backend.provision(vol, dir).map_err(Error::from).and_then(|()| self.save(vol));
         if let Err(e) = result {
             let _ = backend.delete(vol, dir);
             let _ = std::fs::remove_dir_all(&dir.0);
@@ -231,10 +204,7 @@ impl Engine {
         if let Some(place) = self.in_use(&vol, &dir)? {
             return Err(Error::precondition(
                 id,
-                format!(
-                    "it is in use at {}; unpublish and unstage it first",
-                    place.display()
-                ),
+                format!("it is in use at {}; unpublish and unstage it first", place.display()),
             ));
         }
         let backend = self.backend(vol.backend);
@@ -251,17 +221,11 @@ impl Engine {
     fn in_use(&self, vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
         let table = self.host.mount_table()?;
         if let Some(s) = &vol.staging {
-            if self
-                .backend(vol.backend)
-                .holds(vol, dir, s.device.as_deref(), &s.path, &table)
-            {
+            if self.backend(vol.backend).holds(vol, dir, s.device.as_deref(), &s.path, &table) {
                 return Ok(Some(s.path.clone()));
             }
         }
-        let published = vol
-            .publications
-            .iter()
-            .find(|p| crate::sys::mount_at(&table, &p.target).is_some());
+        let published = vol.publications.iter().find(|p| crate::sys::mount_at(&table, &p.target).is_some());
         Ok(published.map(|p| p.target.clone()))
     }
 
@@ -276,17 +240,10 @@ impl Engine {
         let extra = bytes - vol.capacity;
         let available = self.free_bytes(vol.backend)?;
         if extra > available {
-            return Err(Error::OutOfCapacity {
-                requested: extra,
-                available,
-            });
+            return Err(Error::OutOfCapacity { requested: extra, available });
         }
-        let staged = vol
-            .staging
-            .as_ref()
-            .map(|s| (s.path.as_path(), s.device.as_deref()));
-        self.backend(vol.backend)
-            .expand(&vol, &self.dir(id), bytes, staged)?;
+        let staged = vol.staging.as_ref().map(|s| (s.path.as_path(), s.device.as_deref()));
+        self.backend(vol.backend).expand(&vol, &self.dir(id), bytes, staged)?;
         vol.capacity = bytes;
         self.save(&vol)?;
         Ok(bytes)
@@ -297,11 +254,7 @@ impl Engine {
         validate::id("volume", id)?;
         let vol = self.load_existing(id)?;
         if !path.exists() {
-            return Err(Error::InvalidPath {
-                what: "volume",
-                path: path.to_owned(),
-                reason: "does not exist".into(),
-            });
+            return Err(Error::InvalidPath { what: "volume", path: path.to_owned(), reason: "does not exist".into() });
         }
         Ok(self.backend(vol.backend).usage(&vol, &self.dir(id), path)?)
     }
@@ -316,32 +269,16 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
         })
     };
     if existing.backend != req.backend {
-        return differ(
-            "backend",
-            existing.backend.as_str().into(),
-            req.backend.as_str().into(),
-        );
+        return differ("backend", existing.backend.as_str().into(), req.backend.as_str().into());
     }
     if existing.capacity != req.capacity {
-        return differ(
-            "capacity",
-            existing.capacity.to_string(),
-            req.capacity.to_string(),
-        );
+        return differ("capacity", existing.capacity.to_string(), req.capacity.to_string());
     }
     if existing.fs_type != fs_type {
-        return differ(
-            "fs type",
-            format!("{:?}", existing.fs_type),
-            format!("{fs_type:?}"),
-        );
+        return differ("fs type", format!("{:?}", existing.fs_type), format!("{fs_type:?}"));
     }
     if existing.parameters != req.parameters {
-        return differ(
-            "parameters",
-            format!("{:?}", existing.parameters),
-            format!("{:?}", req.parameters),
-        );
+        return differ("parameters", format!("{:?}", existing.parameters), format!("{:?}", req.parameters));
     }
     Ok(())
 }

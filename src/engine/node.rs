@@ -18,13 +18,7 @@ impl Engine {
     /// Whether the volume's record says it is staged and the mount table agrees.
     pub(super) fn staged_here(&self, vol: &Volume, table: &[MountEntry]) -> Option<Staging> {
         let s = vol.staging.as_ref()?;
-        let held = self.backend(vol.backend).holds(
-            vol,
-            &self.dir(&vol.id),
-            s.device.as_deref(),
-            &s.path,
-            table,
-        );
+        let held = self.backend(vol.backend).holds(vol, &self.dir(&vol.id), s.device.as_deref(), &s.path, table);
         held.then(|| s.clone())
     }
 
@@ -45,45 +39,25 @@ impl Engine {
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
                 (true, true) => Ok(()),
-                (true, false) => Err(already(
-                    id,
-                    format!(
-                        "it is staged at {} with another access type",
-                        staging.display()
-                    ),
-                )),
+                (true, false) => {
+                    Err(already(id, format!("it is staged at {} with another access type", staging.display())))
+                }
                 (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
             };
         }
         if mount_at(&table, staging).is_some() {
-            return Err(already(
-                id,
-                format!("{} already holds another mount", staging.display()),
-            ));
+            return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
         let device = self.attach_and_stage(&vol, staging, access)?;
-        vol.staging = Some(Staging {
-            path: staging.to_owned(),
-            access: access.clone(),
-            device,
-        });
+        vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
         self.save(&vol)
     }
 
     /// Attaches (if needed) and stages; detaches again if this call attached and staging failed.
-    pub(super) fn attach_and_stage(
-        &self,
-        vol: &Volume,
-        staging: &Path,
-        access: &Access,
-    ) -> Result<Option<PathBuf>> {
+    pub(super) fn attach_and_stage(&self, vol: &Volume, staging: &Path, access: &Access) -> Result<Option<PathBuf>> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
-        let attached_before = !self
-            .host
-            .loop_list()?
-            .iter()
-            .all(|l| l.backing_file != dir.image());
+        let attached_before = !self.host.loop_list()?.iter().all(|l| l.backing_file != dir.image());
         let device = backend.attach(vol, &dir)?;
         let made_dir = make_dir_for(staging, access)?;
         if let Err(e) = backend.stage(vol, &dir, device.as_deref(), staging, access) {
@@ -105,29 +79,16 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         let table = self.host.mount_table()?;
-        if let Some(p) = vol
-            .publications
-            .iter()
-            .find(|p| mount_at(&table, &p.target).is_some())
-        {
-            return Err(Error::precondition(
-                id,
-                format!("it is still published at {}", p.target.display()),
-            ));
+        if let Some(p) = vol.publications.iter().find(|p| mount_at(&table, &p.target).is_some()) {
+            return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }
         let dir = self.dir(id);
         if let Some(m) = mount_at(&table, staging) {
-            let ours = self
-                .staged_here(&vol, &table)
-                .is_some_and(|s| s.path == staging);
+            let ours = self.staged_here(&vol, &table).is_some_and(|s| s.path == staging);
             if !ours {
                 return Err(Error::precondition(
                     id,
-                    format!(
-                        "{} holds a mount that is not this volume ({})",
-                        staging.display(),
-                        m.source
-                    ),
+                    format!("{} holds a mount that is not this volume ({})", staging.display(), m.source),
                 ));
             }
             self.host.unmount(staging, false)?;
@@ -145,13 +106,7 @@ impl Engine {
 
     /// Binds the staged volume onto `target` (a directory, or a file for block access).
     /// Idempotent when `target` already holds this volume with the same read-only flag.
-    pub fn publish_volume(
-        &self,
-        id: &str,
-        staging: &Path,
-        target: &Path,
-        readonly: bool,
-    ) -> Result<()> {
+    pub fn publish_volume(&self, id: &str, staging: &Path, target: &Path, readonly: bool) -> Result<()> {
         validate::id("volume", id)?;
         self.check_node_path("staging", staging)?;
         self.check_node_path("target", target)?;
@@ -160,31 +115,17 @@ impl Engine {
         let table = self.host.mount_table()?;
         let s = self.staged_here(&vol, &table).filter(|s| s.path == staging);
         let Some(s) = s else {
-            return Err(Error::precondition(
-                id,
-                format!("it is not staged at {}; stage it first", staging.display()),
-            ));
+            return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
         let block = matches!(s.access, Access::Block);
-        let source = if block {
-            s.device.clone().unwrap_or_default()
-        } else {
-            staging.to_owned()
-        };
+        let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };
         if let Some(m) = mount_at(&table, target) {
             return match (same_source(&table, &source, m), m.is_readonly() == readonly) {
                 (true, true) => Ok(()),
-                (true, false) => Err(already(
-                    id,
-                    format!(
-                        "it is published at {} with the other read-only flag",
-                        target.display()
-                    ),
-                )),
-                (false, _) => Err(already(
-                    id,
-                    format!("{} already holds another mount", target.display()),
-                )),
+                (true, false) => {
+                    Err(already(id, format!("it is published at {} with the other read-only flag", target.display())))
+                }
+                (false, _) => Err(already(id, format!("{} already holds another mount", target.display()))),
             };
         }
         let made = make_target(target, block)?;
@@ -195,11 +136,7 @@ impl Engine {
             return Err(e.into());
         }
         vol.publications.retain(|p| p.target != target);
-        vol.publications.push(Publication {
-            target: target.to_owned(),
-            readonly,
-            block,
-        });
+        vol.publications.push(Publication { target: target.to_owned(), readonly, block });
         self.save(&vol)
     }
 
@@ -233,11 +170,7 @@ impl Engine {
             return Ok(Vec::new());
         };
         let table = self.host.mount_table()?;
-        Ok(vol
-            .publications
-            .into_iter()
-            .filter(|p| mount_at(&table, &p.target).is_some())
-            .collect())
+        Ok(vol.publications.into_iter().filter(|p| mount_at(&table, &p.target).is_some()).collect())
     }
 
     pub(super) fn volume_dir(&self, id: &str) -> VolumeDir {
@@ -246,10 +179,7 @@ impl Engine {
 }
 
 fn already(id: &str, reason: String) -> Error {
-    Error::AlreadyExists {
-        id: id.to_owned(),
-        reason,
-    }
+    Error::AlreadyExists { id: id.to_owned(), reason }
 }
 
 /// Whether mount `m` is a bind of `source` (same device and subtree).
@@ -275,11 +205,7 @@ fn make_target(target: &Path, block: bool) -> Result<bool> {
     if target.exists() {
         return Ok(false);
     }
-    let made = if block {
-        std::fs::File::create_new(target).map(drop)
-    } else {
-        std::fs::create_dir(target)
-    };
+    let made = if block { std::fs::File::create_new(target).map(drop) } else { std::fs::create_dir(target) };
     made.map_err(Error::io("create target", target))?;
     Ok(true)
 }

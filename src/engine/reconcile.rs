@@ -30,13 +30,9 @@ impl Engine {
         let _lock = self.lock(&vol.id)?;
         let dir = self.volume_dir(&vol.id);
         let backend = self.backend(vol.backend);
-        if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none()
-        {
+        if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none() {
             backend.provision(&vol, &dir)?;
-            report.actions.push(format!(
-                "volume {}: mounted a new empty tmpfs (its contents did not survive)",
-                vol.id
-            ));
+            report.actions.push(format!("volume {}: mounted a new empty tmpfs (its contents did not survive)", vol.id));
         }
         let mut changed = false;
         let table = self.host.mount_table()?;
@@ -44,15 +40,8 @@ impl Engine {
             if self.staged_here(&vol, &table).is_none() {
                 if s.path.exists() && mount_at(&table, &s.path).is_none() {
                     let device = self.attach_and_stage(&vol, &s.path, &s.access)?;
-                    vol.staging = Some(super::Staging {
-                        device,
-                        ..s.clone()
-                    });
-                    report.actions.push(format!(
-                        "volume {}: staged again at {}",
-                        vol.id,
-                        s.path.display()
-                    ));
+                    vol.staging = Some(super::Staging { device, ..s.clone() });
+                    report.actions.push(format!("volume {}: staged again at {}", vol.id, s.path.display()));
                 } else {
                     vol.staging = None;
                     report.actions.push(format!(
@@ -66,8 +55,7 @@ impl Engine {
         }
         let table = self.host.mount_table()?;
         let before = vol.publications.len();
-        vol.publications
-            .retain(|p| mount_at(&table, &p.target).is_some());
+        vol.publications.retain(|p| mount_at(&table, &p.target).is_some());
         if vol.publications.len() != before {
             report.actions.push(format!(
                 "volume {}: dropped {} publication(s) that are no longer mounted",
@@ -96,13 +84,8 @@ impl Engine {
                 continue;
             }
             match tree::remove_tree(&dir.0) {
-                Ok(()) => report.actions.push(format!(
-                    "removed {} left by an interrupted create",
-                    dir.0.display()
-                )),
-                Err(e) => report
-                    .errors
-                    .push(format!("leftover {}: {e}", dir.0.display())),
+                Ok(()) => report.actions.push(format!("removed {} left by an interrupted create", dir.0.display())),
+                Err(e) => report.errors.push(format!("leftover {}: {e}", dir.0.display())),
             }
         }
         Ok(())

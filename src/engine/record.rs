@@ -68,17 +68,12 @@ pub fn load(path: &Path) -> Result<Option<Volume>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read record", path)(e)),
     };
-    let vol: Volume = serde_json::from_slice(&bytes).map_err(|e| Error::Record {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let vol: Volume =
+        serde_json::from_slice(&bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     if vol.format != FORMAT {
         return Err(Error::Record {
             path: path.to_owned(),
-            reason: format!(
-                "format {} is not {FORMAT}; this strata is too old for it",
-                vol.format
-            ),
+            reason: format!("format {} is not {FORMAT}; this strata is too old for it", vol.format),
         });
     }
     Ok(Some(vol))
@@ -86,20 +81,11 @@ pub fn load(path: &Path) -> Result<Option<Volume>> {
 
 /// Writes `value` to `path` durably: a reader sees the old or the new file, never a mix.
 pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let dir = path.parent().ok_or_else(|| Error::Record {
-        path: path.to_owned(),
-        reason: "no parent directory".into(),
-    })?;
-    let tmp = dir.join(format!(
-        ".{}.tmp",
-        path.file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("record")
-    ));
-    let json = serde_json::to_vec_pretty(value).map_err(|e| Error::Record {
-        path: path.to_owned(),
-        reason: e.to_string(),
-    })?;
+    let dir =
+        path.parent().ok_or_else(|| Error::Record { path: path.to_owned(), reason: "no parent directory".into() })?;
+    let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
+    let json =
+        serde_json::to_vec_pretty(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&json)?;
@@ -129,16 +115,10 @@ mod tests {
             created_unix: 1,
             staging: Some(Staging {
                 path: "/s".into(),
-                access: Access::Mount {
-                    flags: vec!["noatime".into()],
-                },
+                access: Access::Mount { flags: vec!["noatime".into()] },
                 device: Some("/dev/loop3".into()),
             }),
-            publications: vec![Publication {
-                target: "/t".into(),
-                readonly: true,
-                block: false,
-            }],
+            publications: vec![Publication { target: "/t".into(), readonly: true, block: false }],
         }
     }
 
@@ -148,10 +128,7 @@ mod tests {
         let p = dir.path().join("volume.json");
         save_json(&p, &sample()).unwrap();
         assert_eq!(load(&p).unwrap(), Some(sample()));
-        let names: Vec<_> = std::fs::read_dir(dir.path())
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("volume.json")]);
     }
 

@@ -18,20 +18,10 @@ fn fixture() -> Fixture {
     let kubelet = tmp.path().join("kubelet");
     std::fs::create_dir(&kubelet).unwrap();
     let host = Arc::new(FakeHost::new());
-    let cfg = Config {
-        root: root.clone(),
-        allowed_prefixes: vec![kubelet.clone()],
-        wait: Wait::No,
-    };
+    let cfg = Config { root: root.clone(), allowed_prefixes: vec![kubelet.clone()], wait: Wait::No };
     let engine = Engine::new(cfg, host.clone()).unwrap();
     let root = std::fs::canonicalize(root).unwrap();
-    Fixture {
-        _tmp: tmp,
-        root,
-        kubelet,
-        host,
-        engine,
-    }
+    Fixture { _tmp: tmp, root, kubelet, host, engine }
 }
 
 fn req(id: &str, backend: Kind, capacity: u64) -> CreateRequest {
@@ -75,18 +65,10 @@ impl Fixture {
 #[test]
 fn dir_create_is_idempotent_and_touches_no_host() {
     let f = fixture();
-    let v = f
-        .engine
-        .create_volume(&req("v1", Kind::Dir, 1 << 20))
-        .unwrap();
+    let v = f.engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap();
     assert_eq!(v.fs_type, None);
     assert!(f.root.join("volumes/v1/data").is_dir());
-    assert_eq!(
-        f.engine
-            .create_volume(&req("v1", Kind::Dir, 1 << 20))
-            .unwrap(),
-        v
-    );
+    assert_eq!(f.engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap(), v);
     assert!(f.host.calls().is_empty(), "{:?}", f.host.calls());
     assert_eq!(f.engine.get_volume("v1").unwrap(), Some(v));
 }
@@ -94,25 +76,14 @@ fn dir_create_is_idempotent_and_touches_no_host() {
 #[test]
 fn conflicting_create_is_already_exists() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v1", Kind::Dir, 1 << 20))
-        .unwrap();
-    let e = f
-        .engine
-        .create_volume(&req("v1", Kind::Dir, 2 << 20))
-        .unwrap_err();
+    f.engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap();
+    let e = f.engine.create_volume(&req("v1", Kind::Dir, 2 << 20)).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
-    let e = f
-        .engine
-        .create_volume(&req("v1", Kind::Loop, 1 << 20))
-        .unwrap_err();
+    let e = f.engine.create_volume(&req("v1", Kind::Loop, 1 << 20)).unwrap_err();
     assert!(matches!(e, Error::AlreadyExists { .. }), "{e}");
     let mut other = req("v1", Kind::Dir, 1 << 20);
     other.parameters.insert("k".into(), "v".into());
-    assert!(matches!(
-        f.engine.create_volume(&other),
-        Err(Error::AlreadyExists { .. })
-    ));
+    assert!(matches!(f.engine.create_volume(&other), Err(Error::AlreadyExists { .. })));
 }
 
 #[test]
@@ -120,22 +91,10 @@ fn bad_create_requests_leave_nothing() {
     let f = fixture();
     let long = "x".repeat(129);
     for id in ["", "a/b", "..", "../x", "a\0b", long.as_str()] {
-        assert!(
-            matches!(
-                f.engine.create_volume(&req(id, Kind::Dir, 1)),
-                Err(Error::InvalidId { .. })
-            ),
-            "{id:?}"
-        );
+        assert!(matches!(f.engine.create_volume(&req(id, Kind::Dir, 1)), Err(Error::InvalidId { .. })), "{id:?}");
     }
-    assert!(matches!(
-        f.engine.create_volume(&req("v", Kind::Dir, 0)),
-        Err(Error::InvalidArgument(_))
-    ));
-    let e = f
-        .engine
-        .create_volume(&req("v", Kind::Loop, 51 << 30))
-        .unwrap_err();
+    assert!(matches!(f.engine.create_volume(&req("v", Kind::Dir, 0)), Err(Error::InvalidArgument(_))));
+    let e = f.engine.create_volume(&req("v", Kind::Loop, 51 << 30)).unwrap_err();
     assert!(
         matches!(e, Error::OutOfCapacity { requested, available } if requested == 51 << 30 && available == 50 << 30),
         "{e}"
@@ -147,66 +106,33 @@ fn bad_create_requests_leave_nothing() {
 #[test]
 fn loop_stage_formats_once_and_restage_keeps_the_filesystem() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Loop, 1 << 30))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
     let image = f.root.join("volumes/v/disk.img");
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 1 << 30);
     let s = f.staging("v");
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     let dev = PathBuf::from("/dev/loop0");
-    let mount = Call::Mount {
-        source: dev.clone(),
-        target: s.clone(),
-        fstype: "ext4".into(),
-        opts: MountOptions::default(),
-    };
+    let mount =
+        Call::Mount { source: dev.clone(), target: s.clone(), fstype: "ext4".into(), opts: MountOptions::default() };
     assert_eq!(
         f.host.calls(),
         vec![
-            Call::LoopAttach {
-                file: image.clone(),
-                readonly: false
-            },
-            Call::Mkfs {
-                device: dev.clone(),
-                fs: FsType::Ext4
-            },
+            Call::LoopAttach { file: image.clone(), readonly: false },
+            Call::Mkfs { device: dev.clone(), fs: FsType::Ext4 },
             mount.clone()
         ]
     );
     f.host.clear_calls();
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
-    assert!(
-        f.host.calls().is_empty(),
-        "second stage must do nothing: {:?}",
-        f.host.calls()
-    );
+    assert!(f.host.calls().is_empty(), "second stage must do nothing: {:?}", f.host.calls());
     f.engine.unstage_volume("v", &s).unwrap();
     assert_eq!(
         f.host.calls(),
-        vec![
-            Call::Unmount {
-                target: s.clone(),
-                lazy: false
-            },
-            Call::LoopDetach {
-                device: dev.clone()
-            }
-        ]
+        vec![Call::Unmount { target: s.clone(), lazy: false }, Call::LoopDetach { device: dev.clone() }]
     );
     f.host.clear_calls();
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
-    assert_eq!(
-        f.host.calls(),
-        vec![
-            Call::LoopAttach {
-                file: image,
-                readonly: false
-            },
-            mount
-        ]
-    );
+    assert_eq!(f.host.calls(), vec![Call::LoopAttach { file: image, readonly: false }, mount]);
 }
 
 #[test]
@@ -216,50 +142,21 @@ fn xfs_is_always_mounted_nouuid_with_user_flags() {
     r.fs_type = Some(FsType::Xfs);
     f.engine.create_volume(&r).unwrap();
     let s = f.staging("x");
-    f.engine
-        .stage_volume(
-            "x",
-            &s,
-            &Access::Mount {
-                flags: vec!["noatime".into()],
-            },
-        )
-        .unwrap();
+    f.engine.stage_volume("x", &s, &Access::Mount { flags: vec!["noatime".into()] }).unwrap();
     let last = f.host.calls().pop().unwrap();
-    let opts = MountOptions {
-        readonly: false,
-        options: vec!["noatime".into(), "nouuid".into()],
-    };
-    assert_eq!(
-        last,
-        Call::Mount {
-            source: "/dev/loop0".into(),
-            target: s,
-            fstype: "xfs".into(),
-            opts
-        }
-    );
+    let opts = MountOptions { readonly: false, options: vec!["noatime".into(), "nouuid".into()] };
+    assert_eq!(last, Call::Mount { source: "/dev/loop0".into(), target: s, fstype: "xfs".into(), opts });
 }
 
 #[test]
 fn failed_mkfs_detaches_and_records_nothing() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Loop, 1 << 30))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
     f.host.fail("Mkfs");
     let s = f.kubelet.join("stage-new");
     assert!(f.engine.stage_volume("v", &s, &mount_access()).is_err());
-    assert_eq!(
-        f.host.calls().last(),
-        Some(&Call::LoopDetach {
-            device: "/dev/loop0".into()
-        })
-    );
-    assert!(
-        !s.exists(),
-        "the staging dir this call made must be removed"
-    );
+    assert_eq!(f.host.calls().last(), Some(&Call::LoopDetach { device: "/dev/loop0".into() }));
+    assert!(!s.exists(), "the staging dir this call made must be removed");
     assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging, None);
     assert!(f.host.loop_list().unwrap().is_empty());
 }
@@ -267,9 +164,7 @@ fn failed_mkfs_detaches_and_records_nothing() {
 #[test]
 fn publish_needs_stage_and_is_idempotent() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     let (s, t) = (f.staging("v"), f.target("a"));
     let e = f.engine.publish_volume("v", &s, &t, false).unwrap_err();
     assert!(matches!(e, Error::FailedPrecondition { .. }), "{e}");
@@ -277,54 +172,29 @@ fn publish_needs_stage_and_is_idempotent() {
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.host.clear_calls();
     f.engine.publish_volume("v", &s, &t, true).unwrap();
-    assert_eq!(
-        f.host.calls(),
-        vec![Call::Bind {
-            source: s.clone(),
-            target: t.clone(),
-            readonly: true
-        }]
-    );
+    assert_eq!(f.host.calls(), vec![Call::Bind { source: s.clone(), target: t.clone(), readonly: true }]);
     f.host.clear_calls();
     f.engine.publish_volume("v", &s, &t, true).unwrap();
     assert!(f.host.calls().is_empty());
-    assert!(matches!(
-        f.engine.publish_volume("v", &s, &t, false),
-        Err(Error::AlreadyExists { .. })
-    ));
+    assert!(matches!(f.engine.publish_volume("v", &s, &t, false), Err(Error::AlreadyExists { .. })));
     assert_eq!(f.engine.live_publications("v").unwrap().len(), 1);
 }
 
 #[test]
 fn unpublish_is_idempotent_and_removes_the_target() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     let (s, t) = (f.staging("v"), f.target("a"));
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.engine.publish_volume("v", &s, &t, false).unwrap();
     f.host.clear_calls();
     f.engine.unpublish_volume("v", &t).unwrap();
-    assert_eq!(
-        f.host.calls(),
-        vec![Call::Unmount {
-            target: t.clone(),
-            lazy: false
-        }]
-    );
+    assert_eq!(f.host.calls(), vec![Call::Unmount { target: t.clone(), lazy: false }]);
     assert!(!t.exists());
     f.engine.unpublish_volume("v", &t).unwrap();
     f.engine.unpublish_volume("gone", &t).unwrap();
     assert_eq!(f.host.calls().len(), 1);
-    assert!(
-        f.engine
-            .get_volume("v")
-            .unwrap()
-            .unwrap()
-            .publications
-            .is_empty()
-    );
+    assert!(f.engine.get_volume("v").unwrap().unwrap().publications.is_empty());
 }
 
 #[test]
@@ -340,30 +210,16 @@ fn unpublish_never_deletes_a_target_with_data() {
 #[test]
 fn stage_and_unstage_refuse_conflicts() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     let (s, t) = (f.staging("v"), f.target("a"));
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     let other = f.staging("other");
-    assert!(matches!(
-        f.engine.stage_volume("v", &other, &mount_access()),
-        Err(Error::AlreadyExists { .. })
-    ));
+    assert!(matches!(f.engine.stage_volume("v", &other, &mount_access()), Err(Error::AlreadyExists { .. })));
     f.engine.publish_volume("v", &s, &t, false).unwrap();
-    assert!(matches!(
-        f.engine.unstage_volume("v", &s),
-        Err(Error::FailedPrecondition { .. })
-    ));
-    assert!(matches!(
-        f.engine.delete_volume("v"),
-        Err(Error::FailedPrecondition { .. })
-    ));
+    assert!(matches!(f.engine.unstage_volume("v", &s), Err(Error::FailedPrecondition { .. })));
+    assert!(matches!(f.engine.delete_volume("v"), Err(Error::FailedPrecondition { .. })));
     f.engine.unpublish_volume("v", &t).unwrap();
-    assert!(matches!(
-        f.engine.delete_volume("v"),
-        Err(Error::FailedPrecondition { .. })
-    ));
+    assert!(matches!(f.engine.delete_volume("v"), Err(Error::FailedPrecondition { .. })));
     f.engine.unstage_volume("v", &s).unwrap();
     f.engine.unstage_volume("v", &s).unwrap();
     f.engine.delete_volume("v").unwrap();
@@ -375,32 +231,18 @@ fn stage_and_unstage_refuse_conflicts() {
 #[test]
 fn block_is_loop_only_and_binds_the_device() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("d", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("d", Kind::Dir, 1 << 20)).unwrap();
     let s = f.staging("d");
-    assert!(matches!(
-        f.engine.stage_volume("d", &s, &Access::Block),
-        Err(Error::InvalidArgument(_))
-    ));
-    f.engine
-        .create_volume(&req("b", Kind::Loop, 1 << 30))
-        .unwrap();
+    assert!(matches!(f.engine.stage_volume("d", &s, &Access::Block), Err(Error::InvalidArgument(_))));
+    f.engine.create_volume(&req("b", Kind::Loop, 1 << 30)).unwrap();
     let (s, t) = (f.staging("b"), f.target("blk"));
     f.host.clear_calls();
     f.engine.stage_volume("b", &s, &Access::Block).unwrap();
     f.engine.publish_volume("b", &s, &t, false).unwrap();
     let image = f.root.join("volumes/b/disk.img");
     let expected = vec![
-        Call::LoopAttach {
-            file: image,
-            readonly: false,
-        },
-        Call::Bind {
-            source: "/dev/loop0".into(),
-            target: t.clone(),
-            readonly: false,
-        },
+        Call::LoopAttach { file: image, readonly: false },
+        Call::Bind { source: "/dev/loop0".into(), target: t.clone(), readonly: false },
     ];
     assert_eq!(f.host.calls(), expected);
     assert!(t.is_file());
@@ -409,24 +251,13 @@ fn block_is_loop_only_and_binds_the_device() {
 #[test]
 fn paths_outside_the_prefixes_are_refused_before_any_change() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     f.host.clear_calls();
     let outside = f._tmp.path().join("elsewhere/stage");
-    assert!(matches!(
-        f.engine.stage_volume("v", &outside, &mount_access()),
-        Err(Error::InvalidPath { .. })
-    ));
+    assert!(matches!(f.engine.stage_volume("v", &outside, &mount_access()), Err(Error::InvalidPath { .. })));
     let dotdot = f.kubelet.join("../elsewhere");
-    assert!(matches!(
-        f.engine.stage_volume("v", &dotdot, &mount_access()),
-        Err(Error::InvalidPath { .. })
-    ));
-    assert!(matches!(
-        f.engine.unpublish_volume("v", Path::new("/etc")),
-        Err(Error::InvalidPath { .. })
-    ));
+    assert!(matches!(f.engine.stage_volume("v", &dotdot, &mount_access()), Err(Error::InvalidPath { .. })));
+    assert!(matches!(f.engine.unpublish_volume("v", Path::new("/etc")), Err(Error::InvalidPath { .. })));
     assert!(f.host.calls().is_empty());
     assert!(!outside.exists());
 }
@@ -434,18 +265,10 @@ fn paths_outside_the_prefixes_are_refused_before_any_change() {
 #[test]
 fn busy_volume_is_reported() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     let held = lock::VolumeLock::acquire(&f.root.join("locks"), "v", Wait::No).unwrap();
-    assert!(matches!(
-        f.engine.stage_volume("v", &f.staging("v"), &mount_access()),
-        Err(Error::Busy { .. })
-    ));
-    assert!(matches!(
-        f.engine.delete_volume("v"),
-        Err(Error::Busy { .. })
-    ));
+    assert!(matches!(f.engine.stage_volume("v", &f.staging("v"), &mount_access()), Err(Error::Busy { .. })));
+    assert!(matches!(f.engine.delete_volume("v"), Err(Error::Busy { .. })));
     drop(held);
     f.engine.delete_volume("v").unwrap();
 }
@@ -453,12 +276,8 @@ fn busy_volume_is_reported() {
 #[test]
 fn reconcile_restages_after_a_reboot() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("l", Kind::Loop, 1 << 30))
-        .unwrap();
-    f.engine
-        .create_volume(&req("t", Kind::Tmpfs, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("l", Kind::Loop, 1 << 30)).unwrap();
+    f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
     let (sl, st, tl) = (f.staging("l"), f.staging("t"), f.target("a"));
     f.engine.stage_volume("l", &sl, &mount_access()).unwrap();
     f.engine.stage_volume("t", &st, &mount_access()).unwrap();
@@ -469,28 +288,18 @@ fn reconcile_restages_after_a_reboot() {
     assert!(report.errors.is_empty(), "{report:?}");
     assert_eq!(report.actions.len(), 4, "{report:?}");
     let calls = f.host.calls();
-    assert!(calls.contains(&Call::LoopAttach {
-        file: f.root.join("volumes/l/disk.img"),
-        readonly: false
-    }));
-    assert!(
-        !calls.iter().any(|c| matches!(c, Call::Mkfs { .. })),
-        "reconcile must never format: {calls:?}"
-    );
+    assert!(calls.contains(&Call::LoopAttach { file: f.root.join("volumes/l/disk.img"), readonly: false }));
+    assert!(!calls.iter().any(|c| matches!(c, Call::Mkfs { .. })), "reconcile must never format: {calls:?}");
     let vol = f.engine.get_volume("l").unwrap().unwrap();
     assert!(vol.publications.is_empty());
     f.engine.publish_volume("l", &sl, &tl, false).unwrap();
-    f.engine
-        .publish_volume("t", &st, &f.target("b"), false)
-        .unwrap();
+    f.engine.publish_volume("t", &st, &f.target("b"), false).unwrap();
 }
 
 #[test]
 fn reconcile_removes_interrupted_creates_only() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("keep", Kind::Dir, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("keep", Kind::Dir, 1 << 20)).unwrap();
     std::fs::create_dir_all(f.root.join("volumes/half/data")).unwrap();
     let report = f.engine.reconcile().unwrap();
     assert_eq!(f.volume_entries(), vec!["keep".to_owned()]);
@@ -500,113 +309,56 @@ fn reconcile_removes_interrupted_creates_only() {
 #[test]
 fn tmpfs_and_btrfs_provision_and_expand() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("t", Kind::Tmpfs, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
     let data = f.root.join("volumes/t/data");
-    let opts = MountOptions {
-        readonly: false,
-        options: vec!["size=1048576".into(), "mode=1777".into()],
-    };
+    let opts = MountOptions { readonly: false, options: vec!["size=1048576".into(), "mode=1777".into()] };
     assert_eq!(
         f.host.calls(),
-        vec![Call::Mount {
-            source: "tmpfs".into(),
-            target: data.clone(),
-            fstype: "tmpfs".into(),
-            opts
-        }]
+        vec![Call::Mount { source: "tmpfs".into(), target: data.clone(), fstype: "tmpfs".into(), opts }]
     );
     f.host.clear_calls();
     assert_eq!(f.engine.expand_volume("t", 2 << 20).unwrap(), 2 << 20);
-    let opts = MountOptions {
-        readonly: false,
-        options: vec!["size=2097152".into(), "mode=1777".into()],
-    };
-    assert_eq!(
-        f.host.calls(),
-        vec![Call::Remount {
-            target: data.clone(),
-            opts
-        }]
-    );
+    let opts = MountOptions { readonly: false, options: vec!["size=2097152".into(), "mode=1777".into()] };
+    assert_eq!(f.host.calls(), vec![Call::Remount { target: data.clone(), opts }]);
     f.engine.delete_volume("t").unwrap();
     f.host.clear_calls();
-    f.engine
-        .create_volume(&req("b", Kind::Btrfs, 1 << 20))
-        .unwrap();
+    f.engine.create_volume(&req("b", Kind::Btrfs, 1 << 20)).unwrap();
     let sub = f.root.join("volumes/b/data");
     let expected = vec![
-        Call::QuotaEnable {
-            path: f.root.join("volumes/b"),
-        },
+        Call::QuotaEnable { path: f.root.join("volumes/b") },
         Call::SubvolumeCreate { path: sub.clone() },
-        Call::QgroupLimit {
-            path: sub.clone(),
-            bytes: 1 << 20,
-        },
+        Call::QgroupLimit { path: sub.clone(), bytes: 1 << 20 },
     ];
     assert_eq!(f.host.calls(), expected);
     f.host.clear_calls();
-    assert_eq!(
-        f.engine.expand_volume("b", 1 << 19).unwrap(),
-        1 << 20,
-        "never shrinks"
-    );
+    assert_eq!(f.engine.expand_volume("b", 1 << 19).unwrap(), 1 << 20, "never shrinks");
     f.engine.expand_volume("b", 4 << 20).unwrap();
-    assert_eq!(
-        f.host.calls(),
-        vec![Call::QgroupLimit {
-            path: sub,
-            bytes: 4 << 20
-        }]
-    );
+    assert_eq!(f.host.calls(), vec![Call::QgroupLimit { path: sub, bytes: 4 << 20 }]);
 }
 
 #[test]
 fn staged_loop_expand_grows_device_and_filesystem() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Loop, 1 << 30))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
     let s = f.staging("v");
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.host.clear_calls();
     f.engine.expand_volume("v", 2 << 30).unwrap();
     let dev = PathBuf::from("/dev/loop0");
     let expected = vec![
-        Call::LoopSetCapacity {
-            device: dev.clone(),
-        },
-        Call::GrowFs {
-            fs: FsType::Ext4,
-            device: dev,
-            mountpoint: s,
-        },
+        Call::LoopSetCapacity { device: dev.clone() },
+        Call::GrowFs { fs: FsType::Ext4, device: dev, mountpoint: s },
     ];
     assert_eq!(f.host.calls(), expected);
-    assert_eq!(
-        std::fs::metadata(f.root.join("volumes/v/disk.img"))
-            .unwrap()
-            .len(),
-        2 << 30
-    );
-    f.host.set_stats(FsStats {
-        available_bytes: 0,
-        ..FsStats::default()
-    });
-    assert!(matches!(
-        f.engine.expand_volume("v", 3 << 30),
-        Err(Error::OutOfCapacity { .. })
-    ));
+    assert_eq!(std::fs::metadata(f.root.join("volumes/v/disk.img")).unwrap().len(), 2 << 30);
+    f.host.set_stats(FsStats { available_bytes: 0, ..FsStats::default() });
+    assert!(matches!(f.engine.expand_volume("v", 3 << 30), Err(Error::OutOfCapacity { .. })));
 }
 
 #[test]
 fn wrong_filesystem_on_device_is_never_formatted() {
     let f = fixture();
-    f.engine
-        .create_volume(&req("v", Kind::Loop, 1 << 30))
-        .unwrap();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
     let s = f.staging("v");
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.engine.unstage_volume("v", &s).unwrap();
@@ -617,14 +369,6 @@ fn wrong_filesystem_on_device_is_never_formatted() {
     f.host.clear_calls();
     let e = f.engine.stage_volume("v", &s, &mount_access()).unwrap_err();
     assert!(e.to_string().contains("carries a ext4 filesystem"), "{e}");
-    assert!(
-        !f.host
-            .calls()
-            .iter()
-            .any(|c| matches!(c, Call::Mkfs { .. }))
-    );
-    assert!(
-        f.host.loop_list().unwrap().is_empty(),
-        "the device this call attached is detached again"
-    );
+    assert!(!f.host.calls().iter().any(|c| matches!(c, Call::Mkfs { .. })));
+    assert!(f.host.loop_list().unwrap().is_empty(), "the device this call attached is detached again");
 }

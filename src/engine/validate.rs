@@ -11,10 +11,7 @@ pub fn id(kind: &'static str, id: &str) -> Result<()> {
     let reason = if id.is_empty() {
         Some("is empty".to_owned())
     } else if id.len() > MAX_ID_LEN {
-        Some(format!(
-            "is {} bytes long, more than {MAX_ID_LEN}",
-            id.len()
-        ))
+        Some(format!("is {} bytes long, more than {MAX_ID_LEN}", id.len()))
     } else if id.starts_with('.') {
         Some("starts with '.'".to_owned())
     } else {
@@ -23,22 +20,14 @@ pub fn id(kind: &'static str, id: &str) -> Result<()> {
             .map(|c| format!("contains {c:?}; only letters, digits, '.', '_' and '-' are allowed"))
     };
     match reason {
-        Some(reason) => Err(Error::InvalidId {
-            kind,
-            id: printable(id),
-            reason,
-        }),
+        Some(reason) => Err(Error::InvalidId { kind, id: printable(id), reason }),
         None => Ok(()),
     }
 }
 
 /// A form of an untrusted string that is safe to put in a message or a log line.
 fn printable(s: &str) -> String {
-    let mut out: String = s
-        .chars()
-        .take(MAX_ID_LEN + 8)
-        .flat_map(char::escape_default)
-        .collect();
+    let mut out: String = s.chars().take(MAX_ID_LEN + 8).flat_map(char::escape_default).collect();
     if s.chars().count() > MAX_ID_LEN + 8 {
         out.push('…');
     }
@@ -48,55 +37,34 @@ fn printable(s: &str) -> String {
 /// Checks that `path` is absolute, has no `..` parts, and lies under one of `prefixes`.
 /// Where the parent exists, its real path (symlinks resolved) must lie under a prefix as well.
 pub fn path_under(what: &'static str, path: &Path, prefixes: &[PathBuf]) -> Result<()> {
-    let bad = |reason: &str| {
-        Err(Error::InvalidPath {
-            what,
-            path: path.to_owned(),
-            reason: reason.to_owned(),
-        })
-    };
+    let bad = |reason: &str| Err(Error::InvalidPath { what, path: path.to_owned(), reason: reason.to_owned() });
     if path.as_os_str().is_empty() {
         return bad("is empty");
     }
     if !path.is_absolute() {
         return bad("is not absolute");
     }
-    if path
-        .components()
-        .any(|c| matches!(c, Component::ParentDir | Component::CurDir))
-    {
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
         return bad("contains '.' or '..'");
     }
     if path.parent().is_none() {
         return bad("is the root directory");
     }
     if !prefixes.iter().any(|p| path.starts_with(p) && path != p) {
-        return bad(&format!(
-            "is not under an allowed prefix ({})",
-            list(prefixes)
-        ));
+        return bad(&format!("is not under an allowed prefix ({})", list(prefixes)));
     }
     if let Some(real) = path.parent().and_then(|p| std::fs::canonicalize(p).ok()) {
-        let real_prefixes: Vec<PathBuf> = prefixes
-            .iter()
-            .map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone()))
-            .collect();
+        let real_prefixes: Vec<PathBuf> =
+            prefixes.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
         if !real_prefixes.iter().any(|p| real.starts_with(p)) {
-            return bad(&format!(
-                "resolves through a symlink to {}, outside the allowed prefixes",
-                real.display()
-            ));
+            return bad(&format!("resolves through a symlink to {}, outside the allowed prefixes", real.display()));
         }
     }
     Ok(())
 }
 
 fn list(prefixes: &[PathBuf]) -> String {
-    prefixes
-        .iter()
-        .map(|p| p.display().to_string())
-        .collect::<Vec<_>>()
-        .join(", ")
+    prefixes.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
 }
 
 #[cfg(test)]
@@ -113,9 +81,7 @@ mod tests {
     #[test]
     fn bad_ids_fail_with_a_reason() {
         let long = "x".repeat(129);
-        for bad in [
-            "", "a/b", "..", "../x", ".hidden", "a\0b", "a b", &long, "ü",
-        ] {
+        for bad in ["", "a/b", "..", "../x", ".hidden", "a\0b", "a b", &long, "ü"] {
             let err = id("volume", bad).unwrap_err();
             assert!(matches!(err, Error::InvalidId { .. }), "{bad:?}: {err}");
         }
@@ -126,24 +92,11 @@ mod tests {
     #[test]
     fn paths_must_be_under_a_prefix() {
         let prefixes = [PathBuf::from("/var/lib/kubelet")];
-        path_under(
-            "target",
-            Path::new("/var/lib/kubelet/pods/x/vol"),
-            &prefixes,
-        )
-        .unwrap();
-        for bad in [
-            "",
-            "relative/x",
-            "/var/lib/kubelet",
-            "/var/lib/kubelet/../etc",
-            "/etc/passwd",
-            "/var/lib/kubeletX/a",
-        ] {
-            assert!(
-                path_under("target", Path::new(bad), &prefixes).is_err(),
-                "{bad}"
-            );
+        path_under("target", Path::new("/var/lib/kubelet/pods/x/vol"), &prefixes).unwrap();
+        for bad in
+            ["", "relative/x", "/var/lib/kubelet", "/var/lib/kubelet/../etc", "/etc/passwd", "/var/lib/kubeletX/a"]
+        {
+            assert!(path_under("target", Path::new(bad), &prefixes).is_err(), "{bad}");
         }
     }
 
@@ -153,12 +106,7 @@ mod tests {
         let allowed = dir.path().join("allowed");
         std::fs::create_dir(&allowed).unwrap();
         std::os::unix::fs::symlink("/etc", allowed.join("link")).unwrap();
-        let err = path_under(
-            "target",
-            &allowed.join("link/x"),
-            std::slice::from_ref(&allowed),
-        )
-        .unwrap_err();
+        let err = path_under("target", &allowed.join("link/x"), std::slice::from_ref(&allowed)).unwrap_err();
         assert!(err.to_string().contains("symlink"), "{err}");
         path_under("target", &allowed.join("ok"), &[allowed]).unwrap();
     }

@@ -7,20 +7,10 @@ use std::path::Path;
 
 /// Copies `source` to the new file `dest`; a reflink when possible, else a sparse copy.
 pub fn copy_file(source: &Path, dest: &Path) -> Result<()> {
-    let err = |source_err| Error::Copy {
-        from: source.to_owned(),
-        to: dest.to_owned(),
-        source: source_err,
-    };
+    let err = |source_err| Error::Copy { from: source.to_owned(), to: dest.to_owned(), source: source_err };
     let src = File::open(source).map_err(err)?;
-    let dst = OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(dest)
-        .map_err(err)?;
-    let result = reflink(&src, &dst)
-        .or_else(|_| sparse_copy(&src, &dst))
-        .and_then(|()| dst.sync_all());
+    let dst = OpenOptions::new().write(true).create_new(true).open(dest).map_err(err)?;
+    let result = reflink(&src, &dst).or_else(|_| sparse_copy(&src, &dst)).and_then(|()| dst.sync_all());
     if let Err(e) = result {
         drop(dst);
         let _ = std::fs::remove_file(dest);
@@ -32,11 +22,7 @@ pub fn copy_file(source: &Path, dest: &Path) -> Result<()> {
 fn reflink(src: &File, dst: &File) -> std::io::Result<()> {
     // SAFETY: both descriptors are open for the whole call; FICLONE takes the source fd as an int.
     let rc = unsafe { libc::ioctl(dst.as_raw_fd(), libc::FICLONE, src.as_raw_fd()) };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(())
-    }
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(()) }
 }
 
 /// Copies only the data extents (SEEK_DATA/SEEK_HOLE), then sets the full length.
@@ -63,11 +49,7 @@ fn seek(file: &File, offset: i64, whence: libc::c_int) -> std::io::Result<Option
         return Ok(Some(rc));
     }
     let e = std::io::Error::last_os_error();
-    if e.raw_os_error() == Some(libc::ENXIO) {
-        Ok(None)
-    } else {
-        Err(e)
-    }
+    if e.raw_os_error() == Some(libc::ENXIO) { Ok(None) } else { Err(e) }
 }
 
 fn copy_range(src: &File, dst: &File, offset: i64, mut len: i64) -> std::io::Result<()> {
@@ -75,16 +57,7 @@ fn copy_range(src: &File, dst: &File, offset: i64, mut len: i64) -> std::io::Res
     while len > 0 {
         let chunk = usize::try_from(len.min(1 << 30)).unwrap_or(1 << 30);
         // SAFETY: the offsets are live locals the kernel updates; both descriptors stay open.
-        let n = unsafe {
-            libc::copy_file_range(
-                src.as_raw_fd(),
-                &mut off_in,
-                dst.as_raw_fd(),
-                &mut off_out,
-                chunk,
-                0,
-            )
-        };
+        let n = unsafe { libc::copy_file_range(src.as_raw_fd(), &mut off_in, dst.as_raw_fd(), &mut off_out, chunk, 0) };
         if n < 0 {
             return Err(std::io::Error::last_os_error());
         }
@@ -115,11 +88,7 @@ mod tests {
         assert_eq!(std::fs::read(&a).unwrap(), std::fs::read(&b).unwrap());
         let meta = std::fs::metadata(&b).unwrap();
         assert_eq!(meta.len(), (64 << 20) + 4);
-        assert!(
-            meta.blocks() * 512 < 8 << 20,
-            "copy is not sparse: {} blocks",
-            meta.blocks()
-        );
+        assert!(meta.blocks() * 512 < 8 << 20, "copy is not sparse: {} blocks", meta.blocks());
     }
 
     #[test]

@@ -8,66 +8,24 @@ use std::sync::{Mutex, MutexGuard};
 /// One call made on the host, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Bind {
-        source: PathBuf,
-        target: PathBuf,
-        readonly: bool,
-    },
-    Mount {
-        source: PathBuf,
-        target: PathBuf,
-        fstype: String,
-        opts: MountOptions,
-    },
-    Remount {
-        target: PathBuf,
-        opts: MountOptions,
-    },
-    Unmount {
-        target: PathBuf,
-        lazy: bool,
-    },
-    LoopAttach {
-        file: PathBuf,
-        readonly: bool,
-    },
-    LoopDetach {
-        device: PathBuf,
-    },
-    LoopSetCapacity {
-        device: PathBuf,
-    },
-    Mkfs {
-        device: PathBuf,
-        fs: FsType,
-    },
-    GrowFs {
-        fs: FsType,
-        device: PathBuf,
-        mountpoint: PathBuf,
-    },
-    SubvolumeCreate {
-        path: PathBuf,
-    },
-    SubvolumeDelete {
-        path: PathBuf,
-    },
-    Snapshot {
-        source: PathBuf,
-        dest: PathBuf,
-        readonly: bool,
-    },
-    QuotaEnable {
-        path: PathBuf,
-    },
-    QgroupLimit {
-        path: PathBuf,
-        bytes: u64,
-    },
-    CopyFile {
-        source: PathBuf,
-        dest: PathBuf,
-    },
+    Bind { source: PathBuf, target: PathBuf, readonly: bool },
+    Mount { source: PathBuf, target: PathBuf, fstype: String, opts: MountOptions },
+    Remount { target: PathBuf, opts: MountOptions },
+    Unmount { target: PathBuf, lazy: bool },
+    LoopAttach { file: PathBuf, readonly: bool },
+    LoopDetach { device: PathBuf },
+    LoopSetCapacity { device: PathBuf },
+    Mkfs { device: PathBuf, fs: FsType },
+    GrowFs { fs: FsType, device: PathBuf, mountpoint: PathBuf },
+    SubvolumeCreate { path: PathBuf },
+    SubvolumeDelete { path: PathBuf },
+    Snapshot { source: PathBuf, dest: PathBuf, readonly: bool },
+    QuotaEnable { path: PathBuf },
+    QgroupLimit { path: PathBuf, bytes: u64 },
+    CopyFile { source: PathBuf, dest: PathBuf },
+    CopyTree { source: PathBuf, dest: PathBuf },
+    Freeze { mountpoint: PathBuf },
+    Thaw { mountpoint: PathBuf },
 }
 
 #[derive(Debug, Default)]
@@ -93,19 +51,8 @@ impl FakeHost {
     pub fn new() -> FakeHost {
         let host = FakeHost::default();
         let mut st = host.lock();
-        st.stats = FsStats {
-            total_bytes: 100 << 30,
-            available_bytes: 50 << 30,
-            ..FsStats::default()
-        };
-        Self::add_mount(
-            &mut st,
-            Path::new("/"),
-            Path::new("/"),
-            "ext4",
-            "/dev/fakeroot",
-            false,
-        );
+        st.stats = FsStats { total_bytes: 100 << 30, available_bytes: 50 << 30, ..FsStats::default() };
+        Self::add_mount(&mut st, Path::new("/"), Path::new("/"), "ext4", "/dev/fakeroot", false);
         st.mounts[0].major = 254;
         drop(st);
         host
@@ -149,12 +96,7 @@ impl FakeHost {
 
     /// Whether anything but the root filesystem is mounted.
     pub fn mounts_beyond_root(&self) -> Vec<PathBuf> {
-        self.lock()
-            .mounts
-            .iter()
-            .skip(1)
-            .map(|m| m.mount_point.clone())
-            .collect()
+        self.lock().mounts.iter().skip(1).map(|m| m.mount_point.clone()).collect()
     }
 
     fn record(&self, op: &'static str, call: Call) -> Result<MutexGuard<'_, State>> {
@@ -170,14 +112,7 @@ impl FakeHost {
         Ok(st)
     }
 
-    fn add_mount(
-        st: &mut State,
-        root: &Path,
-        target: &Path,
-        fs_type: &str,
-        source: &str,
-        readonly: bool,
-    ) {
+    fn add_mount(st: &mut State, root: &Path, target: &Path, fs_type: &str, source: &str, readonly: bool) {
         st.next_mount_id += 1;
         let rw = if readonly { "ro" } else { "rw" };
         st.mounts.push(MountEntry {
@@ -196,25 +131,13 @@ impl FakeHost {
 }
 
 fn einval(what: &'static str, path: &Path) -> Error {
-    Error::Io {
-        what,
-        path: path.to_owned(),
-        source: std::io::Error::from_raw_os_error(libc::EINVAL),
-    }
+    Error::Io { what, path: path.to_owned(), source: std::io::Error::from_raw_os_error(libc::EINVAL) }
 }
 
 impl Host for FakeHost {
     fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()> {
-        let mut st = self.record(
-            "Bind",
-            Call::Bind {
-                source: source.into(),
-                target: target.into(),
-                readonly,
-            },
-        )?;
-        let (major, minor, root) =
-            super::bind_identity(&st.mounts, source).ok_or_else(|| einval("bind", source))?;
+        let mut st = self.record("Bind", Call::Bind { source: source.into(), target: target.into(), readonly })?;
+        let (major, minor, root) = super::bind_identity(&st.mounts, source).ok_or_else(|| einval("bind", source))?;
         let holder = st
             .mounts
             .iter()
@@ -222,26 +145,15 @@ impl Host for FakeHost {
             .find(|m| m.major == major && m.minor == minor)
             .cloned()
             .ok_or_else(|| einval("bind", source))?;
-        Self::add_mount(
-            &mut st,
-            &root,
-            target,
-            &holder.fs_type,
-            &holder.source,
-            readonly,
-        );
+        Self::add_mount(&mut st, &root, target, &holder.fs_type, &holder.source, readonly);
         let last = st.mounts.len() - 1;
         (st.mounts[last].major, st.mounts[last].minor) = (major, minor);
         Ok(())
     }
 
     fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()> {
-        let call = Call::Mount {
-            source: source.into(),
-            target: target.into(),
-            fstype: fstype.into(),
-            opts: opts.clone(),
-        };
+        let call =
+            Call::Mount { source: source.into(), target: target.into(), fstype: fstype.into(), opts: opts.clone() };
         let mut st = self.record("Mount", call)?;
         let src = source.to_string_lossy().into_owned();
         let ro = opts.readonly || opts.options.iter().any(|o| o == "ro");
@@ -252,13 +164,7 @@ impl Host for FakeHost {
     }
 
     fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()> {
-        let st = self.record(
-            "Remount",
-            Call::Remount {
-                target: target.into(),
-                opts: opts.clone(),
-            },
-        )?;
+        let st = self.record("Remount", Call::Remount { target: target.into(), opts: opts.clone() })?;
         if super::mount_at(&st.mounts, target).is_none() {
             return Err(einval("remount", target));
         }
@@ -266,18 +172,8 @@ impl Host for FakeHost {
     }
 
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {
-        let mut st = self.record(
-            "Unmount",
-            Call::Unmount {
-                target: target.into(),
-                lazy,
-            },
-        )?;
-        let pos = st
-            .mounts
-            .iter()
-            .rposition(|m| m.mount_point == target)
-            .ok_or_else(|| einval("unmount", target))?;
+        let mut st = self.record("Unmount", Call::Unmount { target: target.into(), lazy })?;
+        let pos = st.mounts.iter().rposition(|m| m.mount_point == target).ok_or_else(|| einval("unmount", target))?;
         st.mounts.remove(pos);
         Ok(())
     }
@@ -287,87 +183,47 @@ impl Host for FakeHost {
     }
 
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf> {
-        let mut st = self.record(
-            "LoopAttach",
-            Call::LoopAttach {
-                file: file.into(),
-                readonly,
-            },
-        )?;
+        let mut st = self.record("LoopAttach", Call::LoopAttach { file: file.into(), readonly })?;
         let n = (0..).find(|n| !st.loops.contains_key(n)).unwrap_or(0);
         st.loops.insert(n, file.to_owned());
         Ok(PathBuf::from(format!("/dev/loop{n}")))
     }
 
     fn loop_detach(&self, device: &Path) -> Result<()> {
-        let mut st = self.record(
-            "LoopDetach",
-            Call::LoopDetach {
-                device: device.into(),
-            },
-        )?;
-        st.loops
-            .retain(|n, _| Path::new(&format!("/dev/loop{n}")) != device);
+        let mut st = self.record("LoopDetach", Call::LoopDetach { device: device.into() })?;
+        st.loops.retain(|n, _| Path::new(&format!("/dev/loop{n}")) != device);
         Ok(())
     }
 
     fn loop_list(&self) -> Result<Vec<LoopDevice>> {
         let st = self.lock();
-        let list = st.loops.iter().map(|(n, f)| LoopDevice {
-            device: format!("/dev/loop{n}").into(),
-            backing_file: f.clone(),
-        });
+        let list = st
+            .loops
+            .iter()
+            .map(|(n, f)| LoopDevice { device: format!("/dev/loop{n}").into(), backing_file: f.clone() });
         Ok(list.collect())
     }
 
     fn loop_set_capacity(&self, device: &Path) -> Result<()> {
-        self.record(
-            "LoopSetCapacity",
-            Call::LoopSetCapacity {
-                device: device.into(),
-            },
-        )
-        .map(drop)
+        self.record("LoopSetCapacity", Call::LoopSetCapacity { device: device.into() }).map(drop)
     }
 
     fn probe_fs(&self, device: &Path) -> Result<Option<String>> {
         let st = self.lock();
-        let file = st
-            .loops
-            .iter()
-            .find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device)
-            .map(|(_, f)| f.clone());
+        let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
         Ok(file.and_then(|f| st.formatted.get(&f).map(|fs| fs.as_str().to_owned())))
     }
 
     fn mkfs(&self, device: &Path, fs: FsType) -> Result<()> {
-        let mut st = self.record(
-            "Mkfs",
-            Call::Mkfs {
-                device: device.into(),
-                fs,
-            },
-        )?;
-        let file = st
-            .loops
-            .iter()
-            .find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device)
-            .map(|(_, f)| f.clone());
+        let mut st = self.record("Mkfs", Call::Mkfs { device: device.into(), fs })?;
+        let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
         let file = file.ok_or_else(|| einval("mkfs", device))?;
         st.formatted.insert(file, fs);
         Ok(())
     }
 
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()> {
-        self.record(
-            "GrowFs",
-            Call::GrowFs {
-                fs,
-                device: device.into(),
-                mountpoint: mountpoint.into(),
-            },
-        )
-        .map(drop)
+        self.record("GrowFs", Call::GrowFs { fs, device: device.into(), mountpoint: mountpoint.into() }).map(drop)
     }
 
     fn statvfs(&self, _path: &Path) -> Result<FsStats> {
@@ -375,22 +231,12 @@ impl Host for FakeHost {
     }
 
     fn btrfs_subvolume_create(&self, path: &Path) -> Result<()> {
-        drop(self.record(
-            "SubvolumeCreate",
-            Call::SubvolumeCreate { path: path.into() },
-        )?);
-        std::fs::create_dir(path).map_err(|source| Error::Io {
-            what: "create subvolume",
-            path: path.into(),
-            source,
-        })
+        drop(self.record("SubvolumeCreate", Call::SubvolumeCreate { path: path.into() })?);
+        std::fs::create_dir(path).map_err(|source| Error::Io { what: "create subvolume", path: path.into(), source })
     }
 
     fn btrfs_subvolume_delete(&self, path: &Path) -> Result<()> {
-        drop(self.record(
-            "SubvolumeDelete",
-            Call::SubvolumeDelete { path: path.into() },
-        )?);
+        drop(self.record("SubvolumeDelete", Call::SubvolumeDelete { path: path.into() })?);
         std::fs::remove_dir_all(path).map_err(|source| Error::Io {
             what: "delete subvolume",
             path: path.into(),
@@ -399,35 +245,16 @@ impl Host for FakeHost {
     }
 
     fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
-        drop(self.record(
-            "Snapshot",
-            Call::Snapshot {
-                source: source.into(),
-                dest: dest.into(),
-                readonly,
-            },
-        )?);
-        std::fs::create_dir(dest).map_err(|source| Error::Io {
-            what: "snapshot",
-            path: dest.into(),
-            source,
-        })
+        drop(self.record("Snapshot", Call::Snapshot { source: source.into(), dest: dest.into(), readonly })?);
+        std::fs::create_dir(dest).map_err(|source| Error::Io { what: "snapshot", path: dest.into(), source })
     }
 
     fn btrfs_quota_enable(&self, path: &Path) -> Result<()> {
-        self.record("QuotaEnable", Call::QuotaEnable { path: path.into() })
-            .map(drop)
+        self.record("QuotaEnable", Call::QuotaEnable { path: path.into() }).map(drop)
     }
 
     fn btrfs_qgroup_limit(&self, path: &Path, bytes: u64) -> Result<()> {
-        self.record(
-            "QgroupLimit",
-            Call::QgroupLimit {
-                path: path.into(),
-                bytes,
-            },
-        )
-        .map(drop)
+        self.record("QgroupLimit", Call::QgroupLimit { path: path.into(), bytes }).map(drop)
     }
 
     fn btrfs_qgroup_usage(&self, _path: &Path) -> Result<u64> {
@@ -438,24 +265,39 @@ impl Host for FakeHost {
         Ok(true)
     }
 
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()> {
+        drop(self.record("CopyTree", Call::CopyTree { source: source.into(), dest: dest.into() })?);
+        std::fs::create_dir(dest).map_err(|e| Error::Copy { from: source.into(), to: dest.into(), source: e })?;
+        for entry in std::fs::read_dir(source)
+            .map_err(|e| Error::Copy { from: source.into(), to: dest.into(), source: e })?
+            .flatten()
+        {
+            if entry.path().is_file() {
+                let to = dest.join(entry.file_name());
+                std::fs::copy(entry.path(), &to).map_err(|e| Error::Copy { from: entry.path(), to, source: e })?;
+            }
+        }
+        Ok(())
+    }
+
+    fn freeze(&self, mountpoint: &Path) -> Result<()> {
+        self.record("Freeze", Call::Freeze { mountpoint: mountpoint.into() }).map(drop)
+    }
+
+    fn thaw(&self, mountpoint: &Path) -> Result<()> {
+        self.record("Thaw", Call::Thaw { mountpoint: mountpoint.into() }).map(drop)
+    }
+
     fn memory_available(&self) -> Result<u64> {
         Ok(self.lock().stats.available_bytes)
     }
 
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
-        drop(self.record(
-            "CopyFile",
-            Call::CopyFile {
-                source: source.into(),
-                dest: dest.into(),
-            },
-        )?);
-        std::fs::copy(source, dest)
-            .map(drop)
-            .map_err(|e| Error::Copy {
-                from: source.into(),
-                to: dest.into(),
-                source: e,
-            })
+        drop(self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?);
+        std::fs::copy(source, dest).map(drop).map_err(|e| Error::Copy {
+            from: source.into(),
+            to: dest.into(),
+            source: e,
+        })
     }
 }

@@ -1,9 +1,6 @@
 //! [`LinuxHost`]: the real host, through mount(2), loop ioctls, statvfs and system tools.
 
-use super::{
-    Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Result, loopdev, mountinfo,
-    tools,
-};
+use super::{Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Result, loopdev, mountinfo, tools};
 use nix::mount::{MntFlags, MsFlags};
 use std::ffi::OsStr;
 use std::path::Path;
@@ -48,24 +45,11 @@ fn data_arg(data: &str) -> Option<&str> {
 
 impl Host for LinuxHost {
     fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()> {
-        let err = |errno| Error::Bind {
-            source_path: source.to_owned(),
-            target: target.to_owned(),
-            errno,
-        };
-        nix::mount::mount(
-            Some(source),
-            target,
-            None::<&str>,
-            MsFlags::MS_BIND,
-            None::<&str>,
-        )
-        .map_err(err)?;
+        let err = |errno| Error::Bind { source_path: source.to_owned(), target: target.to_owned(), errno };
+        nix::mount::mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(err)?;
         if readonly {
             let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            if let Err(errno) =
-                nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
-            {
+            if let Err(errno) = nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>) {
                 let _ = nix::mount::umount2(target, MntFlags::MNT_DETACH);
                 return Err(err(errno));
             }
@@ -75,41 +59,23 @@ impl Host for LinuxHost {
 
     fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
-        nix::mount::mount(Some(source), target, Some(fstype), flags, data_arg(&data)).map_err(
-            |errno| Error::Mount {
-                source_path: source.to_owned(),
-                target: target.to_owned(),
-                fstype: fstype.to_owned(),
-                errno,
-            },
-        )
+        nix::mount::mount(Some(source), target, Some(fstype), flags, data_arg(&data)).map_err(|errno| Error::Mount {
+            source_path: source.to_owned(),
+            target: target.to_owned(),
+            fstype: fstype.to_owned(),
+            errno,
+        })
     }
 
     fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
-        nix::mount::mount(
-            None::<&str>,
-            target,
-            None::<&str>,
-            flags | MsFlags::MS_REMOUNT,
-            data_arg(&data),
-        )
-        .map_err(|errno| Error::Remount {
-            target: target.to_owned(),
-            errno,
-        })
+        nix::mount::mount(None::<&str>, target, None::<&str>, flags | MsFlags::MS_REMOUNT, data_arg(&data))
+            .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
     }
 
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {
-        let flags = if lazy {
-            MntFlags::MNT_DETACH
-        } else {
-            MntFlags::empty()
-        };
-        nix::mount::umount2(target, flags).map_err(|errno| Error::Unmount {
-            target: target.to_owned(),
-            errno,
-        })
+        let flags = if lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() };
+        nix::mount::umount2(target, flags).map_err(|errno| Error::Unmount { target: target.to_owned(), errno })
     }
 
     fn mount_table(&self) -> Result<Vec<MountEntry>> {
@@ -134,42 +100,22 @@ impl Host for LinuxHost {
     }
 
     fn probe_fs(&self, device: &Path) -> Result<Option<String>> {
-        let args = [
-            OsStr::new("-p"),
-            OsStr::new("-o"),
-            OsStr::new("export"),
-            device.as_os_str(),
-        ];
+        let args = [OsStr::new("-p"), OsStr::new("-o"), OsStr::new("export"), device.as_os_str()];
         let out = tools::output("blkid", &args)?;
         match out.status.code() {
             Some(0) => Ok(parse_blkid_export(&String::from_utf8_lossy(&out.stdout))),
             Some(2) => Ok(None),
-            _ => Err(Error::Tool {
-                tool: "blkid".into(),
-                path: device.to_owned(),
-                detail: tools::detail(&out),
-            }),
+            _ => Err(Error::Tool { tool: "blkid".into(), path: device.to_owned(), detail: tools::detail(&out) }),
         }
     }
 
     fn mkfs(&self, device: &Path, fs: FsType) -> Result<()> {
         let dev = device.as_os_str();
         match fs {
-            FsType::Ext4 => tools::run(
-                "mkfs.ext4",
-                &[
-                    OsStr::new("-q"),
-                    OsStr::new("-E"),
-                    OsStr::new("nodiscard"),
-                    dev,
-                ],
-                device,
-            ),
-            FsType::Xfs => tools::run(
-                "mkfs.xfs",
-                &[OsStr::new("-q"), OsStr::new("-K"), dev],
-                device,
-            ),
+            FsType::Ext4 => {
+                tools::run("mkfs.ext4", &[OsStr::new("-q"), OsStr::new("-E"), OsStr::new("nodiscard"), dev], device)
+            }
+            FsType::Xfs => tools::run("mkfs.xfs", &[OsStr::new("-q"), OsStr::new("-K"), dev], device),
         }
         .map(drop)
     }
@@ -177,20 +123,13 @@ impl Host for LinuxHost {
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()> {
         match fs {
             FsType::Ext4 => tools::run("resize2fs", &[device.as_os_str()], device),
-            FsType::Xfs => tools::run(
-                "xfs_growfs",
-                &[OsStr::new("-d"), mountpoint.as_os_str()],
-                mountpoint,
-            ),
+            FsType::Xfs => tools::run("xfs_growfs", &[OsStr::new("-d"), mountpoint.as_os_str()], mountpoint),
         }
         .map(drop)
     }
 
     fn statvfs(&self, path: &Path) -> Result<FsStats> {
-        let st = nix::sys::statvfs::statvfs(path).map_err(|errno| Error::Statvfs {
-            path: path.to_owned(),
-            errno,
-        })?;
+        let st = nix::sys::statvfs::statvfs(path).map_err(|errno| Error::Statvfs { path: path.to_owned(), errno })?;
         let frag = st.fragment_size();
         let total = st.blocks() * frag;
         let free = st.blocks_free() * frag;
@@ -213,11 +152,7 @@ impl Host for LinuxHost {
     }
 
     fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
-        let args: &[&str] = if readonly {
-            &["subvolume", "snapshot", "-r"]
-        } else {
-            &["subvolume", "snapshot"]
-        };
+        let args: &[&str] = if readonly { &["subvolume", "snapshot", "-r"] } else { &["subvolume", "snapshot"] };
         btrfs(args, &[source, dest])
     }
 
@@ -227,23 +162,12 @@ impl Host for LinuxHost {
 
     fn btrfs_qgroup_limit(&self, path: &Path, bytes: u64) -> Result<()> {
         let limit = bytes.to_string();
-        let args = [
-            OsStr::new("qgroup"),
-            OsStr::new("limit"),
-            OsStr::new(&limit),
-            path.as_os_str(),
-        ];
+        let args = [OsStr::new("qgroup"), OsStr::new("limit"), OsStr::new(&limit), path.as_os_str()];
         tools::run("btrfs", &args, path).map(drop)
     }
 
     fn btrfs_qgroup_usage(&self, path: &Path) -> Result<u64> {
-        let args = [
-            OsStr::new("qgroup"),
-            OsStr::new("show"),
-            OsStr::new("-f"),
-            OsStr::new("--raw"),
-            path.as_os_str(),
-        ];
+        let args = [OsStr::new("qgroup"), OsStr::new("show"), OsStr::new("-f"), OsStr::new("--raw"), path.as_os_str()];
         let out = tools::run("btrfs", &args, path)?;
         parse_qgroup_referenced(&out.stdout).ok_or_else(|| Error::Tool {
             tool: "btrfs".into(),
@@ -253,11 +177,27 @@ impl Host for LinuxHost {
     }
 
     fn is_btrfs(&self, path: &Path) -> Result<bool> {
-        let st = nix::sys::statfs::statfs(path).map_err(|errno| Error::Statvfs {
-            path: path.to_owned(),
-            errno,
-        })?;
+        let st = nix::sys::statfs::statfs(path).map_err(|errno| Error::Statvfs { path: path.to_owned(), errno })?;
         Ok(st.filesystem_type().0 == BTRFS_SUPER_MAGIC)
+    }
+
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()> {
+        let args = [
+            OsStr::new("-a"),
+            OsStr::new("--reflink=auto"),
+            OsStr::new("--no-target-directory"),
+            source.as_os_str(),
+            dest.as_os_str(),
+        ];
+        tools::run("cp", &args, source).map(drop)
+    }
+
+    fn freeze(&self, mountpoint: &Path) -> Result<()> {
+        super::freeze::ioctl(mountpoint, super::freeze::FIFREEZE, "freeze")
+    }
+
+    fn thaw(&self, mountpoint: &Path) -> Result<()> {
+        super::freeze::ioctl(mountpoint, super::freeze::FITHAW, "thaw")
     }
 
     fn memory_available(&self) -> Result<u64> {
@@ -290,25 +230,19 @@ fn btrfs(verb: &[&str], paths: &[&Path]) -> Result<()> {
 
 /// The TYPE (or PTTYPE, a partition table) from `blkid -o export`.
 pub fn parse_blkid_export(text: &str) -> Option<String> {
-    let value = |key: &str| {
-        text.lines()
-            .find_map(|l| l.strip_prefix(key))
-            .map(str::to_owned)
-    };
+    let value = |key: &str| text.lines().find_map(|l| l.strip_prefix(key)).map(str::to_owned);
     value("TYPE=").or_else(|| value("PTTYPE=").map(|t| format!("partition table {t}")))
 }
 
 /// The referenced bytes of the first `0/N` row of `btrfs qgroup show --raw`.
 pub fn parse_qgroup_referenced(text: &str) -> Option<u64> {
-    text.lines()
-        .map(str::split_whitespace)
-        .find_map(|mut cols| {
-            let id = cols.next()?;
-            if !id.starts_with("0/") {
-                return None;
-            }
-            cols.next()?.parse().ok()
-        })
+    text.lines().map(str::split_whitespace).find_map(|mut cols| {
+        let id = cols.next()?;
+        if !id.starts_with("0/") {
+            return None;
+        }
+        cols.next()?.parse().ok()
+    })
 }
 
 #[cfg(test)]
@@ -319,12 +253,7 @@ mod tests {
     fn options_split_into_flags_and_data() {
         let opts = MountOptions {
             readonly: false,
-            options: vec![
-                "noatime".into(),
-                "nouuid".into(),
-                "ro".into(),
-                "size=1m".into(),
-            ],
+            options: vec!["noatime".into(), "nouuid".into(), "ro".into(), "size=1m".into()],
         };
         let (flags, data) = split_options(&opts);
         assert!(flags.contains(MsFlags::MS_NOATIME | MsFlags::MS_RDONLY));
@@ -333,24 +262,15 @@ mod tests {
 
     #[test]
     fn readonly_sets_rdonly() {
-        let (flags, data) = split_options(&MountOptions {
-            readonly: true,
-            options: vec![],
-        });
+        let (flags, data) = split_options(&MountOptions { readonly: true, options: vec![] });
         assert_eq!(flags, MsFlags::MS_RDONLY);
         assert_eq!(data, "");
     }
 
     #[test]
     fn blkid_export_is_parsed() {
-        assert_eq!(
-            parse_blkid_export("DEVNAME=/dev/loop0\nUUID=x\nTYPE=xfs\n").as_deref(),
-            Some("xfs")
-        );
-        assert_eq!(
-            parse_blkid_export("PTUUID=1\nPTTYPE=gpt\n").as_deref(),
-            Some("partition table gpt")
-        );
+        assert_eq!(parse_blkid_export("DEVNAME=/dev/loop0\nUUID=x\nTYPE=xfs\n").as_deref(), Some("xfs"));
+        assert_eq!(parse_blkid_export("PTUUID=1\nPTTYPE=gpt\n").as_deref(), Some("partition table gpt"));
         assert_eq!(parse_blkid_export("DEVNAME=/dev/loop0\n"), None);
     }
 
@@ -358,10 +278,7 @@ mod tests {
     fn qgroup_rows_are_parsed() {
         let text = "qgroupid         rfer         excl     max_rfer     max_excl \n--------         ----         ----     --------     -------- \n0/257        16384        16384    104857600         none \n";
         assert_eq!(parse_qgroup_referenced(text), Some(16384));
-        assert_eq!(
-            parse_qgroup_referenced("Qgroupid Referenced Exclusive Path\n0/258 4096 4096 data\n"),
-            Some(4096)
-        );
+        assert_eq!(parse_qgroup_referenced("Qgroupid Referenced Exclusive Path\n0/258 4096 4096 data\n"), Some(4096));
         assert_eq!(parse_qgroup_referenced("nothing"), None);
     }
 }

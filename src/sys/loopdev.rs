@@ -41,11 +41,7 @@ struct LoopConfig {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Loop {
-        what,
-        path: path.to_owned(),
-        source,
-    }
+    move |source| Error::Loop { what, path: path.to_owned(), source }
 }
 
 /// Runs an ioctl whose argument is a plain integer or pointer; maps -1 to the OS error.
@@ -53,20 +49,13 @@ fn ioctl(file: &File, request: libc::c_ulong, arg: libc::c_ulong) -> std::io::Re
     // SAFETY: `file` is an open descriptor for the whole call; every request used in this module
     // takes either an integer or a pointer to a live, correctly sized `#[repr(C)]` struct.
     let rc = unsafe { libc::ioctl(file.as_raw_fd(), request, arg) };
-    if rc < 0 {
-        Err(std::io::Error::last_os_error())
-    } else {
-        Ok(rc)
-    }
+    if rc < 0 { Err(std::io::Error::last_os_error()) } else { Ok(rc) }
 }
 
 /// Attaches `file` to a free loop device; retries when another process takes the same device.
 pub fn attach(file: &Path, readonly: bool) -> Result<PathBuf> {
-    let backing = OpenOptions::new()
-        .read(true)
-        .write(!readonly)
-        .open(file)
-        .map_err(io_err("open backing file", file))?;
+    let backing =
+        OpenOptions::new().read(true).write(!readonly).open(file).map_err(io_err("open backing file", file))?;
     let control = OpenOptions::new()
         .read(true)
         .write(true)
@@ -82,16 +71,11 @@ pub fn attach(file: &Path, readonly: bool) -> Result<PathBuf> {
             Err(e) => return Err(io_err("configure", file)(e)),
         }
     }
-    Err(io_err("configure", file)(last.unwrap_or_else(|| {
-        std::io::Error::from_raw_os_error(libc::EBUSY)
-    })))
+    Err(io_err("configure", file)(last.unwrap_or_else(|| std::io::Error::from_raw_os_error(libc::EBUSY))))
 }
 
 fn configure(device: &Path, backing: &File, file: &Path, readonly: bool) -> std::io::Result<()> {
-    let dev = OpenOptions::new()
-        .read(true)
-        .write(!readonly)
-        .open(device)?;
+    let dev = OpenOptions::new().read(true).write(!readonly).open(device)?;
     let mut info = LoopInfo64 {
         device: 0,
         inode: 0,
@@ -110,20 +94,9 @@ fn configure(device: &Path, backing: &File, file: &Path, readonly: bool) -> std:
     let name = file.as_os_str().as_bytes();
     let len = name.len().min(LO_NAME_SIZE - 1);
     info.file_name[..len].copy_from_slice(&name[..len]);
-    let fd = u32::try_from(backing.as_raw_fd())
-        .map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
-    let config = LoopConfig {
-        fd,
-        block_size: 0,
-        info,
-        reserved: [0; 8],
-    };
-    ioctl(
-        &dev,
-        LOOP_CONFIGURE,
-        &config as *const LoopConfig as libc::c_ulong,
-    )
-    .map(drop)
+    let fd = u32::try_from(backing.as_raw_fd()).map_err(|_| std::io::Error::from_raw_os_error(libc::EBADF))?;
+    let config = LoopConfig { fd, block_size: 0, info, reserved: [0; 8] };
+    ioctl(&dev, LOOP_CONFIGURE, &config as *const LoopConfig as libc::c_ulong).map(drop)
 }
 
 /// Detaches a loop device; one that is already free counts as detached.
@@ -139,9 +112,7 @@ pub fn detach(device: &Path) -> Result<()> {
 /// Makes the loop driver re-read the size of the backing file.
 pub fn set_capacity(device: &Path) -> Result<()> {
     let dev = File::open(device).map_err(io_err("open", device))?;
-    ioctl(&dev, LOOP_SET_CAPACITY, 0)
-        .map(drop)
-        .map_err(io_err("set capacity", device))
+    ioctl(&dev, LOOP_SET_CAPACITY, 0).map(drop).map_err(io_err("set capacity", device))
 }
 
 /// Lists attached loop devices from `/sys/block/loop*/loop/backing_file`.

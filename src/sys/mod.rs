@@ -3,6 +3,7 @@
 mod copy;
 mod error;
 mod fake;
+mod freeze;
 mod linux;
 mod loopdev;
 pub mod mountinfo;
@@ -114,6 +115,14 @@ pub trait Host: Send + Sync + Debug {
     /// Whether `path` lies on a btrfs filesystem.
     fn is_btrfs(&self, path: &Path) -> Result<bool>;
 
+    /// Copies the directory tree `source` to the new directory `dest`, keeping owners, modes,
+    /// links, sparse files and extended attributes (reflinks where possible).
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()>;
+    /// Freezes the filesystem mounted at `mountpoint` (FIFREEZE) so its device is consistent.
+    fn freeze(&self, mountpoint: &Path) -> Result<()>;
+    /// Thaws a filesystem frozen by [`Host::freeze`] (FITHAW).
+    fn thaw(&self, mountpoint: &Path) -> Result<()>;
+
     /// Bytes of memory the kernel could give to a new tmpfs without swapping.
     fn memory_available(&self) -> Result<u64>;
 
@@ -135,11 +144,7 @@ pub fn bind_identity(table: &[MountEntry], path: &Path) -> Option<(u32, u32, Pat
         .filter(|m| path.starts_with(&m.mount_point))
         .max_by_key(|m| m.mount_point.components().count())?;
     let rest = path.strip_prefix(&holder.mount_point).ok()?;
-    let root = if rest.as_os_str().is_empty() {
-        holder.root.clone()
-    } else {
-        holder.root.join(rest)
-    };
+    let root = if rest.as_os_str().is_empty() { holder.root.clone() } else { holder.root.join(rest) };
     Some((holder.major, holder.minor, root))
 }
 

@@ -65,11 +65,7 @@ pub fn parse_line(line: &str) -> Option<MountEntry> {
 }
 
 fn split_options(field: &str) -> Vec<String> {
-    field
-        .split(',')
-        .filter(|o| !o.is_empty())
-        .map(unescape)
-        .collect()
+    field.split(',').filter(|o| !o.is_empty()).map(unescape).collect()
 }
 
 /// Decodes the kernel's `\ooo` escapes (space, tab, newline, backslash, ...).
@@ -133,20 +129,14 @@ mod tests {
     fn bind_mount_keeps_subtree_root_and_decodes_space() {
         let t = parse(FIXTURE);
         assert_eq!(t[2].root, Path::new("/var/lib/strata/volumes/v1/data"));
-        assert_eq!(
-            t[2].mount_point,
-            Path::new("/var/lib/kubelet/pods/a/volumes/x y")
-        );
+        assert_eq!(t[2].mount_point, Path::new("/var/lib/kubelet/pods/a/volumes/x y"));
         assert_eq!(t[2].parent_id, 22);
     }
 
     #[test]
     fn decodes_tab_and_backslash_and_readonly() {
         let t = parse(FIXTURE);
-        assert_eq!(
-            t[3].mount_point,
-            Path::new("/var/lib/kubelet/plugins/st\tage")
-        );
+        assert_eq!(t[3].mount_point, Path::new("/var/lib/kubelet/plugins/st\tage"));
         assert!(t[3].is_readonly());
         assert!(!t[2].is_readonly());
         assert_eq!(t[4].mount_point, Path::new("/mnt/back\\slash"));

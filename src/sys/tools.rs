@@ -8,10 +8,7 @@ const TOOL_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
 
 /// The absolute path of a tool, searched in the standard system directories only.
 pub fn locate(tool: &str) -> Option<PathBuf> {
-    TOOL_DIRS
-        .iter()
-        .map(|d| Path::new(d).join(tool))
-        .find(|p| p.is_file())
+    TOOL_DIRS.iter().map(|d| Path::new(d).join(tool)).find(|p| p.is_file())
 }
 
 /// Output of a tool run that exited 0.
@@ -25,15 +22,9 @@ pub struct Output {
 pub fn run(tool: &str, args: &[&std::ffi::OsStr], subject: &Path) -> Result<Output> {
     let out = output(tool, args)?;
     if out.status.success() {
-        return Ok(Output {
-            stdout: String::from_utf8_lossy(&out.stdout).into_owned(),
-        });
+        return Ok(Output { stdout: String::from_utf8_lossy(&out.stdout).into_owned() });
     }
-    Err(Error::Tool {
-        tool: tool.to_owned(),
-        path: subject.to_owned(),
-        detail: detail(&out),
-    })
+    Err(Error::Tool { tool: tool.to_owned(), path: subject.to_owned(), detail: detail(&out) })
 }
 
 /// Runs a tool and returns its raw result whatever the exit status.
@@ -52,20 +43,13 @@ pub fn output(tool: &str, args: &[&std::ffi::OsStr]) -> Result<std::process::Out
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|source| Error::ToolSpawn {
-            tool: tool.to_owned(),
-            source,
-        })
+        .map_err(|source| Error::ToolSpawn { tool: tool.to_owned(), source })
 }
 
 /// The exit status and trimmed stderr (or stdout when stderr is empty) of a failed run.
 pub fn detail(out: &std::process::Output) -> String {
     let stderr = String::from_utf8_lossy(&out.stderr);
-    let text = if stderr.trim().is_empty() {
-        String::from_utf8_lossy(&out.stdout)
-    } else {
-        stderr
-    };
+    let text = if stderr.trim().is_empty() { String::from_utf8_lossy(&out.stdout) } else { stderr };
     format!("{}: {}", out.status, text.trim())
 }
 
@@ -82,15 +66,8 @@ mod tests {
 
     #[test]
     fn failure_keeps_stderr() {
-        let err = run(
-            "ls",
-            &[OsStr::new("/strata/definitely/missing")],
-            Path::new("/m"),
-        )
-        .unwrap_err();
-        let Error::Tool { detail, .. } = err else {
-            panic!("wrong error {err}")
-        };
+        let err = run("ls", &[OsStr::new("/strata/definitely/missing")], Path::new("/m")).unwrap_err();
+        let Error::Tool { detail, .. } = err else { panic!("wrong error {err}") };
         assert!(detail.contains("No such file"), "{detail}");
     }
 
