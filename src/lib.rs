@@ -3,4 +3,5 @@
 pub mod backend;
 pub mod csi;
 pub mod engine;
+pub mod flex;
 pub mod sys;

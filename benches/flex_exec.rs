@@ -1,0 +1,3 @@
+//! Exec latency of strata-flex (written below).
+
+fn main() {}

@@ -1,0 +1,209 @@
+//! The driver's settings: defaults, then the dot-file beside the executable, then environment.
+//!
+//! The file is `.strata-flex.json` in the driver's directory (kubelet's probe skips dot-files),
+//! or the path in `STRATA_FLEX_CONFIG`. Keys: `root`, `kubelet_dir`, `log_file` (null for no
+//! log), `log_level`, `lock_wait_seconds`. Environment overrides: `STRATA_FLEX_ROOT`,
+//! `STRATA_FLEX_KUBELET_DIR`, `STRATA_FLEX_LOG` (`off` for no log), `STRATA_FLEX_LOG_LEVEL`,
+//! `STRATA_FLEX_LOCK_WAIT`.
+
+use super::{Error, Result};
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The name of the configuration file beside the executable.
+pub const FILE_NAME: &str = ".strata-flex.json";
+
+/// The driver's settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// strata's data root.
+    pub root: PathBuf,
+    /// kubelet's root directory; pod volume dirs must lie under it.
+    pub kubelet_dir: PathBuf,
+    /// Where logs go; `None` for nowhere.
+    pub log_file: Option<PathBuf>,
+    /// `error`, `warn`, `info`, `debug` or `trace`.
+    pub log_level: String,
+    /// How long a call waits for another call on the same volume.
+    pub lock_wait: Duration,
+}
+
+impl Default for Config {
+    fn default() -> Config {
+        Config {
+            root: "/var/lib/strata".into(),
+            kubelet_dir: "/var/lib/kubelet".into(),
+            log_file: Some("/var/log/strata-flex.log".into()),
+            log_level: "info".into(),
+            lock_wait: Duration::from_secs(120),
+        }
+    }
+}
+
+/// The file's shape; every key optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct FileConfig {
+    root: Option<PathBuf>,
+    kubelet_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "nullable")]
+    log_file: Option<Option<PathBuf>>,
+    log_level: Option<String>,
+    lock_wait_seconds: Option<u64>,
+}
+
+/// Tells a `null` (no log) from a missing key (the default log).
+fn nullable<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Option<Option<PathBuf>>, D::Error> {
+    Option::<PathBuf>::deserialize(d).map(Some)
+}
+
+/// Loads the settings for the executable at `exe`, reading the environment through `env`.
+pub fn load(exe: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<Config> {
+    let dir = exe.and_then(Path::parent);
+    let path = match env("STRATA_FLEX_CONFIG") {
+        Some(p) => Some(PathBuf::from(p)),
+        None => dir.map(|d| d.join(FILE_NAME)),
+    };
+    let mut cfg = Config::default();
+    if let Some(path) = &path {
+        apply_file(&mut cfg, path)?;
+    }
+    apply_env(&mut cfg, env)?;
+    check(&cfg, dir, path.as_deref().unwrap_or(Path::new("environment")))?;
+    Ok(cfg)
+}
+
+fn apply_file(cfg: &mut Config, path: &Path) -> Result<()> {
+    let text = match std::fs::read_to_string(path) {
+        Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(config_error(path, e.to_string())),
+    };
+    let file: FileConfig = serde_json::from_str(&text).map_err(|e| config_error(path, e.to_string()))?;
+    cfg.root = file.root.unwrap_or(cfg.root.clone());
+    cfg.kubelet_dir = file.kubelet_dir.unwrap_or(cfg.kubelet_dir.clone());
+    if let Some(log) = file.log_file {
+        cfg.log_file = log;
+    }
+    cfg.log_level = file.log_level.unwrap_or(cfg.log_level.clone());
+    if let Some(secs) = file.lock_wait_seconds {
+        cfg.lock_wait = Duration::from_secs(secs);
+    }
+    Ok(())
+}
+
+fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<()> {
+    if let Some(root) = env("STRATA_FLEX_ROOT") {
+        cfg.root = root.into();
+    }
+    if let Some(dir) = env("STRATA_FLEX_KUBELET_DIR") {
+        cfg.kubelet_dir = dir.into();
+    }
+    match env("STRATA_FLEX_LOG").as_deref() {
+        Some("off" | "") => cfg.log_file = None,
+        Some(path) => cfg.log_file = Some(path.into()),
+        None => {}
+    }
+    if let Some(level) = env("STRATA_FLEX_LOG_LEVEL") {
+        cfg.log_level = level;
+    }
+    if let Some(secs) = env("STRATA_FLEX_LOCK_WAIT") {
+        let secs = secs.parse().map_err(|_| {
+            config_error(Path::new("STRATA_FLEX_LOCK_WAIT"), format!("{secs:?} is not a number of seconds"))
+        })?;
+        cfg.lock_wait = Duration::from_secs(secs);
+    }
+    Ok(())
+}
+
+/// Absolute paths only, a known log level, and no log file inside the driver's directory
+/// (a write there makes kubelet probe the driver again).
+fn check(cfg: &Config, exe_dir: Option<&Path>, source: &Path) -> Result<()> {
+    let log = cfg.log_file.iter().map(|l| ("log_file", l.as_path()));
+    let paths = [("root", cfg.root.as_path()), ("kubelet_dir", cfg.kubelet_dir.as_path())];
+    for (key, path) in paths.into_iter().chain(log) {
+        if !path.is_absolute() {
+            return Err(config_error(source, format!("{key} {} is not absolute", path.display())));
+        }
+    }
+    if let (Some(log), Some(dir)) = (&cfg.log_file, exe_dir) {
+        if log.starts_with(dir) {
+            return Err(config_error(
+                source,
+                format!(
+                    "log_file {} is inside the plugin directory; kubelet would re-probe the driver on every write",
+                    log.display()
+                ),
+            ));
+        }
+    }
+    if cfg.log_level.parse::<tracing::level_filters::LevelFilter>().is_err() {
+        return Err(config_error(
+            source,
+            format!("log_level {:?} is not error, warn, info, debug or trace", cfg.log_level),
+        ));
+    }
+    Ok(())
+}
+
+fn config_error(path: &Path, reason: String) -> Error {
+    Error::Config { path: path.to_owned(), reason }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeMap;
+
+    fn env_of(pairs: &[(&str, &str)]) -> impl Fn(&str) -> Option<String> {
+        let map: BTreeMap<String, String> = pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+        move |k| map.get(k).cloned()
+    }
+
+    #[test]
+    fn defaults_without_file_or_env() {
+        let dir = tempfile::tempdir().unwrap();
+        let cfg = load(Some(&dir.path().join("flex")), &env_of(&[])).unwrap();
+        assert_eq!(cfg, Config::default());
+    }
+
+    #[test]
+    fn file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join(FILE_NAME),
+            r#"{"root":"/srv/strata","log_file":null,"lock_wait_seconds":5,"kubelet_dir":"/k"}"#,
+        )
+        .unwrap();
+        let exe = dir.path().join("flex");
+        let cfg = load(Some(&exe), &env_of(&[])).unwrap();
+        assert_eq!(cfg.root, PathBuf::from("/srv/strata"));
+        assert_eq!(cfg.kubelet_dir, PathBuf::from("/k"));
+        assert_eq!(cfg.log_file, None);
+        assert_eq!(cfg.lock_wait, Duration::from_secs(5));
+        let env = env_of(&[("STRATA_FLEX_ROOT", "/r"), ("STRATA_FLEX_LOG", "/tmp/x.log")]);
+        let cfg = load(Some(&exe), &env).unwrap();
+        assert_eq!(cfg.root, PathBuf::from("/r"));
+        assert_eq!(cfg.log_file, Some(PathBuf::from("/tmp/x.log")));
+    }
+
+    #[test]
+    fn bad_settings_are_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let exe = dir.path().join("flex");
+        let in_plugin_dir = dir.path().join("flex.log");
+        for (env, want) in [
+            (vec![("STRATA_FLEX_ROOT", "rel")], "not absolute"),
+            (vec![("STRATA_FLEX_LOG", in_plugin_dir.to_str().unwrap())], "plugin directory"),
+            (vec![("STRATA_FLEX_LOG_LEVEL", "loud")], "log_level"),
+            (vec![("STRATA_FLEX_LOCK_WAIT", "soon")], "seconds"),
+        ] {
+            let err = load(Some(&exe), &env_of(&env)).unwrap_err().to_string();
+            assert!(err.contains(want), "{err}");
+        }
+        std::fs::write(dir.path().join(FILE_NAME), r#"{"rooot":"/x"}"#).unwrap();
+        let err = load(Some(&exe), &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("unknown field"), "{err}");
+    }
+}

@@ -1,0 +1,39 @@
+//! Errors of the FlexVolume front-end; each names what kubelet sent that cannot be served.
+
+use crate::engine;
+use std::path::PathBuf;
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// The command line does not match what kubelet sends for this command.
+    #[error("wrong arguments for {command}: expected `{usage}`, got {got} argument(s)")]
+    Usage { command: &'static str, usage: &'static str, got: usize },
+    /// An argument that should be text is not valid UTF-8.
+    #[error("argument {index} is not valid UTF-8")]
+    NotUtf8 { index: usize },
+    /// The options argument is not a JSON object of strings.
+    #[error("the options argument is not a JSON object of strings: {reason}")]
+    Json { reason: String },
+    /// One option has a value strata cannot use.
+    #[error("option {key:?} {reason}")]
+    Option { key: String, reason: String },
+    /// A byte count argument is not a decimal number.
+    #[error("{what} {value:?} is not a decimal byte count")]
+    Bytes { what: &'static str, value: String },
+    /// The driver's configuration file or environment is wrong.
+    #[error("configuration {path}: {reason}")]
+    Config { path: PathBuf, reason: String },
+    /// `volumeID` names a volume that does not exist.
+    #[error(
+        "volume {id} named by option \"volumeID\" does not exist; create it first, or drop \
+         \"volumeID\" to use a volume named after the PV"
+    )]
+    NoSuchVolume { id: String },
+    /// The options describe another volume than the one that exists under that id.
+    #[error("volume {id} exists with {what} {had}, but the options ask for {asked}")]
+    Mismatch { id: String, what: &'static str, had: String, asked: String },
+    #[error(transparent)]
+    Engine(#[from] engine::Error),
+}

@@ -1,0 +1,98 @@
+//! The FlexVolume front-end: kubelet's argv in, engine calls, exactly one JSON reply out.
+//!
+//! kubelet joins stdout and stderr and parses them as one JSON value, so nothing here prints:
+//! the reply is written by [`reply::emit`] alone, logs go to a file ([`logging`]), and
+//! descriptors 1 and 2 point at `/dev/null` while the call runs ([`stdio`]).
+//!
+//! What strata does and leaves to kubelet:
+//! - `init` reports attach false (mount does attach and stage itself), selinuxRelabel true,
+//!   fsGroup true (kubelet chowns read-write mounts; strata only checks the gid), supportsMetrics
+//!   true (kubelet statfs's the pod dir) and requiresFSResize true.
+//! - Volumes are never deleted by this front-end: FlexVolume has no delete call.
+//! - Secrets (`kubernetes.io/secret/*`) are decoded and kept redacted; no backend uses them yet.
+
+#![deny(clippy::print_stdout, clippy::print_stderr)]
+
+mod command;
+pub mod config;
+mod driver;
+mod error;
+mod expand;
+mod logging;
+mod mount;
+pub mod options;
+pub mod quantity;
+pub mod reply;
+pub mod secret;
+mod stdio;
+mod unmount;
+
+pub use error::{Error, Result};
+pub use reply::{Reply, Status};
+
+use command::Command;
+use driver::Driver;
+use std::ffi::OsString;
+
+/// Runs one kubelet call (`args` without the program name) and returns the exit code.
+pub fn main(args: Vec<OsString>) -> i32 {
+    reply::set_output(stdio::take_reply_stream());
+    std::panic::set_hook(Box::new(|info| {
+        tracing::error!(%info, "panic");
+        reply::emit(&Reply::failure(format!("strata-flex crashed: {info}")));
+    }));
+    let exe = std::env::current_exe().ok();
+    let cfg = config::load(exe.as_deref(), &|k| std::env::var(k).ok());
+    if let Ok(cfg) = &cfg {
+        logging::init(cfg);
+    }
+    let name = args.first().map(|a| a.to_string_lossy().into_owned());
+    let span = tracing::info_span!("flex", pid = std::process::id(), cmd = name.as_deref().unwrap_or(""));
+    let _entered = span.enter();
+    let result = cfg.and_then(|cfg| command::parse(&args).and_then(|c| run(c, cfg)));
+    let reply = reply::from_result(result);
+    tracing::info!(status = ?reply.status, message = %reply.message, "reply");
+    reply::emit(&reply)
+}
+
+/// Does one parsed command.
+fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
+    match cmd {
+        Command::Init => {
+            Ok(Reply { capabilities: Some(reply::CAPABILITIES), ..Reply::success("strata-flex is ready") })
+        }
+        Command::Mount { target, json } => {
+            let opts = options::parse(&json)?;
+            tracing::info!(target = %target.display(), ?opts, "mount");
+            let driver = open_for(cfg, &target)?;
+            mount::mount(&driver, &target, &opts)
+        }
+        Command::Unmount { target } => {
+            tracing::info!(target = %target.display(), "unmount");
+            let driver = open_for(cfg, &target)?;
+            unmount::unmount(&driver, &target)
+        }
+        Command::Expand { command, json, new_bytes } => {
+            let opts = options::parse(&json)?;
+            tracing::info!(command, new_bytes, id = %opts.id, "expand");
+            expand::expand(&Driver::open(cfg)?, &opts, new_bytes)
+        }
+        Command::IsAttached => {
+            Ok(Reply { attached: Some(true), ..Reply::success("strata volumes need no attach; always attached") })
+        }
+        Command::NoOp(name) => {
+            Ok(Reply::success(format!("{name}: nothing to do; strata mounts in `mount` (init reports attach: false)")))
+        }
+        Command::NotSupported(name) => Ok(Reply::not_supported(format!("strata-flex does not implement {name:?}"))),
+    }
+}
+
+/// Checks the pod dir against the kubelet dir before the engine (and its root) is opened.
+fn open_for(cfg: config::Config, target: &std::path::Path) -> Result<Driver> {
+    engine_check(&cfg, target)?;
+    Driver::open(cfg)
+}
+
+fn engine_check(cfg: &config::Config, target: &std::path::Path) -> Result<()> {
+    Ok(crate::engine::validate::path_under("pod volume", target, std::slice::from_ref(&cfg.kubelet_dir))?)
+}

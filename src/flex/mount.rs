@@ -1,0 +1,55 @@
+//! `mount <podVolumeDir> <json>`: find or create the volume, stage it once per node, bind it
+//! into the pod.
+
+use super::driver::Driver;
+use super::options::Options;
+use super::{Reply, Result};
+use crate::engine::Access;
+use std::path::Path;
+
+/// Mounts the volume named by `opts` at `target`; undoes what this call did if a step fails.
+pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
+    let _held = driver.hold(&opts.id)?;
+    let (vol, created) = driver.find_or_create(opts)?;
+    let staging = driver.staging(&vol.id);
+    let access = Access::Mount { flags: opts.mount_flags.clone() };
+    let engine = &driver.engine;
+    if let Err(e) = engine.stage_volume(&vol.id, &staging, &access) {
+        if created {
+            let _ = engine.delete_volume(&vol.id);
+        }
+        return Err(e.into());
+    }
+    if let Err(e) = engine.publish_volume(&vol.id, &staging, target, opts.readonly) {
+        roll_back(driver, &vol.id, created);
+        return Err(e.into());
+    }
+    if let Some(gid) = opts.fs_group {
+        tracing::debug!(gid, "fsGroup is applied by kubelet (init reports fsGroup: true)");
+    }
+    Ok(Reply::success(format!(
+        "volume {} ({}, {} bytes) mounted {} at {}",
+        vol.id,
+        vol.backend.as_str(),
+        vol.capacity,
+        if opts.readonly { "read-only" } else { "read-write" },
+        target.display()
+    )))
+}
+
+/// After a failed publish: unstage if nothing else uses the staging, delete a volume this call
+/// made. Errors here are logged; the publish error is the one kubelet sees.
+fn roll_back(driver: &Driver, id: &str, created: bool) {
+    let engine = &driver.engine;
+    let unused = engine.live_publications(id).is_ok_and(|p| p.is_empty());
+    if unused {
+        if let Err(e) = engine.unstage_volume(id, &driver.staging(id)) {
+            tracing::warn!(id, error = %e, "could not unstage after a failed publish");
+        }
+        if created {
+            if let Err(e) = engine.delete_volume(id) {
+                tracing::warn!(id, error = %e, "could not delete the new volume after a failed publish");
+            }
+        }
+    }
+}

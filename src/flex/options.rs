@@ -1,0 +1,167 @@
+//! The `<json>` argument: kubelet's `kubernetes.io/*` keys merged with the user's options.
+
+use super::quantity::parse_bytes;
+use super::secret::{Secret, Secrets};
+use super::{Error, Result};
+use crate::backend::Kind;
+use crate::engine::validate;
+use std::collections::BTreeMap;
+
+pub const FS_TYPE: &str = "kubernetes.io/fsType";
+pub const READ_WRITE: &str = "kubernetes.io/readwrite";
+pub const VOLUME_NAME: &str = "kubernetes.io/pvOrVolumeName";
+pub const FS_GROUP: &str = "kubernetes.io/mounterArgs.FsGroup";
+pub const FS_GROUP_OLD: &str = "kubernetes.io/fsGroup";
+pub const SECRET_PREFIX: &str = "kubernetes.io/secret/";
+pub const VOLUME_ID: &str = "volumeID";
+pub const BACKEND: &str = "backend";
+pub const SIZE: &str = "size";
+pub const MOUNT_OPTIONS: &str = "mountOptions";
+
+/// Keys strata reads, or knows and ignores (pod identity, for the log).
+const KNOWN: [&str; 14] = [
+    FS_TYPE,
+    READ_WRITE,
+    VOLUME_NAME,
+    FS_GROUP,
+    FS_GROUP_OLD,
+    VOLUME_ID,
+    BACKEND,
+    SIZE,
+    MOUNT_OPTIONS,
+    "kubernetes.io/pod.name",
+    "kubernetes.io/pod.namespace",
+    "kubernetes.io/pod.uid",
+    "kubernetes.io/serviceAccount.name",
+    "kubernetes.io/mountsDir",
+];
+
+/// Everything strata takes from the options of one call. `Debug` shows no secret.
+#[derive(Debug)]
+pub struct Options {
+    /// The volume's id: `volumeID` if given, else the PV or inline volume name.
+    pub id: String,
+    /// The PV or inline volume name kubelet sent.
+    pub name: String,
+    /// Whether the id came from `volumeID` (then the volume must exist).
+    pub by_volume_id: bool,
+    /// `backend`, if the user named one.
+    pub backend: Option<Kind>,
+    /// `size` in bytes, if given.
+    pub size: Option<u64>,
+    /// `kubernetes.io/fsType`, empty when unset.
+    pub fs_type: String,
+    /// `mountOptions`, split at commas.
+    pub mount_flags: Vec<String>,
+    pub readonly: bool,
+    /// The pod's fsGroup; kubelet applies it (init says fsGroup: true), strata only checks it.
+    pub fs_group: Option<u32>,
+    pub secrets: Secrets,
+    /// Option keys strata does not know, for the log.
+    pub ignored: Vec<String>,
+}
+
+/// Parses and checks the options; nothing on the host is touched.
+pub fn parse(json: &str) -> Result<Options> {
+    let mut map = parse_map(json)?;
+    let secrets = take_secrets(&mut map)?;
+    let (id, name, by_volume_id) = identity(&map)?;
+    Ok(Options {
+        id,
+        name,
+        by_volume_id,
+        backend: map.get(BACKEND).map(|b| backend(b)).transpose()?,
+        size: map.get(SIZE).map(|s| size(s)).transpose()?,
+        fs_type: map.get(FS_TYPE).cloned().unwrap_or_default(),
+        mount_flags: map.get(MOUNT_OPTIONS).map(|m| flags(m)).unwrap_or_default(),
+        readonly: readonly(map.get(READ_WRITE))?,
+        fs_group: fs_group(&map)?,
+        secrets,
+        ignored: map.keys().filter(|k| !KNOWN.contains(&k.as_str())).cloned().collect(),
+    })
+}
+
+/// The options as a map of strings; any other JSON is refused.
+fn parse_map(json: &str) -> Result<BTreeMap<String, String>> {
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| Error::Json { reason: e.to_string() })?;
+    let serde_json::Value::Object(object) = value else {
+        return Err(Error::Json { reason: "it is not an object".into() });
+    };
+    object
+        .into_iter()
+        .map(|(k, v)| match v {
+            serde_json::Value::String(s) => Ok((k, s)),
+            _ => Err(Error::Json { reason: format!("the value of {k:?} is not a string") }),
+        })
+        .collect()
+}
+
+/// Moves the `kubernetes.io/secret/*` entries out of the map, decoded.
+fn take_secrets(map: &mut BTreeMap<String, String>) -> Result<Secrets> {
+    let keys: Vec<String> = map.keys().filter(|k| k.starts_with(SECRET_PREFIX)).cloned().collect();
+    let mut secrets = Secrets::default();
+    for key in keys {
+        let encoded = map.remove(&key).unwrap_or_default();
+        let secret = Secret::decode(&encoded).map_err(|reason| Error::Option { key: key.clone(), reason })?;
+        secrets.0.insert(key[SECRET_PREFIX.len()..].to_owned(), secret);
+    }
+    Ok(secrets)
+}
+
+/// The volume id and name: `volumeID` wins over `kubernetes.io/pvOrVolumeName`.
+fn identity(map: &BTreeMap<String, String>) -> Result<(String, String, bool)> {
+    let name = map.get(VOLUME_NAME).cloned().unwrap_or_default();
+    let (key, id) = match map.get(VOLUME_ID) {
+        Some(id) => (VOLUME_ID, id.clone()),
+        None => (VOLUME_NAME, name.clone()),
+    };
+    if id.is_empty() {
+        return Err(Error::Option {
+            key: key.into(),
+            reason: "is missing or empty; kubelet always sends the PV or volume name".into(),
+        });
+    }
+    validate::id("volume", &id)
+        .map_err(|e| Error::Option { key: key.into(), reason: format!("cannot name a strata volume: {e}") })?;
+    Ok((id, name, key == VOLUME_ID))
+}
+
+fn backend(value: &str) -> Result<Kind> {
+    Kind::parse(value).ok_or_else(|| Error::Option {
+        key: BACKEND.into(),
+        reason: format!("is {value:?}; use one of dir, loop, btrfs, tmpfs"),
+    })
+}
+
+fn size(value: &str) -> Result<u64> {
+    parse_bytes(value).map_err(|reason| Error::Option { key: SIZE.into(), reason: format!("{value:?} {reason}") })
+}
+
+fn flags(value: &str) -> Vec<String> {
+    value.split(',').map(str::trim).filter(|f| !f.is_empty()).map(str::to_owned).collect()
+}
+
+fn readonly(value: Option<&String>) -> Result<bool> {
+    match value.map(String::as_str) {
+        None | Some("rw") => Ok(false),
+        Some("ro") => Ok(true),
+        Some(other) => Err(Error::Option {
+            key: READ_WRITE.into(),
+            reason: format!("is {other:?}; kubelet sends \"ro\" or \"rw\""),
+        }),
+    }
+}
+
+/// fsGroup from the current key, else the pre-1.15 one.
+fn fs_group(map: &BTreeMap<String, String>) -> Result<Option<u32>> {
+    let Some((key, value)) = [FS_GROUP, FS_GROUP_OLD].into_iter().find_map(|k| map.get(k).map(|v| (k, v))) else {
+        return Ok(None);
+    };
+    value
+        .parse()
+        .map(Some)
+        .map_err(|_| Error::Option { key: key.into(), reason: format!("is {value:?}, not a group id") })
+}
+
+#[cfg(test)]
+mod tests;
