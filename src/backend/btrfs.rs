@@ -1,7 +1,7 @@
 //! `btrfs`: a subvolume under the root (which must be on btrfs), its size held by a qgroup limit.
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind};
-use crate::engine::record::{Access, Volume};
+use crate::engine::record::{Access, Staging, Volume};
 use crate::sys::{Host, MountEntry};
 use std::path::Path;
 use std::sync::Arc;
@@ -92,5 +92,36 @@ impl Backend for BtrfsBackend {
             used_inodes: fs.used_inodes,
             free_inodes: fs.free_inodes,
         })
+    }
+
+    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+        (!dir.data().is_dir()).then(|| format!("the subvolume {} is missing", dir.data().display()))
+    }
+
+    fn copy_out(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _staging: Option<&Staging>,
+        dest: &VolumeDir,
+        ro: bool,
+    ) -> Result<()> {
+        Ok(self.host.btrfs_snapshot(&dir.data(), &dest.data(), ro)?)
+    }
+
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        Ok(self.host.btrfs_snapshot(&from.data(), &dir.data(), false)?)
+    }
+
+    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+        self.host.btrfs_qgroup_limit(&dir.data(), vol.capacity)?;
+        Ok(false)
+    }
+
+    fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
+        if at.data().exists() {
+            self.host.btrfs_subvolume_delete(&at.data())?;
+        }
+        Ok(())
     }
 }

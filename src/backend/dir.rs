@@ -1,7 +1,7 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
 use super::{Backend, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind, tree};
-use crate::engine::record::{Access, Volume};
+use crate::engine::record::{Access, Staging, Volume};
 use crate::sys::{Host, MountEntry};
 use std::path::Path;
 use std::sync::Arc;
@@ -73,5 +73,28 @@ impl Backend for DirBackend {
             used_inodes: tree.used_inodes,
             free_inodes: fs.free_inodes,
         })
+    }
+
+    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+        (!dir.data().is_dir()).then(|| format!("the data directory {} is missing", dir.data().display()))
+    }
+
+    fn copy_out(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _staging: Option<&Staging>,
+        dest: &VolumeDir,
+        _ro: bool,
+    ) -> Result<()> {
+        Ok(self.host.copy_tree(&dir.data(), &dest.data())?)
+    }
+
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        Ok(self.host.copy_tree(&from.data(), &dir.data())?)
+    }
+
+    fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
+        tree::remove_tree(&at.data())
     }
 }

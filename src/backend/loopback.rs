@@ -1,7 +1,7 @@
 //! `loop`: a sparse file attached to a loop device, formatted ext4 or xfs on first stage.
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
-use crate::engine::record::{Access, Volume};
+use crate::engine::record::{Access, Staging, Volume};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, loop_for, mount_at};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -159,5 +159,56 @@ impl Backend for LoopBackend {
             used_inodes: fs.used_inodes,
             free_inodes: fs.free_inodes,
         })
+    }
+
+    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+        (!dir.image().is_file()).then(|| format!("the backing file {} is missing", dir.image().display()))
+    }
+
+    /// Copies the image; a filesystem mounted at the staging path is frozen meanwhile.
+    fn copy_out(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        staging: Option<&Staging>,
+        dest: &VolumeDir,
+        _ro: bool,
+    ) -> Result<()> {
+        let frozen = match staging {
+            Some(s) if matches!(s.access, Access::Mount { .. }) => Some(s.path.as_path()),
+            _ => None,
+        };
+        if let Some(path) = frozen {
+            self.host.freeze(path)?;
+        }
+        let copied = self.host.copy_file(&dir.image(), &dest.image());
+        if let Some(path) = frozen {
+            self.host.thaw(path)?;
+        }
+        Ok(copied?)
+    }
+
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        Ok(self.host.copy_file(&from.image(), &dir.image())?)
+    }
+
+    /// Grows the copied image to the volume's capacity; the filesystem follows at stage.
+    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+        let image = dir.image();
+        let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
+        let len = file.metadata().map_err(Error::io("stat", &image))?.len();
+        if vol.capacity <= len {
+            return Ok(false);
+        }
+        file.set_len(vol.capacity).map_err(Error::io("grow", &image))?;
+        file.sync_all().map_err(Error::io("sync", &image))?;
+        Ok(true)
+    }
+
+    fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
+        match std::fs::remove_file(at.image()) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", at.image())(e)),
+            _ => Ok(()),
+        }
     }
 }

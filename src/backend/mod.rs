@@ -9,7 +9,7 @@ pub(crate) mod tree;
 
 pub use error::{Error, Result};
 
-use crate::engine::record::{Access, Volume};
+use crate::engine::record::{Access, Staging, Volume};
 use crate::sys::{FsType, Host, MountEntry};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -119,6 +119,33 @@ pub trait Backend: Send + Sync + Debug {
     fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64, staged: Option<(&Path, Option<&Path>)>) -> Result<()>;
     /// Usage as seen at `path`, where the volume is staged or published.
     fn usage(&self, vol: &Volume, dir: &VolumeDir, path: &Path) -> Result<Usage>;
+    /// What is wrong with the volume's storage, if anything (missing file, subvolume, mount).
+    fn storage_problem(&self, vol: &Volume, dir: &VolumeDir) -> Option<String>;
+
+    /// Copies the volume's contents into `dest` (a snapshot, or a new volume for a clone),
+    /// consistently even while `staging` has it mounted.
+    fn copy_out(
+        &self,
+        _vol: &Volume,
+        _dir: &VolumeDir,
+        _staging: Option<&Staging>,
+        _dest: &VolumeDir,
+        _readonly: bool,
+    ) -> Result<()> {
+        Err(Error::Unsupported("snapshots and clones"))
+    }
+    /// Fills a new volume from a snapshot made by [`Backend::copy_out`].
+    fn copy_in(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir) -> Result<()> {
+        Err(Error::Unsupported("restoring snapshots"))
+    }
+    /// Sizes a freshly copied volume to its capacity; true when its filesystem must grow at stage.
+    fn fit(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<bool> {
+        Ok(false)
+    }
+    /// Removes a copy made by [`Backend::copy_out`]; a copy already gone is fine.
+    fn delete_copy(&self, _at: &VolumeDir) -> Result<()> {
+        Ok(())
+    }
 }
 
 /// Makes the backend of `kind`, acting through `host`.

@@ -96,4 +96,12 @@ impl Backend for TmpfsBackend {
             free_inodes: fs.free_inodes,
         })
     }
+
+    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+        match self.mounted(dir) {
+            Ok(true) => None,
+            Ok(false) => Some(format!("the tmpfs at {} is not mounted", dir.data().display())),
+            Err(e) => Some(e.to_string()),
+        }
+    }
 }

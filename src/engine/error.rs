@@ -14,6 +14,10 @@ pub enum Error {
     InvalidArgument(String),
     #[error("volume {0} does not exist")]
     VolumeNotFound(String),
+    #[error("snapshot {0} does not exist")]
+    SnapshotNotFound(String),
+    #[error("{requested} bytes requested, but the source needs at least {needed} bytes")]
+    CapacityBelowSource { requested: u64, needed: u64 },
     #[error("volume {id} already exists with different arguments: {reason}")]
     AlreadyExists { id: String, reason: String },
     #[error("volume {id} is busy: another operation on it is in progress")]

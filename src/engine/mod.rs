@@ -2,15 +2,19 @@
 //! drives the backends through the volume lifecycle; both front-ends call it.
 
 mod error;
+mod health;
 pub mod lock;
 mod node;
 pub mod reconcile;
 pub mod record;
+mod snapshot;
 pub mod validate;
 
 pub use error::{Error, Result};
+pub use health::Condition;
 pub use lock::Wait;
-pub use record::{Access, Publication, Staging, Volume};
+pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
+pub use snapshot::SnapshotRequest;
 
 use crate::backend::{self, Backend, Kind, Usage, VolumeDir};
 use crate::sys::{FsType, Host};
@@ -158,18 +162,7 @@ impl Engine {
             return Err(Error::OutOfCapacity { requested: req.capacity, available });
         }
         let dir = self.dir(&req.id);
-        let vol = Volume {
-            format: record::FORMAT,
-            id: req.id.clone(),
-            name: req.name.clone(),
-            backend: req.backend,
-            capacity: req.capacity,
-            fs_type,
-            parameters: req.parameters.clone(),
-            created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
-            staging: None,
-            publications: Vec::new(),
-        };
+        let vol = new_record(req, fs_type);
         self.provision(&vol, &dir)?;
         Ok(vol)
     }
@@ -256,7 +249,28 @@ impl Engine {
         if !path.exists() {
             return Err(Error::InvalidPath { what: "volume", path: path.to_owned(), reason: "does not exist".into() });
         }
+        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+            return Err(Error::precondition(id, problem));
+        }
         Ok(self.backend(vol.backend).usage(&vol, &self.dir(id), path)?)
+    }
+}
+
+/// The record of a new volume as `req` describes it.
+fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
+    Volume {
+        format: record::FORMAT,
+        id: req.id.clone(),
+        name: req.name.clone(),
+        backend: req.backend,
+        capacity: req.capacity,
+        fs_type,
+        parameters: req.parameters.clone(),
+        created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        staging: None,
+        publications: Vec::new(),
+        source: None,
+        grow_fs: false,
     }
 }
 
@@ -283,5 +297,7 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
     Ok(())
 }
 
+#[cfg(test)]
+mod snapshot_tests;
 #[cfg(test)]
 mod tests;

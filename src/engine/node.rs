@@ -49,6 +49,11 @@ impl Engine {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
         let device = self.attach_and_stage(&vol, staging, access)?;
+        if vol.grow_fs && matches!(access, Access::Mount { .. }) {
+            let dir = self.dir(id);
+            self.backend(vol.backend).expand(&vol, &dir, vol.capacity, Some((staging, device.as_deref())))?;
+            vol.grow_fs = false;
+        }
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
         self.save(&vol)
     }
@@ -115,7 +120,11 @@ impl Engine {
         let table = self.host.mount_table()?;
         let s = self.staged_here(&vol, &table).filter(|s| s.path == staging);
         let Some(s) = s else {
-            return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
+            let why = match self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+                Some(problem) => problem,
+                None => format!("it is not staged at {}; stage it first", staging.display()),
+            };
+            return Err(Error::precondition(id, why));
         };
         let block = matches!(s.access, Access::Block);
         let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };

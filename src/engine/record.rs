@@ -59,24 +59,66 @@ pub struct Volume {
     pub staging: Option<Staging>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub publications: Vec<Publication>,
+    /// The snapshot or volume this volume was made from.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<Source>,
+    /// The device grew (restore into a larger size) and the filesystem must follow at the next stage.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub grow_fs: bool,
 }
 
-/// Reads a record; `Ok(None)` when there is none.
+/// What a new volume's contents come from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase", tag = "type", content = "id")]
+pub enum Source {
+    Snapshot(String),
+    Volume(String),
+}
+
+/// A point-in-time copy of a volume, independent of it once made.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    pub format: u32,
+    pub id: String,
+    pub name: String,
+    pub source_volume: String,
+    pub backend: Kind,
+    /// The capacity of the source volume: the least a restore needs.
+    pub size_bytes: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fs_type: Option<FsType>,
+    pub created_unix: u64,
+    #[serde(default)]
+    pub created_nanos: u32,
+}
+
+/// Reads a volume record; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<Volume>> {
+    load_json::<Volume>(path)?.map(|v| check_format(path, v.format).map(|()| v)).transpose()
+}
+
+/// Reads a snapshot record; `Ok(None)` when there is none.
+pub fn load_snapshot(path: &Path) -> Result<Option<Snapshot>> {
+    load_json::<Snapshot>(path)?.map(|v| check_format(path, v.format).map(|()| v)).transpose()
+}
+
+fn check_format(path: &Path, format: u32) -> Result<()> {
+    if format == FORMAT {
+        return Ok(());
+    }
+    let reason = format!("format {format} is not {FORMAT}; this strata is too old for it");
+    Err(Error::Record { path: path.to_owned(), reason })
+}
+
+fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read record", path)(e)),
     };
-    let vol: Volume =
+    let value =
         serde_json::from_slice(&bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
-    if vol.format != FORMAT {
-        return Err(Error::Record {
-            path: path.to_owned(),
-            reason: format!("format {} is not {FORMAT}; this strata is too old for it", vol.format),
-        });
-    }
-    Ok(Some(vol))
+    Ok(Some(value))
 }
 
 /// Writes `value` to `path` durably: a reader sees the old or the new file, never a mix.
@@ -119,6 +161,8 @@ mod tests {
                 device: Some("/dev/loop3".into()),
             }),
             publications: vec![Publication { target: "/t".into(), readonly: true, block: false }],
+            source: Some(Source::Snapshot("s1".into())),
+            grow_fs: true,
         }
     }
 

@@ -4,15 +4,15 @@ use super::*;
 use crate::sys::{Call, FakeHost, FsStats, MountOptions};
 use std::path::Path;
 
-struct Fixture {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    kubelet: PathBuf,
-    host: Arc<FakeHost>,
-    engine: Engine,
+pub(super) struct Fixture {
+    pub(super) _tmp: tempfile::TempDir,
+    pub(super) root: PathBuf,
+    pub(super) kubelet: PathBuf,
+    pub(super) host: Arc<FakeHost>,
+    pub(super) engine: Engine,
 }
 
-fn fixture() -> Fixture {
+pub(super) fn fixture() -> Fixture {
     let tmp = tempfile::tempdir().unwrap();
     let root = tmp.path().join("root");
     let kubelet = tmp.path().join("kubelet");
@@ -24,7 +24,7 @@ fn fixture() -> Fixture {
     Fixture { _tmp: tmp, root, kubelet, host, engine }
 }
 
-fn req(id: &str, backend: Kind, capacity: u64) -> CreateRequest {
+pub(super) fn req(id: &str, backend: Kind, capacity: u64) -> CreateRequest {
     CreateRequest {
         id: id.into(),
         name: format!("name-{id}"),
@@ -35,18 +35,18 @@ fn req(id: &str, backend: Kind, capacity: u64) -> CreateRequest {
     }
 }
 
-fn mount_access() -> Access {
+pub(super) fn mount_access() -> Access {
     Access::Mount { flags: vec![] }
 }
 
 impl Fixture {
-    fn staging(&self, id: &str) -> PathBuf {
+    pub(super) fn staging(&self, id: &str) -> PathBuf {
         let p = self.kubelet.join(format!("stage-{id}"));
         std::fs::create_dir_all(&p).unwrap();
         p
     }
 
-    fn target(&self, name: &str) -> PathBuf {
+    pub(super) fn target(&self, name: &str) -> PathBuf {
         let pod = self.kubelet.join("pods").join(name);
         std::fs::create_dir_all(&pod).unwrap();
         pod.join("vol")

@@ -293,7 +293,11 @@ impl Host for FakeHost {
     }
 
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
-        drop(self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?);
+        let mut st = self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?;
+        if let Some(fs) = st.formatted.get(source).copied() {
+            st.formatted.insert(dest.to_owned(), fs);
+        }
+        drop(st);
         std::fs::copy(source, dest).map(drop).map_err(|e| Error::Copy {
             from: source.into(),
             to: dest.into(),

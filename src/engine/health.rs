@@ -1,0 +1,45 @@
+//! Volume health: what is wrong with a volume's storage, staging or publications, in words.
+
+use super::{Access, Engine, Result, validate};
+use crate::sys::mount_at;
+
+/// A volume's condition as CSI's VolumeCondition carries it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Condition {
+    pub abnormal: bool,
+    pub message: String,
+}
+
+impl Engine {
+    /// Checks the storage, the staging mount (still there, still this volume, still writable)
+    /// and the publications, and says what is wrong; `abnormal: false` when nothing is.
+    pub fn volume_condition(&self, id: &str) -> Result<Condition> {
+        validate::id("volume", id)?;
+        let vol = self.load_existing(id)?;
+        let dir = self.dir(id);
+        let mut problems = Vec::new();
+        problems.extend(self.backend(vol.backend).storage_problem(&vol, &dir));
+        let table = self.host.mount_table()?;
+        if let Some(s) = &vol.staging {
+            match mount_at(&table, &s.path) {
+                None if matches!(s.access, Access::Mount { .. }) => {
+                    problems.push(format!("the staging mount at {} is gone", s.path.display()))
+                }
+                Some(m) if m.is_readonly() && !m.mount_options.iter().any(|o| o == "ro") => problems.push(format!(
+                    "the filesystem at {} went read-only (an I/O or filesystem error)",
+                    s.path.display()
+                )),
+                _ => {}
+            }
+            if self.staged_here(&vol, &table).is_none() && problems.len() < 2 {
+                problems
+                    .push(format!("{} no longer holds this volume (was its loop device detached?)", s.path.display()));
+            }
+        }
+        for p in vol.publications.iter().filter(|p| mount_at(&table, &p.target).is_none()) {
+            problems.push(format!("the publication at {} is no longer mounted", p.target.display()));
+        }
+        let message = if problems.is_empty() { "healthy".to_owned() } else { problems.join("; ") };
+        Ok(Condition { abnormal: !problems.is_empty(), message })
+    }
+}

@@ -1,0 +1,208 @@
+//! Snapshots, and volumes made from a snapshot (restore) or from another volume (clone).
+
+use super::{CreateRequest, Engine, Error, Result, Snapshot, Source, Volume, record, validate};
+use crate::backend::VolumeDir;
+use crate::engine::lock::VolumeLock;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// What a caller asks for when it takes a snapshot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SnapshotRequest {
+    pub id: String,
+    pub name: String,
+    pub source_volume: String,
+}
+
+impl Engine {
+    fn snapshot_dir(&self, id: &str) -> VolumeDir {
+        VolumeDir(self.cfg.root.join("snapshots").join(id))
+    }
+
+    fn snapshot_record(&self, id: &str) -> std::path::PathBuf {
+        self.snapshot_dir(id).0.join("snapshot.json")
+    }
+
+    fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
+        let dir = self.cfg.root.join("locks/snapshots");
+        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        Ok(VolumeLock::acquire(&dir, id, self.cfg.wait)?.tied_to(self.snapshot_record(id)))
+    }
+
+    /// A snapshot's record, if it exists.
+    pub fn get_snapshot(&self, id: &str) -> Result<Option<Snapshot>> {
+        validate::id("snapshot", id)?;
+        record::load_snapshot(&self.snapshot_record(id))
+    }
+
+    /// Every snapshot, ordered by id.
+    pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let dir = self.cfg.root.join("snapshots");
+        let entries = match std::fs::read_dir(&dir) {
+            Ok(e) => e,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(Error::io("list", &dir)(e)),
+        };
+        let mut ids: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
+        ids.retain(|id| validate::id("snapshot", id).is_ok());
+        ids.sort();
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(record::load_snapshot(&self.snapshot_record(&id))?);
+        }
+        Ok(out)
+    }
+
+    /// Takes a snapshot of a volume; the same request again returns the same snapshot, the
+    /// same id for another volume fails with [`Error::AlreadyExists`].
+    pub fn create_snapshot(&self, req: &SnapshotRequest) -> Result<Snapshot> {
+        validate::id("snapshot", &req.id)?;
+        validate::id("volume", &req.source_volume)?;
+        let _snap_lock = self.lock_snapshot(&req.id)?;
+        if let Some(existing) = record::load_snapshot(&self.snapshot_record(&req.id))? {
+            if existing.source_volume != req.source_volume {
+                let reason = format!("it is a snapshot of volume {}", existing.source_volume);
+                return Err(Error::AlreadyExists { id: req.id.clone(), reason });
+            }
+            return Ok(existing);
+        }
+        let _vol_lock = self.lock(&req.source_volume)?;
+        let vol = self.load_existing(&req.source_volume)?;
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let snap = Snapshot {
+            format: record::FORMAT,
+            id: req.id.clone(),
+            name: req.name.clone(),
+            source_volume: vol.id.clone(),
+            backend: vol.backend,
+            size_bytes: vol.capacity,
+            fs_type: vol.fs_type,
+            created_unix: now.as_secs(),
+            created_nanos: now.subsec_nanos(),
+        };
+        let dest = self.snapshot_dir(&req.id);
+        std::fs::create_dir_all(&dest.0).map_err(Error::io("create", &dest.0))?;
+        let backend = self.backend(vol.backend);
+        let staging = self.staged_here(&vol, &self.host.mount_table()?);
+        let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
+        if let Err(e) = made.and_then(|()| record::save_json(&self.snapshot_record(&req.id), &snap)) {
+            let _ = backend.delete_copy(&dest);
+            let _ = std::fs::remove_dir_all(&dest.0);
+            return Err(e);
+        }
+        Ok(snap)
+    }
+
+    /// Deletes a snapshot; one that does not exist is already deleted. Volumes restored from it
+    /// are independent copies and stay.
+    pub fn delete_snapshot(&self, id: &str) -> Result<()> {
+        validate::id("snapshot", id)?;
+        let _lock = self.lock_snapshot(id)?;
+        let dir = self.snapshot_dir(id);
+        let Some(snap) = record::load_snapshot(&self.snapshot_record(id))? else {
+            return Ok(());
+        };
+        self.backend(snap.backend).delete_copy(&dir)?;
+        let rec = self.snapshot_record(id);
+        std::fs::remove_file(&rec).map_err(Error::io("remove", &rec))?;
+        std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))
+    }
+
+    /// Creates a volume whose contents come from a snapshot or another volume. Same backend,
+    /// same filesystem, and at least the source's size; a larger volume grows to fit.
+    pub fn create_volume_from(&self, req: &CreateRequest, source: &Source) -> Result<Volume> {
+        validate::id("volume", &req.id)?;
+        let _lock = self.lock(&req.id)?;
+        if let Some(existing) = self.load(&req.id)? {
+            if existing.source.as_ref() != Some(source) {
+                let reason = format!("it was made from {:?}, the request asks for {source:?}", existing.source);
+                return Err(Error::AlreadyExists { id: req.id.clone(), reason });
+            }
+            let fs = existing.fs_type;
+            return super::same_volume(&existing, &CreateRequest { fs_type: req.fs_type.or(fs), ..req.clone() }, fs)
+                .map(|()| existing);
+        }
+        match source {
+            Source::Snapshot(sid) => self.restore(req, sid),
+            Source::Volume(vid) => self.clone_volume(req, vid),
+        }
+    }
+
+    fn restore(&self, req: &CreateRequest, sid: &str) -> Result<Volume> {
+        validate::id("snapshot", sid)?;
+        let _snap_lock = self.lock_snapshot(sid)?;
+        let snap = self.get_snapshot(sid)?.ok_or_else(|| Error::SnapshotNotFound(sid.to_owned()))?;
+        let vol =
+            self.new_volume_like(req, snap.backend, snap.size_bytes, snap.fs_type, Source::Snapshot(sid.into()))?;
+        let from = self.snapshot_dir(sid);
+        self.fill(vol, |vol, dir| Ok(self.backend(snap.backend).copy_in(&from, vol, dir)?))
+    }
+
+    fn clone_volume(&self, req: &CreateRequest, vid: &str) -> Result<Volume> {
+        validate::id("volume", vid)?;
+        if vid == req.id {
+            return Err(Error::InvalidArgument("a volume cannot be cloned into itself".into()));
+        }
+        let _src_lock = self.lock(vid)?;
+        let src = self.load(vid)?.ok_or_else(|| Error::VolumeNotFound(vid.to_owned()))?;
+        let vol = self.new_volume_like(req, src.backend, src.capacity, src.fs_type, Source::Volume(vid.into()))?;
+        let staging = self.staged_here(&src, &self.host.mount_table()?);
+        let backend = self.backend(src.backend);
+        self.fill(vol, |_, dir| Ok(backend.copy_out(&src, &self.dir(vid), staging.as_ref(), dir, false)?))
+    }
+
+    /// The record of a volume made from a source, after checking the request fits the source.
+    fn new_volume_like(
+        &self,
+        req: &CreateRequest,
+        backend: crate::backend::Kind,
+        size: u64,
+        fs_type: Option<crate::sys::FsType>,
+        source: Source,
+    ) -> Result<Volume> {
+        if req.backend != backend {
+            let msg = format!(
+                "the source is a {} volume; a {} volume cannot be made from it",
+                backend.as_str(),
+                req.backend.as_str()
+            );
+            return Err(Error::InvalidArgument(msg));
+        }
+        if req.fs_type.is_some() && req.fs_type != fs_type {
+            return Err(Error::InvalidArgument(format!(
+                "the source has fs type {fs_type:?}, the request asks for {:?}",
+                req.fs_type
+            )));
+        }
+        if req.capacity < size {
+            return Err(Error::CapacityBelowSource { requested: req.capacity, needed: size });
+        }
+        let available = self.free_bytes(backend)?;
+        if req.capacity > available {
+            return Err(Error::OutOfCapacity { requested: req.capacity, available });
+        }
+        let mut vol = super::new_record(req, fs_type);
+        vol.source = Some(source);
+        Ok(vol)
+    }
+
+    /// Makes the new volume's directory, fills it with `copy`, fits it and writes the record;
+    /// on any failure removes all of it.
+    fn fill(&self, mut vol: Volume, copy: impl FnOnce(&Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
+        let dir = self.dir(&vol.id);
+        let backend = self.backend(vol.backend);
+        if dir.0.exists() {
+            backend.delete(&vol, &dir)?;
+        }
+        std::fs::create_dir_all(&dir.0).map_err(Error::io("create", &dir.0))?;
+        let result = copy(&vol, &dir).and_then(|()| Ok(backend.fit(&vol, &dir)?)).and_then(|grow| {
+            vol.grow_fs = grow;
+            self.save(&vol)
+        });
+        if let Err(e) = result {
+            let _ = backend.delete(&vol, &dir);
+            let _ = std::fs::remove_dir_all(&dir.0);
+            return Err(e);
+        }
+        Ok(vol)
+    }
+}

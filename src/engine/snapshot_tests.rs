@@ -1,0 +1,118 @@
+//! Snapshot, restore, clone and health tests against the recording fake host.
+
+use super::tests::{fixture, mount_access, req};
+use super::*;
+use crate::sys::Call;
+
+fn snap(id: &str, vol: &str) -> SnapshotRequest {
+    SnapshotRequest { id: id.into(), name: format!("name-{id}"), source_volume: vol.into() }
+}
+
+#[test]
+fn snapshot_of_a_staged_loop_volume_freezes_around_the_copy() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.host.clear_calls();
+    let sn = f.engine.create_snapshot(&snap("s1", "v")).unwrap();
+    assert_eq!((sn.size_bytes, sn.backend, sn.fs_type), (1 << 30, Kind::Loop, Some(FsType::Ext4)));
+    let copy = Call::CopyFile { source: f.root.join("volumes/v/disk.img"), dest: f.root.join("snapshots/s1/disk.img") };
+    assert_eq!(f.host.calls(), vec![Call::Freeze { mountpoint: s.clone() }, copy, Call::Thaw { mountpoint: s }]);
+    assert_eq!(f.engine.create_snapshot(&snap("s1", "v")).unwrap(), sn);
+    f.engine.create_volume(&req("w", Kind::Loop, 1 << 30)).unwrap();
+    assert!(matches!(f.engine.create_snapshot(&snap("s1", "w")), Err(Error::AlreadyExists { .. })));
+    assert_eq!(f.engine.list_snapshots().unwrap(), vec![sn]);
+}
+
+#[test]
+fn failed_copy_thaws_and_leaves_no_snapshot() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.host.fail("CopyFile");
+    assert!(f.engine.create_snapshot(&snap("s1", "v")).is_err());
+    assert_eq!(f.host.calls().last(), Some(&Call::Thaw { mountpoint: s }));
+    assert!(f.engine.list_snapshots().unwrap().is_empty());
+    assert!(!f.root.join("snapshots/s1").exists());
+    assert!(!f.root.join("locks/snapshots/s1.lock").exists());
+}
+
+#[test]
+fn restore_checks_size_backend_and_grows_at_stage() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
+    f.engine.stage_volume("v", &f.staging("v"), &mount_access()).unwrap();
+    f.engine.create_snapshot(&snap("s1", "v")).unwrap();
+    let source = Source::Snapshot("s1".into());
+    let small = f.engine.create_volume_from(&req("r", Kind::Loop, 1 << 20), &source).unwrap_err();
+    assert!(matches!(small, Error::CapacityBelowSource { needed, .. } if needed == 1 << 30), "{small}");
+    let other = f.engine.create_volume_from(&req("r", Kind::Dir, 1 << 30), &source).unwrap_err();
+    assert!(matches!(other, Error::InvalidArgument(_)), "{other}");
+    let missing = f.engine.create_volume_from(&req("r", Kind::Loop, 1 << 30), &Source::Snapshot("nope".into()));
+    assert!(matches!(missing, Err(Error::SnapshotNotFound(_))));
+    assert!(!f.root.join("volumes/r").exists());
+    let r = f.engine.create_volume_from(&req("r", Kind::Loop, 2 << 30), &source).unwrap();
+    assert!(r.grow_fs);
+    assert_eq!(r.source, Some(source.clone()));
+    assert_eq!(std::fs::metadata(f.root.join("volumes/r/disk.img")).unwrap().len(), 2 << 30);
+    assert_eq!(f.engine.create_volume_from(&req("r", Kind::Loop, 2 << 30), &source).unwrap(), r);
+    assert!(matches!(f.engine.create_volume(&req("r", Kind::Loop, 2 << 30)), Ok(_) | Err(Error::AlreadyExists { .. })));
+    let s = f.staging("r");
+    f.host.clear_calls();
+    f.engine.stage_volume("r", &s, &mount_access()).unwrap();
+    let calls = f.host.calls();
+    assert!(!calls.iter().any(|c| matches!(c, Call::Mkfs { .. })), "restored data is never formatted: {calls:?}");
+    assert!(
+        calls.contains(&Call::GrowFs { fs: FsType::Ext4, device: "/dev/loop1".into(), mountpoint: s }),
+        "{calls:?}"
+    );
+    assert!(!f.engine.get_volume("r").unwrap().unwrap().grow_fs);
+}
+
+#[test]
+fn clone_and_delete_keep_snapshots_independent() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    std::fs::write(f.root.join("volumes/v/data/file"), b"one").unwrap();
+    f.engine.create_snapshot(&snap("s1", "v")).unwrap();
+    let c = f.engine.create_volume_from(&req("c", Kind::Dir, 1 << 20), &Source::Volume("v".into())).unwrap();
+    assert_eq!(std::fs::read(f.root.join("volumes/c/data/file")).unwrap(), b"one");
+    assert_eq!(c.source, Some(Source::Volume("v".into())));
+    f.engine.delete_volume("v").unwrap();
+    assert_eq!(std::fs::read(f.root.join("snapshots/s1/data/file")).unwrap(), b"one");
+    f.engine.create_volume_from(&req("r", Kind::Dir, 1 << 20), &Source::Snapshot("s1".into())).unwrap();
+    f.engine.delete_snapshot("s1").unwrap();
+    f.engine.delete_snapshot("s1").unwrap();
+    assert_eq!(std::fs::read(f.root.join("volumes/r/data/file")).unwrap(), b"one");
+    assert!(!f.root.join("snapshots/s1").exists());
+}
+
+#[test]
+fn tmpfs_snapshots_are_refused_clearly() {
+    let f = fixture();
+    f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
+    let e = f.engine.create_snapshot(&snap("s", "t")).unwrap_err();
+    assert!(e.to_string().contains("not supported"), "{e}");
+    assert!(!f.root.join("snapshots/s").exists());
+}
+
+#[test]
+fn health_names_what_is_wrong() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    let ok = f.engine.volume_condition("v").unwrap();
+    assert!(!ok.abnormal, "{ok:?}");
+    f.host.drop_all_loops();
+    let bad = f.engine.volume_condition("v").unwrap();
+    assert!(bad.abnormal && bad.message.contains("no longer holds"), "{bad:?}");
+    std::fs::remove_file(f.root.join("volumes/v/disk.img")).unwrap();
+    let gone = f.engine.volume_condition("v").unwrap();
+    assert!(gone.message.contains("backing file") && gone.message.contains("missing"), "{gone:?}");
+    let e = f.engine.publish_volume("v", &s, &f.target("p"), false).unwrap_err();
+    assert!(e.to_string().contains("backing file"), "{e}");
+    assert!(f.engine.volume_usage("v", &s).unwrap_err().to_string().contains("missing"));
+}
