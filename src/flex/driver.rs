@@ -2,7 +2,7 @@
 //! creating the volume that a call's options name.
 
 use super::config::Config;
-use super::options::Options;
+use super::options::{Options, loop_fs_type};
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::lock::VolumeLock;
@@ -54,15 +54,23 @@ impl Driver {
 
     /// The volume the options name; created (and `true`) if it is new.
     pub fn find_or_create(&self, opts: &Options) -> Result<(Volume, bool)> {
-        if let Some(vol) = self.engine.get_volume(&opts.id)? {
+        if let Some(vol) = self.existing(opts)? {
             matches(&vol, opts)?;
             return Ok((vol, false));
         }
-        if opts.by_volume_id {
-            return Err(Error::NoSuchVolume { id: opts.id.clone() });
-        }
         let req = create_request(opts)?;
         Ok((self.engine.create_volume(&req)?, true))
+    }
+}
+
+impl Driver {
+    /// The volume the options name if it exists; a `volumeID` that names none is an error.
+    pub fn existing(&self, opts: &Options) -> Result<Option<Volume>> {
+        let vol = self.engine.get_volume(&opts.id)?;
+        if vol.is_none() && opts.by_volume_id {
+            return Err(Error::NoSuchVolume { id: opts.id.clone() });
+        }
+        Ok(vol)
     }
 }
 
@@ -82,19 +90,13 @@ fn create_request(opts: &Options) -> Result<CreateRequest> {
 
 /// The fs type for `backend`: ext4 or xfs for loop (ext4 when unset); others ignore it.
 fn fs_type(backend: Kind, name: &str) -> Result<Option<FsType>> {
-    if !backend.formats() {
-        if !name.is_empty() {
-            tracing::info!(fs_type = name, backend = backend.as_str(), "fsType ignored");
-        }
-        return Ok(None);
+    if backend.formats() {
+        return loop_fs_type(name).map(Some);
     }
-    if name.is_empty() {
-        return Ok(Some(FsType::Ext4));
+    if !name.is_empty() {
+        tracing::info!(fs_type = name, backend = backend.as_str(), "fsType ignored");
     }
-    FsType::parse(name).map(Some).ok_or_else(|| Error::Option {
-        key: super::options::FS_TYPE.into(),
-        reason: format!("is {name:?}; a loop volume is ext4 or xfs"),
-    })
+    Ok(None)
 }
 
 /// An existing volume must agree with what the options state explicitly. A different size is

@@ -9,6 +9,7 @@ use std::path::Path;
 
 /// Mounts the volume named by `opts` at `target`; undoes what this call did if a step fails.
 pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
+    driver.existing(opts)?; // a volumeID naming nothing fails before any lock file is made
     let _held = driver.hold(&opts.id)?;
     let (vol, created) = driver.find_or_create(opts)?;
     let staging = driver.staging(&vol.id);

@@ -5,6 +5,7 @@ use super::secret::{Secret, Secrets};
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::validate;
+use crate::sys::FsType;
 use std::collections::BTreeMap;
 
 pub const FS_TYPE: &str = "kubernetes.io/fsType";
@@ -66,13 +67,18 @@ pub fn parse(json: &str) -> Result<Options> {
     let mut map = parse_map(json)?;
     let secrets = take_secrets(&mut map)?;
     let (id, name, by_volume_id) = identity(&map)?;
+    let backend = map.get(BACKEND).map(|b| backend(b)).transpose()?;
+    let fs_type = map.get(FS_TYPE).cloned().unwrap_or_default();
+    if backend.is_some_and(Kind::formats) {
+        loop_fs_type(&fs_type)?;
+    }
     Ok(Options {
         id,
         name,
         by_volume_id,
-        backend: map.get(BACKEND).map(|b| backend(b)).transpose()?,
+        backend,
         size: map.get(SIZE).map(|s| size(s)).transpose()?,
-        fs_type: map.get(FS_TYPE).cloned().unwrap_or_default(),
+        fs_type,
         mount_flags: map.get(MOUNT_OPTIONS).map(|m| flags(m)).unwrap_or_default(),
         readonly: readonly(map.get(READ_WRITE))?,
         fs_group: fs_group(&map)?,
@@ -130,6 +136,17 @@ fn backend(value: &str) -> Result<Kind> {
     Kind::parse(value).ok_or_else(|| Error::Option {
         key: BACKEND.into(),
         reason: format!("is {value:?}; use one of dir, loop, btrfs, tmpfs"),
+    })
+}
+
+/// The fs type of a loop volume: ext4 (also when unset) or xfs.
+pub fn loop_fs_type(name: &str) -> Result<FsType> {
+    if name.is_empty() {
+        return Ok(FsType::Ext4);
+    }
+    FsType::parse(name).ok_or_else(|| Error::Option {
+        key: FS_TYPE.into(),
+        reason: format!("is {name:?}; a loop volume is ext4 or xfs"),
     })
 }
 

@@ -1,0 +1,221 @@
+//! Full kubelet sequences per backend: init, two pods on one volume, unmounts, idempotent
+//! unmount, mount again with the data still there. Root only; never skipped.
+
+mod flex_support;
+
+use flex_support::{World, kubelet_json};
+use std::path::Path;
+
+/// init → mount A → mount B → data in both → unmount A → unmount B → unmount B again →
+/// mount C → data still there → unmount C. `user` are the PV's options.
+fn sequence(w: &World, vol: &str, user: &[(&str, &str)]) {
+    let init = w.run(&["init"]);
+    init.ok();
+    assert_eq!(
+        init.json["capabilities"],
+        serde_json::json!({"attach": false, "selinuxRelabel": true, "fsGroup": true,
+                           "supportsMetrics": true, "requiresFSResize": true})
+    );
+
+    w.mount("pod-a", vol, "rw", user).ok();
+    let a = w.pod_path("pod-a", vol);
+    std::fs::write(a.join("hello.txt"), "from pod a").expect("write in pod a");
+
+    w.mount("pod-b", vol, "rw", user).ok();
+    let b = w.pod_path("pod-b", vol);
+    assert_eq!(std::fs::read_to_string(b.join("hello.txt")).expect("read in pod b"), "from pod a");
+    std::fs::write(b.join("reply.txt"), "from pod b").expect("write in pod b");
+    assert_eq!(std::fs::read_to_string(a.join("reply.txt")).expect("read in pod a"), "from pod b");
+    assert_eq!(w.mounts_at(&w.staging(vol)), 1, "one staging per node, shared: {:#?}", w.mounts());
+    assert_eq!((w.mounts_at(&a), w.mounts_at(&b)), (1, 1));
+
+    w.unmount("pod-a", vol).ok();
+    assert!(!a.exists(), "unmount leaves the pod dir removed");
+    assert_eq!(std::fs::read_to_string(b.join("hello.txt")).expect("pod b still reads"), "from pod a");
+    assert_eq!(w.mounts_at(&w.staging(vol)), 1, "pod b still uses the staging");
+
+    let last = w.unmount("pod-b", vol);
+    last.ok();
+    assert!(last.message().contains("unstaged"), "{last:?}");
+    assert_eq!(w.node_mounts(), Vec::<String>::new(), "the last unmount unstages");
+    assert_eq!(w.loops(), Vec::<String>::new(), "the last unmount detaches");
+
+    w.unmount("pod-b", vol).ok();
+    w.unmount("pod-b", vol).ok();
+
+    w.mount("pod-c", vol, "rw", user).ok();
+    let c = w.pod_path("pod-c", vol);
+    assert_eq!(std::fs::read_to_string(c.join("hello.txt")).expect("data survives"), "from pod a");
+    assert_eq!(std::fs::read_to_string(c.join("reply.txt")).expect("data survives"), "from pod b");
+    w.unmount("pod-c", vol).ok();
+}
+
+#[test]
+fn dir_volume_full_sequence() {
+    let w = World::new();
+    sequence(&w, "pv-dir", &[("backend", "dir"), ("size", "64Mi")]);
+    w.finish();
+}
+
+#[test]
+fn default_backend_is_dir() {
+    let w = World::new();
+    sequence(&w, "pv-default", &[]);
+    let record = std::fs::read_to_string(w.root.join("volumes/pv-default/volume.json")).expect("record");
+    assert!(record.contains("\"backend\": \"dir\""), "{record}");
+    w.finish();
+}
+
+#[test]
+fn loop_ext4_full_sequence() {
+    let w = World::new();
+    sequence(&w, "pv-loop-ext4", &[("backend", "loop"), ("size", "64Mi")]);
+    assert_fs(&w, "pv-loop-ext4", "ext4");
+    w.finish();
+}
+
+#[test]
+fn loop_xfs_full_sequence() {
+    let w = World::new();
+    // kubernetes.io/fsType comes from the PV's fsType; a user option may override it, as here.
+    sequence(&w, "pv-loop-xfs", &[("backend", "loop"), ("size", "300Mi"), ("kubernetes.io/fsType", "xfs")]);
+    assert_fs(&w, "pv-loop-xfs", "xfs");
+    w.finish();
+}
+
+#[test]
+fn tmpfs_full_sequence() {
+    let w = World::new();
+    sequence(&w, "pv-tmpfs", &[("backend", "tmpfs"), ("size", "16Mi")]);
+    w.finish();
+}
+
+/// Mounts the volume once more and checks its filesystem type in the mount table.
+fn assert_fs(w: &World, vol: &str, fs: &str) {
+    w.mount("pod-fs", vol, "rw", &[]).ok();
+    let table = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let staging = w.staging(vol);
+    let line = table
+        .lines()
+        .find(|l| l.split(' ').nth(4) == staging.to_str())
+        .unwrap_or_else(|| panic!("no staging mount: {table}"));
+    assert!(line.contains(&format!(" - {fs} /dev/loop")), "{line}");
+    w.unmount("pod-fs", vol).ok();
+}
+
+#[test]
+fn read_only_pod_and_user_override_of_readwrite() {
+    let w = World::new();
+    let vol = "pv-ro";
+    w.mount("writer", vol, "rw", &[]).ok();
+    std::fs::write(w.pod_path("writer", vol).join("f"), "x").expect("rw pod writes");
+    w.mount("reader", vol, "ro", &[]).ok();
+    let err = std::fs::write(w.pod_path("reader", vol).join("g"), "y").expect_err("ro pod cannot write");
+    assert_eq!(err.raw_os_error(), Some(libc::EROFS));
+    // The user's options win over kubelet's keys: readwrite "ro" makes a read-only mount.
+    w.mount("forced", vol, "rw", &[("kubernetes.io/readwrite", "ro")]).ok();
+    assert!(std::fs::write(w.pod_path("forced", vol).join("h"), "z").is_err());
+    for pod in ["writer", "reader", "forced"] {
+        w.unmount(pod, vol).ok();
+    }
+    w.finish();
+}
+
+#[test]
+fn remount_of_a_mounted_pod_dir_is_idempotent() {
+    let w = World::new();
+    w.mount("p", "pv-again", "rw", &[("size", "1Mi")]).ok();
+    w.mount("p", "pv-again", "rw", &[("size", "1Mi")]).ok();
+    assert_eq!(w.mounts_at(&w.pod_path("p", "pv-again")), 1);
+    w.unmount("p", "pv-again").ok();
+    w.finish();
+}
+
+#[test]
+fn kubelet_escapes_and_pod_keys_are_accepted() {
+    let w = World::new();
+    let dir = w.pod_dir("p", "pv-esc");
+    let json = kubelet_json(&[
+        &[("kubernetes.io/fsType", ""), ("kubernetes.io/pvOrVolumeName", "pv-esc"), ("kubernetes.io/readwrite", "rw")],
+        &[("kubernetes.io/pod.name", "<web>&co"), ("kubernetes.io/mounterArgs.FsGroup", "2000")],
+        &[("note", "a<b>&c\u{2028}"), ("size", "1Mi")],
+    ]);
+    assert!(json.contains("\\u003cweb\\u003e\\u0026co") && json.contains("\\u2028"), "{json}");
+    w.run(&["mount", dir.to_str().expect("utf-8"), &json]).ok();
+    w.unmount("p", "pv-esc").ok();
+    w.finish();
+}
+
+#[test]
+fn volume_id_adopts_an_existing_volume() {
+    let w = World::new();
+    w.mount("first", "pv-origin", "rw", &[("size", "1Mi")]).ok();
+    std::fs::write(w.pod_path("first", "pv-origin").join("f"), "shared").expect("write");
+    // Another PV name, but volumeID names the existing volume: same data, same staging.
+    w.mount("second", "pv-alias", "rw", &[("volumeID", "pv-origin")]).ok();
+    assert_eq!(std::fs::read_to_string(w.pod_path("second", "pv-alias").join("f")).expect("read"), "shared");
+    assert!(!w.root.join("volumes/pv-alias").exists(), "no volume under the PV name");
+    // unmount only gets the dir, whose name is not the volume id: found through the records.
+    w.unmount("second", "pv-alias").ok();
+    w.unmount("first", "pv-origin").ok();
+    w.finish();
+}
+
+#[test]
+fn expand_grows_a_mounted_loop_filesystem() {
+    let w = World::new();
+    let vol = "pv-grow";
+    // xfs: growing ext4 online needs CAP_SYS_RESOURCE, which this sandbox's root lacks.
+    let user = [("backend", "loop"), ("size", "300Mi"), ("kubernetes.io/fsType", "xfs")];
+    w.mount("p", vol, "rw", &user).ok();
+    let dir = w.pod_path("p", vol);
+    let before = fs_bytes(&dir);
+    let json = w.mount_json("p", vol, "rw", &user);
+    let (new, old) = ((1200u64 << 20).to_string(), (300u64 << 20).to_string());
+    w.run(&["expandvolume", &json, "", &new, &old]).ok();
+    let staging = w.staging(vol);
+    w.run(&["expandfs", &json, "/dev/loop-unused", staging.to_str().expect("utf-8"), &new, &old]).ok();
+    let after = fs_bytes(&dir);
+    assert!(after > before * 3, "filesystem grew from {before} to {after} bytes");
+    let again = w.run(&["expandfs", &json, "", staging.to_str().expect("utf-8"), &new, &old]);
+    again.ok();
+    w.unmount("p", vol).ok();
+    w.finish();
+}
+
+fn fs_bytes(path: &Path) -> u64 {
+    let s = nix::sys::statvfs::statvfs(path).expect("statvfs");
+    s.blocks() * s.fragment_size()
+}
+
+#[test]
+fn unmount_of_missing_or_unmounted_dirs_succeeds() {
+    let w = World::new();
+    w.unmount("never", "pv-none").ok();
+    let empty = w.pod_dir("empty", "pv-none");
+    w.unmount("empty", "pv-none").ok();
+    assert!(!empty.exists(), "an empty, unmounted pod dir is removed");
+    w.finish();
+}
+
+#[test]
+fn unmount_never_deletes_files_in_an_unmounted_dir() {
+    let w = World::new();
+    let dir = w.pod_dir("full", "pv-none");
+    std::fs::write(dir.join("precious"), "data").expect("write");
+    w.run(&["unmount", dir.to_str().expect("utf-8")]).failed("holds files");
+    assert_eq!(std::fs::read_to_string(dir.join("precious")).expect("still there"), "data");
+    w.finish();
+}
+
+#[test]
+fn unmount_of_a_mount_no_volume_claims_cleans_it_up() {
+    let w = World::new();
+    let dir = w.pod_dir("stray", "pv-stray");
+    let src = w.tmp.path().join("src");
+    std::fs::create_dir(&src).expect("src");
+    nix::mount::mount(Some(&src), &dir, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).expect("bind");
+    w.run(&["unmount", dir.to_str().expect("utf-8")]).ok();
+    assert!(!dir.exists());
+    w.finish();
+}
