@@ -1,1 +1,5 @@
-fn main() {}
+//! `strata-csi`: the strata CSI driver (`serve`) and a CSI client (`client`).
+
+fn main() -> std::process::ExitCode {
+    strata::csi::app::main()
+}

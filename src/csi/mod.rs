@@ -1,3 +1,134 @@
-//! The CSI front-end: a thin gRPC adapter from CSI v1.12.0 onto the volume engine.
+//! The CSI front-end: a thin gRPC adapter from CSI v1.12.0 onto the volume engine. Each RPC
+//! parses its request, runs engine calls on the blocking pool and maps the result; engine errors
+//! become statuses in exactly one place (`status.rs`).
 
+pub mod app;
+pub mod cli;
+pub mod client;
+mod controller;
+pub mod convert;
+mod ephemeral;
+mod identity;
+mod node;
+mod probe;
 pub mod proto;
+mod provision;
+pub mod server;
+mod status;
+pub mod volume_id;
+
+use crate::backend::Kind;
+use crate::engine::Engine;
+use std::sync::Arc;
+use tonic::{Response, Status};
+use tracing::Instrument;
+use volume_id::VolumeId;
+
+/// How the driver presents itself; the engine holds everything else.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// The CSI driver name (`strata.csi.dev`).
+    pub name: String,
+    /// This node's id, as NodeGetInfo reports it.
+    pub node_id: String,
+    /// NodeGetInfo's max_volumes_per_node; `None` leaves it to the CO.
+    pub max_volumes_per_node: Option<u32>,
+    /// Backends CreateVolume may use; Probe checks that each of them works.
+    pub backends: Vec<Kind>,
+}
+
+/// The CSI services (Identity, Controller, Node) over one engine.
+#[derive(Debug)]
+pub struct Driver {
+    engine: Arc<Engine>,
+    opts: Options,
+    node_tag: String,
+}
+
+impl Driver {
+    pub fn new(engine: Arc<Engine>, opts: Options) -> Driver {
+        let node_tag = volume_id::node_tag(&opts.node_id);
+        Driver { engine, opts, node_tag }
+    }
+
+    /// Runs blocking engine work on the blocking pool, inside the caller's span.
+    async fn blocking<T, E, F>(&self, f: F) -> Result<T, Status>
+    where
+        F: FnOnce(&Engine) -> Result<T, E> + Send + 'static,
+        E: Into<Status>,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        let engine = self.engine.clone();
+        let span = tracing::Span::current();
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&engine)))
+            .await
+            .map_err(|e| Status::internal(format!("the engine call did not finish: {e}")))?
+            .map_err(Into::into)
+    }
+
+    /// The engine id of a volume this node owns. Ids of other nodes and ids strata never made
+    /// name no volume here: NOT_FOUND.
+    fn local(&self, volume_id: &str) -> Result<String, Status> {
+        match VolumeId::parse(volume_id) {
+            Some(id) if id.node_tag == self.node_tag => Ok(id.local),
+            Some(id) => Err(Status::not_found(format!(
+                "volume {volume_id} belongs to node {}, not to this node ({})",
+                id.node_tag, self.opts.node_id
+            ))),
+            None => Err(Status::not_found(format!("volume {volume_id} does not exist (not a strata volume id)"))),
+        }
+    }
+}
+
+/// Runs one RPC that changes state inside a span that carries its method and volume id, and
+/// logs how it ended.
+async fn rpc<T>(
+    method: &'static str,
+    volume_id: &str,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<Response<T>, Status> {
+    traced(method, volume_id, true, work).await
+}
+
+/// Like [`rpc`] for calls that only read (probes, capabilities, stats): success logs at debug.
+async fn query<T>(
+    method: &'static str,
+    volume_id: &str,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<Response<T>, Status> {
+    traced(method, volume_id, false, work).await
+}
+
+async fn traced<T>(
+    method: &'static str,
+    volume_id: &str,
+    changes: bool,
+    work: impl Future<Output = Result<T, Status>>,
+) -> Result<Response<T>, Status> {
+    let span = tracing::info_span!("rpc", method, volume_id);
+    async {
+        let result = work.await;
+        match &result {
+            Ok(_) if changes => tracing::info!("ok"),
+            Ok(_) => tracing::debug!("ok"),
+            Err(st) => tracing::warn!(code = ?st.code(), message = st.message(), "failed"),
+        }
+        result.map(Response::new)
+    }
+    .instrument(span)
+    .await
+}
+
+/// INVALID_ARGUMENT when a required string field is empty.
+fn require(value: &str, field: &str) -> Result<(), Status> {
+    if value.is_empty() {
+        return Err(Status::invalid_argument(format!("{field} is required")));
+    }
+    Ok(())
+}
+
+/// INVALID_ARGUMENT when a required message field is missing.
+fn required<'a, T>(value: Option<&'a T>, field: &str) -> Result<&'a T, Status> {
+    value.ok_or_else(|| Status::invalid_argument(format!("{field} is required")))
+}

@@ -1,0 +1,104 @@
+//! The `strata-csi` program: parse the command line, then serve or run a client command.
+
+use super::cli::{Cli, Command, LogFormat, ServeArgs};
+use super::{Driver, Options, client, server};
+use crate::engine::{self, Engine, Wait};
+use clap::Parser;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Entry point of the `strata-csi` binary.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("strata-csi: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Serve(args) => {
+            init_logging(args.log_format);
+            match runtime.block_on(serve(args)) {
+                Ok(()) => ExitCode::SUCCESS,
+                Err(e) => {
+                    tracing::error!(error = %e, "strata-csi failed");
+                    ExitCode::FAILURE
+                }
+            }
+        }
+        Command::Client(args) => runtime.block_on(client::run(args)),
+    }
+}
+
+/// Opens the engine, reconciles the root with the host, and serves.
+async fn serve(args: ServeArgs) -> Result<(), String> {
+    let node_id = match args.node_id {
+        Some(n) if !n.is_empty() => n,
+        _ => hostname()?,
+    };
+    let cfg = engine::Config {
+        root: args.root.clone(),
+        allowed_prefixes: args.allowed_path_prefixes.clone(),
+        wait: Wait::No,
+    };
+    let engine = tokio::task::spawn_blocking(move || open(cfg))
+        .await
+        .map_err(|e| format!("opening the engine did not finish: {e}"))??;
+    tracing::info!(
+        node_id = %node_id,
+        root = %engine.config().root.display(),
+        driver = %args.driver_name,
+        version = env!("CARGO_PKG_VERSION"),
+        "starting"
+    );
+    let opts = Options {
+        name: args.driver_name,
+        node_id,
+        max_volumes_per_node: args.max_volumes_per_node,
+        backends: args.backends,
+    };
+    let driver = Arc::new(Driver::new(Arc::new(engine), opts));
+    let drain = Duration::from_secs(args.drain_seconds);
+    server::serve(driver, &args.endpoint, drain).await.map_err(|e| e.to_string())
+}
+
+/// Opens the engine and reconciles, logging each action and each problem.
+fn open(cfg: engine::Config) -> Result<Engine, String> {
+    let root = cfg.root.clone();
+    let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost))
+        .map_err(|e| format!("cannot open the data root {}: {e}", root.display()))?;
+    let report = engine.reconcile().map_err(|e| format!("reconcile of {} failed: {e}", root.display()))?;
+    for action in &report.actions {
+        tracing::info!(action = %action, "reconcile");
+    }
+    for problem in &report.errors {
+        tracing::warn!(problem = %problem, "reconcile");
+    }
+    tracing::info!(actions = report.actions.len(), errors = report.errors.len(), "reconcile done");
+    Ok(engine)
+}
+
+fn hostname() -> Result<String, String> {
+    let path = "/proc/sys/kernel/hostname";
+    let name =
+        std::fs::read_to_string(path).map_err(|e| format!("no --node-id given and {path} is unreadable: {e}"))?;
+    let name = name.trim();
+    if name.is_empty() {
+        return Err("no --node-id given and the hostname is empty".into());
+    }
+    Ok(name.to_owned())
+}
+
+/// Logs go to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
+fn init_logging(format: LogFormat) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    match format {
+        LogFormat::Text => builder.init(),
+        LogFormat::Json => builder.json().init(),
+    }
+}

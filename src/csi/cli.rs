@@ -1,0 +1,235 @@
+//! Command line of `strata-csi`: `serve` runs the driver, `client` drives any CSI endpoint.
+
+use super::server::Endpoint;
+use crate::backend::Kind;
+use clap::{Args, Parser, Subcommand, ValueEnum};
+use std::path::PathBuf;
+
+const DEFAULT_ENDPOINT: &str = "unix:///var/lib/kubelet/plugins/strata.csi.dev/csi.sock";
+
+#[derive(Debug, Parser)]
+#[command(name = "strata-csi", version, about = "strata CSI driver (CSI v1.12.0) and CSI client")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve the Identity, Controller and Node services until SIGTERM or SIGINT.
+    Serve(ServeArgs),
+    /// Call a CSI endpoint (this driver or any other).
+    Client(ClientArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Where to listen: unix:///path/csi.sock or tcp://host:port.
+    #[arg(long, default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: Endpoint,
+    /// This node's id (default: the hostname). Volume ids embed it: keep it stable.
+    #[arg(long)]
+    pub node_id: Option<String>,
+    /// The data root holding volumes and their records.
+    #[arg(long, default_value = "/var/lib/strata")]
+    pub root: PathBuf,
+    /// The CSI driver name.
+    #[arg(long, default_value = "strata.csi.dev")]
+    pub driver_name: String,
+    /// Staging and target paths must lie under one of these (repeatable).
+    #[arg(long = "allowed-path-prefix", default_values = ["/var/lib/kubelet"])]
+    pub allowed_path_prefixes: Vec<PathBuf>,
+    /// Log format on stderr.
+    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+    /// The most volumes the CO may place on this node (reported by NodeGetInfo).
+    #[arg(long)]
+    pub max_volumes_per_node: Option<u32>,
+    /// Backends that CreateVolume may use and Probe checks (comma-separated).
+    #[arg(long, value_delimiter = ',', default_value = "dir,loop,tmpfs", value_parser = parse_kind)]
+    pub backends: Vec<Kind>,
+    /// Seconds to wait for calls in flight after SIGTERM.
+    #[arg(long, default_value_t = 60)]
+    pub drain_seconds: u64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// The CSI endpoint: unix:///path/csi.sock or tcp://host:port.
+    #[arg(long, default_value = DEFAULT_ENDPOINT)]
+    pub endpoint: Endpoint,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
+    /// Seconds to wait for each call.
+    #[arg(long, default_value_t = 120)]
+    pub timeout: u64,
+    #[command(subcommand)]
+    pub command: ClientCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClientCommand {
+    /// Plugin name and version, readiness, and node information.
+    Info,
+    /// Plugin, controller and node capabilities.
+    Caps,
+    /// CreateVolume.
+    CreateVolume {
+        name: String,
+        /// Required size (bytes, or 64Mi, 1Gi, 1G ...).
+        #[arg(long)]
+        size: Option<String>,
+        /// Size limit.
+        #[arg(long)]
+        limit: Option<String>,
+        /// StorageClass parameter key=value (repeatable), e.g. backend=loop.
+        #[arg(long = "param", value_parser = parse_pair)]
+        params: Vec<(String, String)>,
+        /// Require the volume on this node (accessibility requisite).
+        #[arg(long)]
+        node: Option<String>,
+        #[command(flatten)]
+        cap: CapArgs,
+    },
+    /// DeleteVolume.
+    DeleteVolume { volume_id: String },
+    /// ListVolumes; follows every page unless --max-entries is given.
+    ListVolumes {
+        #[arg(long, default_value_t = 0)]
+        max_entries: i32,
+        #[arg(long, default_value = "")]
+        starting_token: String,
+    },
+    /// GetCapacity.
+    Capacity {
+        #[arg(long = "param", value_parser = parse_pair)]
+        params: Vec<(String, String)>,
+        /// Ask for the capacity on this node (accessible topology).
+        #[arg(long)]
+        node: Option<String>,
+        #[command(flatten)]
+        cap: CapArgs,
+    },
+    /// NodeStageVolume.
+    Stage {
+        volume_id: String,
+        #[arg(long)]
+        staging_path: PathBuf,
+        #[command(flatten)]
+        cap: CapArgs,
+    },
+    /// NodeUnstageVolume.
+    Unstage {
+        volume_id: String,
+        #[arg(long)]
+        staging_path: PathBuf,
+    },
+    /// NodePublishVolume.
+    Publish {
+        volume_id: String,
+        #[arg(long)]
+        target_path: PathBuf,
+        #[arg(long)]
+        staging_path: Option<PathBuf>,
+        #[arg(long)]
+        readonly: bool,
+        /// Volume context key=value (repeatable), e.g. csi.storage.k8s.io/ephemeral=true.
+        #[arg(long = "context", value_parser = parse_pair)]
+        context: Vec<(String, String)>,
+        #[command(flatten)]
+        cap: CapArgs,
+    },
+    /// NodeUnpublishVolume.
+    Unpublish {
+        volume_id: String,
+        #[arg(long)]
+        target_path: PathBuf,
+    },
+    /// NodeGetVolumeStats.
+    Stats {
+        volume_id: String,
+        /// Where the volume is published or staged.
+        #[arg(long)]
+        path: PathBuf,
+    },
+}
+
+/// The volume capability of a request.
+#[derive(Debug, Clone, Args)]
+pub struct CapArgs {
+    /// Raw block access instead of a filesystem.
+    #[arg(long)]
+    pub block: bool,
+    /// Filesystem type for mount access (ext4, xfs).
+    #[arg(long, default_value = "")]
+    pub fs_type: String,
+    /// Mount flag (repeatable).
+    #[arg(long = "mount-flag")]
+    pub mount_flags: Vec<String>,
+    #[arg(long, value_enum, default_value_t = AccessModeArg::SingleNodeWriter)]
+    pub access_mode: AccessModeArg,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum AccessModeArg {
+    SingleNodeWriter,
+    SingleNodeReaderOnly,
+    SingleNodeSingleWriter,
+    SingleNodeMultiWriter,
+    MultiNodeReaderOnly,
+    MultiNodeSingleWriter,
+    MultiNodeMultiWriter,
+}
+
+fn parse_kind(s: &str) -> Result<Kind, String> {
+    Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use dir, loop, btrfs or tmpfs"))
+}
+
+fn parse_pair(s: &str) -> Result<(String, String), String> {
+    s.split_once('=').map(|(k, v)| (k.to_owned(), v.to_owned())).ok_or_else(|| format!("{s:?} is not key=value"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn serve_defaults() {
+        let cli = Cli::try_parse_from(["strata-csi", "serve"]).unwrap();
+        let Command::Serve(a) = cli.command else { panic!("not serve") };
+        assert_eq!(a.backends, vec![Kind::Dir, Kind::Loop, Kind::Tmpfs]);
+        assert_eq!(a.allowed_path_prefixes, vec![PathBuf::from("/var/lib/kubelet")]);
+        assert_eq!(a.root, PathBuf::from("/var/lib/strata"));
+        assert_eq!(a.driver_name, "strata.csi.dev");
+        let cli = Cli::try_parse_from([
+            "strata-csi",
+            "serve",
+            "--backends",
+            "loop,btrfs",
+            "--allowed-path-prefix",
+            "/a",
+            "--allowed-path-prefix",
+            "/b",
+            "--endpoint",
+            "tcp://127.0.0.1:9000",
+        ])
+        .unwrap();
+        let Command::Serve(a) = cli.command else { panic!("not serve") };
+        assert_eq!(a.backends, vec![Kind::Loop, Kind::Btrfs]);
+        assert_eq!(a.allowed_path_prefixes.len(), 2);
+        assert!(Cli::try_parse_from(["strata-csi", "serve", "--backends", "zfs"]).is_err());
+    }
+}

@@ -1,0 +1,109 @@
+//! `strata-csi client`: call any CSI endpoint from a shell. Text output by default, `--json` for
+//! scripts; a gRPC error prints its code and message and exits non-zero.
+
+mod render;
+mod request;
+
+use super::cli::{ClientArgs, ClientCommand};
+use super::proto::controller_client::ControllerClient;
+use super::proto::identity_client::IdentityClient;
+use super::proto::node_client::NodeClient;
+use super::proto::{self as p};
+use super::server::Endpoint;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::time::Duration;
+use tonic::transport::Channel;
+
+/// Connects to a CSI endpoint (unix socket or TCP).
+pub async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
+    match endpoint {
+        Endpoint::Unix(path) => {
+            let path = path.clone();
+            let connector = tower::service_fn(move |_: tonic::transport::Uri| {
+                let path = path.clone();
+                async move {
+                    let stream = tokio::net::UnixStream::connect(path).await?;
+                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
+                }
+            });
+            tonic::transport::Endpoint::from_static("http://localhost").connect_with_connector(connector).await
+        }
+        Endpoint::Tcp(addr) => tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await,
+    }
+}
+
+/// Runs one client command and prints its result; the exit code says whether it worked.
+pub async fn run(args: ClientArgs) -> ExitCode {
+    let channel = match connect(&args.endpoint).await {
+        Ok(c) => c,
+        Err(e) => {
+            let msg = format!("cannot connect to {}: {e}", args.endpoint);
+            return fail(args.json, "UNAVAILABLE", &msg);
+        }
+    };
+    let timeout = Duration::from_secs(args.timeout);
+    match tokio::time::timeout(timeout, call(channel, args.command)).await {
+        Ok(Ok(value)) => {
+            render::print(&value, args.json);
+            ExitCode::SUCCESS
+        }
+        Ok(Err(st)) => fail(args.json, render::code_name(st.code()), st.message()),
+        Err(_) => fail(args.json, "DEADLINE_EXCEEDED", "no answer within the timeout"),
+    }
+}
+
+fn fail(json: bool, code: &str, message: &str) -> ExitCode {
+    if json {
+        render::print(&json!({"error": {"code": code, "message": message}}), true);
+    }
+    eprintln!("error: {code}: {message}");
+    ExitCode::FAILURE
+}
+
+/// Makes the call(s) a command stands for and returns the answer as JSON.
+async fn call(ch: Channel, cmd: ClientCommand) -> Result<Value, tonic::Status> {
+    let mut id = IdentityClient::new(ch.clone());
+    let mut ctl = ControllerClient::new(ch.clone());
+    let mut node = NodeClient::new(ch);
+    Ok(match cmd {
+        ClientCommand::Info => {
+            let info = id.get_plugin_info(p::GetPluginInfoRequest {}).await?.into_inner();
+            let probe = id.probe(p::ProbeRequest {}).await?.into_inner();
+            let node_info = node.node_get_info(p::NodeGetInfoRequest {}).await.ok();
+            render::info(&info, &probe, node_info.map(|r| r.into_inner()).as_ref())
+        }
+        ClientCommand::Caps => {
+            let plugin = id.get_plugin_capabilities(p::GetPluginCapabilitiesRequest {}).await?.into_inner();
+            let c = ctl
+                .controller_get_capabilities(p::ControllerGetCapabilitiesRequest {})
+                .await
+                .ok()
+                .map(|r| r.into_inner());
+            let n = node.node_get_capabilities(p::NodeGetCapabilitiesRequest {}).await.ok().map(|r| r.into_inner());
+            render::caps(&plugin, c.as_ref(), n.as_ref())
+        }
+        ClientCommand::ListVolumes { max_entries, starting_token } => {
+            list(&mut ctl, max_entries, starting_token).await?
+        }
+        other => request::single(&mut ctl, &mut node, other).await?,
+    })
+}
+
+/// One page if `max_entries` is set, else every page.
+async fn list(
+    ctl: &mut ControllerClient<Channel>,
+    max_entries: i32,
+    mut token: String,
+) -> Result<Value, tonic::Status> {
+    let mut entries = Vec::new();
+    loop {
+        let page = ctl.list_volumes(p::ListVolumesRequest { max_entries, starting_token: token }).await?.into_inner();
+        entries.extend(page.entries.iter().filter_map(|e| e.volume.as_ref()).map(render::volume));
+        token = page.next_token;
+        if max_entries != 0 || token.is_empty() {
+            break;
+        }
+    }
+    Ok(json!({"volumes": entries, "next_token": token}))
+}

@@ -1,0 +1,218 @@
+//! Client output: CSI answers as JSON values, printed as JSON or as indented `key: value` text.
+
+use crate::csi::proto::{self as p, volume_usage};
+use serde_json::{Map, Value, json};
+use tonic::Code;
+
+/// Prints `value` on stdout: pretty JSON, or indented text for people.
+#[allow(clippy::print_stdout)] // the client's output is its job
+pub fn print(value: &Value, as_json: bool) {
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
+    } else {
+        let mut out = String::new();
+        text(value, 0, "", &mut out);
+        print!("{out}");
+    }
+}
+
+/// Appends `value` as indented text; byte counts get a human-readable size beside them.
+fn text(value: &Value, depth: usize, key: &str, out: &mut String) {
+    let pad = "  ".repeat(depth);
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map {
+                if v.is_object() || v.is_array() {
+                    out.push_str(&format!("{pad}{k}:\n"));
+                    text(v, depth + 1, k, out);
+                } else {
+                    out.push_str(&format!("{pad}{k}: {}\n", scalar(v, k)));
+                }
+            }
+        }
+        Value::Array(items) if items.is_empty() => out.push_str(&format!("{pad}(none)\n")),
+        Value::Array(items) => {
+            for item in items {
+                if item.is_object() {
+                    out.push_str(&format!("{pad}-\n"));
+                    text(item, depth + 1, key, out);
+                } else {
+                    out.push_str(&format!("{pad}- {}\n", scalar(item, key)));
+                }
+            }
+        }
+        other => out.push_str(&format!("{pad}{}\n", scalar(other, key))),
+    }
+}
+
+fn scalar(v: &Value, key: &str) -> String {
+    let plain = match v {
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    };
+    match v.as_i64() {
+        Some(n) if key.contains("bytes") || key.contains("capacity") || key.contains("size") => {
+            format!("{plain} ({})", human_bytes(n))
+        }
+        _ => plain,
+    }
+}
+
+fn human_bytes(n: i64) -> String {
+    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
+    let mut v = n as f64;
+    let mut unit = 0;
+    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
+        v /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
+}
+
+/// The canonical name of a gRPC code (`NOT_FOUND`).
+pub fn code_name(code: Code) -> &'static str {
+    match code {
+        Code::Ok => "OK",
+        Code::Cancelled => "CANCELLED",
+        Code::Unknown => "UNKNOWN",
+        Code::InvalidArgument => "INVALID_ARGUMENT",
+        Code::DeadlineExceeded => "DEADLINE_EXCEEDED",
+        Code::NotFound => "NOT_FOUND",
+        Code::AlreadyExists => "ALREADY_EXISTS",
+        Code::PermissionDenied => "PERMISSION_DENIED",
+        Code::ResourceExhausted => "RESOURCE_EXHAUSTED",
+        Code::FailedPrecondition => "FAILED_PRECONDITION",
+        Code::Aborted => "ABORTED",
+        Code::OutOfRange => "OUT_OF_RANGE",
+        Code::Unimplemented => "UNIMPLEMENTED",
+        Code::Internal => "INTERNAL",
+        Code::Unavailable => "UNAVAILABLE",
+        Code::DataLoss => "DATA_LOSS",
+        Code::Unauthenticated => "UNAUTHENTICATED",
+    }
+}
+
+fn sorted_map<'a>(m: impl IntoIterator<Item = (&'a String, &'a String)>) -> Value {
+    let mut pairs: Vec<_> = m.into_iter().collect();
+    pairs.sort();
+    Value::Object(pairs.into_iter().map(|(k, v)| (k.clone(), Value::String(v.clone()))).collect::<Map<_, _>>())
+}
+
+pub fn volume(v: &p::Volume) -> Value {
+    json!({
+        "volume_id": v.volume_id,
+        "capacity_bytes": v.capacity_bytes,
+        "volume_context": sorted_map(&v.volume_context),
+        "accessible_topology": v.accessible_topology.iter().map(|t| sorted_map(&t.segments)).collect::<Vec<_>>(),
+    })
+}
+
+pub fn info(info: &p::GetPluginInfoResponse, probe: &p::ProbeResponse, node: Option<&p::NodeGetInfoResponse>) -> Value {
+    let mut v = json!({
+        "name": info.name,
+        "vendor_version": info.vendor_version,
+        "manifest": sorted_map(&info.manifest),
+        "ready": probe.ready.unwrap_or(true),
+    });
+    if let Some(n) = node {
+        v["node"] = json!({
+            "node_id": n.node_id,
+            "max_volumes_per_node": n.max_volumes_per_node,
+            "accessible_topology": n.accessible_topology.as_ref().map(|t| sorted_map(&t.segments)),
+        });
+    }
+    v
+}
+
+pub fn caps(
+    plugin: &p::GetPluginCapabilitiesResponse,
+    controller: Option<&p::ControllerGetCapabilitiesResponse>,
+    node: Option<&p::NodeGetCapabilitiesResponse>,
+) -> Value {
+    use p::controller_service_capability as cc;
+    use p::node_service_capability as nc;
+    use p::plugin_capability as pc;
+    let plugin: Vec<String> = plugin
+        .capabilities
+        .iter()
+        .filter_map(|c| match &c.r#type {
+            Some(pc::Type::Service(s)) => Some(s.r#type().as_str_name().to_owned()),
+            Some(pc::Type::VolumeExpansion(e)) => Some(format!("VOLUME_EXPANSION_{}", e.r#type().as_str_name())),
+            None => None,
+        })
+        .collect();
+    let controller: Option<Vec<&str>> = controller.map(|c| {
+        c.capabilities
+            .iter()
+            .filter_map(|c| {
+                c.r#type
+                    .as_ref()
+                    .map(|cc::Type::Rpc(r)| r.r#type().as_str_name())
+            })
+            .collect()
+    });
+    let node: Option<Vec<&str>> = node.map(|n| {
+        n.capabilities
+            .iter()
+            .filter_map(|c| {
+                c.r#type
+                    .as_ref()
+                    .map(|nc::Type::Rpc(r)| r.r#type().as_str_name())
+            })
+            .collect()
+    });
+    json!({"plugin": plugin, "controller": controller, "node": node})
+}
+
+pub fn capacity(c: &p::GetCapacityResponse) -> Value {
+    json!({
+        "available_capacity": c.available_capacity,
+        "maximum_volume_size": c.maximum_volume_size,
+        "minimum_volume_size": c.minimum_volume_size,
+    })
+}
+
+pub fn stats(s: &p::NodeGetVolumeStatsResponse) -> Value {
+    let mut v = Map::new();
+    for u in &s.usage {
+        let (name, suffix) = match u.unit() {
+            volume_usage::Unit::Bytes => ("bytes", "_bytes"),
+            volume_usage::Unit::Inodes => ("inodes", ""),
+            volume_usage::Unit::Unknown => ("unknown", ""),
+        };
+        v.insert(
+            name.to_owned(),
+            json!({
+                format!("total{suffix}"): u.total,
+                format!("used{suffix}"): u.used,
+                format!("available{suffix}"): u.available,
+            }),
+        );
+    }
+    if let Some(c) = &s.volume_condition {
+        v.insert("condition".into(), json!({"abnormal": c.abnormal, "message": c.message}));
+    }
+    Value::Object(v)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_output_is_indented_with_human_sizes() {
+        let mut out = String::new();
+        let v = json!({"volume_id": "v@n", "capacity_bytes": 1073741824, "ctx": {"backend": "dir"}, "list": []});
+        text(&v, 0, "", &mut out);
+        assert!(out.contains("capacity_bytes: 1073741824 (1.0 GiB)\n"), "{out}");
+        assert!(out.contains("ctx:\n  backend: dir\n"), "{out}");
+        assert!(out.contains("list:\n  (none)\n"), "{out}");
+        assert_eq!(human_bytes(512), "512 B");
+    }
+
+    #[test]
+    fn codes_have_their_canonical_names() {
+        assert_eq!(code_name(Code::NotFound), "NOT_FOUND");
+        assert_eq!(code_name(Code::Aborted), "ABORTED");
+    }
+}

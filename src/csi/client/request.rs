@@ -1,0 +1,146 @@
+//! Builds the request of each single-call client command from its arguments and sends it.
+
+use super::render;
+use crate::csi::cli::{AccessModeArg, CapArgs, ClientCommand};
+use crate::csi::convert::{self, parse_size};
+use crate::csi::proto::controller_client::ControllerClient;
+use crate::csi::proto::node_client::NodeClient;
+use crate::csi::proto::volume_capability::access_mode::Mode;
+use crate::csi::proto::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
+use crate::csi::proto::{self as p, VolumeCapability};
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::path::Path;
+use tonic::Status;
+use tonic::transport::Channel;
+
+pub async fn single(
+    ctl: &mut ControllerClient<Channel>,
+    node: &mut NodeClient<Channel>,
+    cmd: ClientCommand,
+) -> Result<Value, Status> {
+    match cmd {
+        ClientCommand::CreateVolume { name, size, limit, params, node: on, cap } => {
+            let req = p::CreateVolumeRequest {
+                name,
+                capacity_range: Some(p::CapacityRange {
+                    required_bytes: bytes(size.as_deref())?,
+                    limit_bytes: bytes(limit.as_deref())?,
+                }),
+                volume_capabilities: vec![capability(&cap)],
+                parameters: params.into_iter().collect(),
+                accessibility_requirements: on
+                    .map(|n| p::TopologyRequirement { requisite: vec![convert::topology(&n)], preferred: vec![] }),
+                ..Default::default()
+            };
+            let vol = ctl.create_volume(req).await?.into_inner().volume;
+            Ok(vol.as_ref().map(render::volume).unwrap_or(Value::Null))
+        }
+        ClientCommand::DeleteVolume { volume_id } => {
+            ctl.delete_volume(p::DeleteVolumeRequest { volume_id: volume_id.clone(), ..Default::default() }).await?;
+            Ok(json!({"deleted": volume_id}))
+        }
+        ClientCommand::Capacity { params, node: on, cap } => {
+            let req = p::GetCapacityRequest {
+                volume_capabilities: vec![capability(&cap)],
+                parameters: params.into_iter().collect(),
+                accessible_topology: on.map(|n| convert::topology(&n)),
+            };
+            Ok(render::capacity(&ctl.get_capacity(req).await?.into_inner()))
+        }
+        ClientCommand::Stage { volume_id, staging_path, cap } => {
+            node.node_stage_volume(p::NodeStageVolumeRequest {
+                volume_id: volume_id.clone(),
+                staging_target_path: text(&staging_path),
+                volume_capability: Some(capability(&cap)),
+                ..Default::default()
+            })
+            .await?;
+            Ok(json!({"staged": volume_id, "staging_path": text(&staging_path)}))
+        }
+        ClientCommand::Unstage { volume_id, staging_path } => {
+            node.node_unstage_volume(p::NodeUnstageVolumeRequest {
+                volume_id: volume_id.clone(),
+                staging_target_path: text(&staging_path),
+            })
+            .await?;
+            Ok(json!({"unstaged": volume_id}))
+        }
+        ClientCommand::Publish { volume_id, target_path, staging_path, readonly, context, cap } => {
+            node.node_publish_volume(p::NodePublishVolumeRequest {
+                volume_id: volume_id.clone(),
+                staging_target_path: staging_path.as_deref().map(text).unwrap_or_default(),
+                target_path: text(&target_path),
+                volume_capability: Some(capability(&cap)),
+                readonly,
+                volume_context: context.into_iter().collect::<HashMap<_, _>>(),
+                ..Default::default()
+            })
+            .await?;
+            Ok(json!({"published": volume_id, "target_path": text(&target_path), "readonly": readonly}))
+        }
+        ClientCommand::Unpublish { volume_id, target_path } => {
+            node.node_unpublish_volume(p::NodeUnpublishVolumeRequest {
+                volume_id: volume_id.clone(),
+                target_path: text(&target_path),
+            })
+            .await?;
+            Ok(json!({"unpublished": volume_id}))
+        }
+        ClientCommand::Stats { volume_id, path } => {
+            let r = node
+                .node_get_volume_stats(p::NodeGetVolumeStatsRequest {
+                    volume_id,
+                    volume_path: text(&path),
+                    staging_target_path: String::new(),
+                })
+                .await?
+                .into_inner();
+            Ok(render::stats(&r))
+        }
+        ClientCommand::Info | ClientCommand::Caps | ClientCommand::ListVolumes { .. } => {
+            Err(Status::internal("not a single-call command"))
+        }
+    }
+}
+
+/// The capability the arguments describe.
+pub fn capability(cap: &CapArgs) -> VolumeCapability {
+    let access_type = if cap.block {
+        AccessType::Block(BlockVolume {})
+    } else {
+        AccessType::Mount(MountVolume {
+            fs_type: cap.fs_type.clone(),
+            mount_flags: cap.mount_flags.clone(),
+            volume_mount_group: String::new(),
+        })
+    };
+    VolumeCapability {
+        access_mode: Some(AccessMode { mode: mode(cap.access_mode) as i32 }),
+        access_type: Some(access_type),
+    }
+}
+
+fn mode(m: AccessModeArg) -> Mode {
+    match m {
+        AccessModeArg::SingleNodeWriter => Mode::SingleNodeWriter,
+        AccessModeArg::SingleNodeReaderOnly => Mode::SingleNodeReaderOnly,
+        AccessModeArg::SingleNodeSingleWriter => Mode::SingleNodeSingleWriter,
+        AccessModeArg::SingleNodeMultiWriter => Mode::SingleNodeMultiWriter,
+        AccessModeArg::MultiNodeReaderOnly => Mode::MultiNodeReaderOnly,
+        AccessModeArg::MultiNodeSingleWriter => Mode::MultiNodeSingleWriter,
+        AccessModeArg::MultiNodeMultiWriter => Mode::MultiNodeMultiWriter,
+    }
+}
+
+/// A size argument in bytes (0 when absent).
+fn bytes(size: Option<&str>) -> Result<i64, Status> {
+    let Some(s) = size else { return Ok(0) };
+    parse_size(s)
+        .and_then(|b| i64::try_from(b).ok())
+        .ok_or_else(|| Status::invalid_argument(format!("{s:?} is not a size like 4096, 64Mi or 1G")))
+}
+
+fn text(path: &Path) -> String {
+    path.to_string_lossy().into_owned()
+}

@@ -1,0 +1,96 @@
+//! The Controller service: provisioning on this node (the provisioner runs per node, in
+//! `--node-deployment` mode), listing, capacity. Snapshots and expansion are not offered yet.
+
+use super::proto::controller_server::Controller;
+use super::proto::controller_service_capability::{Rpc, Type, rpc};
+use super::proto::{
+    ControllerGetCapabilitiesRequest, ControllerGetCapabilitiesResponse, ControllerGetVolumeRequest,
+    ControllerGetVolumeResponse, ControllerServiceCapability, CreateVolumeRequest, CreateVolumeResponse,
+    DeleteVolumeRequest, DeleteVolumeResponse, GetCapacityRequest, GetCapacityResponse, ListVolumesRequest,
+    ListVolumesResponse, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse,
+    controller_get_volume_response::VolumeStatus,
+};
+use super::volume_id::VolumeId;
+use super::{Driver, convert, provision::existing, query, require, rpc};
+use tonic::{Request, Response, Status};
+
+/// The controller RPCs strata implements.
+const CAPABILITIES: [rpc::Type; 4] =
+    [rpc::Type::CreateDeleteVolume, rpc::Type::ListVolumes, rpc::Type::GetCapacity, rpc::Type::GetVolume];
+
+#[tonic::async_trait]
+impl Controller for Driver {
+    async fn create_volume(&self, req: Request<CreateVolumeRequest>) -> Result<Response<CreateVolumeResponse>, Status> {
+        let r = req.into_inner();
+        let id = VolumeId::for_name(&r.name, &self.node_tag).to_string();
+        rpc("CreateVolume", &id, async {
+            let vol = self.create(r).await?;
+            Ok(CreateVolumeResponse { volume: Some(convert::volume(&vol, &self.node_tag, &self.opts.node_id)) })
+        })
+        .await
+    }
+
+    async fn delete_volume(&self, req: Request<DeleteVolumeRequest>) -> Result<Response<DeleteVolumeResponse>, Status> {
+        let r = req.into_inner();
+        rpc("DeleteVolume", &r.volume_id, async {
+            require(&r.volume_id, "volume_id")?;
+            let Some(id) = VolumeId::parse(&r.volume_id) else {
+                return Ok(DeleteVolumeResponse {}); // never a strata id: nothing to delete
+            };
+            if id.node_tag != self.node_tag {
+                return Err(Status::failed_precondition(format!(
+                    "volume {} lives on node {}; only that node can delete it",
+                    r.volume_id, id.node_tag
+                )));
+            }
+            self.blocking(move |e| e.delete_volume(&id.local)).await?;
+            Ok(DeleteVolumeResponse {})
+        })
+        .await
+    }
+
+    async fn validate_volume_capabilities(
+        &self,
+        req: Request<ValidateVolumeCapabilitiesRequest>,
+    ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
+        let r = req.into_inner();
+        let id = r.volume_id.clone();
+        query("ValidateVolumeCapabilities", &id, self.validate(r)).await
+    }
+
+    async fn list_volumes(&self, req: Request<ListVolumesRequest>) -> Result<Response<ListVolumesResponse>, Status> {
+        query("ListVolumes", "", self.list(req.into_inner())).await
+    }
+
+    async fn get_capacity(&self, req: Request<GetCapacityRequest>) -> Result<Response<GetCapacityResponse>, Status> {
+        query("GetCapacity", "", self.capacity(req.into_inner())).await
+    }
+
+    async fn controller_get_capabilities(
+        &self,
+        _req: Request<ControllerGetCapabilitiesRequest>,
+    ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
+        let cap = |t: rpc::Type| ControllerServiceCapability { r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })) };
+        query("ControllerGetCapabilities", "", async {
+            Ok(ControllerGetCapabilitiesResponse { capabilities: CAPABILITIES.into_iter().map(cap).collect() })
+        })
+        .await
+    }
+
+    async fn controller_get_volume(
+        &self,
+        req: Request<ControllerGetVolumeRequest>,
+    ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
+        let r = req.into_inner();
+        query("ControllerGetVolume", &r.volume_id, async {
+            require(&r.volume_id, "volume_id")?;
+            let local = self.local(&r.volume_id)?;
+            let vol = self.blocking(move |e| existing(e, &local)).await?;
+            Ok(ControllerGetVolumeResponse {
+                volume: Some(convert::volume(&vol, &self.node_tag, &self.opts.node_id)),
+                status: Some(VolumeStatus::default()),
+            })
+        })
+        .await
+    }
+}

@@ -1,0 +1,118 @@
+//! Unit tests of the CSI conversions.
+
+use super::*;
+use crate::csi::proto::volume_capability::{AccessMode, BlockVolume};
+
+fn cap(mode: Mode, access: AccessType) -> VolumeCapability {
+    VolumeCapability { access_mode: Some(AccessMode { mode: mode as i32 }), access_type: Some(access) }
+}
+
+fn mount(fs: &str) -> VolumeCapability {
+    cap(Mode::SingleNodeWriter, AccessType::Mount(MountVolume { fs_type: fs.into(), ..Default::default() }))
+}
+
+fn block() -> VolumeCapability {
+    cap(Mode::SingleNodeWriter, AccessType::Block(BlockVolume {}))
+}
+
+fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+const ALL: [Kind; 4] = Kind::ALL;
+
+#[test]
+fn backend_defaults_to_dir_and_fs_type_comes_from_capability_or_parameter() {
+    let w = wanted(&params(&[]), &[mount("")], &ALL).unwrap();
+    assert_eq!(w, Wanted { kind: Kind::Dir, fs_type: None });
+    let w = wanted(&params(&[("backend", "loop")]), &[mount("xfs")], &ALL).unwrap();
+    assert_eq!(w.fs_type, Some(FsType::Xfs));
+    let p = params(&[("backend", "loop"), (PARAM_FSTYPE, "xfs")]);
+    assert_eq!(wanted(&p, &[mount("")], &ALL).unwrap().fs_type, Some(FsType::Xfs));
+    let w = wanted(&params(&[("backend", "loop")]), &[block()], &ALL).unwrap();
+    assert_eq!(w, Wanted { kind: Kind::Loop, fs_type: None });
+}
+
+#[test]
+fn bad_parameters_and_capabilities_are_invalid_arguments() {
+    let loop_p = params(&[("backend", "loop")]);
+    let cases = [
+        (params(&[("backend", "zfs")]), vec![mount("")]),
+        (params(&[("sizee", "1")]), vec![mount("")]),
+        (params(&[]), vec![block()]),
+        (params(&[]), vec![mount("ext4")]),
+        (loop_p.clone(), vec![mount("ext3")]),
+        (loop_p.clone(), vec![mount("ext4"), mount("xfs")]),
+        (loop_p, vec![cap(Mode::MultiNodeMultiWriter, AccessType::Block(BlockVolume {}))]),
+        (params(&[]), vec![VolumeCapability::default()]),
+    ];
+    for (p, caps) in cases {
+        let err = wanted(&p, &caps, &ALL).unwrap_err();
+        assert_eq!(err.code(), tonic::Code::InvalidArgument, "{p:?} {caps:?}");
+    }
+    let err = wanted(&params(&[("backend", "btrfs")]), &[mount("")], &[Kind::Dir]).unwrap_err();
+    assert!(err.message().contains("not enabled"), "{}", err.message());
+}
+
+#[test]
+fn kubernetes_parameters_are_accepted() {
+    let p = params(&[("csi.storage.k8s.io/pvc/name", "data"), ("backend", "dir")]);
+    wanted(&p, &[mount("")], &ALL).unwrap();
+}
+
+#[test]
+fn capacity_defaults_rounds_and_respects_limits() {
+    let dir = Wanted { kind: Kind::Dir, fs_type: None };
+    let xfs = Wanted { kind: Kind::Loop, fs_type: Some(FsType::Xfs) };
+    let range = |r: i64, l: i64| CapacityRange { required_bytes: r, limit_bytes: l };
+    assert_eq!(capacity(None, &dir).unwrap(), DEFAULT_CAPACITY);
+    assert_eq!(capacity(Some(&range(0, 4096)), &dir).unwrap(), 4096);
+    assert_eq!(capacity(Some(&range(1000, 0)), &dir).unwrap(), 1000);
+    let loop4 = Wanted { kind: Kind::Loop, fs_type: None };
+    assert_eq!(capacity(Some(&range((20 << 20) + 1, 0)), &loop4).unwrap(), (20 << 20) + 4096);
+    assert_eq!(capacity(Some(&range(1, 0)), &xfs).unwrap(), 300 << 20);
+    let err = capacity(Some(&range(1, 100 << 20)), &xfs).unwrap_err();
+    assert_eq!(err.code(), tonic::Code::OutOfRange);
+    for bad in [range(-1, 0), range(0, -1), range(10, 5)] {
+        assert_eq!(capacity(Some(&bad), &dir).unwrap_err().code(), tonic::Code::InvalidArgument);
+    }
+    assert!(fits(4096, Some(&range(4096, 0))).unwrap());
+    assert!(!fits(4096, Some(&range(8192, 0))).unwrap());
+    assert!(!fits(8192, Some(&range(0, 4096))).unwrap());
+}
+
+#[test]
+fn topology_requisites_must_name_this_node() {
+    let here = topology("n1");
+    let there = topology("n2");
+    assert!(accessible(None, "n1"));
+    let req = |t: Vec<Topology>| TopologyRequirement { requisite: t, preferred: vec![] };
+    assert!(accessible(Some(&req(vec![])), "n1"));
+    assert!(accessible(Some(&req(vec![there.clone(), here])), "n1"));
+    assert!(!accessible(Some(&req(vec![there])), "n1"));
+}
+
+#[test]
+fn node_access_and_read_only_mode() {
+    let mut c = mount("");
+    if let Some(AccessType::Mount(m)) = &mut c.access_type {
+        m.mount_flags = vec!["noatime".into()];
+    }
+    assert_eq!(access(&c).unwrap(), Access::Mount { flags: vec!["noatime".into()] });
+    assert_eq!(access(&block()).unwrap(), Access::Block);
+    assert!(access(&VolumeCapability::default()).is_err());
+    assert!(!reader_only(&c));
+    let ro = cap(Mode::SingleNodeReaderOnly, AccessType::Block(BlockVolume {}));
+    assert!(reader_only(&ro));
+}
+
+#[test]
+fn sizes_parse_with_kubernetes_suffixes() {
+    assert_eq!(parse_size("4096"), Some(4096));
+    assert_eq!(parse_size("64Mi"), Some(64 << 20));
+    assert_eq!(parse_size("1G"), Some(1_000_000_000));
+    assert_eq!(parse_size("2Ti"), Some(2 << 40));
+    for bad in ["", "Mi", "1.5Gi", "-1", "1Xi", "99999999999Ti"] {
+        assert_eq!(parse_size(bad), None, "{bad}");
+    }
+}

@@ -1,0 +1,54 @@
+//! The Identity service: who the plugin is, what it offers, and whether it is ready.
+
+use super::proto::identity_server::Identity;
+use super::proto::plugin_capability::{Service, Type, service};
+use super::proto::{
+    GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse,
+    PluginCapability, ProbeRequest, ProbeResponse,
+};
+use super::{Driver, query};
+use tonic::{Request, Response, Status};
+
+#[tonic::async_trait]
+impl Identity for Driver {
+    async fn get_plugin_info(
+        &self,
+        _req: Request<GetPluginInfoRequest>,
+    ) -> Result<Response<GetPluginInfoResponse>, Status> {
+        query("GetPluginInfo", "", async {
+            Ok(GetPluginInfoResponse {
+                name: self.opts.name.clone(),
+                vendor_version: env!("CARGO_PKG_VERSION").to_owned(),
+                manifest: Default::default(),
+            })
+        })
+        .await
+    }
+
+    async fn get_plugin_capabilities(
+        &self,
+        _req: Request<GetPluginCapabilitiesRequest>,
+    ) -> Result<Response<GetPluginCapabilitiesResponse>, Status> {
+        let service = |t: service::Type| PluginCapability { r#type: Some(Type::Service(Service { r#type: t as i32 })) };
+        query("GetPluginCapabilities", "", async {
+            Ok(GetPluginCapabilitiesResponse {
+                capabilities: vec![
+                    service(service::Type::ControllerService),
+                    service(service::Type::VolumeAccessibilityConstraints),
+                ],
+            })
+        })
+        .await
+    }
+
+    async fn probe(&self, _req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
+        query("Probe", "", async {
+            let problems = self.problems().await?;
+            for p in &problems {
+                tracing::warn!(problem = %p, "not ready");
+            }
+            Ok(ProbeResponse { ready: Some(problems.is_empty()) })
+        })
+        .await
+    }
+}

@@ -1,0 +1,133 @@
+//! The Node service: stage and publish volumes of this node, report their usage and the node.
+
+use super::proto::node_server::Node;
+use super::proto::node_service_capability::{Rpc, Type, rpc};
+use super::proto::{
+    NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse, NodeGetInfoRequest, NodeGetInfoResponse,
+    NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodePublishVolumeResponse,
+    NodeServiceCapability, NodeStageVolumeRequest, NodeStageVolumeResponse, NodeUnpublishVolumeRequest,
+    NodeUnpublishVolumeResponse, NodeUnstageVolumeRequest, NodeUnstageVolumeResponse,
+};
+use super::{Driver, convert, ephemeral, query, require, required, rpc};
+use std::path::PathBuf;
+use tonic::{Request, Response, Status};
+
+/// The node RPCs strata implements.
+const CAPABILITIES: [rpc::Type; 2] = [rpc::Type::StageUnstageVolume, rpc::Type::GetVolumeStats];
+
+#[tonic::async_trait]
+impl Node for Driver {
+    async fn node_stage_volume(
+        &self,
+        req: Request<NodeStageVolumeRequest>,
+    ) -> Result<Response<NodeStageVolumeResponse>, Status> {
+        let r = req.into_inner();
+        rpc("NodeStageVolume", &r.volume_id, async {
+            require(&r.volume_id, "volume_id")?;
+            require(&r.staging_target_path, "staging_target_path")?;
+            let cap = required(r.volume_capability.as_ref(), "volume_capability")?.clone();
+            let local = self.local(&r.volume_id)?;
+            let staging = PathBuf::from(&r.staging_target_path);
+            self.blocking(move |e| stage(e, &local, &staging, &cap)).await?;
+            Ok(NodeStageVolumeResponse {})
+        })
+        .await
+    }
+
+    async fn node_unstage_volume(
+        &self,
+        req: Request<NodeUnstageVolumeRequest>,
+    ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
+        let r = req.into_inner();
+        rpc("NodeUnstageVolume", &r.volume_id, async {
+            require(&r.volume_id, "volume_id")?;
+            require(&r.staging_target_path, "staging_target_path")?;
+            let local = self.local(&r.volume_id)?;
+            let staging = PathBuf::from(&r.staging_target_path);
+            self.blocking(move |e| e.unstage_volume(&local, &staging)).await?;
+            Ok(NodeUnstageVolumeResponse {})
+        })
+        .await
+    }
+
+    async fn node_publish_volume(
+        &self,
+        req: Request<NodePublishVolumeRequest>,
+    ) -> Result<Response<NodePublishVolumeResponse>, Status> {
+        let r = req.into_inner();
+        let id = r.volume_id.clone();
+        rpc("NodePublishVolume", &id, async {
+            require(&r.volume_id, "volume_id")?;
+            require(&r.target_path, "target_path")?;
+            required(r.volume_capability.as_ref(), "volume_capability")?;
+            if ephemeral::requested(&r.volume_context) {
+                return self.publish_ephemeral(r).await;
+            }
+            require(&r.staging_target_path, "staging_target_path")?;
+            let local = self.local(&r.volume_id)?;
+            self.blocking(move |e| publish(e, &local, &r)).await?;
+            Ok(NodePublishVolumeResponse {})
+        })
+        .await
+    }
+
+    async fn node_unpublish_volume(
+        &self,
+        req: Request<NodeUnpublishVolumeRequest>,
+    ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
+        let r = req.into_inner();
+        rpc("NodeUnpublishVolume", &r.volume_id, async {
+            require(&r.volume_id, "volume_id")?;
+            require(&r.target_path, "target_path")?;
+            let target = PathBuf::from(&r.target_path);
+            if !self.persistent(&r.volume_id) {
+                return self.unpublish_ephemeral(&r.volume_id, target).await;
+            }
+            let local = self.local(&r.volume_id)?;
+            self.blocking(move |e| e.unpublish_volume(&local, &target)).await?;
+            Ok(NodeUnpublishVolumeResponse {})
+        })
+        .await
+    }
+
+    async fn node_get_volume_stats(
+        &self,
+        req: Request<NodeGetVolumeStatsRequest>,
+    ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
+        let r = req.into_inner();
+        query("NodeGetVolumeStats", &r.volume_id, async {
+            require(&r.volume_id, "volume_id")?;
+            require(&r.volume_path, "volume_path")?;
+            let local = self.local_or_ephemeral(&r.volume_id)?;
+            let path = PathBuf::from(&r.volume_path);
+            let usage = self.blocking(move |e| stats(e, &local, &path)).await?;
+            Ok(NodeGetVolumeStatsResponse { usage, volume_condition: None })
+        })
+        .await
+    }
+
+    async fn node_get_capabilities(
+        &self,
+        _req: Request<NodeGetCapabilitiesRequest>,
+    ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
+        let cap = |t: rpc::Type| NodeServiceCapability { r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })) };
+        query("NodeGetCapabilities", "", async {
+            Ok(NodeGetCapabilitiesResponse { capabilities: CAPABILITIES.into_iter().map(cap).collect() })
+        })
+        .await
+    }
+
+    async fn node_get_info(&self, _req: Request<NodeGetInfoRequest>) -> Result<Response<NodeGetInfoResponse>, Status> {
+        query("NodeGetInfo", "", async {
+            Ok(NodeGetInfoResponse {
+                node_id: self.opts.node_id.clone(),
+                max_volumes_per_node: self.opts.max_volumes_per_node.map_or(0, i64::from),
+                accessible_topology: Some(convert::topology(&self.opts.node_id)),
+            })
+        })
+        .await
+    }
+}
+
+mod work;
+use work::{publish, stage, stats};

@@ -1,0 +1,48 @@
+//! The blocking halves of the node RPCs: checks against the volume record, then engine calls.
+
+use crate::csi::convert::{self, invalid};
+use crate::csi::proto::{NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage};
+use crate::csi::provision::existing;
+use crate::engine::Engine;
+use std::path::Path;
+use tonic::Status;
+
+/// Stages after checking that the capability suits the volume.
+pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability) -> Result<(), Status> {
+    let vol = existing(e, local)?;
+    convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
+    e.stage_volume(local, staging, &convert::access(cap)?)?;
+    Ok(())
+}
+
+/// Publishes after checking the capability; a read-only access mode forces a read-only bind.
+pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<(), Status> {
+    let cap = r.volume_capability.as_ref().ok_or_else(|| invalid("volume_capability is required".into()))?;
+    let vol = existing(e, local)?;
+    convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
+    let readonly = r.readonly || convert::reader_only(cap);
+    e.publish_volume(local, Path::new(&r.staging_target_path), Path::new(&r.target_path), readonly)?;
+    Ok(())
+}
+
+/// Usage of a volume at a path where it is staged or published; NOT_FOUND anywhere else.
+pub fn stats(e: &Engine, local: &str, path: &Path) -> Result<Vec<VolumeUsage>, Status> {
+    let vol = existing(e, local)?;
+    let known =
+        vol.staging.as_ref().is_some_and(|s| s.path == path) || vol.publications.iter().any(|p| p.target == path);
+    if !known || !path.exists() {
+        return Err(Status::not_found(format!("volume {local} is not staged or published at {}", path.display())));
+    }
+    let u = e.volume_usage(local, path)?;
+    let entry = |unit: volume_usage::Unit, available: u64, total: u64, used: u64| VolumeUsage {
+        available: convert::i64_of(available),
+        total: convert::i64_of(total),
+        used: convert::i64_of(used),
+        unit: unit as i32,
+    };
+    let mut out = vec![entry(volume_usage::Unit::Bytes, u.available_bytes, u.total_bytes, u.used_bytes)];
+    if u.total_inodes > 0 {
+        out.push(entry(volume_usage::Unit::Inodes, u.free_inodes, u.total_inodes, u.used_inodes));
+    }
+    Ok(out)
+}

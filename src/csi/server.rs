@@ -1,0 +1,200 @@
+//! Serving the CSI services on a unix socket (or TCP) until SIGTERM or SIGINT, then draining the
+//! calls in flight before exiting.
+
+use super::Driver;
+use super::proto::controller_server::ControllerServer;
+use super::proto::identity_server::IdentityServer;
+use super::proto::node_server::NodeServer;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
+
+/// Mode of the socket: the sidecars (same user or group) may connect, nobody else.
+const SOCKET_MODE: u32 = 0o660;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("endpoint {0:?}: use unix:///path/to/csi.sock or tcp://host:port")]
+    Endpoint(String),
+    #[error("{what} {path}: {source}")]
+    Socket { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error("{path} exists and is not a socket; refusing to remove it")]
+    NotASocket { path: PathBuf },
+    #[error("listen on {addr}: {source}")]
+    Tcp { addr: String, source: std::io::Error },
+    #[error("install signal handler: {0}")]
+    Signal(std::io::Error),
+    #[error("serve: {0}")]
+    Transport(#[from] tonic::transport::Error),
+}
+
+/// Where the server listens (and a client connects).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Endpoint {
+    Unix(PathBuf),
+    Tcp(String),
+}
+
+impl FromStr for Endpoint {
+    type Err = Error;
+
+    /// `unix:///abs/path`, `unix:/abs/path`, a bare absolute path, or `tcp://host:port`.
+    fn from_str(s: &str) -> Result<Endpoint, Error> {
+        let bad = || Error::Endpoint(s.to_owned());
+        if let Some(addr) = s.strip_prefix("tcp://") {
+            return match addr.rsplit_once(':') {
+                Some((host, port)) if !host.is_empty() && port.parse::<u16>().is_ok() => {
+                    Ok(Endpoint::Tcp(addr.to_owned()))
+                }
+                _ => Err(bad()),
+            };
+        }
+        let path = s.strip_prefix("unix://").or_else(|| s.strip_prefix("unix:")).unwrap_or(s);
+        if !path.starts_with('/') || path.len() < 2 {
+            return Err(bad());
+        }
+        Ok(Endpoint::Unix(PathBuf::from(path)))
+    }
+}
+
+impl std::fmt::Display for Endpoint {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Endpoint::Unix(p) => write!(f, "unix://{}", p.display()),
+            Endpoint::Tcp(a) => write!(f, "tcp://{a}"),
+        }
+    }
+}
+
+/// Serves until the first SIGTERM or SIGINT, then stops accepting and lets calls in flight
+/// finish; a second signal or `drain` elapsing ends the wait.
+pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) -> Result<(), Error> {
+    let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (force_tx, force_rx) = tokio::sync::oneshot::channel::<()>();
+    tokio::spawn(async move {
+        let first = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
+        tracing::info!(signal = first, "stopping: draining calls in flight");
+        let _ = stop_tx.send(());
+        tokio::select! {
+            _ = term.recv() => tracing::warn!("second signal: not waiting for calls in flight"),
+            _ = int.recv() => tracing::warn!("second signal: not waiting for calls in flight"),
+            _ = tokio::time::sleep(drain) => tracing::warn!(?drain, "calls still in flight after the drain time"),
+        }
+        let _ = force_tx.send(());
+    });
+    let stop = async {
+        let _ = stop_rx.await;
+    };
+    let router = tonic::transport::Server::builder()
+        .add_service(IdentityServer::from_arc(driver.clone()))
+        .add_service(ControllerServer::from_arc(driver.clone()))
+        .add_service(NodeServer::from_arc(driver));
+    let served = async {
+        match endpoint {
+            Endpoint::Unix(path) => {
+                let incoming = UnixListenerStream::new(bind_unix(path)?);
+                tracing::info!(%endpoint, "serving");
+                router.serve_with_incoming_shutdown(incoming, stop).await?;
+            }
+            Endpoint::Tcp(addr) => {
+                let listener = tokio::net::TcpListener::bind(addr)
+                    .await
+                    .map_err(|source| Error::Tcp { addr: addr.clone(), source })?;
+                tracing::info!(%endpoint, "serving");
+                router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop).await?;
+            }
+        }
+        Ok::<(), Error>(())
+    };
+    let result = tokio::select! {
+        r = served => r,
+        _ = force_rx => Ok(()),
+    };
+    if let Endpoint::Unix(path) = endpoint {
+        let _ = std::fs::remove_file(path);
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// Binds the unix socket: removes a stale socket first (never another kind of file), creates
+/// the parent directory, and leaves the socket with mode 0660.
+fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, Error> {
+    let io = |what| move |source| Error::Socket { what, path: path.to_owned(), source };
+    match std::fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(io("remove stale socket"))?,
+        Ok(_) => return Err(Error::NotASocket { path: path.to_owned() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(io("inspect")(e)),
+    }
+    if let Some(parent) = path.parent() {
+        std::fs::create_dir_all(parent).map_err(io("create directory for"))?;
+    }
+    let listener = bind_private(path).map_err(io("bind"))?;
+    listener.set_nonblocking(true).map_err(io("set non-blocking"))?;
+    tokio::net::UnixListener::from_std(listener).map_err(io("register"))
+}
+
+/// Binds the socket in a private (0700) directory beside `path`, sets its mode, and renames it
+/// into place, so that it is never reachable with a wider mode (no process-wide umask games).
+fn bind_private(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener> {
+    let parent = path.parent().unwrap_or(Path::new("/"));
+    let private = parent.join(format!(".strata-csi-bind-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&private);
+    std::fs::create_dir(&private)?;
+    let result = (|| {
+        std::fs::set_permissions(&private, std::fs::Permissions::from_mode(0o700))?;
+        let tmp = private.join("s");
+        let listener = std::os::unix::net::UnixListener::bind(&tmp)?;
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(SOCKET_MODE))?;
+        nix::fcntl::renameat2(
+            nix::fcntl::AT_FDCWD,
+            &tmp,
+            nix::fcntl::AT_FDCWD,
+            path,
+            nix::fcntl::RenameFlags::RENAME_NOREPLACE,
+        )?;
+        Ok(listener)
+    })();
+    let _ = std::fs::remove_dir_all(&private);
+    result
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn endpoints_parse() {
+        let unix = |p: &str| Endpoint::Unix(PathBuf::from(p));
+        assert_eq!("unix:///csi/csi.sock".parse::<Endpoint>().unwrap(), unix("/csi/csi.sock"));
+        assert_eq!("unix:/csi/csi.sock".parse::<Endpoint>().unwrap(), unix("/csi/csi.sock"));
+        assert_eq!("/csi/csi.sock".parse::<Endpoint>().unwrap(), unix("/csi/csi.sock"));
+        assert_eq!("tcp://127.0.0.1:10000".parse::<Endpoint>().unwrap(), Endpoint::Tcp("127.0.0.1:10000".into()));
+        for bad in ["", "unix://", "unix://rel/x", "tcp://host", "tcp://:1", "tcp://h:99999", "http://x"] {
+            assert!(bad.parse::<Endpoint>().is_err(), "{bad}");
+        }
+        assert_eq!(unix("/a.sock").to_string(), "unix:///a.sock");
+    }
+
+    #[tokio::test]
+    async fn stale_sockets_are_replaced_but_other_files_are_kept() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("sub/csi.sock");
+        drop(bind_unix(&sock).unwrap());
+        let l = bind_unix(&sock).unwrap();
+        let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, 0o660);
+        drop(l);
+        let file = dir.path().join("file");
+        std::fs::write(&file, "keep").unwrap();
+        assert!(matches!(bind_unix(&file), Err(Error::NotASocket { .. })));
+        assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    }
+}
