@@ -43,7 +43,5 @@ fn find_protoc() -> Option<PathBuf> {
         return p.is_file().then_some(p);
     }
     let path = std::env::var_os("PATH")?;
-    std::env::split_paths(&path)
-        .map(|d| d.join("protoc"))
-        .find(|p| Path::new(p).is_file())
+    std::env::split_paths(&path).map(|d| d.join("protoc")).find(|p| Path::new(p).is_file())
 }

@@ -144,21 +144,13 @@ pub fn caps(
     let controller: Option<Vec<&str>> = controller.map(|c| {
         c.capabilities
             .iter()
-            .filter_map(|c| {
-                c.r#type
-                    .as_ref()
-                    .map(|cc::Type::Rpc(r)| r.r#type().as_str_name())
-            })
+            .filter_map(|c| c.r#type.as_ref().map(|cc::Type::Rpc(r)| r.r#type().as_str_name()))
             .collect()
     });
     let node: Option<Vec<&str>> = node.map(|n| {
         n.capabilities
             .iter()
-            .filter_map(|c| {
-                c.r#type
-                    .as_ref()
-                    .map(|nc::Type::Rpc(r)| r.r#type().as_str_name())
-            })
+            .filter_map(|c| c.r#type.as_ref().map(|nc::Type::Rpc(r)| r.r#type().as_str_name()))
             .collect()
     });
     json!({"plugin": plugin, "controller": controller, "node": node})
