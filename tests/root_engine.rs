@@ -32,21 +32,11 @@ impl Env {
         let kubelet = tmp.path().join("kubelet");
         std::fs::create_dir(&kubelet).unwrap();
         let engine = Engine::new(Self::config(&root, &kubelet), Arc::new(LinuxHost)).unwrap();
-        Env {
-            tmp,
-            kubelet,
-            root,
-            engine,
-            _btrfs: btrfs,
-        }
+        Env { tmp, kubelet, root, engine, _btrfs: btrfs }
     }
 
     fn config(root: &Path, kubelet: &Path) -> Config {
-        Config {
-            root: root.to_owned(),
-            allowed_prefixes: vec![kubelet.to_owned()],
-            wait: Wait::No,
-        }
+        Config { root: root.to_owned(), allowed_prefixes: vec![kubelet.to_owned()], wait: Wait::No }
     }
 
     /// Another engine on the same root, as a second process would have.
@@ -79,29 +69,18 @@ impl Env {
     /// Nothing of ours is left on the host: no mount, no loop device, no file.
     fn assert_clean(&self) {
         assert_eq!(
-            mounts_under(self.tmp.path())
-                .iter()
-                .filter(|m| !m.ends_with("btrfs"))
-                .count(),
+            mounts_under(self.tmp.path()).iter().filter(|m| !m.ends_with("btrfs")).count(),
             0,
             "{:?}",
             mounts_under(self.tmp.path())
         );
-        let loops: Vec<String> = loops_under(self.tmp.path())
-            .into_iter()
-            .filter(|l| !l.ends_with("btrfs.img"))
-            .collect();
+        let loops: Vec<String> =
+            loops_under(self.tmp.path()).into_iter().filter(|l| !l.ends_with("btrfs.img")).collect();
         assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
-        let files: Vec<PathBuf> = files_under(&self.root.join("volumes"))
-            .into_iter()
-            .chain(files_under(&self.root.join("locks")))
-            .collect();
+        let files: Vec<PathBuf> =
+            files_under(&self.root.join("volumes")).into_iter().chain(files_under(&self.root.join("locks"))).collect();
         assert!(files.is_empty(), "files left behind: {files:?}");
-        assert!(
-            files_under(&self.kubelet).is_empty(),
-            "{:?}",
-            files_under(&self.kubelet)
-        );
+        assert!(files_under(&self.kubelet).is_empty(), "{:?}", files_under(&self.kubelet));
     }
 }
 
@@ -122,10 +101,7 @@ fn full_cycle(kind: Kind, capacity: u64, fs_type: Option<FsType>) {
     e.publish_volume("vol", &staging, &b, false).unwrap();
     e.publish_volume("vol", &staging, &b, false).unwrap();
     std::fs::write(a.join("hello.txt"), b"written through pod a").unwrap();
-    assert_eq!(
-        std::fs::read(b.join("hello.txt")).unwrap(),
-        b"written through pod a"
-    );
+    assert_eq!(std::fs::read(b.join("hello.txt")).unwrap(), b"written through pod a");
     e.unpublish_volume("vol", &a).unwrap();
     e.unpublish_volume("vol", &b).unwrap();
     e.unpublish_volume("vol", &b).unwrap();
@@ -135,10 +111,7 @@ fn full_cycle(kind: Kind, capacity: u64, fs_type: Option<FsType>) {
     e.stage_volume("vol", &staging, &mount()).unwrap();
     let c = env.path("pod-c");
     e.publish_volume("vol", &staging, &c, false).unwrap();
-    assert_eq!(
-        std::fs::read(c.join("hello.txt")).unwrap(),
-        b"written through pod a"
-    );
+    assert_eq!(std::fs::read(c.join("hello.txt")).unwrap(), b"written through pod a");
     let usage = e.volume_usage("vol", &c).unwrap();
     assert!(usage.total_bytes > 0 && usage.used_bytes > 0, "{usage:?}");
     e.unpublish_volume("vol", &c).unwrap();
@@ -217,18 +190,9 @@ fn raw_block_publish_is_the_device() {
     e.publish_volume("blk", &staging, &target, false).unwrap();
     e.publish_volume("blk", &staging, &target, false).unwrap();
     use std::os::unix::fs::FileTypeExt;
-    assert!(
-        std::fs::metadata(&target)
-            .unwrap()
-            .file_type()
-            .is_block_device()
-    );
+    assert!(std::fs::metadata(&target).unwrap().file_type().is_block_device());
     let pattern: Vec<u8> = (0..4096u32).map(|i| (i % 251) as u8).collect();
-    let mut dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open(&target)
-        .unwrap();
+    let mut dev = std::fs::OpenOptions::new().read(true).write(true).open(&target).unwrap();
     dev.seek(SeekFrom::Start(8192)).unwrap();
     dev.write_all(&pattern).unwrap();
     dev.sync_all().unwrap();
@@ -241,11 +205,7 @@ fn raw_block_publish_is_the_device() {
     assert!(!target.exists());
     e.unstage_volume("blk", &staging).unwrap();
     let image = std::fs::read(env.root.join("volumes/blk/disk.img")).unwrap();
-    assert_eq!(
-        &image[8192..8192 + 4096],
-        &pattern[..],
-        "the bytes reached the backing file"
-    );
+    assert_eq!(&image[8192..8192 + 4096], &pattern[..], "the bytes reached the backing file");
     e.delete_volume("blk").unwrap();
     std::fs::remove_dir(&staging).unwrap();
     env.assert_clean();
@@ -265,10 +225,7 @@ fn bad_input_creates_nothing() {
             fs_type: None,
             parameters: BTreeMap::new(),
         };
-        assert!(
-            matches!(e.create_volume(&req), Err(Error::InvalidId { .. })),
-            "{id:?}"
-        );
+        assert!(matches!(e.create_volume(&req), Err(Error::InvalidId { .. })), "{id:?}");
     }
     let zero = CreateRequest {
         id: "z".into(),
@@ -278,33 +235,18 @@ fn bad_input_creates_nothing() {
         fs_type: None,
         parameters: BTreeMap::new(),
     };
-    assert!(matches!(
-        e.create_volume(&zero),
-        Err(Error::InvalidArgument(_))
-    ));
-    let huge = CreateRequest {
-        capacity: u64::MAX / 2,
-        ..zero.clone()
-    };
-    assert!(matches!(
-        e.create_volume(&huge),
-        Err(Error::OutOfCapacity { .. })
-    ));
+    assert!(matches!(e.create_volume(&zero), Err(Error::InvalidArgument(_))));
+    let huge = CreateRequest { capacity: u64::MAX / 2, ..zero.clone() };
+    assert!(matches!(e.create_volume(&huge), Err(Error::OutOfCapacity { .. })));
     env.create("ok", Kind::Dir, 1 << 20, None);
     let outside = env.tmp.path().join("outside");
-    assert!(matches!(
-        e.stage_volume("ok", &outside, &mount()),
-        Err(Error::InvalidPath { .. })
-    ));
+    assert!(matches!(e.stage_volume("ok", &outside, &mount()), Err(Error::InvalidPath { .. })));
     assert!(matches!(
         e.publish_volume("ok", &env.path("s"), Path::new("/etc/strata-test"), false),
         Err(Error::InvalidPath { .. })
     ));
     assert!(!outside.exists() && !Path::new("/etc/strata-test").exists());
-    assert!(matches!(
-        e.stage_volume("missing", &env.dir("s2"), &mount()),
-        Err(Error::VolumeNotFound(_))
-    ));
+    assert!(matches!(e.stage_volume("missing", &env.dir("s2"), &mount()), Err(Error::VolumeNotFound(_))));
     e.delete_volume("ok").unwrap();
     std::fs::remove_dir(env.path("s2")).unwrap();
     env.assert_clean();
@@ -318,21 +260,15 @@ fn racing_stage_mounts_once() {
     for _ in 0..5 {
         let engines = [env.second_engine(), env.second_engine()];
         let results: Vec<Result<(), Error>> = std::thread::scope(|s| {
-            let handles: Vec<_> = engines
-                .iter()
-                .map(|e| s.spawn(|| e.stage_volume("race", &staging, &mount())))
-                .collect();
+            let handles: Vec<_> =
+                engines.iter().map(|e| s.spawn(|| e.stage_volume("race", &staging, &mount()))).collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         assert!(results.iter().any(Result::is_ok), "{results:?}");
         for r in &results {
             assert!(matches!(r, Ok(()) | Err(Error::Busy { .. })), "{r:?}");
         }
-        assert_eq!(
-            mounts_under(&staging).len(),
-            1,
-            "exactly one mount at the staging path"
-        );
+        assert_eq!(mounts_under(&staging).len(), 1, "exactly one mount at the staging path");
         assert_eq!(loops_under(&env.root).len(), 1, "exactly one loop device");
         env.engine.unstage_volume("race", &staging).unwrap();
     }
@@ -355,21 +291,9 @@ fn racing_publish_and_delete_never_corrupt() {
             let d = s.spawn(|| b.delete_volume("pd"));
             (p.join().unwrap(), d.join().unwrap())
         });
-        assert!(
-            deleted.is_err(),
-            "a staged volume is never deleted: {deleted:?}"
-        );
-        assert!(
-            matches!(
-                deleted,
-                Err(Error::Busy { .. } | Error::FailedPrecondition { .. })
-            ),
-            "{deleted:?}"
-        );
-        assert!(
-            matches!(published, Ok(()) | Err(Error::Busy { .. })),
-            "{published:?}"
-        );
+        assert!(deleted.is_err(), "a staged volume is never deleted: {deleted:?}");
+        assert!(matches!(deleted, Err(Error::Busy { .. } | Error::FailedPrecondition { .. })), "{deleted:?}");
+        assert!(matches!(published, Ok(()) | Err(Error::Busy { .. })), "{published:?}");
         let vol = env.engine.get_volume("pd").unwrap().expect("record intact");
         assert_eq!(vol.publications.len(), usize::from(published.is_ok()));
         env.engine.unpublish_volume("pd", &target).unwrap();
@@ -390,14 +314,7 @@ fn reconcile_after_loop_devices_vanish() {
     std::fs::write(staging.join("keep"), b"survives").unwrap();
     // What a reboot leaves: no mount, no loop device, the record still saying "staged".
     nix::mount::umount2(&staging, nix::mount::MntFlags::empty()).unwrap();
-    let device = e
-        .get_volume("rb")
-        .unwrap()
-        .unwrap()
-        .staging
-        .unwrap()
-        .device
-        .unwrap();
+    let device = e.get_volume("rb").unwrap().unwrap().staging.unwrap().device.unwrap();
     strata::sys::Host::loop_detach(&LinuxHost, &device).unwrap();
     let report = e.reconcile().unwrap();
     assert!(report.errors.is_empty(), "{report:?}");

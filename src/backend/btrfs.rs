@@ -71,13 +71,7 @@ impl Backend for BtrfsBackend {
         holds_bind(table, &dir.data(), staging)
     }
 
-    fn expand(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        bytes: u64,
-        _staged: Option<(&Path, Option<&Path>)>,
-    ) -> Result<()> {
+    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.btrfs_qgroup_limit(&dir.data(), bytes)?)
     }
 

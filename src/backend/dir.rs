@@ -50,13 +50,7 @@ impl Backend for DirBackend {
         holds_bind(table, &dir.data(), staging)
     }
 
-    fn expand(
-        &self,
-        _vol: &Volume,
-        _dir: &VolumeDir,
-        _bytes: u64,
-        _staged: Option<(&Path, Option<&Path>)>,
-    ) -> Result<()> {
+    fn expand(&self, _vol: &Volume, _dir: &VolumeDir, _bytes: u64) -> Result<()> {
         Ok(())
     }
 

@@ -103,7 +103,18 @@ impl Backend for LoopBackend {
         };
         let fs = fs_of(vol);
         self.ensure_fs(device, fs)?;
-        Ok(self.host.mount(device, staging, fs.as_str(), &stage_options(fs, flags))?)
+        let grow = vol.grow_fs;
+        if grow && fs == FsType::Ext4 {
+            self.host.grow_fs_offline(fs, device)?;
+        }
+        self.host.mount(device, staging, fs.as_str(), &stage_options(fs, flags))?;
+        if grow && fs == FsType::Xfs {
+            if let Err(e) = self.host.grow_fs(fs, device, staging) {
+                let _ = self.host.unmount(staging, false);
+                return Err(e.into());
+            }
+        }
+        Ok(())
     }
 
     fn holds(
@@ -125,7 +136,7 @@ impl Backend for LoopBackend {
         }
     }
 
-    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64, staged: Option<(&Path, Option<&Path>)>) -> Result<()> {
+    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
         let image = dir.image();
         let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
         let len = file.metadata().map_err(Error::io("stat", &image))?.len();
@@ -136,13 +147,14 @@ impl Backend for LoopBackend {
         for device in self.devices_of(&image)? {
             self.host.loop_set_capacity(&device)?;
         }
-        if let Some((staging, Some(device))) = staged {
-            let table = self.host.mount_table()?;
-            if mount_at(&table, staging).is_some_and(|m| Path::new(&m.source) == device) {
-                self.host.grow_fs(fs_of(vol), device, staging)?;
-            }
-        }
         Ok(())
+    }
+
+    fn grow_fs(&self, vol: &Volume, device: &Path, mounted_at: Option<&Path>) -> Result<()> {
+        match mounted_at {
+            Some(path) => Ok(self.host.grow_fs(fs_of(vol), device, path)?),
+            None => Ok(self.host.grow_fs_offline(fs_of(vol), device)?),
+        }
     }
 
     fn usage(&self, vol: &Volume, _dir: &VolumeDir, path: &Path) -> Result<Usage> {

@@ -115,8 +115,13 @@ pub trait Backend: Send + Sync + Debug {
     /// Whether `staging` really holds this volume, judged from the mount table.
     fn holds(&self, vol: &Volume, dir: &VolumeDir, device: Option<&Path>, staging: &Path, table: &[MountEntry])
     -> bool;
-    /// Grows the volume's storage and, where it is staged, its filesystem.
-    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64, staged: Option<(&Path, Option<&Path>)>) -> Result<()>;
+    /// Grows the volume's storage (file and loop device, qgroup, tmpfs size) to `bytes`.
+    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()>;
+    /// Grows the volume's filesystem on `device` to fill it: online when `mounted_at` is given,
+    /// offline otherwise. Only backends that format (loop) have anything to do.
+    fn grow_fs(&self, _vol: &Volume, _device: &Path, _mounted_at: Option<&Path>) -> Result<()> {
+        Ok(())
+    }
     /// Usage as seen at `path`, where the volume is staged or published.
     fn usage(&self, vol: &Volume, dir: &VolumeDir, path: &Path) -> Result<Usage>;
     /// What is wrong with the volume's storage, if anything (missing file, subvolume, mount).

@@ -75,13 +75,7 @@ impl Backend for TmpfsBackend {
         holds_bind(table, &dir.data(), staging)
     }
 
-    fn expand(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        bytes: u64,
-        _staged: Option<(&Path, Option<&Path>)>,
-    ) -> Result<()> {
+    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.remount(&dir.data(), &options(bytes))?)
     }
 

@@ -155,6 +155,10 @@ impl Engine {
         let fs_type = if req.backend.formats() { Some(req.fs_type.unwrap_or(FsType::Ext4)) } else { None };
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
+            if let Some(source) = &existing.source {
+                let reason = format!("it was made from {source:?}, the request asks for an empty volume");
+                return Err(Error::AlreadyExists { id: req.id.clone(), reason });
+            }
             return same_volume(&existing, req, fs_type).map(|()| existing);
         }
         let available = self.free_bytes(req.backend)?;
@@ -222,24 +226,52 @@ impl Engine {
         Ok(published.map(|p| p.target.clone()))
     }
 
-    /// Grows a volume to `bytes` (never shrinks); returns the capacity it now has.
+    /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;
+    /// returns the capacity it now has. A filesystem that cannot grow now grows at next stage.
     pub fn expand_volume(&self, id: &str, bytes: u64) -> Result<u64> {
         validate::id("volume", id)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
-        if bytes <= vol.capacity {
-            return Ok(vol.capacity);
+        if bytes > vol.capacity {
+            let available = self.free_bytes(vol.backend)?;
+            if bytes - vol.capacity > available {
+                return Err(Error::OutOfCapacity { requested: bytes - vol.capacity, available });
+            }
+            self.backend(vol.backend).expand(&vol, &self.dir(id), bytes)?;
+            vol.capacity = bytes;
+            vol.grow_fs = vol.backend.formats();
+            self.save(&vol)?;
         }
-        let extra = bytes - vol.capacity;
-        let available = self.free_bytes(vol.backend)?;
-        if extra > available {
-            return Err(Error::OutOfCapacity { requested: extra, available });
+        if vol.grow_fs {
+            self.grow_staged_fs(&mut vol)?;
         }
-        let staged = vol.staging.as_ref().map(|s| (s.path.as_path(), s.device.as_deref()));
-        self.backend(vol.backend).expand(&vol, &self.dir(id), bytes, staged)?;
-        vol.capacity = bytes;
-        self.save(&vol)?;
-        Ok(bytes)
+        Ok(vol.capacity)
+    }
+
+    /// Grows the filesystem of a staged volume: online, or else (when no pod uses it) by
+    /// unmounting, growing offline and mounting again.
+    fn grow_staged_fs(&self, vol: &mut Volume) -> Result<()> {
+        let table = self.host.mount_table()?;
+        let Some(Staging { path, access: access @ Access::Mount { .. }, device: Some(device) }) =
+            self.staged_here(vol, &table)
+        else {
+            return Ok(());
+        };
+        let backend = self.backend(vol.backend);
+        if let Err(online) = backend.grow_fs(vol, &device, Some(&path)) {
+            if let Some(p) = vol.publications.iter().find(|p| crate::sys::mount_at(&table, &p.target).is_some()) {
+                let reason = format!(
+                    "its device grew, but the filesystem could not grow while {} uses it ({online}); \
+                     it grows when the volume is next staged",
+                    p.target.display()
+                );
+                return Err(Error::precondition(&vol.id, reason));
+            }
+            self.host.unmount(&path, false)?;
+            backend.stage(vol, &self.dir(&vol.id), Some(&device), &path, &access)?;
+        }
+        vol.grow_fs = false;
+        self.save(vol)
     }
 
     /// Usage of a volume seen at `path` (its staging or a publication).

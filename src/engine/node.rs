@@ -49,10 +49,8 @@ impl Engine {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
         let device = self.attach_and_stage(&vol, staging, access)?;
-        if vol.grow_fs && matches!(access, Access::Mount { .. }) {
-            let dir = self.dir(id);
-            self.backend(vol.backend).expand(&vol, &dir, vol.capacity, Some((staging, device.as_deref())))?;
-            vol.grow_fs = false;
+        if matches!(access, Access::Mount { .. }) {
+            vol.grow_fs = false; // the backend's stage grew it
         }
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
         self.save(&vol)
@@ -118,13 +116,12 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         let table = self.host.mount_table()?;
+        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+            return Err(Error::precondition(id, problem));
+        }
         let s = self.staged_here(&vol, &table).filter(|s| s.path == staging);
         let Some(s) = s else {
-            let why = match self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
-                Some(problem) => problem,
-                None => format!("it is not staged at {}; stage it first", staging.display()),
-            };
-            return Err(Error::precondition(id, why));
+            return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
         let block = matches!(s.access, Access::Block);
         let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };

@@ -58,16 +58,18 @@ fn restore_checks_size_backend_and_grows_at_stage() {
     assert_eq!(r.source, Some(source.clone()));
     assert_eq!(std::fs::metadata(f.root.join("volumes/r/disk.img")).unwrap().len(), 2 << 30);
     assert_eq!(f.engine.create_volume_from(&req("r", Kind::Loop, 2 << 30), &source).unwrap(), r);
-    assert!(matches!(f.engine.create_volume(&req("r", Kind::Loop, 2 << 30)), Ok(_) | Err(Error::AlreadyExists { .. })));
+    assert!(matches!(f.engine.create_volume(&req("r", Kind::Loop, 2 << 30)), Err(Error::AlreadyExists { .. })));
     let s = f.staging("r");
     f.host.clear_calls();
     f.engine.stage_volume("r", &s, &mount_access()).unwrap();
     let calls = f.host.calls();
     assert!(!calls.iter().any(|c| matches!(c, Call::Mkfs { .. })), "restored data is never formatted: {calls:?}");
-    assert!(
-        calls.contains(&Call::GrowFs { fs: FsType::Ext4, device: "/dev/loop1".into(), mountpoint: s }),
-        "{calls:?}"
-    );
+    let expected = vec![
+        Call::LoopAttach { file: f.root.join("volumes/r/disk.img"), readonly: false },
+        Call::GrowFsOffline { fs: FsType::Ext4, device: "/dev/loop1".into() },
+        Call::Mount { source: "/dev/loop1".into(), target: s, fstype: "ext4".into(), opts: Default::default() },
+    ];
+    assert_eq!(calls, expected, "ext4 grows offline before the mount");
     assert!(!f.engine.get_volume("r").unwrap().unwrap().grow_fs);
 }
 

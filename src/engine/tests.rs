@@ -372,3 +372,29 @@ fn wrong_filesystem_on_device_is_never_formatted() {
     assert!(!f.host.calls().iter().any(|c| matches!(c, Call::Mkfs { .. })));
     assert!(f.host.loop_list().unwrap().is_empty(), "the device this call attached is detached again");
 }
+
+#[test]
+fn failed_online_grow_falls_back_or_defers() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
+    let (s, t) = (f.staging("v"), f.target("a"));
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.engine.publish_volume("v", &s, &t, false).unwrap();
+    f.host.fail("GrowFs");
+    let e = f.engine.expand_volume("v", 2 << 30).unwrap_err();
+    assert!(matches!(e, Error::FailedPrecondition { .. }) && e.to_string().contains("next staged"), "{e}");
+    let vol = f.engine.get_volume("v").unwrap().unwrap();
+    assert!(vol.grow_fs && vol.capacity == 2 << 30, "{vol:?}");
+    f.engine.unpublish_volume("v", &t).unwrap();
+    f.host.clear_calls();
+    assert_eq!(f.engine.expand_volume("v", 2 << 30).unwrap(), 2 << 30);
+    let dev = PathBuf::from("/dev/loop0");
+    let expected = vec![
+        Call::GrowFs { fs: FsType::Ext4, device: dev.clone(), mountpoint: s.clone() },
+        Call::Unmount { target: s.clone(), lazy: false },
+        Call::GrowFsOffline { fs: FsType::Ext4, device: dev.clone() },
+        Call::Mount { source: dev, target: s, fstype: "ext4".into(), opts: MountOptions::default() },
+    ];
+    assert_eq!(f.host.calls(), expected);
+    assert!(!f.engine.get_volume("v").unwrap().unwrap().grow_fs);
+}

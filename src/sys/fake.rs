@@ -17,6 +17,7 @@ pub enum Call {
     LoopSetCapacity { device: PathBuf },
     Mkfs { device: PathBuf, fs: FsType },
     GrowFs { fs: FsType, device: PathBuf, mountpoint: PathBuf },
+    GrowFsOffline { fs: FsType, device: PathBuf },
     SubvolumeCreate { path: PathBuf },
     SubvolumeDelete { path: PathBuf },
     Snapshot { source: PathBuf, dest: PathBuf, readonly: bool },
@@ -224,6 +225,10 @@ impl Host for FakeHost {
 
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()> {
         self.record("GrowFs", Call::GrowFs { fs, device: device.into(), mountpoint: mountpoint.into() }).map(drop)
+    }
+
+    fn grow_fs_offline(&self, fs: FsType, device: &Path) -> Result<()> {
+        self.record("GrowFsOffline", Call::GrowFsOffline { fs, device: device.into() }).map(drop)
     }
 
     fn statvfs(&self, _path: &Path) -> Result<FsStats> {

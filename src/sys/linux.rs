@@ -128,6 +128,19 @@ impl Host for LinuxHost {
         .map(drop)
     }
 
+    fn grow_fs_offline(&self, fs: FsType, device: &Path) -> Result<()> {
+        if fs == FsType::Xfs {
+            let detail = "xfs can only grow while mounted".to_owned();
+            return Err(Error::Tool { tool: "xfs_growfs".into(), path: device.to_owned(), detail });
+        }
+        // e2fsck exits 1 when it fixed something, which still leaves a clean filesystem.
+        let out = tools::output("e2fsck", &[OsStr::new("-f"), OsStr::new("-p"), device.as_os_str()])?;
+        if !matches!(out.status.code(), Some(0 | 1)) {
+            return Err(Error::Tool { tool: "e2fsck".into(), path: device.to_owned(), detail: tools::detail(&out) });
+        }
+        tools::run("resize2fs", &[device.as_os_str()], device).map(drop)
+    }
+
     fn statvfs(&self, path: &Path) -> Result<FsStats> {
         let st = nix::sys::statvfs::statvfs(path).map_err(|errno| Error::Statvfs { path: path.to_owned(), errno })?;
         let frag = st.fragment_size();

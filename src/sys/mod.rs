@@ -97,6 +97,8 @@ pub trait Host: Send + Sync + Debug {
     fn mkfs(&self, device: &Path, fs: FsType) -> Result<()>;
     /// Grows a mounted filesystem to fill its device.
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()>;
+    /// Grows an unmounted filesystem to fill its device (ext4 only: check, then resize).
+    fn grow_fs_offline(&self, fs: FsType, device: &Path) -> Result<()>;
     /// Space and inode usage of the filesystem holding `path`.
     fn statvfs(&self, path: &Path) -> Result<FsStats>;
 

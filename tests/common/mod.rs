@@ -13,14 +13,17 @@ pub fn require_root() {
     );
 }
 
+/// Whether this process may resize ext4 online (CAP_SYS_RESOURCE, capability bit 24).
+pub fn has_cap_sys_resource() -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let eff = status.lines().find_map(|l| l.strip_prefix("CapEff:")).unwrap().trim();
+    u64::from_str_radix(eff, 16).unwrap() & (1 << 24) != 0
+}
+
 /// Mount points at or below `dir`, from the kernel's mount table.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
-    strata::sys::mountinfo::parse(&text)
-        .into_iter()
-        .map(|m| m.mount_point)
-        .filter(|p| p.starts_with(dir))
-        .collect()
+    strata::sys::mountinfo::parse(&text).into_iter().map(|m| m.mount_point).filter(|p| p.starts_with(dir)).collect()
 }
 
 /// Loop devices whose backing file lies at or below `dir`, from sysfs.
@@ -46,11 +49,7 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     };
     for e in entries.flatten() {
         let p = e.path();
-        if p.is_dir() {
-            out.extend(files_under(&p))
-        } else {
-            out.push(p)
-        }
+        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
     }
     out
 }
@@ -64,34 +63,17 @@ pub struct ScratchBtrfs {
 impl ScratchBtrfs {
     pub fn new(dir: &Path, bytes: u64) -> ScratchBtrfs {
         let image = dir.join("btrfs.img");
-        std::fs::File::create(&image)
-            .unwrap()
-            .set_len(bytes)
-            .unwrap();
-        let device = LinuxHost
-            .loop_attach(&image, false)
-            .expect("attach a loop device")
-            .to_string_lossy()
-            .into_owned();
+        std::fs::File::create(&image).unwrap().set_len(bytes).unwrap();
+        let device = LinuxHost.loop_attach(&image, false).expect("attach a loop device").to_string_lossy().into_owned();
         let mkfs = Command::new("/usr/sbin/mkfs.btrfs")
             .args(["-q", "-f", &device])
             .output()
             .expect("mkfs.btrfs (btrfs-progs) is installed");
-        assert!(
-            mkfs.status.success(),
-            "mkfs.btrfs: {}",
-            String::from_utf8_lossy(&mkfs.stderr)
-        );
+        assert!(mkfs.status.success(), "mkfs.btrfs: {}", String::from_utf8_lossy(&mkfs.stderr));
         let mount = dir.join("btrfs");
         std::fs::create_dir(&mount).unwrap();
-        nix::mount::mount(
-            Some(device.as_str()),
-            &mount,
-            Some("btrfs"),
-            nix::mount::MsFlags::empty(),
-            None::<&str>,
-        )
-        .expect("mount btrfs");
+        nix::mount::mount(Some(device.as_str()), &mount, Some("btrfs"), nix::mount::MsFlags::empty(), None::<&str>)
+            .expect("mount btrfs");
         ScratchBtrfs { mount, device }
     }
 }
