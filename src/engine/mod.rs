@@ -108,7 +108,12 @@ impl Engine {
     }
 
     fn save(&self, vol: &Volume) -> Result<()> {
-        record::save_json(&self.dir(&vol.id).record(), vol)
+        record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Durable)
+    }
+
+    /// Records node state (staging, publications): atomic, without the directory fsync.
+    fn save_state(&self, vol: &Volume) -> Result<()> {
+        record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Atomic)
     }
 
     /// A volume's record, if it exists.

@@ -53,7 +53,7 @@ impl Engine {
             vol.grow_fs = false; // the backend's stage grew it
         }
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
-        self.save(&vol)
+        self.save_state(&vol)
     }
 
     /// Attaches (if needed) and stages; detaches again if this call attached and staging failed.
@@ -99,7 +99,7 @@ impl Engine {
         self.backend(vol.backend).detach(&vol, &dir)?;
         if vol.staging.take().is_some() || !vol.publications.is_empty() {
             vol.publications.clear();
-            self.save(&vol)?;
+            self.save_state(&vol)?;
         }
         if staging.starts_with(self.cfg.root.join("staging")) {
             remove_empty(staging)?;
@@ -143,7 +143,7 @@ impl Engine {
         }
         vol.publications.retain(|p| p.target != target);
         vol.publications.push(Publication { target: target.to_owned(), readonly, block });
-        self.save(&vol)
+        self.save_state(&vol)
     }
 
     /// Unmounts `target` and removes it. A target that is missing or not mounted is fine, and
@@ -164,7 +164,7 @@ impl Engine {
             let before = vol.publications.len();
             vol.publications.retain(|p| p.target != target);
             if vol.publications.len() != before {
-                self.save(&vol)?;
+                self.save_state(&vol)?;
             }
         }
         Ok(())

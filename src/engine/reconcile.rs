@@ -64,7 +64,7 @@ impl Engine {
             ));
             changed = true;
         }
-        if changed { self.save(&vol) } else { Ok(()) }
+        if changed { self.save_state(&vol) } else { Ok(()) }
     }
 
     /// Volume directories without a record are creates that crashed: nothing there is user data.

@@ -121,8 +121,18 @@ fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     Ok(Some(value))
 }
 
-/// Writes `value` to `path` durably: a reader sees the old or the new file, never a mix.
-pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+/// How far a record write must reach before it returns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// The new contents are on disk before the rename; after a power loss the old or the new
+    /// record is there, whole. For node state (staged, published) that kubelet re-drives anyway.
+    Atomic,
+    /// Also the rename itself is on disk (directory fsync): for a volume's existence.
+    Durable,
+}
+
+/// Writes `value` to `path` atomically: a reader sees the old or the new file, never a mix.
+pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -> Result<()> {
     let dir =
         path.parent().ok_or_else(|| Error::Record { path: path.to_owned(), reason: "no parent directory".into() })?;
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
@@ -133,7 +143,10 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T) -> Result<()> {
         f.write_all(&json)?;
         f.sync_all()?;
         std::fs::rename(&tmp, path)?;
-        std::fs::File::open(dir)?.sync_all()
+        match durability {
+            Durability::Durable => std::fs::File::open(dir)?.sync_all(),
+            Durability::Atomic => Ok(()),
+        }
     };
     write().map_err(|e| {
         let _ = std::fs::remove_file(&tmp);
@@ -170,7 +183,7 @@ mod tests {
     fn round_trip_and_no_temp_left() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("volume.json");
-        save_json(&p, &sample()).unwrap();
+        save_json(&p, &sample(), Durability::Durable).unwrap();
         assert_eq!(load(&p).unwrap(), Some(sample()));
         let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names, vec![std::ffi::OsString::from("volume.json")]);
@@ -191,7 +204,7 @@ mod tests {
         let p = dir.path().join("volume.json");
         let mut v = sample();
         v.format = 2;
-        save_json(&p, &v).unwrap();
+        save_json(&p, &v, Durability::Atomic).unwrap();
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("format 2"), "{err}");
     }

@@ -84,7 +84,9 @@ impl Engine {
         let backend = self.backend(vol.backend);
         let staging = self.staged_here(&vol, &self.host.mount_table()?);
         let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
-        if let Err(e) = made.and_then(|()| record::save_json(&self.snapshot_record(&req.id), &snap)) {
+        if let Err(e) =
+            made.and_then(|()| record::save_json(&self.snapshot_record(&req.id), &snap, record::Durability::Durable))
+        {
             let _ = backend.delete_copy(&dest);
             let _ = std::fs::remove_dir_all(&dest.0);
             return Err(e);
