@@ -303,10 +303,6 @@ impl Host for FakeHost {
             st.formatted.insert(dest.to_owned(), fs);
         }
         drop(st);
-        std::fs::copy(source, dest).map(drop).map_err(|e| Error::Copy {
-            from: source.into(),
-            to: dest.into(),
-            source: e,
-        })
+        super::copy::copy_file(source, dest)
     }
 }
