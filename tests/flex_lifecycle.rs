@@ -219,3 +219,26 @@ fn unmount_of_a_mount_no_volume_claims_cleans_it_up() {
     assert!(!dir.exists());
     w.finish();
 }
+
+#[test]
+fn expand_of_an_ext4_volume_in_use_grows_it_online_or_at_the_next_mount() {
+    let w = World::new();
+    let vol = "pv-grow-ext4";
+    let user = [("backend", "loop"), ("size", "64Mi")];
+    w.mount("p", vol, "rw", &user).ok();
+    let before = fs_bytes(&w.pod_path("p", vol));
+    let json = w.mount_json("p", vol, "rw", &user);
+    let (new, old) = ((256u64 << 20).to_string(), (64u64 << 20).to_string());
+    let r = w.run(&["expandvolume", &json, "", &new, &old]);
+    // Online ext4 growth needs CAP_SYS_RESOURCE; without it the engine says when it will grow.
+    if r.status() != "Success" {
+        r.failed("it grows when the volume is next staged");
+    }
+    w.unmount("p", vol).ok();
+    w.mount("p", vol, "rw", &user).ok();
+    let after = fs_bytes(&w.pod_path("p", vol));
+    assert!(after > before * 3, "filesystem grew from {before} to {after} bytes");
+    w.run(&["expandfs", &json, "", w.staging(vol).to_str().expect("utf-8"), &new, &old]).ok();
+    w.unmount("p", vol).ok();
+    w.finish();
+}

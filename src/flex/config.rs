@@ -117,8 +117,8 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
     Ok(())
 }
 
-/// Absolute paths only, a known log level, and no log file inside the driver's directory
-/// (a write there makes kubelet probe the driver again).
+/// Absolute paths only, a known log level, and no log file beside the executable (kubelet
+/// watches the driver's directory; a write there makes it probe the driver again).
 fn check(cfg: &Config, exe_dir: Option<&Path>, source: &Path) -> Result<()> {
     let log = cfg.log_file.iter().map(|l| ("log_file", l.as_path()));
     let paths = [("root", cfg.root.as_path()), ("kubelet_dir", cfg.kubelet_dir.as_path())];
@@ -128,14 +128,12 @@ fn check(cfg: &Config, exe_dir: Option<&Path>, source: &Path) -> Result<()> {
         }
     }
     if let (Some(log), Some(dir)) = (&cfg.log_file, exe_dir) {
-        if log.starts_with(dir) {
-            return Err(config_error(
-                source,
-                format!(
-                    "log_file {} is inside the plugin directory; kubelet would re-probe the driver on every write",
-                    log.display()
-                ),
-            ));
+        if log.parent() == Some(dir) {
+            let reason = format!(
+                "log_file {} is beside the driver; kubelet would re-probe the driver on every write",
+                log.display()
+            );
+            return Err(config_error(source, reason));
         }
     }
     if cfg.log_level.parse::<tracing::level_filters::LevelFilter>().is_err() {
@@ -195,7 +193,7 @@ mod tests {
         let in_plugin_dir = dir.path().join("flex.log");
         for (env, want) in [
             (vec![("STRATA_FLEX_ROOT", "rel")], "not absolute"),
-            (vec![("STRATA_FLEX_LOG", in_plugin_dir.to_str().unwrap())], "plugin directory"),
+            (vec![("STRATA_FLEX_LOG", in_plugin_dir.to_str().unwrap())], "beside the driver"),
             (vec![("STRATA_FLEX_LOG_LEVEL", "loud")], "log_level"),
             (vec![("STRATA_FLEX_LOCK_WAIT", "soon")], "seconds"),
         ] {

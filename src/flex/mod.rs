@@ -87,12 +87,9 @@ fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
     }
 }
 
-/// Checks the pod dir against the kubelet dir before the engine (and its root) is opened.
+/// Checks the pod dir against the kubelet dir, then opens the engine (which makes the root).
 fn open_for(cfg: config::Config, target: &std::path::Path) -> Result<Driver> {
-    engine_check(&cfg, target)?;
+    let kubelet_dir = std::slice::from_ref(&cfg.kubelet_dir);
+    crate::engine::validate::path_under("pod volume", target, kubelet_dir)?;
     Driver::open(cfg)
-}
-
-fn engine_check(cfg: &config::Config, target: &std::path::Path) -> Result<()> {
-    Ok(crate::engine::validate::path_under("pod volume", target, std::slice::from_ref(&cfg.kubelet_dir))?)
 }
