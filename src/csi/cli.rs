@@ -49,7 +49,7 @@ pub struct ServeArgs {
     #[arg(long, value_delimiter = ',', default_value = "dir,loop,tmpfs", value_parser = parse_kind)]
     pub backends: Vec<Kind>,
     /// Seconds to wait for calls in flight after SIGTERM.
-    #[arg(long, default_value_t = 60)]
+    #[arg(long, default_value_t = 20)]
     pub drain_seconds: u64,
 }
 

@@ -22,7 +22,10 @@ const CAPABILITIES: [rpc::Type; 4] =
 impl Controller for Driver {
     async fn create_volume(&self, req: Request<CreateVolumeRequest>) -> Result<Response<CreateVolumeResponse>, Status> {
         let r = req.into_inner();
-        let id = VolumeId::for_name(&r.name, &self.node_tag).to_string();
+        let id = match r.name.as_str() {
+            "" => String::new(),
+            name => VolumeId::for_name(name, &self.node_tag).to_string(),
+        };
         rpc("CreateVolume", &id, async {
             let vol = self.create(r).await?;
             Ok(CreateVolumeResponse { volume: Some(convert::volume(&vol, &self.node_tag, &self.opts.node_id)) })

@@ -1,0 +1,273 @@
+//! Helpers for the CSI integration tests: run the real `strata-csi serve` on a unix socket in a
+//! temp dir, connect the generated clients, build requests, and clean mounts and loops up.
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+use strata::csi::proto::controller_client::ControllerClient;
+use strata::csi::proto::identity_client::IdentityClient;
+use strata::csi::proto::node_client::NodeClient;
+use strata::csi::proto::volume_capability::access_mode::Mode;
+use strata::csi::proto::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
+use strata::csi::proto::{self as p, VolumeCapability};
+use strata::csi::server::Endpoint;
+use strata::sys::{Host, LinuxHost};
+use tonic::Code;
+use tonic::transport::Channel;
+
+pub const NODE: &str = "node-a";
+pub const BIN: &str = env!("CARGO_BIN_EXE_strata-csi");
+
+/// Tests that mount or attach loop devices need root; without it they fail loudly.
+pub fn require_root() {
+    assert!(
+        nix::unistd::geteuid().is_root(),
+        "this CSI test mounts filesystems and attaches loop devices: run it as root (CI does)"
+    );
+}
+
+/// A running `strata-csi serve` with its own root, kubelet dir and socket.
+pub struct Server {
+    pub dir: tempfile::TempDir,
+    pub root: PathBuf,
+    pub kubelet: PathBuf,
+    pub sock: PathBuf,
+    pub log: PathBuf,
+    extra: Vec<String>,
+    child: Option<Child>,
+}
+
+impl Server {
+    pub fn start() -> Server {
+        Server::start_with(&[])
+    }
+
+    /// Starts the server with extra `serve` arguments and waits until it answers.
+    pub fn start_with(extra: &[&str]) -> Server {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("root");
+        let kubelet = dir.path().join("kubelet");
+        std::fs::create_dir_all(&kubelet).unwrap();
+        let mut s = Server {
+            sock: dir.path().join("csi.sock"),
+            log: dir.path().join("serve.log"),
+            root,
+            kubelet,
+            dir,
+            extra: extra.iter().map(|a| a.to_string()).collect(),
+            child: None,
+        };
+        s.spawn();
+        s
+    }
+
+    pub fn endpoint(&self) -> String {
+        format!("unix://{}", self.sock.display())
+    }
+
+    /// Starts (again) the server process on the same root and socket.
+    pub fn spawn(&mut self) {
+        let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
+        let child = Command::new(BIN)
+            .args(["serve", "--endpoint", &self.endpoint(), "--node-id", NODE, "--root"])
+            .arg(&self.root)
+            .arg("--allowed-path-prefix")
+            .arg(&self.kubelet)
+            .args(&self.extra)
+            .env("RUST_LOG", "debug")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start strata-csi serve");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    fn wait_ready(&mut self) {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline {
+            if std::os::unix::net::UnixStream::connect(&self.sock).is_ok() {
+                return;
+            }
+            if let Some(status) = self.child.as_mut().unwrap().try_wait().unwrap() {
+                panic!("strata-csi serve exited with {status}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        panic!("strata-csi serve did not listen within 20 s:\n{}", self.log_text());
+    }
+
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    pub fn pid(&self) -> nix::unistd::Pid {
+        nix::unistd::Pid::from_raw(self.child.as_ref().unwrap().id() as i32)
+    }
+
+    /// Sends `sig` and waits for the process to end; returns its exit status.
+    pub fn stop(&mut self, sig: nix::sys::signal::Signal) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("server is running");
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig);
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(status) = child.try_wait().unwrap() {
+                return status;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("strata-csi did not stop after {sig}:\n{}", self.log_text());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub async fn channel(&self) -> Channel {
+        let ep: Endpoint = self.endpoint().parse().unwrap();
+        strata::csi::client::connect(&ep).await.expect("connect to strata-csi")
+    }
+
+    pub async fn clients(&self) -> Clients {
+        let ch = self.channel().await;
+        Clients {
+            id: IdentityClient::new(ch.clone()),
+            ctl: ControllerClient::new(ch.clone()),
+            node: NodeClient::new(ch),
+        }
+    }
+
+    /// A path under the allowed kubelet prefix.
+    pub fn path(&self, rel: &str) -> String {
+        self.kubelet.join(rel).to_string_lossy().into_owned()
+    }
+
+    /// Runs `strata-csi client --endpoint <this> args…`.
+    pub fn client(&self, args: &[&str]) -> std::process::Output {
+        Command::new(BIN).args(["client", "--endpoint", &self.endpoint()]).args(args).output().unwrap()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            self.stop(nix::sys::signal::Signal::SIGTERM);
+        }
+        cleanup(self.dir.path());
+    }
+}
+
+/// Unmounts everything below `dir` (deepest first) and detaches loops backed by files in it.
+pub fn cleanup(dir: &Path) {
+    let host = LinuxHost;
+    for _ in 0..4 {
+        let mut mounts: Vec<PathBuf> = host
+            .mount_table()
+            .map(|t| t.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir)).collect())
+            .unwrap_or_default();
+        if mounts.is_empty() {
+            break;
+        }
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        for m in mounts {
+            let _ = host.unmount(&m, true);
+        }
+    }
+    for l in host.loop_list().unwrap_or_default() {
+        if l.backing_file.starts_with(dir) {
+            let _ = host.loop_detach(&l.device);
+        }
+    }
+}
+
+pub struct Clients {
+    pub id: IdentityClient<Channel>,
+    pub ctl: ControllerClient<Channel>,
+    pub node: NodeClient<Channel>,
+}
+
+pub fn cap(mode: Mode, block: bool, fs: &str) -> VolumeCapability {
+    let access_type = if block {
+        AccessType::Block(BlockVolume {})
+    } else {
+        AccessType::Mount(MountVolume { fs_type: fs.into(), ..Default::default() })
+    };
+    VolumeCapability { access_mode: Some(AccessMode { mode: mode as i32 }), access_type: Some(access_type) }
+}
+
+pub fn mount_cap() -> VolumeCapability {
+    cap(Mode::SingleNodeWriter, false, "")
+}
+
+pub fn block_cap() -> VolumeCapability {
+    cap(Mode::SingleNodeWriter, true, "")
+}
+
+pub fn params(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect()
+}
+
+pub fn create_req(name: &str, bytes: i64, pairs: &[(&str, &str)]) -> p::CreateVolumeRequest {
+    p::CreateVolumeRequest {
+        name: name.into(),
+        capacity_range: Some(p::CapacityRange { required_bytes: bytes, limit_bytes: 0 }),
+        volume_capabilities: vec![mount_cap()],
+        parameters: params(pairs),
+        ..Default::default()
+    }
+}
+
+/// Creates a volume and returns its id.
+pub async fn create(c: &mut Clients, name: &str, bytes: i64, pairs: &[(&str, &str)]) -> String {
+    let r = c.ctl.create_volume(create_req(name, bytes, pairs)).await.expect("create volume");
+    r.into_inner().volume.unwrap().volume_id
+}
+
+pub fn stage_req(id: &str, staging: &str, cap: VolumeCapability) -> p::NodeStageVolumeRequest {
+    p::NodeStageVolumeRequest {
+        volume_id: id.into(),
+        staging_target_path: staging.into(),
+        volume_capability: Some(cap),
+        ..Default::default()
+    }
+}
+
+pub fn publish_req(id: &str, staging: &str, target: &str, cap: VolumeCapability) -> p::NodePublishVolumeRequest {
+    p::NodePublishVolumeRequest {
+        volume_id: id.into(),
+        staging_target_path: staging.into(),
+        target_path: target.into(),
+        volume_capability: Some(cap),
+        ..Default::default()
+    }
+}
+
+/// The gRPC code of a result (OK for success).
+pub fn code<T>(r: Result<T, tonic::Status>) -> Code {
+    match r {
+        Ok(_) => Code::Ok,
+        Err(s) => s.code(),
+    }
+}
+
+/// The mount at exactly `path`, from the kernel's mount table.
+pub fn mount_at(path: &str) -> Option<strata::sys::MountEntry> {
+    let table = LinuxHost.mount_table().unwrap();
+    strata::sys::mount_at(&table, Path::new(path)).cloned()
+}
+
+/// Holds the engine's cross-process lock of a volume, as another caller would.
+pub fn hold_lock(root: &Path, volume_id: &str) -> nix::fcntl::Flock<std::fs::File> {
+    let local = volume_id.rsplit_once('@').unwrap().0;
+    let dir = root.join("locks");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(format!("{local}.lock")))
+        .unwrap();
+    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e).unwrap()
+}
