@@ -90,7 +90,8 @@ fn main() {
 
     let mut subjects = vec![Subject::new("strata-flex", env!("CARGO_BIN_EXE_strata-flex").into(), tmp.path())];
     if let Ok(other) = std::env::var("STRATA_FLEX_BENCH_BIN") {
-        subjects.push(Subject::new("strata-flex (STRATA_FLEX_BENCH_BIN)", other.into(), tmp.path()));
+        let name = Path::new(&other).file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+        subjects.push(Subject::new(&format!("{name} (STRATA_FLEX_BENCH_BIN)"), other.into(), tmp.path()));
     }
     let mut bash = Samples::default();
     let mut rows: Vec<[Samples; 4]> = subjects.iter().map(|_| Default::default()).collect();

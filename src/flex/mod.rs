@@ -11,7 +11,7 @@
 //! - Volumes are never deleted by this front-end: FlexVolume has no delete call.
 //! - Secrets (`kubernetes.io/secret/*`) are decoded and kept redacted; no backend uses them yet.
 
-#![deny(clippy::print_stdout, clippy::print_stderr)]
+#![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
 mod command;
 pub mod config;
