@@ -258,6 +258,17 @@ pub fn mount_at(path: &str) -> Option<strata::sys::MountEntry> {
     strata::sys::mount_at(&table, Path::new(path)).cloned()
 }
 
+/// Mount points at or below `dir`.
+pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
+    let table = LinuxHost.mount_table().unwrap();
+    table.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir)).collect()
+}
+
+/// Loop devices whose backing file lies at or below `dir`.
+pub fn loops_under(dir: &Path) -> Vec<PathBuf> {
+    LinuxHost.loop_list().unwrap().into_iter().filter(|l| l.backing_file.starts_with(dir)).map(|l| l.device).collect()
+}
+
 /// Holds the engine's cross-process lock of a volume, as another caller would.
 pub fn hold_lock(root: &Path, volume_id: &str) -> nix::fcntl::Flock<std::fs::File> {
     let local = volume_id.rsplit_once('@').unwrap().0;
