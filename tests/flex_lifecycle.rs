@@ -242,3 +242,27 @@ fn expand_of_an_ext4_volume_in_use_grows_it_online_or_at_the_next_mount() {
     w.unmount("p", vol).ok();
     w.finish();
 }
+
+#[test]
+fn unmount_finds_the_volume_from_the_mount_table_when_the_record_forgot_the_pod() {
+    let w = World::new();
+    let vol = "pv-forgot";
+    // A dir name that is not the volume id, and a record that lists no publication.
+    w.mount("p", "some-name", "rw", &[("volumeID", vol)]).failed("does not exist");
+    w.mount("q", vol, "rw", &[("backend", "loop"), ("size", "16Mi")]).ok();
+    w.mount("p", "some-name", "rw", &[("volumeID", vol)]).ok();
+    let record = w.root.join("volumes").join(vol).join("volume.json");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(&record).expect("read")).expect("parse");
+    json.as_object_mut().expect("object").remove("publications");
+    std::fs::write(&record, json.to_string()).expect("write");
+    std::fs::write(w.pod_path("q", vol).join("f"), "still here").expect("write");
+    w.unmount("p", "some-name").ok();
+    assert_eq!(w.mounts_at(&w.pod_path("p", "some-name")), 0);
+    // The record no longer knows pod q either, but q's bind keeps the staging in place.
+    assert_eq!(w.mounts_at(&w.staging(vol)), 1, "pod q still uses the staging");
+    assert_eq!(std::fs::read_to_string(w.pod_path("q", vol).join("f")).expect("q reads"), "still here");
+    w.unmount("q", vol).ok();
+    assert_eq!(w.node_mounts(), Vec::<String>::new());
+    assert_eq!(w.loops(), Vec::<String>::new());
+    w.finish();
+}

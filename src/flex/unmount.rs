@@ -25,7 +25,9 @@ pub fn unmount(driver: &Driver, target: &Path) -> Result<Reply> {
     )))
 }
 
-/// Unstages the volume from the flex staging path if no publication of it is still mounted.
+/// Unstages the volume from the flex staging path if no pod uses it any more: neither a
+/// publication in its record nor (should the record have lost one) another bind of the staging
+/// under the kubelet dir, seen in the mount table.
 fn release_staging(driver: &Driver, id: &str) -> Result<bool> {
     let engine = &driver.engine;
     if !engine.live_publications(id)?.is_empty() {
@@ -33,10 +35,26 @@ fn release_staging(driver: &Driver, id: &str) -> Result<bool> {
     }
     let staging = driver.staging(id);
     let staged_here = engine.get_volume(id)?.and_then(|v| v.staging).is_some_and(|s| s.path == staging);
-    if staged_here {
-        engine.unstage_volume(id, &staging)?;
+    if !staged_here {
+        return Ok(false);
     }
-    Ok(staged_here)
+    let table = engine.host().mount_table().map_err(engine::Error::from)?;
+    if let Some(user) = unrecorded_user(&table, &staging, &driver.cfg.kubelet_dir) {
+        tracing::warn!(id, user = %user.display(), "the record lacks this publication; keeping the staging");
+        return Ok(false);
+    }
+    engine.unstage_volume(id, &staging)?;
+    Ok(true)
+}
+
+/// A mount under `kubelet_dir` showing the same filesystem and subtree as the staging mount.
+fn unrecorded_user<'a>(table: &'a [MountEntry], staging: &Path, kubelet_dir: &Path) -> Option<&'a Path> {
+    let s = mount_at(table, staging)?;
+    table
+        .iter()
+        .filter(|m| m.mount_point.starts_with(kubelet_dir) && m.mount_point != staging)
+        .find(|m| (m.major, m.minor, &m.root) == (s.major, s.minor, &s.root))
+        .map(|m| m.mount_point.as_path())
 }
 
 /// The volume whose record lists `target` as a publication, or whose staging is the mount
@@ -125,5 +143,65 @@ fn remove_empty_dir(dir: &Path) -> Result<()> {
         }
         .into()),
         Err(e) => Err(engine::Error::Io { what: "remove", path: dir.to_owned(), source: e }.into()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::mountinfo;
+
+    /// A dir volume staged under the root and bound into two pods, plus an unrelated bind.
+    const TABLE: &str = "\
+27 1 254:0 / / rw,relatime - ext4 /dev/vda rw
+42 27 254:0 /srv/strata/volumes/pv1/data /srv/strata/staging/pv1 rw,relatime - ext4 /dev/vda rw
+43 27 254:0 /srv/strata/volumes/pv1/data /var/lib/kubelet/pods/a/volumes/strata~flex/pv1 rw - ext4 /dev/vda rw
+44 27 254:0 /srv/strata/volumes/pv2/data /var/lib/kubelet/pods/b/volumes/strata~flex/pv1 rw - ext4 /dev/vda rw
+45 27 7:3 / /srv/strata/staging/pv3 rw - xfs /dev/loop3 rw,nouuid
+46 27 7:3 / /var/lib/kubelet/pods/c/volumes/strata~flex/x rw - xfs /dev/loop3 rw,nouuid";
+
+    fn volume(id: &str, staged: bool) -> Volume {
+        let staging = staged
+            .then(|| serde_json::json!({"path": format!("/srv/strata/staging/{id}"), "access": {"type": "mount"}}));
+        serde_json::from_value(serde_json::json!({
+            "format": 1, "id": id, "name": id, "backend": "dir", "capacity": 1, "created_unix": 0,
+            "staging": staging,
+        }))
+        .expect("volume fixture")
+    }
+
+    fn bound<'a>(table: &'a [MountEntry], target: &str) -> &'a MountEntry {
+        mount_at(table, Path::new(target)).expect("fixture mount")
+    }
+
+    #[test]
+    fn a_pod_bind_matches_the_staging_of_its_volume_only() {
+        let table = mountinfo::parse(TABLE);
+        let pod_a = bound(&table, "/var/lib/kubelet/pods/a/volumes/strata~flex/pv1");
+        assert!(same_mount(&table, &volume("pv1", true), pod_a));
+        // Same device, other subtree: not this volume, whatever the dir is called.
+        let pod_b = bound(&table, "/var/lib/kubelet/pods/b/volumes/strata~flex/pv1");
+        assert!(!same_mount(&table, &volume("pv1", true), pod_b));
+        // A loop volume: same device numbers and root as its staging mount.
+        let pod_c = bound(&table, "/var/lib/kubelet/pods/c/volumes/strata~flex/x");
+        assert!(same_mount(&table, &volume("pv3", true), pod_c));
+        assert!(!same_mount(&table, &volume("pv1", true), pod_c));
+    }
+
+    #[test]
+    fn a_bind_of_the_staging_under_the_kubelet_dir_is_a_user() {
+        let table = mountinfo::parse(TABLE);
+        let kubelet = Path::new("/var/lib/kubelet");
+        let user = unrecorded_user(&table, Path::new("/srv/strata/staging/pv1"), kubelet);
+        assert_eq!(user, Some(Path::new("/var/lib/kubelet/pods/a/volumes/strata~flex/pv1")));
+        assert_eq!(unrecorded_user(&table, Path::new("/srv/strata/staging/pv1"), Path::new("/elsewhere")), None);
+        assert_eq!(unrecorded_user(&table, Path::new("/srv/strata/staging/none"), kubelet), None);
+    }
+
+    #[test]
+    fn an_unstaged_volume_claims_no_mount() {
+        let table = mountinfo::parse(TABLE);
+        let pod_a = bound(&table, "/var/lib/kubelet/pods/a/volumes/strata~flex/pv1");
+        assert!(!same_mount(&table, &volume("pv1", false), pod_a));
     }
 }
