@@ -1,8 +1,8 @@
 //! The FlexVolume front-end: kubelet's argv in, engine calls, exactly one JSON reply out.
 //!
 //! kubelet joins stdout and stderr and parses them as one JSON value, so nothing here prints:
-//! the reply is written by [`reply::emit`] alone, logs go to a file ([`logging`]), and
-//! descriptors 1 and 2 point at `/dev/null` while the call runs ([`stdio`]).
+//! the reply is written by [`reply::emit`] alone, logs go to a file (`logging`), and
+//! descriptors 1 and 2 point at `/dev/null` while the call runs (`stdio`).
 //!
 //! What strata does and leaves to kubelet:
 //! - `init` reports attach false (mount does attach and stage itself), selinuxRelabel true,
@@ -10,6 +10,20 @@
 //!   true (kubelet statfs's the pod dir) and requiresFSResize true.
 //! - Volumes are never deleted by this front-end: FlexVolume has no delete call.
 //! - Secrets (`kubernetes.io/secret/*`) are decoded and kept redacted; no backend uses them yet.
+//!
+//! Options (`flexVolume.options`, next to kubelet's `kubernetes.io/*` keys, which they override):
+//! - `backend`: `dir` (default), `loop`, `btrfs` or `tmpfs`; `size`: a quantity (`64Mi`, `1Gi`,
+//!   `1G`, `500M`, bytes), 1Gi when unset; `mountOptions`: comma-separated, for the stage mount.
+//! - The fs type of a `loop` volume is the PV's `fsType` (`ext4` when empty, or `xfs`).
+//! - `volumeID`: use this existing volume (made by `strata-csi`, say) instead of the one named
+//!   after the PV. Without it the volume is the PV's name, or for an inline volume the pod's
+//!   volume name, so inline volumes of the same name share one volume on a node.
+//! - An existing volume must agree with `backend` and `fsType` when they are given; `size` may
+//!   differ (the volume may have been expanded).
+//!
+//! ```yaml
+//! flexVolume: {driver: "strata/flex", fsType: xfs, options: {backend: loop, size: 10Gi}}
+//! ```
 
 #![deny(clippy::print_stdout, clippy::print_stderr, clippy::dbg_macro)]
 
