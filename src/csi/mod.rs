@@ -108,6 +108,7 @@ async fn traced<T>(
 ) -> Result<Response<T>, Status> {
     let span = tracing::info_span!("rpc", method, volume_id);
     async {
+        tracing::debug!("call");
         let result = work.await;
         match &result {
             Ok(_) if changes => tracing::info!("ok"),

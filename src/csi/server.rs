@@ -5,7 +5,7 @@ use super::Driver;
 use super::proto::controller_server::ControllerServer;
 use super::proto::identity_server::IdentityServer;
 use super::proto::node_server::NodeServer;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::sync::Arc;
@@ -95,37 +95,55 @@ pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) ->
         .add_service(IdentityServer::from_arc(driver.clone()))
         .add_service(ControllerServer::from_arc(driver.clone()))
         .add_service(NodeServer::from_arc(driver));
-    let served = async {
-        match endpoint {
-            Endpoint::Unix(path) => {
-                let incoming = UnixListenerStream::new(bind_unix(path)?);
-                tracing::info!(%endpoint, "serving");
-                router.serve_with_incoming_shutdown(incoming, stop).await?;
-            }
-            Endpoint::Tcp(addr) => {
-                let listener = tokio::net::TcpListener::bind(addr)
-                    .await
-                    .map_err(|source| Error::Tcp { addr: addr.clone(), source })?;
-                tracing::info!(%endpoint, "serving");
-                router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop).await?;
-            }
+    let (served, socket): (Serving<'_>, _) = match endpoint {
+        Endpoint::Unix(path) => {
+            let (listener, socket) = bind_unix(path)?;
+            tracing::info!(%endpoint, "serving");
+            (Box::pin(router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)), Some(socket))
         }
-        Ok::<(), Error>(())
+        Endpoint::Tcp(addr) => {
+            let listener = tokio::net::TcpListener::bind(addr)
+                .await
+                .map_err(|source| Error::Tcp { addr: addr.clone(), source })?;
+            tracing::info!(%endpoint, "serving");
+            (Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)), None)
+        }
     };
     let result = tokio::select! {
-        r = served => r,
+        r = served => r.map_err(Error::from),
         _ = force_rx => Ok(()),
     };
-    if let Endpoint::Unix(path) = endpoint {
-        let _ = std::fs::remove_file(path);
+    if let Some(socket) = socket {
+        socket.remove();
     }
     tracing::info!("stopped");
     result
 }
 
+/// The server future, whichever the transport.
+type Serving<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
+
+/// The socket file this server made: removed at exit only if it is still that same file.
+#[derive(Debug)]
+struct SocketFile {
+    path: PathBuf,
+    dev: u64,
+    ino: u64,
+}
+
+impl SocketFile {
+    fn remove(&self) {
+        let same = std::fs::symlink_metadata(&self.path)
+            .is_ok_and(|m| m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino);
+        if same {
+            let _ = std::fs::remove_file(&self.path);
+        }
+    }
+}
+
 /// Binds the unix socket: removes a stale socket first (never another kind of file), creates
 /// the parent directory, and leaves the socket with mode 0660.
-fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, Error> {
+fn bind_unix(path: &Path) -> Result<(tokio::net::UnixListener, SocketFile), Error> {
     let io = |what| move |source| Error::Socket { what, path: path.to_owned(), source };
     match std::fs::symlink_metadata(path) {
         Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(io("remove stale socket"))?,
@@ -137,8 +155,10 @@ fn bind_unix(path: &Path) -> Result<tokio::net::UnixListener, Error> {
         std::fs::create_dir_all(parent).map_err(io("create directory for"))?;
     }
     let listener = bind_private(path).map_err(io("bind"))?;
+    let meta = std::fs::symlink_metadata(path).map_err(io("inspect"))?;
+    let socket = SocketFile { path: path.to_owned(), dev: meta.dev(), ino: meta.ino() };
     listener.set_nonblocking(true).map_err(io("set non-blocking"))?;
-    tokio::net::UnixListener::from_std(listener).map_err(io("register"))
+    Ok((tokio::net::UnixListener::from_std(listener).map_err(io("register"))?, socket))
 }
 
 /// Binds the socket in a private (0700) directory beside `path`, sets its mode, and renames it
@@ -188,10 +208,19 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let sock = dir.path().join("sub/csi.sock");
         drop(bind_unix(&sock).unwrap());
-        let l = bind_unix(&sock).unwrap();
+        let (l, socket) = bind_unix(&sock).unwrap();
         let mode = std::fs::metadata(&sock).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, 0o660);
         drop(l);
+        socket.remove();
+        assert!(!sock.exists());
+        // Only the very socket this server made is removed at exit.
+        let (_l, socket) = bind_unix(&sock).unwrap();
+        std::fs::remove_file(&sock).unwrap();
+        std::fs::write(&sock, "someone else's").unwrap();
+        socket.remove();
+        assert!(sock.exists());
+        std::fs::remove_file(&sock).unwrap();
         let file = dir.path().join("file");
         std::fs::write(&file, "keep").unwrap();
         assert!(matches!(bind_unix(&file), Err(Error::NotASocket { .. })));

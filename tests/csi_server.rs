@@ -1,0 +1,162 @@
+//! The `strata-csi` process: socket handling, graceful shutdown, TCP, and the client commands.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod csi_support;
+
+use csi_support::*;
+use nix::sys::signal::Signal;
+use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::process::{Command, Stdio};
+use std::time::Duration;
+use strata::csi::proto::{self as p};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_socket_is_0660_and_gone_after_sigterm() {
+    let mut s = Server::start();
+    let meta = std::fs::metadata(&s.sock).unwrap();
+    assert!(meta.file_type().is_socket());
+    assert_eq!(meta.permissions().mode() & 0o777, 0o660);
+    let status = s.stop(Signal::SIGTERM);
+    assert!(status.success(), "{status}");
+    assert!(!s.sock.exists());
+    // A stale socket (left by SIGKILL) is replaced on the next start.
+    s.spawn();
+    s.stop(Signal::SIGKILL);
+    assert!(s.sock.exists(), "SIGKILL leaves the socket behind");
+    s.spawn();
+    let mut c = s.clients().await;
+    c.id.probe(p::ProbeRequest {}).await.unwrap();
+    let status = s.stop(Signal::SIGINT);
+    assert!(status.success(), "{status}");
+}
+
+#[test]
+fn a_file_that_is_not_a_socket_is_never_removed() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("csi.sock");
+    std::fs::write(&path, "precious").unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--node-id", "n", "--endpoint"])
+        .arg(format!("unix://{}", path.display()))
+        .arg("--root")
+        .arg(dir.path().join("root"))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
+    assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_lets_calls_in_flight_finish() {
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let id = create(&mut c, "pvc-slow", 4096, &[]).await;
+    // Enough files that deleting the volume takes a good while.
+    let data = s.root.join("volumes/pvc-slow/data");
+    for i in 0..5000 {
+        let d = data.join(format!("d{}", i / 100));
+        if i % 100 == 0 {
+            std::fs::create_dir(&d).unwrap();
+        }
+        for j in 0..8 {
+            std::fs::write(d.join(format!("f{i}-{j}")), "").unwrap();
+        }
+    }
+    let mut ctl = c.ctl.clone();
+    let del =
+        tokio::spawn(
+            async move { ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await },
+        );
+    tokio::time::sleep(Duration::from_millis(30)).await;
+    nix::sys::signal::kill(s.pid(), Signal::SIGTERM).unwrap();
+    del.await.unwrap().expect("the call in flight completes");
+    let status = s.stop(Signal::SIGTERM);
+    assert!(status.success(), "{status}");
+    assert!(!data.exists());
+    let log = s.log_text();
+    let stopping = log.find("stopping").expect("logged the stop");
+    let started = log.find("DeleteVolume").expect("logged the call");
+    assert!(started < stopping, "the call started before the signal:\n{log}");
+    assert!(log[stopping..].contains("DeleteVolume"), "and finished after it:\n{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn serves_on_tcp_too() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let dir = tempfile::tempdir().unwrap();
+    let endpoint = format!("tcp://127.0.0.1:{port}");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--node-id", "n", "--endpoint", &endpoint, "--root"])
+        .arg(dir.path().join("root"))
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut out = None;
+    for _ in 0..100 {
+        let o = Command::new(BIN).args(["client", "--endpoint", &endpoint, "info"]).output().unwrap();
+        if o.status.success() {
+            out = Some(o);
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM).unwrap();
+    assert!(child.wait().unwrap().success());
+    let out = out.expect("the client reached the TCP endpoint");
+    assert!(String::from_utf8_lossy(&out.stdout).contains("name: strata.csi.dev"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_commands_print_text_or_json_and_fail_with_the_code() {
+    let s = Server::start();
+    let info = s.client(&["info"]);
+    assert!(info.status.success());
+    let text = String::from_utf8_lossy(&info.stdout);
+    assert!(text.contains("name: strata.csi.dev") && text.contains("ready: true"), "{text}");
+    let caps = String::from_utf8_lossy(&s.client(&["caps"]).stdout).into_owned();
+    assert!(caps.contains("CREATE_DELETE_VOLUME") && caps.contains("STAGE_UNSTAGE_VOLUME"), "{caps}");
+    let made = s.client(&["--json", "create-volume", "pvc-cli", "--size", "1Mi", "--param", "backend=dir"]);
+    assert!(made.status.success(), "{}", String::from_utf8_lossy(&made.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&made.stdout).unwrap();
+    assert_eq!(v["volume_id"], format!("pvc-cli@{NODE}"));
+    assert_eq!(v["capacity_bytes"], 1 << 20);
+    let listed: serde_json::Value = serde_json::from_slice(&s.client(&["--json", "list-volumes"]).stdout).unwrap();
+    assert_eq!(listed["volumes"].as_array().unwrap().len(), 1);
+    let cap: serde_json::Value = serde_json::from_slice(&s.client(&["--json", "capacity"]).stdout).unwrap();
+    assert!(cap["available_capacity"].as_i64().unwrap() > 0);
+    let foreign = s.client(&["delete-volume", "pvc-cli@node-b"]);
+    assert_eq!(foreign.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&foreign.stderr).contains("FAILED_PRECONDITION"));
+    let missing = s.client(&["--json", "stats", &format!("nope@{NODE}"), "--path", "/x"]);
+    assert_eq!(missing.status.code(), Some(1));
+    let err: serde_json::Value = serde_json::from_slice(&missing.stdout).unwrap();
+    assert_eq!(err["error"]["code"], "NOT_FOUND");
+    let deleted = s.client(&["delete-volume", &format!("pvc-cli@{NODE}")]);
+    assert!(deleted.status.success());
+    let nobody = Command::new(BIN).args(["client", "--endpoint", "unix:///nonexistent/csi.sock", "info"]).output();
+    let nobody = nobody.unwrap();
+    assert_eq!(nobody.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&nobody.stderr).contains("UNAVAILABLE"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_drives_the_node_side_too() {
+    require_root();
+    let s = Server::start();
+    let ok = |args: &[&str]| {
+        let out = s.client(args);
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    ok(&["create-volume", "pvc-n", "--size", "32Mi", "--param", "backend=loop"]);
+    let id = format!("pvc-n@{NODE}");
+    let (staging, target) = (s.path("st"), s.path("tg"));
+    ok(&["stage", &id, "--staging-path", &staging]);
+    ok(&["publish", &id, "--staging-path", &staging, "--target-path", &target, "--readonly"]);
+    let stats = ok(&["stats", &id, "--path", &target]);
+    assert!(stats.contains("total_bytes:"), "{stats}");
+    ok(&["unpublish", &id, "--target-path", &target]);
+    ok(&["unstage", &id, "--staging-path", &staging]);
+    ok(&["delete-volume", &id]);
+}
