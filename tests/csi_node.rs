@@ -154,6 +154,8 @@ async fn block_volumes_publish_the_loop_device_onto_a_file() {
     c.node.node_stage_volume(stage_req(&id, &staging, block_cap())).await.unwrap();
     c.node.node_publish_volume(publish_req(&id, &staging, &target, block_cap())).await.unwrap();
     c.node.node_publish_volume(publish_req(&id, &staging, &target, block_cap())).await.unwrap();
+    let as_fs = c.node.node_publish_volume(publish_req(&id, &staging, &s.path("fs"), mount_cap())).await;
+    assert_eq!(code(as_fs), Code::FailedPrecondition);
     assert!(std::fs::metadata(&target).unwrap().file_type().is_block_device());
     let mut dev = std::fs::OpenOptions::new().read(true).write(true).open(&target).unwrap();
     dev.seek(SeekFrom::Start(1 << 20)).unwrap();
@@ -210,9 +212,14 @@ async fn ephemeral_inline_volumes_live_from_publish_to_unpublish() {
         assert!(listed.entries.is_empty(), "the ephemeral volume is gone: {listed:?}");
         assert!(mounts_under(s.dir.path()).is_empty());
     }
+    let ctx = |backend: &str| params(&[("csi.storage.k8s.io/ephemeral", "true"), ("backend", backend)]);
     let mut bad = publish_req(kubelet_id, "", &s.path("bad"), mount_cap());
-    bad.volume_context = params(&[("csi.storage.k8s.io/ephemeral", "true"), ("backend", "loop")]);
+    bad.volume_context = ctx("loop");
     assert_eq!(code(c.node.node_publish_volume(bad).await), Code::InvalidArgument);
+    let mut strata_shaped = publish_req(&format!("x@{NODE}"), "", &s.path("bad"), mount_cap());
+    strata_shaped.volume_context = ctx("dir");
+    assert_eq!(code(c.node.node_publish_volume(strata_shaped).await), Code::InvalidArgument);
+    assert!(!s.kubelet.join("bad").exists());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

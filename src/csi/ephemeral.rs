@@ -34,7 +34,19 @@ impl Driver {
         let Access::Mount { flags } = convert::access(&cap)? else {
             return Err(invalid("ephemeral volumes are filesystems, not block devices".into()));
         };
+        if self.persistent(&r.volume_id) {
+            return Err(invalid(format!(
+                "ephemeral volume id {} has the form of a persistent strata volume id",
+                r.volume_id
+            )));
+        }
         let req = create_request(&r.volume_id, &r.volume_context)?;
+        if !self.opts.backends.contains(&req.backend) {
+            return Err(invalid(format!(
+                "backend {} is not enabled on this driver (see --backends)",
+                req.backend.as_str()
+            )));
+        }
         let readonly = r.readonly || convert::reader_only(&cap);
         let target = PathBuf::from(&r.target_path);
         tracing::info!(local = %VolumeId::new(&req.id, &self.node_tag), "ephemeral volume");

@@ -3,7 +3,7 @@
 use crate::csi::convert::{self, invalid};
 use crate::csi::proto::{NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage};
 use crate::csi::provision::existing;
-use crate::engine::Engine;
+use crate::engine::{Access, Engine};
 use std::path::Path;
 use tonic::Status;
 
@@ -20,6 +20,15 @@ pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<
     let cap = r.volume_capability.as_ref().ok_or_else(|| invalid("volume_capability is required".into()))?;
     let vol = existing(e, local)?;
     convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
+    let block = matches!(convert::access(cap)?, Access::Block);
+    if let Some(s) = vol.staging.as_ref().filter(|s| matches!(s.access, Access::Block) != block) {
+        return Err(Status::failed_precondition(format!(
+            "volume {local} is staged at {} for {} access; the publish asks for {}",
+            s.path.display(),
+            if block { "filesystem" } else { "block" },
+            if block { "block" } else { "filesystem" }
+        )));
+    }
     let readonly = r.readonly || convert::reader_only(cap);
     e.publish_volume(local, Path::new(&r.staging_target_path), Path::new(&r.target_path), readonly)?;
     Ok(())
