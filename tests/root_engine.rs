@@ -12,12 +12,14 @@ use strata::backend::Kind;
 use strata::engine::{Access, Config, CreateRequest, Engine, Error, Wait};
 use strata::sys::{FsType, LinuxHost};
 
+/// Fields drop in order: unmount leftovers, then the scratch btrfs, then the temp dir.
 struct Env {
-    tmp: tempfile::TempDir,
+    _cleanup: common::Cleanup,
+    _btrfs: Option<ScratchBtrfs>,
+    engine: Engine,
     kubelet: PathBuf,
     root: PathBuf,
-    engine: Engine,
-    _btrfs: Option<ScratchBtrfs>,
+    tmp: tempfile::TempDir,
 }
 
 impl Env {
@@ -32,7 +34,8 @@ impl Env {
         let kubelet = tmp.path().join("kubelet");
         std::fs::create_dir(&kubelet).unwrap();
         let engine = Engine::new(Self::config(&root, &kubelet), Arc::new(LinuxHost)).unwrap();
-        Env { tmp, kubelet, root, engine, _btrfs: btrfs }
+        let _cleanup = common::Cleanup(tmp.path().to_owned());
+        Env { tmp, kubelet, root, engine, _btrfs: btrfs, _cleanup }
     }
 
     fn config(root: &Path, kubelet: &Path) -> Config {

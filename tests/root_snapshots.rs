@@ -12,12 +12,14 @@ use strata::backend::Kind;
 use strata::engine::{Access, Config, CreateRequest, Engine, Error, SnapshotRequest, Source, Wait};
 use strata::sys::{FsType, LinuxHost};
 
+/// Fields drop in order: unmount leftovers, then the scratch btrfs, then the temp dir.
 struct Env {
-    tmp: tempfile::TempDir,
+    _cleanup: common::Cleanup,
+    _btrfs: Option<ScratchBtrfs>,
+    engine: Engine,
     kubelet: PathBuf,
     root: PathBuf,
-    engine: Engine,
-    _btrfs: Option<ScratchBtrfs>,
+    tmp: tempfile::TempDir,
 }
 
 impl Env {
@@ -30,7 +32,8 @@ impl Env {
         std::fs::create_dir(&kubelet).unwrap();
         let cfg = Config { root: root.clone(), allowed_prefixes: vec![kubelet.clone()], wait: Wait::No };
         let engine = Engine::new(cfg, Arc::new(LinuxHost)).unwrap();
-        Env { tmp, kubelet, root, engine, _btrfs: btrfs }
+        let _cleanup = common::Cleanup(tmp.path().to_owned());
+        Env { tmp, kubelet, root, engine, _btrfs: btrfs, _cleanup }
     }
 
     fn create(&self, id: &str, kind: Kind, capacity: u64, fs: Option<FsType>, source: Option<Source>) {

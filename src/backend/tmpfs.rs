@@ -50,16 +50,18 @@ impl Backend for TmpfsBackend {
         }
     }
 
+    /// A tmpfs that is gone (the node rebooted) comes back empty: its contents never outlive
+    /// the node, and the volume still exists.
     fn stage(
         &self,
-        _vol: &Volume,
+        vol: &Volume,
         dir: &VolumeDir,
         _device: Option<&Path>,
         staging: &Path,
         access: &Access,
     ) -> Result<()> {
         if !self.mounted(dir)? {
-            return Err(Error::Missing { path: dir.data() });
+            self.provision(vol, dir)?;
         }
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }

@@ -398,3 +398,20 @@ fn failed_online_grow_falls_back_or_defers() {
     assert_eq!(f.host.calls(), expected);
     assert!(!f.engine.get_volume("v").unwrap().unwrap().grow_fs);
 }
+
+#[test]
+fn tmpfs_comes_back_empty_at_stage_after_a_reboot() {
+    let f = fixture();
+    f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
+    f.host.reboot();
+    f.host.clear_calls();
+    let s = f.staging("t");
+    f.engine.stage_volume("t", &s, &mount_access()).unwrap();
+    let data = f.root.join("volumes/t/data");
+    let calls = f.host.calls();
+    assert!(
+        matches!(&calls[0], Call::Mount { target, fstype, .. } if *target == data && fstype == "tmpfs"),
+        "{calls:?}"
+    );
+    assert_eq!(calls[1], Call::Bind { source: data, target: s, readonly: false });
+}

@@ -54,6 +54,25 @@ pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
+/// On drop, unmounts whatever is still mounted below `dir` and detaches loop devices backed by
+/// files below it, so a failing test leaves nothing behind for the next one. Runs after the
+/// test's own assertions, so it hides no leak from them.
+pub struct Cleanup(pub PathBuf);
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        let mut mounts = mounts_under(&self.0);
+        mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
+        for m in mounts.iter().filter(|m| !m.ends_with("btrfs")) {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        for dev in loops_under(&self.0).iter().filter(|l| !l.ends_with("btrfs.img")) {
+            let name = dev.split(' ').next().unwrap_or_default();
+            let _ = LinuxHost.loop_detach(&Path::new("/dev").join(name));
+        }
+    }
+}
+
 /// A btrfs filesystem on a loop device, mounted at `mount`; torn down on drop.
 pub struct ScratchBtrfs {
     pub mount: PathBuf,
