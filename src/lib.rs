@@ -4,4 +4,5 @@ pub mod backend;
 pub mod csi;
 pub mod engine;
 pub mod flex;
+pub mod migrate;
 pub mod sys;
