@@ -52,15 +52,13 @@ async fn sigterm_lets_calls_in_flight_finish() {
     let mut s = Server::start();
     let mut c = s.clients().await;
     let id = create(&mut c, "pvc-slow", 4096, &[]).await;
-    // Enough files that deleting the volume takes a good while.
+    // Enough files that deleting the volume takes a while (tens of milliseconds).
     let data = s.root.join("volumes/pvc-slow/data");
-    for i in 0..5000 {
-        let d = data.join(format!("d{}", i / 100));
-        if i % 100 == 0 {
-            std::fs::create_dir(&d).unwrap();
-        }
-        for j in 0..8 {
-            std::fs::write(d.join(format!("f{i}-{j}")), "").unwrap();
+    for d in 0..30 {
+        let d = data.join(format!("d{d}"));
+        std::fs::create_dir(&d).unwrap();
+        for f in 0..200 {
+            std::fs::File::create(d.join(format!("f{f}"))).unwrap();
         }
     }
     let mut ctl = c.ctl.clone();
@@ -68,7 +66,10 @@ async fn sigterm_lets_calls_in_flight_finish() {
         tokio::spawn(
             async move { ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await },
         );
-    tokio::time::sleep(Duration::from_millis(30)).await;
+    // Signal as soon as the server has started the call.
+    while !s.log_text().contains("DeleteVolume") {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
     nix::sys::signal::kill(s.pid(), Signal::SIGTERM).unwrap();
     del.await.unwrap().expect("the call in flight completes");
     let status = s.stop(Signal::SIGTERM);
