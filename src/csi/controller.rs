@@ -1,5 +1,11 @@
 //! The Controller service: provisioning on this node (the provisioner runs per node, in
 //! `--node-deployment` mode), listing, capacity. Snapshots and expansion are not offered yet.
+//!
+//! Volume ids carry the owning node (see `volume_id`). A call about another node's volume finds
+//! nothing here: NOT_FOUND, except DeleteVolume, which answers FAILED_PRECONDITION. Answering OK
+//! would let the provisioner drop the PV while the data lives on elsewhere, and only the owning
+//! node can really delete it. An id strata never makes (no `@node`) names no volume at all, so
+//! deleting it succeeds, as the spec asks for unknown ids.
 
 use super::proto::controller_server::Controller;
 use super::proto::controller_service_capability::{Rpc, Type, rpc};

@@ -9,7 +9,7 @@ use super::proto::NodePublishVolumeRequest;
 use super::volume_id::{VolumeId, ephemeral_local};
 use crate::backend::Kind;
 use crate::engine::{Access, CreateRequest, Engine};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tonic::Status;
 
@@ -17,6 +17,13 @@ use tonic::Status;
 pub const EPHEMERAL_KEY: &str = "csi.storage.k8s.io/ephemeral";
 /// Volume attribute choosing the size (`64Mi`, `1G`, bytes).
 pub const SIZE_KEY: &str = "size";
+/// The pod information kubelet passes that is recorded with an ephemeral volume.
+const RECORDED_POD_INFO: [&str; 4] = [
+    "csi.storage.k8s.io/pod.name",
+    "csi.storage.k8s.io/pod.namespace",
+    "csi.storage.k8s.io/pod.uid",
+    "csi.storage.k8s.io/serviceAccount.name",
+];
 /// Size of an ephemeral volume whose attributes name none.
 const DEFAULT_SIZE: u64 = 256 << 20;
 
@@ -97,7 +104,13 @@ fn create_request(kubelet_id: &str, ctx: &HashMap<String, String>) -> Result<Cre
             .filter(|b| *b > 0)
             .ok_or_else(|| invalid(format!("size {s:?} is not a size like 64Mi or 1G")))?,
     };
-    let mut parameters = convert::sorted(ctx);
+    // Only stable attributes are recorded: kubelet may add service account tokens that change
+    // on every publish (and must never be written to disk).
+    let mut parameters: BTreeMap<String, String> = ctx
+        .iter()
+        .filter(|(k, _)| !k.starts_with(convert::K8S_PREFIX) || RECORDED_POD_INFO.contains(&k.as_str()))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     parameters.insert(EPHEMERAL_KEY.to_owned(), "true".to_owned());
     Ok(CreateRequest {
         id: ephemeral_local(kubelet_id),
@@ -156,7 +169,11 @@ mod tests {
     #[test]
     fn attributes_choose_backend_and_size() {
         let base = [(EPHEMERAL_KEY, "true"), ("csi.storage.k8s.io/pod.name", "p")];
-        let r = create_request("csi-1", &ctx(&base)).unwrap();
+        let mut with_token = base.to_vec();
+        with_token.push(("csi.storage.k8s.io/serviceAccount.tokens", "{\"secret\"}"));
+        let r = create_request("csi-1", &ctx(&with_token)).unwrap();
+        assert!(!r.parameters.keys().any(|k| k.contains("tokens")), "{:?}", r.parameters);
+        assert_eq!(r.parameters.get("csi.storage.k8s.io/pod.name").map(String::as_str), Some("p"));
         assert_eq!((r.backend, r.capacity), (Kind::Tmpfs, DEFAULT_SIZE));
         assert_eq!(r.id, ephemeral_local("csi-1"));
         assert_eq!(r.parameters.get(EPHEMERAL_KEY).map(String::as_str), Some("true"));
