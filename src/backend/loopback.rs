@@ -1,6 +1,6 @@
 //! `loop`: a sparse file attached to a loop device, formatted ext4 or xfs on first stage.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
+use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, loop_for, mount_at};
 use std::fs::OpenOptions;
@@ -71,15 +71,15 @@ impl Backend for LoopBackend {
         }
     }
 
-    fn attach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
+    fn attach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Attachment> {
         let image = dir.image();
         if !image.exists() {
             return Err(Error::Missing { path: image });
         }
         if let Some(device) = self.devices_of(&image)?.into_iter().next() {
-            return Ok(Some(device));
+            return Ok(Attachment { device: Some(device), fresh: false });
         }
-        Ok(Some(self.host.loop_attach(&image, false)?))
+        Ok(Attachment { device: Some(self.host.loop_attach(&image, false)?), fresh: true })
     }
 
     fn detach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {

@@ -70,6 +70,13 @@ impl VolumeDir {
     }
 }
 
+/// The device a volume is reachable through, and whether this call attached it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attachment {
+    pub device: Option<PathBuf>,
+    pub fresh: bool,
+}
+
 /// Usage figures of one volume as a pod sees it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Usage {
@@ -95,9 +102,9 @@ pub trait Backend: Send + Sync + Debug {
     fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()>;
     /// Removes the volume's storage; storage already gone is fine.
     fn delete(&self, vol: &Volume, dir: &VolumeDir) -> Result<()>;
-    /// Makes the volume reachable as a device (loop); returns the device if there is one.
-    fn attach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<Option<PathBuf>> {
-        Ok(None)
+    /// Makes the volume reachable as a device (loop).
+    fn attach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<Attachment> {
+        Ok(Attachment { device: None, fresh: false })
     }
     /// Undoes [`Backend::attach`].
     fn detach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<()> {

@@ -1,4 +1,4 @@
-//! Volume health: what is wrong with a volume's storage, staging or publications, in words.
+//! Volume health: what is wrong with a volume's storage or its staging, in words.
 
 use super::{Access, Engine, Result, validate};
 use crate::sys::mount_at;
@@ -11,8 +11,8 @@ pub struct Condition {
 }
 
 impl Engine {
-    /// Checks the storage, the staging mount (still there, still this volume, still writable)
-    /// and the publications, and says what is wrong; `abnormal: false` when nothing is.
+    /// Checks the storage and the staging mount (still there, still this volume, still
+    /// writable), and says what is wrong; `abnormal: false` when nothing is.
     pub fn volume_condition(&self, id: &str) -> Result<Condition> {
         validate::id("volume", id)?;
         let vol = self.load_existing(id)?;
@@ -35,9 +35,6 @@ impl Engine {
                 problems
                     .push(format!("{} no longer holds this volume (was its loop device detached?)", s.path.display()));
             }
-        }
-        for p in vol.publications.iter().filter(|p| mount_at(&table, &p.target).is_none()) {
-            problems.push(format!("the publication at {} is no longer mounted", p.target.display()));
         }
         let message = if problems.is_empty() { "healthy".to_owned() } else { problems.join("; ") };
         Ok(Condition { abnormal: !problems.is_empty(), message })

@@ -57,6 +57,9 @@ pub struct CreateRequest {
 #[derive(Debug)]
 pub struct Engine {
     cfg: Config,
+    /// Where staging and target paths may lie: the allowed prefixes and the engine's own
+    /// staging directory, as given and with symlinks resolved.
+    node_prefixes: (Vec<PathBuf>, Vec<PathBuf>),
     host: Arc<dyn Host>,
     backends: BTreeMap<Kind, Box<dyn Backend>>,
 }
@@ -70,7 +73,10 @@ impl Engine {
         }
         cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
         let backends = Kind::ALL.into_iter().map(|k| (k, backend::make(k, host.clone()))).collect();
-        Ok(Engine { cfg, host, backends })
+        let mut prefixes = cfg.allowed_prefixes.clone();
+        prefixes.push(cfg.root.join("staging"));
+        let real = validate::resolve(&prefixes);
+        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends })
     }
 
     pub fn config(&self) -> &Config {
@@ -116,10 +122,14 @@ impl Engine {
         record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Atomic)
     }
 
-    /// A volume's record, if it exists.
+    /// A volume's record, if it exists, with its live publications from the mount table.
     pub fn get_volume(&self, id: &str) -> Result<Option<Volume>> {
         validate::id("volume", id)?;
-        self.load(id)
+        let Some(mut vol) = self.load(id)? else { return Ok(None) };
+        if vol.staging.is_some() {
+            vol.publications = self.publications_in(&vol, &self.host.mount_table()?);
+        }
+        Ok(Some(vol))
     }
 
     /// Every volume, ordered by id. Unreadable records are reported, not skipped.
@@ -227,8 +237,7 @@ impl Engine {
                 return Ok(Some(s.path.clone()));
             }
         }
-        let published = vol.publications.iter().find(|p| crate::sys::mount_at(&table, &p.target).is_some());
-        Ok(published.map(|p| p.target.clone()))
+        Ok(self.publications_in(vol, &table).into_iter().next().map(|p| p.target))
     }
 
     /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;
@@ -264,7 +273,7 @@ impl Engine {
         };
         let backend = self.backend(vol.backend);
         if let Err(online) = backend.grow_fs(vol, &device, Some(&path)) {
-            if let Some(p) = vol.publications.iter().find(|p| crate::sys::mount_at(&table, &p.target).is_some()) {
+            if let Some(p) = self.publications_in(vol, &table).first() {
                 let reason = format!(
                     "its device grew, but the filesystem could not grow while {} uses it ({online}); \
                      it grows when the volume is next staged",

@@ -1,7 +1,7 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
-use crate::backend::VolumeDir;
+use crate::backend::{Attachment, VolumeDir};
 use crate::sys::{MountEntry, bind_identity, mount_at};
 use std::path::{Path, PathBuf};
 
@@ -10,9 +10,8 @@ const MAX_STACKED: usize = 8;
 
 impl Engine {
     fn check_node_path(&self, what: &'static str, path: &Path) -> Result<()> {
-        let mut prefixes = self.cfg.allowed_prefixes.clone();
-        prefixes.push(self.cfg.root.join("staging"));
-        validate::path_under(what, path, &prefixes)
+        let (prefixes, real) = &self.node_prefixes;
+        validate::path_under_resolved(what, path, prefixes, real)
     }
 
     /// Whether the volume's record says it is staged and the mount table agrees.
@@ -60,11 +59,10 @@ impl Engine {
     pub(super) fn attach_and_stage(&self, vol: &Volume, staging: &Path, access: &Access) -> Result<Option<PathBuf>> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
-        let attached_before = !self.host.loop_list()?.iter().all(|l| l.backing_file != dir.image());
-        let device = backend.attach(vol, &dir)?;
+        let Attachment { device, fresh } = backend.attach(vol, &dir)?;
         let made_dir = make_dir_for(staging, access)?;
         if let Err(e) = backend.stage(vol, &dir, device.as_deref(), staging, access) {
-            if !attached_before {
+            if fresh {
                 let _ = backend.detach(vol, &dir);
             }
             if made_dir {
@@ -82,7 +80,7 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         let table = self.host.mount_table()?;
-        if let Some(p) = vol.publications.iter().find(|p| mount_at(&table, &p.target).is_some()) {
+        if let Some(p) = self.publications_in(&vol, &table).first() {
             return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }
         let dir = self.dir(id);
@@ -97,8 +95,7 @@ impl Engine {
             self.host.unmount(staging, false)?;
         }
         self.backend(vol.backend).detach(&vol, &dir)?;
-        if vol.staging.take().is_some() || !vol.publications.is_empty() {
-            vol.publications.clear();
+        if vol.staging.take().is_some() {
             self.save_state(&vol)?;
         }
         if staging.starts_with(self.cfg.root.join("staging")) {
@@ -114,7 +111,7 @@ impl Engine {
         self.check_node_path("staging", staging)?;
         self.check_node_path("target", target)?;
         let _lock = self.lock(id)?;
-        let mut vol = self.load_existing(id)?;
+        let vol = self.load_existing(id)?;
         let table = self.host.mount_table()?;
         if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
             return Err(Error::precondition(id, problem));
@@ -141,9 +138,7 @@ impl Engine {
             }
             return Err(e.into());
         }
-        vol.publications.retain(|p| p.target != target);
-        vol.publications.push(Publication { target: target.to_owned(), readonly, block });
-        self.save_state(&vol)
+        Ok(())
     }
 
     /// Unmounts `target` and removes it. A target that is missing or not mounted is fine, and
@@ -159,24 +154,30 @@ impl Engine {
             }
             self.host.unmount(target, false)?;
         }
-        remove_target(target)?;
-        if let Some(mut vol) = self.load(id)? {
-            let before = vol.publications.len();
-            vol.publications.retain(|p| p.target != target);
-            if vol.publications.len() != before {
-                self.save_state(&vol)?;
-            }
-        }
-        Ok(())
+        remove_target(target)
     }
 
-    /// The volume's publications that are still mounted.
+    /// Where the volume is bound into pods, read from the mount table.
     pub fn live_publications(&self, id: &str) -> Result<Vec<Publication>> {
-        let Some(vol) = self.get_volume(id)? else {
-            return Ok(Vec::new());
+        let Some(vol) = self.get_volume(id)? else { return Ok(Vec::new()) };
+        Ok(vol.publications)
+    }
+
+    /// The mounts that show the staged volume outside its staging path and the data root:
+    /// binds of the staging mount (filesystem) or of the loop device node (block).
+    pub(super) fn publications_in(&self, vol: &Volume, table: &[MountEntry]) -> Vec<Publication> {
+        let Some(s) = &vol.staging else { return Vec::new() };
+        let block = matches!(s.access, Access::Block);
+        let identity = match &s.device {
+            Some(device) if block => bind_identity(table, device),
+            _ => mount_at(table, &s.path).map(|m| (m.major, m.minor, m.root.clone())),
         };
-        let table = self.host.mount_table()?;
-        Ok(vol.publications.into_iter().filter(|p| mount_at(&table, &p.target).is_some()).collect())
+        let Some((major, minor, root)) = identity else { return Vec::new() };
+        let ours = |m: &&MountEntry| m.major == major && m.minor == minor && m.root == root;
+        let elsewhere = |m: &&MountEntry| m.mount_point != s.path && !m.mount_point.starts_with(&self.cfg.root);
+        let to_publication =
+            |m: &MountEntry| Publication { target: m.mount_point.clone(), readonly: m.is_readonly(), block };
+        table.iter().filter(ours).filter(elsewhere).map(to_publication).collect()
     }
 
     pub(super) fn volume_dir(&self, id: &str) -> VolumeDir {

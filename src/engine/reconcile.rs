@@ -13,7 +13,7 @@ pub struct Report {
 
 impl Engine {
     /// Re-mounts tmpfs volumes, re-attaches and re-stages staged volumes whose mounts are gone,
-    /// drops publications that no longer exist, and removes leftovers of interrupted creates.
+    /// and removes leftovers of interrupted creates.
     pub fn reconcile(&self) -> Result<Report> {
         let mut report = Report::default();
         self.remove_orphan_dirs(&mut report)?;
@@ -52,17 +52,6 @@ impl Engine {
                 }
                 changed = true;
             }
-        }
-        let table = self.host.mount_table()?;
-        let before = vol.publications.len();
-        vol.publications.retain(|p| mount_at(&table, &p.target).is_some());
-        if vol.publications.len() != before {
-            report.actions.push(format!(
-                "volume {}: dropped {} publication(s) that are no longer mounted",
-                vol.id,
-                before - vol.publications.len()
-            ));
-            changed = true;
         }
         if changed { self.save_state(&vol) } else { Ok(()) }
     }

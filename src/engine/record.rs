@@ -57,7 +57,9 @@ pub struct Volume {
     pub created_unix: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub staging: Option<Staging>,
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    /// Where the volume is bound into pods. Never stored: [`crate::engine::Engine::get_volume`]
+    /// fills it from the mount table, the only truth about what is mounted.
+    #[serde(skip)]
     pub publications: Vec<Publication>,
     /// The snapshot or volume this volume was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -173,7 +175,7 @@ mod tests {
                 access: Access::Mount { flags: vec!["noatime".into()] },
                 device: Some("/dev/loop3".into()),
             }),
-            publications: vec![Publication { target: "/t".into(), readonly: true, block: false }],
+            publications: Vec::new(),
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
         }

@@ -286,7 +286,7 @@ fn reconcile_restages_after_a_reboot() {
     f.host.clear_calls();
     let report = f.engine.reconcile().unwrap();
     assert!(report.errors.is_empty(), "{report:?}");
-    assert_eq!(report.actions.len(), 4, "{report:?}");
+    assert_eq!(report.actions.len(), 3, "{report:?}");
     let calls = f.host.calls();
     assert!(calls.contains(&Call::LoopAttach { file: f.root.join("volumes/l/disk.img"), readonly: false }));
     assert!(!calls.iter().any(|c| matches!(c, Call::Mkfs { .. })), "reconcile must never format: {calls:?}");

@@ -37,6 +37,22 @@ fn printable(s: &str) -> String {
 /// Checks that `path` is absolute, has no `..` parts, and lies under one of `prefixes`.
 /// Where the parent exists, its real path (symlinks resolved) must lie under a prefix as well.
 pub fn path_under(what: &'static str, path: &Path, prefixes: &[PathBuf]) -> Result<()> {
+    path_under_resolved(what, path, prefixes, &resolve(prefixes))
+}
+
+/// The prefixes with symlinks resolved (each as it is where it does not exist), for
+/// [`path_under_resolved`].
+pub fn resolve(prefixes: &[PathBuf]) -> Vec<PathBuf> {
+    prefixes.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect()
+}
+
+/// [`path_under`] with the prefixes' real paths resolved once by the caller.
+pub fn path_under_resolved(
+    what: &'static str,
+    path: &Path,
+    prefixes: &[PathBuf],
+    real_prefixes: &[PathBuf],
+) -> Result<()> {
     let bad = |reason: &str| Err(Error::InvalidPath { what, path: path.to_owned(), reason: reason.to_owned() });
     if path.as_os_str().is_empty() {
         return bad("is empty");
@@ -54,8 +70,6 @@ pub fn path_under(what: &'static str, path: &Path, prefixes: &[PathBuf]) -> Resu
         return bad(&format!("is not under an allowed prefix ({})", list(prefixes)));
     }
     if let Some(real) = path.parent().and_then(|p| std::fs::canonicalize(p).ok()) {
-        let real_prefixes: Vec<PathBuf> =
-            prefixes.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect();
         if !real_prefixes.iter().any(|p| real.starts_with(p)) {
             return bad(&format!("resolves through a symlink to {}, outside the allowed prefixes", real.display()));
         }
