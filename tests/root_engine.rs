@@ -331,3 +331,26 @@ fn reconcile_after_loop_devices_vanish() {
     std::fs::remove_dir(&staging).unwrap();
     env.assert_clean();
 }
+
+#[test]
+fn mount_flags_reach_the_stage_and_publish_binds() {
+    let env = Env::new(Kind::Dir);
+    let e = &env.engine;
+    env.create("flags", Kind::Dir, 1 << 20, None);
+    let staging = env.dir("staging");
+    e.stage_volume("flags", &staging, &Access::Mount { flags: vec!["nodev".into()] }).unwrap();
+    let target = env.path("pod");
+    let opts = strata::sys::MountOptions { readonly: false, options: vec!["noexec".into(), "nosuid".into()] };
+    e.publish_volume_with("flags", &staging, &target, &opts).unwrap();
+    let table = strata::sys::mountinfo::parse(&std::fs::read_to_string("/proc/self/mountinfo").unwrap());
+    let at = |p: &Path| strata::sys::mount_at(&table, p).unwrap().mount_options.clone();
+    assert!(at(&staging).contains(&"nodev".to_owned()), "{:?}", at(&staging));
+    let published = at(&target);
+    assert!(published.contains(&"noexec".to_owned()) && published.contains(&"nosuid".to_owned()), "{published:?}");
+    assert!(published.contains(&"rw".to_owned()));
+    e.unpublish_volume("flags", &target).unwrap();
+    e.unstage_volume("flags", &staging).unwrap();
+    e.delete_volume("flags").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}

@@ -173,10 +173,16 @@ pub fn make(kind: Kind, host: Arc<dyn Host>) -> Box<dyn Backend> {
 /// Binds `source` onto `staging` unless the staging path already holds it (shared by the
 /// backends whose volume is a directory tree).
 pub(crate) fn stage_bind(host: &dyn Host, source: &Path, staging: &Path, access: &Access) -> Result<()> {
-    if matches!(access, Access::Block) {
-        return Err(Error::BlockUnsupported);
+    let Access::Mount { flags } = access else { return Err(Error::BlockUnsupported) };
+    host.bind_mount(source, staging, false)?;
+    if !flags.is_empty() {
+        let opts = crate::sys::MountOptions { readonly: false, options: flags.clone() };
+        if let Err(e) = host.remount_bind(staging, &opts) {
+            let _ = host.unmount(staging, false);
+            return Err(e.into());
+        }
     }
-    host.bind_mount(source, staging, false).map_err(Error::from)
+    Ok(())
 }
 
 /// Whether the mount at `staging` is a bind of `source` (same device, same subtree).

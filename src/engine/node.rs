@@ -2,7 +2,7 @@
 
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
 use crate::backend::{Attachment, VolumeDir};
-use crate::sys::{MountEntry, bind_identity, mount_at};
+use crate::sys::{MountEntry, MountOptions, bind_identity, mount_at};
 use std::path::{Path, PathBuf};
 
 /// Stacked mounts unpublish removes from one target before it gives up.
@@ -107,6 +107,13 @@ impl Engine {
     /// Binds the staged volume onto `target` (a directory, or a file for block access).
     /// Idempotent when `target` already holds this volume with the same read-only flag.
     pub fn publish_volume(&self, id: &str, staging: &Path, target: &Path, readonly: bool) -> Result<()> {
+        self.publish_volume_with(id, staging, target, &MountOptions { readonly, options: Vec::new() })
+    }
+
+    /// [`Engine::publish_volume`] with per-mount flags (`noexec`, `nosuid`, `noatime`, `ro`, ...)
+    /// applied to the bind; an `ro` flag makes the publication read-only.
+    pub fn publish_volume_with(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
+        let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;
         self.check_node_path("staging", staging)?;
         self.check_node_path("target", target)?;
@@ -132,7 +139,17 @@ impl Engine {
             };
         }
         let made = make_target(target, block)?;
-        if let Err(e) = self.host.bind_mount(&source, target, readonly) {
+        let bound = self.host.bind_mount(&source, target, readonly);
+        let flagged = bound.and_then(|()| match opts.options.is_empty() {
+            true => Ok(()),
+            false => self
+                .host
+                .remount_bind(target, &MountOptions { readonly, options: opts.options.clone() })
+                .inspect_err(|_| {
+                    let _ = self.host.unmount(target, false);
+                }),
+        });
+        if let Err(e) = flagged {
             if made {
                 let _ = remove_target(target);
             }

@@ -11,6 +11,7 @@ pub enum Call {
     Bind { source: PathBuf, target: PathBuf, readonly: bool },
     Mount { source: PathBuf, target: PathBuf, fstype: String, opts: MountOptions },
     Remount { target: PathBuf, opts: MountOptions },
+    RemountBind { target: PathBuf, opts: MountOptions },
     Unmount { target: PathBuf, lazy: bool },
     LoopAttach { file: PathBuf, readonly: bool },
     LoopDetach { device: PathBuf },
@@ -169,6 +170,15 @@ impl Host for FakeHost {
         if super::mount_at(&st.mounts, target).is_none() {
             return Err(einval("remount", target));
         }
+        Ok(())
+    }
+
+    fn remount_bind(&self, target: &Path, opts: &MountOptions) -> Result<()> {
+        let mut st = self.record("RemountBind", Call::RemountBind { target: target.into(), opts: opts.clone() })?;
+        let entry =
+            st.mounts.iter_mut().rev().find(|m| m.mount_point == target).ok_or_else(|| einval("remount", target))?;
+        let ro = opts.readonly || opts.options.iter().any(|o| o == "ro");
+        entry.mount_options = vec![if ro { "ro" } else { "rw" }.to_owned()];
         Ok(())
     }
 

@@ -57,6 +57,13 @@ impl Host for LinuxHost {
         Ok(())
     }
 
+    fn remount_bind(&self, target: &Path, opts: &MountOptions) -> Result<()> {
+        let (flags, _data) = split_options(opts);
+        let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
+        nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
+            .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
+    }
+
     fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
         nix::mount::mount(Some(source), target, Some(fstype), flags, data_arg(&data)).map_err(|errno| Error::Mount {

@@ -73,6 +73,9 @@ pub struct MountOptions {
 pub trait Host: Send + Sync + Debug {
     /// Bind-mounts `source` onto `target`, then remounts the bind read-only if asked.
     fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()>;
+    /// Applies per-mount flags (`noexec`, `nosuid`, `nodev`, `noatime`, `ro`, ...) to an existing
+    /// bind mount; filesystem data options do not apply to a bind and are ignored.
+    fn remount_bind(&self, target: &Path, opts: &MountOptions) -> Result<()>;
     /// Mounts a filesystem of type `fstype` from `source` (a device, or a name for tmpfs).
     fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()>;
     /// Remounts an existing mount with new data options (tmpfs `size=`), keeping its flags.
