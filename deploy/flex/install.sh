@@ -1,0 +1,145 @@
+#!/bin/sh
+# Installs strata-flex as the FlexVolume driver strata/flex:
+#   <plugin dir>/strata~flex/flex               the driver (a static binary)
+#   <plugin dir>/strata~flex/.strata-flex.json  its settings (kubelet's probe skips dot-files)
+# Each file is written to a dot-file in that directory, checked, and renamed into place, so
+# kubelet never runs a half-written driver. The new driver answers `init` before it goes live;
+# files that are already up to date are left alone (every write there makes kubelet re-probe).
+#
+# Usage: install.sh [options]
+#   --plugin-dir DIR     kubelet's FlexVolume plugin dir       [$FLEX_PLUGIN_DIR or
+#                        /usr/libexec/kubernetes/kubelet-plugins/volume/exec]
+#   --source FILE        the strata-flex binary to install      [$FLEX_SOURCE or /usr/local/bin/strata-flex]
+#   --data-root DIR      strata's data root on the host         [$FLEX_DATA_ROOT or /var/lib/strata]
+#   --kubelet-dir DIR    kubelet's root dir on the host         [$FLEX_KUBELET_DIR or /var/lib/kubelet]
+#   --log-file FILE|off  the driver's log file on the host      [$FLEX_LOG_FILE or /var/log/strata-flex.log]
+#   --log-level LEVEL    error, warn, info, debug or trace      [$FLEX_LOG_LEVEL or info]
+#   --lock-wait SECONDS  how long a call waits for another one  [$FLEX_LOCK_WAIT_SECONDS or 120]
+#   --uninstall          remove the driver instead (kubelet then unregisters it)
+#   --wait               after installing, sleep until SIGTERM (the DaemonSet's main process)
+# Paths are as the host (kubelet) sees them, except --plugin-dir and --source, which are where
+# this script finds them (in the installer pod, the host's plugin dir is mounted somewhere).
+set -eu
+
+plugin_dir=${FLEX_PLUGIN_DIR:-/usr/libexec/kubernetes/kubelet-plugins/volume/exec}
+source=${FLEX_SOURCE:-/usr/local/bin/strata-flex}
+data_root=${FLEX_DATA_ROOT:-/var/lib/strata}
+kubelet_dir=${FLEX_KUBELET_DIR:-/var/lib/kubelet}
+log_file=${FLEX_LOG_FILE:-/var/log/strata-flex.log}
+log_level=${FLEX_LOG_LEVEL:-info}
+lock_wait=${FLEX_LOCK_WAIT_SECONDS:-120}
+action=install
+wait_after=false
+
+say() { printf 'strata-flex-install: %s\n' "$*"; }
+die() { printf 'strata-flex-install: error: %s\n' "$*" >&2; exit 1; }
+
+while [ $# -gt 0 ]; do
+  case $1 in
+    --plugin-dir|--source|--data-root|--kubelet-dir|--log-file|--log-level|--lock-wait)
+      [ $# -ge 2 ] || die "$1 needs a value"
+      case $1 in
+        --plugin-dir) plugin_dir=$2 ;;
+        --source) source=$2 ;;
+        --data-root) data_root=$2 ;;
+        --kubelet-dir) kubelet_dir=$2 ;;
+        --log-file) log_file=$2 ;;
+        --log-level) log_level=$2 ;;
+        --lock-wait) lock_wait=$2 ;;
+      esac
+      shift 2 ;;
+    --uninstall) action=uninstall; shift ;;
+    --wait) wait_after=true; shift ;;
+    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    *) die "unknown argument $1 (see --help)" ;;
+  esac
+done
+
+# A path that goes into the JSON settings: absolute, and nothing that would need escaping.
+check_path() {
+  case $2 in
+    /*) ;;
+    *) die "$1 $2 is not an absolute path" ;;
+  esac
+  case $2 in
+    *[\"\\]*|*[![:print:]]*) die "$1 $2 contains a quote, a backslash or a control character" ;;
+  esac
+}
+
+check_path --plugin-dir "$plugin_dir"
+driver_dir=$plugin_dir/strata~flex
+
+if [ "$action" = uninstall ]; then
+  rm -f "$driver_dir/flex"
+  rm -f "$driver_dir/.strata-flex.json" "$driver_dir"/.flex.tmp.* "$driver_dir"/.strata-flex.json.tmp.*
+  rmdir "$driver_dir" 2>/dev/null || true
+  say "removed strata/flex from $plugin_dir"
+  exit 0
+fi
+
+check_path --data-root "$data_root"
+check_path --kubelet-dir "$kubelet_dir"
+if [ "$log_file" = off ]; then
+  log_json=null
+else
+  check_path --log-file "$log_file"
+  log_json="\"$log_file\""
+fi
+case $log_level in
+  error|warn|info|debug|trace) ;;
+  *) die "--log-level $log_level is not error, warn, info, debug or trace" ;;
+esac
+case $lock_wait in
+  ''|*[!0-9]*) die "--lock-wait $lock_wait is not a number of seconds" ;;
+esac
+[ -f "$source" ] && [ -x "$source" ] || die "$source is not an executable file"
+
+mkdir -p "$driver_dir"
+bin_tmp=$driver_dir/.flex.tmp.$$
+cfg_tmp=$driver_dir/.strata-flex.json.tmp.$$
+trap 'rm -f "$bin_tmp" "$cfg_tmp"' EXIT
+trap 'exit 1' HUP INT TERM
+
+printf '{"root":"%s","kubelet_dir":"%s","log_file":%s,"log_level":"%s","lock_wait_seconds":%s}\n' \
+  "$data_root" "$kubelet_dir" "$log_json" "$log_level" "$lock_wait" >"$cfg_tmp"
+chmod 0644 "$cfg_tmp"
+cp "$source" "$bin_tmp"
+chmod 0755 "$bin_tmp"
+
+# The new driver with the new settings must answer init as kubelet expects, before it goes live.
+reply=$(
+  unset STRATA_FLEX_ROOT STRATA_FLEX_KUBELET_DIR STRATA_FLEX_LOG STRATA_FLEX_LOG_LEVEL STRATA_FLEX_LOCK_WAIT
+  STRATA_FLEX_CONFIG=$cfg_tmp "$bin_tmp" init 2>&1
+) || true
+case $reply in
+  *'"status":"Success"'*) ;;
+  *) die "the new driver does not answer init with Success: $reply" ;;
+esac
+
+# Binary first: a new binary reads old settings, while an old binary may refuse new keys.
+changed=false
+if cmp -s "$bin_tmp" "$driver_dir/flex" 2>/dev/null; then
+  rm -f "$bin_tmp"
+else
+  mv -f "$bin_tmp" "$driver_dir/flex"
+  changed=true
+fi
+if cmp -s "$cfg_tmp" "$driver_dir/.strata-flex.json" 2>/dev/null; then
+  rm -f "$cfg_tmp"
+else
+  mv -f "$cfg_tmp" "$driver_dir/.strata-flex.json"
+  changed=true
+fi
+if [ "$changed" = true ]; then
+  say "installed $driver_dir/flex (driver strata/flex) and its settings"
+else
+  say "$driver_dir/flex and its settings are up to date"
+fi
+
+if [ "$wait_after" = true ]; then
+  trap 'exit 0' TERM INT
+  while :; do
+    sleep 3600 &
+    wait $! || true
+  done
+fi
