@@ -3,89 +3,14 @@
 
 mod common;
 
-use common::{ScratchBtrfs, files_under, loops_under, mounts_under, require_root};
+use common::env::Env;
+use common::{loops_under, mounts_under};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, SeekFrom, Write};
-use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::path::Path;
 use strata::backend::Kind;
-use strata::engine::{Access, Config, CreateRequest, Engine, Error, Wait};
+use strata::engine::{Access, CreateRequest, Error};
 use strata::sys::{FsType, LinuxHost};
-
-/// Fields drop in order: unmount leftovers, then the scratch btrfs, then the temp dir.
-struct Env {
-    _cleanup: common::Cleanup,
-    _btrfs: Option<ScratchBtrfs>,
-    engine: Engine,
-    kubelet: PathBuf,
-    root: PathBuf,
-    tmp: tempfile::TempDir,
-}
-
-impl Env {
-    fn new(kind: Kind) -> Env {
-        require_root();
-        let tmp = tempfile::tempdir().unwrap();
-        let btrfs = (kind == Kind::Btrfs).then(|| ScratchBtrfs::new(tmp.path(), 1 << 30));
-        let root = match &btrfs {
-            Some(b) => b.mount.join("root"),
-            None => tmp.path().join("root"),
-        };
-        let kubelet = tmp.path().join("kubelet");
-        std::fs::create_dir(&kubelet).unwrap();
-        let engine = Engine::new(Self::config(&root, &kubelet), Arc::new(LinuxHost)).unwrap();
-        let _cleanup = common::Cleanup(tmp.path().to_owned());
-        Env { tmp, kubelet, root, engine, _btrfs: btrfs, _cleanup }
-    }
-
-    fn config(root: &Path, kubelet: &Path) -> Config {
-        Config { root: root.to_owned(), allowed_prefixes: vec![kubelet.to_owned()], wait: Wait::No }
-    }
-
-    /// Another engine on the same root, as a second process would have.
-    fn second_engine(&self) -> Engine {
-        Engine::new(Self::config(&self.root, &self.kubelet), Arc::new(LinuxHost)).unwrap()
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.kubelet.join(name)
-    }
-
-    fn dir(&self, name: &str) -> PathBuf {
-        let p = self.path(name);
-        std::fs::create_dir_all(&p).unwrap();
-        p
-    }
-
-    fn create(&self, id: &str, kind: Kind, capacity: u64, fs_type: Option<FsType>) {
-        let req = CreateRequest {
-            id: id.into(),
-            name: id.into(),
-            backend: kind,
-            capacity,
-            fs_type,
-            parameters: BTreeMap::new(),
-        };
-        self.engine.create_volume(&req).unwrap();
-    }
-
-    /// Nothing of ours is left on the host: no mount, no loop device, no file.
-    fn assert_clean(&self) {
-        assert_eq!(
-            mounts_under(self.tmp.path()).iter().filter(|m| !m.ends_with("btrfs")).count(),
-            0,
-            "{:?}",
-            mounts_under(self.tmp.path())
-        );
-        let loops: Vec<String> =
-            loops_under(self.tmp.path()).into_iter().filter(|l| !l.ends_with("btrfs.img")).collect();
-        assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
-        let files: Vec<PathBuf> =
-            files_under(&self.root.join("volumes")).into_iter().chain(files_under(&self.root.join("locks"))).collect();
-        assert!(files.is_empty(), "files left behind: {files:?}");
-        assert!(files_under(&self.kubelet).is_empty(), "{:?}", files_under(&self.kubelet));
-    }
-}
 
 fn mount() -> Access {
     Access::Mount { flags: vec![] }

@@ -3,85 +3,12 @@
 
 mod common;
 
-use common::{ScratchBtrfs, loops_under, mounts_under, require_root};
-use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use common::env::Env;
+use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
 use strata::backend::Kind;
-use strata::engine::{Access, Config, CreateRequest, Engine, Error, SnapshotRequest, Source, Wait};
-use strata::sys::{FsType, LinuxHost};
-
-/// Fields drop in order: unmount leftovers, then the scratch btrfs, then the temp dir.
-struct Env {
-    _cleanup: common::Cleanup,
-    _btrfs: Option<ScratchBtrfs>,
-    engine: Engine,
-    kubelet: PathBuf,
-    root: PathBuf,
-    tmp: tempfile::TempDir,
-}
-
-impl Env {
-    fn new(kind: Kind) -> Env {
-        require_root();
-        let tmp = tempfile::tempdir().unwrap();
-        let btrfs = (kind == Kind::Btrfs).then(|| ScratchBtrfs::new(tmp.path(), 1 << 30));
-        let root = btrfs.as_ref().map_or_else(|| tmp.path().join("root"), |b| b.mount.join("root"));
-        let kubelet = tmp.path().join("kubelet");
-        std::fs::create_dir(&kubelet).unwrap();
-        let cfg = Config { root: root.clone(), allowed_prefixes: vec![kubelet.clone()], wait: Wait::No };
-        let engine = Engine::new(cfg, Arc::new(LinuxHost)).unwrap();
-        let _cleanup = common::Cleanup(tmp.path().to_owned());
-        Env { tmp, kubelet, root, engine, _btrfs: btrfs, _cleanup }
-    }
-
-    fn create(&self, id: &str, kind: Kind, capacity: u64, fs: Option<FsType>, source: Option<Source>) {
-        let req = CreateRequest {
-            id: id.into(),
-            name: id.into(),
-            backend: kind,
-            capacity,
-            fs_type: fs,
-            parameters: BTreeMap::new(),
-        };
-        match source {
-            Some(s) => self.engine.create_volume_from(&req, &s).unwrap(),
-            None => self.engine.create_volume(&req).unwrap(),
-        };
-    }
-
-    /// Stages and publishes `id` into a pod directory named after it; returns the pod path.
-    fn open(&self, id: &str) -> PathBuf {
-        let staging = self.kubelet.join(format!("staging-{id}"));
-        std::fs::create_dir_all(&staging).unwrap();
-        self.engine.stage_volume(id, &staging, &Access::Mount { flags: vec![] }).unwrap();
-        let target = self.kubelet.join(format!("pod-{id}"));
-        self.engine.publish_volume(id, &staging, &target, false).unwrap();
-        target
-    }
-
-    fn close(&self, id: &str) {
-        let staging = self.kubelet.join(format!("staging-{id}"));
-        self.engine.unpublish_volume(id, &self.kubelet.join(format!("pod-{id}"))).unwrap();
-        self.engine.unstage_volume(id, &staging).unwrap();
-        std::fs::remove_dir(&staging).unwrap();
-    }
-
-    fn snapshot(&self, id: &str, vol: &str) {
-        let req = SnapshotRequest { id: id.into(), name: id.into(), source_volume: vol.into() };
-        self.engine.create_snapshot(&req).unwrap();
-    }
-
-    fn assert_clean(&self) {
-        let mounts: Vec<PathBuf> =
-            mounts_under(self.tmp.path()).into_iter().filter(|m| !m.ends_with("btrfs")).collect();
-        assert!(mounts.is_empty(), "{mounts:?}");
-        let loops: Vec<String> =
-            loops_under(self.tmp.path()).into_iter().filter(|l| !l.ends_with("btrfs.img")).collect();
-        assert!(loops.is_empty(), "{loops:?}");
-    }
-}
+use strata::engine::{Error, Source};
+use strata::sys::FsType;
 
 /// 1 MiB of bytes derived from `seed`.
 fn pattern(seed: u8) -> Vec<u8> {
@@ -91,13 +18,13 @@ fn pattern(seed: u8) -> Vec<u8> {
 /// snapshot → overwrite → restore and clone: each copy holds what was there at its point.
 fn integrity(kind: Kind, capacity: u64, fs: Option<FsType>) {
     let env = Env::new(kind);
-    env.create("orig", kind, capacity, fs, None);
+    env.create_from("orig", kind, capacity, fs, None);
     let pod = env.open("orig");
     std::fs::write(pod.join("data.bin"), pattern(1)).unwrap();
     env.snapshot("snap", "orig");
     std::fs::write(pod.join("data.bin"), pattern(2)).unwrap();
-    env.create("restored", kind, capacity * 2, None, Some(Source::Snapshot("snap".into())));
-    env.create("clone", kind, capacity, None, Some(Source::Volume("orig".into())));
+    env.create_from("restored", kind, capacity * 2, None, Some(Source::Snapshot("snap".into())));
+    env.create_from("clone", kind, capacity, None, Some(Source::Volume("orig".into())));
     env.close("orig");
     env.engine.delete_volume("orig").unwrap();
     let restored = env.open("restored");
@@ -141,7 +68,7 @@ fn btrfs_snapshot_restore_clone() {
 /// A snapshot taken under a running writer is a clean filesystem (checked by fsck).
 fn snapshot_under_writer(fs: FsType, capacity: u64) {
     let env = Env::new(Kind::Loop);
-    env.create("busy", Kind::Loop, capacity, Some(fs), None);
+    env.create_from("busy", Kind::Loop, capacity, Some(fs), None);
     let pod = env.open("busy");
     let stop = std::sync::atomic::AtomicBool::new(false);
     std::thread::scope(|s| {
@@ -158,7 +85,7 @@ fn snapshot_under_writer(fs: FsType, capacity: u64) {
     });
     // The copy mounts cleanly beside its source, which has the same filesystem UUID (xfs needs
     // nouuid for that); the mount replays the log a frozen xfs keeps.
-    env.create("twin", Kind::Loop, capacity, None, Some(Source::Snapshot("hot".into())));
+    env.create_from("twin", Kind::Loop, capacity, None, Some(Source::Snapshot("hot".into())));
     let twin = env.open("twin");
     assert!(twin.join("f0").exists());
     env.close("twin");
@@ -197,7 +124,7 @@ fn fs_bytes(p: &Path) -> u64 {
 /// place; ext4 without it says why and grows at the next stage. Data written before is intact.
 fn expand_published(fs: FsType, capacity: u64) {
     let env = Env::new(Kind::Loop);
-    env.create("grow", Kind::Loop, capacity, Some(fs), None);
+    env.create_from("grow", Kind::Loop, capacity, Some(fs), None);
     let pod = env.open("grow");
     std::fs::write(pod.join("before"), pattern(7)).unwrap();
     let old = fs_bytes(&pod);
@@ -233,7 +160,7 @@ fn xfs_published_volume_grows_online() {
 #[test]
 fn ext4_staged_volume_grows_at_once() {
     let env = Env::new(Kind::Loop);
-    env.create("g", Kind::Loop, 64 << 20, Some(FsType::Ext4), None);
+    env.create_from("g", Kind::Loop, 64 << 20, Some(FsType::Ext4), None);
     let pod = env.open("g");
     std::fs::write(pod.join("before"), pattern(3)).unwrap();
     env.engine.unpublish_volume("g", &pod).unwrap();
@@ -252,7 +179,7 @@ fn ext4_staged_volume_grows_at_once() {
 #[test]
 fn btrfs_quota_is_enforced_and_grows() {
     let env = Env::new(Kind::Btrfs);
-    env.create("q", Kind::Btrfs, 8 << 20, None, None);
+    env.create_from("q", Kind::Btrfs, 8 << 20, None, None);
     let pod = env.open("q");
     let write_mib = |name: &str, mib: usize| -> std::io::Result<()> {
         use std::io::Write;
@@ -277,8 +204,8 @@ fn btrfs_quota_is_enforced_and_grows() {
 #[test]
 fn removed_backing_file_is_reported_and_nothing_else_is_touched() {
     let env = Env::new(Kind::Loop);
-    env.create("hurt", Kind::Loop, 32 << 20, None, None);
-    env.create("fine", Kind::Loop, 32 << 20, None, None);
+    env.create_from("hurt", Kind::Loop, 32 << 20, None, None);
+    env.create_from("fine", Kind::Loop, 32 << 20, None, None);
     let pod = env.open("hurt");
     let fine = env.open("fine");
     std::fs::write(fine.join("x"), b"fine").unwrap();

@@ -1,8 +1,8 @@
 //! `btrfs`: a subvolume under the root (which must be on btrfs), its size held by a qgroup limit.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind};
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::{Host, MountEntry};
+use crate::sys::Host;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -60,17 +60,6 @@ impl Backend for BtrfsBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn holds(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        _device: Option<&Path>,
-        staging: &Path,
-        table: &[MountEntry],
-    ) -> bool {
-        holds_bind(table, &dir.data(), staging)
-    }
-
     fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.btrfs_qgroup_limit(&dir.data(), bytes)?)
     }
@@ -78,14 +67,7 @@ impl Backend for BtrfsBackend {
     fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         let used = self.host.btrfs_qgroup_usage(&dir.data())?;
         let fs = self.host.statvfs(&dir.data())?;
-        Ok(Usage {
-            total_bytes: vol.capacity,
-            used_bytes: used,
-            available_bytes: vol.capacity.saturating_sub(used).min(fs.available_bytes),
-            total_inodes: fs.total_inodes,
-            used_inodes: fs.used_inodes,
-            free_inodes: fs.free_inodes,
-        })
+        Ok(Usage::within(vol.capacity, used, fs.used_inodes, fs))
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {

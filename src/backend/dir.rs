@@ -1,8 +1,8 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
-use super::{Backend, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind, tree};
+use super::{Backend, Kind, Result, Usage, VolumeDir, stage_bind, tree};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::{Host, MountEntry};
+use crate::sys::Host;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -39,17 +39,6 @@ impl Backend for DirBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn holds(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        _device: Option<&Path>,
-        staging: &Path,
-        table: &[MountEntry],
-    ) -> bool {
-        holds_bind(table, &dir.data(), staging)
-    }
-
     fn expand(&self, _vol: &Volume, _dir: &VolumeDir, _bytes: u64) -> Result<()> {
         Ok(())
     }
@@ -59,14 +48,7 @@ impl Backend for DirBackend {
     fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         let tree = tree::measure(&dir.data())?;
         let fs = self.host.statvfs(&dir.data())?;
-        Ok(Usage {
-            total_bytes: vol.capacity,
-            used_bytes: tree.used_bytes,
-            available_bytes: vol.capacity.saturating_sub(tree.used_bytes).min(fs.available_bytes),
-            total_inodes: fs.total_inodes,
-            used_inodes: tree.used_inodes,
-            free_inodes: fs.free_inodes,
-        })
+        Ok(Usage::within(vol.capacity, tree.used_bytes, tree.used_inodes, fs))
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {

@@ -162,15 +162,7 @@ impl Backend for LoopBackend {
         if !meta.is_dir() {
             return Ok(Usage { total_bytes: vol.capacity, ..Usage::default() });
         }
-        let fs = self.host.statvfs(path)?;
-        Ok(Usage {
-            total_bytes: fs.total_bytes,
-            used_bytes: fs.used_bytes,
-            available_bytes: fs.available_bytes,
-            total_inodes: fs.total_inodes,
-            used_inodes: fs.used_inodes,
-            free_inodes: fs.free_inodes,
-        })
+        Ok(self.host.statvfs(path)?.into())
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {

@@ -88,6 +88,35 @@ pub struct Usage {
     pub free_inodes: u64,
 }
 
+impl From<crate::sys::FsStats> for Usage {
+    /// A filesystem that is the volume's own: its figures are the volume's.
+    fn from(fs: crate::sys::FsStats) -> Usage {
+        Usage {
+            total_bytes: fs.total_bytes,
+            used_bytes: fs.used_bytes,
+            available_bytes: fs.available_bytes,
+            total_inodes: fs.total_inodes,
+            used_inodes: fs.used_inodes,
+            free_inodes: fs.free_inodes,
+        }
+    }
+}
+
+impl Usage {
+    /// A volume of `capacity` bytes that uses `used` bytes of a shared filesystem `fs`:
+    /// available is bounded by both its size and the filesystem's free space.
+    pub fn within(capacity: u64, used: u64, used_inodes: u64, fs: crate::sys::FsStats) -> Usage {
+        Usage {
+            total_bytes: capacity,
+            used_bytes: used,
+            available_bytes: capacity.saturating_sub(used).min(fs.available_bytes),
+            total_inodes: fs.total_inodes,
+            used_inodes,
+            free_inodes: fs.free_inodes,
+        }
+    }
+}
+
 /// What a backend does for the engine. The engine has validated arguments, holds the volume's
 /// lock and keeps the record; a backend makes the change on the host and must be idempotent.
 pub trait Backend: Send + Sync + Debug {
@@ -119,9 +148,18 @@ pub trait Backend: Send + Sync + Debug {
         staging: &Path,
         access: &Access,
     ) -> Result<()>;
-    /// Whether `staging` really holds this volume, judged from the mount table.
-    fn holds(&self, vol: &Volume, dir: &VolumeDir, device: Option<&Path>, staging: &Path, table: &[MountEntry])
-    -> bool;
+    /// Whether `staging` really holds this volume, judged from the mount table: by default, a
+    /// bind of the volume's data directory.
+    fn holds(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        _device: Option<&Path>,
+        staging: &Path,
+        table: &[MountEntry],
+    ) -> bool {
+        holds_bind(table, &dir.data(), staging)
+    }
     /// Grows the volume's storage (file and loop device, qgroup, tmpfs size) to `bytes`.
     fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()>;
     /// Grows the volume's filesystem on `device` to fill it: online when `mounted_at` is given,

@@ -1,8 +1,8 @@
 //! `tmpfs`: a tmpfs mounted under the root for the life of the volume, bound where it is used.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, holds_bind, stage_bind, tree};
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind, tree};
 use crate::engine::record::{Access, Volume};
-use crate::sys::{Host, MountEntry, MountOptions, mount_at};
+use crate::sys::{Host, MountOptions, mount_at};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -66,31 +66,12 @@ impl Backend for TmpfsBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn holds(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        _device: Option<&Path>,
-        staging: &Path,
-        table: &[MountEntry],
-    ) -> bool {
-        holds_bind(table, &dir.data(), staging)
-    }
-
     fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.remount(&dir.data(), &options(bytes))?)
     }
 
     fn usage(&self, _vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
-        let fs = self.host.statvfs(&dir.data())?;
-        Ok(Usage {
-            total_bytes: fs.total_bytes,
-            used_bytes: fs.used_bytes,
-            available_bytes: fs.available_bytes,
-            total_inodes: fs.total_inodes,
-            used_inodes: fs.used_inodes,
-            free_inodes: fs.free_inodes,
-        })
+        Ok(self.host.statvfs(&dir.data())?.into())
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {

@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+pub mod env;
 use strata::sys::{Host, LinuxHost};
 
 /// Root-tier tests need root; without it they fail loudly instead of passing by skipping.
