@@ -30,6 +30,7 @@ pub fn main() -> ExitCode {
             }
         }
         Command::Client(args) => runtime.block_on(client::run(args)),
+        Command::MigratePv(args) => crate::migrate::run(args),
     }
 }
 

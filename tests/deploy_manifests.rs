@@ -1,0 +1,431 @@
+//! Invariants of deploy/ that a typo would break: the socket the registrar registers is the one
+//! the driver serves, the CSIDriver name is the one the binary reports (asked of a real
+//! `strata-csi serve` started with the manifest's own arguments), Bidirectional propagation,
+//! the privileged driver, pinned images, StorageClasses of this driver, the kustomizations, the
+//! Dockerfile's paths, and the FlexVolume installer's layout (install.sh run into a temp dir).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod packaging_support;
+
+use packaging_support::*;
+use serde_json::Value;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+const NAMESPACE: &str = "strata-system";
+const KUBELET_PODS: &str = "/var/lib/kubelet/pods";
+const KUBELET_PLUGINS: &str = "/var/lib/kubelet/plugins";
+const DATA_ROOT: &str = "/var/lib/strata";
+const FLEX_PLUGIN_DIR: &str = "/usr/libexec/kubernetes/kubelet-plugins/volume/exec";
+
+fn csi_driver_name(docs: &[Doc]) -> String {
+    let drivers: Vec<&Doc> = docs.iter().filter(|d| d.kind() == "CSIDriver").collect();
+    assert_eq!(drivers.len(), 1);
+    drivers[0].name().to_owned()
+}
+
+/// The unix socket path of a `unix://` endpoint argument.
+fn socket_path(endpoint: &str) -> PathBuf {
+    PathBuf::from(endpoint.strip_prefix("unix://").unwrap_or_else(|| panic!("{endpoint} is not unix://")))
+}
+
+/// The container's mount of pod volume `name`.
+fn mount<'a>(c: &'a Value, name: &str) -> &'a Value {
+    c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == name).unwrap_or_else(|| {
+        panic!("container {} does not mount {name}", c["name"]);
+    })
+}
+
+/// The pod volume whose hostPath is `host`, and the driver's mount of it.
+fn mount_of_host_path<'a>(ds: &'a Value, c: &'a Value, host: &str) -> (&'a Value, &'a Value) {
+    let vols = ds["spec"]["template"]["spec"]["volumes"].as_array().unwrap();
+    let vol = vols.iter().find(|v| v["hostPath"]["path"] == host).unwrap_or_else(|| panic!("no hostPath {host}"));
+    (vol, mount(c, vol["name"].as_str().unwrap()))
+}
+
+#[test]
+fn the_registrar_registers_the_socket_the_driver_serves() {
+    let docs = manifests("kubernetes");
+    let ds = find(&docs, "DaemonSet", "strata-node");
+    let driver = container(ds, "strata-csi");
+    let sock = socket_path(arg(driver, "--endpoint").unwrap());
+    let sock_dir = sock.parent().unwrap();
+    // The directory of the socket inside the pod is a hostPath volume...
+    let socket_mount = driver["volumeMounts"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|m| Path::new(m["mountPath"].as_str().unwrap()) == sock_dir)
+        .expect("the driver's socket directory is a volume mount");
+    let host_dir = volume(ds, socket_mount["name"].as_str().unwrap())["hostPath"]["path"].as_str().unwrap();
+    // ...whose host path plus the socket's name is what kubelet is told to dial.
+    let registrar = container(ds, "node-driver-registrar");
+    let registered = arg(registrar, "--kubelet-registration-path").unwrap();
+    assert_eq!(Path::new(registered), Path::new(host_dir).join(sock.file_name().unwrap()));
+    let name = csi_driver_name(&docs);
+    assert_eq!(host_dir, format!("{KUBELET_PLUGINS}/{name}"), "kubelet's convention: plugins/<driver name>");
+    // Every sidecar talks to that same socket through the same volume.
+    for c in ["csi-provisioner", "csi-snapshotter", "node-driver-registrar", "liveness-probe"] {
+        let side = container(ds, c);
+        assert_eq!(arg(side, "--csi-address").map(Path::new), Some(sock.as_path()), "{c}");
+        assert_eq!(mount(side, socket_mount["name"].as_str().unwrap())["mountPath"], socket_mount["mountPath"], "{c}");
+    }
+    assert_eq!(volume(ds, "registration-dir")["hostPath"]["path"], "/var/lib/kubelet/plugins_registry");
+    assert_eq!(mount(registrar, "registration-dir")["mountPath"], "/registration");
+    // The controller pod's resizer and strata-csi share their socket too.
+    let dep = find(&docs, "Deployment", "strata-controller");
+    let ctl_sock = socket_path(arg(container(dep, "strata-csi"), "--endpoint").unwrap());
+    for c in ["csi-resizer", "liveness-probe"] {
+        assert_eq!(arg(container(dep, c), "--csi-address").map(Path::new), Some(ctl_sock.as_path()), "{c}");
+    }
+}
+
+#[test]
+fn the_driver_name_is_the_one_the_binary_reports_and_every_object_uses_it() {
+    let docs = manifests("kubernetes");
+    let name = csi_driver_name(&docs);
+    for (workload_kind, workload) in [("DaemonSet", "strata-node"), ("Deployment", "strata-controller")] {
+        let w = find(&docs, workload_kind, workload);
+        let dir = tempfile::tempdir().unwrap();
+        let (args, sock) = local_args(container(w, "strata-csi"), &[("NODE_NAME", "node-1")], dir.path());
+        let server = Serve::start(&args, &sock, &dir.path().join("serve.log"));
+        let info = server.client_ok(&["info"]);
+        assert_eq!(info["name"], name.as_str(), "{workload}: GetPluginInfo");
+        assert_eq!(info["vendor_version"], env!("CARGO_PKG_VERSION"));
+        if workload == "strata-node" {
+            assert_eq!(info["node"]["node_id"], "node-1", "--node-id is the node name");
+        }
+    }
+    let examples = manifests("examples");
+    let all: Vec<&Doc> = docs.iter().chain(examples.iter()).collect();
+    let mut classes = 0;
+    for d in &all {
+        match d.kind() {
+            "StorageClass" => {
+                classes += 1;
+                assert_eq!(d.value["provisioner"], name.as_str(), "{}", d.name());
+            }
+            "VolumeSnapshotClass" => assert_eq!(d.value["driver"], name.as_str()),
+            _ => {}
+        }
+    }
+    assert_eq!(classes, 4);
+    let inline = find(&examples, "Pod", "inline-scratch");
+    assert_eq!(inline["spec"]["volumes"][0]["csi"]["driver"], name.as_str());
+}
+
+#[test]
+fn the_driver_is_privileged_and_its_mounts_reach_the_host() {
+    let docs = manifests("kubernetes");
+    let ds = find(&docs, "DaemonSet", "strata-node");
+    let driver = container(ds, "strata-csi");
+    assert_eq!(driver["securityContext"]["privileged"], true);
+    for host in [KUBELET_PODS, KUBELET_PLUGINS, DATA_ROOT] {
+        let (vol, m) = mount_of_host_path(ds, driver, host);
+        assert_eq!(m["mountPropagation"], "Bidirectional", "{host}");
+        assert_eq!(m["mountPath"], host, "{host}: kubelet's paths must mean the same inside the container");
+        assert!(vol["hostPath"]["type"].is_string(), "{host}");
+    }
+    assert_eq!(mount_of_host_path(ds, driver, "/dev").1["mountPath"], "/dev");
+    assert_eq!(arg(driver, "--root"), Some(DATA_ROOT));
+    // The kubelet dir is where strata-csi allows staging and target paths by default.
+    assert_eq!(arg(driver, "--allowed-path-prefix"), None);
+    // Only the driver is privileged; no sidecar is, and only two hold an API token.
+    let spec = &ds["spec"]["template"]["spec"];
+    assert_eq!(spec["automountServiceAccountToken"], false);
+    for c in spec["containers"].as_array().unwrap() {
+        let n = c["name"].as_str().unwrap();
+        if n != "strata-csi" {
+            assert_ne!(c["securityContext"]["privileged"], true, "{n}");
+        }
+        let api = c["volumeMounts"].as_array().unwrap().iter().any(|m| m["name"] == "api-access");
+        assert_eq!(api, n == "csi-provisioner" || n == "csi-snapshotter", "{n}");
+    }
+    let node_name = spec["containers"].as_array().unwrap().iter().filter_map(|c| c["env"].as_array()).flatten();
+    for env in node_name.filter(|e| e["name"] == "NODE_NAME") {
+        assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
+    }
+}
+
+#[test]
+fn the_sidecars_run_in_the_modes_a_node_local_driver_needs() {
+    let docs = manifests("kubernetes");
+    let ds = find(&docs, "DaemonSet", "strata-node");
+    let p = container(ds, "csi-provisioner");
+    for (flag, want) in [
+        ("--node-deployment", "true"),
+        ("--strict-topology", "true"),
+        ("--immediate-topology", "false"),
+        ("--capacity-ownerref-level", "1"),
+    ] {
+        assert_eq!(arg(p, flag), Some(want), "{flag}");
+    }
+    assert!(strings(&p["args"]).contains(&"--enable-capacity"));
+    let env: BTreeSet<&str> = p["env"].as_array().unwrap().iter().filter_map(|e| e["name"].as_str()).collect();
+    assert_eq!(env, BTreeSet::from(["NAMESPACE", "NODE_NAME", "POD_NAME"]));
+    assert_eq!(find(&docs, "CSIDriver", &csi_driver_name(&docs))["spec"]["storageCapacity"], true);
+    let s = container(ds, "csi-snapshotter");
+    assert_eq!(arg(s, "--node-deployment"), Some("true"));
+    assert!(!strings(&s["args"]).iter().any(|a| a.starts_with("--leader-election")), "refused with node-deployment");
+    let dep = find(&docs, "Deployment", "strata-controller");
+    assert_eq!(dep["spec"]["replicas"], 1);
+    assert!(strings(&container(dep, "csi-resizer")["args"]).contains(&"--leader-election"));
+    let spec = find(&docs, "CSIDriver", &csi_driver_name(&docs))["spec"].clone();
+    assert_eq!(spec["attachRequired"], false);
+    assert_eq!(spec["podInfoOnMount"], true);
+    assert_eq!(spec["fsGroupPolicy"], "File");
+    assert_eq!(spec["volumeLifecycleModes"], serde_json::json!(["Persistent", "Ephemeral"]));
+}
+
+/// Every image of every pod template and pod under deploy/.
+fn images() -> Vec<(PathBuf, String)> {
+    let mut out = Vec::new();
+    for d in manifests("") {
+        let pod_spec = match d.kind() {
+            "Pod" => &d.value["spec"],
+            _ => &d.value["spec"]["template"]["spec"],
+        };
+        for list in ["containers", "initContainers"] {
+            for c in pod_spec[list].as_array().into_iter().flatten() {
+                out.push((d.file.clone(), c["image"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn every_image_is_pinned_to_a_release() {
+    let images = images();
+    assert!(images.len() >= 15, "{images:?}");
+    let want_sidecars = [
+        "registry.k8s.io/sig-storage/csi-provisioner:v6.3.0",
+        "registry.k8s.io/sig-storage/csi-snapshotter:v8.6.0",
+        "registry.k8s.io/sig-storage/csi-resizer:v2.2.1",
+        "registry.k8s.io/sig-storage/csi-node-driver-registrar:v2.17.0",
+        "registry.k8s.io/sig-storage/livenessprobe:v2.19.0",
+    ];
+    let strata = format!("ghcr.io/strata-csi/strata:{}", env!("CARGO_PKG_VERSION"));
+    for (file, image) in &images {
+        let (repo, tag) = image.rsplit_once(':').unwrap_or_else(|| panic!("{}: {image} has no tag", file.display()));
+        assert!(!repo.contains('@') && !tag.is_empty() && !tag.contains('/'), "{}: {image}", file.display());
+        assert_ne!(tag, "latest", "{}: {image}", file.display());
+        if repo.starts_with("registry.k8s.io/sig-storage/") {
+            assert!(want_sidecars.contains(&image.as_str()), "{}: {image} is not the pinned release", file.display());
+        }
+        if repo.starts_with("ghcr.io/strata-csi/") {
+            assert_eq!(image, &strata, "{}: the image tag follows Cargo.toml's version", file.display());
+        }
+    }
+    let used: BTreeSet<&str> = images.iter().map(|(_, i)| i.as_str()).collect();
+    for want in want_sidecars.iter().chain([&strata.as_str()]) {
+        assert!(used.contains(want), "{want} is not used");
+    }
+}
+
+#[test]
+fn storage_classes_cover_every_backend_and_bind_where_the_pod_runs() {
+    let docs = manifests("kubernetes");
+    let ds = find(&docs, "DaemonSet", "strata-node");
+    let enabled: BTreeSet<&str> = arg(container(ds, "strata-csi"), "--backends").unwrap().split(',').collect();
+    let mut backends = BTreeSet::new();
+    for d in docs.iter().filter(|d| d.kind() == "StorageClass") {
+        let sc = &d.value;
+        assert_eq!(sc["volumeBindingMode"], "WaitForFirstConsumer", "{}", d.name());
+        assert_eq!(sc["allowVolumeExpansion"], true, "{}", d.name());
+        let backend = sc["parameters"]["backend"].as_str().unwrap();
+        assert!(strata::backend::Kind::parse(backend).is_some(), "{backend}");
+        let fs = sc["parameters"]["csi.storage.k8s.io/fstype"].as_str();
+        assert_eq!(fs.is_some(), backend == "loop", "{}: only loop volumes have a filesystem of their own", d.name());
+        let want_name = match fs {
+            Some(fs) => format!("strata-{backend}-{fs}"),
+            None => format!("strata-{backend}"),
+        };
+        assert_eq!(d.name(), want_name);
+        // btrfs needs a btrfs data root, so it is enabled per node (docs/operations.md).
+        assert!(enabled.contains(backend) || backend == "btrfs", "{backend} is not enabled by --backends");
+        backends.insert(backend.to_owned());
+    }
+    assert_eq!(backends, BTreeSet::from(["btrfs".into(), "dir".into(), "loop".into()]));
+    // tmpfs serves CSI inline volumes.
+    assert!(enabled.contains("tmpfs"));
+}
+
+#[test]
+fn namespaced_objects_live_in_strata_system_and_rbac_names_real_subjects() {
+    let docs = manifests("kubernetes");
+    let cluster_scoped =
+        ["Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding", "StorageClass", "VolumeSnapshotClass"];
+    let accounts: BTreeSet<&str> = docs.iter().filter(|d| d.kind() == "ServiceAccount").map(Doc::name).collect();
+    for d in docs.iter().filter(|d| d.kind() != "Kustomization") {
+        if cluster_scoped.contains(&d.kind()) {
+            assert!(d.value["metadata"].get("namespace").is_none(), "{} {}", d.kind(), d.name());
+        } else {
+            assert_eq!(d.value["metadata"]["namespace"], NAMESPACE, "{} {}", d.kind(), d.name());
+        }
+        if d.kind().ends_with("Binding") {
+            let role = &d.value["roleRef"];
+            let want_kind = if d.kind() == "RoleBinding" { "Role" } else { "ClusterRole" };
+            assert_eq!(role["kind"], want_kind);
+            find(&docs, want_kind, role["name"].as_str().unwrap());
+            for s in d.value["subjects"].as_array().unwrap() {
+                assert_eq!(s["kind"], "ServiceAccount");
+                assert_eq!(s["namespace"], NAMESPACE);
+                assert!(accounts.contains(s["name"].as_str().unwrap()), "{s}");
+            }
+        }
+        if let Some(sa) = d.value["spec"]["template"]["spec"]["serviceAccountName"].as_str() {
+            assert!(accounts.contains(sa), "{sa}");
+        }
+    }
+    assert_eq!(
+        find(&docs, "Namespace", NAMESPACE)["metadata"]["labels"]["pod-security.kubernetes.io/enforce"],
+        "privileged"
+    );
+}
+
+#[test]
+fn each_kustomization_lists_exactly_the_manifests_beside_it() {
+    for sub in ["kubernetes", "flex"] {
+        let dir = repo().join("deploy").join(sub);
+        let k = parse_docs(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).remove(0);
+        let listed: BTreeSet<String> = strings(&k["resources"]).into_iter().map(str::to_owned).collect();
+        let present: BTreeSet<String> = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name().into_string().unwrap())
+            .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
+            .collect();
+        assert_eq!(listed, present, "deploy/{sub}/kustomization.yaml");
+    }
+}
+
+#[test]
+fn the_dockerfile_copies_what_make_static_builds_to_where_the_manifests_run_it() {
+    let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
+    let makefile = std::fs::read_to_string(repo().join("Makefile")).unwrap();
+    assert!(dockerfile.lines().any(|l| l == "RUN make static"));
+    assert!(makefile.contains("STATIC_DIR := target/static"));
+    assert!(makefile.contains("BINARIES := strata-csi strata-flex"));
+    assert!(makefile.contains("target-feature=+crt-static"));
+    let workdir = dockerfile.lines().find_map(|l| l.strip_prefix("WORKDIR ")).unwrap();
+    let mut dests = BTreeSet::new();
+    for line in dockerfile.lines().filter(|l| l.starts_with("COPY ")) {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        let (src, dest) = (parts[parts.len() - 2], parts[parts.len() - 1]);
+        if parts[1] == "--from=builder" {
+            let bin = Path::new(src).file_name().unwrap().to_str().unwrap();
+            assert_eq!(src, format!("{workdir}/target/static/{bin}"));
+            assert_eq!(dest, format!("/usr/local/bin/{bin}"));
+            dests.insert(dest.to_owned());
+        } else if src.starts_with("deploy/") {
+            assert!(repo().join(src).is_file(), "{src}");
+            dests.insert(dest.to_owned());
+        }
+    }
+    for pkg in ["e2fsprogs", "xfsprogs", "btrfs-progs", "util-linux"] {
+        assert!(dockerfile.contains(pkg), "the runtime image lacks {pkg}");
+    }
+    // Every command the manifests run from strata's image is a file the image has.
+    for d in manifests("") {
+        for c in d.value["spec"]["template"]["spec"]["containers"].as_array().into_iter().flatten() {
+            if c["image"].as_str().unwrap().starts_with("ghcr.io/strata-csi/") {
+                let cmd = strings(&c["command"]);
+                assert!(dests.contains(cmd[0]), "{}: {} is not in the image", d.file.display(), cmd[0]);
+            }
+        }
+    }
+    assert!(dests.contains("/usr/local/bin/strata-flex"));
+}
+
+#[test]
+fn the_flex_installer_places_the_driver_and_its_settings_atomically() {
+    let docs = manifests("flex");
+    let ds = find(&docs, "DaemonSet", "strata-flex-installer");
+    let c = container(ds, "install");
+    assert_eq!(strings(&c["command"]), ["/usr/local/bin/strata-flex-install"]);
+    let plugin_mount = mount(c, "plugin-dir")["mountPath"].as_str().unwrap();
+    assert_eq!(arg(c, "--plugin-dir"), Some(plugin_mount));
+    assert_eq!(volume(ds, "plugin-dir")["hostPath"]["path"], FLEX_PLUGIN_DIR);
+    let script = repo().join("deploy/flex/install.sh");
+    let text = std::fs::read_to_string(&script).unwrap();
+    assert!(text.contains(&format!("plugin_dir=${{FLEX_PLUGIN_DIR:-{FLEX_PLUGIN_DIR}}}")), "the script's default");
+    let env: Vec<(String, String)> = c["env"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| (e["name"].as_str().unwrap().to_owned(), e["value"].as_str().unwrap().to_owned()))
+        .collect();
+    for (name, _) in &env {
+        assert!(text.contains(&format!("${{{name}:-")), "install.sh does not read {name}");
+    }
+
+    // Run it as the DaemonSet does (its env, a plugin dir of our own) with the built binary.
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin_dir = tmp.path().join("exec");
+    let run = |extra: &[&str]| {
+        let mut cmd = Command::new("sh");
+        cmd.arg(&script).args(["--plugin-dir", plugin_dir.to_str().unwrap(), "--source", FLEX_BIN]).args(extra);
+        for (k, v) in &env {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let driver_dir = plugin_dir.join("strata~flex");
+    let exe = driver_dir.join("flex");
+    assert_eq!(std::fs::read(&exe).unwrap(), std::fs::read(FLEX_BIN).unwrap());
+    use std::os::unix::fs::PermissionsExt;
+    assert_eq!(std::fs::metadata(&exe).unwrap().permissions().mode() & 0o777, 0o755);
+    let names: BTreeSet<String> =
+        std::fs::read_dir(&driver_dir).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    assert_eq!(names, BTreeSet::from(["flex".to_owned(), ".strata-flex.json".to_owned()]), "no temp file left");
+    // The settings are what the DaemonSet asked for, as strata-flex itself reads them.
+    let cfg = strata::flex::config::load(Some(&exe), &|_| None).unwrap();
+    let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone()).unwrap();
+    assert_eq!(cfg.root, PathBuf::from(get("FLEX_DATA_ROOT")));
+    assert_eq!(cfg.kubelet_dir, PathBuf::from(get("FLEX_KUBELET_DIR")));
+    assert_eq!(cfg.log_file, Some(PathBuf::from(get("FLEX_LOG_FILE"))));
+    assert_eq!(cfg.log_level, get("FLEX_LOG_LEVEL"));
+    assert_eq!(cfg.lock_wait.as_secs().to_string(), get("FLEX_LOCK_WAIT_SECONDS"));
+    // kubelet's view: driver strata/flex is <plugin dir>/strata~flex/flex, and it answers init.
+    let examples = manifests("flex/examples");
+    let mut drivers = 0;
+    for d in &examples {
+        let spec = if d.kind() == "Pod" { &d.value["spec"]["volumes"][0] } else { &d.value["spec"] };
+        if let Some(driver) = spec["flexVolume"]["driver"].as_str() {
+            drivers += 1;
+            let (vendor, name) = driver.split_once('/').unwrap();
+            assert_eq!(plugin_dir.join(format!("{vendor}~{name}")).join(name), exe, "{driver}");
+        }
+    }
+    assert_eq!(drivers, 2, "the PV example and the inline pod");
+    let init = Command::new(&exe).arg("init").env("STRATA_FLEX_LOG", "off").output().unwrap();
+    assert!(String::from_utf8_lossy(&init.stdout).contains("\"status\":\"Success\""));
+
+    // Running it again changes nothing (kubelet re-probes on every write in the driver dir).
+    let before = std::fs::metadata(&exe).unwrap().modified().unwrap();
+    let again = run(&[]);
+    assert!(String::from_utf8_lossy(&again.stdout).contains("up to date"), "{again:?}");
+    assert_eq!(std::fs::metadata(&exe).unwrap().modified().unwrap(), before);
+
+    // Settings strata-flex would refuse are refused before anything is replaced.
+    let bad = run(&["--log-file", driver_dir.join("flex.log").to_str().unwrap()]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("beside the driver"), "{bad:?}");
+    for (flag, value) in [("--data-root", "relative"), ("--log-level", "loud"), ("--lock-wait", "soon")] {
+        let out = run(&[flag, value]);
+        assert!(!out.status.success(), "{flag} {value}");
+    }
+    let names_after: BTreeSet<String> =
+        std::fs::read_dir(&driver_dir).unwrap().flatten().map(|e| e.file_name().into_string().unwrap()).collect();
+    assert_eq!(names_after, names);
+    assert_eq!(strata::flex::config::load(Some(&exe), &|_| None).unwrap(), cfg);
+
+    // --uninstall removes the driver directory.
+    let out = run(&["--uninstall"]);
+    assert!(out.status.success());
+    assert!(!driver_dir.exists());
+}
