@@ -1,7 +1,7 @@
 //! Volume health: what is wrong with a volume's storage or its staging, in words.
 
-use super::{Access, Engine, Result, validate};
-use crate::sys::mount_at;
+use super::{Access, Engine, Result, Volume, validate};
+use crate::sys::{MountEntry, mount_at};
 
 /// A volume's condition as CSI's VolumeCondition carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,12 +16,22 @@ impl Engine {
     pub fn volume_condition(&self, id: &str) -> Result<Condition> {
         validate::id("volume", id)?;
         let vol = self.load_existing(id)?;
-        let dir = self.dir(id);
-        let mut problems = Vec::new();
-        problems.extend(self.backend(vol.backend).storage_problem(&vol, &dir));
+        Ok(self.condition_in(&vol, &self.host.mount_table()?))
+    }
+
+    /// [`Engine::volume_condition`] of each of `vols` (records from [`Engine::list_volumes`]),
+    /// reading the mount table once.
+    pub fn volume_conditions(&self, vols: &[Volume]) -> Result<Vec<Condition>> {
         let table = self.host.mount_table()?;
+        Ok(vols.iter().map(|v| self.condition_in(v, &table)).collect())
+    }
+
+    fn condition_in(&self, vol: &Volume, table: &[MountEntry]) -> Condition {
+        let dir = self.dir(&vol.id);
+        let mut problems = Vec::new();
+        problems.extend(self.backend(vol.backend).storage_problem(vol, &dir));
         if let Some(s) = &vol.staging {
-            match mount_at(&table, &s.path) {
+            match mount_at(table, &s.path) {
                 None if matches!(s.access, Access::Mount { .. }) => {
                     problems.push(format!("the staging mount at {} is gone", s.path.display()))
                 }
@@ -31,12 +41,12 @@ impl Engine {
                 )),
                 _ => {}
             }
-            if self.staged_here(&vol, &table).is_none() && problems.len() < 2 {
+            if self.staged_here(vol, table).is_none() && problems.len() < 2 {
                 problems
                     .push(format!("{} no longer holds this volume (was its loop device detached?)", s.path.display()));
             }
         }
         let message = if problems.is_empty() { "healthy".to_owned() } else { problems.join("; ") };
-        Ok(Condition { abnormal: !problems.is_empty(), message })
+        Condition { abnormal: !problems.is_empty(), message }
     }
 }

@@ -113,6 +113,17 @@ impl Engine {
     /// [`Engine::publish_volume`] with per-mount flags (`noexec`, `nosuid`, `noatime`, `ro`, ...)
     /// applied to the bind; an `ro` flag makes the publication read-only.
     pub fn publish_volume_with(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
+        self.publish(id, staging, target, opts, false)
+    }
+
+    /// [`Engine::publish_volume_with`] for a volume that one publication at a time may use (CSI
+    /// SINGLE_NODE_SINGLE_WRITER): refused with [`Error::FailedPrecondition`] while the volume is
+    /// published at another target; checked under the volume's lock.
+    pub fn publish_volume_alone(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
+        self.publish(id, staging, target, opts, true)
+    }
+
+    fn publish(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions, alone: bool) -> Result<()> {
         let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;
         self.check_node_path("staging", staging)?;
@@ -127,6 +138,11 @@ impl Engine {
         let Some(s) = s else {
             return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
+        if let Some(p) = self.publications_in(&vol, &table).into_iter().find(|p| alone && p.target != target) {
+            let reason =
+                format!("it is published at {}, and its access mode allows one publication", p.target.display());
+            return Err(Error::precondition(id, reason));
+        }
         let block = matches!(s.access, Access::Block);
         let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };
         if let Some(m) = mount_at(&table, target) {

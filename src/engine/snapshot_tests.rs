@@ -117,4 +117,10 @@ fn health_names_what_is_wrong() {
     let e = f.engine.publish_volume("v", &s, &f.target("p"), false).unwrap_err();
     assert!(e.to_string().contains("backing file"), "{e}");
     assert!(f.engine.volume_usage("v", &s).unwrap_err().to_string().contains("missing"));
+    f.engine.create_volume(&req("w", Kind::Dir, 1 << 20)).unwrap();
+    let all = f.engine.list_volumes().unwrap();
+    let conditions = f.engine.volume_conditions(&all).unwrap();
+    let abnormal: Vec<bool> = conditions.iter().map(|c| c.abnormal).collect();
+    assert_eq!(abnormal, vec![true, false], "{conditions:?}");
+    assert_eq!(conditions[0], f.engine.volume_condition("v").unwrap());
 }

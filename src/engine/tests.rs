@@ -181,6 +181,22 @@ fn publish_needs_stage_and_is_idempotent() {
 }
 
 #[test]
+fn publish_alone_refuses_a_second_target_under_the_lock() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let (s, a, b) = (f.staging("v"), f.target("a"), f.target("b"));
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    let opts = MountOptions::default();
+    f.engine.publish_volume_alone("v", &s, &a, &opts).unwrap();
+    f.engine.publish_volume_alone("v", &s, &a, &opts).unwrap();
+    let e = f.engine.publish_volume_alone("v", &s, &b, &opts).unwrap_err();
+    assert!(matches!(e, Error::FailedPrecondition { .. }) && e.to_string().contains("one publication"), "{e}");
+    assert!(!b.exists(), "a refused publish makes no target");
+    f.engine.publish_volume_with("v", &s, &b, &opts).unwrap();
+    assert_eq!(f.engine.live_publications("v").unwrap().len(), 2);
+}
+
+#[test]
 fn unpublish_is_idempotent_and_removes_the_target() {
     let f = fixture();
     f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
