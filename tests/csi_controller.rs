@@ -19,7 +19,11 @@ async fn identity_reports_name_version_capabilities_and_readiness() {
     assert_eq!(info.name, "strata.csi.dev");
     assert_eq!(info.vendor_version, env!("CARGO_PKG_VERSION"));
     let caps = c.id.get_plugin_capabilities(p::GetPluginCapabilitiesRequest {}).await.unwrap().into_inner();
-    assert_eq!(caps.capabilities.len(), 2);
+    let expansion = p::plugin_capability::Type::VolumeExpansion(p::plugin_capability::VolumeExpansion {
+        r#type: p::plugin_capability::volume_expansion::Type::Online as i32,
+    });
+    assert_eq!(caps.capabilities.len(), 3);
+    assert!(caps.capabilities.iter().any(|c| c.r#type.as_ref() == Some(&expansion)), "{caps:?}");
     let probe = c.id.probe(p::ProbeRequest {}).await.unwrap().into_inner();
     assert_eq!(probe.ready, Some(true), "{}", s.log_text());
     let node = c.node.node_get_info(p::NodeGetInfoRequest {}).await.unwrap().into_inner();
@@ -265,8 +269,20 @@ async fn controller_capabilities_are_exactly_what_is_implemented() {
         .collect();
     assert_eq!(
         names,
-        [rpc::Type::CreateDeleteVolume, rpc::Type::ListVolumes, rpc::Type::GetCapacity, rpc::Type::GetVolume]
+        [
+            rpc::Type::CreateDeleteVolume,
+            rpc::Type::ListVolumes,
+            rpc::Type::GetCapacity,
+            rpc::Type::GetVolume,
+            rpc::Type::CreateDeleteSnapshot,
+            rpc::Type::ListSnapshots,
+            rpc::Type::GetSnapshot,
+            rpc::Type::CloneVolume,
+            rpc::Type::ExpandVolume,
+            rpc::Type::VolumeCondition,
+            rpc::Type::SingleNodeMultiWriter,
+        ]
     );
-    let r = c.ctl.create_snapshot(p::CreateSnapshotRequest::default()).await;
+    let r = c.ctl.controller_publish_volume(p::ControllerPublishVolumeRequest::default()).await;
     assert_eq!(code(r), Code::Unimplemented);
 }

@@ -12,18 +12,6 @@ use strata::csi::proto::volume_capability::access_mode::Mode;
 use strata::csi::proto::{self as p};
 use tonic::Code;
 
-fn unstage_req(id: &str, staging: &str) -> p::NodeUnstageVolumeRequest {
-    p::NodeUnstageVolumeRequest { volume_id: id.into(), staging_target_path: staging.into() }
-}
-
-fn unpublish_req(id: &str, target: &str) -> p::NodeUnpublishVolumeRequest {
-    p::NodeUnpublishVolumeRequest { volume_id: id.into(), target_path: target.into() }
-}
-
-fn stats_req(id: &str, path: &str) -> p::NodeGetVolumeStatsRequest {
-    p::NodeGetVolumeStatsRequest { volume_id: id.into(), volume_path: path.into(), staging_target_path: String::new() }
-}
-
 /// Stage, publish (twice each), write, read back, unpublish and unstage (twice each), delete.
 async fn full_cycle(backend: &str, fs: &str, bytes: i64) {
     require_root();
@@ -294,5 +282,20 @@ async fn node_calls_check_required_fields_ids_and_paths() {
     assert_eq!(code(c.node.node_get_volume_stats(stats_req(&gone, &t)).await), Code::NotFound);
     assert_eq!(code(c.node.node_get_volume_stats(stats_req(&id, "some/path")).await), Code::NotFound);
     let caps = c.node.node_get_capabilities(p::NodeGetCapabilitiesRequest {}).await.unwrap().into_inner();
-    assert_eq!(caps.capabilities.len(), 2);
+    use p::node_service_capability::{Type, rpc};
+    let names: Vec<rpc::Type> = caps
+        .capabilities
+        .iter()
+        .map(|c| match c.r#type.as_ref().unwrap() {
+            Type::Rpc(r) => r.r#type(),
+        })
+        .collect();
+    let want = [
+        rpc::Type::StageUnstageVolume,
+        rpc::Type::GetVolumeStats,
+        rpc::Type::ExpandVolume,
+        rpc::Type::VolumeCondition,
+        rpc::Type::SingleNodeMultiWriter,
+    ];
+    assert_eq!(names, want);
 }

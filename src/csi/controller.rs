@@ -1,28 +1,45 @@
 //! The Controller service: provisioning on this node (the provisioner runs per node, in
-//! `--node-deployment` mode), listing, capacity. Snapshots and expansion are not offered yet.
+//! `--node-deployment` mode), listing with volume health, capacity, snapshots (`snapshot`),
+//! restore and clone (`source`), and expansion (`expand`).
 //!
 //! Volume ids carry the owning node (see `volume_id`). A call about another node's volume finds
 //! nothing here: NOT_FOUND, except DeleteVolume, which answers FAILED_PRECONDITION. Answering OK
 //! would let the provisioner drop the PV while the data lives on elsewhere, and only the owning
 //! node can really delete it. An id strata never makes (no `@node`) names no volume at all, so
-//! deleting it succeeds, as the spec asks for unknown ids.
+//! deleting it succeeds, as the spec asks for unknown ids. ControllerExpandVolume is the
+//! exception that needs no owner: it answers for any node's volume from the request alone.
 
 use super::proto::controller_server::Controller;
 use super::proto::controller_service_capability::{Rpc, Type, rpc};
 use super::proto::{
-    ControllerGetCapabilitiesRequest, ControllerGetCapabilitiesResponse, ControllerGetVolumeRequest,
-    ControllerGetVolumeResponse, ControllerServiceCapability, CreateVolumeRequest, CreateVolumeResponse,
-    DeleteVolumeRequest, DeleteVolumeResponse, GetCapacityRequest, GetCapacityResponse, ListVolumesRequest,
-    ListVolumesResponse, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse,
-    controller_get_volume_response::VolumeStatus,
+    ControllerExpandVolumeRequest, ControllerExpandVolumeResponse, ControllerGetCapabilitiesRequest,
+    ControllerGetCapabilitiesResponse, ControllerGetVolumeRequest, ControllerGetVolumeResponse,
+    ControllerServiceCapability, CreateSnapshotRequest, CreateSnapshotResponse, CreateVolumeRequest,
+    CreateVolumeResponse, DeleteSnapshotRequest, DeleteSnapshotResponse, DeleteVolumeRequest, DeleteVolumeResponse,
+    GetCapacityRequest, GetCapacityResponse, GetSnapshotRequest, GetSnapshotResponse, ListSnapshotsRequest,
+    ListSnapshotsResponse, ListVolumesRequest, ListVolumesResponse, ValidateVolumeCapabilitiesRequest,
+    ValidateVolumeCapabilitiesResponse, controller_get_volume_response::VolumeStatus,
 };
+use super::provision::{condition, existing};
 use super::volume_id::VolumeId;
-use super::{Driver, convert, provision::existing, query, require, rpc};
+use super::{Driver, convert, expand, query, require, rpc};
 use tonic::{Request, Response, Status};
 
-/// The controller RPCs strata implements.
-const CAPABILITIES: [rpc::Type; 4] =
-    [rpc::Type::CreateDeleteVolume, rpc::Type::ListVolumes, rpc::Type::GetCapacity, rpc::Type::GetVolume];
+/// The controller RPCs strata implements. SINGLE_NODE_MULTI_WRITER: volumes accept the
+/// SINGLE_NODE_SINGLE_WRITER (one publication at a time) and SINGLE_NODE_MULTI_WRITER modes.
+const CAPABILITIES: [rpc::Type; 11] = [
+    rpc::Type::CreateDeleteVolume,
+    rpc::Type::ListVolumes,
+    rpc::Type::GetCapacity,
+    rpc::Type::GetVolume,
+    rpc::Type::CreateDeleteSnapshot,
+    rpc::Type::ListSnapshots,
+    rpc::Type::GetSnapshot,
+    rpc::Type::CloneVolume,
+    rpc::Type::ExpandVolume,
+    rpc::Type::VolumeCondition,
+    rpc::Type::SingleNodeMultiWriter,
+];
 
 #[tonic::async_trait]
 impl Controller for Driver {
@@ -94,12 +111,60 @@ impl Controller for Driver {
         query("ControllerGetVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             let local = self.local(&r.volume_id)?;
-            let vol = self.blocking(move |e| existing(e, &local)).await?;
+            let (vol, cond) =
+                self.blocking(move |e| Ok::<_, Status>((existing(e, &local)?, e.volume_condition(&local)?))).await?;
             Ok(ControllerGetVolumeResponse {
                 volume: Some(convert::volume(&vol, &self.node_tag, &self.opts.node_id)),
-                status: Some(VolumeStatus::default()),
+                status: Some(VolumeStatus { published_node_ids: Vec::new(), volume_condition: Some(condition(cond)) }),
             })
         })
         .await
+    }
+
+    async fn create_snapshot(
+        &self,
+        req: Request<CreateSnapshotRequest>,
+    ) -> Result<Response<CreateSnapshotResponse>, Status> {
+        let r = req.into_inner();
+        let source = r.source_volume_id.clone();
+        rpc("CreateSnapshot", &source, async {
+            Ok(CreateSnapshotResponse { snapshot: Some(self.snapshot_create(r).await?) })
+        })
+        .await
+    }
+
+    async fn delete_snapshot(
+        &self,
+        req: Request<DeleteSnapshotRequest>,
+    ) -> Result<Response<DeleteSnapshotResponse>, Status> {
+        let r = req.into_inner();
+        let id = r.snapshot_id.clone();
+        rpc("DeleteSnapshot", &id, async {
+            self.snapshot_delete(r).await?;
+            Ok(DeleteSnapshotResponse {})
+        })
+        .await
+    }
+
+    async fn list_snapshots(
+        &self,
+        req: Request<ListSnapshotsRequest>,
+    ) -> Result<Response<ListSnapshotsResponse>, Status> {
+        query("ListSnapshots", "", self.snapshot_list(req.into_inner())).await
+    }
+
+    async fn get_snapshot(&self, req: Request<GetSnapshotRequest>) -> Result<Response<GetSnapshotResponse>, Status> {
+        let r = req.into_inner();
+        let id = r.snapshot_id.clone();
+        query("GetSnapshot", &id, async { Ok(GetSnapshotResponse { snapshot: Some(self.snapshot_get(r).await?) }) })
+            .await
+    }
+
+    async fn controller_expand_volume(
+        &self,
+        req: Request<ControllerExpandVolumeRequest>,
+    ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
+        let r = req.into_inner();
+        rpc("ControllerExpandVolume", &r.volume_id, async { expand::controller_expand(&r) }).await
     }
 }

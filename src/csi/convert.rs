@@ -3,10 +3,11 @@
 
 use super::proto::volume_capability::access_mode::Mode;
 use super::proto::volume_capability::{AccessType, MountVolume};
-use super::proto::{self, CapacityRange, Topology, TopologyRequirement, VolumeCapability};
+use super::proto::volume_content_source as content;
+use super::proto::{self, CapacityRange, Topology, TopologyRequirement, VolumeCapability, VolumeContentSource};
 use super::volume_id::VolumeId;
 use crate::backend::Kind;
-use crate::engine::{Access, Volume};
+use crate::engine::{Access, Source, Volume};
 use crate::sys::FsType;
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -80,12 +81,23 @@ fn cap_fs_type(cap: &VolumeCapability) -> Option<&str> {
     }
 }
 
+/// The access modes of a node-local volume. SINGLE_NODE_WRITER and SINGLE_NODE_MULTI_WRITER
+/// allow several publications on the node; SINGLE_NODE_SINGLE_WRITER allows one at a time.
+pub const SINGLE_NODE_MODES: [Mode; 4] =
+    [Mode::SingleNodeWriter, Mode::SingleNodeReaderOnly, Mode::SingleNodeSingleWriter, Mode::SingleNodeMultiWriter];
+
+/// The access mode of a capability (UNKNOWN when it has none).
+pub fn mode(cap: &VolumeCapability) -> Mode {
+    cap.access_mode.as_ref().map(|m| m.mode()).unwrap_or(Mode::Unknown)
+}
+
 /// Whether a volume of `want` can serve `cap`; the reason when it cannot.
 pub fn check_capability(cap: &VolumeCapability, want: &Wanted) -> Result<(), String> {
-    let mode = cap.access_mode.as_ref().map(|m| m.mode()).unwrap_or(Mode::Unknown);
-    if !matches!(mode, Mode::SingleNodeWriter | Mode::SingleNodeReaderOnly) {
+    let mode = mode(cap);
+    if !SINGLE_NODE_MODES.contains(&mode) {
         return Err(format!(
-            "access mode {} is not supported; volumes are node-local (use SINGLE_NODE_WRITER or SINGLE_NODE_READER_ONLY)",
+            "access mode {} is not supported; volumes are node-local (use SINGLE_NODE_WRITER, \
+             SINGLE_NODE_READER_ONLY, SINGLE_NODE_SINGLE_WRITER or SINGLE_NODE_MULTI_WRITER)",
             mode.as_str_name()
         ));
     }
@@ -137,10 +149,7 @@ pub fn capacity(range: Option<&CapacityRange>, want: &Wanted) -> Result<u64, Sta
         (0, l) => DEFAULT_CAPACITY.min(l),
         (r, _) => r,
     };
-    let mut bytes = base.max(min_capacity(want));
-    if want.kind == Kind::Loop {
-        bytes = bytes.div_ceil(LOOP_ALIGN) * LOOP_ALIGN;
-    }
+    let bytes = aligned(want.kind, base.max(min_capacity(want)));
     if limit != 0 && bytes > limit {
         return Err(Status::out_of_range(format!(
             "a {} volume needs at least {bytes} bytes here, more than the limit of {limit} bytes",
@@ -150,14 +159,22 @@ pub fn capacity(range: Option<&CapacityRange>, want: &Wanted) -> Result<u64, Sta
     Ok(bytes)
 }
 
+/// `bytes` rounded up to what a volume of `kind` is sized in (whole 4 KiB blocks for loop images).
+pub fn aligned(kind: Kind, bytes: u64) -> u64 {
+    match kind {
+        Kind::Loop => bytes.div_ceil(LOOP_ALIGN).saturating_mul(LOOP_ALIGN),
+        _ => bytes,
+    }
+}
+
 /// Whether an existing volume of `bytes` satisfies the range.
 pub fn fits(bytes: u64, range: Option<&CapacityRange>) -> Result<bool, Status> {
     let (required, limit) = bounds(range)?;
     Ok(bytes >= required && (limit == 0 || bytes <= limit))
 }
 
-/// `(required, limit)` in bytes, 0 meaning unset.
-fn bounds(range: Option<&CapacityRange>) -> Result<(u64, u64), Status> {
+/// `(required, limit)` in bytes, 0 meaning unset; INVALID_ARGUMENT for negative or crossed bounds.
+pub fn bounds(range: Option<&CapacityRange>) -> Result<(u64, u64), Status> {
     let Some(r) = range else { return Ok((0, 0)) };
     let required =
         u64::try_from(r.required_bytes).map_err(|_| invalid("capacity_range.required_bytes is negative".into()))?;
@@ -198,8 +215,19 @@ pub fn volume(vol: &Volume, node_tag: &str, node_id: &str) -> proto::Volume {
         capacity_bytes: i64::try_from(vol.capacity).unwrap_or(i64::MAX),
         volume_id: VolumeId::new(&vol.id, node_tag).to_string(),
         volume_context: volume_context(vol),
-        content_source: None,
+        content_source: vol.source.as_ref().map(|s| content_source(s, node_tag)),
         accessible_topology: vec![topology(node_id)],
+    }
+}
+
+/// Where a volume's contents came from, with CSI ids of this node.
+pub fn content_source(source: &Source, node_tag: &str) -> VolumeContentSource {
+    let id = |local: &str| VolumeId::new(local, node_tag).to_string();
+    VolumeContentSource {
+        r#type: Some(match source {
+            Source::Snapshot(s) => content::Type::Snapshot(content::SnapshotSource { snapshot_id: id(s) }),
+            Source::Volume(v) => content::Type::Volume(content::VolumeSource { volume_id: id(v) }),
+        }),
     }
 }
 
@@ -236,6 +264,7 @@ pub fn parse_size(text: &str) -> Option<u64> {
     digits.parse::<u64>().ok()?.checked_mul(unit)
 }
 
+/// INVALID_ARGUMENT with `msg`.
 pub fn invalid(msg: String) -> Status {
     Status::invalid_argument(msg)
 }

@@ -9,6 +9,7 @@ use super::proto::NodePublishVolumeRequest;
 use super::volume_id::{VolumeId, ephemeral_local};
 use crate::backend::Kind;
 use crate::engine::{Access, CreateRequest, Engine};
+use crate::sys::MountOptions;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use tonic::Status;
@@ -126,10 +127,15 @@ fn create_request(kubelet_id: &str, ctx: &HashMap<String, String>) -> Result<Cre
 fn setup(e: &Engine, req: &CreateRequest, access: Access, target: &Path, readonly: bool) -> Result<(), Status> {
     let created = e.get_volume(&req.id)?.is_none();
     let staging = e.default_staging(&req.id);
+    let flags = match &access {
+        Access::Mount { flags } => flags.clone(),
+        Access::Block => Vec::new(),
+    };
+    let opts = MountOptions { readonly, options: flags };
     let result = e
         .create_volume(req)
         .and_then(|_| e.stage_volume(&req.id, &staging, &access))
-        .and_then(|()| e.publish_volume(&req.id, &staging, target, readonly));
+        .and_then(|()| e.publish_volume_with(&req.id, &staging, target, &opts));
     if let Err(err) = result {
         if created {
             if let Err(undo) = teardown(e, &req.id, target) {

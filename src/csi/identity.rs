@@ -1,7 +1,7 @@
 //! The Identity service: who the plugin is, what it offers, and whether it is ready.
 
 use super::proto::identity_server::Identity;
-use super::proto::plugin_capability::{Service, Type, service};
+use super::proto::plugin_capability::{Service, Type, VolumeExpansion, service, volume_expansion};
 use super::proto::{
     GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse,
     PluginCapability, ProbeRequest, ProbeResponse,
@@ -30,11 +30,16 @@ impl Identity for Driver {
         _req: Request<GetPluginCapabilitiesRequest>,
     ) -> Result<Response<GetPluginCapabilitiesResponse>, Status> {
         let service = |t: service::Type| PluginCapability { r#type: Some(Type::Service(Service { r#type: t as i32 })) };
+        // Volumes grow while pods use them (see `expand` for ext4 without CAP_SYS_RESOURCE).
+        let online_expansion = PluginCapability {
+            r#type: Some(Type::VolumeExpansion(VolumeExpansion { r#type: volume_expansion::Type::Online as i32 })),
+        };
         query("GetPluginCapabilities", "", async {
             Ok(GetPluginCapabilitiesResponse {
                 capabilities: vec![
                     service(service::Type::ControllerService),
                     service(service::Type::VolumeAccessibilityConstraints),
+                    online_expansion,
                 ],
             })
         })

@@ -8,12 +8,16 @@ pub mod client;
 mod controller;
 pub mod convert;
 mod ephemeral;
+mod expand;
 mod identity;
 mod node;
+mod paging;
 mod probe;
 pub mod proto;
 mod provision;
 pub mod server;
+mod snapshot;
+mod source;
 mod status;
 pub mod volume_id;
 

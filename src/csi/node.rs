@@ -1,19 +1,27 @@
-//! The Node service: stage and publish volumes of this node, report their usage and the node.
+//! The Node service: stage and publish volumes of this node, grow them (`expand`), report their
+//! usage and health, and the node.
 
 use super::proto::node_server::Node;
 use super::proto::node_service_capability::{Rpc, Type, rpc};
 use super::proto::{
-    NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse, NodeGetInfoRequest, NodeGetInfoResponse,
-    NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse, NodePublishVolumeRequest, NodePublishVolumeResponse,
-    NodeServiceCapability, NodeStageVolumeRequest, NodeStageVolumeResponse, NodeUnpublishVolumeRequest,
-    NodeUnpublishVolumeResponse, NodeUnstageVolumeRequest, NodeUnstageVolumeResponse,
+    NodeExpandVolumeRequest, NodeExpandVolumeResponse, NodeGetCapabilitiesRequest, NodeGetCapabilitiesResponse,
+    NodeGetInfoRequest, NodeGetInfoResponse, NodeGetVolumeStatsRequest, NodeGetVolumeStatsResponse,
+    NodePublishVolumeRequest, NodePublishVolumeResponse, NodeServiceCapability, NodeStageVolumeRequest,
+    NodeStageVolumeResponse, NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse, NodeUnstageVolumeRequest,
+    NodeUnstageVolumeResponse,
 };
 use super::{Driver, convert, ephemeral, query, require, required, rpc};
 use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
-/// The node RPCs strata implements.
-const CAPABILITIES: [rpc::Type; 2] = [rpc::Type::StageUnstageVolume, rpc::Type::GetVolumeStats];
+/// The node RPCs strata implements; SINGLE_NODE_MULTI_WRITER as in the controller's list.
+const CAPABILITIES: [rpc::Type; 5] = [
+    rpc::Type::StageUnstageVolume,
+    rpc::Type::GetVolumeStats,
+    rpc::Type::ExpandVolume,
+    rpc::Type::VolumeCondition,
+    rpc::Type::SingleNodeMultiWriter,
+];
 
 #[tonic::async_trait]
 impl Node for Driver {
@@ -100,10 +108,18 @@ impl Node for Driver {
             require(&r.volume_path, "volume_path")?;
             let local = self.local_or_ephemeral(&r.volume_id)?;
             let path = PathBuf::from(&r.volume_path);
-            let usage = self.blocking(move |e| stats(e, &local, &path)).await?;
-            Ok(NodeGetVolumeStatsResponse { usage, volume_condition: None })
+            self.blocking(move |e| stats(e, &local, &path)).await
         })
         .await
+    }
+
+    async fn node_expand_volume(
+        &self,
+        req: Request<NodeExpandVolumeRequest>,
+    ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
+        let r = req.into_inner();
+        let id = r.volume_id.clone();
+        rpc("NodeExpandVolume", &id, self.node_expand(r)).await
     }
 
     async fn node_get_capabilities(

@@ -1,29 +1,24 @@
-//! Controller-side work behind the thin handlers: create (idempotent by name), capacity,
-//! capability validation and paged listing.
+//! Controller-side work behind the thin handlers: create (idempotent by name; from a content
+//! source in `source`), capacity, capability validation and paged listing with volume health.
 
 use super::convert::{self, i64_of, invalid};
 use super::proto::validate_volume_capabilities_response::Confirmed;
 use super::proto::{
     CapacityRange, CreateVolumeRequest, GetCapacityRequest, GetCapacityResponse, ListVolumesRequest,
-    ListVolumesResponse, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse,
-    list_volumes_response::Entry,
+    ListVolumesResponse, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse, VolumeCondition,
+    list_volumes_response::Entry, list_volumes_response::VolumeStatus,
 };
+use super::source::create_from;
 use super::volume_id::VolumeId;
-use super::{Driver, require};
-use crate::engine::{CreateRequest, Engine, Volume};
+use super::{Driver, paging, require};
+use crate::engine::{Condition, CreateRequest, Engine, Volume};
 use tonic::Status;
-
-/// Prefix of ListVolumes tokens; the rest is the last engine id already returned.
-const TOKEN_PREFIX: &str = "after:";
 
 impl Driver {
     pub(super) async fn create(&self, r: CreateVolumeRequest) -> Result<Volume, Status> {
         require(&r.name, "name")?;
         if r.volume_capabilities.is_empty() {
             return Err(invalid("volume_capabilities is required".into()));
-        }
-        if r.volume_content_source.is_some() {
-            return Err(invalid("creating a volume from a snapshot or another volume is not supported".into()));
         }
         if !r.mutable_parameters.is_empty() {
             return Err(invalid("mutable_parameters are not supported".into()));
@@ -36,6 +31,8 @@ impl Driver {
                 self.opts.node_id
             )));
         }
+        let with_topology = r.accessibility_requirements.is_some();
+        let source = r.volume_content_source.as_ref().map(|s| self.source_of(s, with_topology)).transpose()?;
         let req = CreateRequest {
             id: VolumeId::for_name(&r.name, &self.node_tag).local,
             capacity: convert::capacity(r.capacity_range.as_ref(), &want)?,
@@ -45,7 +42,11 @@ impl Driver {
             parameters: convert::sorted(&r.parameters),
         };
         let range = r.capacity_range;
-        self.blocking(move |e| create_or_reuse(e, req, range.as_ref())).await
+        self.blocking(move |e| match source {
+            None => create_or_reuse(e, req, range.as_ref()),
+            Some(s) => create_from(e, req, range.as_ref(), &s),
+        })
+        .await
     }
 
     pub(super) async fn capacity(&self, r: GetCapacityRequest) -> Result<GetCapacityResponse, Status> {
@@ -90,47 +91,55 @@ impl Driver {
     }
 
     pub(super) async fn list(&self, r: ListVolumesRequest) -> Result<ListVolumesResponse, Status> {
-        let after = parse_token(&r.starting_token)?;
-        let max = usize::try_from(r.max_entries).map_err(|_| invalid("max_entries is negative".into()))?;
-        let vols = self.blocking(|e| e.list_volumes()).await?;
-        let mut rest = vols.into_iter().filter(|v| after.as_deref().is_none_or(|a| v.id.as_str() > a)).peekable();
-        let mut entries = Vec::new();
-        let mut last = None;
-        while max == 0 || entries.len() < max {
-            let Some(v) = rest.next() else { break };
-            entries.push(Entry { volume: Some(convert::volume(&v, &self.node_tag, &self.opts.node_id)), status: None });
-            last = Some(v.id);
-        }
-        let more = rest.peek().is_some();
-        Ok(ListVolumesResponse {
-            entries,
-            next_token: match (more, last) {
-                (true, Some(id)) => format!("{TOKEN_PREFIX}{id}"),
-                _ => String::new(),
-            },
-        })
+        let (token, max) = (r.starting_token, r.max_entries);
+        let (vols, conditions, next_token) = self
+            .blocking(move |e| -> Result<_, Status> {
+                let (page, next) = paging::page(e.list_volumes()?, |v| v.id.as_str(), &token, max, "volume")?;
+                let conditions = e.volume_conditions(&page)?;
+                Ok((page, conditions, next))
+            })
+            .await?;
+        let entries = vols
+            .iter()
+            .zip(conditions)
+            .map(|(v, c)| Entry {
+                volume: Some(convert::volume(v, &self.node_tag, &self.opts.node_id)),
+                status: Some(VolumeStatus { published_node_ids: Vec::new(), volume_condition: Some(condition(c)) }),
+            })
+            .collect();
+        Ok(ListVolumesResponse { entries, next_token })
     }
 }
 
-/// Returns the volume of this name if it exists and fits the range (reusing its size so the
-/// engine sees the same request), else creates it; ALREADY_EXISTS when it does not fit.
+/// Returns the volume of this name if it exists and fits the range, else creates it.
 fn create_or_reuse(engine: &Engine, mut req: CreateRequest, range: Option<&CapacityRange>) -> Result<Volume, Status> {
-    if let Some(old) = engine.get_volume(&req.id)? {
-        if old.name != req.name {
-            return Err(Status::already_exists(format!(
-                "volume id {} already belongs to the volume named {:?}",
-                req.id, old.name
-            )));
-        }
-        if !convert::fits(old.capacity, range)? {
-            return Err(Status::already_exists(format!(
-                "volume {:?} exists with {} bytes, outside the requested capacity range",
-                req.name, old.capacity
-            )));
-        }
-        req.capacity = old.capacity;
-    }
+    reuse(engine, &mut req, range)?;
     Ok(engine.create_volume(&req)?)
+}
+
+/// Whether the volume `req` names exists; if so, checks that it has this name and fits the range,
+/// and takes over its size so that the engine sees the same request. ALREADY_EXISTS otherwise.
+pub(super) fn reuse(engine: &Engine, req: &mut CreateRequest, range: Option<&CapacityRange>) -> Result<bool, Status> {
+    let Some(old) = engine.get_volume(&req.id)? else { return Ok(false) };
+    if old.name != req.name {
+        return Err(Status::already_exists(format!(
+            "volume id {} already belongs to the volume named {:?}",
+            req.id, old.name
+        )));
+    }
+    if !convert::fits(old.capacity, range)? {
+        return Err(Status::already_exists(format!(
+            "volume {:?} exists with {} bytes, outside the requested capacity range",
+            req.name, old.capacity
+        )));
+    }
+    req.capacity = old.capacity;
+    Ok(true)
+}
+
+/// An engine condition as CSI's.
+pub(super) fn condition(c: Condition) -> VolumeCondition {
+    VolumeCondition { abnormal: c.abnormal, message: c.message }
 }
 
 /// The volume's record, or NOT_FOUND.
@@ -152,31 +161,5 @@ fn params_differ(r: &ValidateVolumeCapabilitiesRequest, vol: &Volume) -> Option<
             vol.fs_type.map(|f| format!(", {}", f.as_str())).unwrap_or_default()
         )),
         Err(e) => Some(e.message().to_owned()),
-    }
-}
-
-/// The last id a previous page returned; ABORTED for a token this driver did not hand out.
-fn parse_token(token: &str) -> Result<Option<String>, Status> {
-    if token.is_empty() {
-        return Ok(None);
-    }
-    token
-        .strip_prefix(TOKEN_PREFIX)
-        .filter(|id| crate::engine::validate::id("volume", id).is_ok())
-        .map(|id| Some(id.to_owned()))
-        .ok_or_else(|| Status::aborted(format!("starting_token {token:?} is not a token of this driver")))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn tokens_round_trip_and_foreign_ones_abort() {
-        assert_eq!(parse_token("").unwrap(), None);
-        assert_eq!(parse_token("after:pvc-1").unwrap().as_deref(), Some("pvc-1"));
-        for bad in ["invalid-token", "after:", "after:../x", "12"] {
-            assert_eq!(parse_token(bad).unwrap_err().code(), tonic::Code::Aborted, "{bad}");
-        }
     }
 }

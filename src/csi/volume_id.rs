@@ -9,6 +9,11 @@
 //! - `@` appears in neither part, so the last `@` splits an id.
 //!
 //! A FlexVolume volume with engine id `X` is adopted by CSI as the volume id `X@<node tag>`.
+//!
+//! Snapshot ids have the same form, `<engine snapshot id>@<node tag>`, derived the same way from
+//! the snapshot's CSI name: a snapshot lives on the node of its source volume, and every call
+//! about it (delete, get, restore) must know which node that is. Volume and snapshot engine ids
+//! are separate namespaces, so the same text naming a volume and a snapshot is no conflict.
 
 use crate::engine::validate;
 use sha2::{Digest, Sha256};
@@ -34,6 +39,9 @@ pub struct VolumeId {
     /// The tag of the node that owns it (see [`node_tag`]).
     pub node_tag: String,
 }
+
+/// A parsed CSI snapshot id: the same shape as a volume id (see the module docs).
+pub type SnapshotId = VolumeId;
 
 impl VolumeId {
     /// Parses `<local>@<tag>`; `None` if the id is not of that form or a part is not valid.
@@ -173,6 +181,17 @@ mod tests {
             assert_eq!(VolumeId::parse(bad), None, "{bad}");
         }
         assert_eq!(VolumeId::parse("a@b@c"), None, "'@' is not allowed in the local part");
+    }
+
+    #[test]
+    fn snapshot_ids_carry_the_node_like_volume_ids() {
+        let tag = node_tag("worker-7");
+        let id = SnapshotId::for_name("snapshot-6f1c", &tag);
+        assert_eq!(id.to_string(), "snapshot-6f1c@worker-7");
+        let long = SnapshotId::for_name(&"s".repeat(128), &tag);
+        assert!(long.to_string().len() <= MAX_VOLUME_ID);
+        assert_eq!(SnapshotId::parse(&long.to_string()), Some(long));
+        assert_eq!(SnapshotId::parse("reallyfakesnapshotid"), None);
     }
 
     #[test]

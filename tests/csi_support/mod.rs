@@ -35,6 +35,7 @@ pub struct Server {
     pub kubelet: PathBuf,
     pub sock: PathBuf,
     pub log: PathBuf,
+    pub node: String,
     extra: Vec<String>,
     child: Option<Child>,
 }
@@ -46,8 +47,13 @@ impl Server {
 
     /// Starts the server with extra `serve` arguments and waits until it answers.
     pub fn start_with(extra: &[&str]) -> Server {
+        Server::start_as(NODE, None, extra)
+    }
+
+    /// Starts a server of node `node` whose data root is `root` (default: a temp dir's `root`).
+    pub fn start_as(node: &str, root: Option<PathBuf>, extra: &[&str]) -> Server {
         let dir = tempfile::tempdir().unwrap();
-        let root = dir.path().join("root");
+        let root = root.unwrap_or_else(|| dir.path().join("root"));
         let kubelet = dir.path().join("kubelet");
         std::fs::create_dir_all(&kubelet).unwrap();
         let mut s = Server {
@@ -56,6 +62,7 @@ impl Server {
             root,
             kubelet,
             dir,
+            node: node.to_owned(),
             extra: extra.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
@@ -71,7 +78,7 @@ impl Server {
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
         let child = Command::new(BIN)
-            .args(["serve", "--endpoint", &self.endpoint(), "--node-id", NODE, "--root"])
+            .args(["serve", "--endpoint", &self.endpoint(), "--node-id", &self.node, "--root"])
             .arg(&self.root)
             .arg("--allowed-path-prefix")
             .arg(&self.kubelet)
@@ -156,6 +163,9 @@ impl Drop for Server {
             self.stop(nix::sys::signal::Signal::SIGTERM);
         }
         cleanup(self.dir.path());
+        if !self.root.starts_with(self.dir.path()) {
+            cleanup(&self.root);
+        }
     }
 }
 
@@ -281,4 +291,35 @@ pub fn hold_lock(root: &Path, volume_id: &str) -> nix::fcntl::Flock<std::fs::Fil
         .open(dir.join(format!("{local}.lock")))
         .unwrap();
     nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e).unwrap()
+}
+
+pub fn unpublish_req(id: &str, target: &str) -> p::NodeUnpublishVolumeRequest {
+    p::NodeUnpublishVolumeRequest { volume_id: id.into(), target_path: target.into() }
+}
+
+pub fn unstage_req(id: &str, staging: &str) -> p::NodeUnstageVolumeRequest {
+    p::NodeUnstageVolumeRequest { volume_id: id.into(), staging_target_path: staging.into() }
+}
+
+pub fn stats_req(id: &str, path: &str) -> p::NodeGetVolumeStatsRequest {
+    p::NodeGetVolumeStatsRequest { volume_id: id.into(), volume_path: path.into(), staging_target_path: String::new() }
+}
+
+/// Stages volume `id` at `staging` and publishes it at `target` (its parent made first).
+pub async fn open(c: &mut Clients, id: &str, staging: &str, target: &str, cap: VolumeCapability) {
+    std::fs::create_dir_all(Path::new(target).parent().unwrap()).unwrap();
+    c.node.node_stage_volume(stage_req(id, staging, cap.clone())).await.expect("stage");
+    c.node.node_publish_volume(publish_req(id, staging, target, cap)).await.expect("publish");
+}
+
+/// Unpublishes `target` and unstages `staging`.
+pub async fn close(c: &mut Clients, id: &str, staging: &str, target: &str) {
+    c.node.node_unpublish_volume(unpublish_req(id, target)).await.expect("unpublish");
+    c.node.node_unstage_volume(unstage_req(id, staging)).await.expect("unstage");
+}
+
+/// The size of the filesystem mounted at `path`, in bytes.
+pub fn fs_bytes(path: &str) -> u64 {
+    let st = nix::sys::statvfs::statvfs(path).unwrap();
+    st.blocks() * st.fragment_size()
 }

@@ -116,3 +116,27 @@ fn sizes_parse_with_kubernetes_suffixes() {
         assert_eq!(parse_size(bad), None, "{bad}");
     }
 }
+
+#[test]
+fn single_node_modes_are_accepted_and_multi_node_ones_refused() {
+    let dir = Wanted { kind: Kind::Dir, fs_type: None };
+    let mount = || AccessType::Mount(MountVolume::default());
+    for m in SINGLE_NODE_MODES {
+        check_capability(&cap(m, mount()), &dir).unwrap();
+    }
+    for m in [Mode::Unknown, Mode::MultiNodeReaderOnly, Mode::MultiNodeSingleWriter, Mode::MultiNodeMultiWriter] {
+        assert!(check_capability(&cap(m, mount()), &dir).is_err(), "{m:?}");
+    }
+    assert_eq!(mode(&VolumeCapability::default()), Mode::Unknown);
+}
+
+#[test]
+fn content_sources_carry_ids_of_this_node() {
+    use crate::csi::proto::volume_content_source::Type;
+    let snap = content_source(&Source::Snapshot("s1".into()), "n1");
+    assert!(matches!(snap.r#type, Some(Type::Snapshot(s)) if s.snapshot_id == "s1@n1"));
+    let vol = content_source(&Source::Volume("v1".into()), "n1");
+    assert!(matches!(vol.r#type, Some(Type::Volume(v)) if v.volume_id == "v1@n1"));
+    assert_eq!(aligned(Kind::Loop, 4097), 8192);
+    assert_eq!(aligned(Kind::Dir, 4097), 4097);
+}

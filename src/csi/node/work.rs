@@ -1,9 +1,15 @@
 //! The blocking halves of the node RPCs: checks against the volume record, then engine calls.
+//! A SINGLE_NODE_SINGLE_WRITER publish is refused (FAILED_PRECONDITION) while the volume is
+//! published at another target; the other modes allow several publications on the node.
 
 use crate::csi::convert::{self, invalid};
-use crate::csi::proto::{NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage};
-use crate::csi::provision::existing;
+use crate::csi::proto::volume_capability::access_mode::Mode;
+use crate::csi::proto::{
+    NodeGetVolumeStatsResponse, NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage,
+};
+use crate::csi::provision::{self, existing};
 use crate::engine::{Access, Engine};
+use crate::sys::MountOptions;
 use std::path::Path;
 use tonic::Status;
 
@@ -30,12 +36,23 @@ pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<
         )));
     }
     let readonly = r.readonly || convert::reader_only(cap);
-    e.publish_volume(local, Path::new(&r.staging_target_path), Path::new(&r.target_path), readonly)?;
+    let options = match convert::access(cap)? {
+        Access::Mount { flags } => flags,
+        Access::Block => Vec::new(),
+    };
+    let opts = MountOptions { readonly, options };
+    let (staging, target) = (Path::new(&r.staging_target_path), Path::new(&r.target_path));
+    match convert::mode(cap) {
+        Mode::SingleNodeSingleWriter => e.publish_volume_alone(local, staging, target, &opts)?,
+        _ => e.publish_volume_with(local, staging, target, &opts)?,
+    }
     Ok(())
 }
 
-/// Usage of a volume at a path where it is staged or published; NOT_FOUND anywhere else.
-pub fn stats(e: &Engine, local: &str, path: &Path) -> Result<Vec<VolumeUsage>, Status> {
+/// Usage and health of a volume at a path where it is staged or published; NOT_FOUND anywhere
+/// else. Usage of a volume whose storage is gone fails (FAILED_PRECONDITION, saying what is
+/// missing); a volume that still answers gets its usage and a condition that may be abnormal.
+pub fn stats(e: &Engine, local: &str, path: &Path) -> Result<NodeGetVolumeStatsResponse, Status> {
     let vol = existing(e, local)?;
     let known =
         vol.staging.as_ref().is_some_and(|s| s.path == path) || vol.publications.iter().any(|p| p.target == path);
@@ -53,5 +70,6 @@ pub fn stats(e: &Engine, local: &str, path: &Path) -> Result<Vec<VolumeUsage>, S
     if u.total_inodes > 0 {
         out.push(entry(volume_usage::Unit::Inodes, u.free_inodes, u.total_inodes, u.used_inodes));
     }
-    Ok(out)
+    let condition = e.volume_condition(local)?;
+    Ok(NodeGetVolumeStatsResponse { usage: out, volume_condition: Some(provision::condition(condition)) })
 }
