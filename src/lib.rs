@@ -1,6 +1,7 @@
 //! strata: a node-local storage driver for Kubernetes (FlexVolume and CSI) on one volume engine.
 
 pub mod backend;
+pub mod bench;
 pub mod csi;
 pub mod engine;
 pub mod flex;

@@ -20,6 +20,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Call a CSI endpoint (this driver or any other).
     Client(ClientArgs),
+    /// Measure strata (and any other CSI endpoint) against the syscall floor; see docs/performance.md.
+    Bench(Box<crate::bench::BenchArgs>),
     /// Print the CSI PV that adopts a strata/flex FlexVolume PV (same volume, no data copied).
     MigratePv(crate::migrate::Args),
 }

@@ -1,0 +1,206 @@
+//! The CSI figures of one endpoint: create+delete, the node cycle per class, the cycle among a
+//! population of published volumes, and throughput with concurrent clients.
+
+use super::budget::Budget;
+use super::csi::{Class, Cycle, Target, Vol};
+use super::report::{AtScale, CreateDelete, CycleFigures, Throughput};
+use super::stats::Samples;
+use super::{Error, Result};
+use crate::csi::client::connect;
+use crate::csi::proto::node_client::NodeClient;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Volumes made, staged or removed at once while a population is built or torn down.
+const POPULATION_TASKS: usize = 8;
+/// The most a population may take to build.
+const POPULATION_CAP: Duration = Duration::from_secs(900);
+
+/// CreateVolume + DeleteVolume of fresh volumes.
+pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<CreateDelete> {
+    let (mut create, mut delete) = (Samples::new(), Samples::new());
+    let pairs = b
+        .run_async(async |i| {
+            let name = t.name("cd", i);
+            let start = Instant::now();
+            let id = t.create(class, &name).await?;
+            let made = start.elapsed();
+            t.delete(&id).await?;
+            let pair = start.elapsed();
+            if i >= b.warmup {
+                create.push(made);
+                delete.push(pair - made);
+            }
+            Ok(pair)
+        })
+        .await?;
+    Ok(CreateDelete {
+        class: class.label.clone(),
+        create: create.summary(),
+        delete: delete.summary(),
+        pair: pairs.summary(),
+    })
+}
+
+/// Per-call samples of many cycles.
+#[derive(Debug, Default)]
+struct Parts([Samples; 4]);
+
+impl Parts {
+    fn add(&mut self, c: Cycle) {
+        for (s, d) in self.0.iter_mut().zip(c) {
+            s.push(d);
+        }
+    }
+
+    fn figures(&self, class: &str, cycles: &Samples) -> CycleFigures {
+        let [stage, publish, unpublish, unstage] = &self.0;
+        CycleFigures {
+            class: class.to_owned(),
+            cycle: cycles.summary(),
+            stage: stage.summary(),
+            publish: publish.summary(),
+            unpublish: unpublish.summary(),
+            unstage: unstage.summary(),
+        }
+    }
+}
+
+/// The node cycle of one volume of `class`, repeated.
+pub async fn cycle(t: &Target, class: &Class, tag: &str, b: Budget) -> Result<CycleFigures> {
+    let vol = t.make(class, &t.name(tag, 0)).await?;
+    let mut node = NodeClient::new(t.channel.clone());
+    let mut parts = Parts::default();
+    let result = b
+        .run_async(async |i| {
+            let c = t.cycle(&mut node, class, &vol).await?;
+            if i >= b.warmup {
+                parts.add(c);
+            }
+            Ok(c.iter().sum())
+        })
+        .await;
+    t.delete(&vol.id).await?;
+    Ok(parts.figures(&class.label, &result?))
+}
+
+/// Other volumes, staged and published, present while a figure is measured.
+#[derive(Debug)]
+pub struct Population {
+    pub vols: Vec<Vol>,
+    pub build_seconds: f64,
+}
+
+impl Population {
+    /// Creates, stages and publishes up to `n` volumes (fewer if the time cap runs out).
+    pub async fn build(t: &Target, class: &Class, n: usize) -> Result<Population> {
+        let start = Instant::now();
+        let next = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let mut tasks = tokio::task::JoinSet::new();
+        for _ in 0..POPULATION_TASKS.min(n) {
+            let (t, class, next) = (t.clone(), class.clone(), next.clone());
+            tasks.spawn(async move {
+                let mut node = NodeClient::new(t.channel.clone());
+                let mut made = Vec::new();
+                loop {
+                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    if i >= n || start.elapsed() > POPULATION_CAP {
+                        return Ok::<_, Error>(made);
+                    }
+                    let v = t.make(&class, &t.name("pop", i)).await?;
+                    t.up(&mut node, &class, &v).await?;
+                    made.push(v);
+                }
+            });
+        }
+        let vols = join_all(tasks).await?;
+        Ok(Population { vols, build_seconds: start.elapsed().as_secs_f64() })
+    }
+
+    /// Unpublishes, unstages and deletes every volume; returns the seconds it took.
+    pub async fn teardown(self, t: &Target) -> Result<f64> {
+        let start = Instant::now();
+        let chunk = self.vols.len().div_ceil(POPULATION_TASKS).max(1);
+        let mut tasks = tokio::task::JoinSet::new();
+        for part in self.vols.chunks(chunk) {
+            let (t, part) = (t.clone(), part.to_vec());
+            tasks.spawn(async move {
+                let mut node = NodeClient::new(t.channel.clone());
+                for v in &part {
+                    t.down(&mut node, v).await?;
+                    t.delete(&v.id).await?;
+                }
+                Ok::<_, Error>(Vec::<Vol>::new())
+            });
+        }
+        join_all(tasks).await?;
+        Ok(start.elapsed().as_secs_f64())
+    }
+}
+
+async fn join_all(mut tasks: tokio::task::JoinSet<Result<Vec<Vol>>>) -> Result<Vec<Vol>> {
+    let mut all = Vec::new();
+    let mut first_error = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| Error::Setup(format!("a benchmark task failed: {e}"))) {
+            Ok(Ok(v)) => all.extend(v),
+            Ok(Err(e)) | Err(e) => first_error = first_error.or(Some(e)),
+        }
+    }
+    first_error.map_or(Ok(all), Err)
+}
+
+/// The cycle measured again among a population; `lines` is the mount table size then.
+pub fn at_scale(pop: &Population, base: &CycleFigures, cycle: CycleFigures, lines: usize) -> AtScale {
+    let mut a = AtScale::new(pop.vols.len(), lines, &base.cycle, cycle);
+    a.build_seconds = pop.build_seconds;
+    a
+}
+
+/// Cycles of `clients` volumes at once, each client on its own connection, for `secs`.
+pub async fn throughput(t: &Target, class: &Class, clients: usize, secs: Duration, cap: usize) -> Result<Throughput> {
+    let mut vols = Vec::with_capacity(clients);
+    for i in 0..clients {
+        vols.push(t.make(class, &t.name(&format!("tp{clients}"), i)).await?);
+    }
+    let start = Instant::now();
+    let mut tasks = tokio::task::JoinSet::new();
+    for v in vols.clone() {
+        let (t, class) = (t.clone(), class.clone());
+        tasks.spawn(async move {
+            let ch = connect(&t.endpoint)
+                .await
+                .map_err(|source| Error::Connect { endpoint: t.endpoint.to_string(), source })?;
+            let mut node = NodeClient::new(ch);
+            let mut samples = Samples::new();
+            while start.elapsed() < secs && samples.len() < cap {
+                samples.push(t.cycle(&mut node, &class, &v).await?.iter().sum());
+            }
+            Ok::<_, Error>(samples)
+        });
+    }
+    let mut all = Samples::new();
+    let mut failed = None;
+    while let Some(joined) = tasks.join_next().await {
+        match joined.map_err(|e| Error::Setup(format!("a throughput client failed: {e}"))) {
+            Ok(Ok(s)) => all.extend(s),
+            Ok(Err(e)) | Err(e) => failed = failed.or(Some(e)),
+        }
+    }
+    let seconds = start.elapsed().as_secs_f64();
+    for v in &vols {
+        t.delete(&v.id).await?;
+    }
+    if let Some(e) = failed {
+        return Err(e);
+    }
+    let cycles = all.len();
+    Ok(Throughput {
+        clients,
+        cycles,
+        seconds,
+        cycles_per_second: cycles as f64 / seconds,
+        calls_per_second: (cycles * t.calls_per_cycle()) as f64 / seconds,
+        cycle: all.summary(),
+    })
+}
