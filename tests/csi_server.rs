@@ -161,3 +161,37 @@ async fn client_drives_the_node_side_too() {
     ok(&["unstage", &id, "--staging-path", &staging]);
     ok(&["delete-volume", &id]);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn client_takes_snapshots_restores_and_expands() {
+    require_root();
+    let s = Server::start();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let out = s.client(&[&["--json"], args].concat());
+        assert!(out.status.success(), "{args:?}: {}", String::from_utf8_lossy(&out.stderr));
+        serde_json::from_slice(&out.stdout).unwrap()
+    };
+    let vol = json(&["create-volume", "pvc-s", "--size", "1Mi"])["volume_id"].as_str().unwrap().to_owned();
+    let snap = json(&["create-snapshot", "snap-s", "--source", &vol]);
+    let snap_id = snap["snapshot_id"].as_str().unwrap().to_owned();
+    assert_eq!((snap["source_volume_id"].as_str(), snap["ready_to_use"].as_bool()), (Some(vol.as_str()), Some(true)));
+    assert_eq!(json(&["get-snapshot", &snap_id])["size_bytes"], 1 << 20);
+    let listed = json(&["list-snapshots", "--source-volume-id", &vol]);
+    assert_eq!(listed["snapshots"].as_array().unwrap().len(), 1);
+    let restored = json(&["create-volume", "pvc-r", "--size", "2Mi", "--from-snapshot", &snap_id]);
+    assert_eq!(restored["content_source"]["snapshot_id"].as_str(), Some(snap_id.as_str()));
+    let cloned = json(&["create-volume", "pvc-c", "--from-volume", &vol]);
+    assert_eq!(cloned["capacity_bytes"], 1 << 20);
+    let got = json(&["get-volume", &vol]);
+    assert_eq!(got["condition"]["abnormal"], false);
+    let grown = json(&["expand", &vol, "--size", "4Mi"]);
+    assert_eq!(
+        (grown["capacity_bytes"].as_i64(), grown["node_expansion_required"].as_bool()),
+        (Some(4 << 20), Some(true))
+    );
+    let dir = s.path("somewhere");
+    std::fs::create_dir_all(&dir).unwrap();
+    assert_eq!(json(&["node-expand", &vol, "--path", &dir, "--size", "4Mi"])["capacity_bytes"], 4 << 20);
+    assert_eq!(json(&["delete-snapshot", &snap_id])["deleted"].as_str(), Some(snap_id.as_str()));
+    assert!(json(&["list-snapshots"])["snapshots"].as_array().unwrap().is_empty());
+}

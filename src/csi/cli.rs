@@ -99,11 +99,58 @@ pub enum ClientCommand {
         /// Require the volume on this node (accessibility requisite).
         #[arg(long)]
         node: Option<String>,
+        /// Restore this snapshot into the new volume.
+        #[arg(long, conflicts_with = "from_volume")]
+        from_snapshot: Option<String>,
+        /// Clone this volume into the new volume.
+        #[arg(long)]
+        from_volume: Option<String>,
         #[command(flatten)]
         cap: CapArgs,
     },
     /// DeleteVolume.
     DeleteVolume { volume_id: String },
+    /// ControllerGetVolume: the volume and its condition.
+    GetVolume { volume_id: String },
+    /// ControllerExpandVolume.
+    Expand {
+        volume_id: String,
+        /// The new size (bytes, or 64Mi, 1Gi, 1G ...).
+        #[arg(long)]
+        size: String,
+    },
+    /// NodeExpandVolume: grow the volume's storage and filesystem on its node.
+    NodeExpand {
+        volume_id: String,
+        /// Where the volume is published or staged.
+        #[arg(long)]
+        path: PathBuf,
+        /// The new size; without it, only a pending filesystem growth is finished.
+        #[arg(long)]
+        size: Option<String>,
+    },
+    /// CreateSnapshot.
+    CreateSnapshot {
+        name: String,
+        /// The volume to snapshot.
+        #[arg(long)]
+        source: String,
+    },
+    /// DeleteSnapshot.
+    DeleteSnapshot { snapshot_id: String },
+    /// GetSnapshot.
+    GetSnapshot { snapshot_id: String },
+    /// ListSnapshots; follows every page unless --max-entries is given.
+    ListSnapshots {
+        #[arg(long, default_value = "")]
+        snapshot_id: String,
+        #[arg(long, default_value = "")]
+        source_volume_id: String,
+        #[arg(long, default_value_t = 0)]
+        max_entries: i32,
+        #[arg(long, default_value = "")]
+        starting_token: String,
+    },
     /// ListVolumes; follows every page unless --max-entries is given.
     ListVolumes {
         #[arg(long, default_value_t = 0)]

@@ -1,6 +1,7 @@
 //! `strata-csi client`: call any CSI endpoint from a shell. Text output by default, `--json` for
 //! scripts; a gRPC error prints its code and message and exits non-zero.
 
+mod data;
 mod render;
 mod request;
 
@@ -99,7 +100,14 @@ async fn list(
     let mut entries = Vec::new();
     loop {
         let page = ctl.list_volumes(p::ListVolumesRequest { max_entries, starting_token: token }).await?.into_inner();
-        entries.extend(page.entries.iter().filter_map(|e| e.volume.as_ref()).map(render::volume));
+        for e in &page.entries {
+            let Some(v) = e.volume.as_ref() else { continue };
+            let mut entry = render::volume(v);
+            if let Some(c) = e.status.as_ref().and_then(|s| s.volume_condition.as_ref()) {
+                entry["condition"] = render::condition(c);
+            }
+            entries.push(entry);
+        }
         token = page.next_token;
         if max_entries != 0 || token.is_empty() {
             break;

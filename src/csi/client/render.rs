@@ -99,11 +99,32 @@ fn sorted_map<'a>(m: impl IntoIterator<Item = (&'a String, &'a String)>) -> Valu
 }
 
 pub fn volume(v: &p::Volume) -> Value {
-    json!({
+    use p::volume_content_source::Type;
+    let mut out = json!({
         "volume_id": v.volume_id,
         "capacity_bytes": v.capacity_bytes,
         "volume_context": sorted_map(&v.volume_context),
         "accessible_topology": v.accessible_topology.iter().map(|t| sorted_map(&t.segments)).collect::<Vec<_>>(),
+    });
+    match v.content_source.as_ref().and_then(|s| s.r#type.as_ref()) {
+        Some(Type::Snapshot(s)) => out["content_source"] = json!({"snapshot_id": s.snapshot_id}),
+        Some(Type::Volume(s)) => out["content_source"] = json!({"volume_id": s.volume_id}),
+        None => {}
+    }
+    out
+}
+
+pub fn condition(c: &p::VolumeCondition) -> Value {
+    json!({"abnormal": c.abnormal, "message": c.message})
+}
+
+pub fn snapshot(s: &p::Snapshot) -> Value {
+    json!({
+        "snapshot_id": s.snapshot_id,
+        "source_volume_id": s.source_volume_id,
+        "size_bytes": s.size_bytes,
+        "creation_time": s.creation_time.as_ref().map(|t| t.seconds),
+        "ready_to_use": s.ready_to_use,
     })
 }
 
@@ -182,7 +203,7 @@ pub fn stats(s: &p::NodeGetVolumeStatsResponse) -> Value {
         );
     }
     if let Some(c) = &s.volume_condition {
-        v.insert("condition".into(), json!({"abnormal": c.abnormal, "message": c.message}));
+        v.insert("condition".into(), condition(c));
     }
     Value::Object(v)
 }

@@ -1,6 +1,7 @@
-//! Builds the request of each single-call client command from its arguments and sends it.
+//! Builds the request of each single-call volume command from its arguments and sends it;
+//! snapshot and expansion commands are in `data`.
 
-use super::render;
+use super::{data, render};
 use crate::csi::cli::{AccessModeArg, CapArgs, ClientCommand};
 use crate::csi::convert::{self, parse_size};
 use crate::csi::proto::controller_client::ControllerClient;
@@ -20,8 +21,9 @@ pub async fn single(
     cmd: ClientCommand,
 ) -> Result<Value, Status> {
     match cmd {
-        ClientCommand::CreateVolume { name, size, limit, params, node: on, cap } => {
+        ClientCommand::CreateVolume { name, size, limit, params, node: on, from_snapshot, from_volume, cap } => {
             let req = p::CreateVolumeRequest {
+                volume_content_source: data::content_source(from_snapshot, from_volume),
                 name,
                 capacity_range: Some(p::CapacityRange {
                     required_bytes: bytes(size.as_deref())?,
@@ -98,9 +100,7 @@ pub async fn single(
                 .into_inner();
             Ok(render::stats(&r))
         }
-        ClientCommand::Info | ClientCommand::Caps | ClientCommand::ListVolumes { .. } => {
-            Err(Status::internal("not a single-call command"))
-        }
+        other => data::single(ctl, node, other).await,
     }
 }
 
@@ -134,13 +134,13 @@ fn mode(m: AccessModeArg) -> Mode {
 }
 
 /// A size argument in bytes (0 when absent).
-fn bytes(size: Option<&str>) -> Result<i64, Status> {
+pub fn bytes(size: Option<&str>) -> Result<i64, Status> {
     let Some(s) = size else { return Ok(0) };
     parse_size(s)
         .and_then(|b| i64::try_from(b).ok())
         .ok_or_else(|| Status::invalid_argument(format!("{s:?} is not a size like 4096, 64Mi or 1G")))
 }
 
-fn text(path: &Path) -> String {
+pub fn text(path: &Path) -> String {
     path.to_string_lossy().into_owned()
 }
