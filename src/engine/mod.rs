@@ -230,7 +230,12 @@ impl Engine {
     }
 
     /// Where the volume is still mounted (staged or published), judged from the mount table.
+    /// A volume the record does not call staged has no publications either (they are binds of
+    /// the staging): no mount-table read then.
     fn in_use(&self, vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
+        if vol.staging.is_none() {
+            return Ok(None);
+        }
         let table = self.host.mount_table()?;
         if let Some(s) = &vol.staging {
             if self.backend(vol.backend).holds(vol, dir, s.device.as_deref(), &s.path, &table) {

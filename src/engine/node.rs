@@ -34,7 +34,9 @@ impl Engine {
                 vol.backend.as_str()
             )));
         }
-        let table = self.host.mount_table()?;
+        // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
+        let fresh = vol.staging.is_none() && !self.host.is_mount_point(staging)?;
+        let table = if fresh { Vec::new() } else { self.host.mount_table()? };
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
                 (true, true) => Ok(()),
@@ -181,8 +183,7 @@ impl Engine {
         self.check_node_path("target", target)?;
         let _lock = self.lock(id)?;
         for _ in 0..MAX_STACKED {
-            let table = self.host.mount_table()?;
-            if mount_at(&table, target).is_none() {
+            if !self.host.is_mount_point(target)? {
                 break;
             }
             self.host.unmount(target, false)?;

@@ -90,6 +90,14 @@ impl Host for LinuxHost {
         Ok(mountinfo::parse(&text))
     }
 
+    fn is_mount_point(&self, path: &Path) -> Result<bool> {
+        match super::statx::mount_root(path) {
+            Ok(Some(root)) => Ok(root),
+            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => Ok(false),
+            Ok(None) | Err(_) => Ok(super::mount_at(&self.mount_table()?, path).is_some()),
+        }
+    }
+
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<std::path::PathBuf> {
         loopdev::attach(file, readonly)
     }
@@ -285,6 +293,17 @@ mod tests {
         let (flags, data) = split_options(&MountOptions { readonly: true, options: vec![] });
         assert_eq!(flags, MsFlags::MS_RDONLY);
         assert_eq!(data, "");
+    }
+
+    #[test]
+    fn statx_agrees_with_the_mount_table() {
+        let host = LinuxHost;
+        for m in host.mount_table().unwrap() {
+            assert!(host.is_mount_point(&m.mount_point).unwrap(), "{}", m.mount_point.display());
+        }
+        let dir = tempfile::tempdir().unwrap();
+        assert!(!host.is_mount_point(dir.path()).unwrap());
+        assert!(!host.is_mount_point(&dir.path().join("missing")).unwrap());
     }
 
     #[test]

@@ -7,6 +7,7 @@ mod freeze;
 mod linux;
 mod loopdev;
 pub mod mountinfo;
+mod statx;
 mod tools;
 
 pub use error::{Error, Result};
@@ -84,6 +85,12 @@ pub trait Host: Send + Sync + Debug {
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()>;
     /// The current mount table of this process's mount namespace.
     fn mount_table(&self) -> Result<Vec<MountEntry>>;
+    /// Whether something is mounted on `path` (it is the root of a mount); a missing path is not.
+    /// The default asks the mount table; [`LinuxHost`] asks `statx(2)` and falls back to the
+    /// table when statx cannot tell (a dead mount answers with an error, never "not mounted").
+    fn is_mount_point(&self, path: &Path) -> Result<bool> {
+        Ok(mount_at(&self.mount_table()?, path).is_some())
+    }
 
     /// Attaches `file` to a free loop device (autoclear off) and returns the device.
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf>;

