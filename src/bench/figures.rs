@@ -4,6 +4,7 @@
 use super::budget::Budget;
 use super::csi::{Class, Cycle, Target, Vol};
 use super::report::{AtScale, CreateDelete, CycleFigures, Throughput};
+use super::server::CpuMeter;
 use super::stats::Samples;
 use super::{Error, Result};
 use crate::csi::client::connect;
@@ -19,6 +20,7 @@ const POPULATION_CAP: Duration = Duration::from_secs(900);
 /// CreateVolume + DeleteVolume of fresh volumes.
 pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<CreateDelete> {
     let (mut create, mut delete) = (Samples::new(), Samples::new());
+    let (cpu, mut ops) = (CpuMeter::start(t.pid), 0);
     let pairs = b
         .run_async(async |i| {
             let name = t.name("cd", i);
@@ -27,6 +29,7 @@ pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<Creat
             let made = start.elapsed();
             t.delete(&id).await?;
             let pair = start.elapsed();
+            ops += 1;
             if i >= b.warmup {
                 create.push(made);
                 delete.push(pair - made);
@@ -39,6 +42,7 @@ pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<Creat
         create: create.summary(),
         delete: delete.summary(),
         pair: pairs.summary(),
+        server_cpu_us: cpu.per_op_us(ops),
     })
 }
 
@@ -62,6 +66,7 @@ impl Parts {
             publish: publish.summary(),
             unpublish: unpublish.summary(),
             unstage: unstage.summary(),
+            server_cpu_us: None,
         }
     }
 }
@@ -71,17 +76,20 @@ pub async fn cycle(t: &Target, class: &Class, tag: &str, b: Budget) -> Result<Cy
     let vol = t.make(class, &t.name(tag, 0)).await?;
     let mut node = NodeClient::new(t.channel.clone());
     let mut parts = Parts::default();
+    let (cpu, mut ops) = (CpuMeter::start(t.pid), 0);
     let result = b
         .run_async(async |i| {
             let c = t.cycle(&mut node, class, &vol).await?;
+            ops += 1;
             if i >= b.warmup {
                 parts.add(c);
             }
             Ok(c.iter().sum())
         })
         .await;
+    let server_cpu_us = cpu.per_op_us(ops);
     t.delete(&vol.id).await?;
-    Ok(parts.figures(&class.label, &result?))
+    Ok(CycleFigures { server_cpu_us, ..parts.figures(&class.label, &result?) })
 }
 
 /// Other volumes, staged and published, present while a figure is measured.

@@ -45,6 +45,15 @@ pub fn row(name: &str, s: &Summary, last: &str) -> String {
     format!("| {name} | {:.3} | {:.3} | {} | {last} |\n", s.p50_us / 1e3, s.p99_us / 1e3, s.n)
 }
 
+/// A row of a driver table: like [`row`], with the server's CPU time per operation.
+pub fn row_cpu(name: &str, s: &Summary, cpu: Option<f64>, last: &str) -> String {
+    let cpu = cpu.map_or_else(|| "-".to_owned(), |c| format!("{c:.0}"));
+    format!("| {name} | {:.3} | {:.3} | {} | {cpu} | {last} |\n", s.p50_us / 1e3, s.p99_us / 1e3, s.n)
+}
+
+const DRIVER_HEAD: &str =
+    "| figure | p50 ms | p99 ms | n | server CPU µs/op | p50 / bind pair |\n|---|---:|---:|---:|---:|---:|\n";
+
 fn times(x: f64) -> String {
     if x > 0.0 { format!("{x:.1}x") } else { "-".into() }
 }
@@ -70,12 +79,12 @@ fn floor(f: &Floor) -> String {
 fn driver(d: &Driver, bind: f64) -> String {
     let mut out = format!("\n## CSI: {} ({})\n\n", d.label, d.endpoint);
     out += &memory(d);
-    out += &format!("\n{}", head("p50 / bind pair"));
+    out += &format!("\n{DRIVER_HEAD}");
     if let Some(cd) = &d.create_delete {
-        out +=
-            &row(&format!("CreateVolume + DeleteVolume ({})", cd.class), &cd.pair, &times(ratio(cd.pair.p50_us, bind)));
-        out += &row("  CreateVolume", &cd.create, &times(ratio(cd.create.p50_us, bind)));
-        out += &row("  DeleteVolume", &cd.delete, &times(ratio(cd.delete.p50_us, bind)));
+        let name = format!("CreateVolume + DeleteVolume ({})", cd.class);
+        out += &row_cpu(&name, &cd.pair, cd.server_cpu_us, &times(ratio(cd.pair.p50_us, bind)));
+        out += &row_cpu("  CreateVolume", &cd.create, None, &times(ratio(cd.create.p50_us, bind)));
+        out += &row_cpu("  DeleteVolume", &cd.delete, None, &times(ratio(cd.delete.p50_us, bind)));
     }
     let calls = if d.stages { "stage + publish + unpublish + unstage" } else { "publish + unpublish" };
     for c in &d.cycles {
@@ -91,12 +100,12 @@ fn driver(d: &Driver, bind: f64) -> String {
 }
 
 fn cycle_rows(name: &str, c: &CycleFigures, bind: f64) -> String {
-    let mut out = row(name, &c.cycle, &times(ratio(c.cycle.p50_us, bind)));
+    let mut out = row_cpu(name, &c.cycle, c.server_cpu_us, &times(ratio(c.cycle.p50_us, bind)));
     for (part, s) in
         [("stage", &c.stage), ("publish", &c.publish), ("unpublish", &c.unpublish), ("unstage", &c.unstage)]
     {
         if s.p50_us > 0.0 {
-            out += &row(&format!("  {part}"), s, &times(ratio(s.p50_us, bind)));
+            out += &row_cpu(&format!("  {part}"), s, None, &times(ratio(s.p50_us, bind)));
         }
     }
     out
@@ -228,7 +237,7 @@ mod tests {
                 cells = None;
             }
         }
-        assert!(text.contains("| stage + publish + unpublish + unstage (dir) | 0.500 | 0.900 | 10 | 25.0x |"));
+        assert!(text.contains("| stage + publish + unpublish + unstage (dir) | 0.500 | 0.900 | 10 | - | 25.0x |"));
         assert!(text.contains("At scale / base: p50 1.00, p99 1.00"));
         assert!(text.contains("| dir cycle p50 | 0.500 ms | 1 ms | yes |"));
         assert!(text.contains("not measured"));

@@ -71,6 +71,8 @@ pub struct CreateDelete {
     pub create: Summary,
     pub delete: Summary,
     pub pair: Summary,
+    /// Server CPU time per create + delete (self-started server or --server-pid).
+    pub server_cpu_us: Option<f64>,
 }
 
 /// The node cycle of one volume class.
@@ -82,6 +84,8 @@ pub struct CycleFigures {
     pub publish: Summary,
     pub unpublish: Summary,
     pub unstage: Summary,
+    /// Server CPU time per cycle, warm-up included (self-started server or --server-pid).
+    pub server_cpu_us: Option<f64>,
 }
 
 /// The cycle again with `population` other volumes staged and published.

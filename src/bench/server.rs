@@ -142,6 +142,37 @@ pub fn parse_status(text: &str) -> Memory {
     Memory { rss_kib: field("VmRSS"), hwm_kib: field("VmHWM"), threads: field("Threads") }
 }
 
+/// CPU time a process has used so far, in nanoseconds: the sum of its threads' run time from
+/// `/proc/<pid>/task/*/schedstat` (threads that already exited are not counted).
+pub fn cpu_ns(pid: u32) -> Option<u64> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).ok()?;
+    let run_ns = |e: std::fs::DirEntry| -> Option<u64> {
+        let text = std::fs::read_to_string(e.path().join("schedstat")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    };
+    Some(tasks.filter_map(|e| e.ok().and_then(run_ns)).sum())
+}
+
+/// Server CPU time over a stretch of work.
+#[derive(Debug, Clone, Copy)]
+pub struct CpuMeter {
+    pid: Option<u32>,
+    start: Option<u64>,
+}
+
+impl CpuMeter {
+    pub fn start(pid: Option<u32>) -> CpuMeter {
+        CpuMeter { pid, start: pid.and_then(cpu_ns) }
+    }
+
+    /// Microseconds of server CPU per operation, over `ops` operations since the start.
+    pub fn per_op_us(&self, ops: usize) -> Option<f64> {
+        let now = self.pid.and_then(cpu_ns)?;
+        let used = now.checked_sub(self.start?)?;
+        (ops > 0).then(|| used as f64 / 1e3 / ops as f64)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,5 +184,18 @@ mod tests {
         assert_eq!(parse_status(""), Memory::default());
         let own = memory(std::process::id()).unwrap();
         assert!(own.rss_kib > 0 && own.threads > 0);
+    }
+
+    #[test]
+    fn cpu_time_grows_with_work() {
+        let me = std::process::id();
+        let meter = CpuMeter::start(Some(me));
+        let mut x = 0u64;
+        for i in 0..3_000_000u64 {
+            x = x.wrapping_mul(31).wrapping_add(i);
+        }
+        assert!(x != 1);
+        assert!(meter.per_op_us(1).unwrap() > 0.0);
+        assert_eq!(CpuMeter::start(None).per_op_us(1), None);
     }
 }
