@@ -147,7 +147,9 @@ fn installed_layout_reads_its_dot_file_and_logs_outside_the_plugin_dir() {
     let driver_dir = w.tmp.path().join("exec/strata~flex");
     std::fs::create_dir_all(&driver_dir).unwrap();
     let exe = driver_dir.join("flex");
-    std::fs::copy(BIN, &exe).unwrap();
+    // A hard link, not a copy: a copy holds a write descriptor that a child forked meanwhile by
+    // another test thread inherits, and exec then fails with ETXTBSY.
+    std::fs::hard_link(BIN, &exe).or_else(|_| std::fs::copy(BIN, &exe).map(drop)).unwrap();
     let log = w.tmp.path().join("var-log/strata-flex.log");
     std::fs::create_dir_all(log.parent().unwrap()).unwrap();
     let cfg = serde_json::json!({"root": w.root, "kubelet_dir": w.kubelet, "log_file": log, "log_level": "trace"});
@@ -157,7 +159,19 @@ fn installed_layout_reads_its_dot_file_and_logs_outside_the_plugin_dir() {
         for var in ["ROOT", "KUBELET_DIR", "LOG", "LOG_LEVEL", "CONFIG", "LOCK_WAIT"] {
             cmd.env_remove(format!("STRATA_FLEX_{var}"));
         }
-        parse_output(&cmd.args(args).output().unwrap())
+        cmd.args(args);
+        let output = (0..50)
+            .map(|_| cmd.output())
+            .find(|r| {
+                let busy = matches!(r, Err(e) if e.raw_os_error() == Some(libc::ETXTBSY));
+                if busy {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                !busy
+            })
+            .expect("the driver stayed busy (ETXTBSY) for a second")
+            .unwrap();
+        parse_output(&output)
     };
     run(&["init"]).ok();
     let pod = w.pod_dir("p", "pv-installed");
