@@ -63,7 +63,9 @@ fn bench_reports_every_section() {
         let kib = d["memory"][when]["rss_kib"].as_u64().unwrap();
         assert!(kib > 1024 && kib < 1024 * 1024, "{when}: {kib} KiB");
     }
+    summary_ok(&d["rpc_floor"], "rpc floor", 3);
     summary_ok(&d["create_delete"]["pair"], "create+delete", 3);
+    assert!(d["create_delete"]["server_cpu_us"].as_f64().unwrap() > 0.0);
     let classes: Vec<&str> = d["cycles"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
     assert_eq!(classes, ["dir", "loop ext4", "tmpfs"]);
     for c in d["cycles"].as_array().unwrap() {

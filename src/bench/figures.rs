@@ -5,9 +5,10 @@ use super::budget::Budget;
 use super::csi::{Class, Cycle, Target, Vol};
 use super::report::{AtScale, CreateDelete, CycleFigures, Throughput};
 use super::server::CpuMeter;
-use super::stats::Samples;
+use super::stats::{Samples, Summary};
 use super::{Error, Result};
 use crate::csi::client::connect;
+use crate::csi::proto::NodeGetCapabilitiesRequest;
 use crate::csi::proto::node_client::NodeClient;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -44,6 +45,21 @@ pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<Creat
         pair: pairs.summary(),
         server_cpu_us: cpu.per_op_us(ops),
     })
+}
+
+/// The transport floor of one endpoint: NodeGetCapabilities, a call that does no work.
+pub async fn rpc_floor(t: &Target, b: Budget) -> Result<Summary> {
+    let mut node = NodeClient::new(t.channel.clone());
+    let samples = b
+        .run_async(async |_| {
+            let start = Instant::now();
+            node.node_get_capabilities(NodeGetCapabilitiesRequest {})
+                .await
+                .map_err(Error::rpc("NodeGetCapabilities"))?;
+            Ok(start.elapsed())
+        })
+        .await?;
+    Ok(samples.summary())
 }
 
 /// Per-call samples of many cycles.

@@ -51,6 +51,8 @@ pub struct Driver {
     pub endpoint: String,
     pub stages: bool,
     pub memory: MemoryFigures,
+    /// NodeGetCapabilities round trip: what any call costs before it does work.
+    pub rpc_floor: Summary,
     pub create_delete: Option<CreateDelete>,
     pub cycles: Vec<CycleFigures>,
     pub at_scale: Option<AtScale>,
