@@ -140,7 +140,8 @@ impl Engine {
         let Some(s) = s else {
             return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
-        if let Some(p) = self.publications_in(&vol, &table).into_iter().find(|p| alone && p.target != target) {
+        let others = if alone { self.publications_in(&vol, &table) } else { Vec::new() };
+        if let Some(p) = others.into_iter().find(|p| p.target != target) {
             let reason =
                 format!("it is published at {}, and its access mode allows one publication", p.target.display());
             return Err(Error::precondition(id, reason));
