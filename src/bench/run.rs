@@ -35,7 +35,10 @@ pub async fn all(args: &BenchArgs) -> Result<Report> {
     if let (true, Some(endpoint)) = (on(Section::Csi), &args.other.endpoint) {
         let t = other_target(args, endpoint).await?;
         let class = Class {
-            label: args.other.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            label: match args.other.params.is_empty() {
+                true => "no parameters".into(),
+                false => args.other.params.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","),
+            },
             params: args.other.params.iter().cloned().collect(),
             fs_type: args.other.fs_type.clone(),
             bytes: 64 * MIB,
