@@ -1,8 +1,8 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
-use crate::backend::{Attachment, VolumeDir};
-use crate::sys::{MountEntry, MountOptions, bind_identity, mount_at};
+use crate::backend::{Attachment, Kind, VolumeDir};
+use crate::sys::{Host, MountEntry, MountOptions, bind_identity, mount_at};
 use std::path::{Path, PathBuf};
 
 /// Stacked mounts unpublish removes from one target before it gives up.
@@ -19,6 +19,19 @@ impl Engine {
         let s = vol.staging.as_ref()?;
         let held = self.backend(vol.backend).holds(vol, &self.dir(&vol.id), s.device.as_deref(), &s.path, table);
         held.then(|| s.clone())
+    }
+
+    /// The record's staging when `staging` is a mount root that shows the volume's data directory
+    /// itself (same device and inode): for the bind backends that is what [`Engine::staged_here`]
+    /// checks in the mount table, proven with two `statx` calls. `None` when it cannot be shown
+    /// cheaply; the caller then asks the mount table.
+    fn staged_by_identity(&self, vol: &Volume, staging: &Path) -> Option<Staging> {
+        let s = vol.staging.as_ref().filter(|s| s.path == staging)?;
+        if !matches!(vol.backend, Kind::Dir | Kind::Tmpfs | Kind::Btrfs) {
+            return None;
+        }
+        let proven = self.host.same_mount_root(staging, &self.dir(&vol.id).data()) == Some(true);
+        proven.then(|| s.clone())
     }
 
     /// Stages a volume at `staging`: attach, format if blank, mount. Idempotent for the same
@@ -132,15 +145,18 @@ impl Engine {
         self.check_node_path("target", target)?;
         let _lock = self.lock(id)?;
         let vol = self.load_existing(id)?;
-        let table = self.host.mount_table()?;
         if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
-        let s = self.staged_here(&vol, &table).filter(|s| s.path == staging);
+        let mut table = LazyTable { host: self.host.as_ref(), table: None };
+        let s = match self.staged_by_identity(&vol, staging) {
+            Some(s) => Some(s),
+            None => self.staged_here(&vol, table.get()?).filter(|s| s.path == staging),
+        };
         let Some(s) = s else {
             return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
-        let others = if alone { self.publications_in(&vol, &table) } else { Vec::new() };
+        let others = if alone { self.publications_in(&vol, table.get()?) } else { Vec::new() };
         if let Some(p) = others.into_iter().find(|p| p.target != target) {
             let reason =
                 format!("it is published at {}, and its access mode allows one publication", p.target.display());
@@ -148,8 +164,9 @@ impl Engine {
         }
         let block = matches!(s.access, Access::Block);
         let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };
-        if let Some(m) = mount_at(&table, target) {
-            return match (same_source(&table, &source, m), m.is_readonly() == readonly) {
+        let table = if self.host.is_mount_point(target)? { table.get()? } else { &[] };
+        if let Some(m) = mount_at(table, target) {
+            return match (same_source(table, &source, m), m.is_readonly() == readonly) {
                 (true, true) => Ok(()),
                 (true, false) => {
                     Err(already(id, format!("it is published at {} with the other read-only flag", target.display())))
@@ -217,6 +234,21 @@ impl Engine {
 
     pub(super) fn volume_dir(&self, id: &str) -> VolumeDir {
         self.dir(id)
+    }
+}
+
+/// The mount table, read at most once per call, and only when a cheap check cannot decide.
+struct LazyTable<'a> {
+    host: &'a dyn Host,
+    table: Option<Vec<MountEntry>>,
+}
+
+impl LazyTable<'_> {
+    fn get(&mut self) -> Result<&[MountEntry]> {
+        if self.table.is_none() {
+            self.table = Some(self.host.mount_table()?);
+        }
+        Ok(self.table.as_deref().unwrap_or_default())
     }
 }
 

@@ -98,6 +98,11 @@ impl Host for LinuxHost {
         }
     }
 
+    fn same_mount_root(&self, mount_point: &Path, dir: &Path) -> Option<bool> {
+        let (m, d) = (super::statx::identity(mount_point).ok()?, super::statx::identity(dir).ok()?);
+        Some(m.mount_root? && (m.dev, m.ino) == (d.dev, d.ino))
+    }
+
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<std::path::PathBuf> {
         loopdev::attach(file, readonly)
     }
@@ -304,6 +309,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         assert!(!host.is_mount_point(dir.path()).unwrap());
         assert!(!host.is_mount_point(&dir.path().join("missing")).unwrap());
+        assert_eq!(host.same_mount_root(Path::new("/"), Path::new("/")), Some(true));
+        assert_eq!(host.same_mount_root(dir.path(), dir.path()), Some(false));
+        assert_eq!(host.same_mount_root(Path::new("/proc"), Path::new("/")), Some(false));
+        assert_eq!(host.same_mount_root(&dir.path().join("missing"), dir.path()), None);
     }
 
     #[test]

@@ -91,6 +91,13 @@ pub trait Host: Send + Sync + Debug {
     fn is_mount_point(&self, path: &Path) -> Result<bool> {
         Ok(mount_at(&self.mount_table()?, path).is_some())
     }
+    /// `Some(true)` when `mount_point` is the root of a mount that shows the directory `dir`
+    /// itself (same device and inode: a bind of `dir`, or `dir`'s own mount), `Some(false)` when
+    /// it is not, `None` when this host cannot tell cheaply (the default); the caller then asks
+    /// the mount table.
+    fn same_mount_root(&self, _mount_point: &Path, _dir: &Path) -> Option<bool> {
+        None
+    }
 
     /// Attaches `file` to a free loop device (autoclear off) and returns the device.
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf>;

@@ -4,11 +4,19 @@
 use nix::errno::Errno;
 use std::path::Path;
 
-/// Whether `path` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`), without following a final
-/// symlink or triggering an automount. `Ok(None)` when the kernel does not report the attribute
-/// (before Linux 5.8). Errors are the kernel's: `ENOENT` for a missing path; a dead mount
-/// answers with its own error (`ENOTCONN`, `EIO`, `ESTALE`), which never means "not mounted".
-pub fn mount_root(path: &Path) -> Result<Option<bool>, Errno> {
+/// What `statx(2)` says about a path: its device and inode, and whether it is the root of a
+/// mount (`None` when the kernel does not report that, before Linux 5.8).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Identity {
+    pub dev: u64,
+    pub ino: u64,
+    pub mount_root: Option<bool>,
+}
+
+/// The identity of `path`, without following a final symlink or triggering an automount. Errors
+/// are the kernel's: `ENOENT` for a missing path; a dead mount answers with its own error
+/// (`ENOTCONN`, `EIO`, `ESTALE`), which never means "not mounted".
+pub fn identity(path: &Path) -> Result<Identity, Errno> {
     let c = std::ffi::CString::new(path.as_os_str().as_encoded_bytes()).map_err(|_| Errno::EINVAL)?;
     let mut buf = std::mem::MaybeUninit::<libc::statx>::zeroed();
     let flags = libc::AT_SYMLINK_NOFOLLOW | libc::AT_NO_AUTOMOUNT | libc::AT_STATX_DONT_SYNC;
@@ -21,10 +29,13 @@ pub fn mount_root(path: &Path) -> Result<Option<bool>, Errno> {
     // SAFETY: statx returned 0, so the buffer is initialised (and it was zeroed before).
     let st = unsafe { buf.assume_init() };
     let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    if st.stx_attributes_mask & bit == 0 {
-        return Ok(None);
-    }
-    Ok(Some(st.stx_attributes & bit != 0))
+    let mount_root = (st.stx_attributes_mask & bit != 0).then_some(st.stx_attributes & bit != 0);
+    Ok(Identity { dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor), ino: st.stx_ino, mount_root })
+}
+
+/// Whether `path` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`); see [`identity`].
+pub fn mount_root(path: &Path) -> Result<Option<bool>, Errno> {
+    identity(path).map(|i| i.mount_root)
 }
 
 #[cfg(test)]
@@ -41,5 +52,14 @@ mod tests {
         let file = dir.path().join("file");
         std::fs::write(&file, "x").unwrap();
         assert_eq!(mount_root(&file.join("below")), Err(Errno::ENOTDIR));
+    }
+
+    #[test]
+    fn identity_is_the_device_and_inode() {
+        use std::os::unix::fs::MetadataExt;
+        let dir = tempfile::tempdir().unwrap();
+        let meta = std::fs::metadata(dir.path()).unwrap();
+        let id = identity(dir.path()).unwrap();
+        assert_eq!((id.dev, id.ino), (meta.dev(), meta.ino()));
     }
 }
