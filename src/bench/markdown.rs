@@ -170,9 +170,18 @@ fn flex(f: &Flex) -> String {
     let mut out = format!("\n## FlexVolume exec ({} rounds, round-robin)\n\n{}", f.rounds, head("p50 / static no-op"));
     for r in &f.rows {
         let kind = if r.static_binary { "static" } else { "dynamic" };
-        out += &row(&format!("{} ({}, {kind})", r.what, r.program), &r.latency, &times(r.x_floor));
+        out += &row(&format!("{} ({}, {kind})", r.what, short(&r.program)), &r.latency, &times(r.x_floor));
     }
     out
+}
+
+/// The last three components of a program's path (the JSON keeps the whole path).
+fn short(program: &str) -> String {
+    let parts: Vec<&str> = program.split('/').filter(|p| !p.is_empty()).collect();
+    match parts.len() {
+        0..=3 => program.to_owned(),
+        n => format!("…/{}", parts[n - 3..].join("/")),
+    }
 }
 
 fn loop_ext4(l: &LoopExt4) -> String {
@@ -243,6 +252,13 @@ mod tests {
         assert!(text.contains("At scale / base: p50 1.00, p99 1.00"));
         assert!(text.contains("| dir cycle p50 | 0.500 ms | 1 ms | yes |"));
         assert!(text.contains("not measured"));
+    }
+
+    #[test]
+    fn programs_are_shown_by_their_last_components() {
+        assert_eq!(short("/work/main/target/release/strata-flex"), "…/target/release/strata-flex");
+        assert_eq!(short("/tmp/noop"), "/tmp/noop");
+        assert_eq!(short("noop"), "noop");
     }
 
     #[test]
