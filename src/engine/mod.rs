@@ -122,6 +122,12 @@ impl Engine {
         record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Atomic)
     }
 
+    /// A volume's record, if it exists, without its publications (no mount table read).
+    pub fn volume_record(&self, id: &str) -> Result<Option<Volume>> {
+        validate::id("volume", id)?;
+        self.load(id)
+    }
+
     /// A volume's record, if it exists, with its live publications from the mount table.
     pub fn get_volume(&self, id: &str) -> Result<Option<Volume>> {
         validate::id("volume", id)?;

@@ -7,7 +7,7 @@ use crate::csi::proto::volume_capability::access_mode::Mode;
 use crate::csi::proto::{
     NodeGetVolumeStatsResponse, NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage,
 };
-use crate::csi::provision::{self, existing};
+use crate::csi::provision::{self, existing, record};
 use crate::engine::{Access, Engine};
 use crate::sys::MountOptions;
 use std::path::Path;
@@ -15,7 +15,7 @@ use tonic::Status;
 
 /// Stages after checking that the capability suits the volume.
 pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability) -> Result<(), Status> {
-    let vol = existing(e, local)?;
+    let vol = record(e, local)?;
     convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
     e.stage_volume(local, staging, &convert::access(cap)?)?;
     Ok(())
@@ -24,7 +24,7 @@ pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability) ->
 /// Publishes after checking the capability; a read-only access mode forces a read-only bind.
 pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<(), Status> {
     let cap = r.volume_capability.as_ref().ok_or_else(|| invalid("volume_capability is required".into()))?;
-    let vol = existing(e, local)?;
+    let vol = record(e, local)?;
     convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
     let block = matches!(convert::access(cap)?, Access::Block);
     if let Some(s) = vol.staging.as_ref().filter(|s| matches!(s.access, Access::Block) != block) {
