@@ -45,6 +45,7 @@ fn a_file_that_is_not_a_socket_is_never_removed() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not a socket"));
     assert_eq!(std::fs::read_to_string(&path).unwrap(), "precious");
+    cleanup(dir.path()); // the server gave the root's volumes a mount before it met the file
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -106,6 +107,7 @@ async fn serves_on_tcp_too() {
     assert!(child.wait().unwrap().success());
     let out = out.expect("the client reached the TCP endpoint");
     assert!(String::from_utf8_lossy(&out.stdout).contains("name: strata.csi.dev"));
+    cleanup(dir.path());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -52,7 +52,7 @@ fn bench_reports_every_section() {
     assert_eq!(r["meta"]["load_before"].as_array().unwrap().len(), 3);
     assert!(r["meta"]["mounts_before"].as_u64().unwrap() > 0);
     let floor = &r["floor"];
-    for key in ["bind_pair", "statx", "mountinfo", "record_atomic", "record_durable"] {
+    for key in ["bind_pair", "statx", "mountinfo", "record_cached", "record_durable"] {
         summary_ok(&floor[key], key, 20);
     }
 

@@ -68,6 +68,14 @@ impl VolumeDir {
     pub fn record(&self) -> PathBuf {
         self.0.join("volume.json")
     }
+    /// Where the volume is staged on this node (node state, beside the record).
+    pub fn node_state(&self) -> PathBuf {
+        self.0.join("node.json")
+    }
+    /// One marker per publication strata made (node state).
+    pub fn published(&self) -> PathBuf {
+        self.0.join("published")
+    }
 }
 
 /// The device a volume is reachable through, and whether this call attached it.

@@ -38,8 +38,8 @@ pub struct Floor {
     /// Read and parse `/proc/self/mountinfo` as the engine does, at `mountinfo_lines`.
     pub mountinfo: Summary,
     pub mountinfo_lines: usize,
-    /// temp + write + fsync + rename.
-    pub record_atomic: Summary,
+    /// temp + write + rename, no fsync: node state.
+    pub record_cached: Summary,
     /// temp + write + fsync + rename + fsync of the directory.
     pub record_durable: Summary,
 }

@@ -142,11 +142,6 @@ pub(super) fn condition(c: Condition) -> VolumeCondition {
     VolumeCondition { abnormal: c.abnormal, message: c.message }
 }
 
-/// The volume's record without its publications (no mount table read), or NOT_FOUND.
-pub(super) fn record(engine: &Engine, local: &str) -> Result<Volume, Status> {
-    engine.volume_record(local)?.ok_or_else(|| Status::not_found(format!("volume {local} does not exist")))
-}
-
 /// The volume's record with its live publications, or NOT_FOUND.
 pub(super) fn existing(engine: &Engine, local: &str) -> Result<Volume, Status> {
     engine.get_volume(local)?.ok_or_else(|| Status::not_found(format!("volume {local} does not exist")))

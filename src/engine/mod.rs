@@ -3,16 +3,21 @@
 
 mod error;
 mod health;
+mod isolate;
 pub mod lock;
 mod node;
+mod publications;
 pub mod reconcile;
 pub mod record;
 mod snapshot;
+mod state;
 pub mod validate;
 
 pub use error::{Error, Result};
 pub use health::Condition;
+pub use isolate::Isolation;
 pub use lock::Wait;
+pub use node::{Bind, Check};
 pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
 pub use snapshot::SnapshotRequest;
 
@@ -105,36 +110,56 @@ impl Engine {
         Ok(lock.tied_to(self.dir(id).record()))
     }
 
+    /// A volume's record with its node state (where it is staged).
     fn load(&self, id: &str) -> Result<Option<Volume>> {
-        record::load(&self.dir(id).record())
+        let dir = self.dir(id);
+        let Some(mut vol) = record::load(&dir.record())? else { return Ok(None) };
+        if let Some(staging) = state::load_staging(&dir)? {
+            vol.staging = Some(staging);
+        }
+        Ok(Some(vol))
     }
 
     fn load_existing(&self, id: &str) -> Result<Volume> {
         self.load(id)?.ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
     }
 
+    /// Writes the record, durably. A staging that an older record carried moves to the node
+    /// state file first, since the record no longer holds it.
     fn save(&self, vol: &Volume) -> Result<()> {
+        if vol.staging_in_record {
+            self.write_node_state(vol)?;
+        }
         record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Durable)
     }
 
-    /// Records node state (staging, publications): atomic, without the directory fsync.
+    /// Records where the volume is staged (node state, no fsync; see [`state`]).
     fn save_state(&self, vol: &Volume) -> Result<()> {
-        record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Atomic)
+        if vol.staging_in_record {
+            return self.save(vol);
+        }
+        self.write_node_state(vol)
     }
 
-    /// A volume's record, if it exists, without its publications (no mount table read).
+    fn write_node_state(&self, vol: &Volume) -> Result<()> {
+        let dir = self.dir(&vol.id);
+        match &vol.staging {
+            Some(s) => state::save_staging(&dir, s),
+            None => state::clear_staging(&dir),
+        }
+    }
+
+    /// A volume's record, if it exists, without its publications.
     pub fn volume_record(&self, id: &str) -> Result<Option<Volume>> {
         validate::id("volume", id)?;
         self.load(id)
     }
 
-    /// A volume's record, if it exists, with its live publications from the mount table.
+    /// A volume's record, if it exists, with its live publications.
     pub fn get_volume(&self, id: &str) -> Result<Option<Volume>> {
         validate::id("volume", id)?;
         let Some(mut vol) = self.load(id)? else { return Ok(None) };
-        if vol.staging.is_some() {
-            vol.publications = self.publications_in(&vol, &self.host.mount_table()?);
-        }
+        vol.publications = self.publications(&vol)?;
         Ok(Some(vol))
     }
 
@@ -228,6 +253,7 @@ impl Engine {
         let backend = self.backend(vol.backend);
         backend.detach(&vol, &dir)?;
         backend.delete(&vol, &dir)?;
+        state::remove_all(&dir)?;
         let record = dir.record();
         std::fs::remove_file(&record).map_err(Error::io("remove", &record))?;
         std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))?;
@@ -235,20 +261,17 @@ impl Engine {
         Ok(())
     }
 
-    /// Where the volume is still mounted (staged or published), judged from the mount table.
-    /// A volume the record does not call staged has no publications either (they are binds of
-    /// the staging): no mount-table read then.
+    /// Where the volume is still mounted: its staging (judged from the mount table) or a
+    /// publication. A volume not staged has no publications either (they are binds of the
+    /// staging): no mount-table read then.
     fn in_use(&self, vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
-        if vol.staging.is_none() {
-            return Ok(None);
+        let Some(s) = &vol.staging else { return Ok(None) };
+        if let Some(p) = self.publications(vol)?.into_iter().next() {
+            return Ok(Some(p.target));
         }
         let table = self.host.mount_table()?;
-        if let Some(s) = &vol.staging {
-            if self.backend(vol.backend).holds(vol, dir, s.device.as_deref(), &s.path, &table) {
-                return Ok(Some(s.path.clone()));
-            }
-        }
-        Ok(self.publications_in(vol, &table).into_iter().next().map(|p| p.target))
+        let held = self.backend(vol.backend).holds(vol, dir, s.device.as_deref(), &s.path, &table);
+        Ok(held.then(|| s.path.clone()))
     }
 
     /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;
@@ -284,7 +307,7 @@ impl Engine {
         };
         let backend = self.backend(vol.backend);
         if let Err(online) = backend.grow_fs(vol, &device, Some(&path)) {
-            if let Some(p) = self.publications_in(vol, &table).first() {
+            if let Some(p) = self.publications(vol)?.first() {
                 let reason = format!(
                     "its device grew, but the filesystem could not grow while {} uses it ({online}); \
                      it grows when the volume is next staged",
@@ -325,6 +348,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         parameters: req.parameters.clone(),
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
         staging: None,
+        staging_in_record: false,
         publications: Vec::new(),
         source: None,
         grow_fs: false,
@@ -356,5 +380,7 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
 
 #[cfg(test)]
 mod snapshot_tests;
+#[cfg(test)]
+mod state_tests;
 #[cfg(test)]
 mod tests;

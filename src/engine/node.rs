@@ -1,12 +1,26 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
-use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
+use super::{Access, Engine, Error, Publication, Result, Staging, Volume, state, validate};
 use crate::backend::{Attachment, Kind, VolumeDir};
 use crate::sys::{Host, MountEntry, MountOptions, bind_identity, mount_at};
 use std::path::{Path, PathBuf};
 
 /// Stacked mounts unpublish removes from one target before it gives up.
 const MAX_STACKED: usize = 8;
+
+/// A front-end's own conditions on a volume's record, checked under the volume's lock.
+pub type Check<'a> = &'a dyn Fn(&Volume) -> Result<()>;
+
+/// Where and how a publish binds the staged volume.
+#[derive(Debug, Clone, Copy)]
+pub struct Bind<'a> {
+    pub staging: &'a Path,
+    pub target: &'a Path,
+    /// Per-mount flags (`noexec`, `nosuid`, `noatime`, `ro`, ...); an `ro` flag makes it read-only.
+    pub opts: &'a MountOptions,
+    /// One publication at a time (CSI SINGLE_NODE_SINGLE_WRITER).
+    pub alone: bool,
+}
 
 impl Engine {
     fn check_node_path(&self, what: &'static str, path: &Path) -> Result<()> {
@@ -22,25 +36,35 @@ impl Engine {
     }
 
     /// The record's staging when `staging` is a mount root that shows the volume's data directory
-    /// itself (same device and inode): for the bind backends that is what [`Engine::staged_here`]
-    /// checks in the mount table, proven with two `statx` calls. `None` when it cannot be shown
-    /// cheaply; the caller then asks the mount table.
+    /// itself (bind backends: same device and inode) or the filesystem of its loop device: what
+    /// [`Engine::staged_here`] checks in the mount table, proven with two `stat` calls. `None`
+    /// when it cannot be shown cheaply; the caller then asks the mount table.
     fn staged_by_identity(&self, vol: &Volume, staging: &Path) -> Option<Staging> {
         let s = vol.staging.as_ref().filter(|s| s.path == staging)?;
-        if !matches!(vol.backend, Kind::Dir | Kind::Tmpfs | Kind::Btrfs) {
-            return None;
-        }
-        let proven = self.host.same_mount_root(staging, &self.dir(&vol.id).data()) == Some(true);
-        proven.then(|| s.clone())
+        let proven = match (vol.backend, &s.access, &s.device) {
+            (Kind::Dir | Kind::Tmpfs | Kind::Btrfs, _, _) => {
+                self.host.same_mount_root(staging, &self.dir(&vol.id).data())
+            }
+            (Kind::Loop, Access::Mount { .. }, Some(device)) => self.host.mounted_from(staging, device),
+            _ => None,
+        };
+        (proven == Some(true)).then(|| s.clone())
     }
 
     /// Stages a volume at `staging`: attach, format if blank, mount. Idempotent for the same
     /// path and access; another path or access while staged is [`Error::AlreadyExists`].
     pub fn stage_volume(&self, id: &str, staging: &Path, access: &Access) -> Result<()> {
+        self.stage_volume_checked(id, staging, access, &|_| Ok(()))
+    }
+
+    /// [`Engine::stage_volume`] after `check` accepts the volume's record (a front-end's own
+    /// conditions, such as a CSI capability), under the lock and without a second read.
+    pub fn stage_volume_checked(&self, id: &str, staging: &Path, access: &Access, check: Check) -> Result<()> {
         validate::id("volume", id)?;
         self.check_node_path("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
+        check(&vol)?;
         if matches!(access, Access::Block) && !vol.backend.supports_block() {
             return Err(Error::InvalidArgument(format!(
                 "a {} volume cannot be used as a raw block device",
@@ -63,11 +87,13 @@ impl Engine {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
         let device = self.attach_and_stage(&vol, staging, access)?;
-        if matches!(access, Access::Mount { .. }) {
-            vol.grow_fs = false; // the backend's stage grew it
-        }
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
-        self.save_state(&vol)
+        self.save_state(&vol)?;
+        if vol.grow_fs && matches!(access, Access::Mount { .. }) {
+            vol.grow_fs = false; // the backend's stage grew it
+            self.save(&vol)?;
+        }
+        Ok(())
     }
 
     /// Attaches (if needed) and stages; detaches again if this call attached and staging failed.
@@ -94,29 +120,39 @@ impl Engine {
         self.check_node_path("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
-        let table = self.host.mount_table()?;
-        if let Some(p) = self.publications_in(&vol, &table).first() {
+        let checked = self.check_publications(&vol)?;
+        if let Some(p) = checked.live.first() {
             return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }
-        let dir = self.dir(id);
-        if let Some(m) = mount_at(&table, staging) {
-            let ours = self.staged_here(&vol, &table).is_some_and(|s| s.path == staging);
-            if !ours {
-                return Err(Error::precondition(
-                    id,
-                    format!("{} holds a mount that is not this volume ({})", staging.display(), m.source),
-                ));
-            }
+        if self.host.is_mount_point(staging)? {
+            self.check_staged_mount(&vol, staging)?;
             self.host.unmount(staging, false)?;
         }
-        self.backend(vol.backend).detach(&vol, &dir)?;
-        if vol.staging.take().is_some() {
+        self.backend(vol.backend).detach(&vol, &self.dir(id))?;
+        self.drop_stale(&checked)?;
+        if vol.staging.take().is_some() || vol.staging_in_record {
             self.save_state(&vol)?;
         }
         if staging.starts_with(self.cfg.root.join("staging")) {
             remove_empty(staging)?;
         }
         Ok(())
+    }
+
+    /// Refuses to unmount `staging` when the mount there is not this volume's staging.
+    fn check_staged_mount(&self, vol: &Volume, staging: &Path) -> Result<()> {
+        if self.staged_by_identity(vol, staging).is_some() {
+            return Ok(());
+        }
+        let table = self.host.mount_table()?;
+        if self.staged_here(vol, &table).is_some_and(|s| s.path == staging) {
+            return Ok(());
+        }
+        let source = mount_at(&table, staging).map_or("gone", |m| m.source.as_str()).to_owned();
+        Err(Error::precondition(
+            &vol.id,
+            format!("{} holds a mount that is not this volume ({source})", staging.display()),
+        ))
     }
 
     /// Binds the staged volume onto `target` (a directory, or a file for block access).
@@ -128,27 +164,30 @@ impl Engine {
     /// [`Engine::publish_volume`] with per-mount flags (`noexec`, `nosuid`, `noatime`, `ro`, ...)
     /// applied to the bind; an `ro` flag makes the publication read-only.
     pub fn publish_volume_with(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
-        self.publish(id, staging, target, opts, false)
+        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: false }, &|_| Ok(()))
     }
 
     /// [`Engine::publish_volume_with`] for a volume that one publication at a time may use (CSI
     /// SINGLE_NODE_SINGLE_WRITER): refused with [`Error::FailedPrecondition`] while the volume is
     /// published at another target; checked under the volume's lock.
     pub fn publish_volume_alone(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
-        self.publish(id, staging, target, opts, true)
+        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: true }, &|_| Ok(()))
     }
 
-    fn publish(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions, alone: bool) -> Result<()> {
+    /// Publishes as `bind` says, after `check` accepts the volume's record (under the lock).
+    pub fn publish_volume_checked(&self, id: &str, bind: &Bind, check: Check) -> Result<()> {
+        let Bind { staging, target, opts, alone } = *bind;
         let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;
         self.check_node_path("staging", staging)?;
         self.check_node_path("target", target)?;
         let _lock = self.lock(id)?;
         let vol = self.load_existing(id)?;
+        check(&vol)?;
         if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
-        let mut table = LazyTable { host: self.host.as_ref(), table: None };
+        let mut table = LazyTable::new(self.host.as_ref());
         let s = match self.staged_by_identity(&vol, staging) {
             Some(s) => Some(s),
             None => self.staged_here(&vol, table.get()?).filter(|s| s.path == staging),
@@ -156,7 +195,7 @@ impl Engine {
         let Some(s) = s else {
             return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
-        let others = if alone { self.publications_in(&vol, table.get()?) } else { Vec::new() };
+        let others = if alone { self.publications(&vol)? } else { Vec::new() };
         if let Some(p) = others.into_iter().find(|p| p.target != target) {
             let reason =
                 format!("it is published at {}, and its access mode allows one publication", p.target.display());
@@ -164,10 +203,12 @@ impl Engine {
         }
         let block = matches!(s.access, Access::Block);
         let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };
+        let marker = Publication { target: target.to_owned(), readonly, block };
+        let dir = self.dir(id);
         let table = if self.host.is_mount_point(target)? { table.get()? } else { &[] };
         if let Some(m) = mount_at(table, target) {
             return match (same_source(table, &source, m), m.is_readonly() == readonly) {
-                (true, true) => Ok(()),
+                (true, true) => state::mark(&dir, &marker),
                 (true, false) => {
                     Err(already(id, format!("it is published at {} with the other read-only flag", target.display())))
                 }
@@ -175,23 +216,34 @@ impl Engine {
             };
         }
         let made = make_target(target, block)?;
-        let bound = self.host.bind_mount(&source, target, readonly);
-        let flagged = bound.and_then(|()| match opts.options.is_empty() {
-            true => Ok(()),
-            false => self
-                .host
-                .remount_bind(target, &MountOptions { readonly, options: opts.options.clone() })
-                .inspect_err(|_| {
-                    let _ = self.host.unmount(target, false);
-                }),
-        });
-        if let Err(e) = flagged {
+        let bound =
+            state::mark(&dir, &marker).and_then(|()| Ok(self.bind_with_flags(&source, target, readonly, opts)?));
+        if let Err(e) = bound {
+            let _ = state::unmark(&dir, target);
             if made {
                 let _ = remove_target(target);
             }
-            return Err(e.into());
+            return Err(e);
         }
         Ok(())
+    }
+
+    /// Binds `source` onto `target` and applies the per-mount flags; nothing stays mounted on error.
+    fn bind_with_flags(
+        &self,
+        source: &Path,
+        target: &Path,
+        readonly: bool,
+        opts: &MountOptions,
+    ) -> crate::sys::Result<()> {
+        self.host.bind_mount(source, target, readonly)?;
+        if opts.options.is_empty() {
+            return Ok(());
+        }
+        let flags = MountOptions { readonly, options: opts.options.clone() };
+        self.host.remount_bind(target, &flags).inspect_err(|_| {
+            let _ = self.host.unmount(target, false);
+        })
     }
 
     /// Unmounts `target` and removes it. A target that is missing or not mounted is fine, and
@@ -206,30 +258,14 @@ impl Engine {
             }
             self.host.unmount(target, false)?;
         }
+        state::unmark(&self.dir(id), target)?;
         remove_target(target)
     }
 
-    /// Where the volume is bound into pods, read from the mount table.
+    /// Where the volume is bound into pods: its publication markers, checked against the kernel.
     pub fn live_publications(&self, id: &str) -> Result<Vec<Publication>> {
         let Some(vol) = self.get_volume(id)? else { return Ok(Vec::new()) };
         Ok(vol.publications)
-    }
-
-    /// The mounts that show the staged volume outside its staging path and the data root:
-    /// binds of the staging mount (filesystem) or of the loop device node (block).
-    pub(super) fn publications_in(&self, vol: &Volume, table: &[MountEntry]) -> Vec<Publication> {
-        let Some(s) = &vol.staging else { return Vec::new() };
-        let block = matches!(s.access, Access::Block);
-        let identity = match &s.device {
-            Some(device) if block => bind_identity(table, device),
-            _ => mount_at(table, &s.path).map(|m| (m.major, m.minor, m.root.clone())),
-        };
-        let Some((major, minor, root)) = identity else { return Vec::new() };
-        let ours = |m: &&MountEntry| m.major == major && m.minor == minor && m.root == root;
-        let elsewhere = |m: &&MountEntry| m.mount_point != s.path && !m.mount_point.starts_with(&self.cfg.root);
-        let to_publication =
-            |m: &MountEntry| Publication { target: m.mount_point.clone(), readonly: m.is_readonly(), block };
-        table.iter().filter(ours).filter(elsewhere).map(to_publication).collect()
     }
 
     pub(super) fn volume_dir(&self, id: &str) -> VolumeDir {
@@ -238,13 +274,17 @@ impl Engine {
 }
 
 /// The mount table, read at most once per call, and only when a cheap check cannot decide.
-struct LazyTable<'a> {
+pub(super) struct LazyTable<'a> {
     host: &'a dyn Host,
     table: Option<Vec<MountEntry>>,
 }
 
-impl LazyTable<'_> {
-    fn get(&mut self) -> Result<&[MountEntry]> {
+impl<'a> LazyTable<'a> {
+    pub(super) fn new(host: &'a dyn Host) -> Self {
+        LazyTable { host, table: None }
+    }
+
+    pub(super) fn get(&mut self) -> Result<&[MountEntry]> {
         if self.table.is_none() {
             self.table = Some(self.host.mount_table()?);
         }

@@ -1,4 +1,5 @@
-//! Volume records: one JSON file per volume, written atomically (temp, fsync, rename, fsync dir).
+//! Volume records: one JSON file per volume, written atomically (temp, fsync, rename, fsync dir),
+//! and the JSON writer node state shares with them.
 
 use super::{Error, Result};
 use crate::backend::Kind;
@@ -55,10 +56,17 @@ pub struct Volume {
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
     pub created_unix: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Where the volume is staged on this node. Kept in its own file beside the record (node
+    /// state, see `engine::state`); records written before that carried it here, so it is still
+    /// read from the record but never written to it.
+    #[serde(default, skip_serializing)]
     pub staging: Option<Staging>,
-    /// Where the volume is bound into pods. Never stored: [`crate::engine::Engine::get_volume`]
-    /// fills it from the mount table, the only truth about what is mounted.
+    /// Whether the record on disk still carries a staging (an older record): unstaging then
+    /// rewrites the record without it.
+    #[serde(skip)]
+    pub staging_in_record: bool,
+    /// Where the volume is bound into pods. Never stored here: [`crate::engine::Engine::get_volume`]
+    /// fills it from the publication markers, each checked against the kernel.
     #[serde(skip)]
     pub publications: Vec<Publication>,
     /// The snapshot or volume this volume was made from.
@@ -96,7 +104,8 @@ pub struct Snapshot {
 
 /// Reads a volume record; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<Volume>> {
-    load_json::<Volume>(path)?.map(|v| check_format(path, v.format).map(|()| v)).transpose()
+    let vol = load_json::<Volume>(path)?.map(|v| check_format(path, v.format).map(|()| v)).transpose()?;
+    Ok(vol.map(|v| Volume { staging_in_record: v.staging.is_some(), ..v }))
 }
 
 /// Reads a snapshot record; `Ok(None)` when there is none.
@@ -112,7 +121,7 @@ fn check_format(path: &Path, format: u32) -> Result<()> {
     Err(Error::Record { path: path.to_owned(), reason })
 }
 
-fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub(super) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -126,10 +135,13 @@ fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
 /// How far a record write must reach before it returns.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Durability {
-    /// The new contents are on disk before the rename; after a power loss the old or the new
-    /// record is there, whole. For node state (staged, published) that kubelet re-drives anyway.
-    Atomic,
-    /// Also the rename itself is on disk (directory fsync): for a volume's existence.
+    /// Every process sees the old or the new file, whole (temp file, rename), and it survives a
+    /// crash of strata; nothing is forced to disk, so a kernel crash or power loss may leave an
+    /// older, an empty or a partial file. For node state, which a reboot voids anyway: mounts
+    /// and loop devices do not survive it.
+    Cached,
+    /// The new contents and the rename are on disk before the call returns (file and directory
+    /// fsync): for a volume's existence.
     Durable,
 }
 
@@ -143,11 +155,13 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
     let write = || -> std::io::Result<()> {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(&json)?;
-        f.sync_all()?;
+        if durability == Durability::Durable {
+            f.sync_all()?;
+        }
         std::fs::rename(&tmp, path)?;
         match durability {
             Durability::Durable => std::fs::File::open(dir)?.sync_all(),
-            Durability::Atomic => Ok(()),
+            Durability::Cached => Ok(()),
         }
     };
     write().map_err(|e| {
@@ -170,11 +184,8 @@ mod tests {
             fs_type: Some(FsType::Xfs),
             parameters: BTreeMap::from([("backend".into(), "loop".into())]),
             created_unix: 1,
-            staging: Some(Staging {
-                path: "/s".into(),
-                access: Access::Mount { flags: vec!["noatime".into()] },
-                device: Some("/dev/loop3".into()),
-            }),
+            staging: None,
+            staging_in_record: false,
             publications: Vec::new(),
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
@@ -201,12 +212,27 @@ mod tests {
     }
 
     #[test]
+    fn staging_is_read_from_an_older_record_but_never_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("volume.json");
+        let staging = Staging { path: "/s".into(), access: Access::Block, device: Some("/dev/loop3".into()) };
+        let mut json = serde_json::to_value(sample()).unwrap();
+        json["staging"] = serde_json::to_value(&staging).unwrap();
+        std::fs::write(&p, json.to_string()).unwrap();
+        let old = load(&p).unwrap().unwrap();
+        assert_eq!(old.staging, Some(staging));
+        assert!(old.staging_in_record);
+        save_json(&p, &old, Durability::Durable).unwrap();
+        assert!(!std::fs::read_to_string(&p).unwrap().contains("staging"));
+    }
+
+    #[test]
     fn newer_format_is_refused() {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("volume.json");
         let mut v = sample();
         v.format = 2;
-        save_json(&p, &v, Durability::Atomic).unwrap();
+        save_json(&p, &v, Durability::Cached).unwrap();
         let err = load(&p).unwrap_err().to_string();
         assert!(err.contains("format 2"), "{err}");
     }

@@ -12,6 +12,7 @@ pub enum Call {
     Mount { source: PathBuf, target: PathBuf, fstype: String, opts: MountOptions },
     Remount { target: PathBuf, opts: MountOptions },
     RemountBind { target: PathBuf, opts: MountOptions },
+    MakePrivate { target: PathBuf },
     Unmount { target: PathBuf, lazy: bool },
     LoopAttach { file: PathBuf, readonly: bool },
     LoopDetach { device: PathBuf },
@@ -180,6 +181,11 @@ impl Host for FakeHost {
         let ro = opts.readonly || opts.options.iter().any(|o| o == "ro");
         entry.mount_options = vec![if ro { "ro" } else { "rw" }.to_owned()];
         Ok(())
+    }
+
+    fn make_private(&self, target: &Path) -> Result<()> {
+        let st = self.record("MakePrivate", Call::MakePrivate { target: target.into() })?;
+        st.mounts.iter().any(|m| m.mount_point == target).then_some(()).ok_or_else(|| einval("make private", target))
     }
 
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {

@@ -80,6 +80,11 @@ impl Host for LinuxHost {
             .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
     }
 
+    fn make_private(&self, target: &Path) -> Result<()> {
+        nix::mount::mount(None::<&str>, target, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
+            .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
+    }
+
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {
         let flags = if lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() };
         nix::mount::umount2(target, flags).map_err(|errno| Error::Unmount { target: target.to_owned(), errno })
@@ -101,6 +106,12 @@ impl Host for LinuxHost {
     fn same_mount_root(&self, mount_point: &Path, dir: &Path) -> Option<bool> {
         let (m, d) = (super::statx::identity(mount_point).ok()?, super::statx::identity(dir).ok()?);
         Some(m.mount_root? && (m.dev, m.ino) == (d.dev, d.ino))
+    }
+
+    fn mounted_from(&self, mount_point: &Path, device: &Path) -> Option<bool> {
+        let (m, d) = (super::statx::identity(mount_point).ok()?, std::fs::metadata(device).ok()?);
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        Some(d.file_type().is_block_device() && m.mount_root? && m.dev == d.rdev())
     }
 
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<std::path::PathBuf> {
@@ -313,6 +324,9 @@ mod tests {
         assert_eq!(host.same_mount_root(dir.path(), dir.path()), Some(false));
         assert_eq!(host.same_mount_root(Path::new("/proc"), Path::new("/")), Some(false));
         assert_eq!(host.same_mount_root(&dir.path().join("missing"), dir.path()), None);
+        assert_eq!(host.mounted_from(dir.path(), Path::new("/dev/null")), Some(false));
+        assert_eq!(host.mounted_from(Path::new("/"), Path::new("/dev/null")), Some(false));
+        assert_eq!(host.mounted_from(dir.path(), &dir.path().join("missing")), None);
     }
 
     #[test]

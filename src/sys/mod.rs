@@ -81,6 +81,8 @@ pub trait Host: Send + Sync + Debug {
     fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()>;
     /// Remounts an existing mount with new data options (tmpfs `size=`), keeping its flags.
     fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()>;
+    /// Makes the mount at `target` private: mounts under it no longer propagate to or from peers.
+    fn make_private(&self, target: &Path) -> Result<()>;
     /// Unmounts `target`; `lazy` detaches it even while busy.
     fn unmount(&self, target: &Path, lazy: bool) -> Result<()>;
     /// The current mount table of this process's mount namespace.
@@ -96,6 +98,11 @@ pub trait Host: Send + Sync + Debug {
     /// it is not, `None` when this host cannot tell cheaply (the default); the caller then asks
     /// the mount table.
     fn same_mount_root(&self, _mount_point: &Path, _dir: &Path) -> Option<bool> {
+        None
+    }
+    /// `Some(true)` when `mount_point` is the root of a filesystem mounted from the block device
+    /// node `device`, `Some(false)` when it is not, `None` when this host cannot tell cheaply.
+    fn mounted_from(&self, _mount_point: &Path, _device: &Path) -> Option<bool> {
         None
     }
 

@@ -269,9 +269,12 @@ pub fn mount_at(path: &str) -> Option<strata::sys::MountEntry> {
 }
 
 /// Mount points at or below `dir`.
+/// The data root's own `volumes` mount (the server binds it onto itself at start) is not counted:
+/// it holds no volume and stays until the root is cleaned up.
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let table = LinuxHost.mount_table().unwrap();
-    table.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir)).collect()
+    let own = |m: &PathBuf| m.ends_with("volumes") && m.parent().is_some_and(|root| root.join("locks").is_dir());
+    table.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir) && !own(m)).collect()
 }
 
 /// Loop devices whose backing file lies at or below `dir`.

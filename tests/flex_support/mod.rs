@@ -201,7 +201,11 @@ impl World {
                 engine.delete_volume(&vol.id).unwrap_or_else(|e| panic!("delete {}: {e}", vol.id));
             }
         }
-        assert_eq!(self.mounts(), Vec::<String>::new(), "mounts left behind");
+        // A CSI server on this root gave its volumes directory a mount of its own: not a leak.
+        let own = self.root.join("volumes");
+        let own = own.to_str().expect("utf-8 root");
+        let left: Vec<String> = self.mounts().into_iter().filter(|l| l.split(' ').nth(4) != Some(own)).collect();
+        assert_eq!(left, Vec::<String>::new(), "mounts left behind");
         assert_eq!(self.loops(), Vec::<String>::new(), "loop devices left behind");
     }
 }

@@ -7,46 +7,54 @@ use crate::csi::proto::volume_capability::access_mode::Mode;
 use crate::csi::proto::{
     NodeGetVolumeStatsResponse, NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage,
 };
-use crate::csi::provision::{self, existing, record};
-use crate::engine::{Access, Engine};
+use crate::csi::provision::{self, existing};
+use crate::engine::{Access, Bind, Engine, Error as EngineError, Volume};
 use crate::sys::MountOptions;
 use std::path::Path;
 use tonic::Status;
 
 /// Stages after checking that the capability suits the volume.
 pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability) -> Result<(), Status> {
-    let vol = record(e, local)?;
-    convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
-    e.stage_volume(local, staging, &convert::access(cap)?)?;
+    let suits = |vol: &Volume| suits(cap, vol);
+    e.stage_volume_checked(local, staging, &convert::access(cap)?, &suits)?;
     Ok(())
 }
 
 /// Publishes after checking the capability; a read-only access mode forces a read-only bind.
 pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<(), Status> {
     let cap = r.volume_capability.as_ref().ok_or_else(|| invalid("volume_capability is required".into()))?;
-    let vol = record(e, local)?;
-    convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
-    let block = matches!(convert::access(cap)?, Access::Block);
-    if let Some(s) = vol.staging.as_ref().filter(|s| matches!(s.access, Access::Block) != block) {
-        return Err(Status::failed_precondition(format!(
-            "volume {local} is staged at {} for {} access; the publish asks for {}",
-            s.path.display(),
-            if block { "filesystem" } else { "block" },
-            if block { "block" } else { "filesystem" }
-        )));
-    }
+    let access = convert::access(cap)?;
+    let block = matches!(access, Access::Block);
+    let check = |vol: &Volume| {
+        suits(cap, vol)?;
+        match vol.staging.as_ref().filter(|s| matches!(s.access, Access::Block) != block) {
+            Some(s) => Err(EngineError::precondition(
+                local,
+                format!(
+                    "it is staged at {} for {} access; the publish asks for {}",
+                    s.path.display(),
+                    if block { "filesystem" } else { "block" },
+                    if block { "block" } else { "filesystem" }
+                ),
+            )),
+            None => Ok(()),
+        }
+    };
     let readonly = r.readonly || convert::reader_only(cap);
-    let options = match convert::access(cap)? {
+    let options = match access {
         Access::Mount { flags } => flags,
         Access::Block => Vec::new(),
     };
     let opts = MountOptions { readonly, options };
     let (staging, target) = (Path::new(&r.staging_target_path), Path::new(&r.target_path));
-    match convert::mode(cap) {
-        Mode::SingleNodeSingleWriter => e.publish_volume_alone(local, staging, target, &opts)?,
-        _ => e.publish_volume_with(local, staging, target, &opts)?,
-    }
+    let alone = convert::mode(cap) == Mode::SingleNodeSingleWriter;
+    e.publish_volume_checked(local, &Bind { staging, target, opts: &opts, alone }, &check)?;
     Ok(())
+}
+
+/// Whether the capability suits the volume (INVALID_ARGUMENT when it does not).
+fn suits(cap: &VolumeCapability, vol: &Volume) -> Result<(), EngineError> {
+    convert::check_capability(cap, &convert::wanted_of(vol)).map_err(EngineError::InvalidArgument)
 }
 
 /// Usage and health of a volume at a path where it is staged or published; NOT_FOUND anywhere

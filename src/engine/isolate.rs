@@ -1,0 +1,79 @@
+//! Gives `<root>/volumes` a mount of its own. Binding a directory makes the kernel walk every
+//! mount under the directory's mount (`has_locked_children`): with the volumes on the node's root
+//! filesystem, that is every staging and publication of every pod (0.2 ms per stage at 2,000
+//! kubelet mounts here). On a mount of its own the walk covers only strata's tmpfs volumes.
+
+use super::{Engine, Result};
+use std::path::PathBuf;
+
+/// What [`Engine::isolate_volumes`] found or did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Isolation {
+    /// `<root>/volumes` was bound onto itself and made private.
+    Done,
+    /// It already is a mount (an earlier start, or a disk of its own).
+    Already,
+    /// Something is mounted below it (a tmpfs volume from before this start); a bind now would
+    /// hide it, so the volumes stay where they are.
+    Skipped(PathBuf),
+}
+
+impl Engine {
+    /// Binds `<root>/volumes` onto itself, private (no propagation to or from peers), unless it
+    /// already is a mount or holds mounts. Called once at start, before reconcile.
+    pub fn isolate_volumes(&self) -> Result<Isolation> {
+        let volumes = self.config().root.join("volumes");
+        if self.host.is_mount_point(&volumes)? {
+            return Ok(Isolation::Already);
+        }
+        let table = self.host.mount_table()?;
+        if let Some(m) = table.iter().find(|m| m.mount_point.starts_with(&volumes)) {
+            return Ok(Isolation::Skipped(m.mount_point.clone()));
+        }
+        self.host.bind_mount(&volumes, &volumes, false)?;
+        if let Err(e) = self.host.make_private(&volumes) {
+            let _ = self.host.unmount(&volumes, false);
+            return Err(e.into());
+        }
+        Ok(Isolation::Done)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::super::tests::{fixture, req};
+    use super::*;
+    use crate::backend::Kind;
+    use crate::sys::Call;
+
+    #[test]
+    fn binds_the_volumes_onto_themselves_once_and_private() {
+        let f = fixture();
+        let volumes = f.root.join("volumes");
+        f.host.clear_calls();
+        assert_eq!(f.engine.isolate_volumes().unwrap(), Isolation::Done);
+        let bind = Call::Bind { source: volumes.clone(), target: volumes.clone(), readonly: false };
+        assert_eq!(f.host.calls(), vec![bind, Call::MakePrivate { target: volumes }]);
+        f.host.clear_calls();
+        assert_eq!(f.engine.isolate_volumes().unwrap(), Isolation::Already);
+        assert!(f.host.calls().is_empty());
+    }
+
+    #[test]
+    fn a_mount_below_the_volumes_keeps_them_in_place() {
+        let f = fixture();
+        f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
+        f.host.clear_calls();
+        let data = f.root.join("volumes/t/data");
+        assert_eq!(f.engine.isolate_volumes().unwrap(), Isolation::Skipped(data));
+        assert!(f.host.calls().is_empty());
+    }
+
+    #[test]
+    fn a_failed_make_private_undoes_the_bind() {
+        let f = fixture();
+        f.host.fail("MakePrivate");
+        assert!(f.engine.isolate_volumes().is_err());
+        assert!(f.host.mounts_beyond_root().is_empty());
+    }
+}

@@ -1,0 +1,120 @@
+//! Engine tests of node state against the fake host: the staging file, publication markers,
+//! records written before node state had its own file, and front-end checks under the lock.
+
+use super::tests::{fixture, mount_access, req};
+use super::*;
+use crate::sys::Host;
+
+#[test]
+fn stage_writes_node_state_and_leaves_the_record_alone() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let dir = f.engine.volume_dir("v");
+    let record = std::fs::read(dir.record()).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    assert_eq!(std::fs::read(dir.record()).unwrap(), record, "stage does not rewrite the record");
+    assert!(std::fs::read_to_string(dir.node_state()).unwrap().contains(s.to_str().unwrap()));
+    assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging.map(|st| st.path), Some(s.clone()));
+    f.engine.unstage_volume("v", &s).unwrap();
+    assert!(!dir.node_state().exists());
+    assert_eq!(std::fs::read(dir.record()).unwrap(), record, "unstage does not rewrite the record");
+}
+
+#[test]
+fn a_marker_whose_target_was_unmounted_is_stale() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let (s, a, b) = (f.staging("v"), f.target("a"), f.target("b"));
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.engine.publish_volume("v", &s, &a, false).unwrap();
+    f.engine.publish_volume("v", &s, &b, true).unwrap();
+    let live = f.engine.live_publications("v").unwrap();
+    assert_eq!(live.len(), 2, "{live:?}");
+    assert!(live.iter().any(|p| p.target == b && p.readonly));
+    f.host.unmount(&a, false).unwrap(); // behind strata's back
+    let e = f.engine.unstage_volume("v", &s).unwrap_err();
+    assert!(e.to_string().contains(b.to_str().unwrap()), "{e}");
+    f.host.unmount(&b, false).unwrap();
+    f.engine.unstage_volume("v", &s).unwrap();
+    let dir = f.engine.volume_dir("v");
+    assert_eq!(std::fs::read_dir(dir.published()).unwrap().count(), 0, "unstage removed the stale markers");
+    f.engine.delete_volume("v").unwrap();
+    assert!(!dir.0.exists());
+}
+
+#[test]
+fn a_marker_for_another_mount_does_not_count() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    f.engine.create_volume(&req("w", Kind::Dir, 1 << 20)).unwrap();
+    let (s, t) = (f.staging("v"), f.target("a"));
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.engine.publish_volume("v", &s, &t, false).unwrap();
+    f.engine.unpublish_volume("v", &t).unwrap();
+    // A stale marker of v at t, and now w is published there.
+    state::mark(&f.engine.volume_dir("v"), &Publication { target: t.clone(), readonly: false, block: false }).unwrap();
+    let sw = f.staging("w");
+    f.engine.stage_volume("w", &sw, &mount_access()).unwrap();
+    f.engine.publish_volume("w", &sw, &t, false).unwrap();
+    assert!(f.engine.live_publications("v").unwrap().is_empty());
+    f.engine.unstage_volume("v", &s).unwrap();
+    assert_eq!(f.engine.live_publications("w").unwrap().len(), 1);
+}
+
+#[test]
+fn an_older_record_with_staging_moves_it_to_node_state() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    let dir = f.engine.volume_dir("v");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.record()).unwrap()).unwrap();
+    let staging: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.node_state()).unwrap()).unwrap();
+    json["staging"] = staging["staging"].clone();
+    std::fs::write(dir.record(), json.to_string()).unwrap();
+    std::fs::remove_file(dir.node_state()).unwrap();
+
+    let vol = f.engine.get_volume("v").unwrap().unwrap();
+    assert_eq!(vol.staging.map(|st| st.path), Some(s.clone()), "the older record's staging is read");
+    f.engine.unstage_volume("v", &s).unwrap();
+    assert!(!std::fs::read_to_string(dir.record()).unwrap().contains("staging"));
+    assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging, None);
+}
+
+#[test]
+fn an_older_staging_survives_a_record_rewrite() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Loop, 1 << 20)).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    let dir = f.engine.volume_dir("v");
+    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.record()).unwrap()).unwrap();
+    let staging: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.node_state()).unwrap()).unwrap();
+    json["staging"] = staging["staging"].clone();
+    std::fs::write(dir.record(), json.to_string()).unwrap();
+    std::fs::remove_file(dir.node_state()).unwrap();
+
+    f.engine.expand_volume("v", 2 << 20).unwrap(); // rewrites the record
+    assert!(!std::fs::read_to_string(dir.record()).unwrap().contains("staging"));
+    assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging.map(|st| st.path), Some(s));
+}
+
+#[test]
+fn a_refused_check_changes_nothing() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let s = f.staging("v");
+    f.host.clear_calls();
+    let no = |_: &Volume| Err(Error::InvalidArgument("not for this volume".into()));
+    let e = f.engine.stage_volume_checked("v", &s, &mount_access(), &no).unwrap_err();
+    assert!(matches!(e, Error::InvalidArgument(_)), "{e}");
+    assert!(f.host.calls().is_empty());
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.host.clear_calls();
+    let (t, opts) = (f.target("a"), crate::sys::MountOptions::default());
+    let bind = Bind { staging: &s, target: &t, opts: &opts, alone: false };
+    assert!(matches!(f.engine.publish_volume_checked("v", &bind, &no), Err(Error::InvalidArgument(_))));
+    assert!(f.host.calls().is_empty() && !t.exists());
+    assert!(f.engine.live_publications("v").unwrap().is_empty());
+}

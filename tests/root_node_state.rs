@@ -1,0 +1,110 @@
+//! Root tier: node state against the real kernel. Publication markers are judged with `statx`
+//! (filesystem, loop filesystem and raw block publications), a publication unmounted behind
+//! strata's back stops counting, and the volumes directory gets a private mount of its own.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::env::Env;
+use common::mounts_under;
+use std::path::Path;
+use strata::backend::Kind;
+use strata::engine::{Access, Error, Isolation};
+use strata::sys::{FsType, Host, LinuxHost};
+
+fn mount() -> Access {
+    Access::Mount { flags: vec![] }
+}
+
+/// Stage, publish at two targets; unstage is refused naming a live target; a target unmounted
+/// by hand no longer counts; after the last unpublish unstage works and leaves nothing.
+fn refused_while_published(kind: Kind, fs_type: Option<FsType>, access: Access) {
+    let env = Env::new(kind);
+    let e = &env.engine;
+    env.create("v", kind, 32 << 20, fs_type);
+    let staging = env.dir("staging");
+    e.stage_volume("v", &staging, &access).unwrap();
+    let (a, b) = (env.path("pod-a"), env.path("pod-b"));
+    e.publish_volume("v", &staging, &a, false).unwrap();
+    e.publish_volume("v", &staging, &b, true).unwrap();
+    assert_eq!(e.live_publications("v").unwrap().len(), 2);
+    LinuxHost.unmount(&a, false).unwrap(); // behind strata's back
+    let err = e.unstage_volume("v", &staging).unwrap_err();
+    assert!(matches!(err, Error::FailedPrecondition { .. }), "{err}");
+    assert!(err.to_string().contains(b.to_str().unwrap()), "names the live target: {err}");
+    let live = e.live_publications("v").unwrap();
+    assert_eq!(live.iter().map(|p| p.target.as_path()).collect::<Vec<_>>(), vec![b.as_path()]);
+    assert!(live[0].readonly);
+    e.unpublish_volume("v", &b).unwrap();
+    e.unstage_volume("v", &staging).unwrap();
+    assert!(mounts_under(&staging).is_empty());
+    std::fs::remove_dir(&a).or_else(|_| std::fs::remove_file(&a)).unwrap();
+    e.delete_volume("v").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn dir_unstage_waits_for_live_publications_only() {
+    refused_while_published(Kind::Dir, None, mount());
+}
+
+#[test]
+fn loop_filesystem_unstage_waits_for_live_publications_only() {
+    refused_while_published(Kind::Loop, Some(FsType::Ext4), mount());
+}
+
+#[test]
+fn loop_block_unstage_waits_for_live_publications_only() {
+    refused_while_published(Kind::Loop, None, Access::Block);
+}
+
+#[test]
+fn tmpfs_unstage_waits_for_live_publications_only() {
+    refused_while_published(Kind::Tmpfs, None, mount());
+}
+
+/// Whether the mount at `point` carries a propagation tag (`shared:` or `master:`).
+fn propagates(point: &Path) -> bool {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let line = text.lines().rev().find(|l| l.split(' ').nth(4) == Some(point.to_str().unwrap())).unwrap();
+    let optional = line.split(" - ").next().unwrap().split(' ').skip(6);
+    optional.into_iter().any(|f| f.starts_with("shared:") || f.starts_with("master:"))
+}
+
+#[test]
+fn volumes_get_a_private_mount_of_their_own() {
+    let env = Env::new(Kind::Dir);
+    let e = &env.engine;
+    let volumes = env.root.join("volumes");
+    // The data root on a shared mount, as `/` is under systemd: a plain bind would be shared too.
+    LinuxHost.bind_mount(&env.root, &env.root, false).unwrap();
+    nix::mount::mount(None::<&str>, &env.root, None::<&str>, nix::mount::MsFlags::MS_SHARED, None::<&str>).unwrap();
+    assert!(propagates(&env.root));
+    assert_eq!(e.isolate_volumes().unwrap(), Isolation::Done);
+    assert!(LinuxHost.is_mount_point(&volumes).unwrap());
+    assert!(!propagates(&volumes), "the volumes mount is private");
+    assert_eq!(e.isolate_volumes().unwrap(), Isolation::Already);
+    env.create("v", Kind::Dir, 16 << 20, None);
+    let target = env.open("v");
+    std::fs::write(target.join("f"), b"through the pod").unwrap();
+    assert_eq!(std::fs::read(volumes.join("v/data/f")).unwrap(), b"through the pod");
+    env.close("v");
+    e.delete_volume("v").unwrap();
+    LinuxHost.unmount(&volumes, false).unwrap();
+    LinuxHost.unmount(&env.root, false).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn volumes_stay_put_while_something_is_mounted_below_them() {
+    let env = Env::new(Kind::Tmpfs);
+    let e = &env.engine;
+    env.create("t", Kind::Tmpfs, 1 << 20, None);
+    let data = env.root.join("volumes/t/data");
+    assert_eq!(e.isolate_volumes().unwrap(), Isolation::Skipped(data.clone()));
+    assert!(!LinuxHost.is_mount_point(&env.root.join("volumes")).unwrap());
+    assert!(LinuxHost.is_mount_point(&data).unwrap(), "the tmpfs volume is not hidden");
+    e.delete_volume("t").unwrap();
+    env.assert_clean();
+}
