@@ -68,13 +68,9 @@ impl VolumeDir {
     pub fn record(&self) -> PathBuf {
         self.0.join("volume.json")
     }
-    /// Where the volume is staged on this node (node state, beside the record).
+    /// Where the volume is staged and published on this node (node state, beside the record).
     pub fn node_state(&self) -> PathBuf {
         self.0.join("node.json")
-    }
-    /// One marker per publication strata made (node state).
-    pub fn published(&self) -> PathBuf {
-        self.0.join("published")
     }
 }
 

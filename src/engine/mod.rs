@@ -110,13 +110,15 @@ impl Engine {
         Ok(lock.tied_to(self.dir(id).record()))
     }
 
-    /// A volume's record with its node state (where it is staged).
+    /// A volume's record with its node state (where it is staged and published).
     fn load(&self, id: &str) -> Result<Option<Volume>> {
         let dir = self.dir(id);
         let Some(mut vol) = record::load(&dir.record())? else { return Ok(None) };
-        if let Some(staging) = state::load_staging(&dir)? {
-            vol.staging = Some(staging);
+        let node = state::load(&dir)?;
+        if node.staging.is_some() {
+            vol.staging = node.staging;
         }
+        vol.marked = node.publications;
         Ok(Some(vol))
     }
 
@@ -133,7 +135,7 @@ impl Engine {
         record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Durable)
     }
 
-    /// Records where the volume is staged (node state, no fsync; see [`state`]).
+    /// Records where the volume is staged and published (node state, no fsync; see [`state`]).
     fn save_state(&self, vol: &Volume) -> Result<()> {
         if vol.staging_in_record {
             return self.save(vol);
@@ -142,11 +144,8 @@ impl Engine {
     }
 
     fn write_node_state(&self, vol: &Volume) -> Result<()> {
-        let dir = self.dir(&vol.id);
-        match &vol.staging {
-            Some(s) => state::save_staging(&dir, s),
-            None => state::clear_staging(&dir),
-        }
+        let node = state::NodeState { staging: vol.staging.clone(), publications: vol.marked.clone(), format: 0 };
+        state::save(&self.dir(&vol.id), &node)
     }
 
     /// A volume's record, if it exists, without its publications.
@@ -350,6 +349,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         staging: None,
         staging_in_record: false,
         publications: Vec::new(),
+        marked: Vec::new(),
         source: None,
         grow_fs: false,
     }

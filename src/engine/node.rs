@@ -1,6 +1,6 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
-use super::{Access, Engine, Error, Publication, Result, Staging, Volume, state, validate};
+use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
 use crate::backend::{Attachment, Kind, VolumeDir};
 use crate::sys::{Host, MountEntry, MountOptions, bind_identity, mount_at};
 use std::path::{Path, PathBuf};
@@ -120,8 +120,7 @@ impl Engine {
         self.check_node_path("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
-        let checked = self.check_publications(&vol)?;
-        if let Some(p) = checked.live.first() {
+        if let Some(p) = self.publications(&vol)?.first() {
             return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }
         if self.host.is_mount_point(staging)? {
@@ -129,8 +128,9 @@ impl Engine {
             self.host.unmount(staging, false)?;
         }
         self.backend(vol.backend).detach(&vol, &self.dir(id))?;
-        self.drop_stale(&checked)?;
-        if vol.staging.take().is_some() || vol.staging_in_record {
+        if vol.staging.is_some() || !vol.marked.is_empty() || vol.staging_in_record {
+            vol.staging = None;
+            vol.marked.clear(); // none of them is live
             self.save_state(&vol)?;
         }
         if staging.starts_with(self.cfg.root.join("staging")) {
@@ -182,7 +182,7 @@ impl Engine {
         self.check_node_path("staging", staging)?;
         self.check_node_path("target", target)?;
         let _lock = self.lock(id)?;
-        let vol = self.load_existing(id)?;
+        let mut vol = self.load_existing(id)?;
         check(&vol)?;
         if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
             return Err(Error::precondition(id, problem));
@@ -203,12 +203,11 @@ impl Engine {
         }
         let block = matches!(s.access, Access::Block);
         let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };
-        let marker = Publication { target: target.to_owned(), readonly, block };
-        let dir = self.dir(id);
+        let publication = Publication { target: target.to_owned(), readonly, block };
         let table = if self.host.is_mount_point(target)? { table.get()? } else { &[] };
         if let Some(m) = mount_at(table, target) {
             return match (same_source(table, &source, m), m.is_readonly() == readonly) {
-                (true, true) => state::mark(&dir, &marker),
+                (true, true) => self.record_publication(&mut vol, publication),
                 (true, false) => {
                     Err(already(id, format!("it is published at {} with the other read-only flag", target.display())))
                 }
@@ -216,16 +215,34 @@ impl Engine {
             };
         }
         let made = make_target(target, block)?;
-        let bound =
-            state::mark(&dir, &marker).and_then(|()| Ok(self.bind_with_flags(&source, target, readonly, opts)?));
+        let bound = self
+            .record_publication(&mut vol, publication)
+            .and_then(|()| Ok(self.bind_with_flags(&source, target, readonly, opts)?));
         if let Err(e) = bound {
-            let _ = state::unmark(&dir, target);
+            let _ = self.forget_publication(&mut vol, target);
             if made {
                 let _ = remove_target(target);
             }
             return Err(e);
         }
         Ok(())
+    }
+
+    /// Records a publication in node state (before its bind); the same target again replaces it.
+    fn record_publication(&self, vol: &mut Volume, p: Publication) -> Result<()> {
+        if vol.marked.contains(&p) {
+            return Ok(());
+        }
+        vol.marked.retain(|m| m.target != p.target);
+        vol.marked.push(p);
+        self.save_state(vol)
+    }
+
+    /// Drops the publication at `target` from node state, if it is there.
+    fn forget_publication(&self, vol: &mut Volume, target: &Path) -> Result<()> {
+        let before = vol.marked.len();
+        vol.marked.retain(|m| m.target != target);
+        if vol.marked.len() == before { Ok(()) } else { self.save_state(vol) }
     }
 
     /// Binds `source` onto `target` and applies the per-mount flags; nothing stays mounted on error.
@@ -258,7 +275,11 @@ impl Engine {
             }
             self.host.unmount(target, false)?;
         }
-        state::unmark(&self.dir(id), target)?;
+        // The target is unmounted: a record that cannot be read keeps a publication that the
+        // kernel no longer confirms, which counts for nothing.
+        if let Ok(Some(mut vol)) = self.load(id) {
+            self.forget_publication(&mut vol, target)?;
+        }
         remove_target(target)
     }
 

@@ -1,53 +1,31 @@
-//! Where a staged volume is published: the markers publish leaves, each checked against the
-//! kernel (one `statx(2)` pair) rather than found by scanning the whole mount table.
+//! Where a staged volume is published: the publications node state records (publish writes each
+//! before its bind), each checked against the kernel (one `statx(2)` pair) rather than found by
+//! scanning the whole mount table.
 
 use super::node::LazyTable;
-use super::{Access, Engine, Publication, Result, Staging, Volume, state};
+use super::{Access, Engine, Publication, Result, Staging, Volume};
 use crate::backend::Kind;
 use crate::sys::{MountEntry, bind_identity, mount_at};
 use std::path::{Path, PathBuf};
 
-/// The markers of a volume, sorted into those whose target still shows it and stale ones.
-#[derive(Debug, Default)]
-pub(super) struct Checked {
-    pub live: Vec<Publication>,
-    /// Marker files whose target no longer shows the volume (unmounted, or something else).
-    pub stale: Vec<PathBuf>,
-}
-
 impl Engine {
-    /// Where the volume is published now: markers whose target is a mount root showing the
-    /// staged volume. A marker strata cannot judge cheaply (a fake host, an unmounted loop
-    /// staging) is judged from the mount table, read once.
-    pub(super) fn check_publications(&self, vol: &Volume) -> Result<Checked> {
-        let markers = state::markers(&self.dir(&vol.id))?;
-        let mut out = Checked::default();
-        if markers.is_empty() {
-            return Ok(out);
+    /// Where the volume is published now: recorded publications whose target is a mount root
+    /// showing the staged volume. One that strata cannot judge cheaply (a fake host, an unmounted
+    /// loop staging) is judged from the mount table, read once.
+    pub(super) fn publications(&self, vol: &Volume) -> Result<Vec<Publication>> {
+        let Some(s) = &vol.staging else { return Ok(Vec::new()) };
+        if vol.marked.is_empty() {
+            return Ok(Vec::new());
         }
-        let source = vol.staging.as_ref().and_then(|s| self.publication_source(vol, s));
+        let source = self.publication_source(vol, s);
         let mut table = LazyTable::new(self.host.as_ref());
-        for (file, publication) in markers {
-            let live = match (&vol.staging, &publication) {
-                (Some(s), Some(p)) => self.shows_volume(&p.target, s, source.as_deref(), &mut table)?,
-                _ => false,
-            };
-            match publication {
-                Some(p) if live => out.live.push(p),
-                _ => out.stale.push(file),
+        let mut live = Vec::new();
+        for p in &vol.marked {
+            if self.shows_volume(&p.target, s, source.as_deref(), &mut table)? {
+                live.push(p.clone());
             }
         }
-        Ok(out)
-    }
-
-    /// [`Engine::check_publications`]'s live publications.
-    pub(super) fn publications(&self, vol: &Volume) -> Result<Vec<Publication>> {
-        Ok(self.check_publications(vol)?.live)
-    }
-
-    /// Removes stale markers; the caller holds the volume's lock.
-    pub(super) fn drop_stale(&self, checked: &Checked) -> Result<()> {
-        checked.stale.iter().try_for_each(|f| state::remove_if_present(f))
+        Ok(live)
     }
 
     /// The path whose device and inode a publication shows: the loop device node (block), the

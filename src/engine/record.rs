@@ -66,9 +66,12 @@ pub struct Volume {
     #[serde(skip)]
     pub staging_in_record: bool,
     /// Where the volume is bound into pods. Never stored here: [`crate::engine::Engine::get_volume`]
-    /// fills it from the publication markers, each checked against the kernel.
+    /// fills it from the node state's publications that the kernel confirms.
     #[serde(skip)]
     pub publications: Vec<Publication>,
+    /// The publications node state records, not yet checked against the kernel.
+    #[serde(skip)]
+    pub(crate) marked: Vec<Publication>,
     /// The snapshot or volume this volume was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
@@ -187,6 +190,7 @@ mod tests {
             staging: None,
             staging_in_record: false,
             publications: Vec::new(),
+            marked: Vec::new(),
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
         }

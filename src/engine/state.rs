@@ -1,124 +1,100 @@
-//! Node state beside a volume's record: where the volume is staged (`node.json`) and where strata
-//! published it (one marker per target under `published/`). Written without fsync: a reboot
-//! voids node state anyway (mounts and loop devices do not survive it), and every marker is
-//! checked against the kernel before it counts (see `engine::publications`).
+//! Node state beside a volume's record, in `node.json`: where the volume is staged and where
+//! strata published it. Written without fsync (a reboot voids node state anyway: mounts and loop
+//! devices do not survive it), and never trusted alone: every publication is checked against the
+//! kernel before it counts (see `engine::publications`).
+//!
+//! A write fills a spare file beside it (`.node.json.next`) and swaps the two names in one step
+//! (`renameat2(RENAME_EXCHANGE)`): readers see the old or the new state, whole, and after the
+//! first two writes no inode is made or freed, however often the volume is staged and published.
+//! Filesystems without the exchange get a plain rename.
 
-use super::record::{self, Durability, Publication, Staging};
+use super::record::{self, Publication, Staging};
 use super::{Error, Result};
 use crate::backend::VolumeDir;
 use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// The node state format this build writes and reads.
 const FORMAT: u32 = 1;
 
-#[derive(Debug, Serialize, Deserialize)]
-struct NodeState {
-    format: u32,
-    staging: Staging,
+/// What `node.json` holds.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct NodeState {
+    pub format: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub staging: Option<Staging>,
+    /// Targets publish bound the volume to, recorded before each bind.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub publications: Vec<Publication>,
 }
 
-/// The staging `node.json` records. Contents that do not parse count as "not staged": within one
-/// boot every reader sees whole files (temp file and rename), so they can only be a write cut
-/// short by a kernel crash or power loss, after which nothing is staged.
-pub(super) fn load_staging(dir: &VolumeDir) -> Result<Option<Staging>> {
+/// The node state of a volume; empty when there is none. Contents that do not parse count as
+/// empty: within one boot every reader sees whole files, so they can only be a write cut short
+/// by a kernel crash or power loss, after which nothing is staged.
+pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
     let path = dir.node_state();
     match record::load_json::<NodeState>(&path) {
-        Ok(Some(s)) if s.format == FORMAT => Ok(Some(s.staging)),
+        Ok(Some(s)) if s.format == FORMAT => Ok(s),
         Ok(Some(s)) => Err(Error::Record {
             path,
             reason: format!("node state format {} is not {FORMAT}; this strata is too old for it", s.format),
         }),
-        Ok(None) => Ok(None),
+        Ok(None) => Ok(NodeState::default()),
         Err(Error::Record { path, reason }) => {
             tracing::warn!(path = %path.display(), %reason, "node state unreadable (cut short by a crash?); not staged");
-            Ok(None)
+            Ok(NodeState::default())
         }
         Err(e) => Err(e),
     }
 }
 
-/// Records where the volume is staged.
-pub(super) fn save_staging(dir: &VolumeDir, staging: &Staging) -> Result<()> {
-    let state = NodeState { format: FORMAT, staging: staging.clone() };
-    record::save_json(&dir.node_state(), &state, Durability::Cached)
-}
-
-/// Forgets the staging; a volume that has none is fine.
-pub(super) fn clear_staging(dir: &VolumeDir) -> Result<()> {
-    remove_if_present(&dir.node_state())
-}
-
-/// Leaves a marker for a publication at `p.target`, written before the bind is made.
-pub(super) fn mark(dir: &VolumeDir, p: &Publication) -> Result<()> {
-    let published = dir.published();
-    if let Err(e) = std::fs::create_dir(&published) {
-        if e.kind() != ErrorKind::AlreadyExists {
-            return Err(Error::io("create", &published)(e));
-        }
-    }
-    let path = published.join(marker_name(&p.target));
-    let json = serde_json::to_vec(p).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
-    let write = || std::fs::File::create(&path)?.write_all(&json);
-    write().map_err(Error::io("write publication marker", &path))
-}
-
-/// Removes the marker of the publication at `target`; a missing one (or volume) is fine.
-pub(super) fn unmark(dir: &VolumeDir, target: &Path) -> Result<()> {
-    remove_if_present(&dir.published().join(marker_name(target)))
-}
-
-/// Every marker: its file, and the publication it names (`None` when it does not parse, which
-/// only a crash of the kernel mid-write leaves; the caller treats it as stale).
-pub(super) fn markers(dir: &VolumeDir) -> Result<Vec<(PathBuf, Option<Publication>)>> {
-    let published = dir.published();
-    let entries = match std::fs::read_dir(&published) {
-        Ok(e) => e,
-        Err(e) if e.kind() == ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io("list", &published)(e)),
+/// Writes the node state; an empty one is written too (its file stays for the next write).
+pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
+    let path = dir.node_state();
+    let state = NodeState { format: FORMAT, ..state.clone() };
+    let json =
+        serde_json::to_vec_pretty(&state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
+    let spare = dir.0.join(".node.json.next");
+    let write = || -> std::io::Result<()> {
+        std::fs::File::create(&spare)?.write_all(&json)?;
+        swap(&spare, &path)
     };
-    let mut out = Vec::new();
-    for entry in entries {
-        let path = entry.map_err(Error::io("list", &published))?.path();
-        let bytes = std::fs::read(&path).map_err(Error::io("read publication marker", &path))?;
-        out.push((path, serde_json::from_slice(&bytes).ok()));
+    write().map_err(Error::io("write node state", &path))
+}
+
+/// Puts `spare` in `path`'s place: exchanged when both exist and the filesystem can, renamed
+/// otherwise.
+fn swap(spare: &Path, path: &Path) -> std::io::Result<()> {
+    match nix::fcntl::renameat2(
+        nix::fcntl::AT_FDCWD,
+        spare,
+        nix::fcntl::AT_FDCWD,
+        path,
+        nix::fcntl::RenameFlags::RENAME_EXCHANGE,
+    ) {
+        Ok(()) => Ok(()),
+        Err(nix::errno::Errno::ENOENT | nix::errno::Errno::EINVAL) => std::fs::rename(spare, path),
+        Err(e) => Err(e.into()),
     }
-    Ok(out)
 }
 
 /// Removes the node state files of a volume that is being deleted.
 pub(super) fn remove_all(dir: &VolumeDir) -> Result<()> {
-    clear_staging(dir)?;
-    let published = dir.published();
-    match std::fs::remove_dir_all(&published) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io("remove", &published)(e)),
-        _ => Ok(()),
+    for path in [dir.node_state(), dir.0.join(".node.json.next")] {
+        match std::fs::remove_file(&path) {
+            Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io("remove", &path)(e)),
+            _ => {}
+        }
     }
-}
-
-pub(super) fn remove_if_present(path: &Path) -> Result<()> {
-    match std::fs::remove_file(path) {
-        Err(e) if e.kind() != ErrorKind::NotFound => Err(Error::io("remove", path)(e)),
-        _ => Ok(()),
-    }
-}
-
-/// The marker file name of a target: 64-bit FNV-1a of the path, in hex (targets are longer
-/// than a file name may be).
-fn marker_name(target: &Path) -> String {
-    let hash = target
-        .as_os_str()
-        .as_encoded_bytes()
-        .iter()
-        .fold(0xcbf2_9ce4_8422_2325_u64, |h, b| (h ^ u64::from(*b)).wrapping_mul(0x0100_0000_01b3));
-    format!("{hash:016x}")
+    Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::engine::Access;
+    use std::os::unix::fs::MetadataExt;
 
     fn dir() -> (tempfile::TempDir, VolumeDir) {
         let t = tempfile::tempdir().unwrap();
@@ -126,51 +102,46 @@ mod tests {
         (t, d)
     }
 
-    #[test]
-    fn staging_round_trip_and_clear() {
-        let (_t, d) = dir();
-        assert_eq!(load_staging(&d).unwrap(), None);
-        let s = Staging { path: "/k/g".into(), access: Access::Block, device: Some("/dev/loop7".into()) };
-        save_staging(&d, &s).unwrap();
-        assert_eq!(load_staging(&d).unwrap(), Some(s));
-        clear_staging(&d).unwrap();
-        clear_staging(&d).unwrap();
-        assert_eq!(load_staging(&d).unwrap(), None);
+    fn staged() -> NodeState {
+        let staging = Staging { path: "/k/g".into(), access: Access::Block, device: Some("/dev/loop7".into()) };
+        let p = Publication { target: "/pods/a/mount".into(), readonly: true, block: true };
+        NodeState { format: FORMAT, staging: Some(staging), publications: vec![p] }
     }
 
     #[test]
-    fn a_torn_node_state_is_not_staged_and_a_newer_one_is_refused() {
+    fn round_trip_and_empty() {
+        let (_t, d) = dir();
+        assert_eq!(load(&d).unwrap(), NodeState::default());
+        save(&d, &staged()).unwrap();
+        assert_eq!(load(&d).unwrap(), staged());
+        save(&d, &NodeState::default()).unwrap();
+        assert_eq!(load(&d).unwrap(), NodeState { format: FORMAT, ..NodeState::default() });
+        remove_all(&d).unwrap();
+        remove_all(&d).unwrap();
+        assert_eq!(std::fs::read_dir(&d.0).unwrap().count(), 0);
+    }
+
+    #[test]
+    fn writes_reuse_two_inodes() {
+        let (_t, d) = dir();
+        save(&d, &staged()).unwrap();
+        save(&d, &NodeState::default()).unwrap();
+        let ino = |p: &Path| std::fs::metadata(p).unwrap().ino();
+        let mut seen = std::collections::BTreeSet::new();
+        for i in 0..6 {
+            save(&d, &if i % 2 == 0 { staged() } else { NodeState::default() }).unwrap();
+            seen.insert(ino(&d.node_state()));
+            assert_eq!(load(&d).unwrap().staging.is_some(), i % 2 == 0);
+        }
+        assert_eq!(seen.len(), 2, "node.json alternates between the same two inodes");
+    }
+
+    #[test]
+    fn a_torn_node_state_is_empty_and_a_newer_one_is_refused() {
         let (_t, d) = dir();
         std::fs::write(d.node_state(), b"{\"format\":1,\"stag").unwrap();
-        assert_eq!(load_staging(&d).unwrap(), None);
-        std::fs::write(d.node_state(), br#"{"format":2,"staging":{"path":"/s","access":{"type":"block"}}}"#).unwrap();
-        assert!(load_staging(&d).unwrap_err().to_string().contains("format 2"));
-    }
-
-    #[test]
-    fn markers_are_one_per_target() {
-        let (_t, d) = dir();
-        assert!(markers(&d).unwrap().is_empty());
-        let a = Publication { target: "/pods/a/mount".into(), readonly: false, block: false };
-        let b = Publication { target: "/pods/b/mount".into(), readonly: true, block: false };
-        mark(&d, &a).unwrap();
-        mark(&d, &b).unwrap();
-        mark(&d, &a).unwrap();
-        let mut found: Vec<_> = markers(&d).unwrap().into_iter().filter_map(|(_, p)| p).collect();
-        found.sort_by(|x, y| x.target.cmp(&y.target));
-        assert_eq!(found, vec![a.clone(), b.clone()]);
-        unmark(&d, &a.target).unwrap();
-        unmark(&d, &a.target).unwrap();
-        assert_eq!(markers(&d).unwrap().into_iter().filter_map(|(_, p)| p).collect::<Vec<_>>(), vec![b]);
-        std::fs::write(d.published().join("junk"), b"{").unwrap();
-        assert!(markers(&d).unwrap().iter().any(|(f, p)| f.ends_with("junk") && p.is_none()));
-        remove_all(&d).unwrap();
-        assert!(!d.published().exists());
-    }
-
-    #[test]
-    fn marker_names_differ_and_are_stable() {
-        assert_eq!(marker_name(Path::new("")), "cbf29ce484222325");
-        assert_ne!(marker_name(Path::new("/a/mount")), marker_name(Path::new("/b/mount")));
+        assert_eq!(load(&d).unwrap(), NodeState::default());
+        std::fs::write(d.node_state(), br#"{"format":2}"#).unwrap();
+        assert!(load(&d).unwrap_err().to_string().contains("format 2"));
     }
 }

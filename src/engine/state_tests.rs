@@ -17,12 +17,12 @@ fn stage_writes_node_state_and_leaves_the_record_alone() {
     assert!(std::fs::read_to_string(dir.node_state()).unwrap().contains(s.to_str().unwrap()));
     assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging.map(|st| st.path), Some(s.clone()));
     f.engine.unstage_volume("v", &s).unwrap();
-    assert!(!dir.node_state().exists());
+    assert!(!std::fs::read_to_string(dir.node_state()).unwrap().contains("staging"));
     assert_eq!(std::fs::read(dir.record()).unwrap(), record, "unstage does not rewrite the record");
 }
 
 #[test]
-fn a_marker_whose_target_was_unmounted_is_stale() {
+fn a_publication_whose_target_was_unmounted_is_stale() {
     let f = fixture();
     f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     let (s, a, b) = (f.staging("v"), f.target("a"), f.target("b"));
@@ -38,13 +38,13 @@ fn a_marker_whose_target_was_unmounted_is_stale() {
     f.host.unmount(&b, false).unwrap();
     f.engine.unstage_volume("v", &s).unwrap();
     let dir = f.engine.volume_dir("v");
-    assert_eq!(std::fs::read_dir(dir.published()).unwrap().count(), 0, "unstage removed the stale markers");
+    assert!(!std::fs::read_to_string(dir.node_state()).unwrap().contains("pods"), "unstage forgot stale ones");
     f.engine.delete_volume("v").unwrap();
     assert!(!dir.0.exists());
 }
 
 #[test]
-fn a_marker_for_another_mount_does_not_count() {
+fn a_recorded_publication_showing_another_volume_does_not_count() {
     let f = fixture();
     f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
     f.engine.create_volume(&req("w", Kind::Dir, 1 << 20)).unwrap();
@@ -52,8 +52,13 @@ fn a_marker_for_another_mount_does_not_count() {
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.engine.publish_volume("v", &s, &t, false).unwrap();
     f.engine.unpublish_volume("v", &t).unwrap();
-    // A stale marker of v at t, and now w is published there.
-    state::mark(&f.engine.volume_dir("v"), &Publication { target: t.clone(), readonly: false, block: false }).unwrap();
+    // A stale publication of v at t (as a crash before unpublish's write leaves), and now w is
+    // published there.
+    let dir = f.engine.volume_dir("v");
+    let mut node: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.node_state()).unwrap()).unwrap();
+    node["publications"] = serde_json::json!([{ "target": t, "readonly": false, "block": false }]);
+    std::fs::write(dir.node_state(), node.to_string()).unwrap();
+    assert_eq!(f.engine.load("v").unwrap().unwrap().marked.len(), 1);
     let sw = f.staging("w");
     f.engine.stage_volume("w", &sw, &mount_access()).unwrap();
     f.engine.publish_volume("w", &sw, &t, false).unwrap();

@@ -105,11 +105,13 @@ pub fn volume<'a>(workload: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no volume {name}"))
 }
 
-/// A `strata-csi serve` on a unix socket in a temp dir; stopped with SIGTERM on drop.
+/// A `strata-csi serve` on a unix socket in a temp dir; stopped with SIGTERM on drop, which
+/// also unmounts the `<root>/volumes` mount the server makes at start.
 pub struct Serve {
     pub sock: PathBuf,
     pub log: PathBuf,
     child: Option<Child>,
+    root: Option<PathBuf>,
 }
 
 impl Serve {
@@ -124,7 +126,8 @@ impl Serve {
             .stderr(log_file)
             .spawn()
             .expect("start strata-csi");
-        let mut s = Serve { sock: sock.to_owned(), log: log.to_owned(), child: Some(child) };
+        let root = args.iter().find_map(|a| a.strip_prefix("--root=")).map(PathBuf::from);
+        let mut s = Serve { sock: sock.to_owned(), log: log.to_owned(), child: Some(child), root };
         let deadline = Instant::now() + Duration::from_secs(20);
         loop {
             if std::os::unix::net::UnixStream::connect(sock).is_ok() {
@@ -176,6 +179,9 @@ impl Drop for Serve {
                 break;
             }
             std::thread::sleep(Duration::from_millis(20));
+        }
+        if let Some(root) = &self.root {
+            let _ = nix::mount::umount2(&root.join("volumes"), nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
