@@ -57,10 +57,23 @@ pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
         serde_json::to_vec_pretty(&state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
     let spare = dir.0.join(".node.json.next");
     let write = || -> std::io::Result<()> {
-        std::fs::File::create(&spare)?.write_all(&json)?;
+        overwrite(&spare, json)?;
         swap(&spare, &path)
     };
     write().map_err(Error::io("write node state", &path))
+}
+
+/// Writes `json` over the start of `path` and blanks the rest with spaces (JSON allows trailing
+/// whitespace): the file never shrinks, so a rewrite is an overwrite of blocks it already has,
+/// never a truncation (which costs a journal transaction on ext4 and xfs).
+fn overwrite(path: &Path, mut json: Vec<u8>) -> std::io::Result<()> {
+    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
+    let old = file.metadata()?.len();
+    let len = usize::try_from(old).unwrap_or(usize::MAX);
+    if json.len() < len {
+        json.resize(len, b' ');
+    }
+    file.write_all(&json)
 }
 
 /// Puts `spare` in `path`'s place: exchanged when both exist and the filesystem can, renamed
