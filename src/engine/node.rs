@@ -283,7 +283,7 @@ impl Engine {
         remove_target(target)
     }
 
-    /// Where the volume is bound into pods: its publication markers, checked against the kernel.
+    /// Where the volume is bound into pods: its recorded publications, checked against the kernel.
     pub fn live_publications(&self, id: &str) -> Result<Vec<Publication>> {
         let Some(vol) = self.get_volume(id)? else { return Ok(Vec::new()) };
         Ok(vol.publications)

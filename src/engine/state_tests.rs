@@ -1,4 +1,4 @@
-//! Engine tests of node state against the fake host: the staging file, publication markers,
+//! Engine tests of node state against the fake host: the node state file, recorded publications,
 //! records written before node state had its own file, and front-end checks under the lock.
 
 use super::tests::{fixture, mount_access, req};
