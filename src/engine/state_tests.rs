@@ -1,7 +1,7 @@
 //! Engine tests of node state against the fake host: the node state file, recorded publications,
 //! records written before node state had its own file, and front-end checks under the lock.
 
-use super::tests::{fixture, mount_access, req};
+use super::tests::{Fixture, fixture, mount_access, req};
 use super::*;
 use crate::sys::Host;
 
@@ -67,10 +67,10 @@ fn a_recorded_publication_showing_another_volume_does_not_count() {
     assert_eq!(f.engine.live_publications("w").unwrap().len(), 1);
 }
 
-#[test]
-fn an_older_record_with_staging_moves_it_to_node_state() {
-    let f = fixture();
-    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+/// A volume of `kind` staged as an older strata left it: the staging in the record, no node
+/// state file. Returns the volume's directory and staging path.
+fn staged_by_an_older_strata(f: &Fixture, kind: Kind) -> (VolumeDir, PathBuf) {
+    f.engine.create_volume(&req("v", kind, 1 << 20)).unwrap();
     let s = f.staging("v");
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     let dir = f.engine.volume_dir("v");
@@ -79,7 +79,13 @@ fn an_older_record_with_staging_moves_it_to_node_state() {
     json["staging"] = staging["staging"].clone();
     std::fs::write(dir.record(), json.to_string()).unwrap();
     std::fs::remove_file(dir.node_state()).unwrap();
+    (dir, s)
+}
 
+#[test]
+fn an_older_record_with_staging_moves_it_to_node_state() {
+    let f = fixture();
+    let (dir, s) = staged_by_an_older_strata(&f, Kind::Dir);
     let vol = f.engine.get_volume("v").unwrap().unwrap();
     assert_eq!(vol.staging.map(|st| st.path), Some(s.clone()), "the older record's staging is read");
     f.engine.unstage_volume("v", &s).unwrap();
@@ -90,16 +96,7 @@ fn an_older_record_with_staging_moves_it_to_node_state() {
 #[test]
 fn an_older_staging_survives_a_record_rewrite() {
     let f = fixture();
-    f.engine.create_volume(&req("v", Kind::Loop, 1 << 20)).unwrap();
-    let s = f.staging("v");
-    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
-    let dir = f.engine.volume_dir("v");
-    let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.record()).unwrap()).unwrap();
-    let staging: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.node_state()).unwrap()).unwrap();
-    json["staging"] = staging["staging"].clone();
-    std::fs::write(dir.record(), json.to_string()).unwrap();
-    std::fs::remove_file(dir.node_state()).unwrap();
-
+    let (dir, s) = staged_by_an_older_strata(&f, Kind::Loop);
     f.engine.expand_volume("v", 2 << 20).unwrap(); // rewrites the record
     assert!(!std::fs::read_to_string(dir.record()).unwrap().contains("staging"));
     assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging.map(|st| st.path), Some(s));
