@@ -72,15 +72,24 @@ fn propagates(point: &Path) -> bool {
     optional.into_iter().any(|f| f.starts_with("shared:") || f.starts_with("master:"))
 }
 
+fn set_propagation(point: &Path, flag: nix::mount::MsFlags) {
+    nix::mount::mount(None::<&str>, point, None::<&str>, flag, None::<&str>).unwrap();
+}
+
 #[test]
-fn volumes_get_a_private_mount_of_their_own() {
+fn volumes_get_a_private_mount_of_their_own_unless_the_root_is_shared() {
     let env = Env::new(Kind::Dir);
     let e = &env.engine;
     let volumes = env.root.join("volumes");
-    // The data root on a shared mount, as `/` is under systemd: a plain bind would be shared too.
+    // The data root on a shared mount, as a Bidirectional hostPath is: strata's mounts below it
+    // must keep reaching the host, so the volumes stay on it.
     LinuxHost.bind_mount(&env.root, &env.root, false).unwrap();
-    nix::mount::mount(None::<&str>, &env.root, None::<&str>, nix::mount::MsFlags::MS_SHARED, None::<&str>).unwrap();
+    set_propagation(&env.root, nix::mount::MsFlags::MS_SHARED);
     assert!(propagates(&env.root));
+    assert_eq!(e.isolate_volumes().unwrap(), Isolation::Shared(env.root.clone()));
+    assert!(!LinuxHost.is_mount_point(&volumes).unwrap());
+    // On a private mount they get a private mount of their own.
+    set_propagation(&env.root, nix::mount::MsFlags::MS_PRIVATE);
     assert_eq!(e.isolate_volumes().unwrap(), Isolation::Done);
     assert!(LinuxHost.is_mount_point(&volumes).unwrap());
     assert!(!propagates(&volumes), "the volumes mount is private");
@@ -106,5 +115,44 @@ fn volumes_stay_put_while_something_is_mounted_below_them() {
     assert!(!LinuxHost.is_mount_point(&env.root.join("volumes")).unwrap());
     assert!(LinuxHost.is_mount_point(&data).unwrap(), "the tmpfs volume is not hidden");
     e.delete_volume("t").unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn a_mount_stacked_on_a_target_does_not_hide_the_bind_below() {
+    let env = Env::new(Kind::Dir);
+    let e = &env.engine;
+    env.create("v", Kind::Dir, 16 << 20, None);
+    let staging = env.dir("staging");
+    e.stage_volume("v", &staging, &mount()).unwrap();
+    let a = env.path("pod-a");
+    e.publish_volume("v", &staging, &a, false).unwrap();
+    LinuxHost.bind_mount(&env.dir("other"), &a, false).unwrap(); // something mounted over the pod's
+    let err = e.unstage_volume("v", &staging).unwrap_err();
+    assert!(matches!(err, Error::FailedPrecondition { .. }), "{err}");
+    e.unpublish_volume("v", &a).unwrap(); // both mounts go
+    e.unstage_volume("v", &staging).unwrap();
+    e.delete_volume("v").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
+    std::fs::remove_dir(env.path("other")).unwrap();
+    env.assert_clean();
+}
+
+#[test]
+fn a_loop_volume_whose_staging_was_unmounted_by_hand_still_counts_its_pods() {
+    let env = Env::new(Kind::Loop);
+    let e = &env.engine;
+    env.create("v", Kind::Loop, 32 << 20, Some(FsType::Ext4));
+    let staging = env.dir("staging");
+    e.stage_volume("v", &staging, &mount()).unwrap();
+    let a = env.path("pod-a");
+    e.publish_volume("v", &staging, &a, false).unwrap();
+    LinuxHost.unmount(&staging, false).unwrap(); // the pod's bind keeps the filesystem mounted
+    let err = e.unstage_volume("v", &staging).unwrap_err();
+    assert!(err.to_string().contains("pod-a"), "the loop device stays attached under the pod: {err}");
+    e.unpublish_volume("v", &a).unwrap();
+    e.unstage_volume("v", &staging).unwrap();
+    e.delete_volume("v").unwrap();
+    std::fs::remove_dir(&staging).unwrap();
     env.assert_clean();
 }

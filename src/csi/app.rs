@@ -103,6 +103,10 @@ fn open(cfg: engine::Config) -> Result<Engine, String> {
             mount = %m.display(),
             "volumes stay on the root's mount (something is mounted below them); stage binds cost more with many mounts"
         ),
+        Ok(engine::Isolation::Shared(m)) => tracing::info!(
+            mount = %m.display(),
+            "volumes stay on the root's mount, which is shared (mounts below it must reach the host)"
+        ),
         Ok(done) => tracing::debug!(?done, "volumes on a mount of their own"),
         Err(e) if no_mount_permission(&e) => {
             tracing::info!("no permission to mount (a controller-only server?): volumes stay on the root's mount")

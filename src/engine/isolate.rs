@@ -2,6 +2,11 @@
 //! mount under the directory's mount (`has_locked_children`): with the volumes on the node's root
 //! filesystem, that is every staging and publication of every pod (0.2 ms per stage at 2,000
 //! kubelet mounts here). On a mount of its own the walk covers only strata's tmpfs volumes.
+//!
+//! Only where the root's mount is private. A shared one (a DaemonSet's Bidirectional hostPath,
+//! or `/` under systemd) carries strata's tmpfs mounts to the host and to later containers; a
+//! private bind would cut them off, and a container restart would then lose them. A hostPath is
+//! a mount of its own already, so the walk is short there anyway.
 
 use super::{Engine, Result};
 use std::path::PathBuf;
@@ -16,11 +21,14 @@ pub enum Isolation {
     /// Something is mounted below it (a tmpfs volume from before this start); a bind now would
     /// hide it, so the volumes stay where they are.
     Skipped(PathBuf),
+    /// The mount holding it propagates to peers (the path is that mount's); the volumes stay.
+    Shared(PathBuf),
 }
 
 impl Engine {
     /// Binds `<root>/volumes` onto itself, private (no propagation to or from peers), unless it
-    /// already is a mount or holds mounts. Called once at start, before reconcile.
+    /// already is a mount, holds mounts, or lies on a shared mount. Called once at start, before
+    /// reconcile.
     pub fn isolate_volumes(&self) -> Result<Isolation> {
         let volumes = self.config().root.join("volumes");
         if self.host.is_mount_point(&volumes)? {
@@ -29,6 +37,10 @@ impl Engine {
         let table = self.host.mount_table()?;
         if let Some(m) = table.iter().find(|m| m.mount_point.starts_with(&volumes)) {
             return Ok(Isolation::Skipped(m.mount_point.clone()));
+        }
+        let holder = table.iter().rev().filter(|m| volumes.starts_with(&m.mount_point));
+        if let Some(m) = holder.max_by_key(|m| m.mount_point.components().count()).filter(|m| m.shared) {
+            return Ok(Isolation::Shared(m.mount_point.clone()));
         }
         self.host.bind_mount(&volumes, &volumes, false)?;
         if let Err(e) = self.host.make_private(&volumes) {

@@ -10,43 +10,62 @@ use std::path::{Path, PathBuf};
 
 impl Engine {
     /// Where the volume is published now: recorded publications whose target is a mount root
-    /// showing the staged volume. One that strata cannot judge cheaply (a fake host, an unmounted
-    /// loop staging) is judged from the mount table, read once.
+    /// showing the staged volume, and, for a volume staged by a strata that recorded none (its
+    /// staging still in the record), the binds of its staging in the mount table. What `stat`
+    /// cannot settle (a fake host, a target with mounts stacked on it) the mount table decides,
+    /// read at most once.
     pub(super) fn publications(&self, vol: &Volume) -> Result<Vec<Publication>> {
         let Some(s) = &vol.staging else { return Ok(Vec::new()) };
-        if vol.marked.is_empty() {
-            return Ok(Vec::new());
-        }
-        let source = self.publication_source(vol, s);
         let mut table = LazyTable::new(self.host.as_ref());
         let mut live = Vec::new();
         for p in &vol.marked {
-            if self.shows_volume(&p.target, s, source.as_deref(), &mut table)? {
+            if self.shows_volume(vol, s, &p.target, &mut table)? {
                 live.push(p.clone());
             }
+        }
+        if vol.staging_in_record {
+            let older = self.binds_of_staging(s, table.get()?);
+            live.extend(older.into_iter().filter(|p| !vol.marked.iter().any(|m| m.target == p.target)));
         }
         Ok(live)
     }
 
-    /// The path whose device and inode a publication shows: the loop device node (block), the
-    /// data directory (bind backends), or the staging mount (loop filesystem, while mounted).
-    fn publication_source(&self, vol: &Volume, s: &Staging) -> Option<PathBuf> {
-        match (&s.access, vol.backend) {
-            (Access::Block, _) => s.device.clone(),
-            (_, Kind::Dir | Kind::Tmpfs | Kind::Btrfs) => Some(self.dir(&vol.id).data()),
-            _ => self.host.is_mount_point(&s.path).ok()?.then(|| s.path.clone()),
-        }
-    }
-
-    fn shows_volume(&self, target: &Path, s: &Staging, source: Option<&Path>, table: &mut LazyTable) -> Result<bool> {
-        if let Some(proven) = source.and_then(|src| self.host.same_mount_root(target, src)) {
-            return Ok(proven);
+    /// Whether `target` shows the staged volume: proven with `stat` where it can be, else from
+    /// the mount table (any mount at `target`, also one that another mount covers).
+    fn shows_volume(&self, vol: &Volume, s: &Staging, target: &Path, table: &mut LazyTable) -> Result<bool> {
+        let proven = match (&s.access, &s.device, vol.backend) {
+            (Access::Block, Some(device), _) => self.host.same_mount_root(target, device),
+            (Access::Mount { .. }, Some(device), Kind::Loop) => self.host.mounted_from(target, device),
+            (_, _, Kind::Dir | Kind::Tmpfs | Kind::Btrfs) => {
+                self.host.same_mount_root(target, &self.dir(&vol.id).data())
+            }
+            _ => None,
+        };
+        match proven {
+            Some(true) => return Ok(true),
+            Some(false) if !self.host.is_mount_point(target)? => return Ok(false),
+            _ => {}
         }
         let table = table.get()?;
-        Ok(mount_at(table, target).is_some_and(|m| Some(identity(m)) == staged_identity(table, s)))
+        let want = staged_identity(table, s);
+        Ok(want.is_some() && table.iter().filter(|m| m.mount_point == target).any(|m| Some(identity(m)) == want))
+    }
+
+    /// The mounts that show the staged volume outside its staging path and the data root: what
+    /// a strata that recorded no publications left (binds of the staging mount, or of the loop
+    /// device node for block access).
+    fn binds_of_staging(&self, s: &Staging, table: &[MountEntry]) -> Vec<Publication> {
+        let block = matches!(s.access, Access::Block);
+        let Some(want) = staged_identity(table, s) else { return Vec::new() };
+        let root = &self.cfg.root;
+        table
+            .iter()
+            .filter(|m| identity(m) == want)
+            .filter(|m| m.mount_point != s.path && !m.mount_point.starts_with(root))
+            .map(|m| Publication { target: m.mount_point.clone(), readonly: m.is_readonly(), block })
+            .collect()
     }
 }
-
 /// What a bind of the staged volume shows in the mount table: the staging mount's device and
 /// root (filesystem), or the device node's (block).
 fn staged_identity(table: &[MountEntry], s: &Staging) -> Option<(u32, u32, PathBuf)> {

@@ -26,8 +26,10 @@ impl Engine {
         Ok(report)
     }
 
-    fn reconcile_volume(&self, mut vol: Volume, report: &mut Report) -> Result<()> {
-        let _lock = self.lock(&vol.id)?;
+    fn reconcile_volume(&self, listed: Volume, report: &mut Report) -> Result<()> {
+        let _lock = self.lock(&listed.id)?;
+        // Read again under the lock: another process may have changed it since the listing.
+        let Some(mut vol) = self.load(&listed.id)? else { return Ok(()) };
         let dir = self.volume_dir(&vol.id);
         let backend = self.backend(vol.backend);
         if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none() {
@@ -35,6 +37,17 @@ impl Engine {
             report.actions.push(format!("volume {}: mounted a new empty tmpfs (its contents did not survive)", vol.id));
         }
         let mut changed = false;
+        if vol.staging_in_record && vol.staging.is_some() {
+            // Staged by a strata that kept node state in the record and recorded no
+            // publications: record the binds it left, found in the mount table.
+            vol.marked = self.publications(&vol)?;
+            changed = true;
+            report.actions.push(format!(
+                "volume {}: node state moved out of the record ({} publication(s) found)",
+                vol.id,
+                vol.marked.len()
+            ));
+        }
         let table = self.host.mount_table()?;
         if let Some(s) = vol.staging.clone() {
             if self.staged_here(&vol, &table).is_none() {

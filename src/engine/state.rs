@@ -4,15 +4,17 @@
 //! kernel before it counts (see `engine::publications`).
 //!
 //! A write fills a spare file beside it (`.node.json.next`) and swaps the two names in one step
-//! (`renameat2(RENAME_EXCHANGE)`): readers see the old or the new state, whole, and after the
-//! first two writes no inode is made or freed, however often the volume is staged and published.
-//! Filesystems without the exchange get a plain rename.
+//! (`renameat2(RENAME_EXCHANGE)`): after the first two writes no inode is made or freed, however
+//! often the volume is staged and published. Filesystems without the exchange get a plain rename.
+//! The spare is the inode `node.json` was before the last swap, so a reader that opened it then
+//! and is still reading when the next write overwrites it could see a mix: readers take the
+//! file's change time and inode before and after reading, and read again when they moved.
 
-use super::record::{self, Publication, Staging};
+use super::record::{Publication, Staging};
 use super::{Error, Result};
 use crate::backend::VolumeDir;
 use serde::{Deserialize, Serialize};
-use std::io::{ErrorKind, Write};
+use std::io::{ErrorKind, Read, Write};
 use std::path::Path;
 
 /// The node state format this build writes and reads.
@@ -34,7 +36,14 @@ pub(super) struct NodeState {
 /// by a kernel crash or power loss, after which nothing is staged.
 pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
     let path = dir.node_state();
-    match record::load_json::<NodeState>(&path) {
+    let parsed = match read_settled(&path) {
+        Ok(None) => Ok(None),
+        Ok(Some(bytes)) => serde_json::from_slice::<NodeState>(&bytes)
+            .map(Some)
+            .map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() }),
+        Err(e) => Err(Error::io("read node state", &path)(e)),
+    };
+    match parsed {
         Ok(Some(s)) if s.format == FORMAT => Ok(s),
         Ok(Some(s)) => Err(Error::Record {
             path,
@@ -47,6 +56,52 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
         }
         Err(e) => Err(e),
     }
+}
+
+/// The bytes of `path` as one write left them: read again while its inode or change time moved
+/// during the read (a write or a swap in between); `None` when it does not exist.
+fn read_settled(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    for _ in 0..16 {
+        let Some(opened) = Opened::open(path)? else { return Ok(None) };
+        if let Some(bytes) = opened.read_if_settled(path)? {
+            return Ok(Some(bytes));
+        }
+    }
+    Err(std::io::Error::other("it kept changing while being read"))
+}
+
+/// An open node state file and its inode, change time and size when it was opened.
+struct Opened {
+    file: std::fs::File,
+    stamp: (u64, i64, i64, u64),
+}
+
+impl Opened {
+    fn open(path: &Path) -> std::io::Result<Option<Opened>> {
+        let file = match std::fs::File::open(path) {
+            Ok(f) => f,
+            Err(e) if e.kind() == ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let stamp = stamp(&file.metadata()?);
+        Ok(Some(Opened { file, stamp }))
+    }
+
+    /// The contents, or `None` when the file was written or swapped since it was opened, or
+    /// `path` no longer names it.
+    fn read_if_settled(mut self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+        use std::os::unix::fs::MetadataExt;
+        let mut bytes = Vec::new();
+        self.file.read_to_end(&mut bytes)?;
+        let named = std::fs::metadata(path).map(|m| m.ino()).ok();
+        let settled = stamp(&self.file.metadata()?) == self.stamp && named == Some(self.stamp.0);
+        Ok(settled.then_some(bytes))
+    }
+}
+
+fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    (m.ino(), m.ctime(), m.ctime_nsec(), m.len())
 }
 
 /// Writes the node state; an empty one is written too (its file stays for the next write).
@@ -147,6 +202,21 @@ mod tests {
             assert_eq!(load(&d).unwrap().staging.is_some(), i % 2 == 0);
         }
         assert_eq!(seen.len(), 2, "node.json alternates between the same two inodes");
+    }
+
+    #[test]
+    fn a_reader_overtaken_by_writes_reads_again() {
+        let (_t, d) = dir();
+        save(&d, &staged()).unwrap();
+        save(&d, &NodeState::default()).unwrap();
+        // Opened before two writes: the second one overwrites the very inode it holds.
+        let opened = Opened::open(&d.node_state()).unwrap().unwrap();
+        save(&d, &staged()).unwrap();
+        save(&d, &NodeState::default()).unwrap();
+        assert_eq!(opened.read_if_settled(&d.node_state()).unwrap(), None);
+        let quiet = Opened::open(&d.node_state()).unwrap().unwrap();
+        assert!(quiet.read_if_settled(&d.node_state()).unwrap().is_some());
+        assert_eq!(load(&d).unwrap(), NodeState { format: FORMAT, ..NodeState::default() });
     }
 
     #[test]

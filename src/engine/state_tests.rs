@@ -120,3 +120,39 @@ fn a_refused_check_changes_nothing() {
     assert!(f.host.calls().is_empty() && !t.exists());
     assert!(f.engine.live_publications("v").unwrap().is_empty());
 }
+
+#[test]
+fn binds_an_older_strata_made_count_until_reconcile_records_them() {
+    let f = fixture();
+    let (dir, s) = staged_by_an_older_strata(&f, Kind::Dir);
+    let t = f.target("old-pod");
+    std::fs::create_dir(&t).unwrap();
+    f.host.bind_mount(&s, &t, false).unwrap(); // published by the older strata: no record of it
+    let live = f.engine.live_publications("v").unwrap();
+    assert_eq!(live.iter().map(|p| p.target.clone()).collect::<Vec<_>>(), vec![t.clone()]);
+    assert!(matches!(f.engine.unstage_volume("v", &s), Err(Error::FailedPrecondition { .. })));
+    assert!(matches!(f.engine.delete_volume("v"), Err(Error::FailedPrecondition { .. })));
+
+    let report = f.engine.reconcile().unwrap();
+    assert!(report.actions.iter().any(|a| a.contains("1 publication")), "{report:?}");
+    assert!(!std::fs::read_to_string(dir.record()).unwrap().contains("staging"));
+    assert!(std::fs::read_to_string(dir.node_state()).unwrap().contains("old-pod"));
+    assert!(matches!(f.engine.unstage_volume("v", &s), Err(Error::FailedPrecondition { .. })));
+    f.engine.unpublish_volume("v", &t).unwrap();
+    f.engine.unstage_volume("v", &s).unwrap();
+    f.engine.delete_volume("v").unwrap();
+}
+
+#[test]
+fn a_mount_stacked_on_a_target_does_not_hide_the_publication_below() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let (s, t) = (f.staging("v"), f.target("a"));
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    f.engine.publish_volume("v", &s, &t, false).unwrap();
+    let other = f.kubelet.join("other");
+    std::fs::create_dir(&other).unwrap();
+    f.host.bind_mount(&other, &t, false).unwrap();
+    assert_eq!(f.engine.live_publications("v").unwrap().len(), 1);
+    assert!(matches!(f.engine.unstage_volume("v", &s), Err(Error::FailedPrecondition { .. })));
+}

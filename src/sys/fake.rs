@@ -129,6 +129,7 @@ impl FakeHost {
             fs_type: fs_type.to_owned(),
             source: source.to_owned(),
             super_options: vec!["rw".to_owned()],
+            shared: false,
         });
     }
 }

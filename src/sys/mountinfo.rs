@@ -18,6 +18,8 @@ pub struct MountEntry {
     pub source: String,
     /// Per-superblock options (`rw`, `size=...`, ...).
     pub super_options: Vec<String>,
+    /// Whether the mount propagates to and from peers (a `shared:N` optional field).
+    pub shared: bool,
 }
 
 impl MountEntry {
@@ -42,10 +44,12 @@ pub fn parse_line(line: &str) -> Option<MountEntry> {
     let mount_point = PathBuf::from(unescape(fields.next()?));
     let mount_options = split_options(fields.next()?);
     // Optional fields (shared:N, master:N, ...) end at a lone "-".
+    let mut shared = false;
     for field in fields.by_ref() {
         if field == "-" {
             break;
         }
+        shared |= field.starts_with("shared:");
     }
     let fs_type = unescape(fields.next()?);
     let source = unescape(fields.next()?);
@@ -61,6 +65,7 @@ pub fn parse_line(line: &str) -> Option<MountEntry> {
         fs_type,
         source,
         super_options,
+        shared,
     })
 }
 
@@ -123,6 +128,7 @@ mod tests {
         assert_eq!(t[0].source, "/dev/vda");
         assert_eq!((t[0].major, t[0].minor), (253, 0));
         assert_eq!(t[1].super_options, vec!["rw", "size=65536k"]);
+        assert_eq!(t.iter().map(|m| m.shared).collect::<Vec<_>>(), vec![true, true, true, false, false]);
     }
 
     #[test]
