@@ -233,7 +233,7 @@ pub(crate) fn holds_bind(table: &[MountEntry], source: &Path, staging: &Path) ->
         return false;
     };
     match crate::sys::bind_identity(table, source) {
-        Some((major, minor, root)) => mount.major == major && mount.minor == minor && mount.root == root,
+        Some(want) => mount.identity() == want,
         None => false,
     }
 }

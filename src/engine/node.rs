@@ -202,7 +202,7 @@ impl Engine {
             return Err(Error::precondition(id, reason));
         }
         let block = matches!(s.access, Access::Block);
-        let source = if block { s.device.clone().unwrap_or_default() } else { staging.to_owned() };
+        let source = s.bind_source().to_owned();
         let publication = Publication { target: target.to_owned(), readonly, block };
         let table = if self.host.is_mount_point(target)? { table.get()? } else { &[] };
         if let Some(m) = mount_at(table, target) {
@@ -320,10 +320,10 @@ fn already(id: &str, reason: String) -> Error {
 /// Whether mount `m` is a bind of `source` (same device and subtree).
 fn same_source(table: &[MountEntry], source: &Path, m: &MountEntry) -> bool {
     let want = match mount_at(table, source) {
-        Some(s) => Some((s.major, s.minor, s.root.clone())),
+        Some(s) => Some(s.identity()),
         None => bind_identity(table, source),
     };
-    want == Some((m.major, m.minor, m.root.clone()))
+    want == Some(m.identity())
 }
 
 /// Creates the staging directory for a mount if it is missing; true if this call made it.

@@ -5,8 +5,9 @@
 use super::node::LazyTable;
 use super::{Access, Engine, Publication, Result, Staging, Volume};
 use crate::backend::Kind;
+use crate::sys::mountinfo::Identity;
 use crate::sys::{MountEntry, bind_identity, mount_at};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 impl Engine {
     /// Where the volume is published now: recorded publications whose target is a mount root
@@ -48,7 +49,7 @@ impl Engine {
         }
         let table = table.get()?;
         let want = staged_identity(table, s);
-        Ok(want.is_some() && table.iter().filter(|m| m.mount_point == target).any(|m| Some(identity(m)) == want))
+        Ok(want.is_some() && table.iter().filter(|m| m.mount_point == target).any(|m| Some(m.identity()) == want))
     }
 
     /// The mounts that show the staged volume outside its staging path and the data root: what
@@ -60,7 +61,7 @@ impl Engine {
         let root = &self.cfg.root;
         table
             .iter()
-            .filter(|m| identity(m) == want)
+            .filter(|m| m.identity() == want)
             .filter(|m| m.mount_point != s.path && !m.mount_point.starts_with(root))
             .map(|m| Publication { target: m.mount_point.clone(), readonly: m.is_readonly(), block })
             .collect()
@@ -68,13 +69,9 @@ impl Engine {
 }
 /// What a bind of the staged volume shows in the mount table: the staging mount's device and
 /// root (filesystem), or the device node's (block).
-fn staged_identity(table: &[MountEntry], s: &Staging) -> Option<(u32, u32, PathBuf)> {
-    match (&s.access, &s.device) {
-        (Access::Block, Some(device)) => bind_identity(table, device),
-        _ => mount_at(table, &s.path).map(identity),
+fn staged_identity(table: &[MountEntry], s: &Staging) -> Option<Identity> {
+    match &s.access {
+        Access::Block => bind_identity(table, s.bind_source()),
+        Access::Mount { .. } => mount_at(table, &s.path).map(MountEntry::identity),
     }
-}
-
-fn identity(m: &MountEntry) -> (u32, u32, PathBuf) {
-    (m.major, m.minor, m.root.clone())
 }

@@ -34,6 +34,16 @@ pub struct Staging {
     pub device: Option<PathBuf>,
 }
 
+impl Staging {
+    /// What a publication binds: the loop device node (block access), else the staging mount.
+    pub fn bind_source(&self) -> &Path {
+        match (&self.access, &self.device) {
+            (Access::Block, Some(device)) => device,
+            _ => &self.path,
+        }
+    }
+}
+
 /// One bind of the volume into a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Publication {

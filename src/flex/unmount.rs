@@ -53,7 +53,7 @@ fn unrecorded_user<'a>(table: &'a [MountEntry], staging: &Path, kubelet_dir: &Pa
     table
         .iter()
         .filter(|m| m.mount_point.starts_with(kubelet_dir) && m.mount_point != staging)
-        .find(|m| (m.major, m.minor, &m.root) == (s.major, s.minor, &s.root))
+        .find(|m| m.identity() == s.identity())
         .map(|m| m.mount_point.as_path())
 }
 
@@ -83,7 +83,7 @@ fn same_mount(table: &[MountEntry], vol: &Volume, m: &MountEntry) -> bool {
     let Some(staged) = vol.staging.as_ref().and_then(|s| mount_at(table, &s.path)) else {
         return false;
     };
-    (staged.major, staged.minor, &staged.root) == (m.major, m.minor, &m.root)
+    staged.identity() == m.identity()
 }
 
 /// A record, or `None` when it is missing or unreadable (logged: one bad record must not

@@ -163,7 +163,7 @@ pub fn mount_at<'a>(table: &'a [MountEntry], path: &Path) -> Option<&'a MountEnt
 
 /// The `(major, minor, root)` a bind mount of `path` would show in the mount table: the device of
 /// the mount holding `path` and `path`'s place inside that filesystem.
-pub fn bind_identity(table: &[MountEntry], path: &Path) -> Option<(u32, u32, PathBuf)> {
+pub fn bind_identity(table: &[MountEntry], path: &Path) -> Option<mountinfo::Identity> {
     let holder = table
         .iter()
         .rev()

@@ -22,7 +22,15 @@ pub struct MountEntry {
     pub shared: bool,
 }
 
+/// What a mount shows: the device and the path inside its filesystem. Two mounts with the same
+/// identity show the same subtree (one is a bind of the other).
+pub type Identity = (u32, u32, PathBuf);
+
 impl MountEntry {
+    pub fn identity(&self) -> Identity {
+        (self.major, self.minor, self.root.clone())
+    }
+
     /// Whether this mount point is read-only (per mount or per superblock).
     pub fn is_readonly(&self) -> bool {
         self.mount_options.iter().any(|o| o == "ro") || self.super_options.iter().any(|o| o == "ro")
