@@ -98,21 +98,7 @@ fn open(cfg: engine::Config) -> Result<Engine, String> {
     let root = cfg.root.clone();
     let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost))
         .map_err(|e| format!("cannot open the data root {}: {e}", root.display()))?;
-    match engine.isolate_volumes() {
-        Ok(engine::Isolation::Skipped(m)) => tracing::warn!(
-            mount = %m.display(),
-            "volumes stay on the root's mount (something is mounted below them); stage binds cost more with many mounts"
-        ),
-        Ok(engine::Isolation::Shared(m)) => tracing::info!(
-            mount = %m.display(),
-            "volumes stay on the root's mount, which is shared (mounts below it must reach the host)"
-        ),
-        Ok(done) => tracing::debug!(?done, "volumes on a mount of their own"),
-        Err(e) if no_mount_permission(&e) => {
-            tracing::info!("no permission to mount (a controller-only server?): volumes stay on the root's mount")
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot give the volumes a mount of their own"),
-    }
+    log_isolation(engine.isolate_volumes());
     let report = engine.reconcile().map_err(|e| format!("reconcile of {} failed: {e}", root.display()))?;
     for action in &report.actions {
         tracing::info!(action = %action, "reconcile");
@@ -124,10 +110,24 @@ fn open(cfg: engine::Config) -> Result<Engine, String> {
     Ok(engine)
 }
 
-fn no_mount_permission(e: &engine::Error) -> bool {
-    use crate::backend::Error::Host;
-    use crate::sys::Error::Bind;
-    matches!(e, engine::Error::Backend(Host(Bind { errno: nix::errno::Errno::EPERM, .. })))
+/// Says what [`Engine::isolate_volumes`] found: a warning only when it could have worked.
+fn log_isolation(result: engine::Result<engine::Isolation>) {
+    use engine::Isolation;
+    match result {
+        Ok(Isolation::Skipped(m)) => tracing::warn!(
+            mount = %m.display(),
+            "volumes stay on the root's mount (something is mounted below them); stage binds cost more with many mounts"
+        ),
+        Ok(Isolation::Shared(m)) => tracing::info!(
+            mount = %m.display(),
+            "volumes stay on the root's mount, which is shared (mounts below it must reach the host)"
+        ),
+        Ok(Isolation::NotPermitted) => {
+            tracing::info!("no permission to mount (a controller-only server?): volumes stay on the root's mount")
+        }
+        Ok(done) => tracing::debug!(?done, "volumes on a mount of their own"),
+        Err(e) => tracing::warn!(error = %e, "cannot give the volumes a mount of their own"),
+    }
 }
 
 fn hostname() -> Result<String, String> {

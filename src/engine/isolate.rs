@@ -23,6 +23,8 @@ pub enum Isolation {
     Skipped(PathBuf),
     /// The mount holding it propagates to peers (the path is that mount's); the volumes stay.
     Shared(PathBuf),
+    /// This process may not mount (a controller-only server without privileges).
+    NotPermitted,
 }
 
 impl Engine {
@@ -42,7 +44,10 @@ impl Engine {
         if let Some(m) = holder.max_by_key(|m| m.mount_point.components().count()).filter(|m| m.shared) {
             return Ok(Isolation::Shared(m.mount_point.clone()));
         }
-        self.host.bind_mount(&volumes, &volumes, false)?;
+        match self.host.bind_mount(&volumes, &volumes, false) {
+            Err(crate::sys::Error::Bind { errno: nix::errno::Errno::EPERM, .. }) => return Ok(Isolation::NotPermitted),
+            other => other?,
+        }
         if let Err(e) = self.host.make_private(&volumes) {
             let _ = self.host.unmount(&volumes, false);
             return Err(e.into());
