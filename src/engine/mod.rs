@@ -144,7 +144,7 @@ impl Engine {
     }
 
     fn write_node_state(&self, vol: &Volume) -> Result<()> {
-        let node = state::NodeState { staging: vol.staging.clone(), publications: vol.marked.clone(), format: 0 };
+        let node = state::NodeState::new(vol.staging.clone(), vol.marked.clone());
         state::save(&self.dir(&vol.id), &node)
     }
 

@@ -31,6 +31,13 @@ pub(super) struct NodeState {
     pub publications: Vec<Publication>,
 }
 
+impl NodeState {
+    /// Node state of this build's format.
+    pub fn new(staging: Option<Staging>, publications: Vec<Publication>) -> NodeState {
+        NodeState { format: FORMAT, staging, publications }
+    }
+}
+
 /// The node state of a volume; empty when there is none. Contents that do not parse count as
 /// empty: within one boot every reader sees whole files, so they can only be a write cut short
 /// by a kernel crash or power loss, after which nothing is staged.
