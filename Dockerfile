@@ -3,10 +3,8 @@
 # backends run. Build: `make image` (docker build -t ghcr.io/strata-csi/strata:<version> .).
 
 # Builder: the same `make static` a developer runs; it leaves static binaries in target/static/.
+# The proto is compiled in Rust (protox): the builder needs no protoc.
 FROM rust:1.95.0-bookworm AS builder
-RUN apt-get update \
-    && apt-get install -y --no-install-recommends protobuf-compiler libprotobuf-dev \
-    && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY Cargo.toml Cargo.lock build.rs Makefile ./
 COPY proto ./proto
