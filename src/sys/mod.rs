@@ -5,6 +5,7 @@ mod error;
 mod fake;
 mod freeze;
 mod linux;
+mod place;
 mod loopdev;
 pub mod mountinfo;
 mod statx;
@@ -14,6 +15,7 @@ pub use error::{Error, Result};
 pub use fake::{Call, FakeHost};
 pub use linux::LinuxHost;
 pub use mountinfo::MountEntry;
+pub use place::{Kind as PlaceKind, Place, PlaceError, Stat as PlaceStat};
 
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
