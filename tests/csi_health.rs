@@ -46,6 +46,7 @@ async fn a_removed_backing_file_makes_the_volume_abnormal() {
     let stats = c.node.node_get_volume_stats(stats_req(&id, &t)).await.unwrap_err();
     assert_eq!(stats.code(), Code::FailedPrecondition);
     assert!(stats.message().contains("missing"), "{}", stats.message());
+    std::fs::create_dir_all(s.path("pods/b")).unwrap(); // kubelet makes a target's parent
     let again = c.node.node_publish_volume(publish_req(&id, &st, &s.path("pods/b/vol"), mount_cap())).await;
     assert_eq!(code(again), Code::FailedPrecondition);
     assert!(mount_at(&t).is_some(), "nothing else was touched: the pod's mount stays");

@@ -63,7 +63,7 @@ fn reboot(dir: &Path) {
     let mut mounts = mounts_under(dir);
     mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
     for m in mounts {
-        host.unmount(&m, false).expect("unmount as a reboot would");
+        host.unmount(&strata::sys::place_at(&m).unwrap(), false).expect("unmount as a reboot would");
     }
     for l in host.loop_list().unwrap() {
         if l.backing_file.starts_with(dir) {

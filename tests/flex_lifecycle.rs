@@ -209,12 +209,16 @@ fn unmount_never_deletes_files_in_an_unmounted_dir() {
 }
 
 #[test]
-fn unmount_of_a_mount_no_volume_claims_cleans_it_up() {
+fn unmount_of_a_mount_no_volume_claims_leaves_it_alone() {
     let w = World::new();
     let dir = w.pod_dir("stray", "pv-stray");
     let src = w.tmp.path().join("src");
     std::fs::create_dir(&src).expect("src");
+    std::fs::write(src.join("theirs"), "data").expect("write");
     nix::mount::mount(Some(&src), &dir, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).expect("bind");
+    w.run(&["unmount", dir.to_str().expect("utf-8")]).failed("no strata volume claims");
+    assert_eq!(std::fs::read_to_string(dir.join("theirs")).expect("still mounted"), "data");
+    nix::mount::umount2(&dir, nix::mount::MntFlags::empty()).expect("unmount by hand");
     w.run(&["unmount", dir.to_str().expect("utf-8")]).ok();
     assert!(!dir.exists());
     w.finish();

@@ -10,7 +10,7 @@ use common::mounts_under;
 use std::path::Path;
 use strata::backend::Kind;
 use strata::engine::{Access, Error, Isolation};
-use strata::sys::{FsType, Host, LinuxHost};
+use strata::sys::{FsType, Host, LinuxHost, place_at};
 
 fn mount() -> Access {
     Access::Mount { flags: vec![] }
@@ -28,7 +28,7 @@ fn refused_while_published(kind: Kind, fs_type: Option<FsType>, access: Access) 
     e.publish_volume("v", &staging, &a, false).unwrap();
     e.publish_volume("v", &staging, &b, true).unwrap();
     assert_eq!(e.live_publications("v").unwrap().len(), 2);
-    LinuxHost.unmount(&a, false).unwrap(); // behind strata's back
+    LinuxHost.unmount(&place_at(&a).unwrap(), false).unwrap(); // behind strata's back
     let err = e.unstage_volume("v", &staging).unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition { .. }), "{err}");
     assert!(err.to_string().contains(b.to_str().unwrap()), "names the live target: {err}");
@@ -83,15 +83,15 @@ fn volumes_get_a_private_mount_of_their_own_unless_the_root_is_shared() {
     let volumes = env.root.join("volumes");
     // The data root on a shared mount, as a Bidirectional hostPath is: strata's mounts below it
     // must keep reaching the host, so the volumes stay on it.
-    LinuxHost.bind_mount(&env.root, &env.root, false).unwrap();
+    LinuxHost.bind_mount(&env.root, &place_at(&env.root).unwrap(), &Default::default()).unwrap();
     set_propagation(&env.root, nix::mount::MsFlags::MS_SHARED);
     assert!(propagates(&env.root));
     assert_eq!(e.isolate_volumes().unwrap(), Isolation::Shared(env.root.clone()));
-    assert!(!LinuxHost.is_mount_point(&volumes).unwrap());
+    assert!(!LinuxHost.is_mount_point(&place_at(&volumes).unwrap()).unwrap());
     // On a private mount they get a private mount of their own.
     set_propagation(&env.root, nix::mount::MsFlags::MS_PRIVATE);
     assert_eq!(e.isolate_volumes().unwrap(), Isolation::Done);
-    assert!(LinuxHost.is_mount_point(&volumes).unwrap());
+    assert!(LinuxHost.is_mount_point(&place_at(&volumes).unwrap()).unwrap());
     assert!(!propagates(&volumes), "the volumes mount is private");
     assert_eq!(e.isolate_volumes().unwrap(), Isolation::Already);
     env.create("v", Kind::Dir, 16 << 20, None);
@@ -100,8 +100,8 @@ fn volumes_get_a_private_mount_of_their_own_unless_the_root_is_shared() {
     assert_eq!(std::fs::read(volumes.join("v/data/f")).unwrap(), b"through the pod");
     env.close("v");
     e.delete_volume("v").unwrap();
-    LinuxHost.unmount(&volumes, false).unwrap();
-    LinuxHost.unmount(&env.root, false).unwrap();
+    LinuxHost.unmount(&place_at(&volumes).unwrap(), false).unwrap();
+    LinuxHost.unmount(&place_at(&env.root).unwrap(), false).unwrap();
     env.assert_clean();
 }
 
@@ -112,8 +112,8 @@ fn volumes_stay_put_while_something_is_mounted_below_them() {
     env.create("t", Kind::Tmpfs, 1 << 20, None);
     let data = env.root.join("volumes/t/data");
     assert_eq!(e.isolate_volumes().unwrap(), Isolation::Skipped(data.clone()));
-    assert!(!LinuxHost.is_mount_point(&env.root.join("volumes")).unwrap());
-    assert!(LinuxHost.is_mount_point(&data).unwrap(), "the tmpfs volume is not hidden");
+    assert!(!LinuxHost.is_mount_point(&place_at(&env.root.join("volumes")).unwrap()).unwrap());
+    assert!(LinuxHost.is_mount_point(&place_at(&data).unwrap()).unwrap(), "the tmpfs volume is not hidden");
     e.delete_volume("t").unwrap();
     env.assert_clean();
 }
@@ -127,10 +127,16 @@ fn a_mount_stacked_on_a_target_does_not_hide_the_bind_below() {
     e.stage_volume("v", &staging, &mount()).unwrap();
     let a = env.path("pod-a");
     e.publish_volume("v", &staging, &a, false).unwrap();
-    LinuxHost.bind_mount(&env.dir("other"), &a, false).unwrap(); // something mounted over the pod's
+    let top = place_at(&a).unwrap();
+    LinuxHost.bind_mount(&env.dir("other"), &top, &Default::default()).unwrap(); // mounted over the pod's
     let err = e.unstage_volume("v", &staging).unwrap_err();
     assert!(matches!(err, Error::FailedPrecondition { .. }), "{err}");
-    e.unpublish_volume("v", &a).unwrap(); // both mounts go
+    // The mount on top is not this volume's: unpublish leaves it (and the bind below) alone.
+    let err = e.unpublish_volume("v", &a).unwrap_err();
+    assert!(matches!(err, Error::FailedPrecondition { .. }) && err.to_string().contains("not this volume"), "{err}");
+    assert!(LinuxHost.is_mount_point(&top).unwrap());
+    LinuxHost.unmount(&top, false).unwrap();
+    e.unpublish_volume("v", &a).unwrap(); // now the volume's own bind goes
     e.unstage_volume("v", &staging).unwrap();
     e.delete_volume("v").unwrap();
     std::fs::remove_dir(&staging).unwrap();
@@ -147,7 +153,7 @@ fn a_loop_volume_whose_staging_was_unmounted_by_hand_still_counts_its_pods() {
     e.stage_volume("v", &staging, &mount()).unwrap();
     let a = env.path("pod-a");
     e.publish_volume("v", &staging, &a, false).unwrap();
-    LinuxHost.unmount(&staging, false).unwrap(); // the pod's bind keeps the filesystem mounted
+    LinuxHost.unmount(&place_at(&staging).unwrap(), false).unwrap(); // the pod's bind keeps the filesystem mounted
     let err = e.unstage_volume("v", &staging).unwrap_err();
     assert!(err.to_string().contains("pod-a"), "the loop device stays attached under the pod: {err}");
     e.unpublish_volume("v", &a).unwrap();

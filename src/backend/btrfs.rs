@@ -2,7 +2,7 @@
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::Host;
+use crate::sys::{Host, Place};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -51,7 +51,7 @@ impl Backend for BtrfsBackend {
         _vol: &Volume,
         dir: &VolumeDir,
         _device: Option<&Path>,
-        staging: &Path,
+        staging: &Place,
         access: &Access,
     ) -> Result<()> {
         if !dir.data().exists() {

@@ -2,7 +2,7 @@
 
 use super::{Backend, Kind, Result, Usage, VolumeDir, stage_bind, tree};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::Host;
+use crate::sys::{Host, Place};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -33,7 +33,7 @@ impl Backend for DirBackend {
         _vol: &Volume,
         dir: &VolumeDir,
         _device: Option<&Path>,
-        staging: &Path,
+        staging: &Place,
         access: &Access,
     ) -> Result<()> {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)

@@ -20,6 +20,8 @@ pub enum Error {
     MountInside { path: PathBuf, mount: PathBuf },
     #[error("the storage of the volume is missing: {path}")]
     Missing { path: PathBuf },
+    #[error("{0} does not hold the volume's filesystem; refusing to freeze what is mounted there")]
+    NotStagedHere(PathBuf),
     #[error("{0} is not supported by this backend")]
     Unsupported(&'static str),
 }

@@ -2,7 +2,7 @@
 
 use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::{FsType, Host, MountEntry, MountOptions, loop_for, mount_at};
+use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, loop_for, mount_at};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -37,6 +37,19 @@ pub fn stage_options(fs: FsType, flags: &[String]) -> MountOptions {
         options.push("nouuid".to_owned());
     }
     MountOptions { readonly: false, options }
+}
+
+impl LoopBackend {
+    /// The staging mount of `s`, held without following a symlink, once the kernel confirms it
+    /// is the filesystem of the volume's loop device: a freeze never lands on another filesystem.
+    fn staged_fs(&self, s: &Staging) -> Result<Place> {
+        let place = crate::sys::place_at(&s.path)?;
+        let device = s.device.as_deref().ok_or(Error::Unsupported("freezing a volume without its device"))?;
+        match self.host.mounted_from(&place, device) {
+            Some(false) => Err(Error::NotStagedHere(s.path.clone())),
+            Some(true) | None => Ok(place),
+        }
+    }
 }
 
 impl Backend for LoopBackend {
@@ -94,7 +107,7 @@ impl Backend for LoopBackend {
         vol: &Volume,
         _dir: &VolumeDir,
         device: Option<&Path>,
-        staging: &Path,
+        staging: &Place,
         access: &Access,
     ) -> Result<()> {
         let device = device.ok_or(Error::Unsupported("staging a loop volume that is not attached"))?;
@@ -109,7 +122,7 @@ impl Backend for LoopBackend {
         }
         self.host.mount(device, staging, fs.as_str(), &stage_options(fs, flags))?;
         if grow && fs == FsType::Xfs {
-            if let Err(e) = self.host.grow_fs(fs, device, staging) {
+            if let Err(e) = self.host.grow_fs(fs, device, staging.path()) {
                 let _ = self.host.unmount(staging, false);
                 return Err(e.into());
             }
@@ -179,15 +192,15 @@ impl Backend for LoopBackend {
         _ro: bool,
     ) -> Result<()> {
         let frozen = match staging {
-            Some(s) if matches!(s.access, Access::Mount { .. }) => Some(s.path.as_path()),
+            Some(s) if matches!(s.access, Access::Mount { .. }) => Some(self.staged_fs(s)?),
             _ => None,
         };
-        if let Some(path) = frozen {
-            self.host.freeze(path)?;
+        if let Some(place) = &frozen {
+            self.host.freeze(place)?;
         }
         let copied = self.host.copy_file(&dir.image(), &dest.image());
-        if let Some(path) = frozen {
-            self.host.thaw(path)?;
+        if let Some(place) = &frozen {
+            self.host.thaw(place)?;
         }
         Ok(copied?)
     }

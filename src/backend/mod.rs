@@ -10,7 +10,7 @@ pub(crate) mod tree;
 pub use error::{Error, Result};
 
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::{FsType, Host, MountEntry};
+use crate::sys::{FsType, Host, MountEntry, Place};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -149,7 +149,7 @@ pub trait Backend: Send + Sync + Debug {
         vol: &Volume,
         dir: &VolumeDir,
         device: Option<&Path>,
-        staging: &Path,
+        staging: &Place,
         access: &Access,
     ) -> Result<()>;
     /// Whether `staging` really holds this volume, judged from the mount table: by default, a
@@ -214,17 +214,10 @@ pub fn make(kind: Kind, host: Arc<dyn Host>) -> Box<dyn Backend> {
 
 /// Binds `source` onto `staging` unless the staging path already holds it (shared by the
 /// backends whose volume is a directory tree).
-pub(crate) fn stage_bind(host: &dyn Host, source: &Path, staging: &Path, access: &Access) -> Result<()> {
+pub(crate) fn stage_bind(host: &dyn Host, source: &Path, staging: &Place, access: &Access) -> Result<()> {
     let Access::Mount { flags } = access else { return Err(Error::BlockUnsupported) };
-    host.bind_mount(source, staging, false)?;
-    if !flags.is_empty() {
-        let opts = crate::sys::MountOptions { readonly: false, options: flags.clone() };
-        if let Err(e) = host.remount_bind(staging, &opts) {
-            let _ = host.unmount(staging, false);
-            return Err(e.into());
-        }
-    }
-    Ok(())
+    let opts = crate::sys::MountOptions { readonly: false, options: flags.clone() };
+    Ok(host.bind_mount(source, staging, &opts)?)
 }
 
 /// Whether the mount at `staging` is a bind of `source` (same device, same subtree).

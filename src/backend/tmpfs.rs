@@ -2,7 +2,7 @@
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind, tree};
 use crate::engine::record::{Access, Volume};
-use crate::sys::{Host, MountOptions, mount_at};
+use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -35,14 +35,14 @@ impl Backend for TmpfsBackend {
     fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
         tree::make_dir(&dir.data(), 0o755)?;
         if !self.mounted(dir)? {
-            self.host.mount(Path::new("tmpfs"), &dir.data(), "tmpfs", &options(vol.capacity))?;
+            self.host.mount(Path::new("tmpfs"), &place_at(&dir.data())?, "tmpfs", &options(vol.capacity))?;
         }
         Ok(())
     }
 
     fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
         if self.mounted(dir)? {
-            self.host.unmount(&dir.data(), false)?;
+            self.host.unmount(&place_at(&dir.data())?, false)?;
         }
         match std::fs::remove_dir(dir.data()) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir.data())(e)),
@@ -57,7 +57,7 @@ impl Backend for TmpfsBackend {
         vol: &Volume,
         dir: &VolumeDir,
         _device: Option<&Path>,
-        staging: &Path,
+        staging: &Place,
         access: &Access,
     ) -> Result<()> {
         if !self.mounted(dir)? {
@@ -67,7 +67,7 @@ impl Backend for TmpfsBackend {
     }
 
     fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
-        Ok(self.host.remount(&dir.data(), &options(bytes))?)
+        Ok(self.host.remount(&place_at(&dir.data())?, &options(bytes))?)
     }
 
     fn usage(&self, _vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {

@@ -50,7 +50,9 @@ pub fn unmount_under(dir: &Path) -> usize {
         table.into_iter().rev().map(|m| m.mount_point).filter(|p| p.starts_with(dir)).collect()
     };
     for point in under(&host) {
-        let _ = host.unmount(&point, true);
+        if let Ok(place) = crate::sys::place_at(&point) {
+            let _ = host.unmount(&place, true);
+        }
     }
     under(&host).len()
 }

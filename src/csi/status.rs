@@ -33,7 +33,8 @@ fn backend_code(e: &BackendError) -> Code {
         BackendError::WrongFilesystem { .. }
         | BackendError::NotBtrfs { .. }
         | BackendError::MountInside { .. }
-        | BackendError::Missing { .. } => Code::FailedPrecondition,
+        | BackendError::Missing { .. }
+        | BackendError::NotStagedHere(_) => Code::FailedPrecondition,
         BackendError::Host(HostError::ToolSpawn { .. }) => Code::FailedPrecondition,
         BackendError::Host(_) | BackendError::Io { .. } => Code::Internal,
     }

@@ -33,7 +33,8 @@ impl Engine {
     /// reconcile.
     pub fn isolate_volumes(&self) -> Result<Isolation> {
         let volumes = self.config().root.join("volumes");
-        if self.host.is_mount_point(&volumes)? {
+        let place = crate::sys::place_at(&volumes)?;
+        if self.host.is_mount_point(&place)? {
             return Ok(Isolation::Already);
         }
         let table = self.host.mount_table()?;
@@ -44,12 +45,12 @@ impl Engine {
         if let Some(m) = holder.max_by_key(|m| m.mount_point.components().count()).filter(|m| m.shared) {
             return Ok(Isolation::Shared(m.mount_point.clone()));
         }
-        match self.host.bind_mount(&volumes, &volumes, false) {
+        match self.host.bind_mount(&volumes, &place, &crate::sys::MountOptions::default()) {
             Err(crate::sys::Error::Bind { errno: nix::errno::Errno::EPERM, .. }) => return Ok(Isolation::NotPermitted),
             other => other?,
         }
-        if let Err(e) = self.host.make_private(&volumes) {
-            let _ = self.host.unmount(&volumes, false);
+        if let Err(e) = self.host.make_private(&place) {
+            let _ = self.host.unmount(&place, false);
             return Err(e.into());
         }
         Ok(Isolation::Done)
@@ -69,7 +70,7 @@ mod tests {
         let volumes = f.root.join("volumes");
         f.host.clear_calls();
         assert_eq!(f.engine.isolate_volumes().unwrap(), Isolation::Done);
-        let bind = Call::Bind { source: volumes.clone(), target: volumes.clone(), readonly: false };
+        let bind = Call::Bind { source: volumes.clone(), target: volumes.clone(), readonly: false, options: vec![] };
         assert_eq!(f.host.calls(), vec![bind, Call::MakePrivate { target: volumes }]);
         f.host.clear_calls();
         assert_eq!(f.engine.isolate_volumes().unwrap(), Isolation::Already);

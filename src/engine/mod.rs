@@ -6,6 +6,7 @@ mod health;
 mod isolate;
 pub mod lock;
 mod node;
+mod paths;
 mod publications;
 pub mod reconcile;
 pub mod record;
@@ -314,8 +315,12 @@ impl Engine {
                 );
                 return Err(Error::precondition(&vol.id, reason));
             }
-            self.host.unmount(&path, false)?;
-            backend.stage(vol, &self.dir(&vol.id), Some(&device), &path, &access)?;
+            let place = self.node_place("staging", &path)?;
+            if !self.owns_mount(&vol.id, Some(vol), &place)? {
+                return Err(Error::precondition(&vol.id, format!("{} no longer holds it", path.display())));
+            }
+            self.host.unmount(&place, false)?;
+            backend.stage(vol, &self.dir(&vol.id), Some(&device), &place, &access)?;
         }
         vol.grow_fs = false;
         self.save(vol)

@@ -1,8 +1,9 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
+use super::paths::{make_dir, make_target, remove_empty, remove_target, shows};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
 use crate::backend::{Attachment, Kind, VolumeDir};
-use crate::sys::{Host, MountEntry, MountOptions, bind_identity, mount_at};
+use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at};
 use std::path::{Path, PathBuf};
 
 /// Stacked mounts unpublish removes from one target before it gives up.
@@ -23,11 +24,6 @@ pub struct Bind<'a> {
 }
 
 impl Engine {
-    fn check_node_path(&self, what: &'static str, path: &Path) -> Result<()> {
-        let (prefixes, real) = &self.node_prefixes;
-        validate::path_under_resolved(what, path, prefixes, real)
-    }
-
     /// Whether the volume's record says it is staged and the mount table agrees.
     pub(super) fn staged_here(&self, vol: &Volume, table: &[MountEntry]) -> Option<Staging> {
         let s = vol.staging.as_ref()?;
@@ -39,8 +35,8 @@ impl Engine {
     /// itself (bind backends: same device and inode) or the filesystem of its loop device: what
     /// [`Engine::staged_here`] checks in the mount table, proven with two `stat` calls. `None`
     /// when it cannot be shown cheaply; the caller then asks the mount table.
-    fn staged_by_identity(&self, vol: &Volume, staging: &Path) -> Option<Staging> {
-        let s = vol.staging.as_ref().filter(|s| s.path == staging)?;
+    fn staged_by_identity(&self, vol: &Volume, staging: &Place) -> Option<Staging> {
+        let s = vol.staging.as_ref().filter(|s| s.path == staging.path())?;
         let proven = match (vol.backend, &s.access, &s.device) {
             (Kind::Dir | Kind::Tmpfs | Kind::Btrfs, _, _) => {
                 self.host.same_mount_root(staging, &self.dir(&vol.id).data())
@@ -61,7 +57,7 @@ impl Engine {
     /// conditions, such as a CSI capability), under the lock and without a second read.
     pub fn stage_volume_checked(&self, id: &str, staging: &Path, access: &Access, check: Check) -> Result<()> {
         validate::id("volume", id)?;
-        self.check_node_path("staging", staging)?;
+        let place = self.node_place("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
@@ -72,7 +68,7 @@ impl Engine {
             )));
         }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
-        let fresh = vol.staging.is_none() && !self.host.is_mount_point(staging)?;
+        let fresh = vol.staging.is_none() && !self.host.is_mount_point(&place)?;
         let table = if fresh { Vec::new() } else { self.host.mount_table()? };
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
@@ -86,7 +82,7 @@ impl Engine {
         if mount_at(&table, staging).is_some() {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
-        let device = self.attach_and_stage(&vol, staging, access)?;
+        let device = self.attach_and_stage(&vol, &place, access)?;
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
         self.save_state(&vol)?;
         if vol.grow_fs && matches!(access, Access::Mount { .. }) {
@@ -97,17 +93,17 @@ impl Engine {
     }
 
     /// Attaches (if needed) and stages; detaches again if this call attached and staging failed.
-    pub(super) fn attach_and_stage(&self, vol: &Volume, staging: &Path, access: &Access) -> Result<Option<PathBuf>> {
+    pub(super) fn attach_and_stage(&self, vol: &Volume, staging: &Place, access: &Access) -> Result<Option<PathBuf>> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
         let Attachment { device, fresh } = backend.attach(vol, &dir)?;
-        let made_dir = make_dir_for(staging, access)?;
+        let made_dir = !matches!(access, Access::Block) && make_dir(staging)?;
         if let Err(e) = backend.stage(vol, &dir, device.as_deref(), staging, access) {
             if fresh {
                 let _ = backend.detach(vol, &dir);
             }
             if made_dir {
-                let _ = std::fs::remove_dir(staging);
+                let _ = staging.remove_dir();
             }
             return Err(e.into());
         }
@@ -117,15 +113,17 @@ impl Engine {
     /// Unstages a volume: unmount the staging path and detach. Refused while it is published.
     pub fn unstage_volume(&self, id: &str, staging: &Path) -> Result<()> {
         validate::id("volume", id)?;
-        self.check_node_path("staging", staging)?;
+        let place = self.node_place_if_any("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         if let Some(p) = self.publications(&vol)?.first() {
             return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }
-        if self.host.is_mount_point(staging)? {
-            self.check_staged_mount(&vol, staging)?;
-            self.host.unmount(staging, false)?;
+        if let Some(place) = &place {
+            if self.host.is_mount_point(place)? {
+                self.check_staged_mount(&vol, place)?;
+                self.host.unmount(place, false)?;
+            }
         }
         self.backend(vol.backend).detach(&vol, &self.dir(id))?;
         if vol.staging.is_some() || !vol.marked.is_empty() || vol.staging_in_record {
@@ -133,25 +131,25 @@ impl Engine {
             vol.marked.clear(); // none of them is live
             self.save_state(&vol)?;
         }
-        if staging.starts_with(self.cfg.root.join("staging")) {
-            remove_empty(staging)?;
+        if let Some(place) = place.filter(|_| staging.starts_with(self.cfg.root.join("staging"))) {
+            remove_empty(&place)?;
         }
         Ok(())
     }
 
     /// Refuses to unmount `staging` when the mount there is not this volume's staging.
-    fn check_staged_mount(&self, vol: &Volume, staging: &Path) -> Result<()> {
+    fn check_staged_mount(&self, vol: &Volume, staging: &Place) -> Result<()> {
         if self.staged_by_identity(vol, staging).is_some() {
             return Ok(());
         }
         let table = self.host.mount_table()?;
-        if self.staged_here(vol, &table).is_some_and(|s| s.path == staging) {
+        if self.staged_here(vol, &table).is_some_and(|s| s.path == staging.path()) {
             return Ok(());
         }
-        let source = mount_at(&table, staging).map_or("gone", |m| m.source.as_str()).to_owned();
+        let source = mount_at(&table, staging.path()).map_or("gone", |m| m.source.as_str()).to_owned();
         Err(Error::precondition(
             &vol.id,
-            format!("{} holds a mount that is not this volume ({source})", staging.display()),
+            format!("{} holds a mount that is not this volume ({source})", staging.path().display()),
         ))
     }
 
@@ -179,8 +177,8 @@ impl Engine {
         let Bind { staging, target, opts, alone } = *bind;
         let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;
-        self.check_node_path("staging", staging)?;
-        self.check_node_path("target", target)?;
+        let staging_place = self.node_place("staging", staging)?;
+        let place = self.node_place("target", target)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
@@ -188,7 +186,7 @@ impl Engine {
             return Err(Error::precondition(id, problem));
         }
         let mut table = LazyTable::new(self.host.as_ref());
-        let s = match self.staged_by_identity(&vol, staging) {
+        let s = match self.staged_by_identity(&vol, &staging_place) {
             Some(s) => Some(s),
             None => self.staged_here(&vol, table.get()?).filter(|s| s.path == staging),
         };
@@ -204,9 +202,9 @@ impl Engine {
         let block = matches!(s.access, Access::Block);
         let source = s.bind_source().to_owned();
         let publication = Publication { target: target.to_owned(), readonly, block };
-        let table = if self.host.is_mount_point(target)? { table.get()? } else { &[] };
+        let table = if self.host.is_mount_point(&place)? { table.get()? } else { &[] };
         if let Some(m) = mount_at(table, target) {
-            return match (same_source(table, &source, m), m.is_readonly() == readonly) {
+            return match (shows(table, &source, m), m.is_readonly() == readonly) {
                 (true, true) => self.record_publication(&mut vol, publication),
                 (true, false) => {
                     Err(already(id, format!("it is published at {} with the other read-only flag", target.display())))
@@ -214,14 +212,15 @@ impl Engine {
                 (false, _) => Err(already(id, format!("{} already holds another mount", target.display()))),
             };
         }
-        let made = make_target(target, block)?;
+        let made = make_target(&place, block)?;
+        let flags = MountOptions { readonly, options: opts.options.clone() };
         let bound = self
             .record_publication(&mut vol, publication)
-            .and_then(|()| Ok(self.bind_with_flags(&source, target, readonly, opts)?));
+            .and_then(|()| Ok(self.host.bind_mount(&source, &place, &flags)?));
         if let Err(e) = bound {
             let _ = self.forget_publication(&mut vol, target);
             if made {
-                let _ = remove_target(target);
+                let _ = remove_target(&place);
             }
             return Err(e);
         }
@@ -245,42 +244,51 @@ impl Engine {
         if vol.marked.len() == before { Ok(()) } else { self.save_state(vol) }
     }
 
-    /// Binds `source` onto `target` and applies the per-mount flags; nothing stays mounted on error.
-    fn bind_with_flags(
-        &self,
-        source: &Path,
-        target: &Path,
-        readonly: bool,
-        opts: &MountOptions,
-    ) -> crate::sys::Result<()> {
-        self.host.bind_mount(source, target, readonly)?;
-        if opts.options.is_empty() {
-            return Ok(());
-        }
-        let flags = MountOptions { readonly, options: opts.options.clone() };
-        self.host.remount_bind(target, &flags).inspect_err(|_| {
-            let _ = self.host.unmount(target, false);
-        })
-    }
-
-    /// Unmounts `target` and removes it. A target that is missing or not mounted is fine, and
-    /// so is a volume whose record is gone: the decision rests on the target path.
+    /// Unmounts this volume's mounts at `target` and removes it. A target that is missing or
+    /// not mounted is fine, and so is a volume whose record is gone. A mount there that is not
+    /// this volume's (another driver's, or anything strata cannot prove is its own) is left
+    /// alone: [`Error::FailedPrecondition`] names it.
     pub fn unpublish_volume(&self, id: &str, target: &Path) -> Result<()> {
         validate::id("volume", id)?;
-        self.check_node_path("target", target)?;
+        let Some(place) = self.node_place_if_any("target", target)? else { return Ok(()) };
         let _lock = self.lock(id)?;
+        let vol = self.load(id).ok().flatten();
         for _ in 0..MAX_STACKED {
-            if !self.host.is_mount_point(target)? {
+            if !self.host.is_mount_point(&place)? {
                 break;
             }
-            self.host.unmount(target, false)?;
+            if !self.owns_mount(id, vol.as_ref(), &place)? {
+                let reason = format!(
+                    "{} holds a mount that is not this volume's: {}; leaving it alone",
+                    target.display(),
+                    self.mount_source(&place)
+                );
+                return Err(Error::precondition(id, reason));
+            }
+            self.host.unmount(&place, false)?;
         }
         // The target is unmounted: a record that cannot be read keeps a publication that the
         // kernel no longer confirms, which counts for nothing.
-        if let Ok(Some(mut vol)) = self.load(id) {
+        if let Some(mut vol) = vol {
             self.forget_publication(&mut vol, target)?;
         }
-        remove_target(target)
+        remove_target(&place)
+    }
+
+    /// Removes `target` if nothing is mounted there and it holds nothing (an empty directory or
+    /// file); a mount there is left alone and named in [`Error::FailedPrecondition`]. For a
+    /// front-end that found no volume claiming `target`.
+    pub fn clear_target(&self, target: &Path) -> Result<()> {
+        let Some(place) = self.node_place_if_any("target", target)? else { return Ok(()) };
+        if self.host.is_mount_point(&place)? {
+            let reason = format!(
+                "{} holds a mount that no strata volume claims: {}; leaving it alone",
+                target.display(),
+                self.mount_source(&place)
+            );
+            return Err(Error::precondition("(none)", reason));
+        }
+        remove_target(&place)
     }
 
     /// Where the volume is bound into pods: its recorded publications, checked against the kernel.
@@ -315,66 +323,4 @@ impl<'a> LazyTable<'a> {
 
 fn already(id: &str, reason: String) -> Error {
     Error::AlreadyExists { id: id.to_owned(), reason }
-}
-
-/// Whether mount `m` is a bind of `source` (same device and subtree).
-fn same_source(table: &[MountEntry], source: &Path, m: &MountEntry) -> bool {
-    let want = match mount_at(table, source) {
-        Some(s) => Some(s.identity()),
-        None => bind_identity(table, source),
-    };
-    want == Some(m.identity())
-}
-
-/// Creates the staging directory for a mount if it is missing; true if this call made it.
-fn make_dir_for(staging: &Path, access: &Access) -> Result<bool> {
-    if matches!(access, Access::Block) || staging.is_dir() {
-        return Ok(false);
-    }
-    std::fs::create_dir(staging).map_err(Error::io("create staging directory", staging))?;
-    Ok(true)
-}
-
-/// Creates the target (directory, or empty file for block) if missing; true if this call made it.
-fn make_target(target: &Path, block: bool) -> Result<bool> {
-    if target.exists() {
-        return Ok(false);
-    }
-    let made = if block { std::fs::File::create_new(target).map(drop) } else { std::fs::create_dir(target) };
-    made.map_err(Error::io("create target", target))?;
-    Ok(true)
-}
-
-/// Removes an unmounted target: an empty directory or an empty file. Anything holding data is
-/// left in place with an error, never deleted.
-fn remove_target(target: &Path) -> Result<()> {
-    let meta = match std::fs::symlink_metadata(target) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(Error::io("stat target", target)(e)),
-    };
-    if meta.is_dir() {
-        return remove_empty(target);
-    }
-    if meta.len() > 0 {
-        return Err(Error::InvalidPath {
-            what: "target",
-            path: target.to_owned(),
-            reason: "is an unmounted file with data in it; not removing it".into(),
-        });
-    }
-    std::fs::remove_file(target).map_err(Error::io("remove target", target))
-}
-
-fn remove_empty(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(Error::InvalidPath {
-            what: "target",
-            path: dir.to_owned(),
-            reason: "is not mounted but holds files; leaving it untouched".into(),
-        }),
-        Err(e) => Err(Error::io("remove", dir)(e)),
-    }
 }

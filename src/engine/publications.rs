@@ -34,17 +34,20 @@ impl Engine {
     /// Whether `target` shows the staged volume: proven with `stat` where it can be, else from
     /// the mount table (any mount at `target`, also one that another mount covers).
     fn shows_volume(&self, vol: &Volume, s: &Staging, target: &Path, table: &mut LazyTable) -> Result<bool> {
-        let proven = match (&s.access, &s.device, vol.backend) {
-            (Access::Block, Some(device), _) => self.host.same_mount_root(target, device),
-            (Access::Mount { .. }, Some(device), Kind::Loop) => self.host.mounted_from(target, device),
+        // A recorded target is resolved as a request's would be; one that no longer resolves
+        // (a symlink swapped in on the way) is judged by the mount table alone.
+        let place = self.node_place_if_any("target", target).ok().flatten();
+        let proven = place.as_ref().and_then(|place| match (&s.access, &s.device, vol.backend) {
+            (Access::Block, Some(device), _) => self.host.same_mount_root(place, device),
+            (Access::Mount { .. }, Some(device), Kind::Loop) => self.host.mounted_from(place, device),
             (_, _, Kind::Dir | Kind::Tmpfs | Kind::Btrfs) => {
-                self.host.same_mount_root(target, &self.dir(&vol.id).data())
+                self.host.same_mount_root(place, &self.dir(&vol.id).data())
             }
             _ => None,
-        };
-        match proven {
-            Some(true) => return Ok(true),
-            Some(false) if !self.host.is_mount_point(target)? => return Ok(false),
+        });
+        match (proven, &place) {
+            (Some(true), _) => return Ok(true),
+            (Some(false), Some(place)) if !self.host.is_mount_point(place)? => return Ok(false),
             _ => {}
         }
         let table = table.get()?;

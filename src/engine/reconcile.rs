@@ -51,8 +51,10 @@ impl Engine {
         let table = self.host.mount_table()?;
         if let Some(s) = vol.staging.clone() {
             if self.staged_here(&vol, &table).is_none() {
-                if s.path.exists() && mount_at(&table, &s.path).is_none() {
-                    let device = self.attach_and_stage(&vol, &s.path, &s.access)?;
+                let place = self.node_place_if_any("staging", &s.path).ok().flatten();
+                let free = place.as_ref().filter(|p| p.stat().is_ok_and(|st| st.is_some()));
+                if let Some(place) = free.filter(|_| mount_at(&table, &s.path).is_none()) {
+                    let device = self.attach_and_stage(&vol, place, &s.access)?;
                     vol.staging = Some(super::Staging { device, ..s.clone() });
                     report.actions.push(format!("volume {}: staged again at {}", vol.id, s.path.display()));
                 } else {

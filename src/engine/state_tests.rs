@@ -4,6 +4,7 @@
 use super::tests::{Fixture, fixture, mount_access, req};
 use super::*;
 use crate::sys::Host;
+use crate::sys::place_at;
 
 #[test]
 fn stage_writes_node_state_and_leaves_the_record_alone() {
@@ -32,10 +33,10 @@ fn a_publication_whose_target_was_unmounted_is_stale() {
     let live = f.engine.live_publications("v").unwrap();
     assert_eq!(live.len(), 2, "{live:?}");
     assert!(live.iter().any(|p| p.target == b && p.readonly));
-    f.host.unmount(&a, false).unwrap(); // behind strata's back
+    f.host.unmount(&place_at(&a).unwrap(), false).unwrap(); // behind strata's back
     let e = f.engine.unstage_volume("v", &s).unwrap_err();
     assert!(e.to_string().contains(b.to_str().unwrap()), "{e}");
-    f.host.unmount(&b, false).unwrap();
+    f.host.unmount(&place_at(&b).unwrap(), false).unwrap();
     f.engine.unstage_volume("v", &s).unwrap();
     let dir = f.engine.volume_dir("v");
     assert!(!std::fs::read_to_string(dir.node_state()).unwrap().contains("pods"), "unstage forgot stale ones");
@@ -127,7 +128,7 @@ fn binds_an_older_strata_made_count_until_reconcile_records_them() {
     let (dir, s) = staged_by_an_older_strata(&f, Kind::Dir);
     let t = f.target("old-pod");
     std::fs::create_dir(&t).unwrap();
-    f.host.bind_mount(&s, &t, false).unwrap(); // published by the older strata: no record of it
+    f.host.bind_mount(&s, &place_at(&t).unwrap(), &Default::default()).unwrap(); // published by the older strata: no record of it
     let live = f.engine.live_publications("v").unwrap();
     assert_eq!(live.iter().map(|p| p.target.clone()).collect::<Vec<_>>(), vec![t.clone()]);
     assert!(matches!(f.engine.unstage_volume("v", &s), Err(Error::FailedPrecondition { .. })));
@@ -152,7 +153,7 @@ fn a_mount_stacked_on_a_target_does_not_hide_the_publication_below() {
     f.engine.publish_volume("v", &s, &t, false).unwrap();
     let other = f.kubelet.join("other");
     std::fs::create_dir(&other).unwrap();
-    f.host.bind_mount(&other, &t, false).unwrap();
+    f.host.bind_mount(&other, &place_at(&t).unwrap(), &Default::default()).unwrap();
     assert_eq!(f.engine.live_publications("v").unwrap().len(), 1);
     assert!(matches!(f.engine.unstage_volume("v", &s), Err(Error::FailedPrecondition { .. })));
 }

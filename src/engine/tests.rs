@@ -172,7 +172,10 @@ fn publish_needs_stage_and_is_idempotent() {
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.host.clear_calls();
     f.engine.publish_volume("v", &s, &t, true).unwrap();
-    assert_eq!(f.host.calls(), vec![Call::Bind { source: s.clone(), target: t.clone(), readonly: true }]);
+    assert_eq!(
+        f.host.calls(),
+        vec![Call::Bind { source: s.clone(), target: t.clone(), readonly: true, options: vec![] }]
+    );
     f.host.clear_calls();
     f.engine.publish_volume("v", &s, &t, true).unwrap();
     assert!(f.host.calls().is_empty());
@@ -258,7 +261,7 @@ fn block_is_loop_only_and_binds_the_device() {
     let image = f.root.join("volumes/b/disk.img");
     let expected = vec![
         Call::LoopAttach { file: image, readonly: false },
-        Call::Bind { source: "/dev/loop0".into(), target: t.clone(), readonly: false },
+        Call::Bind { source: "/dev/loop0".into(), target: t.clone(), readonly: false, options: vec![] },
     ];
     assert_eq!(f.host.calls(), expected);
     assert!(t.is_file());
@@ -429,5 +432,5 @@ fn tmpfs_comes_back_empty_at_stage_after_a_reboot() {
         matches!(&calls[0], Call::Mount { target, fstype, .. } if *target == data && fstype == "tmpfs"),
         "{calls:?}"
     );
-    assert_eq!(calls[1], Call::Bind { source: data, target: s, readonly: false });
+    assert_eq!(calls[1], Call::Bind { source: data, target: s, readonly: false, options: vec![] });
 }

@@ -34,47 +34,76 @@ fn printable(s: &str) -> String {
     out
 }
 
-/// Checks that `path` is absolute, has no `..` parts, and lies under one of `prefixes`.
-/// Where the parent exists, its real path (symlinks resolved) must lie under a prefix as well.
+/// Longest path the kernel takes (`PATH_MAX`, with its NUL).
+const PATH_MAX: usize = 4095;
+/// Longest single name the kernel takes (`NAME_MAX`).
+const NAME_MAX: usize = 255;
+
+/// Checks that `path` is absolute, has no `.` or `..` parts, no NUL and no name longer than the
+/// kernel takes, and lies under one of `prefixes`. Where the parent exists, its real path
+/// (symlinks resolved) must lie under a prefix as well. A quick check of a path's shape: the
+/// engine's node calls resolve paths into handles ([`crate::sys::Place`]) instead.
 pub fn path_under(what: &'static str, path: &Path, prefixes: &[PathBuf]) -> Result<()> {
-    path_under_resolved(what, path, prefixes, &resolve(prefixes))
+    let real_prefixes = resolve(prefixes);
+    prefix_of(what, path, prefixes, &real_prefixes)?;
+    if let Some(real) = path.parent().and_then(|p| std::fs::canonicalize(p).ok()) {
+        if !real_prefixes.iter().any(|p| real.starts_with(p)) {
+            let reason = format!("resolves through a symlink to {}, outside the allowed prefixes", real.display());
+            return Err(invalid(what, path, reason));
+        }
+    }
+    Ok(())
 }
 
-/// The prefixes with symlinks resolved (each as it is where it does not exist), for
-/// [`path_under_resolved`].
+/// The resolved prefixes, each as it is where it does not exist, for [`prefix_of`].
 pub fn resolve(prefixes: &[PathBuf]) -> Vec<PathBuf> {
     prefixes.iter().map(|p| std::fs::canonicalize(p).unwrap_or_else(|_| p.clone())).collect()
 }
 
-/// [`path_under`] with the prefixes' real paths resolved once by the caller.
-pub fn path_under_resolved(
+/// Checks the shape of `path` (see [`path_under`]) and returns the prefix it lies under: one of
+/// `prefixes` as configured, else one of their resolved forms `real_prefixes` (a request may name
+/// `/var/lib/kubelet` or the directory it is a symlink to).
+pub fn prefix_of<'a>(
     what: &'static str,
     path: &Path,
-    prefixes: &[PathBuf],
-    real_prefixes: &[PathBuf],
-) -> Result<()> {
-    let bad = |reason: &str| Err(Error::InvalidPath { what, path: path.to_owned(), reason: reason.to_owned() });
-    if path.as_os_str().is_empty() {
+    prefixes: &'a [PathBuf],
+    real_prefixes: &'a [PathBuf],
+) -> Result<&'a Path> {
+    let bad = |reason: &str| Err(invalid(what, path, reason.to_owned()));
+    let bytes = path.as_os_str().as_encoded_bytes();
+    if bytes.is_empty() {
         return bad("is empty");
+    }
+    if bytes.contains(&0) {
+        return bad("contains a NUL byte");
+    }
+    if bytes.len() > PATH_MAX {
+        return bad(&format!("is {} bytes long, more than the kernel's {PATH_MAX}", bytes.len()));
     }
     if !path.is_absolute() {
         return bad("is not absolute");
     }
-    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir)) {
+    if path.components().any(|c| matches!(c, Component::ParentDir | Component::CurDir))
+        || bytes.windows(3).any(|w| w == b"/./")
+        || bytes.ends_with(b"/.")
+    {
         return bad("contains '.' or '..'");
+    }
+    if path.components().any(|c| c.as_os_str().len() > NAME_MAX) {
+        return bad(&format!("has a name longer than the kernel's {NAME_MAX} bytes"));
     }
     if path.parent().is_none() {
         return bad("is the root directory");
     }
-    if !prefixes.iter().any(|p| path.starts_with(p) && path != p) {
-        return bad(&format!("is not under an allowed prefix ({})", list(prefixes)));
+    let under = |p: &&PathBuf| path.starts_with(p) && path != p.as_path();
+    match prefixes.iter().find(under).or_else(|| real_prefixes.iter().find(under)) {
+        Some(p) => Ok(p),
+        None => bad(&format!("is not under an allowed prefix ({})", list(prefixes))),
     }
-    if let Some(real) = path.parent().and_then(|p| std::fs::canonicalize(p).ok()) {
-        if !real_prefixes.iter().any(|p| real.starts_with(p)) {
-            return bad(&format!("resolves through a symlink to {}, outside the allowed prefixes", real.display()));
-        }
-    }
-    Ok(())
+}
+
+fn invalid(what: &'static str, path: &Path, reason: String) -> Error {
+    Error::InvalidPath { what, path: path.to_owned(), reason }
 }
 
 fn list(prefixes: &[PathBuf]) -> String {
@@ -103,15 +132,33 @@ mod tests {
         assert!(msg.contains("\\u{0}"), "NUL must be shown escaped: {msg}");
     }
 
+    use std::os::unix::ffi::OsStrExt;
+
     #[test]
     fn paths_must_be_under_a_prefix() {
         let prefixes = [PathBuf::from("/var/lib/kubelet")];
         path_under("target", Path::new("/var/lib/kubelet/pods/x/vol"), &prefixes).unwrap();
-        for bad in
-            ["", "relative/x", "/var/lib/kubelet", "/var/lib/kubelet/../etc", "/etc/passwd", "/var/lib/kubeletX/a"]
-        {
-            assert!(path_under("target", Path::new(bad), &prefixes).is_err(), "{bad}");
+        let long_name = format!("/var/lib/kubelet/{}", "n".repeat(256));
+        let long_path = format!("/var/lib/kubelet/{}", "d/".repeat(2100));
+        for bad in [
+            "",
+            "relative/x",
+            "/var/lib/kubelet",
+            "/var/lib/kubelet/../etc",
+            "/var/lib/kubelet/./x",
+            "/var/lib/kubelet/x/.",
+            "/etc/passwd",
+            "/var/lib/kubeletX/a",
+            "/var/lib/kubelet/a\0b",
+            &long_name,
+            &long_path,
+        ] {
+            let err = path_under("target", Path::new(bad), &prefixes).unwrap_err();
+            assert!(matches!(err, Error::InvalidPath { .. }), "{bad}: {err}");
         }
+        let nul = std::ffi::OsStr::from_bytes(b"/var/lib/kubelet/a\0b");
+        let err = path_under("target", Path::new(nul), &prefixes).unwrap_err();
+        assert!(err.to_string().contains("NUL"), "{err}");
     }
 
     #[test]

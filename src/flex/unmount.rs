@@ -7,13 +7,10 @@ use crate::engine::{self, Volume, validate};
 use crate::sys::{MountEntry, mount_at};
 use std::path::Path;
 
-/// Stacked mounts removed from a pod dir that no volume claims.
-const MAX_STACKED: usize = 8;
-
 pub fn unmount(driver: &Driver, target: &Path) -> Result<Reply> {
     let table = driver.engine.host().mount_table().map_err(engine::Error::from)?;
     let Some(id) = locate(driver, target, &table) else {
-        return unmount_unknown(driver, target, &table);
+        return unmount_unknown(driver, target);
     };
     let _held = driver.hold(&id)?;
     driver.engine.unpublish_volume(&id, target)?;
@@ -107,43 +104,12 @@ fn volume_ids(driver: &Driver) -> Vec<String> {
     entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect()
 }
 
-/// A pod dir no volume claims: unmount whatever is there (kubelet would do the same had we
-/// answered Not supported) and remove the dir if empty. Files are never deleted.
-fn unmount_unknown(driver: &Driver, target: &Path, table: &[MountEntry]) -> Result<Reply> {
-    let host = driver.engine.host();
-    let mut was_mounted = false;
-    if mount_at(table, target).is_some() {
-        tracing::warn!(target = %target.display(), "no strata volume claims this mount; unmounting it");
-        for _ in 0..MAX_STACKED {
-            let table = host.mount_table().map_err(engine::Error::from)?;
-            if mount_at(&table, target).is_none() {
-                break;
-            }
-            host.unmount(target, false).map_err(engine::Error::from)?;
-            was_mounted = true;
-        }
-    }
-    remove_empty_dir(target)?;
-    Ok(Reply::success(format!(
-        "{} {}; nothing of strata is mounted there now",
-        target.display(),
-        if was_mounted { "was unmounted" } else { "was not mounted" }
-    )))
-}
-
-/// Removes an empty dir; a missing one is fine, one holding files is an error (never deleted).
-fn remove_empty_dir(dir: &Path) -> Result<()> {
-    match std::fs::remove_dir(dir) {
-        Ok(()) => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::DirectoryNotEmpty => Err(engine::Error::InvalidPath {
-            what: "pod volume",
-            path: dir.to_owned(),
-            reason: "is not mounted but holds files; strata leaves it untouched, remove them by hand".into(),
-        }
-        .into()),
-        Err(e) => Err(engine::Error::Io { what: "remove", path: dir.to_owned(), source: e }.into()),
-    }
+/// A pod dir no volume claims: nothing of strata's is there. An empty dir is removed; a mount
+/// there (another driver's, or one strata cannot prove its own) is left alone with a Failure
+/// that names it, and files are never deleted.
+fn unmount_unknown(driver: &Driver, target: &Path) -> Result<Reply> {
+    driver.engine.clear_target(target)?;
+    Ok(Reply::success(format!("{} holds no strata volume; nothing is mounted there now", target.display())))
 }
 
 #[cfg(test)]

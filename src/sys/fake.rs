@@ -1,6 +1,6 @@
 //! [`FakeHost`]: an in-memory host that records every call and keeps a consistent mount table.
 
-use super::{Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Result};
+use super::{Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Place, Result};
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -8,10 +8,9 @@ use std::sync::{Mutex, MutexGuard};
 /// One call made on the host, with its arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Call {
-    Bind { source: PathBuf, target: PathBuf, readonly: bool },
+    Bind { source: PathBuf, target: PathBuf, readonly: bool, options: Vec<String> },
     Mount { source: PathBuf, target: PathBuf, fstype: String, opts: MountOptions },
     Remount { target: PathBuf, opts: MountOptions },
-    RemountBind { target: PathBuf, opts: MountOptions },
     MakePrivate { target: PathBuf },
     Unmount { target: PathBuf, lazy: bool },
     LoopAttach { file: PathBuf, readonly: bool },
@@ -139,8 +138,12 @@ fn einval(what: &'static str, path: &Path) -> Error {
 }
 
 impl Host for FakeHost {
-    fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()> {
-        let mut st = self.record("Bind", Call::Bind { source: source.into(), target: target.into(), readonly })?;
+    fn bind_mount(&self, source: &Path, target: &Place, opts: &MountOptions) -> Result<()> {
+        let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
+        let call =
+            Call::Bind { source: source.into(), target: target.path().into(), readonly, options: opts.options.clone() };
+        let target = target.path();
+        let mut st = self.record("Bind", call)?;
         let (major, minor, root) = super::bind_identity(&st.mounts, source).ok_or_else(|| einval("bind", source))?;
         let holder = st
             .mounts
@@ -155,7 +158,8 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()> {
+    fn mount(&self, source: &Path, target: &Place, fstype: &str, opts: &MountOptions) -> Result<()> {
+        let target = target.path();
         let call =
             Call::Mount { source: source.into(), target: target.into(), fstype: fstype.into(), opts: opts.clone() };
         let mut st = self.record("Mount", call)?;
@@ -167,7 +171,8 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()> {
+    fn remount(&self, target: &Place, opts: &MountOptions) -> Result<()> {
+        let target = target.path();
         let st = self.record("Remount", Call::Remount { target: target.into(), opts: opts.clone() })?;
         if super::mount_at(&st.mounts, target).is_none() {
             return Err(einval("remount", target));
@@ -175,21 +180,14 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn remount_bind(&self, target: &Path, opts: &MountOptions) -> Result<()> {
-        let mut st = self.record("RemountBind", Call::RemountBind { target: target.into(), opts: opts.clone() })?;
-        let entry =
-            st.mounts.iter_mut().rev().find(|m| m.mount_point == target).ok_or_else(|| einval("remount", target))?;
-        let ro = opts.readonly || opts.options.iter().any(|o| o == "ro");
-        entry.mount_options = vec![if ro { "ro" } else { "rw" }.to_owned()];
-        Ok(())
-    }
-
-    fn make_private(&self, target: &Path) -> Result<()> {
+    fn make_private(&self, target: &Place) -> Result<()> {
+        let target = target.path();
         let st = self.record("MakePrivate", Call::MakePrivate { target: target.into() })?;
         st.mounts.iter().any(|m| m.mount_point == target).then_some(()).ok_or_else(|| einval("make private", target))
     }
 
-    fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {
+    fn unmount(&self, target: &Place, lazy: bool) -> Result<()> {
+        let target = target.path();
         let mut st = self.record("Unmount", Call::Unmount { target: target.into(), lazy })?;
         let pos = st.mounts.iter().rposition(|m| m.mount_point == target).ok_or_else(|| einval("unmount", target))?;
         st.mounts.remove(pos);
@@ -302,12 +300,12 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn freeze(&self, mountpoint: &Path) -> Result<()> {
-        self.record("Freeze", Call::Freeze { mountpoint: mountpoint.into() }).map(drop)
+    fn freeze(&self, mountpoint: &Place) -> Result<()> {
+        self.record("Freeze", Call::Freeze { mountpoint: mountpoint.path().into() }).map(drop)
     }
 
-    fn thaw(&self, mountpoint: &Path) -> Result<()> {
-        self.record("Thaw", Call::Thaw { mountpoint: mountpoint.into() }).map(drop)
+    fn thaw(&self, mountpoint: &Place) -> Result<()> {
+        self.record("Thaw", Call::Thaw { mountpoint: mountpoint.path().into() }).map(drop)
     }
 
     fn memory_available(&self) -> Result<u64> {

@@ -1,7 +1,10 @@
 //! [`LinuxHost`]: the real host, through mount(2), loop ioctls, statvfs and system tools.
 
-use super::{Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Result, loopdev, mountinfo, tools};
-use nix::mount::{MntFlags, MsFlags};
+use super::{
+    Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Place, Result, fdmount, loopdev, mountinfo,
+    tools,
+};
+use nix::mount::MsFlags;
 use std::ffi::OsStr;
 use std::path::Path;
 
@@ -44,50 +47,38 @@ fn data_arg(data: &str) -> Option<&str> {
 }
 
 impl Host for LinuxHost {
-    fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()> {
-        let err = |errno| Error::Bind { source_path: source.to_owned(), target: target.to_owned(), errno };
-        nix::mount::mount(Some(source), target, None::<&str>, MsFlags::MS_BIND, None::<&str>).map_err(err)?;
-        if readonly {
-            let flags = MsFlags::MS_BIND | MsFlags::MS_REMOUNT | MsFlags::MS_RDONLY;
-            if let Err(errno) = nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>) {
-                let _ = nix::mount::umount2(target, MntFlags::MNT_DETACH);
-                return Err(err(errno));
-            }
-        }
-        Ok(())
-    }
-
-    fn remount_bind(&self, target: &Path, opts: &MountOptions) -> Result<()> {
+    fn bind_mount(&self, source: &Path, target: &Place, opts: &MountOptions) -> Result<()> {
         let (flags, _data) = split_options(opts);
-        let flags = flags | MsFlags::MS_BIND | MsFlags::MS_REMOUNT;
-        nix::mount::mount(None::<&str>, target, None::<&str>, flags, None::<&str>)
-            .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
+        fdmount::bind(source, target, fdmount::Attrs::from_flags(flags)).map_err(|errno| Error::Bind {
+            source_path: source.to_owned(),
+            target: target.path().to_owned(),
+            errno,
+        })
     }
 
-    fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()> {
+    fn mount(&self, source: &Path, target: &Place, fstype: &str, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
-        nix::mount::mount(Some(source), target, Some(fstype), flags, data_arg(&data)).map_err(|errno| Error::Mount {
+        fdmount::mount_on(Some(source), target, Some(fstype), flags, data_arg(&data)).map_err(|errno| Error::Mount {
             source_path: source.to_owned(),
-            target: target.to_owned(),
+            target: target.path().to_owned(),
             fstype: fstype.to_owned(),
             errno,
         })
     }
 
-    fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()> {
+    fn remount(&self, target: &Place, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
-        nix::mount::mount(None::<&str>, target, None::<&str>, flags | MsFlags::MS_REMOUNT, data_arg(&data))
-            .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
+        fdmount::mount_on(None, target, None, flags | MsFlags::MS_REMOUNT, data_arg(&data))
+            .map_err(|errno| Error::Remount { target: target.path().to_owned(), errno })
     }
 
-    fn make_private(&self, target: &Path) -> Result<()> {
-        nix::mount::mount(None::<&str>, target, None::<&str>, MsFlags::MS_PRIVATE, None::<&str>)
-            .map_err(|errno| Error::Remount { target: target.to_owned(), errno })
+    fn make_private(&self, target: &Place) -> Result<()> {
+        fdmount::mount_on(None, target, None, MsFlags::MS_PRIVATE, None)
+            .map_err(|errno| Error::Remount { target: target.path().to_owned(), errno })
     }
 
-    fn unmount(&self, target: &Path, lazy: bool) -> Result<()> {
-        let flags = if lazy { MntFlags::MNT_DETACH } else { MntFlags::empty() };
-        nix::mount::umount2(target, flags).map_err(|errno| Error::Unmount { target: target.to_owned(), errno })
+    fn unmount(&self, target: &Place, lazy: bool) -> Result<()> {
+        fdmount::unmount(target, lazy).map_err(|errno| Error::Unmount { target: target.path().to_owned(), errno })
     }
 
     fn mount_table(&self) -> Result<Vec<MountEntry>> {
@@ -95,21 +86,22 @@ impl Host for LinuxHost {
         Ok(mountinfo::parse(&text))
     }
 
-    fn is_mount_point(&self, path: &Path) -> Result<bool> {
-        match super::statx::mount_root(path) {
-            Ok(Some(root)) => Ok(root),
-            Err(nix::errno::Errno::ENOENT | nix::errno::Errno::ENOTDIR) => Ok(false),
-            Ok(None) | Err(_) => Ok(super::mount_at(&self.mount_table()?, path).is_some()),
+    fn is_mount_point(&self, place: &Place) -> Result<bool> {
+        match place.stat() {
+            Ok(None) => Ok(false),
+            Ok(Some(st)) if st.mount_root.is_some() => Ok(st.mount_root == Some(true)),
+            Err(e) if e.raw_os_error() == Some(libc::ENOTDIR) => Ok(false),
+            Ok(Some(_)) | Err(_) => Ok(super::mount_at(&self.mount_table()?, place.path()).is_some()),
         }
     }
 
-    fn same_mount_root(&self, mount_point: &Path, dir: &Path) -> Option<bool> {
-        let (m, d) = (super::statx::identity(mount_point).ok()?, super::statx::identity(dir).ok()?);
+    fn same_mount_root(&self, mount_point: &Place, dir: &Path) -> Option<bool> {
+        let (m, d) = (mount_point.stat().ok()??, super::statx::identity(dir).ok()?);
         Some(m.mount_root? && (m.dev, m.ino) == (d.dev, d.ino))
     }
 
-    fn mounted_from(&self, mount_point: &Path, device: &Path) -> Option<bool> {
-        let (m, d) = (super::statx::identity(mount_point).ok()?, std::fs::metadata(device).ok()?);
+    fn mounted_from(&self, mount_point: &Place, device: &Path) -> Option<bool> {
+        let (m, d) = (mount_point.stat().ok()??, std::fs::metadata(device).ok()?);
         use std::os::unix::fs::{FileTypeExt, MetadataExt};
         Some(d.file_type().is_block_device() && m.mount_root? && m.dev == d.rdev())
     }
@@ -236,11 +228,11 @@ impl Host for LinuxHost {
         tools::run("cp", &args, source).map(drop)
     }
 
-    fn freeze(&self, mountpoint: &Path) -> Result<()> {
+    fn freeze(&self, mountpoint: &Place) -> Result<()> {
         super::freeze::ioctl(mountpoint, super::freeze::FIFREEZE, "freeze")
     }
 
-    fn thaw(&self, mountpoint: &Path) -> Result<()> {
+    fn thaw(&self, mountpoint: &Place) -> Result<()> {
         super::freeze::ioctl(mountpoint, super::freeze::FITHAW, "thaw")
     }
 
@@ -314,19 +306,22 @@ mod tests {
     #[test]
     fn statx_agrees_with_the_mount_table() {
         let host = LinuxHost;
+        let at = |p: &Path| Place::at(p).unwrap();
         for m in host.mount_table().unwrap() {
-            assert!(host.is_mount_point(&m.mount_point).unwrap(), "{}", m.mount_point.display());
+            if m.mount_point != Path::new("/") {
+                assert!(host.is_mount_point(&at(&m.mount_point)).unwrap(), "{}", m.mount_point.display());
+            }
         }
         let dir = tempfile::tempdir().unwrap();
-        assert!(!host.is_mount_point(dir.path()).unwrap());
-        assert!(!host.is_mount_point(&dir.path().join("missing")).unwrap());
-        assert_eq!(host.same_mount_root(Path::new("/"), Path::new("/")), Some(true));
-        assert_eq!(host.same_mount_root(dir.path(), dir.path()), Some(false));
-        assert_eq!(host.same_mount_root(Path::new("/proc"), Path::new("/")), Some(false));
-        assert_eq!(host.same_mount_root(&dir.path().join("missing"), dir.path()), None);
-        assert_eq!(host.mounted_from(dir.path(), Path::new("/dev/null")), Some(false));
-        assert_eq!(host.mounted_from(Path::new("/"), Path::new("/dev/null")), Some(false));
-        assert_eq!(host.mounted_from(dir.path(), &dir.path().join("missing")), None);
+        assert!(!host.is_mount_point(&at(dir.path())).unwrap());
+        assert!(!host.is_mount_point(&at(&dir.path().join("missing"))).unwrap());
+        assert_eq!(host.same_mount_root(&at(Path::new("/proc")), Path::new("/proc")), Some(true));
+        assert_eq!(host.same_mount_root(&at(dir.path()), dir.path()), Some(false));
+        assert_eq!(host.same_mount_root(&at(Path::new("/proc")), Path::new("/")), Some(false));
+        assert_eq!(host.same_mount_root(&at(&dir.path().join("missing")), dir.path()), None);
+        assert_eq!(host.mounted_from(&at(dir.path()), Path::new("/dev/null")), Some(false));
+        assert_eq!(host.mounted_from(&at(Path::new("/proc")), Path::new("/dev/null")), Some(false));
+        assert_eq!(host.mounted_from(&at(dir.path()), &dir.path().join("missing")), None);
     }
 
     #[test]

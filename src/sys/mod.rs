@@ -3,11 +3,12 @@
 mod copy;
 mod error;
 mod fake;
+mod fdmount;
 mod freeze;
 mod linux;
-mod place;
 mod loopdev;
 pub mod mountinfo;
+mod place;
 mod statx;
 mod tools;
 
@@ -74,37 +75,37 @@ pub struct MountOptions {
 
 /// Everything strata asks of the host. [`LinuxHost`] does it; [`FakeHost`] records it.
 pub trait Host: Send + Sync + Debug {
-    /// Bind-mounts `source` onto `target`, then remounts the bind read-only if asked.
-    fn bind_mount(&self, source: &Path, target: &Path, readonly: bool) -> Result<()>;
-    /// Applies per-mount flags (`noexec`, `nosuid`, `nodev`, `noatime`, `ro`, ...) to an existing
-    /// bind mount; filesystem data options do not apply to a bind and are ignored.
-    fn remount_bind(&self, target: &Path, opts: &MountOptions) -> Result<()>;
+    /// Bind-mounts `source` (a path strata owns) onto `target` with the per-mount flags of `opts`
+    /// (`ro`, `nosuid`, `nodev`, `noexec`, atime flags) in force before the mount is visible:
+    /// what propagates to other mount namespaces is exactly what was asked.
+    fn bind_mount(&self, source: &Path, target: &Place, opts: &MountOptions) -> Result<()>;
     /// Mounts a filesystem of type `fstype` from `source` (a device, or a name for tmpfs).
-    fn mount(&self, source: &Path, target: &Path, fstype: &str, opts: &MountOptions) -> Result<()>;
+    fn mount(&self, source: &Path, target: &Place, fstype: &str, opts: &MountOptions) -> Result<()>;
     /// Remounts an existing mount with new data options (tmpfs `size=`), keeping its flags.
-    fn remount(&self, target: &Path, opts: &MountOptions) -> Result<()>;
+    fn remount(&self, target: &Place, opts: &MountOptions) -> Result<()>;
     /// Makes the mount at `target` private: mounts under it no longer propagate to or from peers.
-    fn make_private(&self, target: &Path) -> Result<()>;
-    /// Unmounts `target`; `lazy` detaches it even while busy.
-    fn unmount(&self, target: &Path, lazy: bool) -> Result<()>;
+    fn make_private(&self, target: &Place) -> Result<()>;
+    /// Unmounts the topmost mount at `target` (never through a symlink); `lazy` detaches it even
+    /// while busy.
+    fn unmount(&self, target: &Place, lazy: bool) -> Result<()>;
     /// The current mount table of this process's mount namespace.
     fn mount_table(&self) -> Result<Vec<MountEntry>>;
-    /// Whether something is mounted on `path` (it is the root of a mount); a missing path is not.
+    /// Whether something is mounted on `place` (it is the root of a mount); a missing path is not.
     /// The default asks the mount table; [`LinuxHost`] asks `statx(2)` and falls back to the
     /// table when statx cannot tell (a dead mount answers with an error, never "not mounted").
-    fn is_mount_point(&self, path: &Path) -> Result<bool> {
-        Ok(mount_at(&self.mount_table()?, path).is_some())
+    fn is_mount_point(&self, place: &Place) -> Result<bool> {
+        Ok(mount_at(&self.mount_table()?, place.path()).is_some())
     }
-    /// `Some(true)` when `mount_point` is the root of a mount that shows the directory `dir`
-    /// itself (same device and inode: a bind of `dir`, or `dir`'s own mount), `Some(false)` when
-    /// it is not, `None` when this host cannot tell cheaply (the default); the caller then asks
-    /// the mount table.
-    fn same_mount_root(&self, _mount_point: &Path, _dir: &Path) -> Option<bool> {
+    /// `Some(true)` when `mount_point` is the root of a mount that shows `dir` itself (same device
+    /// and inode: a bind of `dir`, or `dir`'s own mount; `dir` may be a device node bound onto a
+    /// file), `Some(false)` when it is not, `None` when this host cannot tell cheaply (the
+    /// default); the caller then asks the mount table.
+    fn same_mount_root(&self, _mount_point: &Place, _dir: &Path) -> Option<bool> {
         None
     }
     /// `Some(true)` when `mount_point` is the root of a filesystem mounted from the block device
     /// node `device`, `Some(false)` when it is not, `None` when this host cannot tell cheaply.
-    fn mounted_from(&self, _mount_point: &Path, _device: &Path) -> Option<bool> {
+    fn mounted_from(&self, _mount_point: &Place, _device: &Path) -> Option<bool> {
         None
     }
 
@@ -147,15 +148,20 @@ pub trait Host: Send + Sync + Debug {
     /// links, sparse files and extended attributes (reflinks where possible).
     fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()>;
     /// Freezes the filesystem mounted at `mountpoint` (FIFREEZE) so its device is consistent.
-    fn freeze(&self, mountpoint: &Path) -> Result<()>;
+    fn freeze(&self, mountpoint: &Place) -> Result<()>;
     /// Thaws a filesystem frozen by [`Host::freeze`] (FITHAW).
-    fn thaw(&self, mountpoint: &Path) -> Result<()>;
+    fn thaw(&self, mountpoint: &Place) -> Result<()>;
 
     /// Bytes of memory the kernel could give to a new tmpfs without swapping.
     fn memory_available(&self) -> Result<u64>;
 
     /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()>;
+}
+
+/// A [`Place`] for a path strata owns (under its data root): its parent opened as it is.
+pub fn place_at(path: &Path) -> Result<Place> {
+    Place::at(path).map_err(|source| Error::Place { path: path.to_owned(), source })
 }
 
 /// Finds the mount whose mount point is exactly `path`, the topmost if several are stacked.

@@ -72,6 +72,13 @@ impl Place {
         Self::resolve(prefix, path, false)
     }
 
+    /// A path strata owns (under its data root, or a test's): its parent is opened as it is, only
+    /// the final name is held without following.
+    pub fn at(path: &Path) -> Result<Place, PlaceError> {
+        let parent = path.parent().ok_or(PlaceError::Escapes)?;
+        Self::resolve(parent, path, false)
+    }
+
     /// [`Place::beneath`], forcing the `O_NOFOLLOW` walk (the path taken without openat2).
     pub fn beneath_by_walk(prefix: &Path, path: &Path) -> Result<Place, PlaceError> {
         Self::resolve(prefix, path, true)
@@ -126,12 +133,12 @@ impl Place {
     /// What is at the place (not followed), `None` when nothing is.
     pub fn stat(&self) -> std::io::Result<Option<Stat>> {
         let flags = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC;
-        let st = match rustix::fs::statx(&self.parent, self.name.as_os_str(), flags, rustix::fs::StatxFlags::BASIC_STATS)
-        {
-            Ok(st) => st,
-            Err(Errno::NOENT) => return Ok(None),
-            Err(e) => return Err(e.into()),
-        };
+        let st =
+            match rustix::fs::statx(&self.parent, self.name.as_os_str(), flags, rustix::fs::StatxFlags::BASIC_STATS) {
+                Ok(st) => st,
+                Err(Errno::NOENT) => return Ok(None),
+                Err(e) => return Err(e.into()),
+            };
         let kind = match u32::from(st.stx_mode) & libc::S_IFMT {
             libc::S_IFDIR => Kind::Dir,
             libc::S_IFREG => Kind::File,

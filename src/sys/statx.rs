@@ -34,6 +34,7 @@ pub fn identity(path: &Path) -> Result<Identity, Errno> {
 }
 
 /// Whether `path` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`); see [`identity`].
+#[cfg(test)]
 pub fn mount_root(path: &Path) -> Result<Option<bool>, Errno> {
     identity(path).map(|i| i.mount_root)
 }

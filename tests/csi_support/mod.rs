@@ -182,7 +182,9 @@ pub fn cleanup(dir: &Path) {
         }
         mounts.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
         for m in mounts {
-            let _ = host.unmount(&m, true);
+            if let Ok(p) = strata::sys::place_at(&m) {
+                let _ = host.unmount(&p, true);
+            }
         }
     }
     for l in host.loop_list().unwrap_or_default() {
