@@ -67,8 +67,18 @@ impl Engine {
                 vol.backend.as_str()
             )));
         }
+        // What is mounted at the place is decided on the held place itself (statx), never by a
+        // path string that a rename can make point elsewhere: nothing is ever stacked on a mount.
+        let mounted = self.host.is_mount_point(&place)?;
+        if let Some(s) = self.staged_by_identity(&vol, &place).filter(|_| mounted) {
+            return if &s.access == access {
+                Ok(())
+            } else {
+                Err(already(id, format!("it is staged at {} with another access type", staging.display())))
+            };
+        }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
-        let fresh = vol.staging.is_none() && !self.host.is_mount_point(&place)?;
+        let fresh = vol.staging.is_none() && !mounted;
         let table = if fresh { Vec::new() } else { self.host.mount_table()? };
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
@@ -79,7 +89,7 @@ impl Engine {
                 (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
             };
         }
-        if mount_at(&table, staging).is_some() {
+        if mounted || mount_at(&table, staging).is_some() {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
         let device = self.attach_and_stage(&vol, &place, access)?;
@@ -119,6 +129,11 @@ impl Engine {
         if let Some(p) = self.publications(&vol)?.first() {
             return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }
+        if let Some(s) = vol.staging.as_ref().filter(|s| s.path != staging) {
+            if self.staging_live(&vol, s)? {
+                return Ok(()); // not staged at `staging`: nothing to undo there, nothing forgotten
+            }
+        }
         if let Some(place) = &place {
             if self.host.is_mount_point(place)? {
                 self.check_staged_mount(&vol, place)?;
@@ -135,6 +150,16 @@ impl Engine {
             remove_empty(&place)?;
         }
         Ok(())
+    }
+
+    /// Whether the volume's recorded staging `s` still holds it (statx on its place, else the
+    /// mount table).
+    fn staging_live(&self, vol: &Volume, s: &Staging) -> Result<bool> {
+        let place = self.node_place_if_any("staging", &s.path).ok().flatten();
+        if place.is_some_and(|p| self.staged_by_identity(vol, &p).is_some()) {
+            return Ok(true);
+        }
+        Ok(self.staged_here(vol, &self.host.mount_table()?).is_some())
     }
 
     /// Refuses to unmount `staging` when the mount there is not this volume's staging.
@@ -202,7 +227,13 @@ impl Engine {
         let block = matches!(s.access, Access::Block);
         let source = s.bind_source().to_owned();
         let publication = Publication { target: target.to_owned(), readonly, block };
-        let table = if self.host.is_mount_point(&place)? { table.get()? } else { &[] };
+        let mounted = self.host.is_mount_point(&place)?;
+        let table = if mounted { table.get()? } else { &[] };
+        if mounted && mount_at(table, target).is_none() {
+            // The held target is a mount, but not under this name in the mount table: a parent
+            // was renamed while this call ran. Never stack a second bind on it.
+            return Err(already(id, format!("{} already holds a mount (moved while this call ran)", target.display())));
+        }
         if let Some(m) = mount_at(table, target) {
             return match (shows(table, &source, m), m.is_readonly() == readonly) {
                 (true, true) => self.record_publication(&mut vol, publication),

@@ -19,14 +19,23 @@ impl Engine {
         let Some(s) = &vol.staging else { return Ok(Vec::new()) };
         let mut table = LazyTable::new(self.host.as_ref());
         let mut live = Vec::new();
+        let mut lost = false;
         for p in &vol.marked {
             if self.shows_volume(vol, s, &p.target, &mut table)? {
                 live.push(p.clone());
+            } else {
+                lost = true;
             }
         }
-        if vol.staging_in_record {
-            let older = self.binds_of_staging(s, table.get()?);
-            live.extend(older.into_iter().filter(|p| !vol.marked.iter().any(|m| m.target == p.target)));
+        // A recorded publication that its path no longer shows may have been moved (a parent
+        // renamed): the kernel decides, by looking for the volume's binds wherever they are now.
+        if vol.staging_in_record || lost {
+            let found = self.binds_of_volume(vol, s, table.get()?);
+            for p in found {
+                if !live.iter().any(|m| m.target == p.target) {
+                    live.push(p);
+                }
+            }
         }
         Ok(live)
     }
@@ -55,16 +64,19 @@ impl Engine {
         Ok(want.is_some() && table.iter().filter(|m| m.mount_point == target).any(|m| Some(m.identity()) == want))
     }
 
-    /// The mounts that show the staged volume outside its staging path and the data root: what
-    /// a strata that recorded no publications left (binds of the staging mount, or of the loop
-    /// device node for block access).
-    fn binds_of_staging(&self, s: &Staging, table: &[MountEntry]) -> Vec<Publication> {
+    /// The mounts that show the staged volume outside its staging path and the data root,
+    /// wherever they are now: binds of the staging mount, of the loop device node (block), or
+    /// of the data directory itself.
+    fn binds_of_volume(&self, vol: &Volume, s: &Staging, table: &[MountEntry]) -> Vec<Publication> {
         let block = matches!(s.access, Access::Block);
-        let Some(want) = staged_identity(table, s) else { return Vec::new() };
+        let mut want: Vec<Identity> = staged_identity(table, s).into_iter().collect();
+        if !block && vol.backend != Kind::Loop {
+            want.extend(bind_identity(table, &self.dir(&vol.id).data()));
+        }
         let root = &self.cfg.root;
         table
             .iter()
-            .filter(|m| m.identity() == want)
+            .filter(|m| want.contains(&m.identity()))
             .filter(|m| m.mount_point != s.path && !m.mount_point.starts_with(root))
             .map(|m| Publication { target: m.mount_point.clone(), readonly: m.is_readonly(), block })
             .collect()

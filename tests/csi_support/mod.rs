@@ -37,6 +37,8 @@ pub struct Server {
     pub log: PathBuf,
     pub node: String,
     extra: Vec<String>,
+    /// A command the server runs under (`unshare -m ...`), empty for none.
+    wrapper: Vec<String>,
     child: Option<Child>,
 }
 
@@ -52,10 +54,23 @@ impl Server {
 
     /// Starts a server of node `node` whose data root is `root` (default: a temp dir's `root`).
     pub fn start_as(node: &str, root: Option<PathBuf>, extra: &[&str]) -> Server {
+        Server::start_under(&[], node, root, extra, |_| {})
+    }
+
+    /// Starts a server under `wrapper` (a command that runs the server's argv, such as
+    /// `unshare -m`), after `prepare` has been given the kubelet dir.
+    pub fn start_under(
+        wrapper: &[&str],
+        node: &str,
+        root: Option<PathBuf>,
+        extra: &[&str],
+        prepare: impl FnOnce(&Path),
+    ) -> Server {
         let dir = tempfile::tempdir().unwrap();
         let root = root.unwrap_or_else(|| dir.path().join("root"));
         let kubelet = dir.path().join("kubelet");
         std::fs::create_dir_all(&kubelet).unwrap();
+        prepare(&kubelet);
         let mut s = Server {
             sock: dir.path().join("csi.sock"),
             log: dir.path().join("serve.log"),
@@ -64,6 +79,7 @@ impl Server {
             dir,
             node: node.to_owned(),
             extra: extra.iter().map(|a| a.to_string()).collect(),
+            wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
             child: None,
         };
         s.spawn();
@@ -77,7 +93,15 @@ impl Server {
     /// Starts (again) the server process on the same root and socket.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
-        let child = Command::new(BIN)
+        let mut cmd = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(BIN);
+                c
+            }
+            None => Command::new(BIN),
+        };
+        let child = cmd
             .args(["serve", "--endpoint", &self.endpoint(), "--node-id", &self.node, "--root"])
             .arg(&self.root)
             .arg("--allowed-path-prefix")
