@@ -9,6 +9,7 @@ mod node;
 mod publications;
 pub mod reconcile;
 pub mod record;
+pub mod size;
 mod snapshot;
 mod state;
 pub mod validate;
@@ -190,14 +191,17 @@ impl Engine {
         Ok(self.backend(kind).usable(&self.cfg.root)?)
     }
 
-    /// Creates a volume; the same request again returns the same volume, a different one with
-    /// the same id fails with [`Error::AlreadyExists`].
+    /// Creates a volume of the capacity asked for, raised to the kind's minimum and aligned (see
+    /// [`size`]); the same request again returns the same volume, a different one with the same
+    /// id fails with [`Error::AlreadyExists`].
     pub fn create_volume(&self, req: &CreateRequest) -> Result<Volume> {
         validate::id("volume", &req.id)?;
         if req.capacity == 0 {
             return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
         let fs_type = if req.backend.formats() { Some(req.fs_type.unwrap_or(FsType::Ext4)) } else { None };
+        let sized = CreateRequest { capacity: size::for_new(req.backend, fs_type, req.capacity, 0)?, ..req.clone() };
+        let req = &sized;
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
             if let Some(source) = &existing.source {
