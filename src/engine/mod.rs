@@ -201,15 +201,17 @@ impl Engine {
         }
         let fs_type = if req.backend.formats() { Some(req.fs_type.unwrap_or(FsType::Ext4)) } else { None };
         let sized = CreateRequest { capacity: size::for_new(req.backend, fs_type, req.capacity, 0)?, ..req.clone() };
-        let req = &sized;
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
             if let Some(source) = &existing.source {
                 let reason = format!("it was made from {source:?}, the request asks for an empty volume");
                 return Err(Error::AlreadyExists { id: req.id.clone(), reason });
             }
-            return same_volume(&existing, req, fs_type).map(|()| existing);
+            // A volume made before the size policy applied may have exactly the size asked for.
+            let asked = if existing.capacity == req.capacity { req } else { &sized };
+            return same_volume(&existing, asked, fs_type).map(|()| existing);
         }
+        let req = &sized;
         let available = self.free_bytes(req.backend)?;
         if req.capacity > available {
             return Err(Error::OutOfCapacity { requested: req.capacity, available });

@@ -66,6 +66,8 @@ fn within(kind: Kind, bytes: u64, limit: u64) -> Result<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::engine::tests::{fixture, req};
+    use crate::engine::{CreateRequest, Volume, record};
 
     const XFS: Option<FsType> = Some(FsType::Xfs);
 
@@ -99,5 +101,20 @@ mod tests {
         assert_eq!(for_growth(Kind::Dir, 4097, 0), 4097);
         assert_eq!(aligned(Kind::Loop, 4097), 8192);
         assert_eq!(minimum(Kind::Btrfs, None), 1);
+    }
+
+    #[test]
+    fn the_engine_applies_the_policy_and_stays_idempotent() {
+        let f = fixture();
+        let xfs = |capacity| CreateRequest { fs_type: XFS, ..req("x", Kind::Loop, capacity) };
+        assert_eq!(f.engine.create_volume(&xfs(64 << 20)).unwrap().capacity, 300 << 20);
+        assert_eq!(f.engine.create_volume(&xfs(64 << 20)).unwrap().capacity, 300 << 20, "the same request");
+        assert_eq!(f.engine.create_volume(&xfs(300 << 20)).unwrap().capacity, 300 << 20, "the same volume");
+        assert!(matches!(f.engine.create_volume(&xfs(400 << 20)), Err(Error::AlreadyExists { .. })));
+        // A volume recorded before the policy, smaller than the minimum: its own size still matches.
+        let old = f.engine.create_volume(&req("old", Kind::Loop, 16 << 20)).unwrap();
+        let path = f.root.join("volumes/old/volume.json");
+        record::save_json(&path, &Volume { capacity: 1 << 20, ..old }, record::Durability::Durable).unwrap();
+        assert_eq!(f.engine.create_volume(&req("old", Kind::Loop, 1 << 20)).unwrap().capacity, 1 << 20);
     }
 }
