@@ -180,6 +180,35 @@ fn an_xfs_volume_of_64mi_is_raised_to_the_xfs_minimum() {
     w.finish();
 }
 
+#[test]
+fn a_failing_mkfs_is_reported_by_its_first_meaningful_line() {
+    let w = World::new();
+    let vol = "pv-xfs-shrunk";
+    // A 64 MiB image under an xfs record (as an older strata could leave): mkfs.xfs refuses it.
+    let engine = strata::engine::Engine::new(
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
+        std::sync::Arc::new(strata::sys::LinuxHost),
+    )
+    .expect("engine");
+    let req = strata::engine::CreateRequest {
+        id: vol.into(),
+        name: vol.into(),
+        backend: strata::backend::Kind::Loop,
+        capacity: 300 << 20,
+        fs_type: Some(strata::sys::FsType::Xfs),
+        parameters: Default::default(),
+    };
+    engine.create_volume(&req).expect("create");
+    let image = std::fs::OpenOptions::new().write(true).open(w.root.join("volumes").join(vol).join("disk.img"));
+    image.expect("image").set_len(64 << 20).expect("shrink");
+    let r = w.mount("p", vol, "rw", &[("backend", "loop"), ("kubernetes.io/fsType", "xfs")]);
+    r.failed("mkfs.xfs failed on /dev/loop");
+    assert!(r.message().contains(": Filesystem must be larger than 300MB. (and "), "{r:?}");
+    assert!(!r.message().contains("blocksize") && !r.message().contains('\n'), "no usage text: {r:?}");
+    assert_eq!((w.node_mounts(), w.loops()), (vec![], vec![]), "the failed mount leaves nothing behind");
+    w.finish();
+}
+
 /// kube-controller-manager's `expandvolume` on its own host, which holds no volume: Success,
 /// and nothing made there (not even the data root).
 fn expand_as_controller(json: &str, new: &str, old: &str) {
