@@ -1,3 +1,5 @@
+//! Unit tests of the client tables against CSI answers as JSON.
+
 use super::*;
 use serde_json::json;
 
