@@ -14,22 +14,28 @@ pub fn for_command(cmd: &ClientCommand) -> Option<fn(&Value) -> String> {
     }
 }
 
-/// Rows of cells under headers; a cell of `None` prints as `-`.
+/// Rows of cells under headers; a cell of `None` prints as `-`. The `optional` columns (what
+/// only some drivers report) are left out when no row knows them.
 struct Table {
     headers: &'static [&'static str],
+    optional: &'static [&'static str],
     rows: Vec<Vec<Option<String>>>,
 }
 
 impl Table {
     /// The table as text: columns padded to their widest cell, three spaces apart.
     fn render(&self) -> String {
+        let shown: Vec<usize> = (0..self.headers.len())
+            .filter(|&i| !self.optional.contains(&self.headers[i]) || self.rows.iter().any(|r| r[i].is_some()))
+            .collect();
+        let headers: Vec<&str> = shown.iter().map(|&i| self.headers[i]).collect();
         let cells: Vec<Vec<&str>> =
-            self.rows.iter().map(|r| r.iter().map(|c| c.as_deref().unwrap_or("-")).collect()).collect();
-        let widths: Vec<usize> = (0..self.headers.len())
-            .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([self.headers[i].len()]).max().unwrap_or(0))
+            self.rows.iter().map(|r| shown.iter().map(|&i| r[i].as_deref().unwrap_or("-")).collect()).collect();
+        let widths: Vec<usize> = (0..headers.len())
+            .map(|i| cells.iter().map(|r| r[i].chars().count()).chain([headers[i].len()]).max().unwrap_or(0))
             .collect();
         let mut out = String::new();
-        for row in std::iter::once(self.headers.to_vec()).chain(cells) {
+        for row in std::iter::once(headers).chain(cells) {
             let line: Vec<String> = row.iter().zip(&widths).map(|(c, w)| format!("{c:<w$}")).collect();
             out.push_str(line.join("   ").trim_end());
             out.push('\n');
@@ -39,7 +45,8 @@ impl Table {
 }
 
 /// list-volumes: ID, BACKEND (and fs type), SIZE, NODE (the topology), PUBLISHED (the nodes the
-/// answer names, where the driver reports them), HEALTH.
+/// answer names; shown only when the driver reports them, which strata does not: it has no
+/// controller publish), HEALTH.
 pub fn volumes(v: &Value) -> String {
     let rows = items(v, "volumes")
         .iter()
@@ -54,7 +61,8 @@ pub fn volumes(v: &Value) -> String {
             vec![text(&e["volume_id"]), backend, size(&e["capacity_bytes"]), node.and_then(text), published, health(e)]
         })
         .collect();
-    let table = Table { headers: &["ID", "BACKEND", "SIZE", "NODE", "PUBLISHED", "HEALTH"], rows };
+    let headers = &["ID", "BACKEND", "SIZE", "NODE", "PUBLISHED", "HEALTH"];
+    let table = Table { headers, optional: &["PUBLISHED"], rows };
     with_more(table.render(), v)
 }
 
@@ -69,13 +77,13 @@ pub fn snapshots(v: &Value) -> String {
             vec![text(&s["snapshot_id"]), text(&s["source_volume_id"]), size(&s["size_bytes"]), ready, age]
         })
         .collect();
-    with_more(Table { headers: &["ID", "SOURCE", "SIZE", "READY", "AGE"], rows }.render(), v)
+    with_more(Table { headers: &["ID", "SOURCE", "SIZE", "READY", "AGE"], optional: &[], rows }.render(), v)
 }
 
 /// capacity: one row of AVAILABLE, MAXIMUM (volume size), MINIMUM (volume size).
 pub fn capacity(v: &Value) -> String {
     let row = vec![size(&v["available_capacity"]), size(&v["maximum_volume_size"]), size(&v["minimum_volume_size"])];
-    Table { headers: &["AVAILABLE", "MAXIMUM", "MINIMUM"], rows: vec![row] }.render()
+    Table { headers: &["AVAILABLE", "MAXIMUM", "MINIMUM"], optional: &[], rows: vec![row] }.render()
 }
 
 fn items<'a>(v: &'a Value, key: &str) -> &'a [Value] {
