@@ -100,7 +100,7 @@ fn bad_input_is_a_failure_that_changes_nothing() {
     );
     refused(&w, &["mount", pod, &with(&[("kubernetes.io/readwrite", "yes")])], "\"ro\" or \"rw\"");
     refused(&w, &["mount", pod, &with(&[("kubernetes.io/secret/token", "*not-base64*")])], "not standard base64");
-    refused(&w, &["expandvolume", &with(&[]), "", "2048", "1024"], "does not exist");
+    refused(&w, &["expandfs", &with(&[]), "", "/x", "2048", "1024"], "volume pv1 does not exist on this node");
     refused(&w, &["expandfs", &with(&[]), "", "/x", "big", "1024"], "\"big\" is not a decimal byte count");
     w.finish();
 }

@@ -22,6 +22,9 @@ fn integrity(kind: Kind, capacity: u64, fs: Option<FsType>) {
     let pod = env.open("orig");
     std::fs::write(pod.join("data.bin"), pattern(1)).unwrap();
     env.snapshot("snap", "orig");
+    if kind == Kind::Tmpfs {
+        snapshot_is_on_disk(&env);
+    }
     std::fs::write(pod.join("data.bin"), pattern(2)).unwrap();
     env.create_from("restored", kind, capacity * 2, None, Some(Source::Snapshot("snap".into())));
     env.create_from("clone", kind, capacity, None, Some(Source::Volume("orig".into())));
@@ -36,6 +39,10 @@ fn integrity(kind: Kind, capacity: u64, fs: Option<FsType>) {
     }
     let clone = env.open("clone");
     assert_eq!(std::fs::read(clone.join("data.bin")).unwrap(), pattern(2), "the clone holds the source's data");
+    if kind == Kind::Tmpfs {
+        let bytes = |p: &Path| nix::sys::statvfs::statvfs(p).map(|s| s.blocks() * s.fragment_size()).unwrap();
+        assert_eq!((bytes(&restored), bytes(&clone)), (capacity * 2, capacity), "each tmpfs has its own size");
+    }
     for id in ["restored", "clone"] {
         env.close(id);
         env.engine.delete_volume(id).unwrap();
@@ -48,6 +55,21 @@ fn integrity(kind: Kind, capacity: u64, fs: Option<FsType>) {
 #[test]
 fn dir_snapshot_restore_clone() {
     integrity(Kind::Dir, 16 << 20, None);
+}
+
+#[test]
+fn tmpfs_snapshot_restore_clone() {
+    integrity(Kind::Tmpfs, 16 << 20, None);
+}
+
+/// A tmpfs snapshot is a tree on disk under the root, not another tmpfs.
+fn snapshot_is_on_disk(env: &Env) {
+    let data = env.root.join("snapshots/snap/data");
+    assert_eq!(std::fs::read(data.join("data.bin")).unwrap(), pattern(1), "the snapshot holds the data");
+    let table = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    let snapshots = env.root.join("snapshots");
+    let inside = table.lines().filter(|l| l.split(' ').nth(4).is_some_and(|p| Path::new(p).starts_with(&snapshots)));
+    assert_eq!(inside.count(), 0, "no mount under {}", snapshots.display());
 }
 
 #[test]

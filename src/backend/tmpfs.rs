@@ -1,7 +1,9 @@
 //! `tmpfs`: a tmpfs mounted under the root for the life of the volume, bound where it is used.
+//! Snapshots are tree copies kept on disk under the root (`snapshots/<id>/data`), so they outlive
+//! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind, tree};
-use crate::engine::record::{Access, Volume};
+use crate::engine::record::{Access, Staging, Volume};
 use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
 use std::path::Path;
 use std::sync::Arc;
@@ -72,6 +74,42 @@ impl Backend for TmpfsBackend {
 
     fn usage(&self, _vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         Ok(self.host.statvfs(&dir.data())?.into())
+    }
+
+    /// A snapshot (`readonly`) copies the tree to disk at `dest`; a clone mounts the new
+    /// volume's tmpfs at `dest` (sized by [`Backend::fit`]) and copies the tree into it. A
+    /// tmpfs that is not mounted has lost its contents: copying its empty mount point would
+    /// pass for data, so that is refused.
+    fn copy_out(
+        &self,
+        vol: &Volume,
+        dir: &VolumeDir,
+        _staging: Option<&Staging>,
+        dest: &VolumeDir,
+        readonly: bool,
+    ) -> Result<()> {
+        if !self.mounted(dir)? {
+            return Err(Error::Missing { path: dir.data() });
+        }
+        if !readonly {
+            self.provision(vol, dest)?;
+        }
+        Ok(self.host.copy_tree(&dir.data(), &dest.data())?)
+    }
+
+    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        self.provision(vol, dir)?;
+        Ok(self.host.copy_tree(&from.data(), &dir.data())?)
+    }
+
+    /// Sizes the new volume's tmpfs to its own capacity (a clone's was mounted at the source's).
+    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+        self.expand(vol, dir, vol.capacity)?;
+        Ok(false)
+    }
+
+    fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
+        tree::remove_tree(&at.data())
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {

@@ -68,14 +68,31 @@ pub struct ClientArgs {
     /// The CSI endpoint: unix:///path/csi.sock or tcp://host:port.
     #[arg(long, default_value = DEFAULT_ENDPOINT)]
     pub endpoint: Endpoint,
-    /// Print JSON instead of text.
-    #[arg(long)]
+    /// Print the full answer as yaml or json instead of the table (lists, capacity) or text.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
+    /// The same as `-o json` (kept for scripts).
+    #[arg(long, conflicts_with = "output")]
     pub json: bool,
     /// Seconds to wait for each call.
     #[arg(long, default_value_t = 120)]
     pub timeout: u64,
     #[command(subcommand)]
     pub command: ClientCommand,
+}
+
+impl ClientArgs {
+    /// The machine-readable format asked for, if any (`--json` is `-o json`).
+    pub fn format(&self) -> Option<OutputFormat> {
+        if self.json { Some(OutputFormat::Json) } else { self.output }
+    }
+}
+
+/// `-o`: the full answer for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum OutputFormat {
+    Json,
+    Yaml,
 }
 
 #[derive(Debug, Subcommand)]
@@ -255,6 +272,21 @@ mod tests {
     fn the_command_line_is_consistent() {
         use clap::CommandFactory;
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn client_output_formats() {
+        let format = |args: &[&str]| {
+            let cli = Cli::try_parse_from([&["strata-csi", "client"], args, &["list-volumes"]].concat())?;
+            let Command::Client(a) = cli.command else { panic!("not client") };
+            Ok::<_, clap::Error>(a.format())
+        };
+        assert_eq!(format(&[]).unwrap(), None);
+        assert_eq!(format(&["-o", "yaml"]).unwrap(), Some(OutputFormat::Yaml));
+        assert_eq!(format(&["--output", "json"]).unwrap(), Some(OutputFormat::Json));
+        assert_eq!(format(&["--json"]).unwrap(), Some(OutputFormat::Json));
+        assert!(format(&["--json", "-o", "yaml"]).is_err());
+        assert!(format(&["-o", "wide"]).is_err());
     }
 
     #[test]

@@ -7,7 +7,7 @@ use super::proto::volume_content_source as content;
 use super::proto::{self, CapacityRange, Topology, TopologyRequirement, VolumeCapability, VolumeContentSource};
 use super::volume_id::VolumeId;
 use crate::backend::Kind;
-use crate::engine::{Access, Source, Volume};
+use crate::engine::{Access, Source, Volume, size};
 use crate::sys::FsType;
 use std::collections::{BTreeMap, HashMap};
 use tonic::Status;
@@ -20,10 +20,6 @@ pub const PARAM_BACKEND: &str = "backend";
 pub const PARAM_FSTYPE: &str = "csi.storage.k8s.io/fstype";
 /// Parameters Kubernetes adds (PVC/PV names and the like) are accepted and kept.
 pub const K8S_PREFIX: &str = "csi.storage.k8s.io/";
-/// The size of a volume whose request names none.
-pub const DEFAULT_CAPACITY: u64 = 1 << 30;
-/// Loop images are sized in whole filesystem blocks.
-const LOOP_ALIGN: u64 = 4096;
 
 /// What a set of parameters and capabilities asks of the engine.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -131,40 +127,11 @@ pub fn reader_only(cap: &VolumeCapability) -> bool {
     cap.access_mode.as_ref().is_some_and(|m| m.mode() == Mode::SingleNodeReaderOnly)
 }
 
-/// The smallest volume of this kind and fs type (mkfs.xfs refuses less than 300 MiB).
-pub fn min_capacity(want: &Wanted) -> u64 {
-    match (want.kind, want.fs_type) {
-        (Kind::Loop, Some(FsType::Xfs)) => 300 << 20,
-        (Kind::Loop, _) => 16 << 20,
-        _ => 1,
-    }
-}
-
-/// The size to create for a capacity range: the required bytes (or a default), raised to the
-/// backend's minimum and alignment; OUT_OF_RANGE when that breaks the limit.
+/// The size to create for a capacity range under the engine's size policy (default, minimum,
+/// alignment); OUT_OF_RANGE when that breaks the limit.
 pub fn capacity(range: Option<&CapacityRange>, want: &Wanted) -> Result<u64, Status> {
     let (required, limit) = bounds(range)?;
-    let base = match (required, limit) {
-        (0, 0) => DEFAULT_CAPACITY,
-        (0, l) => DEFAULT_CAPACITY.min(l),
-        (r, _) => r,
-    };
-    let bytes = aligned(want.kind, base.max(min_capacity(want)));
-    if limit != 0 && bytes > limit {
-        return Err(Status::out_of_range(format!(
-            "a {} volume needs at least {bytes} bytes here, more than the limit of {limit} bytes",
-            want.kind.as_str()
-        )));
-    }
-    Ok(bytes)
-}
-
-/// `bytes` rounded up to what a volume of `kind` is sized in (whole 4 KiB blocks for loop images).
-pub fn aligned(kind: Kind, bytes: u64) -> u64 {
-    match kind {
-        Kind::Loop => bytes.div_ceil(LOOP_ALIGN).saturating_mul(LOOP_ALIGN),
-        _ => bytes,
-    }
+    Ok(size::for_new(want.kind, want.fs_type, required, limit)?)
 }
 
 /// Whether an existing volume of `bytes` satisfies the range.

@@ -84,10 +84,7 @@ fn grow(
     if !path.exists() {
         return Err(Status::not_found(format!("volume {local}: volume_path {} does not exist", path.display())));
     }
-    let wanted = match convert::aligned(vol.backend, bytes) {
-        b if limit != 0 && b > limit => bytes,
-        b => b,
-    };
+    let wanted = crate::engine::size::for_growth(vol.backend, bytes, limit);
     if limit != 0 && wanted.max(vol.capacity) > limit {
         return Err(Status::out_of_range(format!(
             "volume {local} has {} bytes; it cannot fit a limit of {limit} bytes (volumes never shrink)",

@@ -11,7 +11,7 @@ use super::proto::{
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
-use crate::engine::{Condition, CreateRequest, Engine, Volume};
+use crate::engine::{Condition, CreateRequest, Engine, Volume, size};
 use tonic::Status;
 
 impl Driver {
@@ -56,7 +56,7 @@ impl Driver {
         Ok(GetCapacityResponse {
             available_capacity: i64_of(free),
             maximum_volume_size: Some(i64_of(free)),
-            minimum_volume_size: Some(i64_of(convert::min_capacity(&want))),
+            minimum_volume_size: Some(i64_of(size::minimum(want.kind, want.fs_type))),
         })
     }
 

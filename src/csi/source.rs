@@ -57,13 +57,7 @@ pub fn create_from(
     if !reuse(engine, &mut req, range)? {
         let (required, limit) = convert::bounds(range)?;
         let size = source_size(engine, source)?;
-        req.capacity = convert::aligned(req.backend, required.max(size));
-        if limit != 0 && req.capacity > limit {
-            return Err(Status::out_of_range(format!(
-                "the source needs {} bytes or more, above the limit of {limit} bytes",
-                req.capacity
-            )));
-        }
+        req.capacity = crate::engine::size::for_copy(req.backend, required, size, limit)?;
     }
     Ok(engine.create_volume_from(&req, source)?)
 }

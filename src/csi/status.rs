@@ -16,7 +16,7 @@ fn code_of(e: &Error) -> Code {
     match e {
         Error::InvalidId { .. } | Error::InvalidPath { .. } | Error::InvalidArgument(_) => Code::InvalidArgument,
         Error::VolumeNotFound(_) | Error::SnapshotNotFound(_) => Code::NotFound,
-        Error::CapacityBelowSource { .. } => Code::OutOfRange,
+        Error::CapacityBelowSource { .. } | Error::SizeOutOfRange { .. } => Code::OutOfRange,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Busy { .. } => Code::Aborted,
         Error::FailedPrecondition { .. } => Code::FailedPrecondition,

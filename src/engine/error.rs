@@ -16,6 +16,8 @@ pub enum Error {
     VolumeNotFound(String),
     #[error("snapshot {0} does not exist")]
     SnapshotNotFound(String),
+    #[error("a {kind} volume needs at least {needed} bytes here, more than the limit of {limit} bytes")]
+    SizeOutOfRange { kind: &'static str, needed: u64, limit: u64 },
     #[error("{requested} bytes requested, but the source needs at least {needed} bytes")]
     CapacityBelowSource { requested: u64, needed: u64 },
     #[error("volume {id} already exists with different arguments: {reason}")]

@@ -10,6 +10,7 @@ mod paths;
 mod publications;
 pub mod reconcile;
 pub mod record;
+pub mod size;
 mod snapshot;
 mod state;
 pub mod validate;
@@ -191,22 +192,27 @@ impl Engine {
         Ok(self.backend(kind).usable(&self.cfg.root)?)
     }
 
-    /// Creates a volume; the same request again returns the same volume, a different one with
-    /// the same id fails with [`Error::AlreadyExists`].
+    /// Creates a volume of the capacity asked for, raised to the kind's minimum and aligned (see
+    /// [`size`]); the same request again returns the same volume, a different one with the same
+    /// id fails with [`Error::AlreadyExists`].
     pub fn create_volume(&self, req: &CreateRequest) -> Result<Volume> {
         validate::id("volume", &req.id)?;
         if req.capacity == 0 {
             return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
         let fs_type = if req.backend.formats() { Some(req.fs_type.unwrap_or(FsType::Ext4)) } else { None };
+        let sized = CreateRequest { capacity: size::for_new(req.backend, fs_type, req.capacity, 0)?, ..req.clone() };
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
             if let Some(source) = &existing.source {
                 let reason = format!("it was made from {source:?}, the request asks for an empty volume");
                 return Err(Error::AlreadyExists { id: req.id.clone(), reason });
             }
-            return same_volume(&existing, req, fs_type).map(|()| existing);
+            // A volume made before the size policy applied may have exactly the size asked for.
+            let asked = if existing.capacity == req.capacity { req } else { &sized };
+            return same_volume(&existing, asked, fs_type).map(|()| existing);
         }
+        let req = &sized;
         let available = self.free_bytes(req.backend)?;
         if req.capacity > available {
             return Err(Error::OutOfCapacity { requested: req.capacity, available });

@@ -92,12 +92,42 @@ fn clone_and_delete_keep_snapshots_independent() {
 }
 
 #[test]
-fn tmpfs_snapshots_are_refused_clearly() {
+fn tmpfs_snapshots_go_to_disk_and_clones_get_a_tmpfs_of_their_own() {
     let f = fixture();
     f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
-    let e = f.engine.create_snapshot(&snap("s", "t")).unwrap_err();
-    assert!(e.to_string().contains("not supported"), "{e}");
+    std::fs::write(f.root.join("volumes/t/data/file"), b"one").unwrap();
+    f.host.clear_calls();
+    f.engine.create_snapshot(&snap("s", "t")).unwrap();
+    let to_disk = Call::CopyTree { source: f.root.join("volumes/t/data"), dest: f.root.join("snapshots/s/data") };
+    assert_eq!(f.host.calls(), vec![to_disk], "a snapshot is a tree copy on disk, no mount");
+    assert_eq!(std::fs::read(f.root.join("snapshots/s/data/file")).unwrap(), b"one");
+    f.engine.create_volume_from(&req("c", Kind::Tmpfs, 2 << 20), &Source::Volume("t".into())).unwrap();
+    f.engine.create_volume_from(&req("r", Kind::Tmpfs, 1 << 20), &Source::Snapshot("s".into())).unwrap();
+    for id in ["c", "r"] {
+        assert_eq!(std::fs::read(f.root.join(format!("volumes/{id}/data/file"))).unwrap(), b"one", "{id}");
+        let mounted = f.host.mounts_beyond_root().contains(&f.root.join(format!("volumes/{id}/data")));
+        assert!(mounted, "{id} is a tmpfs of its own");
+    }
+    let resized = f.host.calls().into_iter().any(|c| {
+        matches!(c, Call::Remount { target, opts } if target == f.root.join("volumes/c/data")
+            && opts.options.contains(&format!("size={}", 2 << 20)))
+    });
+    assert!(resized, "the clone's tmpfs is sized to the clone: {:#?}", f.host.calls());
+    f.engine.delete_snapshot("s").unwrap();
     assert!(!f.root.join("snapshots/s").exists());
+}
+
+#[test]
+fn a_tmpfs_that_lost_its_mount_is_not_snapshotted() {
+    let f = fixture();
+    f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
+    f.host.unmount(&crate::sys::place_at(&f.root.join("volumes/t/data")).unwrap(), false).unwrap();
+    let e = f.engine.create_snapshot(&snap("s", "t")).unwrap_err();
+    assert!(e.to_string().contains("storage of the volume is missing"), "{e}");
+    assert!(!f.root.join("snapshots/s").exists());
+    let e = f.engine.create_volume_from(&req("c", Kind::Tmpfs, 1 << 20), &Source::Volume("t".into())).unwrap_err();
+    assert!(e.to_string().contains("missing"), "{e}");
+    assert!(!f.root.join("volumes/c").exists());
 }
 
 #[test]

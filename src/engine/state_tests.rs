@@ -98,7 +98,7 @@ fn an_older_record_with_staging_moves_it_to_node_state() {
 fn an_older_staging_survives_a_record_rewrite() {
     let f = fixture();
     let (dir, s) = staged_by_an_older_strata(&f, Kind::Loop);
-    f.engine.expand_volume("v", 2 << 20).unwrap(); // rewrites the record
+    f.engine.expand_volume("v", 32 << 20).unwrap(); // grows past the 16 MiB minimum: rewrites the record
     assert!(!std::fs::read_to_string(dir.record()).unwrap().contains("staging"));
     assert_eq!(f.engine.get_volume("v").unwrap().unwrap().staging.map(|st| st.path), Some(s));
 }

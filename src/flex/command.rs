@@ -17,10 +17,15 @@ pub enum Command {
     Unmount {
         target: PathBuf,
     },
-    /// `expandvolume <json> <deviceMountPath> <newBytes> <oldBytes>` and
-    /// `expandfs <json> <devicePath> <deviceMountPath> <newBytes> <oldBytes>`.
-    Expand {
-        command: &'static str,
+    /// `expandvolume <json> <deviceMountPath> <newBytes> <oldBytes>`, from kube-controller-manager
+    /// on its own host.
+    ExpandVolume {
+        json: String,
+        new_bytes: u64,
+    },
+    /// `expandfs <json> <devicePath> <deviceMountPath> <newBytes> <oldBytes>`, from kubelet on
+    /// the volume's node.
+    ExpandFs {
         json: String,
         new_bytes: u64,
     },
@@ -55,12 +60,14 @@ pub fn parse(args: &[OsString]) -> Result<Command> {
         "expandvolume" => {
             let u = "expandvolume <json> <deviceMountPath> <newBytes> <oldBytes>";
             expect(rest, 4, "expandvolume", u)?;
-            expand("expandvolume", rest, 2)?
+            let (json, new_bytes) = expand(rest, 2)?;
+            Command::ExpandVolume { json, new_bytes }
         }
         "expandfs" => {
             let u = "expandfs <json> <devicePath> <deviceMountPath> <newBytes> <oldBytes>";
             expect(rest, 5, "expandfs", u)?;
-            expand("expandfs", rest, 3)?
+            let (json, new_bytes) = expand(rest, 3)?;
+            Command::ExpandFs { json, new_bytes }
         }
         "isattached" => Command::IsAttached,
         "mountdevice" => Command::NoOp("mountdevice"),
@@ -69,10 +76,11 @@ pub fn parse(args: &[OsString]) -> Result<Command> {
     })
 }
 
-fn expand(command: &'static str, rest: &[OsString], bytes_at: usize) -> Result<Command> {
+/// The options and the new size of an expand call.
+fn expand(rest: &[OsString], bytes_at: usize) -> Result<(String, u64)> {
     let value = text(rest, bytes_at)?;
     let new_bytes = value.parse().map_err(|_| Error::Bytes { what: "newBytes", value: value.clone() })?;
-    Ok(Command::Expand { command, json: text(rest, 0)?, new_bytes })
+    Ok((text(rest, 0)?, new_bytes))
 }
 
 fn expect(rest: &[OsString], n: usize, command: &'static str, usage_text: &'static str) -> Result<()> {
@@ -106,11 +114,11 @@ mod tests {
         assert_eq!(parse_strs(&["unmount", "/k/p"]).unwrap(), Command::Unmount { target: "/k/p".into() });
         assert_eq!(
             parse_strs(&["expandvolume", "{}", "", "2048", "1024"]).unwrap(),
-            Command::Expand { command: "expandvolume", json: "{}".into(), new_bytes: 2048 }
+            Command::ExpandVolume { json: "{}".into(), new_bytes: 2048 }
         );
         assert_eq!(
             parse_strs(&["expandfs", "{}", "/dev/x", "/m", "4096", "1024"]).unwrap(),
-            Command::Expand { command: "expandfs", json: "{}".into(), new_bytes: 4096 }
+            Command::ExpandFs { json: "{}".into(), new_bytes: 4096 }
         );
         assert_eq!(parse_strs(&["isattached", "{}", "node"]).unwrap(), Command::IsAttached);
         assert_eq!(parse_strs(&["mountdevice", "/m", "", "{}"]).unwrap(), Command::NoOp("mountdevice"));

@@ -6,14 +6,11 @@ use super::options::{Options, loop_fs_type};
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::lock::VolumeLock;
-use crate::engine::{self, CreateRequest, Engine, Volume, Wait};
+use crate::engine::{self, CreateRequest, Engine, Volume, Wait, size};
 use crate::sys::{FsType, LinuxHost};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
-
-/// Size of a new volume whose options give none.
-pub const DEFAULT_SIZE: u64 = 1 << 30;
 
 /// The engine plus the settings of this call.
 #[derive(Debug)]
@@ -74,16 +71,18 @@ impl Driver {
     }
 }
 
-/// The create request for a new volume. Only volume-defining options go in, never pod keys,
-/// so a second pod's mount is the same request.
+/// The create request for a new volume, sized by the engine's policy (1 GiB when `size` is
+/// unset, raised to the kind's minimum, e.g. 300 MiB for xfs). Only volume-defining options go
+/// in, never pod keys, so a second pod's mount is the same request.
 fn create_request(opts: &Options) -> Result<CreateRequest> {
     let backend = opts.backend.unwrap_or(Kind::Dir);
+    let fs_type = fs_type(backend, &opts.fs_type)?;
     Ok(CreateRequest {
         id: opts.id.clone(),
         name: opts.name.clone(),
         backend,
-        capacity: opts.size.unwrap_or(DEFAULT_SIZE),
-        fs_type: fs_type(backend, &opts.fs_type)?,
+        capacity: size::for_new(backend, fs_type, opts.size.unwrap_or(0), 0)?,
+        fs_type,
         parameters: BTreeMap::new(),
     })
 }

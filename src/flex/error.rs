@@ -31,6 +31,9 @@ pub enum Error {
          \"volumeID\" to use a volume named after the PV"
     )]
     NoSuchVolume { id: String },
+    /// `expandfs` names a volume this node does not hold.
+    #[error("volume {id} does not exist on this node; kubelet calls expandfs on the node that holds it")]
+    NotOnThisNode { id: String },
     /// The options describe another volume than the one that exists under that id.
     #[error("volume {id} exists with {what} {had}, but the options ask for {asked}")]
     Mismatch { id: String, what: &'static str, had: String, asked: String },

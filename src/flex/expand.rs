@@ -1,16 +1,35 @@
-//! `expandvolume` and `expandfs`: grow the volume (and, where it is staged, its filesystem).
+//! Expansion, in two halves, as kube-controller-manager and kubelet call it.
+//!
+//! `expandvolume` runs on kube-controller-manager's host, which rarely holds a node-local
+//! volume; a Failure there would stop the resize before kubelet's `expandfs` ever runs on the
+//! volume's node. So it never looks at local state (as CSI's ControllerExpandVolume): it checks
+//! its arguments and answers Success. `expandfs` runs on the volume's node and does the work:
+//! the engine grows the storage (loop file and device, qgroup, tmpfs size), and the filesystem
+//! too where the volume is staged (else at its next stage); a repeat is a no-op.
 
 use super::driver::Driver;
 use super::options::Options;
 use super::{Error, Reply, Result};
+use crate::engine::size;
 
-/// Grows the volume the options name to `new_bytes`. Both commands do the same: the engine
-/// grows the storage, and the filesystem too where the volume is staged; a repeat is a no-op.
-pub fn expand(driver: &Driver, opts: &Options, new_bytes: u64) -> Result<Reply> {
-    if driver.engine.get_volume(&opts.id)?.is_none() {
-        return Err(Error::NoSuchVolume { id: opts.id.clone() });
-    }
+/// `expandvolume`: nothing to do on this host, whether or not it holds the volume.
+pub fn expand_volume(opts: &Options, new_bytes: u64) -> Reply {
+    Reply::success(format!(
+        "volume {}: nothing to do on this host for {new_bytes} bytes; the volume lives on one node, \
+         where kubelet's expandfs grows its storage and filesystem",
+        opts.id
+    ))
+}
+
+/// `expandfs`: grows the volume the options name to `new_bytes` (aligned by the engine's size
+/// policy), storage and filesystem.
+pub fn expand_fs(driver: &Driver, opts: &Options, new_bytes: u64) -> Result<Reply> {
+    let Some(vol) = driver.engine.get_volume(&opts.id)? else {
+        return Err(Error::NotOnThisNode { id: opts.id.clone() });
+    };
     let _held = driver.hold(&opts.id)?;
-    let now = driver.engine.expand_volume(&opts.id, new_bytes)?;
-    Ok(Reply::success(format!("volume {} has {now} bytes", opts.id)))
+    let now = driver.engine.expand_volume(&opts.id, size::for_growth(vol.backend, new_bytes, 0))?;
+    let fs =
+        if vol.staging.is_some() { "its filesystem grew to fit" } else { "its filesystem grows at the next mount" };
+    Ok(Reply::success(format!("volume {} has {now} bytes; {fs}", opts.id)))
 }

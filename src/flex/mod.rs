@@ -8,12 +8,17 @@
 //! - `init` reports attach false (mount does attach and stage itself), selinuxRelabel true,
 //!   fsGroup true (kubelet chowns read-write mounts; strata only checks the gid), supportsMetrics
 //!   true (kubelet statfs's the pod dir) and requiresFSResize true.
+//! - Expansion: `expandvolume` (kube-controller-manager, on its own host, which rarely holds a
+//!   node-local volume) only checks its arguments and answers Success; `expandfs` (kubelet, on
+//!   the volume's node) grows the storage and the filesystem.
 //! - Volumes are never deleted by this front-end: FlexVolume has no delete call.
 //! - Secrets (`kubernetes.io/secret/*`) are decoded and kept redacted; no backend uses them yet.
 //!
 //! Options (`flexVolume.options`, next to kubelet's `kubernetes.io/*` keys, which they override):
 //! - `backend`: `dir` (default), `loop`, `btrfs` or `tmpfs`; `size`: a quantity (`64Mi`, `1Gi`,
-//!   `1G`, `500M`, bytes), 1Gi when unset; `mountOptions`: comma-separated, for the stage mount.
+//!   `1G`, `500M`, bytes), 1Gi when unset, raised by the engine's size policy as for CSI (loop:
+//!   at least 16Mi, 300Mi for xfs, whole 4 KiB blocks); `mountOptions`: comma-separated, for
+//!   the stage mount.
 //! - The fs type of a `loop` volume is the PV's `fsType` (`ext4` when empty, or `xfs`).
 //! - `volumeID`: use this existing volume (made by `strata-csi`, say) instead of the one named
 //!   after the PV. Without it the volume is the PV's name, or for an inline volume the pod's
@@ -86,10 +91,15 @@ fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
             let driver = open_for(cfg, &target)?;
             unmount::unmount(&driver, &target)
         }
-        Command::Expand { command, json, new_bytes } => {
+        Command::ExpandVolume { json, new_bytes } => {
             let opts = options::parse(&json)?;
-            tracing::info!(command, new_bytes, id = %opts.id, "expand");
-            expand::expand(&Driver::open(cfg)?, &opts, new_bytes)
+            tracing::info!(new_bytes, id = %opts.id, "expandvolume");
+            Ok(expand::expand_volume(&opts, new_bytes))
+        }
+        Command::ExpandFs { json, new_bytes } => {
+            let opts = options::parse(&json)?;
+            tracing::info!(new_bytes, id = %opts.id, "expandfs");
+            expand::expand_fs(&Driver::open(cfg)?, &opts, new_bytes)
         }
         Command::IsAttached => {
             Ok(Reply { attached: Some(true), ..Reply::success("strata volumes need no attach; always attached") })

@@ -287,7 +287,12 @@ impl Host for FakeHost {
 
     fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()> {
         drop(self.record("CopyTree", Call::CopyTree { source: source.into(), dest: dest.into() })?);
-        std::fs::create_dir(dest).map_err(|e| Error::Copy { from: source.into(), to: dest.into(), source: e })?;
+        match std::fs::create_dir(dest) {
+            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
+                return Err(Error::Copy { from: source.into(), to: dest.into(), source: e });
+            }
+            _ => {}
+        }
         for entry in std::fs::read_dir(source)
             .map_err(|e| Error::Copy { from: source.into(), to: dest.into(), source: e })?
             .flatten()

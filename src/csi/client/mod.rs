@@ -1,11 +1,14 @@
-//! `strata-csi client`: call any CSI endpoint from a shell. Text output by default, `--json` for
-//! scripts; a gRPC error prints its code and message and exits non-zero.
+//! `strata-csi client`: call any CSI endpoint from a shell. Tables (lists, capacity) or text by
+//! default, `-o json|yaml` (or `--json`) for scripts; a gRPC error prints its code and message on
+//! one line and exits non-zero.
 
 mod data;
+mod output;
 mod render;
 mod request;
+mod table;
 
-use super::cli::{ClientArgs, ClientCommand};
+use super::cli::{ClientArgs, ClientCommand, OutputFormat};
 use super::proto::controller_client::ControllerClient;
 use super::proto::identity_client::IdentityClient;
 use super::proto::node_client::NodeClient;
@@ -36,29 +39,28 @@ pub async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::E
 
 /// Runs one client command and prints its result; the exit code says whether it worked.
 pub async fn run(args: ClientArgs) -> ExitCode {
+    let format = args.format();
     let channel = match connect(&args.endpoint).await {
         Ok(c) => c,
         Err(e) => {
             let msg = format!("cannot connect to {}: {e}", args.endpoint);
-            return fail(args.json, "UNAVAILABLE", &msg);
+            return fail(format, "UNAVAILABLE", &msg);
         }
     };
     let timeout = Duration::from_secs(args.timeout);
+    let table = table::for_command(&args.command);
     match tokio::time::timeout(timeout, call(channel, args.command)).await {
         Ok(Ok(value)) => {
-            render::print(&value, args.json);
+            output::answer(&value, format, table);
             ExitCode::SUCCESS
         }
-        Ok(Err(st)) => fail(args.json, render::code_name(st.code()), st.message()),
-        Err(_) => fail(args.json, "DEADLINE_EXCEEDED", "no answer within the timeout"),
+        Ok(Err(st)) => fail(format, render::code_name(st.code()), st.message()),
+        Err(_) => fail(format, "DEADLINE_EXCEEDED", "no answer within the timeout"),
     }
 }
 
-fn fail(json: bool, code: &str, message: &str) -> ExitCode {
-    if json {
-        render::print(&json!({"error": {"code": code, "message": message}}), true);
-    }
-    eprintln!("error: {code}: {message}");
+fn fail(format: Option<OutputFormat>, code: &str, message: &str) -> ExitCode {
+    output::failure(format, code, message);
     ExitCode::FAILURE
 }
 
@@ -103,8 +105,13 @@ async fn list(
         for e in &page.entries {
             let Some(v) = e.volume.as_ref() else { continue };
             let mut entry = render::volume(v);
-            if let Some(c) = e.status.as_ref().and_then(|s| s.volume_condition.as_ref()) {
-                entry["condition"] = render::condition(c);
+            if let Some(status) = &e.status {
+                if let Some(c) = &status.volume_condition {
+                    entry["condition"] = render::condition(c);
+                }
+                if !status.published_node_ids.is_empty() {
+                    entry["published_node_ids"] = json!(status.published_node_ids);
+                }
             }
             entries.push(entry);
         }

@@ -1,30 +1,25 @@
-//! Client output: CSI answers as JSON values, printed as JSON or as indented `key: value` text.
+//! CSI answers as JSON values, and those values as indented `key: value` text.
 
 use crate::csi::proto::{self as p, volume_usage};
 use serde_json::{Map, Value, json};
 use tonic::Code;
 
-/// Prints `value` on stdout: pretty JSON, or indented text for people.
-#[allow(clippy::print_stdout)] // the client's output is its job
-pub fn print(value: &Value, as_json: bool) {
-    if as_json {
-        println!("{}", serde_json::to_string_pretty(value).unwrap_or_default());
-    } else {
-        let mut out = String::new();
-        text(value, 0, "", &mut out);
-        print!("{out}");
-    }
+/// `value` as indented `key: value` text, byte counts with a human-readable size beside them.
+pub fn text(value: &Value) -> String {
+    let mut out = String::new();
+    indented(value, 0, "", &mut out);
+    out
 }
 
 /// Appends `value` as indented text; byte counts get a human-readable size beside them.
-fn text(value: &Value, depth: usize, key: &str, out: &mut String) {
+fn indented(value: &Value, depth: usize, key: &str, out: &mut String) {
     let pad = "  ".repeat(depth);
     match value {
         Value::Object(map) => {
             for (k, v) in map {
                 if v.is_object() || v.is_array() {
                     out.push_str(&format!("{pad}{k}:\n"));
-                    text(v, depth + 1, k, out);
+                    indented(v, depth + 1, k, out);
                 } else {
                     out.push_str(&format!("{pad}{k}: {}\n", scalar(v, k)));
                 }
@@ -35,7 +30,7 @@ fn text(value: &Value, depth: usize, key: &str, out: &mut String) {
             for item in items {
                 if item.is_object() {
                     out.push_str(&format!("{pad}-\n"));
-                    text(item, depth + 1, key, out);
+                    indented(item, depth + 1, key, out);
                 } else {
                     out.push_str(&format!("{pad}- {}\n", scalar(item, key)));
                 }
@@ -214,9 +209,8 @@ mod tests {
 
     #[test]
     fn text_output_is_indented_with_human_sizes() {
-        let mut out = String::new();
         let v = json!({"volume_id": "v@n", "capacity_bytes": 1073741824, "ctx": {"backend": "dir"}, "list": []});
-        text(&v, 0, "", &mut out);
+        let out = text(&v);
         assert!(out.contains("capacity_bytes: 1073741824 (1.0 GiB)\n"), "{out}");
         assert!(out.contains("ctx:\n  backend: dir\n"), "{out}");
         assert!(out.contains("list:\n  (none)\n"), "{out}");

@@ -65,7 +65,7 @@ fn capacity_defaults_rounds_and_respects_limits() {
     let dir = Wanted { kind: Kind::Dir, fs_type: None };
     let xfs = Wanted { kind: Kind::Loop, fs_type: Some(FsType::Xfs) };
     let range = |r: i64, l: i64| CapacityRange { required_bytes: r, limit_bytes: l };
-    assert_eq!(capacity(None, &dir).unwrap(), DEFAULT_CAPACITY);
+    assert_eq!(capacity(None, &dir).unwrap(), crate::engine::size::DEFAULT);
     assert_eq!(capacity(Some(&range(0, 4096)), &dir).unwrap(), 4096);
     assert_eq!(capacity(Some(&range(1000, 0)), &dir).unwrap(), 1000);
     let loop4 = Wanted { kind: Kind::Loop, fs_type: None };
@@ -137,6 +137,4 @@ fn content_sources_carry_ids_of_this_node() {
     assert!(matches!(snap.r#type, Some(Type::Snapshot(s)) if s.snapshot_id == "s1@n1"));
     let vol = content_source(&Source::Volume("v1".into()), "n1");
     assert!(matches!(vol.r#type, Some(Type::Volume(v)) if v.volume_id == "v1@n1"));
-    assert_eq!(aligned(Kind::Loop, 4097), 8192);
-    assert_eq!(aligned(Kind::Dir, 4097), 4097);
 }
