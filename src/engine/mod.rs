@@ -7,6 +7,7 @@ mod isolate;
 pub mod lock;
 pub mod mount_policy;
 mod node;
+pub mod perm;
 mod publications;
 mod quote;
 pub mod reconcile;
@@ -76,10 +77,7 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the data root.
     pub fn new(mut cfg: Config, host: Arc<dyn Host>) -> Result<Engine> {
-        for sub in ["", "volumes", "locks", "staging"] {
-            let dir = cfg.root.join(sub);
-            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        }
+        perm::open_root(&cfg.root)?;
         cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
         let backends = Kind::ALL.into_iter().map(|k| (k, backend::make(k, host.clone()))).collect();
         let mut prefixes = cfg.allowed_prefixes.clone();
@@ -227,7 +225,7 @@ impl Engine {
             // A create that crashed before its record was written: nothing in it is user data.
             backend.delete(vol, dir)?;
         }
-        std::fs::create_dir_all(&dir.0).map_err(Error::io("create", &dir.0))?;
+        perm::make_dir(&dir.0)?;
         let result = backend.provision(vol, dir).map_err(Error::from).and_then(|()| self.save(vol));
         if let Err(e) = result {
             let _ = backend.delete(vol, dir);
