@@ -22,7 +22,7 @@ pub use isolate::Isolation;
 pub use lock::Wait;
 pub use mount_policy::Use;
 pub use node::{Bind, Check};
-pub use quote::{QUOTE_MAX, quote, quote_path};
+pub use quote::{QUOTE_MAX, clip, quote, quote_path};
 pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
 pub use snapshot::SnapshotRequest;
 
@@ -375,7 +375,11 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
         return differ("fs type", format!("{:?}", existing.fs_type), format!("{fs_type:?}"));
     }
     if existing.parameters != req.parameters {
-        return differ("parameters", format!("{:?}", existing.parameters), format!("{:?}", req.parameters));
+        return differ(
+            "parameters",
+            clip(&format!("{:?}", existing.parameters)),
+            clip(&format!("{:?}", req.parameters)),
+        );
     }
     Ok(())
 }

@@ -28,6 +28,19 @@ pub fn quote(s: &str) -> String {
     out
 }
 
+/// `text` that is already escaped (the `{:?}` form of a map, say) bounded like [`quote`], without
+/// quoting it again.
+pub fn clip(text: &str) -> String {
+    if text.len() <= QUOTE_MAX {
+        return text.to_owned();
+    }
+    let mut end = QUOTE_MAX;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    format!("{}…", &text[..end])
+}
+
 /// [`quote`] of a path; bytes that are not UTF-8 show as U+FFFD.
 pub fn quote_path(p: &Path) -> String {
     quote(&p.to_string_lossy())
@@ -56,6 +69,14 @@ mod tests {
         assert_eq!(q, format!("\"{}\"…", "x".repeat(QUOTE_MAX)));
         let exact = quote(&"y".repeat(QUOTE_MAX));
         assert!(!exact.ends_with('…'), "exactly the bound is not cut");
+    }
+
+    #[test]
+    fn clip_bounds_escaped_text_without_quoting_it_again() {
+        assert_eq!(clip(r#"{"k": "v"}"#), r#"{"k": "v"}"#);
+        let long = format!("{:?}", "ü".repeat(1000));
+        let clipped = clip(&long);
+        assert!(clipped.len() <= QUOTE_MAX + '…'.len_utf8() && clipped.ends_with('…'), "{clipped}");
     }
 
     #[test]

@@ -116,7 +116,8 @@ impl Engine {
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
             if existing.source.as_ref() != Some(source) {
-                let reason = format!("it was made from {:?}, the request asks for {source:?}", existing.source);
+                let asked = super::clip(&format!("{source:?}"));
+                let reason = format!("it was made from {:?}, the request asks for {asked}", existing.source);
                 return Err(Error::AlreadyExists { id: req.id.clone(), reason });
             }
             let fs = existing.fs_type;
