@@ -1,4 +1,4 @@
-//! `loop`: a sparse file attached to a loop device, formatted ext4 or xfs on first stage.
+//! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
 
 use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
@@ -63,7 +63,7 @@ impl Backend for LoopBackend {
 
     fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
         let image = dir.image();
-        let file = OpenOptions::new()
+        let file = crate::engine::perm::private_file()
             .create(true)
             .truncate(false)
             .write(true)

@@ -13,8 +13,11 @@ pub struct TmpfsBackend {
     pub host: Arc<dyn Host>,
 }
 
+/// The tmpfs mount's options. `nosuid,nodev` always: a tmpfs volume is never a way to run setuid
+/// programs or reach device nodes, and a remount (expand) without them would clear them.
 fn options(bytes: u64) -> MountOptions {
-    MountOptions { readonly: false, options: vec![format!("size={bytes}"), "mode=1777".to_owned()] }
+    let options = [format!("size={bytes}"), "mode=1777".to_owned(), "nosuid".to_owned(), "nodev".to_owned()];
+    MountOptions { readonly: false, options: options.to_vec() }
 }
 
 impl TmpfsBackend {
@@ -117,6 +120,42 @@ impl Backend for TmpfsBackend {
             Ok(true) => None,
             Ok(false) => Some(format!("the tmpfs at {} is not mounted", dir.data().display())),
             Err(e) => Some(e.to_string()),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::record::FORMAT;
+    use crate::sys::{Call, FakeHost};
+
+    fn volume() -> Volume {
+        let json = format!(
+            r#"{{"format":{FORMAT},"id":"t","name":"t","backend":"tmpfs","capacity":1048576,"created_unix":0}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    }
+
+    #[test]
+    fn the_tmpfs_mount_and_its_remount_carry_nosuid_and_nodev() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Arc::new(FakeHost::new());
+        let backend = TmpfsBackend { host: host.clone() };
+        let dir = VolumeDir(tmp.path().to_owned());
+        backend.provision(&volume(), &dir).unwrap();
+        backend.expand(&volume(), &dir, 2 << 20).unwrap();
+        let calls = host.calls();
+        assert_eq!(calls.len(), 2, "{calls:?}");
+        for call in calls {
+            let opts = match call {
+                Call::Mount { fstype, opts, .. } if fstype == "tmpfs" => opts,
+                Call::Remount { opts, .. } => opts,
+                other => panic!("unexpected {other:?}"),
+            };
+            for flag in ["nosuid", "nodev"] {
+                assert!(opts.options.iter().any(|o| o == flag), "{flag} missing from {opts:?}");
+            }
         }
     }
 }

@@ -22,7 +22,7 @@ use super::proto::{
 use super::provision::existing;
 use super::volume_id::VolumeId;
 use super::{Driver, require, required};
-use crate::engine::Engine;
+use crate::engine::{Engine, quote_path};
 use std::path::{Path, PathBuf};
 use tonic::Status;
 
@@ -82,7 +82,7 @@ fn grow(
         convert::check_capability(cap, &convert::wanted_of(&vol)).map_err(invalid)?;
     }
     if !path.exists() {
-        return Err(Status::not_found(format!("volume {local}: volume_path {} does not exist", path.display())));
+        return Err(Status::not_found(format!("volume {local}: volume_path {} does not exist", quote_path(path))));
     }
     let wanted = crate::engine::size::for_growth(vol.backend, bytes, limit);
     if limit != 0 && wanted.max(vol.capacity) > limit {

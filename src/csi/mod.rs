@@ -22,7 +22,7 @@ mod status;
 pub mod volume_id;
 
 use crate::backend::Kind;
-use crate::engine::Engine;
+use crate::engine::{Engine, quote};
 use std::sync::Arc;
 use tonic::{Response, Status};
 use tracing::Instrument;
@@ -77,10 +77,14 @@ impl Driver {
         match VolumeId::parse(volume_id) {
             Some(id) if id.node_tag == self.node_tag => Ok(id.local),
             Some(id) => Err(Status::not_found(format!(
-                "volume {volume_id} belongs to node {}, not to this node ({})",
-                id.node_tag, self.opts.node_id
+                "volume {} belongs to node {}, not to this node ({})",
+                quote(volume_id),
+                id.node_tag,
+                self.opts.node_id
             ))),
-            None => Err(Status::not_found(format!("volume {volume_id} does not exist (not a strata volume id)"))),
+            None => {
+                Err(Status::not_found(format!("volume {} does not exist (not a strata volume id)", quote(volume_id))))
+            }
         }
     }
 }

@@ -41,7 +41,9 @@ fn parse_token(token: &str, kind: &'static str) -> Result<Option<String>, Status
         .strip_prefix(TOKEN_PREFIX)
         .filter(|id| crate::engine::validate::id(kind, id).is_ok())
         .map(|id| Some(id.to_owned()))
-        .ok_or_else(|| Status::aborted(format!("starting_token {token:?} is not a token of this driver")))
+        .ok_or_else(|| {
+            Status::aborted(format!("starting_token {} is not a token of this driver", crate::engine::quote(token)))
+        })
 }
 
 #[cfg(test)]

@@ -11,7 +11,7 @@ use super::proto::{
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
-use crate::engine::{Condition, CreateRequest, Engine, Volume, size};
+use crate::engine::{Condition, CreateRequest, Engine, Volume, quote, size};
 use tonic::Status;
 
 impl Driver {
@@ -123,14 +123,16 @@ pub(super) fn reuse(engine: &Engine, req: &mut CreateRequest, range: Option<&Cap
     let Some(old) = engine.get_volume(&req.id)? else { return Ok(false) };
     if old.name != req.name {
         return Err(Status::already_exists(format!(
-            "volume id {} already belongs to the volume named {:?}",
-            req.id, old.name
+            "volume id {} already belongs to the volume named {}",
+            req.id,
+            quote(&old.name)
         )));
     }
     if !convert::fits(old.capacity, range)? {
         return Err(Status::already_exists(format!(
-            "volume {:?} exists with {} bytes, outside the requested capacity range",
-            req.name, old.capacity
+            "volume {} exists with {} bytes, outside the requested capacity range",
+            quote(&req.name),
+            old.capacity
         )));
     }
     req.capacity = old.capacity;

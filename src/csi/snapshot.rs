@@ -14,7 +14,7 @@ use super::proto::{
 };
 use super::volume_id::{SnapshotId, VolumeId};
 use super::{Driver, paging, require};
-use crate::engine::{Engine, Snapshot, SnapshotRequest};
+use crate::engine::{Engine, Snapshot, SnapshotRequest, quote};
 use tonic::Status;
 
 impl Driver {
@@ -22,7 +22,10 @@ impl Driver {
         require(&r.name, "name")?;
         require(&r.source_volume_id, "source_volume_id")?;
         if let Some(k) = r.parameters.keys().find(|k| !k.starts_with(K8S_PREFIX)) {
-            return Err(invalid(format!("unknown snapshot parameter {k:?}; strata takes none but {K8S_PREFIX}*")));
+            return Err(invalid(format!(
+                "unknown snapshot parameter {}; strata takes none but {K8S_PREFIX}*",
+                quote(k)
+            )));
         }
         let source = self.local(&r.source_volume_id)?;
         let req = SnapshotRequest {
@@ -114,14 +117,17 @@ fn create_or_reuse(engine: &Engine, req: &SnapshotRequest) -> Result<Snapshot, S
     if let Some(old) = engine.get_snapshot(&req.id)? {
         if old.name != req.name {
             return Err(Status::already_exists(format!(
-                "snapshot id {} already belongs to the snapshot named {:?}",
-                req.id, old.name
+                "snapshot id {} already belongs to the snapshot named {}",
+                req.id,
+                quote(&old.name)
             )));
         }
         if old.source_volume != req.source_volume {
             return Err(Status::already_exists(format!(
-                "snapshot {:?} exists as a snapshot of volume {}, not of {}",
-                req.name, old.source_volume, req.source_volume
+                "snapshot {} exists as a snapshot of volume {}, not of {}",
+                quote(&req.name),
+                old.source_volume,
+                req.source_volume
             )));
         }
         return Ok(old);

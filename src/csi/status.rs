@@ -36,8 +36,21 @@ fn backend_code(e: &BackendError) -> Code {
         | BackendError::Missing { .. }
         | BackendError::NotStagedHere(_) => Code::FailedPrecondition,
         BackendError::Host(HostError::ToolSpawn { .. }) => Code::FailedPrecondition,
+        BackendError::Host(h) if refused_mount(h) => Code::InvalidArgument,
         BackendError::Host(_) | BackendError::Io { .. } => Code::Internal,
     }
+}
+
+/// A mount the kernel refused as invalid (EINVAL): an option or flag the request asked for that
+/// this kernel or filesystem does not take. The retry with the same arguments fails again.
+fn refused_mount(e: &HostError) -> bool {
+    use nix::errno::Errno::EINVAL;
+    matches!(
+        e,
+        HostError::Mount { errno: EINVAL, .. }
+            | HostError::Bind { errno: EINVAL, .. }
+            | HostError::Remount { errno: EINVAL, .. }
+    )
 }
 
 #[cfg(test)]
@@ -64,6 +77,23 @@ mod tests {
         assert_eq!(code(block), Code::InvalidArgument);
         let io = Error::Io { what: "read", path: PathBuf::from("/x"), source: std::io::Error::other("boom") };
         assert_eq!(code(io), Code::Internal);
+    }
+
+    #[test]
+    fn a_mount_the_kernel_refuses_as_invalid_is_invalid_argument() {
+        use nix::errno::Errno;
+        let mount = |errno| {
+            let (source_path, target) = (PathBuf::from("/dev/loop0"), PathBuf::from("/s"));
+            Error::Backend(BackendError::Host(HostError::Mount { source_path, target, fstype: "ext4".into(), errno }))
+        };
+        assert_eq!(code(mount(Errno::EINVAL)), Code::InvalidArgument);
+        assert_eq!(code(mount(Errno::EIO)), Code::Internal);
+        let bind = HostError::Bind { source_path: "/a".into(), target: "/b".into(), errno: Errno::EINVAL };
+        assert_eq!(code(Error::Backend(BackendError::Host(bind))), Code::InvalidArgument);
+        let remount = HostError::Remount { target: "/b".into(), errno: Errno::EINVAL };
+        assert_eq!(code(Error::Backend(BackendError::Host(remount))), Code::InvalidArgument);
+        let unmount = HostError::Unmount { target: "/b".into(), errno: Errno::EINVAL };
+        assert_eq!(code(Error::Backend(BackendError::Host(unmount))), Code::Internal);
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Engine errors: each says what the caller asked that cannot be done, and why.
 
+use super::quote::quote_path;
 use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -8,7 +9,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     #[error("invalid {kind} id {id:?}: {reason}")]
     InvalidId { kind: &'static str, id: String, reason: String },
-    #[error("invalid {what} path {path:?}: {reason}")]
+    #[error("invalid {what} path {}: {reason}", quote_path(.path))]
     InvalidPath { what: &'static str, path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),
@@ -52,5 +53,21 @@ impl Error {
 
     pub(crate) fn precondition(id: &str, reason: impl Into<String>) -> Error {
         Error::FailedPrecondition { id: id.to_owned(), reason: reason.into() }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_invalid_path_is_shown_bounded_and_escaped() {
+        let path = PathBuf::from(format!("/var/lib/kubelet/{}\n", "p".repeat(100_000)));
+        let msg =
+            Error::InvalidPath { what: "target", path, reason: "is not under an allowed prefix".into() }.to_string();
+        assert!(msg.len() < 400, "{} bytes", msg.len());
+        assert!(msg.starts_with("invalid target path \"/var/lib/kubelet/ppp") && msg.contains("\"…: is not"), "{msg}");
+        let short = Error::InvalidPath { what: "staging", path: "/a\tb".into(), reason: "r".into() };
+        assert_eq!(short.to_string(), r#"invalid staging path "/a\tb": r"#);
     }
 }

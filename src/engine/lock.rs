@@ -1,8 +1,8 @@
-//! Per-volume locks that hold across processes: `flock(2)` on `<root>/locks/<id>.lock`.
+//! Per-volume locks that hold across processes: `flock(2)` on `<root>/locks/<id>.lock` (0600).
 
 use super::{Error, Result};
 use nix::fcntl::{Flock, FlockArg};
-use std::fs::{File, OpenOptions};
+use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -42,7 +42,7 @@ impl VolumeLock {
             Wait::Upto(d) => Some(Instant::now() + d),
         };
         loop {
-            let file = OpenOptions::new()
+            let file = super::perm::private_file()
                 .create(true)
                 .truncate(false)
                 .write(true)

@@ -5,9 +5,12 @@ mod error;
 mod health;
 mod isolate;
 pub mod lock;
+pub mod mount_policy;
 mod node;
 mod paths;
+pub mod perm;
 mod publications;
+mod quote;
 pub mod reconcile;
 pub mod record;
 pub mod size;
@@ -19,7 +22,9 @@ pub use error::{Error, Result};
 pub use health::Condition;
 pub use isolate::Isolation;
 pub use lock::Wait;
+pub use mount_policy::Use;
 pub use node::{Bind, Check};
+pub use quote::{QUOTE_MAX, clip, quote, quote_path};
 pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
 pub use snapshot::SnapshotRequest;
 
@@ -74,10 +79,7 @@ pub struct Engine {
 impl Engine {
     /// Opens (creating if needed) the data root.
     pub fn new(mut cfg: Config, host: Arc<dyn Host>) -> Result<Engine> {
-        for sub in ["", "volumes", "locks", "staging"] {
-            let dir = cfg.root.join(sub);
-            std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
-        }
+        perm::open_root(&cfg.root)?;
         cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
         let backends = Kind::ALL.into_iter().map(|k| (k, backend::make(k, host.clone()))).collect();
         let mut prefixes = cfg.allowed_prefixes.clone();
@@ -230,7 +232,7 @@ impl Engine {
             // A create that crashed before its record was written: nothing in it is user data.
             backend.delete(vol, dir)?;
         }
-        std::fs::create_dir_all(&dir.0).map_err(Error::io("create", &dir.0))?;
+        perm::make_dir(&dir.0)?;
         let result = backend.provision(vol, dir).map_err(Error::from).and_then(|()| self.save(vol));
         if let Err(e) = result {
             let _ = backend.delete(vol, dir);
@@ -384,7 +386,11 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
         return differ("fs type", format!("{:?}", existing.fs_type), format!("{fs_type:?}"));
     }
     if existing.parameters != req.parameters {
-        return differ("parameters", format!("{:?}", existing.parameters), format!("{:?}", req.parameters));
+        return differ(
+            "parameters",
+            clip(&format!("{:?}", existing.parameters)),
+            clip(&format!("{:?}", req.parameters)),
+        );
     }
     Ok(())
 }

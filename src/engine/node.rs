@@ -1,5 +1,6 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
+use super::mount_policy::{self, Use};
 use super::paths::{make_dir, make_target, remove_empty, remove_target, shows};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
 use crate::backend::{Attachment, Kind, VolumeDir};
@@ -61,6 +62,12 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
+        let access = &match access {
+            Access::Mount { flags } => {
+                Access::Mount { flags: mount_policy::check(vol.backend, vol.fs_type, Use::Stage, flags)? }
+            }
+            Access::Block => Access::Block,
+        };
         if matches!(access, Access::Block) && !vol.backend.supports_block() {
             return Err(Error::InvalidArgument(format!(
                 "a {} volume cannot be used as a raw block device",
@@ -207,6 +214,7 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
+        let options = mount_policy::check(vol.backend, vol.fs_type, Use::Publish, &opts.options)?;
         if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
@@ -244,7 +252,7 @@ impl Engine {
             };
         }
         let made = make_target(&place, block)?;
-        let flags = MountOptions { readonly, options: opts.options.clone() };
+        let flags = MountOptions { readonly, options };
         let bound = self
             .record_publication(&mut vol, publication)
             .and_then(|()| Ok(self.host.bind_mount(&source, &place, &flags)?));

@@ -1,5 +1,5 @@
-//! Volume records: one JSON file per volume, written atomically (temp, fsync, rename, fsync dir),
-//! and the JSON writer node state shares with them.
+//! Volume records: one JSON file per volume (0600), written atomically (temp, fsync, rename,
+//! fsync dir), and the JSON writer node state shares with them.
 
 use super::{Error, Result};
 use crate::backend::Kind;
@@ -166,7 +166,8 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
     let json =
         serde_json::to_vec_pretty(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     let write = || -> std::io::Result<()> {
-        let mut f = std::fs::File::create(&tmp)?;
+        let mut f = super::perm::private_file().write(true).create(true).truncate(true).open(&tmp)?;
+        super::perm::narrow(&f, &f.metadata()?)?;
         f.write_all(&json)?;
         if durability == Durability::Durable {
             f.sync_all()?;

@@ -1,6 +1,6 @@
 //! Snapshots, and volumes made from a snapshot (restore) or from another volume (clone).
 
-use super::{CreateRequest, Engine, Error, Result, Snapshot, Source, Volume, record, validate};
+use super::{CreateRequest, Engine, Error, Result, Snapshot, Source, Volume, perm, record, validate};
 use crate::backend::VolumeDir;
 use crate::engine::lock::VolumeLock;
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -24,7 +24,7 @@ impl Engine {
 
     fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.cfg.root.join("locks/snapshots");
-        std::fs::create_dir_all(&dir).map_err(Error::io("create", &dir))?;
+        perm::make_dir(&dir)?;
         Ok(VolumeLock::acquire(&dir, id, self.cfg.wait)?.tied_to(self.snapshot_record(id)))
     }
 
@@ -80,7 +80,7 @@ impl Engine {
             created_nanos: now.subsec_nanos(),
         };
         let dest = self.snapshot_dir(&req.id);
-        std::fs::create_dir_all(&dest.0).map_err(Error::io("create", &dest.0))?;
+        perm::make_dir(&dest.0)?;
         let backend = self.backend(vol.backend);
         let staging = self.staged_here(&vol, &self.host.mount_table()?);
         let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
@@ -116,7 +116,8 @@ impl Engine {
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
             if existing.source.as_ref() != Some(source) {
-                let reason = format!("it was made from {:?}, the request asks for {source:?}", existing.source);
+                let asked = super::clip(&format!("{source:?}"));
+                let reason = format!("it was made from {:?}, the request asks for {asked}", existing.source);
                 return Err(Error::AlreadyExists { id: req.id.clone(), reason });
             }
             let fs = existing.fs_type;
@@ -195,7 +196,7 @@ impl Engine {
         if dir.0.exists() {
             backend.delete(&vol, &dir)?;
         }
-        std::fs::create_dir_all(&dir.0).map_err(Error::io("create", &dir.0))?;
+        perm::make_dir(&dir.0)?;
         let result = copy(&vol, &dir).and_then(|()| Ok(backend.fit(&vol, &dir)?)).and_then(|grow| {
             vol.grow_fs = grow;
             self.save(&vol)

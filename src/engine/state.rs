@@ -1,4 +1,4 @@
-//! Node state beside a volume's record, in `node.json`: where the volume is staged and where
+//! Node state beside a volume's record, in `node.json` (0600, as its spare): where the volume is staged and where
 //! strata published it. Written without fsync (a reboot voids node state anyway: mounts and loop
 //! devices do not survive it), and never trusted alone: every publication is checked against the
 //! kernel before it counts (see `engine::publications`).
@@ -129,8 +129,10 @@ pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
 /// whitespace): the file never shrinks, so a rewrite is an overwrite of blocks it already has,
 /// never a truncation (which costs a journal transaction on ext4 and xfs).
 fn overwrite(path: &Path, mut json: Vec<u8>) -> std::io::Result<()> {
-    let mut file = std::fs::OpenOptions::new().write(true).create(true).truncate(false).open(path)?;
-    let old = file.metadata()?.len();
+    let mut file = super::perm::private_file().write(true).create(true).truncate(false).open(path)?;
+    let meta = file.metadata()?;
+    super::perm::narrow(&file, &meta)?;
+    let old = meta.len();
     let len = usize::try_from(old).unwrap_or(usize::MAX);
     if json.len() < len {
         json.resize(len, b' ');

@@ -330,14 +330,20 @@ fn tmpfs_and_btrfs_provision_and_expand() {
     let f = fixture();
     f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
     let data = f.root.join("volumes/t/data");
-    let opts = MountOptions { readonly: false, options: vec!["size=1048576".into(), "mode=1777".into()] };
+    let opts = MountOptions {
+        readonly: false,
+        options: vec!["size=1048576".into(), "mode=1777".into(), "nosuid".into(), "nodev".into()],
+    };
     assert_eq!(
         f.host.calls(),
         vec![Call::Mount { source: "tmpfs".into(), target: data.clone(), fstype: "tmpfs".into(), opts }]
     );
     f.host.clear_calls();
     assert_eq!(f.engine.expand_volume("t", 2 << 20).unwrap(), 2 << 20);
-    let opts = MountOptions { readonly: false, options: vec!["size=2097152".into(), "mode=1777".into()] };
+    let opts = MountOptions {
+        readonly: false,
+        options: vec!["size=2097152".into(), "mode=1777".into(), "nosuid".into(), "nodev".into()],
+    };
     assert_eq!(f.host.calls(), vec![Call::Remount { target: data.clone(), opts }]);
     f.engine.delete_volume("t").unwrap();
     f.host.clear_calls();
@@ -432,5 +438,6 @@ fn tmpfs_comes_back_empty_at_stage_after_a_reboot() {
         matches!(&calls[0], Call::Mount { target, fstype, .. } if *target == data && fstype == "tmpfs"),
         "{calls:?}"
     );
-    assert_eq!(calls[1], Call::Bind { source: data, target: s, readonly: false, options: vec![] });
+    let options = vec!["nosuid".to_owned(), "nodev".to_owned()]; // tmpfs binds keep both, always
+    assert_eq!(calls[1], Call::Bind { source: data, target: s, readonly: false, options });
 }

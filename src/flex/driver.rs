@@ -36,11 +36,7 @@ impl Driver {
     /// lock of its own (`<root>/locks/flex/<id>.lock`), taken before any engine lock.
     pub fn hold(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.engine.config().root.join("locks").join("flex");
-        std::fs::create_dir_all(&dir).map_err(|source| engine::Error::Io {
-            what: "create",
-            path: dir.clone(),
-            source,
-        })?;
+        engine::perm::make_dir(&dir)?;
         Ok(VolumeLock::acquire(&dir, id, Wait::Upto(self.cfg.lock_wait))?)
     }
 

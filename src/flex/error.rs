@@ -1,6 +1,6 @@
 //! Errors of the FlexVolume front-end; each names what kubelet sent that cannot be served.
 
-use crate::engine;
+use crate::engine::{self, quote};
 use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -17,10 +17,10 @@ pub enum Error {
     #[error("the options argument is not a JSON object of strings: {reason}")]
     Json { reason: String },
     /// One option has a value strata cannot use.
-    #[error("option {key:?} {reason}")]
+    #[error("option {} {reason}", quote(.key))]
     Option { key: String, reason: String },
     /// A byte count argument is not a decimal number.
-    #[error("{what} {value:?} is not a decimal byte count")]
+    #[error("{what} {} is not a decimal byte count", quote(.value))]
     Bytes { what: &'static str, value: String },
     /// The driver's configuration file or environment is wrong.
     #[error("configuration {path}: {reason}")]
@@ -39,4 +39,18 @@ pub enum Error {
     Mismatch { id: String, what: &'static str, had: String, asked: String },
     #[error(transparent)]
     Engine(#[from] engine::Error),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn untrusted_keys_and_values_are_quoted_bounded() {
+        let key = "k".repeat(50_000);
+        let msg = Error::Option { key, reason: "is unknown".into() }.to_string();
+        assert!(msg.len() < 400 && msg.ends_with("\"… is unknown"), "{msg}");
+        let msg = Error::Bytes { what: "size", value: "1\u{1b}[2J".into() }.to_string();
+        assert_eq!(msg, r#"size "1\u{1b}[2J" is not a decimal byte count"#);
+    }
 }

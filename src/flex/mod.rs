@@ -107,7 +107,9 @@ fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
         Command::NoOp(name) => {
             Ok(Reply::success(format!("{name}: nothing to do; strata mounts in `mount` (init reports attach: false)")))
         }
-        Command::NotSupported(name) => Ok(Reply::not_supported(format!("strata-flex does not implement {name:?}"))),
+        Command::NotSupported(name) => {
+            Ok(Reply::not_supported(format!("strata-flex does not implement {}", crate::engine::quote(&name))))
+        }
     }
 }
 

@@ -4,7 +4,7 @@ use super::quantity::parse_bytes;
 use super::secret::{Secret, Secrets};
 use super::{Error, Result};
 use crate::backend::Kind;
-use crate::engine::validate;
+use crate::engine::{quote, validate};
 use crate::sys::FsType;
 use std::collections::BTreeMap;
 
@@ -97,7 +97,7 @@ fn parse_map(json: &str) -> Result<BTreeMap<String, String>> {
         .into_iter()
         .map(|(k, v)| match v {
             serde_json::Value::String(s) => Ok((k, s)),
-            _ => Err(Error::Json { reason: format!("the value of {k:?} is not a string") }),
+            _ => Err(Error::Json { reason: format!("the value of {} is not a string", quote(&k)) }),
         })
         .collect()
 }
@@ -135,7 +135,7 @@ fn identity(map: &BTreeMap<String, String>) -> Result<(String, String, bool)> {
 fn backend(value: &str) -> Result<Kind> {
     Kind::parse(value).ok_or_else(|| Error::Option {
         key: BACKEND.into(),
-        reason: format!("is {value:?}; use one of dir, loop, btrfs, tmpfs"),
+        reason: format!("is {}; use one of dir, loop, btrfs, tmpfs", quote(value)),
     })
 }
 
@@ -146,12 +146,13 @@ pub fn loop_fs_type(name: &str) -> Result<FsType> {
     }
     FsType::parse(name).ok_or_else(|| Error::Option {
         key: FS_TYPE.into(),
-        reason: format!("is {name:?}; a loop volume is ext4 or xfs"),
+        reason: format!("is {}; a loop volume is ext4 or xfs", quote(name)),
     })
 }
 
 fn size(value: &str) -> Result<u64> {
-    parse_bytes(value).map_err(|reason| Error::Option { key: SIZE.into(), reason: format!("{value:?} {reason}") })
+    parse_bytes(value)
+        .map_err(|reason| Error::Option { key: SIZE.into(), reason: format!("{} {reason}", quote(value)) })
 }
 
 fn flags(value: &str) -> Vec<String> {
@@ -164,7 +165,7 @@ fn readonly(value: Option<&String>) -> Result<bool> {
         Some("ro") => Ok(true),
         Some(other) => Err(Error::Option {
             key: READ_WRITE.into(),
-            reason: format!("is {other:?}; kubelet sends \"ro\" or \"rw\""),
+            reason: format!("is {}; kubelet sends \"ro\" or \"rw\"", quote(other)),
         }),
     }
 }
@@ -177,7 +178,7 @@ fn fs_group(map: &BTreeMap<String, String>) -> Result<Option<u32>> {
     value
         .parse()
         .map(Some)
-        .map_err(|_| Error::Option { key: key.into(), reason: format!("is {value:?}, not a group id") })
+        .map_err(|_| Error::Option { key: key.into(), reason: format!("is {}, not a group id", quote(value)) })
 }
 
 #[cfg(test)]

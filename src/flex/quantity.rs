@@ -1,5 +1,7 @@
 //! Kubernetes quantities as byte counts: `64Mi`, `1Gi`, `1G`, `500M`, `1.5Gi`, `1e9`, `4096`.
 
+use crate::engine::quote;
+
 /// Binary and decimal suffixes with their multipliers.
 const SUFFIXES: [(&str, u128); 12] = [
     ("Ki", 1 << 10),
@@ -51,13 +53,13 @@ fn multiplier(suffix: &str) -> Result<u128, String> {
         return Ok(*m);
     }
     if let Some(exp) = suffix.strip_prefix(['e', 'E']) {
-        let exp: u32 = exp.parse().map_err(|_| format!("has a bad exponent {suffix:?}"))?;
+        let exp: u32 = exp.parse().map_err(|_| format!("has a bad exponent {}", quote(suffix)))?;
         return 10u128.checked_pow(exp).ok_or_else(too_large);
     }
     if suffix == "m" {
         return Err("uses 'm' (milli, a thousandth of a byte); write M or Mi".into());
     }
-    Err(format!("has an unknown suffix {suffix:?}; use Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P or E"))
+    Err(format!("has an unknown suffix {}; use Ki, Mi, Gi, Ti, Pi, Ei, k, M, G, T, P or E", quote(suffix)))
 }
 
 /// A decimal number `123` or `1.5` as numerator / denominator.

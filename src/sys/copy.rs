@@ -3,13 +3,15 @@
 use super::{Error, Result};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// Copies `source` to the new file `dest`; a reflink when possible, else a sparse copy.
 pub fn copy_file(source: &Path, dest: &Path) -> Result<()> {
     let err = |source_err| Error::Copy { from: source.to_owned(), to: dest.to_owned(), source: source_err };
     let src = File::open(source).map_err(err)?;
-    let dst = OpenOptions::new().write(true).create_new(true).open(dest).map_err(err)?;
+    // Images are root's alone (0600), as the engine's own files are.
+    let dst = OpenOptions::new().write(true).create_new(true).mode(0o600).open(dest).map_err(err)?;
     let result = reflink(&src, &dst).or_else(|_| sparse_copy(&src, &dst)).and_then(|()| dst.sync_all());
     if let Err(e) = result {
         drop(dst);

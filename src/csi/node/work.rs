@@ -8,7 +8,7 @@ use crate::csi::proto::{
     NodeGetVolumeStatsResponse, NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage,
 };
 use crate::csi::provision::{self, existing};
-use crate::engine::{Access, Bind, Engine, Error as EngineError, Volume};
+use crate::engine::{Access, Bind, Engine, Error as EngineError, Volume, quote_path};
 use crate::sys::MountOptions;
 use std::path::Path;
 use tonic::Status;
@@ -65,7 +65,7 @@ pub fn stats(e: &Engine, local: &str, path: &Path) -> Result<NodeGetVolumeStatsR
     let known =
         vol.staging.as_ref().is_some_and(|s| s.path == path) || vol.publications.iter().any(|p| p.target == path);
     if !known || !path.exists() {
-        return Err(Status::not_found(format!("volume {local} is not staged or published at {}", path.display())));
+        return Err(Status::not_found(format!("volume {local} is not staged or published at {}", quote_path(path))));
     }
     let u = e.volume_usage(local, path)?;
     let entry = |unit: volume_usage::Unit, available: u64, total: u64, used: u64| VolumeUsage {

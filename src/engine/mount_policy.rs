@@ -1,0 +1,107 @@
+//! Which mount options a request may ask for, per backend and per mount: a pure allowlist.
+//!
+//! Per-mount flags that a bind carries are allowed everywhere. A loop volume's own filesystem
+//! mount (its stage) also takes a few superblock options of its filesystem. Everything else is
+//! refused with [`Error::InvalidArgument`], in particular what would change how strata mounts
+//! (`remount`, `bind`, `move`), what strata sets itself (`size=`, `mode=`, `uid=`), what widens
+//! a mount (`suid`, `dev`) and what can take the node down (`errors=panic`). tmpfs volumes
+//! always carry `nosuid,nodev`: a bind remount without them would clear them.
+
+use super::{Error, Result, quote};
+use crate::backend::Kind;
+use crate::sys::FsType;
+
+/// Which mount the options are for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Use {
+    /// The volume's own filesystem mount (loop) or the bind at the staging path (dir, btrfs, tmpfs).
+    Stage,
+    /// A bind into a pod.
+    Publish,
+}
+
+/// Flags of one mount (`MS_*` that a bind remount applies): allowed on every mount.
+const PER_MOUNT: [&str; 9] =
+    ["ro", "rw", "noexec", "nosuid", "nodev", "noatime", "relatime", "nodiratime", "strictatime"];
+
+/// What the kernel does anyway: accepted and dropped.
+const DEFAULTS: [&str; 5] = ["defaults", "exec", "async", "atime", "diratime"];
+
+/// Superblock options a loop volume's stage mount takes, whatever its filesystem.
+const LOOP_STAGE: [&str; 6] = ["lazytime", "sync", "dirsync", "discard", "nodiscard", "noquota"];
+
+/// Superblock options of one filesystem only.
+const EXT4_STAGE: [&str; 2] = ["errors=remount-ro", "errors=continue"];
+const XFS_STAGE: [&str; 1] = ["nouuid"];
+
+/// tmpfs volumes are never a way to run setuid programs or reach devices.
+const TMPFS_ALWAYS: [&str; 2] = ["nosuid", "nodev"];
+
+/// Splits every entry on commas, trims, drops empties and checks each option against what a
+/// `kind` volume (of filesystem `fs`, for loop; ext4 when unset) allows for `at`. Returns the
+/// options to apply: deduplicated, in the order given, without no-op defaults; for tmpfs with
+/// `nosuid` and `nodev` always present.
+pub fn check(kind: Kind, fs: Option<FsType>, at: Use, options: &[String]) -> Result<Vec<String>> {
+    let mut out: Vec<String> = Vec::new();
+    for opt in options.iter().flat_map(|entry| entry.split(',')).map(str::trim).filter(|o| !o.is_empty()) {
+        if DEFAULTS.contains(&opt) {
+            continue;
+        }
+        if !allowed(kind, fs, at, opt) {
+            return Err(refused(kind, fs, at, opt));
+        }
+        if !out.iter().any(|o| o == opt) {
+            out.push(opt.to_owned());
+        }
+    }
+    if kind == Kind::Tmpfs {
+        for flag in TMPFS_ALWAYS {
+            if !out.iter().any(|o| o == flag) {
+                out.push(flag.to_owned());
+            }
+        }
+    }
+    Ok(out)
+}
+
+fn allowed(kind: Kind, fs: Option<FsType>, at: Use, opt: &str) -> bool {
+    PER_MOUNT.contains(&opt) || fs_stage_options(kind, fs, at).contains(&opt)
+}
+
+/// The superblock options this mount takes beyond the per-mount flags.
+fn fs_stage_options(kind: Kind, fs: Option<FsType>, at: Use) -> Vec<&'static str> {
+    if kind != Kind::Loop || at != Use::Stage {
+        return Vec::new();
+    }
+    let own: &[&str] = match fs.unwrap_or(FsType::Ext4) {
+        FsType::Ext4 => &EXT4_STAGE,
+        FsType::Xfs => &XFS_STAGE,
+    };
+    LOOP_STAGE.iter().chain(own).copied().collect()
+}
+
+fn refused(kind: Kind, fs: Option<FsType>, at: Use, opt: &str) -> Error {
+    let why = match opt.split_once('=').map_or(opt, |(k, _)| k) {
+        "remount" | "bind" | "rbind" | "move" | "make-private" | "make-shared" | "make-slave" => {
+            "it changes how strata mounts"
+        }
+        "size" | "mode" | "uid" | "gid" | "nr_inodes" | "nr_blocks" | "huge" => "strata sets it",
+        "suid" | "dev" => "it would let the volume run setuid programs or reach devices",
+        "errors" if opt == "errors=panic" => "it would panic the node's kernel on a filesystem error",
+        _ => "it is not on the allowlist",
+    };
+    let mount = match (kind, at) {
+        (Kind::Loop, Use::Stage) => format!("the {} mount of a loop volume", fs.unwrap_or(FsType::Ext4).as_str()),
+        (_, Use::Stage) => format!("the staging bind of a {} volume", kind.as_str()),
+        (_, Use::Publish) => format!("a publish bind of a {} volume", kind.as_str()),
+    };
+    let allowed: Vec<&str> = PER_MOUNT.iter().copied().chain(fs_stage_options(kind, fs, at)).collect();
+    Error::InvalidArgument(format!(
+        "mount option {} is not allowed for {mount}: {why}; allowed: {}",
+        quote(opt),
+        allowed.join(", ")
+    ))
+}
+
+#[cfg(test)]
+mod tests;
