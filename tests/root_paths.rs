@@ -204,3 +204,55 @@ async fn a_read_only_publication_from_a_child_mount_namespace_is_read_only_on_th
         c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
     }
 }
+
+fn cap_with_flags(flags: &[&str]) -> p::VolumeCapability {
+    use p::volume_capability::{AccessType, MountVolume};
+    let mount = MountVolume { mount_flags: flags.iter().map(|f| f.to_string()).collect(), ..Default::default() };
+    p::VolumeCapability { access_type: Some(AccessType::Mount(mount)), ..mount_cap() }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn mount_options_pass_a_per_backend_policy() {
+    require_root();
+    let s = Server::start();
+    let mut c = s.clients().await;
+    let dir = create(&mut c, "pvc-opt-dir", 1 << 20, &[]).await;
+    let ext4 = create(&mut c, "pvc-opt-loop", 16 << 20, &[("backend", "loop")]).await;
+    let tmpfs = create(&mut c, "pvc-opt-tmpfs", 1 << 20, &[("backend", "tmpfs")]).await;
+    let refused: [(&str, &[&str]); 9] = [
+        (&dir, &["remount"]),
+        (&dir, &["bind"]),
+        (&dir, &["size=1m"]),
+        (&dir, &["mode=0777"]),
+        (&dir, &["uid=0"]),
+        (&ext4, &["errors=panic"]),
+        (&ext4, &["noatime,errors=panic"]),
+        (&tmpfs, &["suid"]),
+        (&tmpfs, &["dev"]),
+    ];
+    let st = s.path("staging");
+    for (id, flags) in refused {
+        let err = c.node.node_stage_volume(stage_req(id, &st, cap_with_flags(flags))).await.unwrap_err();
+        assert_eq!(err.code(), Code::InvalidArgument, "{flags:?}: {err:?}");
+        let named = flags.iter().flat_map(|f| f.split(',')).any(|o| err.message().contains(o));
+        assert!(named, "the refusal names the option: {}", err.message());
+        assert!(mount_at(&st).is_none(), "{flags:?}: nothing mounted");
+    }
+    // A comma-joined entry is split and each flag applied.
+    c.node.node_stage_volume(stage_req(&ext4, &st, cap_with_flags(&["nosuid,nodev", "noatime"]))).await.unwrap();
+    let m = mount_at(&st).expect("staged");
+    for flag in ["nosuid", "nodev", "noatime"] {
+        assert!(m.mount_options.iter().any(|o| o == flag), "{flag} missing from {:?}", m.mount_options);
+    }
+    c.node.node_unstage_volume(unstage_req(&ext4, &st)).await.unwrap();
+    // tmpfs gets nosuid and nodev on its staging bind though none were asked.
+    c.node.node_stage_volume(stage_req(&tmpfs, &st, mount_cap())).await.unwrap();
+    let m = mount_at(&st).expect("staged");
+    for flag in ["nosuid", "nodev"] {
+        assert!(m.mount_options.iter().any(|o| o == flag), "tmpfs {flag} missing from {:?}", m.mount_options);
+    }
+    c.node.node_unstage_volume(unstage_req(&tmpfs, &st)).await.unwrap();
+    for id in [dir, ext4, tmpfs] {
+        c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
+    }
+}
