@@ -3,6 +3,7 @@
 //! become statuses in exactly one place (`status.rs`).
 
 pub mod app;
+mod authority;
 pub mod cli;
 pub mod client;
 mod controller;

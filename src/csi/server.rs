@@ -2,6 +2,7 @@
 //! calls in flight before exiting.
 
 use super::Driver;
+use super::authority::AuthorityFix;
 use super::proto::controller_server::ControllerServer;
 use super::proto::identity_server::IdentityServer;
 use super::proto::node_server::NodeServer;
@@ -11,6 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
 /// Mode of the socket: the sidecars (same user or group) may connect, nobody else.
@@ -99,7 +101,9 @@ pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) ->
         Endpoint::Unix(path) => {
             let (listener, socket) = bind_unix(path)?;
             tracing::info!(%endpoint, "serving");
-            (Box::pin(router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)), Some(socket))
+            // Any client may connect, whatever it sends as `:authority` (see `authority`).
+            let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+            (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), Some(socket))
         }
         Endpoint::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
