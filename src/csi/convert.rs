@@ -7,6 +7,7 @@ use super::proto::volume_content_source as content;
 use super::proto::{self, CapacityRange, Topology, TopologyRequirement, VolumeCapability, VolumeContentSource};
 use super::volume_id::VolumeId;
 use crate::backend::Kind;
+use crate::engine::validate::bounded;
 use crate::engine::{Access, Source, Volume};
 use crate::sys::FsType;
 use std::collections::{BTreeMap, HashMap};
@@ -36,13 +37,14 @@ pub struct Wanted {
 /// parameters, unknown fs types, conflicting fs types and unsupported capabilities are refused.
 pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabled: &[Kind]) -> Result<Wanted, Status> {
     if let Some(k) = params.keys().find(|k| *k != PARAM_BACKEND && !k.starts_with(K8S_PREFIX)) {
-        return Err(invalid(format!("unknown parameter {k:?}; strata knows {PARAM_BACKEND:?} and {K8S_PREFIX}*")));
+        return Err(invalid(format!(
+            "unknown parameter {:?}; strata knows {PARAM_BACKEND:?} and {K8S_PREFIX}*",
+            bounded(k)
+        )));
     }
     let kind = match params.get(PARAM_BACKEND).map(String::as_str) {
         None | Some("") => Kind::Dir,
-        Some(name) => {
-            Kind::parse(name).ok_or_else(|| invalid(format!("unknown backend {name:?}; use dir, loop or btrfs")))?
-        }
+        Some(name) => Kind::parse(name).ok_or_else(|| unknown_backend(name, enabled))?,
     };
     if !enabled.contains(&kind) {
         return Err(invalid(format!("backend {} is not enabled on this driver (see --backends)", kind.as_str())));
@@ -54,7 +56,10 @@ pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabl
     let fs_type = match fs_names.as_slice() {
         [] => None,
         [one] => Some(fs_type_for(kind, one)?),
-        many => return Err(invalid(format!("conflicting fs types {many:?}"))),
+        many => {
+            let many: Vec<String> = many.iter().map(|n| bounded(n)).collect();
+            return Err(invalid(format!("conflicting fs types {many:?}")));
+        }
     };
     let want = Wanted { kind, fs_type };
     for cap in caps {
@@ -63,15 +68,22 @@ pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabl
     Ok(want)
 }
 
+/// INVALID_ARGUMENT for a backend name strata does not know, listing the backends enabled here.
+fn unknown_backend(name: &str, enabled: &[Kind]) -> Status {
+    let names: Vec<&str> = enabled.iter().map(|k| k.as_str()).collect();
+    invalid(format!("unknown backend {:?}; this driver has {} enabled", bounded(name), names.join(", ")))
+}
+
 /// The fs type `name` for a volume of `kind`: only loop volumes have one that strata makes.
 fn fs_type_for(kind: Kind, name: &str) -> Result<FsType, Status> {
     if !kind.formats() {
         return Err(invalid(format!(
-            "a {} volume has no filesystem of its own; leave the fs type empty (got {name:?})",
-            kind.as_str()
+            "a {} volume has no filesystem of its own; leave the fs type empty (got {:?})",
+            kind.as_str(),
+            bounded(name)
         )));
     }
-    FsType::parse(name).ok_or_else(|| invalid(format!("fs type {name:?} is not supported; use ext4 or xfs")))
+    FsType::parse(name).ok_or_else(|| invalid(format!("fs type {:?} is not supported; use ext4 or xfs", bounded(name))))
 }
 
 fn cap_fs_type(cap: &VolumeCapability) -> Option<&str> {
@@ -110,9 +122,11 @@ pub fn check_capability(cap: &VolumeCapability, want: &Wanted) -> Result<(), Str
         Some(AccessType::Mount(m)) => match (m.fs_type.as_str(), want.fs_type) {
             ("", _) => Ok(()),
             (asked, Some(has)) if asked == has.as_str() => Ok(()),
-            (asked, has) => {
-                Err(format!("fs type {asked:?} does not match the volume's ({})", has.map_or("none", FsType::as_str)))
-            }
+            (asked, has) => Err(format!(
+                "fs type {:?} does not match the volume's ({})",
+                bounded(asked),
+                has.map_or("none", FsType::as_str)
+            )),
         },
     }
 }

@@ -8,6 +8,7 @@ use super::convert::{self, invalid};
 use super::proto::NodePublishVolumeRequest;
 use super::volume_id::{VolumeId, ephemeral_local};
 use crate::backend::Kind;
+use crate::engine::validate::bounded;
 use crate::engine::{Access, CreateRequest, Engine};
 use crate::sys::MountOptions;
 use std::collections::{BTreeMap, HashMap};
@@ -88,7 +89,8 @@ fn create_request(kubelet_id: &str, ctx: &HashMap<String, String>) -> Result<Cre
     let known = |k: &str| k == SIZE_KEY || k == convert::PARAM_BACKEND || k.starts_with(convert::K8S_PREFIX);
     if let Some(k) = ctx.keys().find(|k| !known(k)) {
         return Err(invalid(format!(
-            "unknown volume attribute {k:?}; ephemeral volumes take {SIZE_KEY:?} and {:?}",
+            "unknown volume attribute {:?}; ephemeral volumes take {SIZE_KEY:?} and {:?}",
+            bounded(k),
             convert::PARAM_BACKEND
         )));
     }
@@ -96,14 +98,14 @@ fn create_request(kubelet_id: &str, ctx: &HashMap<String, String>) -> Result<Cre
         None | Some("") | Some("tmpfs") => Kind::Tmpfs,
         Some("dir") => Kind::Dir,
         Some(other) => {
-            return Err(invalid(format!("ephemeral volumes use backend tmpfs or dir, not {other:?}")));
+            return Err(invalid(format!("ephemeral volumes use backend tmpfs or dir, not {:?}", bounded(other))));
         }
     };
     let capacity = match ctx.get(SIZE_KEY) {
         None => DEFAULT_SIZE,
         Some(s) => convert::parse_size(s)
             .filter(|b| *b > 0)
-            .ok_or_else(|| invalid(format!("size {s:?} is not a size like 64Mi or 1G")))?,
+            .ok_or_else(|| invalid(format!("size {:?} is not a size like 64Mi or 1G", bounded(s))))?,
     };
     // Only stable attributes are recorded: kubelet may add service account tokens that change
     // on every publish (and must never be written to disk).

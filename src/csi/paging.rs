@@ -3,6 +3,7 @@
 //! last id returned, so a token stays valid when items come or go between the calls.
 
 use super::convert::invalid;
+use crate::engine::validate::bounded;
 use tonic::Status;
 
 /// Prefix of a page token; the rest is the last engine id already returned.
@@ -41,7 +42,7 @@ fn parse_token(token: &str, kind: &'static str) -> Result<Option<String>, Status
         .strip_prefix(TOKEN_PREFIX)
         .filter(|id| crate::engine::validate::id(kind, id).is_ok())
         .map(|id| Some(id.to_owned()))
-        .ok_or_else(|| Status::aborted(format!("starting_token {token:?} is not a token of this driver")))
+        .ok_or_else(|| Status::aborted(format!("starting_token {:?} is not a token of this driver", bounded(token))))
 }
 
 #[cfg(test)]

@@ -11,6 +11,7 @@ use super::proto::{
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
+use crate::engine::validate::bounded;
 use crate::engine::{Condition, CreateRequest, Engine, Volume};
 use tonic::Status;
 
@@ -124,13 +125,15 @@ pub(super) fn reuse(engine: &Engine, req: &mut CreateRequest, range: Option<&Cap
     if old.name != req.name {
         return Err(Status::already_exists(format!(
             "volume id {} already belongs to the volume named {:?}",
-            req.id, old.name
+            req.id,
+            bounded(&old.name)
         )));
     }
     if !convert::fits(old.capacity, range)? {
         return Err(Status::already_exists(format!(
             "volume {:?} exists with {} bytes, outside the requested capacity range",
-            req.name, old.capacity
+            bounded(&req.name),
+            old.capacity
         )));
     }
     req.capacity = old.capacity;

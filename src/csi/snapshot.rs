@@ -14,6 +14,7 @@ use super::proto::{
 };
 use super::volume_id::{SnapshotId, VolumeId};
 use super::{Driver, paging, require};
+use crate::engine::validate::bounded;
 use crate::engine::{Engine, Snapshot, SnapshotRequest};
 use tonic::Status;
 
@@ -22,7 +23,10 @@ impl Driver {
         require(&r.name, "name")?;
         require(&r.source_volume_id, "source_volume_id")?;
         if let Some(k) = r.parameters.keys().find(|k| !k.starts_with(K8S_PREFIX)) {
-            return Err(invalid(format!("unknown snapshot parameter {k:?}; strata takes none but {K8S_PREFIX}*")));
+            return Err(invalid(format!(
+                "unknown snapshot parameter {:?}; strata takes none but {K8S_PREFIX}*",
+                bounded(k)
+            )));
         }
         let source = self.local(&r.source_volume_id)?;
         let req = SnapshotRequest {
@@ -115,13 +119,16 @@ fn create_or_reuse(engine: &Engine, req: &SnapshotRequest) -> Result<Snapshot, S
         if old.name != req.name {
             return Err(Status::already_exists(format!(
                 "snapshot id {} already belongs to the snapshot named {:?}",
-                req.id, old.name
+                req.id,
+                bounded(&old.name)
             )));
         }
         if old.source_volume != req.source_volume {
             return Err(Status::already_exists(format!(
                 "snapshot {:?} exists as a snapshot of volume {}, not of {}",
-                req.name, old.source_volume, req.source_volume
+                bounded(&req.name),
+                old.source_volume,
+                req.source_volume
             )));
         }
         return Ok(old);

@@ -8,7 +8,7 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     #[error("invalid {kind} id {id:?}: {reason}")]
     InvalidId { kind: &'static str, id: String, reason: String },
-    #[error("invalid {what} path {path:?}: {reason}")]
+    #[error("invalid {what} path {:?}: {reason}", super::validate::bounded(&.path.to_string_lossy()))]
     InvalidPath { what: &'static str, path: PathBuf, reason: String },
     #[error("invalid argument: {0}")]
     InvalidArgument(String),

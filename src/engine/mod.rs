@@ -373,7 +373,8 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
         return differ("fs type", format!("{:?}", existing.fs_type), format!("{fs_type:?}"));
     }
     if existing.parameters != req.parameters {
-        return differ("parameters", format!("{:?}", existing.parameters), format!("{:?}", req.parameters));
+        let quote = |m: &BTreeMap<String, String>| validate::bounded(&format!("{m:?}"));
+        return differ("parameters", quote(&existing.parameters), quote(&req.parameters));
     }
     Ok(())
 }
