@@ -37,9 +37,21 @@ impl Reply {
         self.field("grpc-status").map(|s| s.parse().unwrap())
     }
 
-    /// `grpc-message`, still percent-encoded as it travelled.
+    /// `grpc-message`, percent-decoded.
     pub fn status_message(&self) -> String {
-        self.field("grpc-message").unwrap_or_default().to_owned()
+        let raw = self.field("grpc-message").unwrap_or_default().as_bytes();
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < raw.len() {
+            if raw[i] == b'%' && i + 2 < raw.len() {
+                out.push(u8::from_str_radix(std::str::from_utf8(&raw[i + 1..i + 3]).unwrap(), 16).unwrap());
+                i += 3;
+            } else {
+                out.push(raw[i]);
+                i += 1;
+            }
+        }
+        String::from_utf8(out).unwrap()
     }
 }
 
