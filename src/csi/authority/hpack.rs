@@ -6,7 +6,8 @@ use super::frames::MAX_BLOCK;
 
 /// What stands in for an authority that is not an RFC 3986 authority (the value kubelet sends).
 const STAND_IN: &[u8] = b"localhost";
-/// The dynamic table size h2 advertises (the HTTP/2 default), which binds the client's encoder.
+/// The dynamic table size h2 advertises (the HTTP/2 default: tonic leaves hyper's
+/// `header_table_size` unset), which binds the client's encoder.
 const TABLE_SIZE: usize = 4096;
 /// HPACK's per-field overhead in the header list size (RFC 7541 section 4.1).
 const FIELD_OVERHEAD: usize = 32;

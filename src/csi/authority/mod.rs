@@ -87,6 +87,9 @@ impl<S> AuthorityFix<S> {
 impl<S: AsyncRead + Unpin> AsyncRead for AuthorityFix<S> {
     fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let this = self.get_mut();
+        if buf.remaining() == 0 {
+            return Poll::Ready(Ok(()));
+        }
         loop {
             if this.give(buf) || this.eof {
                 return Poll::Ready(Ok(()));
