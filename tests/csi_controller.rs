@@ -276,6 +276,7 @@ async fn controller_capabilities_are_exactly_what_is_implemented() {
             rpc::Type::GetVolume,
             rpc::Type::CreateDeleteSnapshot,
             rpc::Type::ListSnapshots,
+            rpc::Type::GetSnapshot,
             rpc::Type::CloneVolume,
             rpc::Type::ExpandVolume,
             rpc::Type::VolumeCondition,

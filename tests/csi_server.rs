@@ -5,7 +5,7 @@ mod csi_support;
 
 use csi_support::*;
 use nix::sys::signal::Signal;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::process::{Command, Stdio};
 use std::time::Duration;
 use strata::csi::proto::{self as p};
@@ -28,6 +28,28 @@ async fn the_socket_is_0660_and_gone_after_sigterm() {
     c.id.probe(p::ProbeRequest {}).await.unwrap();
     let status = s.stop(Signal::SIGINT);
     assert!(status.success(), "{status}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_second_server_on_a_live_socket_refuses_to_start() {
+    let mut s = Server::start();
+    let ino = std::fs::metadata(&s.sock).unwrap().ino();
+    let other = tempfile::tempdir().unwrap();
+    let out = Command::new(BIN)
+        .args(["serve", "--node-id", "n", "--endpoint", &s.endpoint(), "--root"])
+        .arg(other.path().join("root"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains(&format!("another server is listening at {}", s.sock.display())), "{stderr}");
+    assert!(!other.path().join("root").exists(), "the second server opened its root before refusing");
+    // The first server keeps its socket and still answers.
+    assert_eq!(std::fs::metadata(&s.sock).unwrap().ino(), ino);
+    let mut c = s.clients().await;
+    c.id.probe(p::ProbeRequest {}).await.unwrap();
+    assert!(s.stop(Signal::SIGTERM).success());
 }
 
 #[test]

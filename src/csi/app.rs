@@ -67,6 +67,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(n) if !n.is_empty() => n,
         _ => hostname()?,
     };
+    // Before the engine reconciles anything: a second server on a live socket stops here.
+    server::preflight(&args.endpoint).map_err(|e| e.to_string())?;
     let cfg = engine::Config {
         root: args.root.clone(),
         allowed_prefixes: args.allowed_path_prefixes.clone(),

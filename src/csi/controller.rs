@@ -27,15 +27,16 @@ use tonic::{Request, Response, Status};
 
 /// The controller RPCs strata advertises. SINGLE_NODE_MULTI_WRITER: volumes accept the
 /// SINGLE_NODE_SINGLE_WRITER (one publication at a time) and SINGLE_NODE_MULTI_WRITER modes.
-/// GetSnapshot is served but GET_SNAPSHOT (alpha in v1.12) is not advertised: the v1.12
-/// conformance suite (csi-test v5.4) rejects it as an unknown capability, and no sidecar uses it.
-const CAPABILITIES: [rpc::Type; 10] = [
+/// GET_SNAPSHOT (alpha in v1.12): GetSnapshot is served, and csi-test v5.5 tests it when it is
+/// advertised.
+const CAPABILITIES: [rpc::Type; 11] = [
     rpc::Type::CreateDeleteVolume,
     rpc::Type::ListVolumes,
     rpc::Type::GetCapacity,
     rpc::Type::GetVolume,
     rpc::Type::CreateDeleteSnapshot,
     rpc::Type::ListSnapshots,
+    rpc::Type::GetSnapshot,
     rpc::Type::CloneVolume,
     rpc::Type::ExpandVolume,
     rpc::Type::VolumeCondition,

@@ -39,8 +39,7 @@ pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabl
     }
     let kind = match params.get(PARAM_BACKEND).map(String::as_str) {
         None | Some("") => Kind::Dir,
-        Some(name) => Kind::parse(name)
-            .ok_or_else(|| invalid(format!("unknown backend {}; use dir, loop or btrfs", quote(name))))?,
+        Some(name) => Kind::parse(name).ok_or_else(|| unknown_backend(name, enabled))?,
     };
     if !enabled.contains(&kind) {
         return Err(invalid(format!("backend {} is not enabled on this driver (see --backends)", kind.as_str())));
@@ -59,6 +58,12 @@ pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabl
         check_capability(cap, &want).map_err(invalid)?;
     }
     Ok(want)
+}
+
+/// INVALID_ARGUMENT for a backend name strata does not know, listing the backends enabled here.
+fn unknown_backend(name: &str, enabled: &[Kind]) -> Status {
+    let names: Vec<&str> = enabled.iter().map(|k| k.as_str()).collect();
+    invalid(format!("unknown backend {}; this driver has {} enabled", quote(name), names.join(", ")))
 }
 
 /// The fs type `name` for a volume of `kind`: only loop volumes have one that strata makes.

@@ -3,13 +3,16 @@
 //! become statuses in exactly one place (`status.rs`).
 
 pub mod app;
+mod authority;
 pub mod cli;
 pub mod client;
+pub mod codec;
 mod controller;
 pub mod convert;
 mod ephemeral;
 mod expand;
 mod identity;
+mod limits;
 mod node;
 mod paging;
 mod probe;

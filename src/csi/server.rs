@@ -2,6 +2,7 @@
 //! calls in flight before exiting.
 
 use super::Driver;
+use super::authority::AuthorityFix;
 use super::proto::controller_server::ControllerServer;
 use super::proto::identity_server::IdentityServer;
 use super::proto::node_server::NodeServer;
@@ -11,6 +12,7 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio_stream::StreamExt;
 use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
 /// Mode of the socket: the sidecars (same user or group) may connect, nobody else.
@@ -24,6 +26,8 @@ pub enum Error {
     Socket { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("{path} exists and is not a socket; refusing to remove it")]
     NotASocket { path: PathBuf },
+    #[error("another server is listening at {path}; not starting a second one on it")]
+    InUse { path: PathBuf },
     #[error("listen on {addr}: {source}")]
     Tcp { addr: String, source: std::io::Error },
     #[error("install signal handler: {0}")]
@@ -99,7 +103,9 @@ pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) ->
         Endpoint::Unix(path) => {
             let (listener, socket) = bind_unix(path)?;
             tracing::info!(%endpoint, "serving");
-            (Box::pin(router.serve_with_incoming_shutdown(UnixListenerStream::new(listener), stop)), Some(socket))
+            // Any client may connect, whatever it sends as `:authority` (see `authority`).
+            let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+            (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), Some(socket))
         }
         Endpoint::Tcp(addr) => {
             let listener = tokio::net::TcpListener::bind(addr)
@@ -141,15 +147,38 @@ impl SocketFile {
     }
 }
 
-/// Binds the unix socket: removes a stale socket first (never another kind of file), creates
-/// the parent directory, and leaves the socket with mode 0660.
-fn bind_unix(path: &Path) -> Result<(tokio::net::UnixListener, SocketFile), Error> {
+/// Checks, before anything else starts, that the endpoint is free to serve on: a unix socket
+/// path holds nothing, or a stale socket (see [`existing_socket`]). TCP is checked by binding.
+pub fn preflight(endpoint: &Endpoint) -> Result<(), Error> {
+    match endpoint {
+        Endpoint::Unix(path) => existing_socket(path).map(drop),
+        Endpoint::Tcp(_) => Ok(()),
+    }
+}
+
+/// Whether `path` holds a stale socket (true) or nothing (false). A socket that a server still
+/// accepts on is [`Error::InUse`]: removing it would orphan that server, which keeps running but
+/// can no longer be reached. Only a refused connection proves the socket stale.
+fn existing_socket(path: &Path) -> Result<bool, Error> {
     let io = |what| move |source| Error::Socket { what, path: path.to_owned(), source };
     match std::fs::symlink_metadata(path) {
-        Ok(m) if m.file_type().is_socket() => std::fs::remove_file(path).map_err(io("remove stale socket"))?,
-        Ok(_) => return Err(Error::NotASocket { path: path.to_owned() }),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("inspect")(e)),
+        Ok(m) if m.file_type().is_socket() => match std::os::unix::net::UnixStream::connect(path) {
+            Ok(_) => Err(Error::InUse { path: path.to_owned() }),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Ok(true),
+            Err(e) => Err(io("connect to the existing socket")(e)),
+        },
+        Ok(_) => Err(Error::NotASocket { path: path.to_owned() }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+        Err(e) => Err(io("inspect")(e)),
+    }
+}
+
+/// Binds the unix socket: replaces a stale socket (never a live one, never another kind of
+/// file), creates the parent directory, and leaves the socket with mode 0660.
+fn bind_unix(path: &Path) -> Result<(tokio::net::UnixListener, SocketFile), Error> {
+    let io = |what| move |source| Error::Socket { what, path: path.to_owned(), source };
+    if existing_socket(path)? {
+        std::fs::remove_file(path).map_err(io("remove stale socket"))?;
     }
     if let Some(parent) = path.parent() {
         std::fs::create_dir_all(parent).map_err(io("create directory for"))?;
@@ -225,5 +254,26 @@ mod tests {
         std::fs::write(&file, "keep").unwrap();
         assert!(matches!(bind_unix(&file), Err(Error::NotASocket { .. })));
         assert_eq!(std::fs::read_to_string(&file).unwrap(), "keep");
+    }
+
+    #[tokio::test]
+    async fn a_live_socket_is_never_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let sock = dir.path().join("csi.sock");
+        let (live, _socket) = bind_unix(&sock).unwrap();
+        let ino = std::fs::metadata(&sock).unwrap().ino();
+        let endpoint = Endpoint::Unix(sock.clone());
+        assert!(matches!(preflight(&endpoint), Err(Error::InUse { .. })));
+        let err = bind_unix(&sock).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            format!("another server is listening at {}; not starting a second one on it", sock.display())
+        );
+        assert_eq!(std::fs::metadata(&sock).unwrap().ino(), ino);
+        drop(live);
+        preflight(&endpoint).unwrap();
+        // The stale socket is replaced: the new server is the one that accepts.
+        let (_again, _socket) = bind_unix(&sock).unwrap();
+        std::os::unix::net::UnixStream::connect(&sock).unwrap();
     }
 }

@@ -2,6 +2,8 @@
 //! temp dir, connect the generated clients, build requests, and clean mounts and loops up.
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod raw;
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};

@@ -55,6 +55,21 @@ fn bad_parameters_and_capabilities_are_invalid_arguments() {
 }
 
 #[test]
+fn an_unknown_backend_is_answered_with_the_enabled_ones_and_a_bounded_quote() {
+    let enabled = [Kind::Dir, Kind::Loop, Kind::Tmpfs];
+    let err = wanted(&params(&[("backend", "zfs")]), &[mount("")], &enabled).unwrap_err();
+    assert_eq!(err.message(), r#"unknown backend "zfs"; this driver has dir, loop, tmpfs enabled"#);
+    let huge = "z".repeat(100_000);
+    let err = wanted(&params(&[("backend", &huge)]), &[mount("")], &[Kind::Btrfs]).unwrap_err();
+    assert!(err.message().len() < 400, "{}", err.message());
+    assert!(err.message().ends_with(r#""…; this driver has btrfs enabled"#), "{}", err.message());
+    let err = wanted(&params(&[(&huge, "1")]), &[mount("")], &enabled).unwrap_err();
+    assert!(err.message().len() < 400, "{}", err.message());
+    // tmpfs, when enabled, is a backend CreateVolume takes.
+    assert_eq!(wanted(&params(&[("backend", "tmpfs")]), &[mount("")], &enabled).unwrap().kind, Kind::Tmpfs);
+}
+
+#[test]
 fn kubernetes_parameters_are_accepted() {
     let p = params(&[("csi.storage.k8s.io/pvc/name", "data"), ("backend", "dir")]);
     wanted(&p, &[mount("")], &ALL).unwrap();

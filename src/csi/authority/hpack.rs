@@ -1,0 +1,145 @@
+//! Re-encodes a client's header block: decoded with the client's HPACK context, written back
+//! with literals that never touch the receiver's dynamic table, the authority made acceptable.
+
+use super::Error;
+use super::frames::MAX_BLOCK;
+
+/// What stands in for an authority that is not an RFC 3986 authority (the value kubelet sends).
+const STAND_IN: &[u8] = b"localhost";
+/// The dynamic table size h2 advertises (the HTTP/2 default: tonic leaves hyper's
+/// `header_table_size` unset), which binds the client's encoder.
+const TABLE_SIZE: usize = 4096;
+/// HPACK's per-field overhead in the header list size (RFC 7541 section 4.1).
+const FIELD_OVERHEAD: usize = 32;
+
+pub(super) struct Transcoder {
+    decoder: loona_hpack::Decoder<'static>,
+}
+
+impl std::fmt::Debug for Transcoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Transcoder").finish_non_exhaustive()
+    }
+}
+
+impl Transcoder {
+    pub(super) fn new() -> Transcoder {
+        let mut decoder = loona_hpack::Decoder::new();
+        decoder.set_max_allowed_table_size(TABLE_SIZE);
+        Transcoder { decoder }
+    }
+
+    /// The block, decoded and written again as literals without indexing.
+    pub(super) fn transcode(&mut self, block: &[u8]) -> Result<Vec<u8>, Error> {
+        let mut out = Vec::with_capacity(block.len() * 2);
+        let mut size = 0usize;
+        self.decoder
+            .decode_with_cb(block, |name, value| {
+                size = size.saturating_add(name.len() + value.len() + FIELD_OVERHEAD);
+                if size > MAX_BLOCK {
+                    return;
+                }
+                let value = if &*name == b":authority" && !acceptable(&value) { STAND_IN } else { &value };
+                literal(&name, value, &mut out);
+            })
+            .map_err(|e| Error::Hpack(e.to_string()))?;
+        if size > MAX_BLOCK {
+            return Err(Error::BlockTooLarge(size));
+        }
+        Ok(out)
+    }
+}
+
+/// Whether h2 takes this authority as it is.
+fn acceptable(authority: &[u8]) -> bool {
+    http::uri::Authority::try_from(authority).is_ok()
+}
+
+/// A literal header field without indexing, with a literal name, neither string Huffman-coded.
+fn literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
+    out.push(0x00);
+    string(name, out);
+    string(value, out);
+}
+
+/// A string literal (H bit clear) with its length as a 7-bit-prefix integer.
+fn string(s: &[u8], out: &mut Vec<u8>) {
+    const PREFIX_MAX: usize = 127;
+    let mut n = s.len();
+    if n < PREFIX_MAX {
+        out.push(n as u8);
+    } else {
+        out.push(PREFIX_MAX as u8);
+        n -= PREFIX_MAX;
+        while n >= 0x80 {
+            out.push((n & 0x7f) as u8 | 0x80);
+            n >>= 7;
+        }
+        out.push(n as u8);
+    }
+    out.extend_from_slice(s);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Decodes what `transcode` wrote with a fresh decoder: literals need no shared state.
+    fn fields(block: &[u8]) -> Vec<(String, String)> {
+        let mut d = loona_hpack::Decoder::new();
+        let list = d.decode(block).unwrap();
+        list.into_iter().map(|(n, v)| (String::from_utf8(n).unwrap(), String::from_utf8(v).unwrap())).collect()
+    }
+
+    #[test]
+    fn bad_authorities_become_localhost_and_good_ones_stay() {
+        let mut enc = loona_hpack::Encoder::new();
+        let mut t = Transcoder::new();
+        let long = "x".repeat(300);
+        for (given, expect) in [
+            ("/var/lib/kubelet/plugins/x/csi.sock", "localhost"),
+            ("", "localhost"),
+            ("localhost", "localhost"),
+            ("strata:10000", "strata:10000"),
+        ] {
+            // The same encoder for every block: later blocks refer to its dynamic table.
+            let block = enc.encode([
+                (&b":method"[..], &b"POST"[..]),
+                (b":authority", given.as_bytes()),
+                (b"x-long", long.as_bytes()),
+            ]);
+            let got = fields(&t.transcode(&block).unwrap());
+            assert_eq!(got[0], (":method".into(), "POST".into()));
+            assert_eq!(got[1], (":authority".into(), expect.into()), "{given:?}");
+            assert_eq!(got[2].1, long);
+        }
+    }
+
+    #[test]
+    fn an_amplified_block_is_refused() {
+        let mut enc = loona_hpack::Encoder::new();
+        let big = vec![b'a'; 3000];
+        let mut t = Transcoder::new();
+        t.transcode(&enc.encode([(&b"x-big"[..], &big[..])])).unwrap();
+        // Each repeat is one byte on the wire (an index) but 3 KB decoded.
+        let many: Vec<_> = (0..400).map(|_| (&b"x-big"[..], &big[..])).collect();
+        assert!(matches!(t.transcode(&enc.encode(many)), Err(Error::BlockTooLarge(_))));
+    }
+
+    #[test]
+    fn long_strings_use_the_integer_continuation() {
+        let mut out = Vec::new();
+        string(&[b'v'; 1000], &mut out);
+        assert_eq!(&out[..3], &[127, (1000 - 127) as u8 & 0x7f | 0x80, ((1000 - 127) >> 7) as u8]);
+        assert_eq!(
+            fields(&{
+                let mut b = Vec::new();
+                literal(b"k", &[b'v'; 1000], &mut b);
+                b
+            })[0]
+                .1
+                .len(),
+            1000
+        );
+    }
+}
