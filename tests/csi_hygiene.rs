@@ -78,7 +78,7 @@ async fn untrusted_strings_are_quoted_bounded_and_unknown_backends_name_the_enab
 
     let long = "b".repeat(20_000);
     let err = c.ctl.create_volume(create_req("pvc-1", 1 << 20, &[("backend", &long)])).await.unwrap_err();
-    assert!(err.message().len() < 400 && err.message().contains("b…"), "{}", err.message());
+    assert!(err.message().len() < 400 && err.message().contains("b\"…"), "{}", err.message());
     let err = c.ctl.create_volume(create_req("pvc-1", 1 << 20, &[(&long, "x")])).await.unwrap_err();
-    assert!(err.message().len() < 400 && err.message().contains("b…"), "{}", err.message());
+    assert!(err.message().len() < 400 && err.message().contains("b\"…"), "{}", err.message());
 }

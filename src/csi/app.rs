@@ -33,6 +33,7 @@ pub fn main() -> ExitCode {
         Command::Client(args) => runtime.block_on(client::run(args)),
         Command::Bench(args) => crate::bench::main(*args, &runtime),
         Command::MigratePv(args) => crate::migrate::run(args),
+        Command::Repair(args) => super::repair::run(&args),
     }
 }
 

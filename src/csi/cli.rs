@@ -24,6 +24,28 @@ pub enum Command {
     Bench(Box<crate::bench::BenchArgs>),
     /// Print the CSI PV that adopts a strata/flex FlexVolume PV (same volume, no data copied).
     MigratePv(crate::migrate::Args),
+    /// List the quarantined volumes of a data root; rebuild one, or set one aside (no data is
+    /// ever deleted). Safe while the server runs: it takes the volume's lock.
+    Repair(RepairArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// The data root.
+    #[arg(long, default_value = "/var/lib/strata")]
+    pub root: PathBuf,
+    /// Rebuild this volume's record (when missing or damaged) from its storage, and its node
+    /// state from the mounts the kernel shows.
+    #[arg(long, value_name = "VOLUME_ID", conflicts_with = "drop")]
+    pub rebuild: Option<String>,
+    /// The capacity of the rebuilt volume (64Mi, 10Gi, bytes); dir and btrfs volumes keep no
+    /// size of their own and get 1Gi without it.
+    #[arg(long, value_name = "SIZE", requires = "rebuild")]
+    pub capacity: Option<String>,
+    /// Move this volume's directory aside to <root>/volumes/.quarantine/<id>.<time>; refused while the
+    /// kernel shows the volume mounted.
+    #[arg(long, value_name = "VOLUME_ID")]
+    pub drop: Option<String>,
 }
 
 #[derive(Debug, Args)]

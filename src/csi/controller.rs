@@ -20,7 +20,7 @@ use super::proto::{
     ListSnapshotsResponse, ListVolumesRequest, ListVolumesResponse, ValidateVolumeCapabilitiesRequest,
     ValidateVolumeCapabilitiesResponse, controller_get_volume_response::VolumeStatus,
 };
-use super::provision::{condition, existing};
+use super::provision::{condition, existing, quarantined_condition};
 use super::volume_id::VolumeId;
 use super::{Driver, convert, expand, query, require, rpc};
 use tonic::{Request, Response, Status};
@@ -113,10 +113,18 @@ impl Controller for Driver {
         query("ControllerGetVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             let local = self.local(&r.volume_id)?;
-            let (vol, cond) =
-                self.blocking(move |e| Ok::<_, Status>((existing(e, &local)?, e.volume_condition(&local)?))).await?;
+            let found = self
+                .blocking(move |e| match existing(e, &local) {
+                    Ok(vol) => Ok(Ok((vol, e.volume_condition(&local)?))),
+                    Err(status) => e.quarantine_of(&local).map(Err).ok_or(status),
+                })
+                .await?;
+            let (volume, cond) = match found {
+                Ok((vol, cond)) => (convert::volume(&vol, &self.node_tag, &self.opts.node_id), cond),
+                Err(q) => (self.quarantined_volume(&q), quarantined_condition(&q)),
+            };
             Ok(ControllerGetVolumeResponse {
-                volume: Some(convert::volume(&vol, &self.node_tag, &self.opts.node_id)),
+                volume: Some(volume),
                 status: Some(VolumeStatus { published_node_ids: Vec::new(), volume_condition: Some(condition(cond)) }),
             })
         })

@@ -18,6 +18,7 @@ mod paging;
 mod probe;
 pub mod proto;
 mod provision;
+mod repair;
 pub mod server;
 mod snapshot;
 mod source;

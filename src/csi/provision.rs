@@ -11,7 +11,7 @@ use super::proto::{
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
-use crate::engine::{Condition, CreateRequest, Engine, Volume, quote, size};
+use crate::engine::{Condition, CreateRequest, Engine, Quarantine, Volume, quote, size};
 use tonic::Status;
 
 impl Driver {
@@ -92,23 +92,63 @@ impl Driver {
 
     pub(super) async fn list(&self, r: ListVolumesRequest) -> Result<ListVolumesResponse, Status> {
         let (token, max) = (r.starting_token, r.max_entries);
-        let (vols, conditions, next_token) = self
+        let (page, conditions, next_token) = self
             .blocking(move |e| -> Result<_, Status> {
-                let (page, next) = paging::page(e.list_volumes()?, |v| v.id.as_str(), &token, max, "volume")?;
-                let conditions = e.volume_conditions(&page)?;
+                let (good, bad) = e.scan_volumes()?;
+                let mut all: Vec<Listed> = good.into_iter().map(Listed::Good).collect();
+                all.extend(bad.into_iter().map(Listed::Quarantined));
+                all.sort_by(|a, b| a.id().cmp(b.id()));
+                let (page, next) = paging::page(all, Listed::id, &token, max, "volume")?;
+                let good: Vec<Volume> =
+                    page.iter().filter_map(|l| if let Listed::Good(v) = l { Some(v.clone()) } else { None }).collect();
+                let conditions = e.volume_conditions(&good)?;
                 Ok((page, conditions, next))
             })
             .await?;
-        let entries = vols
+        let mut conditions = conditions.into_iter();
+        let entries = page
             .iter()
-            .zip(conditions)
-            .map(|(v, c)| Entry {
-                volume: Some(convert::volume(v, &self.node_tag, &self.opts.node_id)),
-                status: Some(VolumeStatus { published_node_ids: Vec::new(), volume_condition: Some(condition(c)) }),
+            .map(|l| {
+                let (volume, c) = match l {
+                    Listed::Good(v) => (convert::volume(v, &self.node_tag, &self.opts.node_id), conditions.next()),
+                    Listed::Quarantined(q) => (self.quarantined_volume(q), Some(quarantined_condition(q))),
+                };
+                let status = VolumeStatus { published_node_ids: Vec::new(), volume_condition: c.map(condition) };
+                Entry { volume: Some(volume), status: Some(status) }
             })
             .collect();
         Ok(ListVolumesResponse { entries, next_token })
     }
+
+    /// What CSI shows of a quarantined volume: its id on this node, no capacity.
+    pub(super) fn quarantined_volume(&self, q: &Quarantine) -> super::proto::Volume {
+        super::proto::Volume {
+            volume_id: VolumeId::new(&q.id, &self.node_tag).to_string(),
+            accessible_topology: vec![convert::topology(&self.opts.node_id)],
+            ..Default::default()
+        }
+    }
+}
+
+/// A volume as ListVolumes shows it: readable, or in quarantine.
+#[derive(Debug)]
+enum Listed {
+    Good(Volume),
+    Quarantined(Quarantine),
+}
+
+impl Listed {
+    fn id(&self) -> &str {
+        match self {
+            Listed::Good(v) => &v.id,
+            Listed::Quarantined(q) => &q.id,
+        }
+    }
+}
+
+/// The abnormal condition of a quarantined volume, saying what is wrong and where.
+pub(super) fn quarantined_condition(q: &Quarantine) -> Condition {
+    Condition { abnormal: true, message: format!("quarantined: {}; see `strata-csi repair`", q.reason) }
 }
 
 /// Returns the volume of this name if it exists and fits the range, else creates it.

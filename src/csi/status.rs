@@ -19,7 +19,7 @@ fn code_of(e: &Error) -> Code {
         Error::CapacityBelowSource { .. } | Error::SizeOutOfRange { .. } => Code::OutOfRange,
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Busy { .. } => Code::Aborted,
-        Error::FailedPrecondition { .. } => Code::FailedPrecondition,
+        Error::FailedPrecondition { .. } | Error::Quarantined { .. } => Code::FailedPrecondition,
         Error::OutOfCapacity { .. } => Code::ResourceExhausted,
         Error::Unsupported(_) => Code::InvalidArgument,
         Error::Record { .. } | Error::Io { .. } => Code::Internal,

@@ -31,6 +31,8 @@ pub enum Error {
     OutOfCapacity { requested: u64, available: u64 },
     #[error("{0} is not supported")]
     Unsupported(String),
+    #[error("volume {id} is quarantined: {reason}; see `strata-csi repair`")]
+    Quarantined { id: String, reason: String },
     #[error("volume record {path}: {reason}")]
     Record { path: PathBuf, reason: String },
     #[error("{what} {path}: {source}")]

@@ -10,9 +10,11 @@ mod node;
 mod paths;
 pub mod perm;
 mod publications;
+mod quarantine;
 mod quote;
 pub mod reconcile;
 pub mod record;
+mod repair;
 pub mod size;
 mod snapshot;
 mod state;
@@ -24,6 +26,7 @@ pub use isolate::Isolation;
 pub use lock::Wait;
 pub use mount_policy::Use;
 pub use node::{Bind, Check};
+pub use quarantine::Quarantine;
 pub use quote::{QUOTE_MAX, clip, quote, quote_path};
 pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
 pub use snapshot::SnapshotRequest;
@@ -116,14 +119,7 @@ impl Engine {
 
     /// A volume's record with its node state (where it is staged and published).
     fn load(&self, id: &str) -> Result<Option<Volume>> {
-        let dir = self.dir(id);
-        let Some(mut vol) = record::load(&dir.record())? else { return Ok(None) };
-        let node = state::load(&dir)?;
-        if node.staging.is_some() {
-            vol.staging = node.staging;
-        }
-        vol.marked = node.publications;
-        Ok(Some(vol))
+        self.load_checked(id)
     }
 
     fn load_existing(&self, id: &str) -> Result<Volume> {
@@ -166,8 +162,31 @@ impl Engine {
         Ok(Some(vol))
     }
 
-    /// Every volume, ordered by id. Unreadable records are reported, not skipped.
+    /// Every volume that can be read, ordered by id; quarantined ones are left out (see
+    /// [`Engine::scan_volumes`]).
     pub fn list_volumes(&self) -> Result<Vec<Volume>> {
+        Ok(self.scan_volumes()?.0)
+    }
+
+    /// Every volume, ordered by id: those that can be read, and those in quarantine with why.
+    pub fn scan_volumes(&self) -> Result<(Vec<Volume>, Vec<Quarantine>)> {
+        let (mut good, mut bad) = (Vec::new(), Vec::new());
+        for id in self.volume_ids()? {
+            match self.load(&id) {
+                Ok(Some(v)) => good.push(v),
+                Ok(None) => {}
+                Err(Error::Quarantined { id, reason }) => {
+                    tracing::warn!(id, %reason, "volume quarantined");
+                    bad.push(Quarantine { id, reason });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        Ok((good, bad))
+    }
+
+    /// The ids of the volume directories under the root, sorted.
+    pub(super) fn volume_ids(&self) -> Result<Vec<String>> {
         let dir = self.cfg.root.join("volumes");
         let mut ids: Vec<String> = std::fs::read_dir(&dir)
             .map_err(Error::io("list", &dir))?
@@ -175,13 +194,7 @@ impl Engine {
             .filter(|n| validate::id("volume", n).is_ok())
             .collect();
         ids.sort();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            if let Some(v) = self.load(&id)? {
-                out.push(v);
-            }
-        }
-        Ok(out)
+        Ok(ids)
     }
 
     /// Bytes a new volume of `kind` could still get.
@@ -228,12 +241,12 @@ impl Engine {
     /// Makes the storage and writes the record; undoes the storage if either fails.
     fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
         let backend = self.backend(vol.backend);
-        if dir.0.exists() {
-            // A create that crashed before its record was written: nothing in it is user data.
-            backend.delete(vol, dir)?;
-        }
-        perm::make_dir(&dir.0)?;
-        let result = backend.provision(vol, dir).map_err(Error::from).and_then(|()| self.save(vol));
+        self.begin_create(vol, dir)?;
+        let result = backend
+            .provision(vol, dir)
+            .map_err(Error::from)
+            .and_then(|()| self.save(vol))
+            .and_then(|()| self.end_create(dir));
         if let Err(e) = result {
             let _ = backend.delete(vol, dir);
             let _ = std::fs::remove_dir_all(&dir.0);
@@ -252,10 +265,10 @@ impl Engine {
             lock.remove_file();
             return Ok(());
         };
-        if let Some(place) = self.in_use(&vol, &dir)? {
+        if let Some(place) = self.kernel_users(id, vol.backend)?.first() {
             return Err(Error::precondition(
                 id,
-                format!("it is in use at {}; unpublish and unstage it first", place.display()),
+                format!("the kernel shows it in use at {}; unpublish and unstage it first", place.display()),
             ));
         }
         let backend = self.backend(vol.backend);
@@ -267,19 +280,6 @@ impl Engine {
         std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))?;
         lock.remove_file();
         Ok(())
-    }
-
-    /// Where the volume is still mounted: its staging (judged from the mount table) or a
-    /// publication. A volume not staged has no publications either (they are binds of the
-    /// staging): no mount-table read then.
-    fn in_use(&self, vol: &Volume, dir: &VolumeDir) -> Result<Option<PathBuf>> {
-        let Some(s) = &vol.staging else { return Ok(None) };
-        if let Some(p) = self.publications(vol)?.into_iter().next() {
-            return Ok(Some(p.target));
-        }
-        let table = self.host.mount_table()?;
-        let held = self.backend(vol.backend).holds(vol, dir, s.device.as_deref(), &s.path, &table);
-        Ok(held.then(|| s.path.clone()))
     }
 
     /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;

@@ -178,6 +178,10 @@ impl Engine {
         if self.staged_here(vol, &table).is_some_and(|s| s.path == staging.path()) {
             return Ok(());
         }
+        // Node state lost or reset: the kernel still shows whether the mount is this volume's.
+        if vol.staging.is_none() && self.owns_mount(&vol.id, Some(vol), staging)? {
+            return Ok(());
+        }
         let source = mount_at(&table, staging.path()).map_or("gone", |m| m.source.as_str()).to_owned();
         Err(Error::precondition(
             &vol.id,

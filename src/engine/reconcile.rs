@@ -17,7 +17,17 @@ impl Engine {
     pub fn reconcile(&self) -> Result<Report> {
         let mut report = Report::default();
         self.remove_orphan_dirs(&mut report)?;
-        for vol in self.list_volumes()? {
+        let (volumes, quarantined) = self.scan_volumes()?;
+        for q in quarantined {
+            if q.reason.starts_with("node state ") {
+                if let Err(e) = self.reset_unused_node_state(&q.id, &mut report) {
+                    report.errors.push(format!("volume {}: {e}", q.id));
+                }
+            } else {
+                report.errors.push(format!("volume {} quarantined: {}", q.id, q.reason));
+            }
+        }
+        for vol in volumes {
             let id = vol.id.clone();
             if let Err(e) = self.reconcile_volume(vol, &mut report) {
                 report.errors.push(format!("volume {id}: {e}"));
@@ -71,20 +81,19 @@ impl Engine {
         if changed { self.save_state(&vol) } else { Ok(()) }
     }
 
-    /// Volume directories without a record are creates that crashed: nothing there is user data.
+    /// Removes what interrupted creates left: directories whose intent file is there and whose
+    /// record never was. A directory without a record and without an intent is kept (it is
+    /// quarantined, see [`Engine::quarantined`]).
     fn remove_orphan_dirs(&self, report: &mut Report) -> Result<()> {
-        let volumes = self.config().root.join("volumes");
-        let entries = std::fs::read_dir(&volumes).map_err(super::Error::io("list", &volumes))?;
-        for entry in entries.flatten() {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let dir = self.volume_dir(&name);
-            if dir.record().exists() || super::validate::id("volume", &name).is_err() {
+        for id in self.volume_ids()? {
+            let dir = self.volume_dir(&id);
+            if !self.interrupted_create(&dir) {
                 continue;
             }
-            let Ok(_lock) = self.lock(&name) else {
+            let Ok(_lock) = self.lock(&id) else {
                 continue;
             };
-            if dir.record().exists() {
+            if !self.interrupted_create(&dir) {
                 continue;
             }
             match tree::remove_tree(&dir.0) {
@@ -92,6 +101,28 @@ impl Engine {
                 Err(e) => report.errors.push(format!("leftover {}: {e}", dir.0.display())),
             }
         }
+        Ok(())
+    }
+
+    /// A volume whose node state is unreadable while its record is fine: when the kernel shows
+    /// no mount of it (a write cut short by a crash, then a reboot), the state is reset; else it
+    /// stays quarantined for an operator.
+    fn reset_unused_node_state(&self, id: &str, report: &mut Report) -> Result<()> {
+        let _lock = self.lock(id)?;
+        let dir = self.volume_dir(id);
+        let Some(vol) = super::record::load(&dir.record())? else { return Ok(()) };
+        if super::state::load(&dir).is_ok() {
+            return Ok(());
+        }
+        if let Some(user) = self.kernel_users(id, vol.backend)?.first() {
+            report.errors.push(format!(
+                "volume {id}: node state unreadable while the kernel shows it mounted at {}; quarantined",
+                user.display()
+            ));
+            return Ok(());
+        }
+        super::state::save(&dir, &super::state::NodeState::new(None, Vec::new()))?;
+        report.actions.push(format!("volume {id}: node state unreadable and nothing mounts the volume; reset"));
         Ok(())
     }
 }

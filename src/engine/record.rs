@@ -140,9 +140,44 @@ fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read record", path)(e)),
     };
-    let value =
-        serde_json::from_slice(&bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
-    Ok(Some(value))
+    unseal(&bytes).map(Some).map_err(|reason| Error::Record { path: path.to_owned(), reason })
+}
+
+/// The key of the checksum a sealed JSON object carries.
+const CHECKSUM: &str = "checksum";
+
+/// `value` as pretty JSON with a `checksum` member: `sha256:` and the hex digest of the compact
+/// JSON of everything else (members in key order), so a record damaged on disk is told from a
+/// good one even where it still parses.
+pub(super) fn seal<T: Serialize>(value: &T) -> std::result::Result<Vec<u8>, String> {
+    let mut json = serde_json::to_value(value).map_err(|e| e.to_string())?;
+    let obj = json.as_object_mut().ok_or("a record must be a JSON object")?;
+    obj.remove(CHECKSUM);
+    let digest = digest(&serde_json::Value::Object(obj.clone()))?;
+    obj.insert(CHECKSUM.to_owned(), serde_json::Value::String(digest));
+    serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())
+}
+
+/// Parses sealed JSON, checking its checksum when it has one (records written before checksums
+/// have none and are taken as they are).
+pub(super) fn unseal<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
+    let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+    if let Some(obj) = json.as_object_mut() {
+        if let Some(stored) = obj.remove(CHECKSUM) {
+            let want = digest(&serde_json::Value::Object(obj.clone()))?;
+            if stored.as_str() != Some(want.as_str()) {
+                return Err(format!("checksum mismatch (stored {stored}, contents give {want:?}): damaged on disk"));
+            }
+        }
+    }
+    serde_json::from_value(json).map_err(|e| e.to_string())
+}
+
+fn digest(value: &serde_json::Value) -> std::result::Result<String, String> {
+    use sha2::Digest;
+    let compact = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    let hex: String = sha2::Sha256::digest(&compact).iter().map(|b| format!("{b:02x}")).collect();
+    Ok(format!("sha256:{hex}"))
 }
 
 /// How far a record write must reach before it returns.
@@ -163,8 +198,7 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
     let dir =
         path.parent().ok_or_else(|| Error::Record { path: path.to_owned(), reason: "no parent directory".into() })?;
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
-    let json =
-        serde_json::to_vec_pretty(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
+    let json = seal(value).map_err(|reason| Error::Record { path: path.to_owned(), reason })?;
     let write = || -> std::io::Result<()> {
         let mut f = super::perm::private_file().write(true).create(true).truncate(true).open(&tmp)?;
         super::perm::narrow(&f, &f.metadata()?)?;

@@ -193,13 +193,11 @@ impl Engine {
     fn fill(&self, mut vol: Volume, copy: impl FnOnce(&Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
-        if dir.0.exists() {
-            backend.delete(&vol, &dir)?;
-        }
-        perm::make_dir(&dir.0)?;
+        self.begin_create(&vol, &dir)?;
         let result = copy(&vol, &dir).and_then(|()| Ok(backend.fit(&vol, &dir)?)).and_then(|grow| {
             vol.grow_fs = grow;
-            self.save(&vol)
+            self.save(&vol)?;
+            self.end_create(&dir)
         });
         if let Err(e) = result {
             let _ = backend.delete(&vol, &dir);

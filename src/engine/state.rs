@@ -38,16 +38,17 @@ impl NodeState {
     }
 }
 
-/// The node state of a volume; empty when there is none. Contents that do not parse count as
-/// empty: within one boot every reader sees whole files, so they can only be a write cut short
-/// by a kernel crash or power loss, after which nothing is staged.
+/// The node state of a volume; empty when there is none. Contents that do not parse, or whose
+/// checksum does not match, are an [`Error::Record`]: the engine quarantines the volume, and
+/// reconcile resets the state when the kernel shows the volume unused (a write cut short by a
+/// kernel crash or power loss, after which nothing is staged).
 pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
     let path = dir.node_state();
     let parsed = match read_settled(&path) {
         Ok(None) => Ok(None),
-        Ok(Some(bytes)) => serde_json::from_slice::<NodeState>(&bytes)
+        Ok(Some(bytes)) => super::record::unseal::<NodeState>(&bytes)
             .map(Some)
-            .map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() }),
+            .map_err(|reason| Error::Record { path: path.clone(), reason }),
         Err(e) => Err(Error::io("read node state", &path)(e)),
     };
     match parsed {
@@ -57,10 +58,6 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
             reason: format!("node state format {} is not {FORMAT}; this strata is too old for it", s.format),
         }),
         Ok(None) => Ok(NodeState::default()),
-        Err(Error::Record { path, reason }) => {
-            tracing::warn!(path = %path.display(), %reason, "node state unreadable (cut short by a crash?); not staged");
-            Ok(NodeState::default())
-        }
         Err(e) => Err(e),
     }
 }
@@ -115,8 +112,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64) {
 pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
     let path = dir.node_state();
     let state = NodeState { format: FORMAT, ..state.clone() };
-    let json =
-        serde_json::to_vec_pretty(&state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
+    let json = super::record::seal(&state).map_err(|reason| Error::Record { path: path.clone(), reason })?;
     let spare = dir.0.join(".node.json.next");
     let write = || -> std::io::Result<()> {
         overwrite(&spare, json)?;
@@ -229,10 +225,16 @@ mod tests {
     }
 
     #[test]
-    fn a_torn_node_state_is_empty_and_a_newer_one_is_refused() {
+    fn torn_damaged_and_newer_node_state_are_errors() {
         let (_t, d) = dir();
         std::fs::write(d.node_state(), b"{\"format\":1,\"stag").unwrap();
-        assert_eq!(load(&d).unwrap(), NodeState::default());
+        assert!(matches!(load(&d).unwrap_err(), Error::Record { .. }));
+        save(&d, &staged()).unwrap();
+        let good = std::fs::read_to_string(d.node_state()).unwrap();
+        assert!(good.contains("\"checksum\": \"sha256:"), "{good}");
+        std::fs::write(d.node_state(), good.replace("/pods/a/mount", "/pods/b/mount")).unwrap();
+        let err = load(&d).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
         std::fs::write(d.node_state(), br#"{"format":2}"#).unwrap();
         assert!(load(&d).unwrap_err().to_string().contains("format 2"));
     }

@@ -58,6 +58,7 @@ fn a_recorded_publication_showing_another_volume_does_not_count() {
     let dir = f.engine.volume_dir("v");
     let mut node: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.node_state()).unwrap()).unwrap();
     node["publications"] = serde_json::json!([{ "target": t, "readonly": false, "block": false }]);
+    node.as_object_mut().unwrap().remove("checksum"); // as an older strata wrote it
     std::fs::write(dir.node_state(), node.to_string()).unwrap();
     assert_eq!(f.engine.load("v").unwrap().unwrap().marked.len(), 1);
     let sw = f.staging("w");
@@ -78,6 +79,7 @@ fn staged_by_an_older_strata(f: &Fixture, kind: Kind) -> (VolumeDir, PathBuf) {
     let mut json: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.record()).unwrap()).unwrap();
     let staging: serde_json::Value = serde_json::from_slice(&std::fs::read(dir.node_state()).unwrap()).unwrap();
     json["staging"] = staging["staging"].clone();
+    json.as_object_mut().unwrap().remove("checksum"); // an older strata's record had none
     std::fs::write(dir.record(), json.to_string()).unwrap();
     std::fs::remove_file(dir.node_state()).unwrap();
     (dir, s)

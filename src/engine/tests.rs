@@ -319,10 +319,25 @@ fn reconcile_restages_after_a_reboot() {
 fn reconcile_removes_interrupted_creates_only() {
     let f = fixture();
     f.engine.create_volume(&req("keep", Kind::Dir, 1 << 20)).unwrap();
+    // A create cut short after its intent: removed. A directory with no record and no intent
+    // (a record moved aside): kept, quarantined, its data untouched.
     std::fs::create_dir_all(f.root.join("volumes/half/data")).unwrap();
+    std::fs::write(f.root.join("volumes/half/.creating"), b"").unwrap();
+    std::fs::create_dir_all(f.root.join("volumes/lost/data")).unwrap();
+    std::fs::write(f.root.join("volumes/lost/data/precious"), b"x").unwrap();
     let report = f.engine.reconcile().unwrap();
-    assert_eq!(f.volume_entries(), vec!["keep".to_owned()]);
+    assert_eq!(f.volume_entries(), vec!["keep".to_owned(), "lost".to_owned()]);
     assert_eq!(report.actions.len(), 1, "{report:?}");
+    assert!(report.errors.iter().any(|e| e.contains("lost quarantined")), "{report:?}");
+    assert_eq!(std::fs::read(f.root.join("volumes/lost/data/precious")).unwrap(), b"x");
+    let q = f.engine.quarantined().unwrap();
+    assert_eq!(q.len(), 1);
+    assert!(q[0].reason.contains("holds no record"), "{q:?}");
+    let err = f.engine.delete_volume("lost").unwrap_err();
+    assert!(matches!(err, Error::Quarantined { .. }), "{err}");
+    let err = f.engine.create_volume(&req("lost", Kind::Dir, 1 << 20)).unwrap_err();
+    assert!(matches!(err, Error::Quarantined { .. }), "{err}");
+    assert_eq!(f.engine.list_volumes().unwrap().len(), 1, "the rest of the node works");
 }
 
 #[test]

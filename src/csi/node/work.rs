@@ -61,7 +61,15 @@ fn suits(cap: &VolumeCapability, vol: &Volume) -> Result<(), EngineError> {
 /// else. Usage of a volume whose storage is gone fails (FAILED_PRECONDITION, saying what is
 /// missing); a volume that still answers gets its usage and a condition that may be abnormal.
 pub fn stats(e: &Engine, local: &str, path: &Path) -> Result<NodeGetVolumeStatsResponse, Status> {
-    let vol = existing(e, local)?;
+    let vol = match existing(e, local) {
+        Ok(vol) => vol,
+        Err(status) => {
+            // A quarantined volume still answers: no usage, and a condition saying what is wrong.
+            let q = e.quarantine_of(local).ok_or(status)?;
+            let condition = Some(provision::condition(provision::quarantined_condition(&q)));
+            return Ok(NodeGetVolumeStatsResponse { usage: Vec::new(), volume_condition: condition });
+        }
+    };
     let known =
         vol.staging.as_ref().is_some_and(|s| s.path == path) || vol.publications.iter().any(|p| p.target == path);
     if !known || !path.exists() {

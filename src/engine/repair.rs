@@ -1,0 +1,127 @@
+//! Repair of quarantined volumes, by an operator (`strata-csi repair`): rebuild the record and
+//! node state from what is on disk and in the kernel, or set the volume's directory aside. Data
+//! is never deleted here.
+
+use super::state::NodeState;
+use super::{Access, CreateRequest, Engine, Error, Publication, Result, Staging, Volume, record, state, validate};
+use crate::backend::Kind;
+use crate::sys::{FsType, loop_for, mount_at};
+use std::path::PathBuf;
+
+/// The capacity a rebuilt `dir` or `btrfs` record gets when the operator names none: the
+/// default size of a new volume (their storage does not say).
+const DEFAULT_CAPACITY: u64 = 1 << 30;
+
+impl Engine {
+    /// Rebuilds a quarantined volume's record (when it is missing or damaged) from its storage,
+    /// and its node state from the mounts the kernel shows: the first of them (in mount order)
+    /// is taken as the staging, the others as publications. `capacity` overrides what the
+    /// storage says (dir and btrfs keep no size of their own).
+    pub fn repair_rebuild(&self, id: &str, capacity: Option<u64>) -> Result<Volume> {
+        validate::id("volume", id)?;
+        let _lock = self.lock(id)?;
+        let dir = self.dir(id);
+        if !dir.0.is_dir() {
+            return Err(Error::VolumeNotFound(id.to_owned()));
+        }
+        let mut vol = match record::load(&dir.record()) {
+            Ok(Some(vol)) => vol,
+            Ok(None) | Err(Error::Record { .. }) => self.record_from_storage(id, capacity)?,
+            Err(e) => return Err(e),
+        };
+        if let Some(c) = capacity {
+            vol.capacity = c;
+        }
+        self.save(&vol)?;
+        let node = self.node_state_from_kernel(&vol)?;
+        state::save(&dir, &node)?;
+        self.end_create(&dir)?;
+        tracing::info!(id, backend = vol.backend.as_str(), capacity = vol.capacity, "volume repaired");
+        self.load_existing(id)
+    }
+
+    /// Moves a volume's directory aside to `<root>/volumes/.quarantine/<id>.<unix seconds>`, refused while
+    /// the kernel shows the volume in use. Its data stays there for the operator.
+    pub fn repair_drop(&self, id: &str) -> Result<PathBuf> {
+        validate::id("volume", id)?;
+        let lock = self.lock(id)?;
+        let dir = self.dir(id);
+        if !dir.0.is_dir() {
+            return Err(Error::VolumeNotFound(id.to_owned()));
+        }
+        let backend = record::load(&dir.record()).ok().flatten().map_or_else(|| self.guess_kind(id), |v| v.backend);
+        if let Some(user) = self.kernel_users(id, backend)?.first() {
+            let reason = format!("the kernel shows it in use at {}; unmount it first", user.display());
+            return Err(Error::precondition(id, reason));
+        }
+        if let Some(l) = loop_for(&self.host.loop_list()?, &dir.image()) {
+            self.host.loop_detach(&l.device)?;
+        }
+        // Inside `volumes/` (which may be a mount of its own), under a name no volume id takes.
+        let aside = self.cfg.root.join("volumes").join(".quarantine");
+        super::perm::make_dir(&aside)?;
+        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        let to = aside.join(format!("{id}.{now}"));
+        std::fs::rename(&dir.0, &to).map_err(Error::io("move aside", &dir.0))?;
+        lock.remove_file();
+        tracing::warn!(id, to = %to.display(), "volume set aside");
+        Ok(to)
+    }
+
+    /// What a volume's storage says it is.
+    fn guess_kind(&self, id: &str) -> Kind {
+        let dir = self.dir(id);
+        if dir.image().exists() {
+            return Kind::Loop;
+        }
+        let table = self.host.mount_table().unwrap_or_default();
+        if mount_at(&table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs") {
+            return Kind::Tmpfs;
+        }
+        let subvolume = std::fs::metadata(dir.data()).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == 256);
+        if subvolume && self.host.is_btrfs(&dir.data()).unwrap_or(false) { Kind::Btrfs } else { Kind::Dir }
+    }
+
+    /// A record for the storage found in the volume's directory.
+    fn record_from_storage(&self, id: &str, capacity: Option<u64>) -> Result<Volume> {
+        let dir = self.dir(id);
+        let kind = self.guess_kind(id);
+        let (size, fs_type) = match kind {
+            Kind::Loop => {
+                let size = std::fs::metadata(dir.image()).map_err(Error::io("stat", dir.image()))?.len();
+                let probed = self.host.probe_fs(&dir.image())?;
+                (size, Some(probed.as_deref().and_then(FsType::parse).unwrap_or(FsType::Ext4)))
+            }
+            Kind::Tmpfs => (self.host.statvfs(&dir.data())?.total_bytes, None),
+            Kind::Dir | Kind::Btrfs => (DEFAULT_CAPACITY, None),
+        };
+        let req = CreateRequest {
+            id: id.to_owned(),
+            name: id.to_owned(),
+            backend: kind,
+            capacity: capacity.unwrap_or(size),
+            fs_type,
+            parameters: Default::default(),
+        };
+        Ok(super::new_record(&req, fs_type))
+    }
+
+    /// Node state rebuilt from the kernel's mounts of the volume.
+    fn node_state_from_kernel(&self, vol: &Volume) -> Result<NodeState> {
+        let users = self.kernel_users(&vol.id, vol.backend)?;
+        let device = loop_for(&self.host.loop_list()?, &self.dir(&vol.id).image()).map(|l| l.device.clone());
+        let table = self.host.mount_table()?;
+        let block = |p: &PathBuf| mount_at(&table, p).is_some_and(|m| m.root.starts_with("/loop"));
+        let mut users = users.into_iter();
+        let Some(first) = users.next() else { return Ok(NodeState::new(None, Vec::new())) };
+        let access = if block(&first) { Access::Block } else { Access::Mount { flags: Vec::new() } };
+        let staging = Staging { path: first, access, device };
+        let publications = users
+            .map(|p| {
+                let readonly = mount_at(&table, &p).is_some_and(|m| m.is_readonly());
+                Publication { block: block(&p), target: p, readonly }
+            })
+            .collect();
+        Ok(NodeState::new(Some(staging), publications))
+    }
+}
