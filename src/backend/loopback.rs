@@ -2,7 +2,7 @@
 
 use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, loop_for, mount_at};
+use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -12,10 +12,35 @@ pub struct LoopBackend {
     pub host: Arc<dyn Host>,
 }
 
+/// The file a snapshot writes beside the image while the filesystem is frozen: the device and
+/// the staging path, one per line.
+const FROZEN: &str = ".frozen";
+
 impl LoopBackend {
+    /// Thaws a filesystem that a killed snapshot left frozen (its marker says where), so a
+    /// freeze never outlives the call that took it; nothing to do without a marker.
+    fn thaw_leftover(&self, dir: &VolumeDir) -> Result<Option<String>> {
+        let marker = dir.0.join(FROZEN);
+        let Ok(text) = std::fs::read_to_string(&marker) else { return Ok(None) };
+        let mut lines = text.lines();
+        let (device, path) = (Path::new(lines.next().unwrap_or("")), Path::new(lines.next().unwrap_or("")));
+        let place = crate::sys::place_at(path).ok();
+        let ours = place.as_ref().is_some_and(|p| self.host.mounted_from(p, device) != Some(false));
+        let note = match place.filter(|_| ours) {
+            Some(place) => match self.host.thaw(&place) {
+                Ok(()) => format!("thawed {} (a snapshot was cut short while it was frozen)", path.display()),
+                Err(e) if is_einval(&e) => format!("{} was not frozen", path.display()),
+                Err(e) => return Err(e.into()),
+            },
+            None => format!("{} no longer holds the volume; nothing to thaw", path.display()),
+        };
+        std::fs::remove_file(&marker).map_err(Error::io("remove", &marker))?;
+        Ok(Some(note))
+    }
+
     fn devices_of(&self, image: &Path) -> Result<Vec<PathBuf>> {
         let loops = self.host.loop_list()?;
-        Ok(loops.into_iter().filter(|l| l.backing_file == image).map(|l| l.device).collect())
+        Ok(crate::sys::loops_for(&loops, image).into_iter().map(|l| l.device.clone()).collect())
     }
 
     /// Formats the device if (and only if) it carries no signature at all.
@@ -139,8 +164,7 @@ impl Backend for LoopBackend {
         table: &[MountEntry],
     ) -> bool {
         let Some(device) = device else { return false };
-        let attached = self.host.loop_list().ok().and_then(|l| loop_for(&l, &dir.image()).map(|d| d.device == device));
-        if attached != Some(true) {
+        if !self.host.loop_backs(device, &dir.image()).unwrap_or(false) {
             return false;
         }
         match mount_at(table, staging) {
@@ -191,18 +215,32 @@ impl Backend for LoopBackend {
         dest: &VolumeDir,
         _ro: bool,
     ) -> Result<()> {
+        self.thaw_leftover(dir)?;
         let frozen = match staging {
-            Some(s) if matches!(s.access, Access::Mount { .. }) => Some(self.staged_fs(s)?),
+            Some(s) if matches!(s.access, Access::Mount { .. }) => Some((s, self.staged_fs(s)?)),
             _ => None,
         };
-        if let Some(place) = &frozen {
-            self.host.freeze(place)?;
+        if let Some((s, place)) = &frozen {
+            // Recorded before the freeze: a kill before the thaw is undone at the next call or start.
+            let device = s.device.as_deref().unwrap_or(Path::new(""));
+            let marker = format!("{}\n{}\n", device.display(), s.path.display());
+            std::fs::write(dir.0.join(FROZEN), marker).map_err(Error::io("record the freeze", dir.0.join(FROZEN)))?;
+            if let Err(e) = self.host.freeze(place) {
+                let _ = std::fs::remove_file(dir.0.join(FROZEN));
+                return Err(e.into());
+            }
         }
+        crate::engine::crashpoint::hit("snapshot:frozen");
         let copied = self.host.copy_file(&dir.image(), &dest.image());
-        if let Some(place) = &frozen {
+        if let Some((_, place)) = &frozen {
             self.host.thaw(place)?;
+            std::fs::remove_file(dir.0.join(FROZEN)).map_err(Error::io("remove", dir.0.join(FROZEN)))?;
         }
         Ok(copied?)
+    }
+
+    fn recover(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Option<String>> {
+        self.thaw_leftover(dir)
     }
 
     fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
@@ -228,4 +266,9 @@ impl Backend for LoopBackend {
             _ => Ok(()),
         }
     }
+}
+
+/// Whether a host error is the kernel's EINVAL (FITHAW on a filesystem that is not frozen).
+fn is_einval(e: &crate::sys::Error) -> bool {
+    matches!(e, crate::sys::Error::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
 }

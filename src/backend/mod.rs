@@ -196,6 +196,11 @@ pub trait Backend: Send + Sync + Debug {
     fn fit(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<bool> {
         Ok(false)
     }
+    /// Undoes what a call killed half-way left on the host (a loop volume's frozen filesystem);
+    /// says what it did, if anything.
+    fn recover(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Removes a copy made by [`Backend::copy_out`]; a copy already gone is fine.
     fn delete_copy(&self, _at: &VolumeDir) -> Result<()> {
         Ok(())

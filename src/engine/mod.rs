@@ -1,6 +1,7 @@
 //! The volume engine: the only place that decides. It validates, locks, keeps the records and
 //! drives the backends through the volume lifecycle; both front-ends call it.
 
+pub mod crashpoint;
 mod error;
 mod health;
 mod isolate;

@@ -84,6 +84,14 @@ impl Engine {
                 Err(already(id, format!("it is staged at {} with another access type", staging.display())))
             };
         }
+        // A stage killed between its mount and its node-state write: the kernel shows this
+        // volume's mount there, nothing records it. Adopt it and finish the stage.
+        let adoptable = mounted && vol.staging.is_none() && matches!(access, Access::Mount { .. });
+        if adoptable && self.owns_mount(id, Some(&vol), &place)? {
+            let device = self.device_of(id, None)?;
+            vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
+            return self.save_state(&vol);
+        }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
         let fresh = vol.staging.is_none() && !mounted;
         let table = if fresh { Vec::new() } else { self.host.mount_table()? };
@@ -100,6 +108,7 @@ impl Engine {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
         let device = self.attach_and_stage(&vol, &place, access)?;
+        super::crashpoint::hit("stage:mounted");
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
         self.save_state(&vol)?;
         if vol.grow_fs && matches!(access, Access::Mount { .. }) {
@@ -141,6 +150,7 @@ impl Engine {
                 return Ok(()); // not staged at `staging`: nothing to undo there, nothing forgotten
             }
         }
+        self.backend(vol.backend).recover(&vol, &self.dir(id))?; // never unmount a frozen filesystem
         if let Some(place) = &place {
             if self.host.is_mount_point(place)? {
                 self.check_staged_mount(&vol, place)?;
@@ -259,7 +269,8 @@ impl Engine {
         let flags = MountOptions { readonly, options };
         let bound = self
             .record_publication(&mut vol, publication)
-            .and_then(|()| Ok(self.host.bind_mount(&source, &place, &flags)?));
+            .and_then(|()| Ok(self.host.bind_mount(&source, &place, &flags)?))
+            .inspect(|()| super::crashpoint::hit("publish:bound"));
         if let Err(e) = bound {
             let _ = self.forget_publication(&mut vol, target);
             if made {

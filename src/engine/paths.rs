@@ -64,13 +64,18 @@ impl Engine {
 
     /// The loop device of a volume: the one its node state names, else the one the kernel shows
     /// attached to its image.
-    fn device_of(&self, id: &str, vol: Option<&Volume>) -> Result<Option<PathBuf>> {
-        if let Some(dev) = vol.and_then(|v| v.staging.as_ref()).and_then(|s| s.device.clone()) {
-            return Ok(Some(dev));
-        }
+    pub(super) fn device_of(&self, id: &str, vol: Option<&Volume>) -> Result<Option<PathBuf>> {
         let image = self.dir(id).image();
+        let recorded = vol.and_then(|v| v.staging.as_ref()).and_then(|s| s.device.clone());
         if !image.exists() {
-            return Ok(None);
+            // The image was unlinked under a live device: only the kernel's name for it is left.
+            let loops = self.host.loop_list()?;
+            return Ok(recorded.filter(|d| loops.iter().any(|l| l.device == *d && l.backing_file == image)));
+        }
+        if let Some(dev) = recorded {
+            if self.host.loop_backs(&dev, &image)? {
+                return Ok(Some(dev));
+            }
         }
         Ok(loop_for(&self.host.loop_list()?, &image).map(|l| l.device.clone()))
     }

@@ -17,6 +17,7 @@ impl Engine {
     pub fn reconcile(&self) -> Result<Report> {
         let mut report = Report::default();
         self.remove_orphan_dirs(&mut report)?;
+        report.actions.extend(self.remove_snapshot_temps());
         let (volumes, quarantined) = self.scan_volumes()?;
         for q in quarantined {
             if q.reason.starts_with("node state ") {
@@ -42,6 +43,9 @@ impl Engine {
         let Some(mut vol) = self.load(&listed.id)? else { return Ok(()) };
         let dir = self.volume_dir(&vol.id);
         let backend = self.backend(vol.backend);
+        if let Some(note) = backend.recover(&vol, &dir)? {
+            report.actions.push(format!("volume {}: {note}", vol.id));
+        }
         if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none() {
             backend.provision(&vol, &dir)?;
             report.actions.push(format!("volume {}: mounted a new empty tmpfs (its contents did not survive)", vol.id));

@@ -1,5 +1,6 @@
 //! Snapshots, and volumes made from a snapshot (restore) or from another volume (clone).
 
+use super::crashpoint;
 use super::{CreateRequest, Engine, Error, Result, Snapshot, Source, Volume, perm, record, validate};
 use crate::backend::VolumeDir;
 use crate::engine::lock::VolumeLock;
@@ -16,6 +17,39 @@ pub struct SnapshotRequest {
 impl Engine {
     fn snapshot_dir(&self, id: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("snapshots").join(id))
+    }
+
+    /// Where a snapshot is copied before it is renamed into place (a name no id takes).
+    fn snapshot_temp(&self, id: &str) -> VolumeDir {
+        VolumeDir(self.cfg.root.join("snapshots").join(format!(".{id}.new")))
+    }
+
+    /// Removes a snapshot copy left under its temporary name; none is fine.
+    fn remove_snapshot_temp(&self, temp: &VolumeDir, kind: crate::backend::Kind) -> Result<()> {
+        if !temp.0.exists() {
+            return Ok(());
+        }
+        self.backend(kind).delete_copy(temp)?;
+        crate::backend::tree::remove_tree(&temp.0).map_err(Error::from)
+    }
+
+    /// Removes every snapshot copy an interrupted CreateSnapshot left (at start).
+    pub(super) fn remove_snapshot_temps(&self) -> Vec<String> {
+        let dir = self.cfg.root.join("snapshots");
+        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
+        let mut removed = Vec::new();
+        for entry in entries.flatten() {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if !(name.starts_with('.') && name.ends_with(".new")) {
+                continue;
+            }
+            let temp = VolumeDir(entry.path());
+            let kinds = crate::backend::Kind::ALL;
+            if kinds.into_iter().any(|k| self.remove_snapshot_temp(&temp, k).is_ok()) {
+                removed.push(format!("removed {} left by an interrupted snapshot", temp.0.display()));
+            }
+        }
+        removed
     }
 
     fn snapshot_record(&self, id: &str) -> std::path::PathBuf {
@@ -79,16 +113,23 @@ impl Engine {
             created_unix: now.as_secs(),
             created_nanos: now.subsec_nanos(),
         };
-        let dest = self.snapshot_dir(&req.id);
-        perm::make_dir(&dest.0)?;
+        // The copy is made under a temporary name and renamed into place with its record: a
+        // kill at any point leaves either the whole snapshot or a temporary that the next try
+        // (or start-up) removes.
         let backend = self.backend(vol.backend);
+        let dest = self.snapshot_temp(&req.id);
+        self.remove_snapshot_temp(&dest, vol.backend)?;
+        perm::make_dir(&dest.0)?;
         let staging = self.staged_here(&vol, &self.host.mount_table()?);
         let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
-        if let Err(e) =
-            made.and_then(|()| record::save_json(&self.snapshot_record(&req.id), &snap, record::Durability::Durable))
-        {
-            let _ = backend.delete_copy(&dest);
-            let _ = std::fs::remove_dir_all(&dest.0);
+        crashpoint::hit("snapshot:copied");
+        let record = dest.0.join("snapshot.json");
+        let final_dir = self.snapshot_dir(&req.id);
+        let done = made
+            .and_then(|()| record::save_json(&record, &snap, record::Durability::Durable))
+            .and_then(|()| std::fs::rename(&dest.0, &final_dir.0).map_err(Error::io("rename", &dest.0)));
+        if let Err(e) = done {
+            let _ = self.remove_snapshot_temp(&dest, vol.backend);
             return Err(e);
         }
         Ok(snap)

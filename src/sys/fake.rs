@@ -36,7 +36,8 @@ struct State {
     mounts: Vec<MountEntry>,
     loops: BTreeMap<u32, PathBuf>,
     /// Filesystems made on backing files (through their loop devices).
-    formatted: BTreeMap<PathBuf, FsType>,
+    /// By the backing file's device and inode, so a renamed copy keeps its filesystem.
+    formatted: BTreeMap<(u64, u64), FsType>,
     failing: HashSet<&'static str>,
     next_mount_id: u32,
     stats: FsStats,
@@ -213,10 +214,11 @@ impl Host for FakeHost {
 
     fn loop_list(&self) -> Result<Vec<LoopDevice>> {
         let st = self.lock();
-        let list = st
-            .loops
-            .iter()
-            .map(|(n, f)| LoopDevice { device: format!("/dev/loop{n}").into(), backing_file: f.clone() });
+        let list = st.loops.iter().map(|(n, f)| LoopDevice {
+            device: format!("/dev/loop{n}").into(),
+            backing_file: f.clone(),
+            backing: None,
+        });
         Ok(list.collect())
     }
 
@@ -227,14 +229,15 @@ impl Host for FakeHost {
     fn probe_fs(&self, device: &Path) -> Result<Option<String>> {
         let st = self.lock();
         let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
-        Ok(file.and_then(|f| st.formatted.get(&f).map(|fs| fs.as_str().to_owned())))
+        let id = file.as_deref().and_then(super::file_identity);
+        Ok(id.and_then(|f| st.formatted.get(&f).map(|fs| fs.as_str().to_owned())))
     }
 
     fn mkfs(&self, device: &Path, fs: FsType) -> Result<()> {
         let mut st = self.record("Mkfs", Call::Mkfs { device: device.into(), fs })?;
         let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
         let file = file.ok_or_else(|| einval("mkfs", device))?;
-        st.formatted.insert(file, fs);
+        st.formatted.insert(super::file_identity(&file).ok_or_else(|| einval("mkfs", device))?, fs);
         Ok(())
     }
 
@@ -318,11 +321,14 @@ impl Host for FakeHost {
     }
 
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
-        let mut st = self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?;
-        if let Some(fs) = st.formatted.get(source).copied() {
-            st.formatted.insert(dest.to_owned(), fs);
-        }
+        let st = self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?;
         drop(st);
-        super::copy::copy_file(source, dest)
+        super::copy::copy_file(source, dest)?;
+        let mut st = self.lock();
+        let (from, to) = (super::file_identity(source), super::file_identity(dest));
+        if let (Some(fs), Some(to)) = (from.and_then(|f| st.formatted.get(&f).copied()), to) {
+            st.formatted.insert(to, fs);
+        }
+        Ok(())
     }
 }

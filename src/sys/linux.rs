@@ -118,6 +118,15 @@ impl Host for LinuxHost {
         loopdev::list()
     }
 
+    fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
+        let backing = loopdev::backing(device).map_err(|source| Error::Loop {
+            what: "status",
+            path: device.to_owned(),
+            source,
+        })?;
+        Ok(backing.is_some() && backing == super::file_identity(file))
+    }
+
     fn loop_set_capacity(&self, device: &Path) -> Result<()> {
         loopdev::set_capacity(device)
     }

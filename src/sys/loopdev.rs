@@ -7,6 +7,7 @@ use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 const LOOP_CLR_FD: libc::c_ulong = 0x4C01;
+const LOOP_GET_STATUS64: libc::c_ulong = 0x4C05;
 const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
@@ -128,13 +129,31 @@ pub fn list() -> Result<Vec<LoopDevice>> {
         let Ok(text) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
             continue;
         };
+        let device = PathBuf::from(format!("/dev/{name}"));
+        let backing = backing(&device).ok().flatten();
         out.push(LoopDevice {
-            device: PathBuf::from(format!("/dev/{name}")),
+            device,
             backing_file: PathBuf::from(strip_deleted(text.trim_end_matches('\n'))),
+            backing,
         });
     }
     out.sort_by(|a, b| a.device.cmp(&b.device));
     Ok(out)
+}
+
+/// The device and inode of the file behind loop device `device` (`LOOP_GET_STATUS64`), `None`
+/// when it has none: the same answer in every mount namespace, unlike the backing file's path.
+pub fn backing(device: &Path) -> std::io::Result<Option<(u64, u64)>> {
+    let dev = File::open(device)?;
+    let mut info = std::mem::MaybeUninit::<LoopInfo64>::zeroed();
+    match ioctl(&dev, LOOP_GET_STATUS64, info.as_mut_ptr() as libc::c_ulong) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(None),
+        Err(e) => return Err(e),
+    }
+    // SAFETY: the ioctl succeeded, so the kernel filled the struct (which was zeroed before).
+    let info = unsafe { info.assume_init() };
+    Ok(Some((info.device, info.inode)))
 }
 
 /// Drops the ` (deleted)` suffix the kernel appends once the backing file is unlinked.

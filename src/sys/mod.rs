@@ -62,7 +62,11 @@ pub struct FsStats {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopDevice {
     pub device: PathBuf,
+    /// The backing file's path as the kernel shows it: relative to the mount namespace that
+    /// attached it, so only a hint.
     pub backing_file: PathBuf,
+    /// The backing file's device and inode (`LOOP_GET_STATUS64`): its identity in any namespace.
+    pub backing: Option<(u64, u64)>,
 }
 
 /// Options for a filesystem mount: generic flags plus filesystem-specific data.
@@ -115,6 +119,11 @@ pub trait Host: Send + Sync + Debug {
     fn loop_detach(&self, device: &Path) -> Result<()>;
     /// Every attached loop device with its backing file.
     fn loop_list(&self) -> Result<Vec<LoopDevice>>;
+    /// Whether loop device `device` is attached to `file` (same device and inode): one check of
+    /// a device strata recorded, instead of listing every loop device. The default lists.
+    fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
+        Ok(loops_for(&self.loop_list()?, file).iter().any(|l| l.device == device))
+    }
     /// Tells the loop driver to re-read the size of its backing file.
     fn loop_set_capacity(&self, device: &Path) -> Result<()>;
 
@@ -182,7 +191,26 @@ pub fn bind_identity(table: &[MountEntry], path: &Path) -> Option<mountinfo::Ide
     Some((holder.major, holder.minor, root))
 }
 
-/// Finds the loop device whose backing file is `file` (a `(deleted)` suffix is tolerated).
+/// Finds the loop device whose backing file is `file`: by the file's device and inode where
+/// the host reports them (any mount namespace), else by path.
 pub fn loop_for<'a>(loops: &'a [LoopDevice], file: &Path) -> Option<&'a LoopDevice> {
-    loops.iter().find(|l| l.backing_file == file)
+    loops_for(loops, file).into_iter().next()
+}
+
+/// Every loop device whose backing file is `file` (see [`loop_for`]).
+pub fn loops_for<'a>(loops: &'a [LoopDevice], file: &Path) -> Vec<&'a LoopDevice> {
+    let id = file_identity(file);
+    loops
+        .iter()
+        .filter(|l| match (l.backing, id) {
+            (Some(b), Some(f)) => b == f,
+            _ => l.backing_file == file,
+        })
+        .collect()
+}
+
+/// The device and inode of `file`, as `LOOP_GET_STATUS64` reports a backing file's.
+pub fn file_identity(file: &Path) -> Option<(u64, u64)> {
+    use std::os::unix::fs::MetadataExt;
+    std::fs::metadata(file).ok().map(|m| (m.dev(), m.ino()))
 }

@@ -41,6 +41,8 @@ pub struct Server {
     extra: Vec<String>,
     /// A command the server runs under (`unshare -m ...`), empty for none.
     wrapper: Vec<String>,
+    /// Extra environment for the next [`Server::spawn`] (a crash point, say).
+    pub env: Vec<(String, String)>,
     child: Option<Child>,
 }
 
@@ -82,6 +84,7 @@ impl Server {
             node: node.to_owned(),
             extra: extra.iter().map(|a| a.to_string()).collect(),
             wrapper: wrapper.iter().map(|a| a.to_string()).collect(),
+            env: Vec::new(),
             child: None,
         };
         s.spawn();
@@ -110,6 +113,7 @@ impl Server {
             .arg(&self.kubelet)
             .args(&self.extra)
             .env("RUST_LOG", "debug")
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

@@ -1,0 +1,200 @@
+//! Root tier: a server killed at a named point of a call (`STRATA_CRASH_AT`, an abort as SIGKILL
+//! would leave it, not a timing) converges on restart and retry: no frozen filesystem, no
+//! partial snapshot, no stage stuck on its own mount, no read-write window of a read-only
+//! publication, and loop volumes survive a restart in a new mount namespace.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod csi_support;
+
+use csi_support::*;
+use nix::sys::signal::Signal;
+use std::path::Path;
+use std::time::Duration;
+use strata::csi::proto as p;
+use tonic::Code;
+
+/// Restarts the server with the crash point `at` armed (or none).
+fn restart(s: &mut Server, at: Option<&str>) {
+    s.stop(Signal::SIGKILL);
+    s.env = at.map(|a| vec![("STRATA_CRASH_AT".to_owned(), a.to_owned())]).unwrap_or_default();
+    s.spawn();
+}
+
+/// Runs a call that reaches the armed crash point: the server dies, the call fails.
+async fn dies<T>(call: impl std::future::Future<Output = Result<T, tonic::Status>>, s: &mut Server) {
+    assert!(call.await.is_err(), "the call should have died with the server");
+    std::thread::sleep(Duration::from_millis(100));
+    assert!(s.log_text().contains("crash point"), "{}", s.log_text());
+}
+
+/// Writes `data` to `file` and waits at most 10 s: a frozen filesystem blocks the write.
+fn write_within(file: &Path, data: &'static [u8]) -> bool {
+    let file = file.to_owned();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || tx.send(std::fs::write(&file, data).is_ok()));
+    rx.recv_timeout(Duration::from_secs(10)).unwrap_or(false)
+}
+
+fn snap(name: &str, source: &str) -> p::CreateSnapshotRequest {
+    p::CreateSnapshotRequest { name: name.into(), source_volume_id: source.into(), ..Default::default() }
+}
+
+async fn delete_all(c: &mut Clients, vol: &str, snapshot: Option<String>) {
+    if let Some(id) = snapshot {
+        c.ctl.delete_snapshot(p::DeleteSnapshotRequest { snapshot_id: id, ..Default::default() }).await.unwrap();
+    }
+    c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: vol.into(), ..Default::default() }).await.unwrap();
+}
+
+fn assert_clean(s: &Server) {
+    assert_eq!(loops_under(&s.root), Vec::<std::path::PathBuf>::new(), "loop devices left");
+    let kubelet_mounts = mounts_under(&s.kubelet);
+    assert!(kubelet_mounts.iter().all(|m| *m == s.kubelet), "mounts left: {kubelet_mounts:?}");
+    let snaps: Vec<_> = std::fs::read_dir(s.root.join("snapshots")).unwrap().flatten().collect();
+    assert!(snaps.is_empty(), "snapshot files left: {snaps:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_while_frozen_is_thawed_at_restart() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-frozen", 16 << 20, &[("backend", "loop")]).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    open(&mut c, &vol, &st, &t, mount_cap()).await;
+    restart(&mut s, Some("snapshot:frozen"));
+    let mut c = s.clients().await;
+    dies(c.ctl.create_snapshot(snap("snap-f", &vol)), &mut s).await;
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    assert!(write_within(&Path::new(&t).join("after"), b"x"), "the filesystem is still frozen");
+    assert!(s.log_text().contains("thawed"), "{}", s.log_text());
+    let taken = c.ctl.create_snapshot(snap("snap-f", &vol)).await.unwrap().into_inner().snapshot.unwrap();
+    close(&mut c, &vol, &st, &t).await;
+    delete_all(&mut c, &vol, Some(taken.snapshot_id)).await;
+    assert_clean(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_snapshot_leaves_nothing_that_blocks_the_retry() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-copy", 16 << 20, &[("backend", "loop")]).await;
+    restart(&mut s, Some("snapshot:copied"));
+    let mut c = s.clients().await;
+    dies(c.ctl.create_snapshot(snap("snap-c", &vol)), &mut s).await;
+    let temps: Vec<_> = std::fs::read_dir(s.root.join("snapshots")).unwrap().flatten().collect();
+    assert_eq!(temps.len(), 1, "the copy is under its temporary name: {temps:?}");
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    let taken = c.ctl.create_snapshot(snap("snap-c", &vol)).await.unwrap().into_inner().snapshot.unwrap();
+    let list = c.ctl.list_snapshots(p::ListSnapshotsRequest::default()).await.unwrap().into_inner();
+    assert_eq!(list.entries.len(), 1);
+    delete_all(&mut c, &vol, Some(taken.snapshot_id)).await;
+    assert_clean(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_the_stage_mount_and_its_state_is_adopted() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-stage", 16 << 20, &[("backend", "loop")]).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    restart(&mut s, Some("stage:mounted"));
+    let mut c = s.clients().await;
+    dies(c.node.node_stage_volume(stage_req(&vol, &st, mount_cap())), &mut s).await;
+    assert!(mount_at(&st).is_some(), "the mount was made before the kill");
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    c.node.node_stage_volume(stage_req(&vol, &st, mount_cap())).await.unwrap();
+    c.node.node_publish_volume(publish_req(&vol, &st, &t, mount_cap())).await.unwrap();
+    close(&mut c, &vol, &st, &t).await;
+    // The other order: the CO gives up and unstages after the kill.
+    restart(&mut s, Some("stage:mounted"));
+    let mut c = s.clients().await;
+    dies(c.node.node_stage_volume(stage_req(&vol, &st, mount_cap())), &mut s).await;
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    c.node.node_unstage_volume(unstage_req(&vol, &st)).await.unwrap();
+    assert!(mount_at(&st).is_none());
+    delete_all(&mut c, &vol, None).await;
+    assert_clean(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_publication_is_read_only_even_when_killed_right_after_the_bind() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-ro", 1 << 20, &[]).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    c.node.node_stage_volume(stage_req(&vol, &st, mount_cap())).await.unwrap();
+    restart(&mut s, Some("publish:bound"));
+    let mut c = s.clients().await;
+    let ro = p::NodePublishVolumeRequest { readonly: true, ..publish_req(&vol, &st, &t, mount_cap()) };
+    dies(c.node.node_publish_volume(ro.clone()), &mut s).await;
+    let m = mount_at(&t).expect("bound before the kill");
+    assert!(m.is_readonly(), "read-only from the start: {:?}", m.mount_options);
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    c.node.node_publish_volume(ro).await.unwrap();
+    close(&mut c, &vol, &st, &t).await;
+    delete_all(&mut c, &vol, None).await;
+    assert_clean(&s);
+}
+
+fn share(kubelet: &Path) {
+    use nix::mount::{MsFlags, mount};
+    mount(Some(kubelet), kubelet, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(None::<&str>, kubelet, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loop_volumes_survive_a_restart_in_a_new_mount_namespace() {
+    require_root();
+    let wrapper = ["unshare", "--mount", "--propagation", "unchanged"];
+    let mut s = Server::start_under(&wrapper, NODE, None, &[], share);
+    let mut c = s.clients().await;
+    let fs_vol = create(&mut c, "pvc-ns-fs", 16 << 20, &[("backend", "loop")]).await;
+    let blk_vol = create(&mut c, "pvc-ns-blk", 16 << 20, &[("backend", "loop")]).await;
+    let (st, t) = (s.path("plugins/fs/globalmount"), s.path("pods/a/fs"));
+    let (sb, tb) = (s.path("plugins/blk/dev"), s.path("pods/a/blk"));
+    for d in ["plugins/fs", "plugins/blk", "pods/a"] {
+        std::fs::create_dir_all(s.path(d)).unwrap();
+    }
+    open(&mut c, &fs_vol, &st, &t, mount_cap()).await;
+    open(&mut c, &blk_vol, &sb, &tb, block_cap()).await;
+    std::fs::write(Path::new(&t).join("kept"), b"data").unwrap();
+    // The container restarts: its namespace (and the private mount the loop files were opened
+    // through) is gone; the host keeps the mounts and the loop devices.
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    let (t2, tb2) = (s.path("pods/b/fs"), s.path("pods/b/blk"));
+    std::fs::create_dir_all(s.path("pods/b")).unwrap();
+    c.node.node_publish_volume(publish_req(&fs_vol, &st, &t2, mount_cap())).await.unwrap();
+    c.node.node_publish_volume(publish_req(&blk_vol, &sb, &tb2, block_cap())).await.unwrap();
+    assert_eq!(std::fs::read(Path::new(&t2).join("kept")).unwrap(), b"data");
+    let expand = p::NodeExpandVolumeRequest {
+        volume_id: fs_vol.clone(),
+        volume_path: t.clone(),
+        capacity_range: Some(p::CapacityRange { required_bytes: 16 << 20, limit_bytes: 0 }),
+        ..Default::default()
+    };
+    c.node.node_expand_volume(expand).await.unwrap();
+    for (v, target) in [(&fs_vol, &t2), (&blk_vol, &tb2)] {
+        c.node.node_unpublish_volume(unpublish_req(v, target)).await.unwrap();
+    }
+    close(&mut c, &fs_vol, &st, &t).await;
+    close(&mut c, &blk_vol, &sb, &tb).await;
+    assert_eq!(
+        code(c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: fs_vol, ..Default::default() }).await),
+        Code::Ok
+    );
+    delete_all(&mut c, &blk_vol, None).await;
+    assert_clean(&s);
+}

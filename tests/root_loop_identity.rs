@@ -1,0 +1,35 @@
+//! Root tier: a loop device belongs to a volume by its backing file's device and inode, never by
+//! the path the kernel shows (which is relative to the mount namespace that attached it, as after
+//! the node plugin's container restarts).
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use nix::mount::{MntFlags, MsFlags};
+use strata::sys::{Host, LinuxHost, loop_for};
+
+#[test]
+fn a_loop_attached_through_another_path_is_found_by_identity() {
+    assert!(nix::unistd::geteuid().is_root(), "this test attaches loop devices: run it as root (CI does)");
+    let dir = tempfile::tempdir().unwrap();
+    let (real, alias) = (dir.path().join("real"), dir.path().join("alias"));
+    std::fs::create_dir_all(&real).unwrap();
+    std::fs::create_dir_all(&alias).unwrap();
+    let image = real.join("disk.img");
+    std::fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+    nix::mount::mount(Some(&real), &alias, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    let host = LinuxHost;
+    // Attached as another namespace would have: through a path this one does not use.
+    let device = host.loop_attach(&alias.join("disk.img"), false).unwrap();
+    nix::mount::umount2(&alias, MntFlags::MNT_DETACH).unwrap();
+    let loops = host.loop_list().unwrap();
+    let shown = loops.iter().find(|l| l.device == device).unwrap();
+    let found = loop_for(&loops, &image).map(|l| l.device.clone());
+    let backs = host.loop_backs(&device, &image).unwrap();
+    let other = dir.path().join("other.img");
+    std::fs::File::create(&other).unwrap();
+    let backs_other = host.loop_backs(&device, &other).unwrap();
+    host.loop_detach(&device).unwrap();
+    assert_ne!(shown.backing_file, image, "the kernel shows the path it was attached through");
+    assert_eq!(found, Some(device.clone()), "found by device and inode");
+    assert!(backs && !backs_other);
+    assert!(!host.loop_backs(&device, &image).unwrap(), "a detached device backs nothing");
+}
