@@ -350,3 +350,26 @@ fn unmount_finds_the_volume_from_the_mount_table_when_the_record_forgot_the_pod(
     assert_eq!(w.loops(), Vec::<String>::new());
     w.finish();
 }
+
+#[test]
+fn the_flex_lock_file_goes_with_its_volume() {
+    let w = World::new();
+    w.mount("pod-a", "pv-locked", "rw", &[("backend", "dir")]).ok();
+    w.unmount("pod-a", "pv-locked").ok();
+    let lock = w.root.join("locks/flex/pv-locked.lock");
+    assert!(lock.is_file(), "the volume exists, so does its flex lock");
+    // A mount naming a volume that does not exist creates nothing, not even a lock file.
+    let r = w.mount("pod-b", "pv-other", "rw", &[("volumeID", "no-such-volume")]);
+    r.failed("does not exist");
+    assert!(!w.root.join("locks/flex/no-such-volume.lock").exists());
+    assert!(!w.root.join("locks/flex/pv-other.lock").exists());
+    // DeleteVolume (here the engine's, as strata-csi calls it) removes the flex lock too.
+    let engine = strata::engine::Engine::new(
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
+        std::sync::Arc::new(strata::sys::LinuxHost),
+    )
+    .expect("engine");
+    engine.delete_volume("pv-locked").expect("delete");
+    assert!(!lock.exists(), "locks/flex/pv-locked.lock outlived its volume");
+    w.finish();
+}

@@ -104,6 +104,11 @@ impl Engine {
         VolumeDir(self.cfg.root.join("volumes").join(id))
     }
 
+    /// Where volume `id`'s record lives (whether or not it exists).
+    pub fn record_path(&self, id: &str) -> PathBuf {
+        self.dir(id).record()
+    }
+
     /// The staging path the engine uses for front-ends that have none of their own (FlexVolume).
     pub fn default_staging(&self, id: &str) -> PathBuf {
         self.cfg.root.join("staging").join(id)
@@ -266,7 +271,25 @@ impl Engine {
         std::fs::remove_file(&record).map_err(Error::io("remove", &record))?;
         std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))?;
         lock.remove_file();
+        self.remove_flex_lock(id);
         Ok(())
+    }
+
+    /// The directory of the FlexVolume front-end's per-volume locks (`locks/flex/<id>.lock`).
+    pub fn flex_lock_dir(&self) -> PathBuf {
+        self.cfg.root.join("locks").join("flex")
+    }
+
+    /// Removes a deleted volume's FlexVolume lock file, unless a flex call holds it now (that
+    /// call removes it when it lets go: its lock is tied to the volume's record).
+    fn remove_flex_lock(&self, id: &str) {
+        let dir = self.flex_lock_dir();
+        if !dir.join(format!("{id}.lock")).exists() {
+            return;
+        }
+        if let Ok(lock) = VolumeLock::acquire(&dir, id, Wait::No) {
+            lock.remove_file();
+        }
     }
 
     /// Where the volume is still mounted: its staging (judged from the mount table) or a

@@ -25,6 +25,9 @@ pub enum Error {
     /// The driver's configuration file or environment is wrong.
     #[error("configuration {path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    /// A directory the driver needs cannot be used (`init`'s health check).
+    #[error("{what} {} is not usable: {reason}", path.display())]
+    Unusable { what: &'static str, path: PathBuf, reason: String },
     /// `volumeID` names a volume that does not exist.
     #[error(
         "volume {id} named by option \"volumeID\" does not exist; create it first, or drop \
