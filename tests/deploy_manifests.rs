@@ -334,6 +334,26 @@ fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_cl
 }
 
 #[test]
+fn one_drain_time_everywhere() {
+    let secs = strata::csi::cli::DRAIN_SECONDS;
+    let docs = manifests("kubernetes");
+    for name in ["strata-node", "strata-controller"] {
+        let workload = docs.iter().find(|d| d.name() == name).unwrap();
+        let c = container(&workload.value, "strata-csi");
+        assert_eq!(arg(c, "--drain-seconds"), Some(secs.to_string().as_str()), "{name}");
+        let grace = workload.value["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+        assert!(grace > secs, "{name}: the grace period {grace} s must outlast the drain {secs} s");
+        let text = std::fs::read_to_string(&workload.file).unwrap();
+        assert!(text.contains(&format!("for up to {secs} s (--drain-seconds)")), "{name}'s comment");
+    }
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    assert!(ops.contains(&format!("for up to {secs} s")), "docs/operations.md states the drain time");
+    let help = Command::new(CSI_BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains(&format!("[default: {secs}]")), "{help}");
+}
+
+#[test]
 fn the_dockerfile_copies_what_make_static_builds_to_where_the_manifests_run_it() {
     let dockerfile = std::fs::read_to_string(repo().join("Dockerfile")).unwrap();
     let makefile = std::fs::read_to_string(repo().join("Makefile")).unwrap();
