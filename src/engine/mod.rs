@@ -3,6 +3,7 @@
 
 mod error;
 mod health;
+mod inspect;
 mod isolate;
 pub mod lock;
 pub mod mount_policy;
@@ -20,6 +21,7 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use health::Condition;
+pub use inspect::{FrontEnd, Inspection};
 pub use isolate::Isolation;
 pub use lock::Wait;
 pub use mount_policy::Use;
