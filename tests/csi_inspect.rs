@@ -42,7 +42,10 @@ fn inspect_shows_the_staging_the_publications_and_the_loop_device() {
     let device = v["loop_devices"][0].as_str().unwrap().to_owned();
     assert!(device.starts_with("/dev/loop"), "{v}");
     assert_eq!(v["staging"]["path"], staging.as_str());
-    assert_eq!(v["staging"]["mount"].as_str().unwrap().split(' ').take(3).collect::<Vec<_>>(), ["ext4", "from", &device]);
+    assert_eq!(
+        v["staging"]["mount"].as_str().unwrap().split(' ').take(3).collect::<Vec<_>>(),
+        ["ext4", "from", &device]
+    );
     assert_eq!(v["publications"][0]["target"], target.as_str());
     assert!(v["publications"][0]["mount"].as_str().unwrap().starts_with("ext4 from"), "{v}");
     assert!(v["usage"]["total_bytes"].as_u64().unwrap() > 16 << 20, "{v}");

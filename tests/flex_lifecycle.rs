@@ -373,3 +373,53 @@ fn the_flex_lock_file_goes_with_its_volume() {
     assert!(!lock.exists(), "locks/flex/pv-locked.lock outlived its volume");
     w.finish();
 }
+
+#[test]
+fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
+    let w = World::new();
+    w.mount("pod-a", "pv-shared", "rw", &[("backend", "dir")]).ok();
+    w.unmount("pod-a", "pv-shared").ok();
+    let engine = strata::engine::Engine::new(
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
+        std::sync::Arc::new(strata::sys::LinuxHost),
+    )
+    .expect("engine");
+    let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/x/globalmount");
+    std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
+    let access = strata::engine::Access::Mount { flags: vec![] };
+    engine.stage_volume("pv-shared", &csi_staging, &access).expect("CSI stage");
+    let r = w.mount("pod-b", "pv-shared", "rw", &[("backend", "dir")]);
+    r.failed("is staged by strata-csi at");
+    assert!(r.message().contains(csi_staging.to_str().unwrap()), "{r:?}");
+    engine.unstage_volume("pv-shared", &csi_staging).expect("CSI unstage");
+    w.finish();
+}
+
+#[test]
+fn an_ext4_online_grow_refused_for_lack_of_cap_sys_resource_names_the_capability() {
+    let w = World::new();
+    let vol = "pv-grow-ext4";
+    let user = [("backend", "loop"), ("size", "32Mi")];
+    w.mount("p", vol, "rw", &user).ok();
+    let json = w.mount_json("p", vol, "rw", &user);
+    let staging = w.staging(vol);
+    let (new, old) = ((64u64 << 20).to_string(), (32u64 << 20).to_string());
+    // expandfs as kubelet calls it, in a process without CAP_SYS_RESOURCE (dropped here so that
+    // the test means the same on machines whose root has it).
+    let args = ["expandfs", &json, "", staging.to_str().unwrap(), &new, &old];
+    let inner = w.command(&args);
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--"]).arg(inner.get_program());
+    cmd.args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let r = flex_support::parse_output(&cmd.output().expect("setpriv"));
+    r.failed("CAP_SYS_RESOURCE");
+    assert!(r.message().contains("Permission denied"), "{r:?}");
+    w.unmount("p", vol).ok();
+    w.finish();
+}
