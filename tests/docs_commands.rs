@@ -128,3 +128,56 @@ fn the_readme_runs_as_written() {
     assert!(out.contains(&format!("strata-flex {}\n", env!("CARGO_PKG_VERSION"))), "{out}");
     assert!(out.contains("deleted: demo@demo-node"), "{out}");
 }
+
+/// The long options `strata-csi <args> --help` lists.
+fn long_options(args: &[&str]) -> Vec<String> {
+    let out = Command::new(CSI_BIN).args(args).arg("--help").output().unwrap();
+    let help = String::from_utf8(out.stdout).unwrap();
+    let mut opts: Vec<String> = help
+        .lines()
+        .filter_map(|l| l.trim_start().split(|c: char| c == ' ' || c == ',' || c == '=').find(|w| w.starts_with("--")))
+        .map(str::to_owned)
+        .filter(|o| o != "--help" && o != "--version")
+        .collect();
+    opts.dedup();
+    opts
+}
+
+#[test]
+fn every_bench_option_is_in_the_performance_doc() {
+    let doc = std::fs::read_to_string(repo().join("docs/performance.md")).unwrap();
+    let opts = long_options(&["bench"]);
+    assert!(opts.len() > 20, "{opts:?}");
+    let missing: Vec<&String> =
+        opts.iter().filter(|o| !doc.contains(&format!("`{o}")) && !doc.contains(&format!(" {o} "))).collect();
+    assert!(missing.is_empty(), "docs/performance.md does not describe {missing:?}");
+}
+
+#[test]
+fn every_flex_environment_override_is_documented() {
+    let source = std::fs::read_to_string(repo().join("src/flex/config.rs")).unwrap();
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    let mut vars: Vec<&str> = source
+        .split('"')
+        .filter(|w| w.starts_with("STRATA_FLEX_") && w.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+        .collect();
+    vars.sort();
+    vars.dedup();
+    assert_eq!(vars.len(), 6, "{vars:?}");
+    for v in vars {
+        assert!(ops.contains(&format!("| `{v}` |")), "docs/operations.md's table lacks {v}");
+    }
+}
+
+#[test]
+fn no_doc_relies_on_findmnt_r_to_find_a_volume_s_mounts() {
+    let mut docs = vec![repo().join("README.md")];
+    docs.extend(std::fs::read_dir(repo().join("docs")).unwrap().map(|e| e.unwrap().path()));
+    for doc in docs {
+        let text = std::fs::read_to_string(&doc).unwrap().replace('\n', " ");
+        for (i, _) in text.match_indices("findmnt -R") {
+            let around = &text[i..(i + 80).min(text.len())];
+            assert!(around.contains("is no check"), "{}: `findmnt -R` used as a check: {around}", doc.display());
+        }
+    }
+}

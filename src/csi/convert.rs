@@ -40,7 +40,7 @@ pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabl
     let kind = match params.get(PARAM_BACKEND).map(String::as_str) {
         None | Some("") => Kind::Dir,
         Some(name) => Kind::parse(name)
-            .ok_or_else(|| invalid(format!("unknown backend {}; use dir, loop or btrfs", quote(name))))?,
+            .ok_or_else(|| invalid(format!("unknown backend {}; use {}", quote(name), Kind::CHOICES)))?,
     };
     if !enabled.contains(&kind) {
         return Err(invalid(format!("backend {} is not enabled on this driver (see --backends)", kind.as_str())));
