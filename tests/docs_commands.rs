@@ -135,7 +135,7 @@ fn long_options(args: &[&str]) -> Vec<String> {
     let help = String::from_utf8(out.stdout).unwrap();
     let mut opts: Vec<String> = help
         .lines()
-        .filter_map(|l| l.trim_start().split(|c: char| c == ' ' || c == ',' || c == '=').find(|w| w.starts_with("--")))
+        .filter_map(|l| l.trim_start().split([' ', ',', '=']).find(|w| w.starts_with("--")))
         .map(str::to_owned)
         .filter(|o| o != "--help" && o != "--version")
         .collect();
