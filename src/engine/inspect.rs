@@ -63,3 +63,38 @@ impl Engine {
         Ok(Some(Inspection { volume, condition, staged_by, staging_mount, publications, loop_devices, usage }))
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backend::Kind;
+    use crate::engine::tests::{fixture, mount_access, req};
+
+    #[test]
+    fn a_staged_and_published_loop_volume_is_seen_from_records_and_kernel() {
+        let f = fixture();
+        f.engine.create_volume(&req("v", Kind::Loop, 64 << 20)).unwrap();
+        assert!(f.engine.inspect("v").unwrap().unwrap().staged_by.is_none());
+        let (s, t) = (f.staging("v"), f.target("a"));
+        f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+        f.engine.publish_volume("v", &s, &t, true).unwrap();
+        let i = f.engine.inspect("v").unwrap().unwrap();
+        assert_eq!(i.staged_by, Some(FrontEnd::Csi));
+        assert_eq!(i.loop_devices.len(), 1, "{i:?}");
+        assert!(i.staging_mount.is_some(), "{i:?}");
+        assert_eq!(i.publications.len(), 1);
+        assert!(i.publications[0].0.readonly && i.publications[0].1.is_some(), "{i:?}");
+        assert!(!i.condition.abnormal, "{i:?}");
+        assert!(f.engine.inspect("nothing").unwrap().is_none());
+        assert!(f.engine.inspect("../x").is_err());
+    }
+
+    #[test]
+    fn the_flex_staging_path_means_strata_flex() {
+        let f = fixture();
+        f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+        let staging = f.engine.default_staging("v");
+        f.engine.stage_volume("v", &staging, &mount_access()).unwrap();
+        assert_eq!(f.engine.inspect("v").unwrap().unwrap().staged_by, Some(FrontEnd::Flex));
+    }
+}
