@@ -5,6 +5,8 @@
 //! descriptors 1 and 2 point at `/dev/null` while the call runs (`stdio`).
 //!
 //! What strata does and leaves to kubelet:
+//! - `init` is the health check: Success (with the version) only when the data root takes new
+//!   files and the kubelet dir can be read (`health`). `strata-flex --version` prints the version.
 //! - `init` reports attach false (mount does attach and stage itself), selinuxRelabel true,
 //!   fsGroup true (kubelet chowns read-write mounts; strata only checks the gid), supportsMetrics
 //!   true (kubelet statfs's the pod dir) and requiresFSResize true.
