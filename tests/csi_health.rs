@@ -53,3 +53,41 @@ async fn a_removed_backing_file_makes_the_volume_abnormal() {
     assert!(!condition(&mut c, &well).await.abnormal);
     close(&mut c, &id, &st, &t).await;
 }
+
+/// The log after the server has started and answered one call.
+fn started_log(s: &Server) -> String {
+    let out = s.client(&["info"]);
+    assert!(out.status.success(), "{out:?}");
+    s.log_text()
+}
+
+#[test]
+fn a_server_without_mount_privileges_is_not_ready_and_says_why() {
+    require_root();
+    let drop_admin = ["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"];
+    let s = Server::start_under(&drop_admin, NODE, None, &[], |_| {});
+    let out = s.client(&["info", "-o", "json"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["ready"], false, "{info}");
+    let log = s.log_text();
+    assert!(log.contains("subject=privileges") && log.contains("no CAP_SYS_ADMIN"), "{log}");
+    // A controller-only server needs no mount privileges.
+    let c = Server::start_under(&drop_admin, NODE, None, &["--controller-only"], |_| {});
+    let out = c.client(&["info", "-o", "json"]);
+    let info: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(info["ready"], true, "{info}\n{}", c.log_text());
+}
+
+#[test]
+fn each_backend_s_readiness_is_logged_at_start_without_colour_codes() {
+    require_root();
+    let s = Server::start_with(&["--backends", "dir,loop,btrfs"]);
+    let log = started_log(&s);
+    for subject in ["data root", "privileges", "backend dir", "backend loop"] {
+        assert!(log.contains(&format!("INFO strata::csi::probe: ready subject={subject}\n")), "{subject}: {log}");
+    }
+    // The test root is not on btrfs: that backend is logged as not ready, with the reason.
+    let btrfs = log.lines().find(|l| l.contains("not ready subject=backend btrfs")).unwrap_or_else(|| panic!("{log}"));
+    assert!(btrfs.contains("WARN") && btrfs.contains("is not on btrfs"), "{btrfs}");
+    assert!(!log.contains('\u{1b}'), "colour codes in a log that is not a terminal: {log:?}");
+}

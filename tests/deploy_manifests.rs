@@ -287,7 +287,7 @@ fn namespaced_objects_live_in_strata_system_and_rbac_names_real_subjects() {
 
 #[test]
 fn each_kustomization_lists_exactly_the_manifests_beside_it() {
-    for sub in ["kubernetes", "flex"] {
+    for sub in ["kubernetes", "kubernetes/snapshots", "flex"] {
         let dir = repo().join("deploy").join(sub);
         let k = parse_docs(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).remove(0);
         let listed: BTreeSet<String> = strings(&k["resources"]).into_iter().map(str::to_owned).collect();
@@ -299,6 +299,58 @@ fn each_kustomization_lists_exactly_the_manifests_beside_it() {
             .collect();
         assert_eq!(listed, present, "deploy/{sub}/kustomization.yaml");
     }
+}
+
+/// The objects `kubectl apply -k deploy/<sub>` creates: the kustomization's resources, following
+/// directories (other kustomizations) and components.
+fn rendered(sub: &Path) -> Vec<Value> {
+    let dir = repo().join("deploy").join(sub);
+    let k = parse_docs(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).remove(0);
+    let mut out = Vec::new();
+    for res in strings(&k["resources"]).into_iter().chain(strings(&k["components"])) {
+        let path = dir.join(res);
+        if path.is_dir() {
+            out.extend(rendered(&sub.join(res)));
+        } else {
+            out.extend(parse_docs(&std::fs::read_to_string(&path).unwrap()));
+        }
+    }
+    out
+}
+
+#[test]
+fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_class() {
+    let base = rendered(Path::new("kubernetes"));
+    assert!(base.iter().any(|o| o["kind"] == "DaemonSet"), "the base renders the driver");
+    let crd_kinds: Vec<&Value> =
+        base.iter().filter(|o| o["apiVersion"].as_str().unwrap().starts_with("snapshot.storage.k8s.io/")).collect();
+    assert!(crd_kinds.is_empty(), "the base needs the VolumeSnapshot CRDs: {crd_kinds:?}");
+    let snapshots = rendered(Path::new("kubernetes/snapshots"));
+    let kinds: Vec<&str> = snapshots.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["VolumeSnapshotClass"]);
+    assert_eq!(snapshots[0]["driver"], "strata.csi.dev");
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    assert!(ops.contains("kubectl apply -k deploy/kubernetes/snapshots"), "operations.md documents the step");
+}
+
+#[test]
+fn one_drain_time_everywhere() {
+    let secs = strata::csi::cli::DRAIN_SECONDS;
+    let docs = manifests("kubernetes");
+    for name in ["strata-node", "strata-controller"] {
+        let workload = docs.iter().find(|d| d.name() == name).unwrap();
+        let c = container(&workload.value, "strata-csi");
+        assert_eq!(arg(c, "--drain-seconds"), Some(secs.to_string().as_str()), "{name}");
+        let grace = workload.value["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
+        assert!(grace > secs, "{name}: the grace period {grace} s must outlast the drain {secs} s");
+        let text = std::fs::read_to_string(&workload.file).unwrap();
+        assert!(text.contains(&format!("for up to {secs} s (--drain-seconds)")), "{name}'s comment");
+    }
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    assert!(ops.contains(&format!("for up to {secs} s")), "docs/operations.md states the drain time");
+    let help = Command::new(CSI_BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    assert!(help.contains(&format!("[default: {secs}]")), "{help}");
 }
 
 #[test]
@@ -366,7 +418,10 @@ fn the_flex_installer_places_the_driver_and_its_settings_atomically() {
     let plugin_dir = tmp.path().join("exec");
     let run = |extra: &[&str]| {
         let mut cmd = Command::new("sh");
-        cmd.arg(&script).args(["--plugin-dir", plugin_dir.to_str().unwrap(), "--source", FLEX_BIN]).args(extra);
+        // The test build is dynamically linked; the refusal of that is tested below.
+        cmd.arg(&script)
+            .args(["--plugin-dir", plugin_dir.to_str().unwrap(), "--source", FLEX_BIN, "--allow-dynamic"])
+            .args(extra);
         for (k, v) in &env {
             cmd.env(k, v);
         }
@@ -402,7 +457,13 @@ fn the_flex_installer_places_the_driver_and_its_settings_atomically() {
         }
     }
     assert_eq!(drivers, 2, "the PV example and the inline pod");
-    let init = Command::new(&exe).arg("init").env("STRATA_FLEX_LOG", "off").output().unwrap();
+    let init = Command::new(&exe)
+        .arg("init")
+        .env("STRATA_FLEX_LOG", "off")
+        .env("STRATA_FLEX_ROOT", tmp.path().join("root"))
+        .env("STRATA_FLEX_KUBELET_DIR", tmp.path())
+        .output()
+        .unwrap();
     assert!(String::from_utf8_lossy(&init.stdout).contains("\"status\":\"Success\""));
 
     // Running it again changes nothing (kubelet re-probes on every write in the driver dir).
@@ -424,8 +485,60 @@ fn the_flex_installer_places_the_driver_and_its_settings_atomically() {
     assert_eq!(names_after, names);
     assert_eq!(strata::flex::config::load(Some(&exe), &|_| None).unwrap(), cfg);
 
-    // --uninstall removes the driver directory.
+    // --uninstall removes the driver directory, and says so only when there was one.
     let out = run(&["--uninstall"]);
     assert!(out.status.success());
+    assert!(String::from_utf8_lossy(&out.stdout).contains("removed strata/flex"), "{out:?}");
     assert!(!driver_dir.exists());
+    let again = run(&["--uninstall"]);
+    assert!(again.status.success());
+    let said = String::from_utf8_lossy(&again.stdout);
+    assert!(said.contains("not installed") && !said.contains("removed strata/flex"), "{said}");
+}
+
+fn install_sh(args: &[&str]) -> std::process::Output {
+    Command::new("sh").arg(repo().join("deploy/flex/install.sh")).args(args).output().unwrap()
+}
+
+#[test]
+fn the_flex_installer_refuses_a_binary_it_cannot_tell_is_static() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plugin_dir = tmp.path().join("exec");
+    let base = ["--plugin-dir", plugin_dir.to_str().unwrap(), "--log-file", "off", "--source"];
+    let stderr = |o: &std::process::Output| String::from_utf8_lossy(&o.stderr).into_owned();
+    // The test build of strata-flex is dynamically linked (it has a PT_INTERP header).
+    let dynamic = install_sh(&[&base[..], &[FLEX_BIN]].concat());
+    assert!(!dynamic.status.success());
+    assert!(stderr(&dynamic).contains("is dynamically linked") && stderr(&dynamic).contains("--allow-dynamic"));
+    assert!(!plugin_dir.join("strata~flex/flex").exists(), "nothing installed");
+    // Not an ELF at all: refused as unknown.
+    let script = repo().join("deploy/flex/install.sh");
+    let not_elf = install_sh(&[&base[..], &[script.to_str().unwrap()]].concat());
+    assert!(stderr(&not_elf).contains("not a 64-bit little-endian ELF"), "{}", stderr(&not_elf));
+    // A static-pie executable passes the check (and then fails init, not being strata-flex).
+    let static_pie = Path::new("/sbin/ldconfig");
+    assert!(static_pie.is_file(), "Debian's ldconfig (libc-bin) is the static-pie test subject");
+    let out = install_sh(&[&base[..], &["/sbin/ldconfig"]].concat());
+    assert!(!stderr(&out).contains("linked") && stderr(&out).contains("does not answer init"), "{}", stderr(&out));
+    // With the flag the dynamic build installs.
+    let ok = install_sh(&[&base[..], &[FLEX_BIN, "--allow-dynamic"]].concat());
+    assert!(ok.status.success(), "{}", stderr(&ok));
+    assert!(plugin_dir.join("strata~flex/flex").is_file());
+}
+
+#[test]
+fn the_flex_installer_help_is_text_not_shell() {
+    let out = install_sh(&["--help"]);
+    assert!(out.status.success());
+    let help = String::from_utf8(out.stdout).unwrap();
+    assert!(help.starts_with("Usage: install.sh [options]\n"), "{help}");
+    for flag in ["--plugin-dir", "--source", "--allow-dynamic", "--uninstall", "--wait", "--help"] {
+        assert!(help.contains(flag), "--help omits {flag}");
+    }
+    for shell in ["set -eu", "sed ", "$(", "#"] {
+        assert!(!help.contains(shell), "--help prints shell ({shell:?}): {help}");
+    }
+    let bad = install_sh(&["--frobnicate"]);
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("unknown argument --frobnicate"));
 }

@@ -11,13 +11,40 @@ fn init_states_every_capability() {
     let w = World::new();
     let r = w.run(&["init"]);
     r.ok();
+    let message = format!("strata-flex {} is ready (data root {})", env!("CARGO_PKG_VERSION"), w.root.display());
     assert_eq!(
         r.stdout,
-        "{\"status\":\"Success\",\"message\":\"strata-flex is ready\",\"capabilities\":{\"attach\":false,\
-         \"selinuxRelabel\":true,\"fsGroup\":true,\"supportsMetrics\":true,\"requiresFSResize\":true}}\n"
+        format!(
+            "{{\"status\":\"Success\",\"message\":\"{message}\",\"capabilities\":{{\"attach\":false,\
+             \"selinuxRelabel\":true,\"fsGroup\":true,\"supportsMetrics\":true,\"requiresFSResize\":true}}}}\n"
+        )
     );
-    assert!(!w.root.exists(), "init touches no state");
+    assert_eq!(std::fs::read_dir(&w.root).unwrap().count(), 0, "init checks the root and leaves it empty");
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(log.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{log}");
     w.finish();
+}
+
+#[test]
+fn init_fails_with_the_reason_when_the_root_or_kubelet_dir_is_unusable() {
+    let w = World::new();
+    let out = w.command(&["init"]).env("STRATA_FLEX_ROOT", "/proc/strata-x").output().unwrap();
+    parse_output(&out).failed("data root /proc/strata-x is not usable");
+    let out = w.command(&["init"]).env("STRATA_FLEX_KUBELET_DIR", w.tmp.path().join("nokubelet")).output().unwrap();
+    parse_output(&out).failed("kubelet dir");
+    let missing = w.tmp.path().join("absent.json");
+    let out = w.command(&["init"]).env("STRATA_FLEX_CONFIG", &missing).output().unwrap();
+    parse_output(&out).failed("named by STRATA_FLEX_CONFIG");
+    w.finish();
+}
+
+#[test]
+fn version_is_printed_for_an_operator() {
+    for flag in ["--version", "-V"] {
+        let out = Command::new(BIN).arg(flag).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("strata-flex {}\n", env!("CARGO_PKG_VERSION")));
+    }
 }
 
 #[test]

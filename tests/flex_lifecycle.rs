@@ -350,3 +350,76 @@ fn unmount_finds_the_volume_from_the_mount_table_when_the_record_forgot_the_pod(
     assert_eq!(w.loops(), Vec::<String>::new());
     w.finish();
 }
+
+#[test]
+fn the_flex_lock_file_goes_with_its_volume() {
+    let w = World::new();
+    w.mount("pod-a", "pv-locked", "rw", &[("backend", "dir")]).ok();
+    w.unmount("pod-a", "pv-locked").ok();
+    let lock = w.root.join("locks/flex/pv-locked.lock");
+    assert!(lock.is_file(), "the volume exists, so does its flex lock");
+    // A mount naming a volume that does not exist creates nothing, not even a lock file.
+    let r = w.mount("pod-b", "pv-other", "rw", &[("volumeID", "no-such-volume")]);
+    r.failed("does not exist");
+    assert!(!w.root.join("locks/flex/no-such-volume.lock").exists());
+    assert!(!w.root.join("locks/flex/pv-other.lock").exists());
+    // DeleteVolume (here the engine's, as strata-csi calls it) removes the flex lock too.
+    let engine = strata::engine::Engine::new(
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
+        std::sync::Arc::new(strata::sys::LinuxHost),
+    )
+    .expect("engine");
+    engine.delete_volume("pv-locked").expect("delete");
+    assert!(!lock.exists(), "locks/flex/pv-locked.lock outlived its volume");
+    w.finish();
+}
+
+#[test]
+fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
+    let w = World::new();
+    w.mount("pod-a", "pv-shared", "rw", &[("backend", "dir")]).ok();
+    w.unmount("pod-a", "pv-shared").ok();
+    let engine = strata::engine::Engine::new(
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
+        std::sync::Arc::new(strata::sys::LinuxHost),
+    )
+    .expect("engine");
+    let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/x/globalmount");
+    std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
+    let access = strata::engine::Access::Mount { flags: vec![] };
+    engine.stage_volume("pv-shared", &csi_staging, &access).expect("CSI stage");
+    let r = w.mount("pod-b", "pv-shared", "rw", &[("backend", "dir")]);
+    r.failed("is staged by strata-csi at");
+    assert!(r.message().contains(csi_staging.to_str().unwrap()), "{r:?}");
+    engine.unstage_volume("pv-shared", &csi_staging).expect("CSI unstage");
+    w.finish();
+}
+
+#[test]
+fn an_ext4_online_grow_refused_for_lack_of_cap_sys_resource_names_the_capability() {
+    let w = World::new();
+    let vol = "pv-grow-ext4";
+    let user = [("backend", "loop"), ("size", "32Mi")];
+    w.mount("p", vol, "rw", &user).ok();
+    let json = w.mount_json("p", vol, "rw", &user);
+    let staging = w.staging(vol);
+    let (new, old) = ((64u64 << 20).to_string(), (32u64 << 20).to_string());
+    // expandfs as kubelet calls it, in a process without CAP_SYS_RESOURCE (dropped here so that
+    // the test means the same on machines whose root has it).
+    let args = ["expandfs", &json, "", staging.to_str().unwrap(), &new, &old];
+    let inner = w.command(&args);
+    let mut cmd = std::process::Command::new("setpriv");
+    cmd.args(["--inh-caps=-sys_resource", "--bounding-set=-sys_resource", "--"]).arg(inner.get_program());
+    cmd.args(inner.get_args());
+    for (k, v) in inner.get_envs() {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let r = flex_support::parse_output(&cmd.output().expect("setpriv"));
+    r.failed("CAP_SYS_RESOURCE");
+    assert!(r.message().contains("Permission denied"), "{r:?}");
+    w.unmount("p", vol).ok();
+    w.finish();
+}

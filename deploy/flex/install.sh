@@ -5,20 +5,8 @@
 # Each file is written to a dot-file in that directory, checked, and renamed into place, so
 # kubelet never runs a half-written driver. The new driver answers `init` before it goes live;
 # files that are already up to date are left alone (every write there makes kubelet re-probe).
-#
-# Usage: install.sh [options]
-#   --plugin-dir DIR     kubelet's FlexVolume plugin dir       [$FLEX_PLUGIN_DIR or
-#                        /usr/libexec/kubernetes/kubelet-plugins/volume/exec]
-#   --source FILE        the strata-flex binary to install      [$FLEX_SOURCE or /usr/local/bin/strata-flex]
-#   --data-root DIR      strata's data root on the host         [$FLEX_DATA_ROOT or /var/lib/strata]
-#   --kubelet-dir DIR    kubelet's root dir on the host         [$FLEX_KUBELET_DIR or /var/lib/kubelet]
-#   --log-file FILE|off  the driver's log file on the host      [$FLEX_LOG_FILE or /var/log/strata-flex.log]
-#   --log-level LEVEL    error, warn, info, debug or trace      [$FLEX_LOG_LEVEL or info]
-#   --lock-wait SECONDS  how long a call waits for another one  [$FLEX_LOCK_WAIT_SECONDS or 120]
-#   --uninstall          remove the driver instead (kubelet then unregisters it)
-#   --wait               after installing, sleep until SIGTERM (the DaemonSet's main process)
-# Paths are as the host (kubelet) sees them, except --plugin-dir and --source, which are where
-# this script finds them (in the installer pod, the host's plugin dir is mounted somewhere).
+# A dynamically linked binary is refused: kube-controller-manager runs `init` too, often in a
+# container without the binary's C library (`make static` builds the static one).
 set -eu
 
 plugin_dir=${FLEX_PLUGIN_DIR:-/usr/libexec/kubernetes/kubelet-plugins/volume/exec}
@@ -30,9 +18,35 @@ log_level=${FLEX_LOG_LEVEL:-info}
 lock_wait=${FLEX_LOCK_WAIT_SECONDS:-120}
 action=install
 wait_after=false
+allow_dynamic=false
 
 say() { printf 'strata-flex-install: %s\n' "$*"; }
 die() { printf 'strata-flex-install: error: %s\n' "$*" >&2; exit 1; }
+
+usage() {
+  cat <<'EOF'
+Usage: install.sh [options]
+Installs strata-flex as the FlexVolume driver strata/flex (<plugin dir>/strata~flex/flex).
+
+  --plugin-dir DIR     kubelet's FlexVolume plugin dir
+                       [$FLEX_PLUGIN_DIR or /usr/libexec/kubernetes/kubelet-plugins/volume/exec]
+  --source FILE        the strata-flex binary to install [$FLEX_SOURCE or /usr/local/bin/strata-flex]
+  --data-root DIR      strata's data root on the host [$FLEX_DATA_ROOT or /var/lib/strata]
+  --kubelet-dir DIR    kubelet's root dir on the host [$FLEX_KUBELET_DIR or /var/lib/kubelet]
+  --log-file FILE|off  the driver's log file on the host [$FLEX_LOG_FILE or /var/log/strata-flex.log]
+  --log-level LEVEL    error, warn, info, debug or trace [$FLEX_LOG_LEVEL or info]
+  --lock-wait SECONDS  how long a call waits for another one [$FLEX_LOCK_WAIT_SECONDS or 120]
+  --allow-dynamic      install a dynamically linked binary anyway (it fails wherever its C
+                       library is missing, e.g. in kube-controller-manager's container)
+  --uninstall          remove the driver instead (kubelet then unregisters it)
+  --wait               after installing, sleep until SIGTERM (the DaemonSet's main process)
+  -h, --help           print this help
+
+Paths are as the host (kubelet) sees them, except --plugin-dir and --source, which are where
+this script finds them (in the installer pod, the host's plugin dir is mounted somewhere).
+EOF
+}
+
 
 while [ $# -gt 0 ]; do
   case $1 in
@@ -49,8 +63,9 @@ while [ $# -gt 0 ]; do
       esac
       shift 2 ;;
     --uninstall) action=uninstall; shift ;;
+    --allow-dynamic) allow_dynamic=true; shift ;;
     --wait) wait_after=true; shift ;;
-    -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+    -h|--help) usage; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
@@ -70,10 +85,15 @@ check_path --plugin-dir "$plugin_dir"
 driver_dir=$plugin_dir/strata~flex
 
 if [ "$action" = uninstall ]; then
+  if [ ! -e "$driver_dir" ]; then
+    say "strata/flex is not installed in $plugin_dir (no $driver_dir): nothing removed"
+    exit 0
+  fi
   rm -f "$driver_dir/flex"
   rm -f "$driver_dir/.strata-flex.json" "$driver_dir"/.flex.tmp.* "$driver_dir"/.strata-flex.json.tmp.*
-  rmdir "$driver_dir" 2>/dev/null || true
-  say "removed strata/flex from $plugin_dir"
+  rmdir "$driver_dir" 2>/dev/null ||
+    die "removed the driver, but $driver_dir still holds other files: $(ls -A "$driver_dir" | tr '\n' ' ')"
+  say "removed strata/flex ($driver_dir) from $plugin_dir"
   exit 0
 fi
 
@@ -94,10 +114,43 @@ case $lock_wait in
 esac
 [ -f "$source" ] && [ -x "$source" ] || die "$source is not an executable file"
 
+# Reads an unsigned little-endian integer of $3 bytes at offset $2 of file $1.
+read_uint() {
+  od -An -v -t "u$3" -j "$2" -N "$3" "$1" | tr -d ' \n'
+}
+
+# Whether $1, a 64-bit little-endian ELF, names a program interpreter (a PT_INTERP program
+# header, type 3), as every dynamically linked executable does: prints dynamic, static or unknown.
+elf_linking() {
+  magic=$(od -An -v -t x1 -N 6 "$1" | tr -d ' \n')
+  [ "$magic" = 7f454c460201 ] || { echo unknown; return; }
+  phoff=$(read_uint "$1" 32 8)
+  phentsize=$(read_uint "$1" 54 2)
+  phnum=$(read_uint "$1" 56 2)
+  i=0
+  while [ "$i" -lt "$phnum" ]; do
+    if [ "$(read_uint "$1" $((phoff + i * phentsize)) 4)" = 3 ]; then
+      echo dynamic
+      return
+    fi
+    i=$((i + 1))
+  done
+  echo static
+}
+
+if [ "$allow_dynamic" = false ]; then
+  case $(elf_linking "$source") in
+    static) ;;
+    dynamic) die "$source is dynamically linked; kube-controller-manager runs init too, often where its C library is missing: install a static build (make static) or pass --allow-dynamic" ;;
+    *) die "$source is not a 64-bit little-endian ELF executable, so whether it is static cannot be told: pass --allow-dynamic to install it anyway" ;;
+  esac
+fi
+
 mkdir -p "$driver_dir"
 bin_tmp=$driver_dir/.flex.tmp.$$
 cfg_tmp=$driver_dir/.strata-flex.json.tmp.$$
-trap 'rm -f "$bin_tmp" "$cfg_tmp"' EXIT
+check_dir=$driver_dir/.init-check.$$
+trap 'rm -rf "$bin_tmp" "$cfg_tmp" "$check_dir"' EXIT
 trap 'exit 1' HUP INT TERM
 
 printf '{"root":"%s","kubelet_dir":"%s","log_file":%s,"log_level":"%s","lock_wait_seconds":%s}\n' \
@@ -107,10 +160,15 @@ cp "$source" "$bin_tmp"
 chmod 0755 "$bin_tmp"
 
 # The new driver with the new settings must answer init as kubelet expects, before it goes live.
+# init also checks that the data root and the kubelet dir are usable; those are host paths this
+# script may not see (in the installer pod), so here they point at a scratch dir, and kubelet's
+# own init calls check the real ones.
+mkdir -p "$check_dir"
 reply=$(
-  unset STRATA_FLEX_ROOT STRATA_FLEX_KUBELET_DIR STRATA_FLEX_LOG STRATA_FLEX_LOG_LEVEL STRATA_FLEX_LOCK_WAIT
-  STRATA_FLEX_CONFIG=$cfg_tmp "$bin_tmp" init 2>&1
+  unset STRATA_FLEX_LOG STRATA_FLEX_LOG_LEVEL STRATA_FLEX_LOCK_WAIT
+  STRATA_FLEX_ROOT=$check_dir/root STRATA_FLEX_KUBELET_DIR=$check_dir STRATA_FLEX_CONFIG=$cfg_tmp "$bin_tmp" init 2>&1
 ) || true
+rm -rf "$check_dir"
 case $reply in
   *'"status":"Success"'*) ;;
   *) die "the new driver does not answer init with Success: $reply" ;;

@@ -28,6 +28,9 @@ pub enum Kind {
 impl Kind {
     pub const ALL: [Kind; 4] = [Kind::Dir, Kind::Loop, Kind::Btrfs, Kind::Tmpfs];
 
+    /// Every kind's name, for messages that say what is accepted.
+    pub const CHOICES: &str = "dir, loop, btrfs or tmpfs";
+
     pub fn parse(name: &str) -> Option<Kind> {
         Kind::ALL.into_iter().find(|k| k.as_str() == name)
     }

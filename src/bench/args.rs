@@ -116,7 +116,7 @@ pub struct OtherEndpoint {
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
-    Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use dir, loop, btrfs or tmpfs"))
+    Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use {}", Kind::CHOICES))
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {

@@ -15,6 +15,12 @@
 //! ("cannot produce proc-macro ... does not support these crate types"), hence the whole crate.
 
 fn main() {
-    let code = strata::flex::main(std::env::args_os().skip(1).collect());
+    let args: Vec<_> = std::env::args_os().skip(1).collect();
+    // Not a kubelet call: an operator checking what an upgrade installed.
+    if args.len() == 1 && (args[0] == "--version" || args[0] == "-V") {
+        println!("strata-flex {}", strata::flex::VERSION);
+        return;
+    }
+    let code = strata::flex::main(args);
     std::process::exit(code);
 }

@@ -34,6 +34,7 @@ pub fn main() -> ExitCode {
         Command::Bench(args) => crate::bench::main(*args, &runtime),
         Command::MigratePv(args) => crate::migrate::run(args),
         Command::Repair(args) => super::repair::run(&args),
+        Command::Inspect(args) => super::inspect::run(args),
     }
 }
 
@@ -90,8 +91,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         node_id,
         max_volumes_per_node: args.max_volumes_per_node,
         backends: args.backends,
+        controller_only: args.controller_only,
     };
     let driver = Arc::new(Driver::new(Arc::new(engine), opts));
+    driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
     server::serve(driver, &args.endpoint, drain).await.map_err(|e| e.to_string())
 }
@@ -148,7 +151,12 @@ fn hostname() -> Result<String, String> {
 fn init_logging(format: LogFormat) {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    use std::io::IsTerminal;
+    // Colour codes only for a person at a terminal, never into a file or the journal.
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal());
     match format {
         LogFormat::Text => builder.init(),
         LogFormat::Json => builder.json().init(),

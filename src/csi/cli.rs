@@ -7,6 +7,10 @@ use std::path::PathBuf;
 
 const DEFAULT_ENDPOINT: &str = "unix:///var/lib/kubelet/plugins/strata.csi.dev/csi.sock";
 
+/// How long `serve` lets the calls in flight finish after SIGTERM, by default (the manifests and
+/// docs/operations.md state the same number).
+pub const DRAIN_SECONDS: u64 = 60;
+
 #[derive(Debug, Parser)]
 #[command(name = "strata-csi", version, about = "strata CSI driver (CSI v1.12.0) and CSI client")]
 pub struct Cli {
@@ -27,6 +31,9 @@ pub enum Command {
     /// List the quarantined volumes of a data root; rebuild one, or set one aside (no data is
     /// ever deleted). Safe while the server runs: it takes the volume's lock.
     Repair(RepairArgs),
+    /// Show what the records and the kernel say about one volume on this node: staging and
+    /// publication mounts, loop device, size, usage, condition, and which front-end staged it.
+    Inspect(InspectArgs),
 }
 
 #[derive(Debug, Args)]
@@ -46,6 +53,20 @@ pub struct RepairArgs {
     /// kernel shows the volume mounted.
     #[arg(long, value_name = "VOLUME_ID")]
     pub drop: Option<String>,
+}
+
+/// `strata-csi inspect`: reads the data root and the kernel directly (run it on the node, as root).
+#[derive(Debug, Args)]
+pub struct InspectArgs {
+    /// The volume: its CSI volume id (`<id>@<node>`, as `client list-volumes` shows it) or its
+    /// id on the node (a FlexVolume PV's name).
+    pub volume_id: String,
+    /// The data root holding volumes and their records.
+    #[arg(long, default_value = "/var/lib/strata")]
+    pub root: PathBuf,
+    /// Print the answer as yaml or json instead of text.
+    #[arg(short = 'o', long, value_enum)]
+    pub output: Option<OutputFormat>,
 }
 
 #[derive(Debug, Args)]
@@ -74,9 +95,13 @@ pub struct ServeArgs {
     /// Backends that CreateVolume may use and Probe checks (comma-separated).
     #[arg(long, value_delimiter = ',', default_value = "dir,loop,tmpfs", value_parser = parse_kind)]
     pub backends: Vec<Kind>,
-    /// Seconds to wait for calls in flight after SIGTERM.
-    #[arg(long, default_value_t = 20)]
+    /// Seconds to wait for calls in flight after SIGTERM (keep the pod's grace period longer).
+    #[arg(long, default_value_t = DRAIN_SECONDS)]
     pub drain_seconds: u64,
+    /// Serve controller calls only (expansion), without mount privileges: Probe then does not
+    /// ask for CAP_SYS_ADMIN.
+    #[arg(long)]
+    pub controller_only: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -88,16 +113,16 @@ pub enum LogFormat {
 #[derive(Debug, Args)]
 pub struct ClientArgs {
     /// The CSI endpoint: unix:///path/csi.sock or tcp://host:port.
-    #[arg(long, default_value = DEFAULT_ENDPOINT)]
+    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT)]
     pub endpoint: Endpoint,
     /// Print the full answer as yaml or json instead of the table (lists, capacity) or text.
-    #[arg(short = 'o', long, value_enum)]
+    #[arg(short = 'o', long, global = true, value_enum)]
     pub output: Option<OutputFormat>,
     /// The same as `-o json` (kept for scripts).
-    #[arg(long, conflicts_with = "output")]
+    #[arg(long, global = true, conflicts_with = "output")]
     pub json: bool,
     /// Seconds to wait for each call.
-    #[arg(long, default_value_t = 120)]
+    #[arg(long, global = true, default_value_t = 120)]
     pub timeout: u64,
     #[command(subcommand)]
     pub command: ClientCommand,
@@ -125,6 +150,7 @@ pub enum ClientCommand {
     Caps,
     /// CreateVolume.
     CreateVolume {
+        /// The volume's name (the CO's idempotency key; the same name gives the same volume).
         name: String,
         /// Required size (bytes, or 64Mi, 1Gi, 1G ...).
         #[arg(long)]
@@ -148,11 +174,18 @@ pub enum ClientCommand {
         cap: CapArgs,
     },
     /// DeleteVolume.
-    DeleteVolume { volume_id: String },
+    DeleteVolume {
+        /// The volume's id, as CreateVolume returned it.
+        volume_id: String,
+    },
     /// ControllerGetVolume: the volume and its condition.
-    GetVolume { volume_id: String },
+    GetVolume {
+        /// The volume's id, as CreateVolume returned it.
+        volume_id: String,
+    },
     /// ControllerExpandVolume.
     Expand {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
         /// The new size (bytes, or 64Mi, 1Gi, 1G ...).
         #[arg(long)]
@@ -160,6 +193,7 @@ pub enum ClientCommand {
     },
     /// NodeExpandVolume: grow the volume's storage and filesystem on its node.
     NodeExpand {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
         /// Where the volume is published or staged.
         #[arg(long)]
@@ -170,35 +204,49 @@ pub enum ClientCommand {
     },
     /// CreateSnapshot.
     CreateSnapshot {
+        /// The snapshot's name (the same name gives the same snapshot).
         name: String,
         /// The volume to snapshot.
         #[arg(long)]
         source: String,
     },
     /// DeleteSnapshot.
-    DeleteSnapshot { snapshot_id: String },
+    DeleteSnapshot {
+        /// The snapshot's id, as CreateSnapshot returned it.
+        snapshot_id: String,
+    },
     /// GetSnapshot.
-    GetSnapshot { snapshot_id: String },
+    GetSnapshot {
+        /// The snapshot's id, as CreateSnapshot returned it.
+        snapshot_id: String,
+    },
     /// ListSnapshots; follows every page unless --max-entries is given.
     ListSnapshots {
+        /// Only this snapshot.
         #[arg(long, default_value = "")]
         snapshot_id: String,
+        /// Only the snapshots of this volume.
         #[arg(long, default_value = "")]
         source_volume_id: String,
+        /// At most this many entries, one page (0: every page).
         #[arg(long, default_value_t = 0)]
         max_entries: i32,
+        /// Start at this token (a previous page's next_token).
         #[arg(long, default_value = "")]
         starting_token: String,
     },
     /// ListVolumes; follows every page unless --max-entries is given.
     ListVolumes {
+        /// At most this many entries, one page (0: every page).
         #[arg(long, default_value_t = 0)]
         max_entries: i32,
+        /// Start at this token (a previous page's next_token).
         #[arg(long, default_value = "")]
         starting_token: String,
     },
     /// GetCapacity.
     Capacity {
+        /// StorageClass parameter key=value (repeatable), e.g. backend=loop.
         #[arg(long = "param", value_parser = parse_pair)]
         params: Vec<(String, String)>,
         /// Ask for the capacity on this node (accessible topology).
@@ -209,7 +257,9 @@ pub enum ClientCommand {
     },
     /// NodeStageVolume.
     Stage {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
+        /// The staging path (a directory under an --allowed-path-prefix of the server).
         #[arg(long)]
         staging_path: PathBuf,
         #[command(flatten)]
@@ -217,17 +267,23 @@ pub enum ClientCommand {
     },
     /// NodeUnstageVolume.
     Unstage {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
+        /// The staging path (a directory under an --allowed-path-prefix of the server).
         #[arg(long)]
         staging_path: PathBuf,
     },
     /// NodePublishVolume.
     Publish {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
+        /// The target path, where the pod sees the volume (under an --allowed-path-prefix).
         #[arg(long)]
         target_path: PathBuf,
+        /// The staging path the volume was staged at (none for an ephemeral inline volume).
         #[arg(long)]
         staging_path: Option<PathBuf>,
+        /// Publish read-only.
         #[arg(long)]
         readonly: bool,
         /// Volume context key=value (repeatable), e.g. csi.storage.k8s.io/ephemeral=true.
@@ -238,12 +294,15 @@ pub enum ClientCommand {
     },
     /// NodeUnpublishVolume.
     Unpublish {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
+        /// The target path, where the pod sees the volume (under an --allowed-path-prefix).
         #[arg(long)]
         target_path: PathBuf,
     },
     /// NodeGetVolumeStats.
     Stats {
+        /// The volume's id, as CreateVolume returned it.
         volume_id: String,
         /// Where the volume is published or staged.
         #[arg(long)]
@@ -263,6 +322,7 @@ pub struct CapArgs {
     /// Mount flag (repeatable).
     #[arg(long = "mount-flag")]
     pub mount_flags: Vec<String>,
+    /// The access mode of the volume capability.
     #[arg(long, value_enum, default_value_t = AccessModeArg::SingleNodeWriter)]
     pub access_mode: AccessModeArg,
 }
@@ -279,7 +339,7 @@ pub enum AccessModeArg {
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
-    Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use dir, loop, btrfs or tmpfs"))
+    Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use {}", Kind::CHOICES))
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {
@@ -287,54 +347,4 @@ fn parse_pair(s: &str) -> Result<(String, String), String> {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_command_line_is_consistent() {
-        use clap::CommandFactory;
-        Cli::command().debug_assert();
-    }
-
-    #[test]
-    fn client_output_formats() {
-        let format = |args: &[&str]| {
-            let cli = Cli::try_parse_from([&["strata-csi", "client"], args, &["list-volumes"]].concat())?;
-            let Command::Client(a) = cli.command else { panic!("not client") };
-            Ok::<_, clap::Error>(a.format())
-        };
-        assert_eq!(format(&[]).unwrap(), None);
-        assert_eq!(format(&["-o", "yaml"]).unwrap(), Some(OutputFormat::Yaml));
-        assert_eq!(format(&["--output", "json"]).unwrap(), Some(OutputFormat::Json));
-        assert_eq!(format(&["--json"]).unwrap(), Some(OutputFormat::Json));
-        assert!(format(&["--json", "-o", "yaml"]).is_err());
-        assert!(format(&["-o", "wide"]).is_err());
-    }
-
-    #[test]
-    fn serve_defaults() {
-        let cli = Cli::try_parse_from(["strata-csi", "serve"]).unwrap();
-        let Command::Serve(a) = cli.command else { panic!("not serve") };
-        assert_eq!(a.backends, vec![Kind::Dir, Kind::Loop, Kind::Tmpfs]);
-        assert_eq!(a.allowed_path_prefixes, vec![PathBuf::from("/var/lib/kubelet")]);
-        assert_eq!(a.root, PathBuf::from("/var/lib/strata"));
-        assert_eq!(a.driver_name, "strata.csi.dev");
-        let cli = Cli::try_parse_from([
-            "strata-csi",
-            "serve",
-            "--backends",
-            "loop,btrfs",
-            "--allowed-path-prefix",
-            "/a",
-            "--allowed-path-prefix",
-            "/b",
-            "--endpoint",
-            "tcp://127.0.0.1:9000",
-        ])
-        .unwrap();
-        let Command::Serve(a) = cli.command else { panic!("not serve") };
-        assert_eq!(a.backends, vec![Kind::Loop, Kind::Btrfs]);
-        assert_eq!(a.allowed_path_prefixes.len(), 2);
-        assert!(Cli::try_parse_from(["strata-csi", "serve", "--backends", "zfs"]).is_err());
-    }
-}
+mod tests;

@@ -12,6 +12,7 @@ pub mod convert;
 mod ephemeral;
 mod expand;
 mod identity;
+mod inspect;
 mod limits;
 mod node;
 mod paging;
@@ -43,6 +44,8 @@ pub struct Options {
     pub max_volumes_per_node: Option<u32>,
     /// Backends CreateVolume may use; Probe checks that each of them works.
     pub backends: Vec<Kind>,
+    /// Serves controller calls only (no mounts): Probe does not ask for mount privileges.
+    pub controller_only: bool,
 }
 
 /// The CSI services (Identity, Controller, Node) over one engine.

@@ -1,4 +1,5 @@
-//! Readiness: the data root is usable and every enabled backend has what it needs on this host.
+//! Readiness: the data root is usable, the server has the privileges its node calls need, and
+//! every enabled backend has what it needs on this host. Checked by Probe and logged at start.
 
 use super::Driver;
 use crate::backend::Kind;
@@ -8,6 +9,9 @@ use tonic::Status;
 
 /// Where the backends' tools are looked for (the same directories the host seam runs them from).
 const TOOL_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
+
+/// `CAP_SYS_ADMIN`: mount, umount and the loop ioctls.
+const CAP_SYS_ADMIN: u32 = 21;
 
 /// The external tools a backend runs.
 fn tools(kind: Kind) -> &'static [&'static str] {
@@ -22,33 +26,93 @@ fn installed(tool: &str) -> bool {
     TOOL_DIRS.iter().any(|d| Path::new(d).join(tool).is_file())
 }
 
+/// One subject of the readiness check and what is wrong with it (nothing: ready).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Check {
+    pub subject: String,
+    pub problems: Vec<String>,
+}
+
 impl Driver {
     /// What keeps the driver from serving; empty when it is ready.
     pub(super) async fn problems(&self) -> Result<Vec<String>, Status> {
+        let checks = self.checks().await?;
+        Ok(checks.into_iter().flat_map(|c| c.problems).collect())
+    }
+
+    /// Every check, ready or not.
+    pub async fn checks(&self) -> Result<Vec<Check>, Status> {
         let backends = self.opts.backends.clone();
-        self.blocking(move |e| Ok::<_, Status>(problems(e, &backends))).await
+        let node = !self.opts.controller_only;
+        self.blocking(move |e| Ok::<_, Status>(checks(e, &backends, node, &effective_caps()))).await
+    }
+
+    /// Logs each check's outcome: at start, so that the log says at once what is not ready.
+    pub async fn log_readiness(&self) {
+        match self.checks().await {
+            Ok(checks) => {
+                for c in checks {
+                    if c.problems.is_empty() {
+                        tracing::info!(subject = %c.subject, "ready");
+                    } else {
+                        tracing::warn!(subject = %c.subject, problems = %c.problems.join("; "), "not ready");
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e.message(), "readiness check failed"),
+        }
     }
 }
 
-fn problems(engine: &Engine, backends: &[Kind]) -> Vec<String> {
-    let mut out = Vec::new();
+fn checks(engine: &Engine, backends: &[Kind], node: bool, caps: &Result<u64, String>) -> Vec<Check> {
     let root = &engine.config().root;
+    let mut root_problems = Vec::new();
     if let Err(e) = nix::unistd::access(root, nix::unistd::AccessFlags::W_OK) {
-        out.push(format!("the data root {} is not writable: {e}", root.display()));
+        root_problems.push(format!("the data root {} is not writable: {e}", root.display()));
+    }
+    let mut out = vec![Check { subject: "data root".into(), problems: root_problems }];
+    if node {
+        out.push(Check { subject: "privileges".into(), problems: privilege_problems(caps) });
     }
     for &kind in backends {
+        let mut problems = Vec::new();
         if let Err(e) = engine.backend_usable(kind) {
-            out.push(format!("backend {}: {e}", kind.as_str()));
+            problems.push(format!("backend {}: {e}", kind.as_str()));
         }
         for tool in tools(kind).iter().filter(|t| !installed(t)) {
-            out.push(format!(
+            problems.push(format!(
                 "backend {} needs {tool}, which is not installed in {}",
                 kind.as_str(),
                 TOOL_DIRS.join(", ")
             ));
         }
+        out.push(Check { subject: format!("backend {}", kind.as_str()), problems });
     }
     out
+}
+
+/// A node server mounts: without CAP_SYS_ADMIN every stage and publish would fail.
+fn privilege_problems(caps: &Result<u64, String>) -> Vec<String> {
+    match caps {
+        Ok(c) if c & (1 << CAP_SYS_ADMIN) != 0 => Vec::new(),
+        Ok(_) => vec![
+            "no CAP_SYS_ADMIN: this server cannot mount, so no volume can be staged or published \
+             (run it as root in a privileged container, or with --controller-only for a controller)"
+                .into(),
+        ],
+        Err(e) => vec![format!("cannot tell this process's capabilities: {e}")],
+    }
+}
+
+/// The effective capability set, from `/proc/self/status`.
+fn effective_caps() -> Result<u64, String> {
+    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
+    parse_cap_eff(&status).ok_or_else(|| "/proc/self/status has no CapEff line".into())
+}
+
+fn parse_cap_eff(status: &str) -> Option<u64> {
+    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
+    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 #[cfg(test)]
@@ -61,5 +125,15 @@ mod tests {
         assert!(tools(Kind::Loop).contains(&"mkfs.xfs"));
         assert!(installed("sh"));
         assert!(!installed("strata-no-such-tool"));
+    }
+
+    #[test]
+    fn capabilities_come_from_cap_eff() {
+        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
+        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+        assert_eq!(privilege_problems(&Ok(0x1ff_ffff_ffff)), Vec::<String>::new());
+        let missing = privilege_problems(&Ok(0));
+        assert!(missing[0].contains("CAP_SYS_ADMIN") && missing[0].contains("--controller-only"), "{missing:?}");
+        assert_eq!(parse_cap_eff("Name:\tx\n"), None);
     }
 }

@@ -26,7 +26,7 @@ impl Engine {
         Ok(vols.iter().map(|v| self.condition_in(v, &table)).collect())
     }
 
-    fn condition_in(&self, vol: &Volume, table: &[MountEntry]) -> Condition {
+    pub(super) fn condition_in(&self, vol: &Volume, table: &[MountEntry]) -> Condition {
         let dir = self.dir(&vol.id);
         let mut problems = Vec::new();
         problems.extend(self.backend(vol.backend).storage_problem(vol, &dir));

@@ -4,6 +4,7 @@
 pub mod crashpoint;
 mod error;
 mod health;
+mod inspect;
 mod isolate;
 pub mod lock;
 pub mod mount_policy;
@@ -23,6 +24,7 @@ pub mod validate;
 
 pub use error::{Error, Result};
 pub use health::Condition;
+pub use inspect::{FrontEnd, Inspection};
 pub use isolate::Isolation;
 pub use lock::Wait;
 pub use mount_policy::Use;
@@ -106,6 +108,11 @@ impl Engine {
 
     fn dir(&self, id: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("volumes").join(id))
+    }
+
+    /// Where volume `id`'s record lives (whether or not it exists).
+    pub fn record_path(&self, id: &str) -> PathBuf {
+        self.dir(id).record()
     }
 
     /// The staging path the engine uses for front-ends that have none of their own (FlexVolume).
@@ -280,7 +287,25 @@ impl Engine {
         std::fs::remove_file(&record).map_err(Error::io("remove", &record))?;
         std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))?;
         lock.remove_file();
+        self.remove_flex_lock(id);
         Ok(())
+    }
+
+    /// The directory of the FlexVolume front-end's per-volume locks (`locks/flex/<id>.lock`).
+    pub fn flex_lock_dir(&self) -> PathBuf {
+        self.cfg.root.join("locks").join("flex")
+    }
+
+    /// Removes a deleted volume's FlexVolume lock file, unless a flex call holds it now (that
+    /// call removes it when it lets go: its lock is tied to the volume's record).
+    fn remove_flex_lock(&self, id: &str) {
+        let dir = self.flex_lock_dir();
+        if !dir.join(format!("{id}.lock")).exists() {
+            return;
+        }
+        if let Ok(lock) = VolumeLock::acquire(&dir, id, Wait::No) {
+            lock.remove_file();
+        }
     }
 
     /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;

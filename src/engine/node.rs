@@ -81,7 +81,7 @@ impl Engine {
             return if &s.access == access {
                 Ok(())
             } else {
-                Err(already(id, format!("it is staged at {} with another access type", staging.display())))
+                Err(already(id, other_access(staging, &s.access, access)))
             };
         }
         // A stage killed between its mount and its node-state write: the kernel shows this
@@ -98,9 +98,7 @@ impl Engine {
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
                 (true, true) => Ok(()),
-                (true, false) => {
-                    Err(already(id, format!("it is staged at {} with another access type", staging.display())))
-                }
+                (true, false) => Err(already(id, other_access(staging, &s.access, access))),
                 (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
             };
         }
@@ -372,6 +370,24 @@ impl<'a> LazyTable<'a> {
             self.table = Some(self.host.mount_table()?);
         }
         Ok(self.table.as_deref().unwrap_or_default())
+    }
+}
+
+/// Why a second stage at the same path is refused: other mount flags, or the other access type.
+fn other_access(staging: &Path, had: &Access, asked: &Access) -> String {
+    let at = staging.display();
+    match (had, asked) {
+        (Access::Mount { flags: had }, Access::Mount { flags: asked }) => format!(
+            "it is staged at {at} with mount flags [{}], and this call asks for [{}]",
+            crate::engine::clip(&had.join(",")),
+            crate::engine::clip(&asked.join(","))
+        ),
+        (Access::Block, _) => {
+            format!("it is staged at {at} as a raw block device, and this call asks for a filesystem")
+        }
+        (_, Access::Block) => {
+            format!("it is staged at {at} as a filesystem, and this call asks for a raw block device")
+        }
     }
 }
 

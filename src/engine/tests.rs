@@ -227,6 +227,17 @@ fn unpublish_never_deletes_a_target_with_data() {
 }
 
 #[test]
+fn a_second_stage_with_other_mount_flags_says_mount_flags() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let s = f.staging("v");
+    f.engine.stage_volume("v", &s, &Access::Mount { flags: vec!["noexec".into()] }).unwrap();
+    let e = f.engine.stage_volume("v", &s, &mount_access()).unwrap_err().to_string();
+    assert!(e.contains("with mount flags [noexec], and this call asks for []"), "{e}");
+    assert!(!e.contains("access type"), "{e}");
+}
+
+#[test]
 fn stage_and_unstage_refuse_conflicts() {
     let f = fixture();
     f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();

@@ -67,16 +67,21 @@ pub fn load(exe: Option<&Path>, env: &dyn Fn(&str) -> Option<String>) -> Result<
     };
     let mut cfg = Config::default();
     if let Some(path) = &path {
-        apply_file(&mut cfg, path)?;
+        let named = env("STRATA_FLEX_CONFIG").is_some();
+        apply_file(&mut cfg, path, named)?;
     }
     apply_env(&mut cfg, env)?;
     check(&cfg, dir, path.as_deref().unwrap_or(Path::new("environment")))?;
     Ok(cfg)
 }
 
-fn apply_file(cfg: &mut Config, path: &Path) -> Result<()> {
+/// Reads the file; a missing one is the defaults, unless `STRATA_FLEX_CONFIG` `named` it.
+fn apply_file(cfg: &mut Config, path: &Path, named: bool) -> Result<()> {
     let text = match std::fs::read_to_string(path) {
         Ok(t) => t,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound && named => {
+            return Err(config_error(path, format!("named by STRATA_FLEX_CONFIG, but {e}")));
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(config_error(path, e.to_string())),
     };
@@ -200,6 +205,10 @@ mod tests {
             let err = load(Some(&exe), &env_of(&env)).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
+        let missing = dir.path().join("missing.json");
+        let err = load(Some(&exe), &env_of(&[("STRATA_FLEX_CONFIG", missing.to_str().unwrap())])).unwrap_err();
+        let err = err.to_string();
+        assert!(err.contains("missing.json") && err.contains("STRATA_FLEX_CONFIG"), "{err}");
         std::fs::write(dir.path().join(FILE_NAME), r#"{"rooot":"/x"}"#).unwrap();
         let err = load(Some(&exe), &env_of(&[])).unwrap_err().to_string();
         assert!(err.contains("unknown field"), "{err}");

@@ -25,6 +25,9 @@ pub enum Error {
     /// The driver's configuration file or environment is wrong.
     #[error("configuration {path}: {reason}")]
     Config { path: PathBuf, reason: String },
+    /// A directory the driver needs cannot be used (`init`'s health check).
+    #[error("{what} {} is not usable: {reason}", path.display())]
+    Unusable { what: &'static str, path: PathBuf, reason: String },
     /// `volumeID` names a volume that does not exist.
     #[error(
         "volume {id} named by option \"volumeID\" does not exist; create it first, or drop \
@@ -34,6 +37,13 @@ pub enum Error {
     /// `expandfs` names a volume this node does not hold.
     #[error("volume {id} does not exist on this node; kubelet calls expandfs on the node that holds it")]
     NotOnThisNode { id: String },
+    /// The CSI driver has staged the volume (for CSI pods): FlexVolume cannot stage it too.
+    #[error(
+        "volume {id} is staged by strata-csi at {}: pods of a CSI PV use it; a FlexVolume pod can \
+         mount it once they are gone (`strata-csi inspect {id}` shows its mounts)",
+        path.display()
+    )]
+    StagedByCsi { id: String, path: PathBuf },
     /// The options describe another volume than the one that exists under that id.
     #[error("volume {id} exists with {what} {had}, but the options ask for {asked}")]
     Mismatch { id: String, what: &'static str, had: String, asked: String },

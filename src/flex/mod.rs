@@ -5,6 +5,8 @@
 //! descriptors 1 and 2 point at `/dev/null` while the call runs (`stdio`).
 //!
 //! What strata does and leaves to kubelet:
+//! - `init` is the health check: Success (with the version) only when the data root takes new
+//!   files and the kubelet dir can be read (`health`). `strata-flex --version` prints the version.
 //! - `init` reports attach false (mount does attach and stage itself), selinuxRelabel true,
 //!   fsGroup true (kubelet chowns read-write mounts; strata only checks the gid), supportsMetrics
 //!   true (kubelet statfs's the pod dir) and requiresFSResize true.
@@ -37,6 +39,7 @@ pub mod config;
 mod driver;
 mod error;
 mod expand;
+mod health;
 mod logging;
 mod mount;
 pub mod options;
@@ -52,6 +55,9 @@ pub use reply::{Reply, Status};
 use command::Command;
 use driver::Driver;
 use std::ffi::OsString;
+
+/// The version of this build (`strata-flex --version`, `init`'s message and the log).
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 
 /// Runs one kubelet call (`args` without the program name) and returns the exit code.
 pub fn main(args: Vec<OsString>) -> i32 {
@@ -78,7 +84,10 @@ pub fn main(args: Vec<OsString>) -> i32 {
 fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
     match cmd {
         Command::Init => {
-            Ok(Reply { capabilities: Some(reply::CAPABILITIES), ..Reply::success("strata-flex is ready") })
+            health::check(&cfg)?;
+            tracing::info!(version = VERSION, root = %cfg.root.display(), "init");
+            let message = format!("strata-flex {VERSION} is ready (data root {})", cfg.root.display());
+            Ok(Reply { capabilities: Some(reply::CAPABILITIES), ..Reply::success(message) })
         }
         Command::Mount { target, json } => {
             let opts = options::parse(&json)?;

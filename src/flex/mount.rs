@@ -3,7 +3,7 @@
 
 use super::driver::Driver;
 use super::options::Options;
-use super::{Reply, Result};
+use super::{Error, Reply, Result};
 use crate::engine::Access;
 use std::path::Path;
 
@@ -19,7 +19,7 @@ pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
         if created {
             let _ = engine.delete_volume(&vol.id);
         }
-        return Err(e.into());
+        return Err(staged_elsewhere(driver, &vol.id, &staging).unwrap_or(e.into()));
     }
     if let Err(e) = engine.publish_volume(&vol.id, &staging, target, opts.readonly) {
         roll_back(driver, &vol.id, created);
@@ -36,6 +36,13 @@ pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
         if opts.readonly { "read-only" } else { "read-write" },
         target.display()
     )))
+}
+
+/// A volume staged at another path than FlexVolume's was staged by the CSI driver (CSI pods
+/// use it): the reason a FlexVolume mount cannot stage it, with the place.
+fn staged_elsewhere(driver: &Driver, id: &str, flex_staging: &Path) -> Option<Error> {
+    let staging = driver.engine.volume_record(id).ok()??.staging?;
+    (staging.path != flex_staging).then(|| Error::StagedByCsi { id: id.to_owned(), path: staging.path })
 }
 
 /// After a failed publish: unstage if nothing else uses the staging, delete a volume this call

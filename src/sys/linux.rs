@@ -154,7 +154,7 @@ impl Host for LinuxHost {
 
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()> {
         match fs {
-            FsType::Ext4 => tools::run("resize2fs", &[device.as_os_str()], device),
+            FsType::Ext4 => tools::run("resize2fs", &[device.as_os_str()], device).map_err(name_the_capability),
             FsType::Xfs => tools::run("xfs_growfs", &[OsStr::new("-d"), mountpoint.as_os_str()], mountpoint),
         }
         .map(drop)
@@ -288,6 +288,21 @@ pub fn parse_qgroup_referenced(text: &str) -> Option<u64> {
         }
         cols.next()?.parse().ok()
     })
+}
+
+/// resize2fs only says "Permission denied to resize filesystem" when the kernel refuses to grow
+/// a mounted ext4 (EXT4_IOC_RESIZE_FS) for a process without CAP_SYS_RESOURCE: name it.
+fn name_the_capability(e: Error) -> Error {
+    match e {
+        Error::Tool { tool, path, detail } if detail.contains("Permission denied") => {
+            let detail = format!(
+                "{detail}: growing a mounted ext4 filesystem needs CAP_SYS_RESOURCE, which this process lacks \
+                 (run the driver with that capability)"
+            );
+            Error::Tool { tool, path, detail }
+        }
+        other => other,
+    }
 }
 
 #[cfg(test)]

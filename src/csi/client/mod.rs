@@ -2,8 +2,9 @@
 //! default, `-o json|yaml` (or `--json`) for scripts; a gRPC error prints its code and message on
 //! one line and exits non-zero.
 
+mod connect;
 mod data;
-mod output;
+pub(crate) mod output;
 mod render;
 mod request;
 mod table;
@@ -13,29 +14,11 @@ use super::proto::controller_client::ControllerClient;
 use super::proto::identity_client::IdentityClient;
 use super::proto::node_client::NodeClient;
 use super::proto::{self as p};
-use super::server::Endpoint;
+pub use connect::connect;
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
 use tonic::transport::Channel;
-
-/// Connects to a CSI endpoint (unix socket or TCP).
-pub async fn connect(endpoint: &Endpoint) -> Result<Channel, tonic::transport::Error> {
-    match endpoint {
-        Endpoint::Unix(path) => {
-            let path = path.clone();
-            let connector = tower::service_fn(move |_: tonic::transport::Uri| {
-                let path = path.clone();
-                async move {
-                    let stream = tokio::net::UnixStream::connect(path).await?;
-                    Ok::<_, std::io::Error>(hyper_util::rt::TokioIo::new(stream))
-                }
-            });
-            tonic::transport::Endpoint::from_static("http://localhost").connect_with_connector(connector).await
-        }
-        Endpoint::Tcp(addr) => tonic::transport::Endpoint::from_shared(format!("http://{addr}"))?.connect().await,
-    }
-}
 
 /// Runs one client command and prints its result; the exit code says whether it worked.
 pub async fn run(args: ClientArgs) -> ExitCode {
@@ -43,7 +26,7 @@ pub async fn run(args: ClientArgs) -> ExitCode {
     let channel = match connect(&args.endpoint).await {
         Ok(c) => c,
         Err(e) => {
-            let msg = format!("cannot connect to {}: {e}", args.endpoint);
+            let msg = connect::why_unreachable(&args.endpoint, &e);
             return fail(format, "UNAVAILABLE", &msg);
         }
     };

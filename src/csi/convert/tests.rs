@@ -52,6 +52,13 @@ fn bad_parameters_and_capabilities_are_invalid_arguments() {
     }
     let err = wanted(&params(&[("backend", "btrfs")]), &[mount("")], &[Kind::Dir]).unwrap_err();
     assert!(err.message().contains("not enabled"), "{}", err.message());
+    // CreateVolume accepts every kind, tmpfs too: the message names every enabled one.
+    let err = wanted(&params(&[("backend", "zfs")]), &[mount("")], &ALL).unwrap_err();
+    assert!(err.message().ends_with("this driver has dir, loop, btrfs, tmpfs enabled"), "{}", err.message());
+    assert_eq!(wanted(&params(&[("backend", "tmpfs")]), &[mount("")], &ALL).unwrap().kind, Kind::Tmpfs);
+    for kind in Kind::ALL {
+        assert!(Kind::CHOICES.contains(kind.as_str()), "{kind:?}");
+    }
 }
 
 #[test]

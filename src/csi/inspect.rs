@@ -1,0 +1,91 @@
+//! `strata-csi inspect <volume>`: what the records under the data root and the kernel (mount
+//! table, loop devices, statfs) say about one volume, read on the node itself, no server needed.
+
+use super::cli::InspectArgs;
+use super::client::output;
+use super::volume_id::VolumeId;
+use crate::engine::{self, Engine, FrontEnd, Inspection, Wait};
+use crate::sys::MountEntry;
+use serde_json::{Value, json};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+/// Inspects one volume and prints the answer; exits 1 when it cannot be read or does not exist.
+pub fn run(args: InspectArgs) -> ExitCode {
+    let format = args.output;
+    match inspect(&args) {
+        Ok(value) => {
+            output::answer(&value, format, None);
+            ExitCode::SUCCESS
+        }
+        Err((code, message)) => {
+            output::failure(format, code, &message);
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn inspect(args: &InspectArgs) -> Result<Value, (&'static str, String)> {
+    let volumes = args.root.join("volumes");
+    if !volumes.is_dir() {
+        let msg =
+            format!("{} holds no strata volumes (no {}); is --root right?", args.root.display(), volumes.display());
+        return Err(("NOT_FOUND", msg));
+    }
+    let cfg = engine::Config { wait: Wait::No, ..engine::Config::new(&args.root) };
+    let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost)).map_err(|e| ("INTERNAL", e.to_string()))?;
+    // A CSI volume id (`<engine id>@<node tag>`) or the engine's id (a FlexVolume PV's name).
+    let id = VolumeId::parse(&args.volume_id).map_or(args.volume_id.clone(), |v| v.local);
+    match engine.inspect(&id) {
+        Ok(Some(found)) => Ok(describe(&found)),
+        Ok(None) => Err(("NOT_FOUND", format!("no volume {} under {}", engine::quote(&id), args.root.display()))),
+        Err(e) => Err(("INTERNAL", e.to_string())),
+    }
+}
+
+/// The inspection as JSON: the text form prints it as indented `key: value` lines.
+pub fn describe(i: &Inspection) -> Value {
+    let v = &i.volume;
+    let mut out = json!({
+        "volume_id": v.id,
+        "name": v.name,
+        "backend": v.backend.as_str(),
+        "capacity_bytes": v.capacity,
+        "condition": if i.condition.abnormal { format!("abnormal: {}", i.condition.message) } else { "ok".to_owned() },
+    });
+    if let Some(fs) = v.fs_type {
+        out["fs_type"] = json!(fs.as_str());
+    }
+    out["staged_by"] = json!(match i.staged_by {
+        Some(FrontEnd::Flex) => "strata-flex (FlexVolume)",
+        Some(FrontEnd::Csi) => "strata-csi (CSI)",
+        None => "not staged",
+    });
+    if let Some(s) = &v.staging {
+        out["staging"] = json!({"path": s.path, "mount": mount(i.staging_mount.as_ref())});
+    }
+    out["loop_devices"] = json!(i.loop_devices);
+    let pubs: Vec<Value> = i
+        .publications
+        .iter()
+        .map(|(p, m)| json!({"target": p.target, "readonly": p.readonly, "block": p.block, "mount": mount(m.as_ref())}))
+        .collect();
+    out["publications"] = json!(pubs);
+    out["usage"] = match &i.usage {
+        None => json!("not staged"),
+        Some(Ok(u)) => json!({
+            "used_bytes": u.used_bytes, "available_bytes": u.available_bytes, "total_bytes": u.total_bytes,
+            "used_inodes": u.used_inodes, "free_inodes": u.free_inodes,
+        }),
+        Some(Err(reason)) => json!(format!("unknown: {reason}")),
+    };
+    out
+}
+
+/// What the kernel has mounted at a recorded path.
+fn mount(m: Option<&MountEntry>) -> Value {
+    match m {
+        None => json!("NOT MOUNTED (recorded, but the kernel has no mount there)"),
+        Some(m) => json!(format!("{} from {} ({})", m.fs_type, m.source, m.mount_options.join(","))),
+    }
+}

@@ -1,0 +1,73 @@
+//! `strata-csi` as an operator types it: options after the subcommand, `--version`, and an
+//! unreachable endpoint explained (no such socket, connection refused, permission denied) with
+//! the path tried. Root tier: it starts a server and drops to another user with setpriv.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod csi_support;
+
+use csi_support::*;
+use std::process::Command;
+
+fn stderr_of(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+#[test]
+fn global_options_work_after_the_subcommand() {
+    require_root();
+    let s = Server::start();
+    let ep = s.endpoint();
+    let out = Command::new(BIN).args(["client", "list-volumes", "--json", "--endpoint", &ep]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["volumes"], serde_json::json!([]));
+    let out =
+        Command::new(BIN).args(["client", "info", "-o", "yaml", "--timeout", "5", "--endpoint", &ep]).output().unwrap();
+    assert!(String::from_utf8_lossy(&out.stdout).contains("ready: true"), "{out:?}");
+}
+
+#[test]
+fn both_binaries_print_their_version() {
+    for bin in [BIN, env!("CARGO_BIN_EXE_strata-flex")] {
+        let out = Command::new(bin).arg("--version").output().unwrap();
+        assert!(out.status.success());
+        let name = std::path::Path::new(bin).file_name().unwrap().to_str().unwrap();
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{name} {}\n", env!("CARGO_PKG_VERSION")));
+    }
+}
+
+#[test]
+fn an_unreachable_endpoint_says_why_and_where() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("none.sock");
+    let out = Command::new(BIN)
+        .args(["client", "info", "--endpoint"])
+        .arg(format!("unix://{}", missing.display()))
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = stderr_of(&out);
+    assert!(err.contains("no such socket") && err.contains(&format!("tried socket {}", missing.display())), "{err}");
+
+    // A live server's socket, in a directory only root may enter, asked by another user.
+    let s = Server::start();
+    let out = Command::new("setpriv")
+        .args([
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "--",
+            BIN,
+            "client",
+            "info",
+            "--endpoint",
+            &s.endpoint(),
+        ])
+        .output()
+        .unwrap();
+    let err = stderr_of(&out);
+    assert!(!out.status.success() && err.contains("permission denied"), "{err}");
+    assert!(err.contains(&format!("tried socket {}", s.sock.display())), "{err}");
+    assert!(!err.contains("transport error"), "{err}");
+}
