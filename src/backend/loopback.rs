@@ -233,7 +233,9 @@ impl Backend for LoopBackend {
         crate::engine::crashpoint::hit("snapshot:frozen");
         let copied = self.host.copy_file(&dir.image(), &dest.image());
         if let Some((_, place)) = &frozen {
-            self.host.thaw(place)?;
+            // A thaw that fails is tried once more at once; should it fail again, the marker
+            // stays and the next call, unstage or start thaws.
+            self.host.thaw(place).or_else(|_| self.host.thaw(place))?;
             std::fs::remove_file(dir.0.join(FROZEN)).map_err(Error::io("remove", dir.0.join(FROZEN)))?;
         }
         Ok(copied?)

@@ -422,6 +422,8 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
 }
 
 #[cfg(test)]
+mod fault_tests;
+#[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]
 mod state_tests;

@@ -149,13 +149,24 @@ impl Engine {
             }
         }
         self.backend(vol.backend).recover(&vol, &self.dir(id))?; // never unmount a frozen filesystem
+        let mut unmounted = None;
         if let Some(place) = &place {
             if self.host.is_mount_point(place)? {
                 self.check_staged_mount(&vol, place)?;
                 self.host.unmount(place, false)?;
+                unmounted = Some(place);
             }
         }
-        self.backend(vol.backend).detach(&vol, &self.dir(id))?;
+        if let Err(e) = self.backend(vol.backend).detach(&vol, &self.dir(id)) {
+            // Put the staging back as it was, so the call changes nothing and its retry starts over.
+            if let (Some(place), Some(s)) = (unmounted, &vol.staging) {
+                let device = s.device.as_deref();
+                if let Err(again) = self.backend(vol.backend).stage(&vol, &self.dir(id), device, place, &s.access) {
+                    tracing::warn!(id, error = %again, "could not stage again after a failed detach");
+                }
+            }
+            return Err(e.into());
+        }
         if vol.staging.is_some() || !vol.marked.is_empty() || vol.staging_in_record {
             vol.staging = None;
             vol.marked.clear(); // none of them is live

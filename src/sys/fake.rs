@@ -39,6 +39,9 @@ struct State {
     /// By the backing file's device and inode, so a renamed copy keeps its filesystem.
     formatted: BTreeMap<(u64, u64), FsType>,
     failing: HashSet<&'static str>,
+    /// Recorded calls so far, and the number of the one that must fail (see [`FakeHost::fail_nth`]).
+    counted: usize,
+    fail_at: Option<usize>,
     next_mount_id: u32,
     stats: FsStats,
 }
@@ -80,6 +83,17 @@ impl FakeHost {
         self.lock().failing.insert(op);
     }
 
+    /// Makes the `n`th recorded call from now on (1 = the next) fail with EIO, once.
+    pub fn fail_nth(&self, n: usize) {
+        let mut st = self.lock();
+        st.fail_at = Some(st.counted + n);
+    }
+
+    /// How many calls were recorded since the fake was made.
+    pub fn call_count(&self) -> usize {
+        self.lock().counted
+    }
+
     /// Sets the figures `statvfs` reports.
     pub fn set_stats(&self, stats: FsStats) {
         self.lock().stats = stats;
@@ -105,7 +119,8 @@ impl FakeHost {
     fn record(&self, op: &'static str, call: Call) -> Result<MutexGuard<'_, State>> {
         let mut st = self.lock();
         st.calls.push(call);
-        if st.failing.contains(op) {
+        st.counted += 1;
+        if st.failing.contains(op) || st.fail_at == Some(st.counted) {
             return Err(Error::Io {
                 what: op,
                 path: PathBuf::from("/fake"),
