@@ -16,6 +16,7 @@ pub mod record;
 pub mod size;
 mod snapshot;
 mod state;
+mod survey;
 pub mod validate;
 
 pub use error::{Error, Result};
@@ -27,6 +28,7 @@ pub use node::{Bind, Check};
 pub use quote::{QUOTE_MAX, clip, quote, quote_path};
 pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
 pub use snapshot::SnapshotRequest;
+pub use survey::Survey;
 
 use crate::backend::{self, Backend, Kind, Usage, VolumeDir};
 use crate::sys::{FsType, Host};
@@ -74,6 +76,8 @@ pub struct Engine {
     node_prefixes: (Vec<PathBuf>, Vec<PathBuf>),
     host: Arc<dyn Host>,
     backends: BTreeMap<Kind, Box<dyn Backend>>,
+    /// Contention on volume and snapshot locks, for metrics.
+    locks: lock::LockStats,
 }
 
 impl Engine {
@@ -85,7 +89,7 @@ impl Engine {
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
-        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends })
+        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks: lock::LockStats::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -110,7 +114,7 @@ impl Engine {
     }
 
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), id, self.cfg.wait)?;
+        let lock = VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks))?;
         Ok(lock.tied_to(self.dir(id).record()))
     }
 
@@ -168,13 +172,7 @@ impl Engine {
 
     /// Every volume, ordered by id. Unreadable records are reported, not skipped.
     pub fn list_volumes(&self) -> Result<Vec<Volume>> {
-        let dir = self.cfg.root.join("volumes");
-        let mut ids: Vec<String> = std::fs::read_dir(&dir)
-            .map_err(Error::io("list", &dir))?
-            .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter(|n| validate::id("volume", n).is_ok())
-            .collect();
-        ids.sort();
+        let ids = self.volume_ids()?;
         let mut out = Vec::with_capacity(ids.len());
         for id in ids {
             if let Some(v) = self.load(&id)? {
@@ -182,6 +180,18 @@ impl Engine {
             }
         }
         Ok(out)
+    }
+
+    /// The ids of the volume directories under the root, sorted.
+    fn volume_ids(&self) -> Result<Vec<String>> {
+        let dir = self.cfg.root.join("volumes");
+        let mut ids: Vec<String> = std::fs::read_dir(&dir)
+            .map_err(Error::io("list", &dir))?
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| validate::id("volume", n).is_ok())
+            .collect();
+        ids.sort();
+        Ok(ids)
     }
 
     /// Bytes a new volume of `kind` could still get.
