@@ -55,6 +55,9 @@ pub struct ServeArgs {
     /// Seconds to wait for calls in flight after SIGTERM.
     #[arg(long, default_value_t = 20)]
     pub drain_seconds: u64,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (host:port; off when unset).
+    #[arg(long, value_name = "ADDRESS")]
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
