@@ -28,6 +28,9 @@ struct PerBackend {
     free: Option<u64>,
 }
 
+/// A per-backend gauge: its name, its help and how to read it.
+type Row = (&'static str, &'static str, fn(&PerBackend) -> Option<u64>);
+
 /// The node's figures, read once for one scrape.
 #[derive(Debug, Default)]
 pub struct Figures {
@@ -48,7 +51,7 @@ impl Figures {
             let free = engine.free_bytes(*kind).map_err(|e| warn("free bytes", &e)).ok();
             f.backends.entry(*kind).or_default().free = free;
         }
-        if let Some(survey) = engine.survey().map_err(|e| warn("volumes", &e)).ok() {
+        if let Ok(survey) = engine.survey().map_err(|e| warn("volumes", &e)) {
             for vol in &survey.volumes {
                 let b = f.backends.entry(vol.backend).or_default();
                 b.volumes += 1;
@@ -123,7 +126,7 @@ impl Collector for Figures {
 
 impl Figures {
     fn encode_backends(&self, enc: &mut DescriptorEncoder) -> Result<(), std::fmt::Error> {
-        let rows: [(&str, &str, fn(&PerBackend) -> Option<u64>); 5] = [
+        let rows: [Row; 5] = [
             ("strata_volumes", "Volumes under the data root, by backend.", |b| Some(b.volumes)),
             ("strata_provisioned_bytes", "Capacity of the volumes, by backend.", |b| Some(b.provisioned)),
             (

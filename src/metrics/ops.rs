@@ -65,14 +65,16 @@ impl Histogram {
         self.sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
 
-    /// `(sum in seconds, count, cumulative buckets)`; the count is the +Inf bucket, so the two
-    /// always agree even while calls are counted during the read.
+    /// `(sum in seconds, count, count per bucket)`: the buckets as the encoder takes them (it
+    /// makes them cumulative), the count their total, so the two always agree even while calls
+    /// are counted during the read.
     fn read(&self) -> (f64, u64, Vec<(f64, u64)>) {
         let mut total = 0;
         let mut buckets = Vec::with_capacity(BUCKETS.len() + 1);
         for (i, count) in self.counts.iter().enumerate() {
-            total += count.load(Ordering::Relaxed);
-            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), total));
+            let count = count.load(Ordering::Relaxed);
+            total += count;
+            buckets.push((BUCKETS.get(i).copied().unwrap_or(f64::INFINITY), count));
         }
         let sum = Duration::from_nanos(self.sum_nanos.load(Ordering::Relaxed)).as_secs_f64();
         (sum, total, buckets)
@@ -165,5 +167,30 @@ impl Collector for Ops {
             }
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn calls_land_in_their_method_code_and_bucket() {
+        let ops = Ops::default();
+        ops.record("NodeStageVolume", Code::Ok, Duration::from_micros(40));
+        ops.record("NodeStageVolume", Code::Ok, Duration::from_micros(50));
+        ops.record("NodeStageVolume", Code::Aborted, Duration::from_secs(61));
+        assert_eq!(ops.calls("NodeStageVolume", Code::Ok), 2);
+        assert_eq!(ops.calls("NodeStageVolume", Code::Aborted), 1);
+        assert_eq!(ops.calls("NodePublishVolume", Code::Ok), 0);
+        let m = METHODS.iter().position(|m| *m == "NodeStageVolume").unwrap();
+        let (sum, count, buckets) = ops.durations[m].read();
+        assert_eq!(count, 3);
+        assert_eq!(buckets[0], (0.00005, 2), "50 µs is inside the first bucket");
+        assert_eq!(buckets[BUCKETS.len()], (f64::INFINITY, 1));
+        assert_eq!(buckets.iter().map(|b| b.1).sum::<u64>(), 3);
+        assert!((sum - 61.00009).abs() < 1e-9, "{sum}");
+        assert_eq!(CODE_NAMES[Code::Aborted as usize], "Aborted");
+        assert_eq!(CODE_NAMES[Code::Unauthenticated as usize], "Unauthenticated");
     }
 }
