@@ -10,7 +10,9 @@ COPY Cargo.toml Cargo.lock build.rs Makefile ./
 COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
-RUN make static
+# The commit the strata_build_info metric reports (the build context has no .git).
+ARG STRATA_COMMIT=unknown
+RUN STRATA_COMMIT=$STRATA_COMMIT make static
 
 # Runtime: the tools strata runs by absolute path (blkid, mkfs.ext4, resize2fs, mkfs.xfs,
 # xfs_growfs, btrfs, cp); the binaries themselves need no shared library.
