@@ -10,9 +10,10 @@ COPY Cargo.toml Cargo.lock build.rs Makefile ./
 COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
-# The commit the strata_build_info metric reports (the build context has no .git).
+# The commit the strata_build_info metric reports (the build context has no .git); build.rs
+# reads it from the environment, where RUN sees every ARG.
 ARG STRATA_COMMIT=unknown
-RUN STRATA_COMMIT=$STRATA_COMMIT make static
+RUN make static
 
 # Runtime: the tools strata runs by absolute path (blkid, mkfs.ext4, resize2fs, mkfs.xfs,
 # xfs_growfs, btrfs, cp); the binaries themselves need no shared library.
