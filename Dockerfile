@@ -10,6 +10,9 @@ COPY Cargo.toml Cargo.lock build.rs Makefile ./
 COPY proto ./proto
 COPY src ./src
 COPY benches ./benches
+# The commit the strata_build_info metric reports (the build context has no .git); build.rs
+# reads it from the environment, where RUN sees every ARG.
+ARG STRATA_COMMIT=unknown
 RUN make static
 
 # Runtime: the tools strata runs by absolute path (blkid, mkfs.ext4, resize2fs, mkfs.xfs,

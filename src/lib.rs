@@ -5,5 +5,7 @@ pub mod bench;
 pub mod csi;
 pub mod engine;
 pub mod flex;
+pub mod kubectl;
+pub mod metrics;
 pub mod migrate;
 pub mod sys;

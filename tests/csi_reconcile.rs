@@ -65,9 +65,8 @@ fn reboot(dir: &Path) {
     for m in mounts {
         host.unmount(&strata::sys::place_at(&m).unwrap(), false).expect("unmount as a reboot would");
     }
-    for l in host.loop_list().unwrap() {
-        if l.backing_file.starts_with(dir) {
-            host.loop_detach(&l.device).expect("detach the loop device by hand");
-        }
+    let loops = host.loop_list().unwrap();
+    for l in strata::sys::loops_under(&loops, dir) {
+        host.loop_detach(&l.device).expect("detach the loop device by hand");
     }
 }

@@ -88,7 +88,8 @@ fn the_driver_name_is_the_one_the_binary_reports_and_every_object_uses_it() {
     for (workload_kind, workload) in [("DaemonSet", "strata-node"), ("Deployment", "strata-controller")] {
         let w = find(&docs, workload_kind, workload);
         let dir = tempfile::tempdir().unwrap();
-        let (args, sock) = local_args(container(w, "strata-csi"), &[("NODE_NAME", "node-1")], dir.path());
+        let env = [("NODE_NAME", "node-1"), ("POD_IP", "127.0.0.1")];
+        let (args, sock) = local_args(container(w, "strata-csi"), &env, dir.path());
         let server = Serve::start(&args, &sock, &dir.path().join("serve.log"));
         let info = server.client_ok(&["info"]);
         assert_eq!(info["name"], name.as_str(), "{workload}: GetPluginInfo");
@@ -113,6 +114,25 @@ fn the_driver_name_is_the_one_the_binary_reports_and_every_object_uses_it() {
     assert_eq!(classes, 4);
     let inline = find(&examples, "Pod", "inline-scratch");
     assert_eq!(inline["spec"]["volumes"][0]["csi"]["driver"], name.as_str());
+}
+
+#[test]
+fn the_node_serves_metrics_on_its_pod_ip_at_the_port_its_annotations_name() {
+    let docs = manifests("kubernetes");
+    let ds = find(&docs, "DaemonSet", "strata-node");
+    let driver = container(ds, "strata-csi");
+    let addr = arg(driver, "--metrics-address").expect("the node serves metrics");
+    let (host, port) = addr.rsplit_once(':').unwrap();
+    assert_eq!(host, "$(POD_IP)", "on the pod IP, where Prometheus reaches it");
+    let env = driver["env"].as_array().unwrap().iter().find(|e| e["name"] == "POD_IP").expect("POD_IP in env");
+    assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP");
+    let ports = driver["ports"].as_array().unwrap();
+    let metrics = ports.iter().find(|p| p["name"] == "metrics").expect("a port named metrics");
+    assert_eq!(metrics["containerPort"].to_string(), port);
+    let annotations = &ds["spec"]["template"]["metadata"]["annotations"];
+    assert_eq!(annotations["prometheus.io/scrape"], "true");
+    assert_eq!(annotations["prometheus.io/port"], port);
+    assert_eq!(annotations["prometheus.io/path"], "/metrics");
 }
 
 #[test]

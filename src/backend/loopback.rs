@@ -157,7 +157,7 @@ impl Backend for LoopBackend {
 
     fn holds(
         &self,
-        _vol: &Volume,
+        vol: &Volume,
         dir: &VolumeDir,
         device: Option<&Path>,
         staging: &Path,
@@ -167,9 +167,10 @@ impl Backend for LoopBackend {
         if !self.host.loop_backs(device, &dir.image()).unwrap_or(false) {
             return false;
         }
+        let block = vol.staging.as_ref().is_some_and(|s| matches!(s.access, Access::Block));
         match mount_at(table, staging) {
             Some(m) => Path::new(&m.source) == device,
-            None => true, // block access: the device is the staging
+            None => block, // block access: the device is the staging; a filesystem needs its mount
         }
     }
 

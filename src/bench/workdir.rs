@@ -61,7 +61,7 @@ pub fn unmount_under(dir: &Path) -> usize {
 pub fn detach_loops_under(dir: &Path) {
     let host = LinuxHost;
     let Ok(loops) = host.loop_list() else { return };
-    for l in loops.iter().filter(|l| l.backing_file.starts_with(dir)) {
+    for l in crate::sys::loops_under(&loops, dir) {
         let _ = host.loop_detach(&l.device);
     }
 }

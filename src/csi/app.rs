@@ -3,6 +3,7 @@
 use super::cli::{Cli, Command, LogFormat, ServeArgs};
 use super::{Driver, Options, client, server};
 use crate::engine::{self, Engine, Wait};
+use crate::metrics;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -76,9 +77,10 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         allowed_prefixes: args.allowed_path_prefixes.clone(),
         wait: Wait::No,
     };
-    let engine = tokio::task::spawn_blocking(move || open(cfg))
+    let (engine, start) = tokio::task::spawn_blocking(move || open(cfg))
         .await
         .map_err(|e| format!("opening the engine did not finish: {e}"))??;
+    let engine = Arc::new(engine);
     tracing::info!(
         node_id = %node_id,
         root = %engine.config().root.display(),
@@ -86,21 +88,40 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         version = env!("CARGO_PKG_VERSION"),
         "starting"
     );
-    let opts = Options {
-        name: args.driver_name,
-        node_id,
-        max_volumes_per_node: args.max_volumes_per_node,
-        backends: args.backends,
-        controller_only: args.controller_only,
-    };
-    let driver = Arc::new(Driver::new(Arc::new(engine), opts));
+    let mut driver = Driver::new(
+        engine.clone(),
+        Options {
+            name: args.driver_name,
+            node_id,
+            max_volumes_per_node: args.max_volumes_per_node,
+            backends: args.backends.clone(),
+            controller_only: args.controller_only,
+        },
+    );
+    if let Some(addr) = &args.metrics_address {
+        let ops = Arc::new(metrics::Ops::default());
+        serve_metrics(addr, metrics::Metrics::new(ops.clone(), engine, args.backends, start)).await?;
+        driver = driver.counted(ops);
+    }
+    let driver = Arc::new(driver);
     driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
     server::serve(driver, &args.endpoint, drain).await.map_err(|e| e.to_string())
 }
 
+/// Binds the metrics address (failing the start when it cannot) and answers scrapes there.
+async fn serve_metrics(addr: &str, all: metrics::Metrics) -> Result<(), String> {
+    let listener = metrics::bind(addr).await.map_err(|e| e.to_string())?;
+    tokio::spawn(async move {
+        if let Err(e) = metrics::serve(all, listener).await {
+            tracing::error!(error = %e, "metrics stopped");
+        }
+    });
+    Ok(())
+}
+
 /// Opens the engine and reconciles, logging each action and each problem.
-fn open(cfg: engine::Config) -> Result<Engine, String> {
+fn open(cfg: engine::Config) -> Result<(Engine, metrics::Start), String> {
     let root = cfg.root.clone();
     let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost))
         .map_err(|e| format!("cannot open the data root {}: {e}", root.display()))?;
@@ -113,7 +134,11 @@ fn open(cfg: engine::Config) -> Result<Engine, String> {
         tracing::warn!(problem = %problem, "reconcile");
     }
     tracing::info!(actions = report.actions.len(), errors = report.errors.len(), "reconcile done");
-    Ok(engine)
+    let count = |n: usize| u64::try_from(n).unwrap_or(u64::MAX);
+    Ok((
+        engine,
+        metrics::Start { reconcile_actions: count(report.actions.len()), reconcile_errors: count(report.errors.len()) },
+    ))
 }
 
 /// Says what [`Engine::isolate_volumes`] found: a warning only when it could have worked.

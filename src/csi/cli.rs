@@ -102,6 +102,9 @@ pub struct ServeArgs {
     /// ask for CAP_SYS_ADMIN.
     #[arg(long)]
     pub controller_only: bool,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics (host:port; off when unset).
+    #[arg(long, value_name = "ADDRESS")]
+    pub metrics_address: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

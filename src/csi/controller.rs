@@ -22,7 +22,7 @@ use super::proto::{
 };
 use super::provision::{condition, existing, quarantined_condition};
 use super::volume_id::VolumeId;
-use super::{Driver, convert, expand, query, require, rpc};
+use super::{Driver, convert, expand, require};
 use tonic::{Request, Response, Status};
 
 /// The controller RPCs strata advertises. SINGLE_NODE_MULTI_WRITER: volumes accept the
@@ -51,7 +51,7 @@ impl Controller for Driver {
             "" => String::new(),
             name => VolumeId::for_name(name, &self.node_tag).to_string(),
         };
-        rpc("CreateVolume", &id, async {
+        self.rpc("CreateVolume", &id, async {
             let vol = self.create(r).await?;
             Ok(CreateVolumeResponse { volume: Some(convert::volume(&vol, &self.node_tag, &self.opts.node_id)) })
         })
@@ -60,7 +60,7 @@ impl Controller for Driver {
 
     async fn delete_volume(&self, req: Request<DeleteVolumeRequest>) -> Result<Response<DeleteVolumeResponse>, Status> {
         let r = req.into_inner();
-        rpc("DeleteVolume", &r.volume_id, async {
+        self.rpc("DeleteVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             let Some(id) = VolumeId::parse(&r.volume_id) else {
                 return Ok(DeleteVolumeResponse {}); // never a strata id: nothing to delete
@@ -83,15 +83,15 @@ impl Controller for Driver {
     ) -> Result<Response<ValidateVolumeCapabilitiesResponse>, Status> {
         let r = req.into_inner();
         let id = r.volume_id.clone();
-        query("ValidateVolumeCapabilities", &id, self.validate(r)).await
+        self.query("ValidateVolumeCapabilities", &id, self.validate(r)).await
     }
 
     async fn list_volumes(&self, req: Request<ListVolumesRequest>) -> Result<Response<ListVolumesResponse>, Status> {
-        query("ListVolumes", "", self.list(req.into_inner())).await
+        self.query("ListVolumes", "", self.list(req.into_inner())).await
     }
 
     async fn get_capacity(&self, req: Request<GetCapacityRequest>) -> Result<Response<GetCapacityResponse>, Status> {
-        query("GetCapacity", "", self.capacity(req.into_inner())).await
+        self.query("GetCapacity", "", self.capacity(req.into_inner())).await
     }
 
     async fn controller_get_capabilities(
@@ -99,7 +99,7 @@ impl Controller for Driver {
         _req: Request<ControllerGetCapabilitiesRequest>,
     ) -> Result<Response<ControllerGetCapabilitiesResponse>, Status> {
         let cap = |t: rpc::Type| ControllerServiceCapability { r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })) };
-        query("ControllerGetCapabilities", "", async {
+        self.query("ControllerGetCapabilities", "", async {
             Ok(ControllerGetCapabilitiesResponse { capabilities: CAPABILITIES.into_iter().map(cap).collect() })
         })
         .await
@@ -110,7 +110,7 @@ impl Controller for Driver {
         req: Request<ControllerGetVolumeRequest>,
     ) -> Result<Response<ControllerGetVolumeResponse>, Status> {
         let r = req.into_inner();
-        query("ControllerGetVolume", &r.volume_id, async {
+        self.query("ControllerGetVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             let local = self.local(&r.volume_id)?;
             let found = self
@@ -137,7 +137,7 @@ impl Controller for Driver {
     ) -> Result<Response<CreateSnapshotResponse>, Status> {
         let r = req.into_inner();
         let source = r.source_volume_id.clone();
-        rpc("CreateSnapshot", &source, async {
+        self.rpc("CreateSnapshot", &source, async {
             Ok(CreateSnapshotResponse { snapshot: Some(self.snapshot_create(r).await?) })
         })
         .await
@@ -149,7 +149,7 @@ impl Controller for Driver {
     ) -> Result<Response<DeleteSnapshotResponse>, Status> {
         let r = req.into_inner();
         let id = r.snapshot_id.clone();
-        rpc("DeleteSnapshot", &id, async {
+        self.rpc("DeleteSnapshot", &id, async {
             self.snapshot_delete(r).await?;
             Ok(DeleteSnapshotResponse {})
         })
@@ -160,14 +160,16 @@ impl Controller for Driver {
         &self,
         req: Request<ListSnapshotsRequest>,
     ) -> Result<Response<ListSnapshotsResponse>, Status> {
-        query("ListSnapshots", "", self.snapshot_list(req.into_inner())).await
+        self.query("ListSnapshots", "", self.snapshot_list(req.into_inner())).await
     }
 
     async fn get_snapshot(&self, req: Request<GetSnapshotRequest>) -> Result<Response<GetSnapshotResponse>, Status> {
         let r = req.into_inner();
         let id = r.snapshot_id.clone();
-        query("GetSnapshot", &id, async { Ok(GetSnapshotResponse { snapshot: Some(self.snapshot_get(r).await?) }) })
-            .await
+        self.query("GetSnapshot", &id, async {
+            Ok(GetSnapshotResponse { snapshot: Some(self.snapshot_get(r).await?) })
+        })
+        .await
     }
 
     async fn controller_expand_volume(
@@ -175,6 +177,6 @@ impl Controller for Driver {
         req: Request<ControllerExpandVolumeRequest>,
     ) -> Result<Response<ControllerExpandVolumeResponse>, Status> {
         let r = req.into_inner();
-        rpc("ControllerExpandVolume", &r.volume_id, async { expand::controller_expand(&r) }).await
+        self.rpc("ControllerExpandVolume", &r.volume_id, async { expand::controller_expand(&r) }).await
     }
 }

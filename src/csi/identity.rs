@@ -1,12 +1,12 @@
 //! The Identity service: who the plugin is, what it offers, and whether it is ready.
 
+use super::Driver;
 use super::proto::identity_server::Identity;
 use super::proto::plugin_capability::{Service, Type, VolumeExpansion, service, volume_expansion};
 use super::proto::{
     GetPluginCapabilitiesRequest, GetPluginCapabilitiesResponse, GetPluginInfoRequest, GetPluginInfoResponse,
     PluginCapability, ProbeRequest, ProbeResponse,
 };
-use super::{Driver, query};
 use tonic::{Request, Response, Status};
 
 #[tonic::async_trait]
@@ -15,7 +15,7 @@ impl Identity for Driver {
         &self,
         _req: Request<GetPluginInfoRequest>,
     ) -> Result<Response<GetPluginInfoResponse>, Status> {
-        query("GetPluginInfo", "", async {
+        self.query("GetPluginInfo", "", async {
             Ok(GetPluginInfoResponse {
                 name: self.opts.name.clone(),
                 vendor_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -34,7 +34,7 @@ impl Identity for Driver {
         let online_expansion = PluginCapability {
             r#type: Some(Type::VolumeExpansion(VolumeExpansion { r#type: volume_expansion::Type::Online as i32 })),
         };
-        query("GetPluginCapabilities", "", async {
+        self.query("GetPluginCapabilities", "", async {
             Ok(GetPluginCapabilitiesResponse {
                 capabilities: vec![
                     service(service::Type::ControllerService),
@@ -47,7 +47,7 @@ impl Identity for Driver {
     }
 
     async fn probe(&self, _req: Request<ProbeRequest>) -> Result<Response<ProbeResponse>, Status> {
-        query("Probe", "", async {
+        self.query("Probe", "", async {
             let problems = self.problems().await?;
             for p in &problems {
                 tracing::warn!(problem = %p, "not ready");

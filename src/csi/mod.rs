@@ -28,7 +28,9 @@ pub mod volume_id;
 
 use crate::backend::Kind;
 use crate::engine::{Engine, quote};
+use crate::metrics::Ops;
 use std::sync::Arc;
+use std::time::Instant;
 use tonic::{Response, Status};
 use tracing::Instrument;
 use volume_id::VolumeId;
@@ -54,12 +56,20 @@ pub struct Driver {
     engine: Arc<Engine>,
     opts: Options,
     node_tag: String,
+    /// Where calls are counted; `None` with metrics off.
+    ops: Option<Arc<Ops>>,
 }
 
 impl Driver {
     pub fn new(engine: Arc<Engine>, opts: Options) -> Driver {
         let node_tag = volume_id::node_tag(&opts.node_id);
-        Driver { engine, opts, node_tag }
+        Driver { engine, opts, node_tag, ops: None }
+    }
+
+    /// Counts every call (method, status code, duration) in `ops`.
+    pub fn counted(mut self, ops: Arc<Ops>) -> Driver {
+        self.ops = Some(ops);
+        self
     }
 
     /// Runs blocking engine work on the blocking pool, inside the caller's span.
@@ -96,44 +106,57 @@ impl Driver {
     }
 }
 
-/// Runs one RPC that changes state inside a span that carries its method and volume id, and
-/// logs how it ended.
-async fn rpc<T>(
-    method: &'static str,
-    volume_id: &str,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Result<Response<T>, Status> {
-    traced(method, volume_id, true, work).await
-}
+impl Driver {
+    /// Runs one RPC that changes state inside a span that carries its method and volume id, and
+    /// logs how it ended.
+    async fn rpc<T>(
+        &self,
+        method: &'static str,
+        volume_id: &str,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<Response<T>, Status> {
+        self.traced(method, volume_id, true, work).await
+    }
 
-/// Like [`rpc`] for calls that only read (probes, capabilities, stats): success logs at debug.
-async fn query<T>(
-    method: &'static str,
-    volume_id: &str,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Result<Response<T>, Status> {
-    traced(method, volume_id, false, work).await
-}
+    /// Like [`Driver::rpc`] for calls that only read (probes, capabilities, stats): success logs
+    /// at debug.
+    async fn query<T>(
+        &self,
+        method: &'static str,
+        volume_id: &str,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<Response<T>, Status> {
+        self.traced(method, volume_id, false, work).await
+    }
 
-async fn traced<T>(
-    method: &'static str,
-    volume_id: &str,
-    changes: bool,
-    work: impl Future<Output = Result<T, Status>>,
-) -> Result<Response<T>, Status> {
-    let span = tracing::info_span!("rpc", method, volume_id);
-    async {
-        tracing::debug!("call");
-        let result = work.await;
-        match &result {
-            Ok(_) if changes => tracing::info!("ok"),
-            Ok(_) => tracing::debug!("ok"),
-            Err(st) => tracing::warn!(code = ?st.code(), message = st.message(), "failed"),
+    /// Runs the call in its span, logs how it ended and, with metrics on, counts it.
+    async fn traced<T>(
+        &self,
+        method: &'static str,
+        volume_id: &str,
+        changes: bool,
+        work: impl Future<Output = Result<T, Status>>,
+    ) -> Result<Response<T>, Status> {
+        let span = tracing::info_span!("rpc", method, volume_id);
+        let started = self.ops.as_ref().map(|_| Instant::now());
+        let result = async {
+            tracing::debug!("call");
+            let result = work.await;
+            match &result {
+                Ok(_) if changes => tracing::info!("ok"),
+                Ok(_) => tracing::debug!("ok"),
+                Err(st) => tracing::warn!(code = ?st.code(), message = st.message(), "failed"),
+            }
+            result
+        }
+        .instrument(span)
+        .await;
+        if let (Some(ops), Some(started)) = (&self.ops, started) {
+            let code = result.as_ref().map_or_else(Status::code, |_| tonic::Code::Ok);
+            ops.record(method, code, started.elapsed());
         }
         result.map(Response::new)
     }
-    .instrument(span)
-    .await
 }
 
 /// INVALID_ARGUMENT when a required string field is empty.

@@ -10,7 +10,7 @@ use super::proto::{
     NodeStageVolumeResponse, NodeUnpublishVolumeRequest, NodeUnpublishVolumeResponse, NodeUnstageVolumeRequest,
     NodeUnstageVolumeResponse,
 };
-use super::{Driver, convert, ephemeral, query, require, required, rpc};
+use super::{Driver, convert, ephemeral, require, required};
 use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
@@ -30,7 +30,7 @@ impl Node for Driver {
         req: Request<NodeStageVolumeRequest>,
     ) -> Result<Response<NodeStageVolumeResponse>, Status> {
         let r = req.into_inner();
-        rpc("NodeStageVolume", &r.volume_id, async {
+        self.rpc("NodeStageVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             require(&r.staging_target_path, "staging_target_path")?;
             let cap = required(r.volume_capability.as_ref(), "volume_capability")?.clone();
@@ -47,7 +47,7 @@ impl Node for Driver {
         req: Request<NodeUnstageVolumeRequest>,
     ) -> Result<Response<NodeUnstageVolumeResponse>, Status> {
         let r = req.into_inner();
-        rpc("NodeUnstageVolume", &r.volume_id, async {
+        self.rpc("NodeUnstageVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             require(&r.staging_target_path, "staging_target_path")?;
             let local = self.local(&r.volume_id)?;
@@ -64,7 +64,7 @@ impl Node for Driver {
     ) -> Result<Response<NodePublishVolumeResponse>, Status> {
         let r = req.into_inner();
         let id = r.volume_id.clone();
-        rpc("NodePublishVolume", &id, async {
+        self.rpc("NodePublishVolume", &id, async {
             require(&r.volume_id, "volume_id")?;
             require(&r.target_path, "target_path")?;
             required(r.volume_capability.as_ref(), "volume_capability")?;
@@ -84,7 +84,7 @@ impl Node for Driver {
         req: Request<NodeUnpublishVolumeRequest>,
     ) -> Result<Response<NodeUnpublishVolumeResponse>, Status> {
         let r = req.into_inner();
-        rpc("NodeUnpublishVolume", &r.volume_id, async {
+        self.rpc("NodeUnpublishVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             require(&r.target_path, "target_path")?;
             let target = PathBuf::from(&r.target_path);
@@ -103,7 +103,7 @@ impl Node for Driver {
         req: Request<NodeGetVolumeStatsRequest>,
     ) -> Result<Response<NodeGetVolumeStatsResponse>, Status> {
         let r = req.into_inner();
-        query("NodeGetVolumeStats", &r.volume_id, async {
+        self.query("NodeGetVolumeStats", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             require(&r.volume_path, "volume_path")?;
             let local = self.local_or_ephemeral(&r.volume_id)?;
@@ -119,7 +119,7 @@ impl Node for Driver {
     ) -> Result<Response<NodeExpandVolumeResponse>, Status> {
         let r = req.into_inner();
         let id = r.volume_id.clone();
-        rpc("NodeExpandVolume", &id, self.node_expand(r)).await
+        self.rpc("NodeExpandVolume", &id, self.node_expand(r)).await
     }
 
     async fn node_get_capabilities(
@@ -127,14 +127,14 @@ impl Node for Driver {
         _req: Request<NodeGetCapabilitiesRequest>,
     ) -> Result<Response<NodeGetCapabilitiesResponse>, Status> {
         let cap = |t: rpc::Type| NodeServiceCapability { r#type: Some(Type::Rpc(Rpc { r#type: t as i32 })) };
-        query("NodeGetCapabilities", "", async {
+        self.query("NodeGetCapabilities", "", async {
             Ok(NodeGetCapabilitiesResponse { capabilities: CAPABILITIES.into_iter().map(cap).collect() })
         })
         .await
     }
 
     async fn node_get_info(&self, _req: Request<NodeGetInfoRequest>) -> Result<Response<NodeGetInfoResponse>, Status> {
-        query("NodeGetInfo", "", async {
+        self.query("NodeGetInfo", "", async {
             Ok(NodeGetInfoResponse {
                 node_id: self.opts.node_id.clone(),
                 max_volumes_per_node: self.opts.max_volumes_per_node.map_or(0, i64::from),

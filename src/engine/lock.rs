@@ -5,6 +5,7 @@ use nix::fcntl::{Flock, FlockArg};
 use std::fs::File;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// How to behave when another holder has the lock.
@@ -14,6 +15,32 @@ pub enum Wait {
     No,
     /// Wait up to this long, then fail with [`Error::Busy`] (FlexVolume: kubelet does not retry quickly).
     Upto(Duration),
+}
+
+/// How often lockers found a volume's lock held, and how long they waited: two atomics, touched
+/// only when the lock was contended, so an uncontended call pays nothing.
+#[derive(Debug, Default)]
+pub struct LockStats {
+    waits: AtomicU64,
+    wait_nanos: AtomicU64,
+}
+
+impl LockStats {
+    /// Acquisitions (successful or not) that found the lock held by another caller.
+    pub fn waits(&self) -> u64 {
+        self.waits.load(Ordering::Relaxed)
+    }
+
+    /// The time those acquisitions spent waiting, in seconds.
+    pub fn wait_seconds(&self) -> f64 {
+        Duration::from_nanos(self.wait_nanos.load(Ordering::Relaxed)).as_secs_f64()
+    }
+
+    fn record(&self, since: Instant) {
+        let nanos = u64::try_from(since.elapsed().as_nanos()).unwrap_or(u64::MAX);
+        self.waits.fetch_add(1, Ordering::Relaxed);
+        self.wait_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
 }
 
 /// A held volume lock; released on drop.
@@ -36,6 +63,20 @@ impl Drop for VolumeLock {
 impl VolumeLock {
     /// Takes the lock of volume `id` under `dir`.
     pub fn acquire(dir: &Path, id: &str, wait: Wait) -> Result<VolumeLock> {
+        VolumeLock::acquire_counted(dir, id, wait, None)
+    }
+
+    /// [`VolumeLock::acquire`], counting a contended acquisition and its wait in `stats`.
+    pub fn acquire_counted(dir: &Path, id: &str, wait: Wait, stats: Option<&LockStats>) -> Result<VolumeLock> {
+        let mut contended = None;
+        let result = VolumeLock::take(dir, id, wait, &mut contended);
+        if let (Some(stats), Some(since)) = (stats, contended) {
+            stats.record(since);
+        }
+        result
+    }
+
+    fn take(dir: &Path, id: &str, wait: Wait, contended: &mut Option<Instant>) -> Result<VolumeLock> {
         let path = dir.join(format!("{id}.lock"));
         let deadline = match wait {
             Wait::No => None,
@@ -53,7 +94,9 @@ impl VolumeLock {
                     return Ok(VolumeLock { _lock: lock, path, owner: None });
                 }
                 Ok(_) => continue, // the file was removed by the previous holder: lock the new one
-                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {}
+                Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
+                    contended.get_or_insert_with(Instant::now);
+                }
                 Err((_, errno)) => return Err(Error::io("lock", &path)(errno.into())),
             }
             match deadline {
@@ -100,6 +143,21 @@ mod tests {
         VolumeLock::acquire(dir.path(), "other", Wait::No).unwrap();
         drop(a);
         VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+    }
+
+    #[test]
+    fn contended_acquisitions_are_counted_with_their_wait() {
+        let dir = tempfile::tempdir().unwrap();
+        let stats = LockStats::default();
+        let a = VolumeLock::acquire_counted(dir.path(), "v", Wait::No, Some(&stats)).unwrap();
+        assert_eq!(stats.waits(), 0);
+        let busy = VolumeLock::acquire_counted(dir.path(), "v", Wait::Upto(Duration::from_millis(30)), Some(&stats));
+        assert!(matches!(busy, Err(Error::Busy { .. })));
+        assert_eq!(stats.waits(), 1);
+        assert!(stats.wait_seconds() >= 0.025, "{}", stats.wait_seconds());
+        drop(a);
+        VolumeLock::acquire_counted(dir.path(), "v", Wait::No, Some(&stats)).unwrap();
+        assert_eq!(stats.waits(), 1);
     }
 
     #[test]

@@ -20,6 +20,7 @@ mod repair;
 pub mod size;
 mod snapshot;
 mod state;
+mod survey;
 pub mod validate;
 
 pub use error::{Error, Result};
@@ -33,6 +34,7 @@ pub use quarantine::Quarantine;
 pub use quote::{QUOTE_MAX, clip, quote, quote_path};
 pub use record::{Access, Publication, Snapshot, Source, Staging, Volume};
 pub use snapshot::SnapshotRequest;
+pub use survey::Survey;
 
 use crate::backend::{self, Backend, Kind, Usage, VolumeDir};
 use crate::sys::{FsType, Host};
@@ -80,6 +82,8 @@ pub struct Engine {
     node_prefixes: (Vec<PathBuf>, Vec<PathBuf>),
     host: Arc<dyn Host>,
     backends: BTreeMap<Kind, Box<dyn Backend>>,
+    /// Contention on volume and snapshot locks, for metrics.
+    locks: lock::LockStats,
 }
 
 impl Engine {
@@ -91,7 +95,7 @@ impl Engine {
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
-        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends })
+        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks: lock::LockStats::default() })
     }
 
     pub fn config(&self) -> &Config {
@@ -121,7 +125,7 @@ impl Engine {
     }
 
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), id, self.cfg.wait)?;
+        let lock = VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks))?;
         Ok(lock.tied_to(self.dir(id).record()))
     }
 

@@ -59,7 +59,7 @@ impl Engine {
     fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.cfg.root.join("locks/snapshots");
         perm::make_dir(&dir)?;
-        Ok(VolumeLock::acquire(&dir, id, self.cfg.wait)?.tied_to(self.snapshot_record(id)))
+        Ok(VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks))?.tied_to(self.snapshot_record(id)))
     }
 
     /// A snapshot's record, if it exists.
@@ -70,6 +70,16 @@ impl Engine {
 
     /// Every snapshot, ordered by id.
     pub fn list_snapshots(&self) -> Result<Vec<Snapshot>> {
+        let ids = self.snapshot_ids()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for id in ids {
+            out.extend(self.snapshot_of(&id)?);
+        }
+        Ok(out)
+    }
+
+    /// The ids of the snapshot directories under the root, sorted.
+    pub(super) fn snapshot_ids(&self) -> Result<Vec<String>> {
         let dir = self.cfg.root.join("snapshots");
         let entries = match std::fs::read_dir(&dir) {
             Ok(e) => e,
@@ -79,11 +89,12 @@ impl Engine {
         let mut ids: Vec<String> = entries.filter_map(|e| e.ok()?.file_name().into_string().ok()).collect();
         ids.retain(|id| validate::id("snapshot", id).is_ok());
         ids.sort();
-        let mut out = Vec::with_capacity(ids.len());
-        for id in ids {
-            out.extend(record::load_snapshot(&self.snapshot_record(&id))?);
-        }
-        Ok(out)
+        Ok(ids)
+    }
+
+    /// A snapshot's record, by an id from [`Engine::snapshot_ids`].
+    pub(super) fn snapshot_of(&self, id: &str) -> Result<Option<Snapshot>> {
+        record::load_snapshot(&self.snapshot_record(id))
     }
 
     /// Takes a snapshot of a volume; the same request again returns the same snapshot, the

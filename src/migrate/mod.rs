@@ -12,7 +12,7 @@ mod flex_pv;
 mod output;
 mod yaml;
 
-pub use flex_pv::FLEX_DRIVER;
+pub use flex_pv::{FLEX_DRIVER, affinity_nodes};
 pub use output::migrate;
 
 use clap::Args as ClapArgs;

@@ -209,6 +209,24 @@ pub fn loops_for<'a>(loops: &'a [LoopDevice], file: &Path) -> Vec<&'a LoopDevice
         .collect()
 }
 
+/// The loop devices backed by files under `dir`: by device and inode (whatever path the kernel
+/// shows, which is relative to the namespace and mount that attached them), else by path.
+pub fn loops_under<'a>(loops: &'a [LoopDevice], dir: &Path) -> Vec<&'a LoopDevice> {
+    let mut files = std::collections::HashSet::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let Ok(t) = entry.file_type() else { continue };
+            if t.is_dir() {
+                stack.push(entry.path());
+            } else if t.is_file() {
+                files.extend(file_identity(&entry.path()));
+            }
+        }
+    }
+    loops.iter().filter(|l| l.backing_file.starts_with(dir) || l.backing.is_some_and(|b| files.contains(&b))).collect()
+}
+
 /// The device and inode of `file`, as `LOOP_GET_STATUS64` reports a backing file's.
 pub fn file_identity(file: &Path) -> Option<(u64, u64)> {
     use std::os::unix::fs::MetadataExt;

@@ -28,19 +28,15 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     strata::sys::mountinfo::parse(&text).into_iter().map(|m| m.mount_point).filter(|p| p.starts_with(dir)).collect()
 }
 
-/// Loop devices whose backing file lies at or below `dir`, from sysfs.
+/// Loop devices whose backing file lies at or below `dir`: by the file's device and inode, or
+/// by the path the kernel shows (see `strata::sys::loops_under`).
 pub fn loops_under(dir: &Path) -> Vec<String> {
-    let mut out = Vec::new();
-    for entry in std::fs::read_dir("/sys/block").unwrap().flatten() {
-        let name = entry.file_name().into_string().unwrap();
-        let Ok(backing) = std::fs::read_to_string(entry.path().join("loop/backing_file")) else {
-            continue;
-        };
-        if Path::new(backing.trim_end().trim_end_matches(" (deleted)")).starts_with(dir) {
-            out.push(format!("{name} -> {}", backing.trim_end()));
-        }
-    }
-    out
+    use strata::sys::Host;
+    let loops = strata::sys::LinuxHost.loop_list().unwrap();
+    strata::sys::loops_under(&loops, dir)
+        .into_iter()
+        .map(|l| format!("{} -> {}", l.device.display(), l.backing_file.display()))
+        .collect()
 }
 
 /// Every regular file at or below `dir` (recursively).

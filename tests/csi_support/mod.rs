@@ -217,10 +217,9 @@ pub fn cleanup(dir: &Path) {
             }
         }
     }
-    for l in host.loop_list().unwrap_or_default() {
-        if l.backing_file.starts_with(dir) {
-            let _ = host.loop_detach(&l.device);
-        }
+    let loops = host.loop_list().unwrap_or_default();
+    for l in strata::sys::loops_under(&loops, dir) {
+        let _ = host.loop_detach(&l.device);
     }
 }
 
@@ -311,7 +310,8 @@ pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
 
 /// Loop devices whose backing file lies at or below `dir`.
 pub fn loops_under(dir: &Path) -> Vec<PathBuf> {
-    LinuxHost.loop_list().unwrap().into_iter().filter(|l| l.backing_file.starts_with(dir)).map(|l| l.device).collect()
+    let loops = LinuxHost.loop_list().unwrap();
+    strata::sys::loops_under(&loops, dir).into_iter().map(|l| l.device.clone()).collect()
 }
 
 /// Holds the engine's cross-process lock of a volume, as another caller would.

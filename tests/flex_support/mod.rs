@@ -237,16 +237,9 @@ pub fn mounts_under(dir: &Path) -> Vec<String> {
 }
 
 pub fn loops_under(dir: &Path) -> Vec<String> {
-    let Ok(entries) = std::fs::read_dir("/sys/block") else { return Vec::new() };
-    entries
-        .filter_map(Result::ok)
-        .filter(|e| e.file_name().to_string_lossy().starts_with("loop"))
-        .filter(|e| {
-            std::fs::read_to_string(e.path().join("loop/backing_file"))
-                .is_ok_and(|f| Path::new(f.trim()).starts_with(dir))
-        })
-        .map(|e| format!("/dev/{}", e.file_name().to_string_lossy()))
-        .collect()
+    use strata::sys::Host;
+    let loops = strata::sys::LinuxHost.loop_list().expect("loop list");
+    strata::sys::loops_under(&loops, dir).into_iter().map(|l| l.device.display().to_string()).collect()
 }
 
 /// Every path under `dir` with its kind, for "nothing created or removed" checks.

@@ -187,7 +187,8 @@ impl Drop for Serve {
 }
 
 /// The args of a manifest's strata-csi container, as Kubernetes would run them (`$(VAR)` from
-/// `env`), with the endpoint and data root moved into `dir`. Returns the args and the socket.
+/// `env`), with the endpoint and data root moved into `dir` and the metrics on a free port.
+/// Returns the args and the socket.
 pub fn local_args(c: &Value, env: &[(&str, &str)], dir: &Path) -> (Vec<String>, PathBuf) {
     let command = strings(&c["command"]);
     assert_eq!(command.first().copied(), Some("/usr/local/bin/strata-csi"), "{c}");
@@ -203,6 +204,9 @@ pub fn local_args(c: &Value, env: &[(&str, &str)], dir: &Path) -> (Vec<String>, 
             a = format!("--endpoint=unix://{}", sock.display());
         } else if a.starts_with("--root=") {
             a = format!("--root={}", dir.join("root").display());
+        } else if let Some(addr) = a.strip_prefix("--metrics-address=") {
+            let host = addr.rsplit_once(':').expect("host:port").0;
+            a = format!("--metrics-address={host}:0");
         }
         args.push(a);
     }

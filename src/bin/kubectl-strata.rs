@@ -1,0 +1,5 @@
+//! `kubectl-strata`: the kubectl plugin (`kubectl strata ...`).
+
+fn main() -> std::process::ExitCode {
+    strata::kubectl::main()
+}
