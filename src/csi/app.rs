@@ -63,6 +63,7 @@ fn limit_malloc_arenas() {
 
 /// Opens the engine, reconciles the root with the host, and serves.
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let overcommit = args.overcommit()?;
     let node_id = match args.node_id {
         Some(n) if !n.is_empty() => n,
         _ => hostname()?,
@@ -73,6 +74,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         root: args.root.clone(),
         allowed_prefixes: args.allowed_path_prefixes.clone(),
         wait: Wait::No,
+        overcommit,
     };
     let engine = tokio::task::spawn_blocking(move || open(cfg))
         .await
