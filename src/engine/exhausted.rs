@@ -62,6 +62,21 @@ impl Error {
         }
     }
 
+    /// An I/O error (EIO) of a device or a tool working on one.
+    fn is_io_failure(&self) -> bool {
+        let eio = |e: &std::io::Error| e.raw_os_error() == Some(libc::EIO);
+        match self {
+            Error::Backend(BackendError::Host(h)) => match h {
+                HostError::Tool { detail, .. } => detail.contains("Input/output error"),
+                HostError::Mount { errno, .. } => *errno == Errno::EIO,
+                HostError::Loop { source, .. } | HostError::Io { source, .. } => eio(source),
+                _ => false,
+            },
+            Error::Backend(BackendError::Io { source, .. }) | Error::Io { source, .. } => eio(source),
+            _ => false,
+        }
+    }
+
     /// The path the error names, where it names one.
     fn path(&self) -> Option<&Path> {
         match self {
@@ -115,7 +130,15 @@ impl Engine {
     /// blocks or inodes (judged from its statvfs), another filesystem's space, open files or
     /// memory. Other errors are returned as they are.
     pub fn explain(&self, e: Error) -> Error {
-        let Some(resource) = e.resource().filter(|_| !matches!(e, Error::Exhausted { .. })) else { return e };
+        if matches!(e, Error::Exhausted { .. }) {
+            return e;
+        }
+        let resource = match e.resource() {
+            Some(r) => r,
+            // A loop device reports its backing file's ENOSPC as EIO (mkfs: "Input/output error").
+            None if e.is_io_failure() && self.root_full() => Resource::Space,
+            None => return e,
+        };
         let what = match resource {
             Resource::Space | Resource::Quota => self.which_space(resource, e.path().map(Path::to_owned)),
             Resource::ProcessFiles => "too many open files in the strata process (EMFILE)".to_owned(),
@@ -125,21 +148,34 @@ impl Engine {
         Error::Exhausted { what, source: Box::new(e) }
     }
 
-    /// Which filesystem is full: the data root's when its statvfs shows no room (blocks or
-    /// inodes), else the one holding the path the error names.
+    /// Whether the data root's filesystem has no block or no inode left.
+    fn root_full(&self) -> bool {
+        self.host
+            .statvfs(&self.cfg.root)
+            .is_ok_and(|s| s.available_bytes == 0 || (s.total_inodes > 0 && s.free_inodes == 0))
+    }
+
+    /// Which filesystem is full: the data root's for its own files (records, node state,
+    /// images, locks) and whenever its statvfs shows no room; else the one holding the path
+    /// the error names (a tmpfs volume's own mount, a staging or target directory).
     fn which_space(&self, resource: Resource, path: Option<PathBuf>) -> String {
         let root = &self.cfg.root;
-        let quota = resource == Resource::Quota;
         let fs = self.host.statvfs(root).ok();
         let no_inodes = fs.is_some_and(|s| s.total_inodes > 0 && s.free_inodes == 0);
-        let no_blocks = fs.is_some_and(|s| s.available_bytes == 0);
-        let elsewhere = path.filter(|p| !p.starts_with(root) || !(no_inodes || no_blocks || quota));
-        match (elsewhere, quota, no_inodes) {
-            (Some(p), true, _) => format!("disk quota exceeded on the filesystem holding {}", p.display()),
-            (Some(p), false, _) => format!("no space left on the filesystem holding {}", p.display()),
-            (None, true, _) => format!("disk quota exceeded on the data root's filesystem ({})", root.display()),
-            (None, false, true) => format!("out of inodes on the data root's filesystem ({})", root.display()),
-            (None, false, false) => format!("no space left on the data root's filesystem ({})", root.display()),
+        let root_full = no_inodes || fs.is_some_and(|s| s.available_bytes == 0);
+        let in_volume_mount = |p: &Path| {
+            let rest = p.strip_prefix(root).ok().map(|r| r.components().collect::<Vec<_>>());
+            rest.is_some_and(|r| r.len() > 2 && r[2].as_os_str() == "data")
+        };
+        let elsewhere = path.filter(|p| !root_full && (!p.starts_with(root) || in_volume_mount(p)));
+        let what = match resource {
+            Resource::Quota => "disk quota exceeded on",
+            _ if no_inodes && elsewhere.is_none() => "out of inodes on",
+            _ => "no space left on",
+        };
+        match elsewhere {
+            Some(p) => format!("{what} the filesystem holding {}", p.display()),
+            None => format!("{what} the data root's filesystem ({})", root.display()),
         }
     }
 }
@@ -174,5 +210,29 @@ mod tests {
         };
         assert_eq!(Error::from(tool).resource(), Some(Resource::Space));
         assert_eq!(Error::VolumeNotFound("v".into()).resource(), None);
+    }
+
+    #[test]
+    fn what_ran_out_is_named() {
+        use crate::sys::FsStats;
+        let f = crate::engine::tests::fixture();
+        let root = f.root.display().to_string();
+        let at = |p: &Path| Error::Io {
+            what: "write",
+            path: p.to_owned(),
+            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
+        };
+        let msg = |e: Error| f.engine.explain(e).to_string();
+        let record = f.root.join("volumes/v/volume.json");
+        let in_tmpfs = f.root.join("volumes/v/data/file");
+        assert!(msg(at(&record)).starts_with(&format!("no space left on the data root's filesystem ({root}): write")));
+        let expect = format!("no space left on the filesystem holding {}", in_tmpfs.display());
+        assert!(msg(at(&in_tmpfs)).starts_with(&expect), "{}", msg(at(&in_tmpfs)));
+        assert!(msg(at(Path::new("/k/stage"))).starts_with("no space left on the filesystem holding /k/stage"));
+        f.host.set_stats(FsStats { total_inodes: 100, free_inodes: 0, available_bytes: 1 << 20, ..FsStats::default() });
+        assert!(msg(at(&in_tmpfs)).starts_with(&format!("out of inodes on the data root's filesystem ({root})")));
+        let emfile = Error::Io { what: "open", path: record, source: std::io::Error::from_raw_os_error(libc::EMFILE) };
+        assert!(msg(emfile).starts_with("too many open files in the strata process"));
+        assert_eq!(msg(Error::VolumeNotFound("v".into())), "volume v does not exist");
     }
 }
