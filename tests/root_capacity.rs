@@ -6,8 +6,10 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod csi_support;
+mod flex_support;
 
 use csi_support::*;
+use flex_support::{Reply as FlexReply, World};
 use std::io::Write;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
@@ -89,13 +91,13 @@ fn exhausted<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, w
     assert!(status.message().contains(what), "{:?} lacks {what:?}", status.message());
 }
 
-/// Nothing of volume `name` is under the root or the kubelet dir: no directory, mount or loop.
+/// Nothing of volume `name` is left: no directory, lock file, mount or loop device.
 fn nothing_of(s: &Server, name: &str) {
-    assert!(!s.root.join("volumes").join(name).exists(), "{name} left its directory");
+    let dir = s.root.join("volumes").join(name);
+    assert!(!dir.exists(), "{name} left its directory");
     assert!(!s.root.join("locks").join(format!("{name}.lock")).exists(), "{name} left its lock");
-    assert_eq!(mounts_under(&s.kubelet), Vec::<PathBuf>::new());
-    assert_eq!(mounts_under(&s.root.join("volumes")), Vec::<PathBuf>::new());
-    assert_eq!(loops_under(&s.root), Vec::<PathBuf>::new());
+    assert_eq!(mounts_under(&dir), Vec::<PathBuf>::new());
+    assert_eq!(loops_under(&dir), Vec::<PathBuf>::new());
 }
 
 fn capacity_req(backend: &str) -> p::GetCapacityRequest {
@@ -116,6 +118,10 @@ async fn a_full_disk_is_resource_exhausted_and_leaves_nothing_until_space_is_bac
     let (dir_stage, loop_stage) = (s.path("stage-dir"), s.path("stage-loop"));
     std::fs::create_dir_all(&dir_stage).unwrap();
     std::fs::create_dir_all(&loop_stage).unwrap();
+    let (pub_stage, target) = (s.path("stage-pub"), s.path("pod/vol"));
+    std::fs::create_dir_all(Path::new(&target).parent().unwrap()).unwrap();
+    let published = create(&mut c, "pvc-pub", MIB, &[]).await;
+    c.node.node_stage_volume(stage_req(&published, &pub_stage, mount_cap())).await.unwrap();
     fs.fill_blocks();
     let root = s.root.display().to_string();
     let full = format!("no space left on the data root's filesystem ({root})");
@@ -127,21 +133,29 @@ async fn a_full_disk_is_resource_exhausted_and_leaves_nothing_until_space_is_bac
     nothing_of(&s, "pvc-new");
     exhausted(c.node.node_stage_volume(stage_req(&dir, &dir_stage, mount_cap())).await, &full);
     exhausted(c.node.node_stage_volume(stage_req(&lp, &loop_stage, mount_cap())).await, &full);
-    assert_eq!(mounts_under(&s.kubelet), Vec::<PathBuf>::new());
+    assert_eq!(mounts_under(&s.kubelet), vec![PathBuf::from(&pub_stage)], "only the stage made before");
     assert_eq!(loops_under(&s.root), Vec::<PathBuf>::new());
     assert!(Path::new(&dir_stage).is_dir() && Path::new(&loop_stage).is_dir(), "the CO's staging dirs stay");
+    let publish = publish_req(&published, &pub_stage, &target, mount_cap());
+    exhausted(c.node.node_publish_volume(publish.clone()).await, &full);
+    assert!(mount_at(&target).is_none() && !Path::new(&target).exists(), "no bind, no target left");
 
     fs.free_all();
     c.node.node_stage_volume(stage_req(&dir, &dir_stage, mount_cap())).await.expect("stage dir once space is back");
     c.node.node_stage_volume(stage_req(&lp, &loop_stage, mount_cap())).await.expect("stage loop once space is back");
     let new = create(&mut c, "pvc-new", MIB, &[]).await;
+    c.node.node_publish_volume(publish).await.expect("publish once space is back");
+    close(&mut c, &published, &pub_stage, &target).await;
     for (id, staging) in [(&dir, &dir_stage), (&lp, &loop_stage)] {
         c.node.node_unstage_volume(unstage_req(id, staging)).await.unwrap();
     }
-    for id in [dir, lp, new] {
+    for id in [dir, lp, new, published] {
         c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
     }
-    nothing_of(&s, "pvc-dir");
+    assert_eq!(mounts_under(&s.kubelet), Vec::<PathBuf>::new());
+    for name in ["pvc-dir", "pvc-loop", "pvc-new", "pvc-pub"] {
+        nothing_of(&s, name);
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -247,4 +261,50 @@ async fn sparse_images_are_promised_and_thick_ones_are_allocated() {
     let small = create(&mut c, "pvc-thick3", 4 * MIB, &thick).await;
     assert!(allocated(&s, "pvc-thick3") >= 4 * MIB);
     c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: small, ..Default::default() }).await.unwrap();
+}
+
+/// strata-flex `mount` of `volume` for `pod` on data root `root`, with `env` added.
+fn flex_mount(
+    w: &World,
+    root: &Path,
+    pod: &str,
+    volume: &str,
+    user: &[(&str, &str)],
+    env: &[(&str, &str)],
+) -> FlexReply {
+    let dir = w.pod_dir(pod, volume);
+    let json = w.mount_json(pod, volume, "rw", user);
+    let mut cmd = w.command(&["mount", dir.to_str().unwrap(), &json]);
+    cmd.env("STRATA_FLEX_ROOT", root).envs(env.iter().copied());
+    flex_support::parse_output(&cmd.output().unwrap())
+}
+
+#[test]
+fn flexvolume_gets_the_same_failures_and_overcommit_from_its_environment() {
+    let fs = SmallFs::new("size=48m,mode=0700");
+    let w = World::new();
+    let root = fs.root();
+    flex_mount(&w, &root, "p1", "fv1", &[("size", "1Mi")], &[]).ok();
+    fs.fill_blocks();
+    let full = format!("space on the data root's filesystem ({})", root.display());
+    flex_mount(&w, &root, "p2", "fv2", &[("size", "1Mi")], &[]).failed(&full);
+    assert!(!root.join("volumes/fv2").exists() && !root.join("staging/fv2").exists());
+    fs.free_all();
+    flex_mount(&w, &root, "p2", "fv2", &[("size", "1Mi")], &[]).ok();
+    for (pod, vol) in [("p1", "fv1"), ("p2", "fv2")] {
+        let dir = w.pod_path(pod, vol);
+        let mut cmd = w.command(&["unmount", dir.to_str().unwrap()]);
+        flex_support::parse_output(&cmd.env("STRATA_FLEX_ROOT", &root).output().unwrap()).ok();
+    }
+
+    // tmpfs volumes on the world's own root: the second of 0.8x memory only with overcommit.
+    let size = (mem_available() * 8 / 10 / 4096 * 4096).to_string();
+    let tmpfs = [("backend", "tmpfs"), ("size", size.as_str())];
+    flex_mount(&w, &w.root, "p3", "ft1", &tmpfs, &[]).ok();
+    flex_mount(&w, &w.root, "p4", "ft2", &tmpfs, &[]).failed("not enough memory");
+    flex_mount(&w, &w.root, "p4", "ft2", &tmpfs, &[("STRATA_FLEX_OVERCOMMIT", "tmpfs=3")]).ok();
+    for (pod, vol) in [("p3", "ft1"), ("p4", "ft2")] {
+        w.unmount(pod, vol).ok();
+    }
+    w.finish();
 }
