@@ -113,10 +113,17 @@ struct Promised {
 }
 
 /// Holds the accounting of every create until the new volume's record is written, so that two
-/// creates never both spend the same free bytes (across processes: an advisory file lock).
+/// creates never both spend the same free bytes (across processes: an advisory file lock, whose
+/// file is removed at release: the root keeps no file that no volume needs).
 #[derive(Debug)]
 pub(super) struct Reservation {
-    _lock: VolumeLock,
+    lock: VolumeLock,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.lock.remove_file();
+    }
 }
 
 impl Engine {
@@ -133,6 +140,7 @@ impl Engine {
     /// [`Error::OutOfCapacity`] otherwise. Hold the result until the record is written.
     pub(super) fn reserve(&self, kind: Kind, bytes: u64) -> Result<Reservation> {
         let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), ".capacity", Wait::Upto(ACCOUNTING_WAIT))?;
+        let reservation = Reservation { lock };
         let budget = self.budget(kind)?;
         if bytes > budget.available {
             return Err(Error::OutOfCapacity {
@@ -143,7 +151,7 @@ impl Engine {
                 permille: self.cfg.overcommit.permille(kind),
             });
         }
-        Ok(Reservation { _lock: lock })
+        Ok(reservation)
     }
 
     /// The pool of `kind`, as an error message names it.
