@@ -1,4 +1,5 @@
 //! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
+//! With `allocation: thick` the file is preallocated (fallocate) whenever it is made or grows.
 
 use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
@@ -41,6 +42,21 @@ impl LoopBackend {
     fn devices_of(&self, image: &Path) -> Result<Vec<PathBuf>> {
         let loops = self.host.loop_list()?;
         Ok(crate::sys::loops_for(&loops, image).into_iter().map(|l| l.device.clone()).collect())
+    }
+
+    /// Sizes the open image to `bytes` (never shrinks), preallocating it for a thick volume, and
+    /// makes it durable.
+    fn size_image(&self, vol: &Volume, file: &std::fs::File, image: &Path, bytes: u64) -> Result<()> {
+        let len = file.metadata().map_err(Error::io("stat", image))?.len();
+        if bytes > len {
+            file.set_len(bytes).map_err(Error::io("size", image))?;
+        }
+        if thick(vol) {
+            let end = i64::try_from(bytes.max(len)).unwrap_or(i64::MAX);
+            nix::fcntl::fallocate(file, nix::fcntl::FallocateFlags::empty(), 0, end)
+                .map_err(|errno| Error::io("preallocate", image)(errno.into()))?;
+        }
+        file.sync_all().map_err(Error::io("sync", image))
     }
 
     /// Formats the device if (and only if) it carries no signature at all.
@@ -94,8 +110,7 @@ impl Backend for LoopBackend {
             .write(true)
             .open(&image)
             .map_err(Error::io("create", &image))?;
-        file.set_len(vol.capacity).map_err(Error::io("size", &image))?;
-        file.sync_all().map_err(Error::io("sync", &image))
+        self.size_image(vol, &file, &image, vol.capacity)
     }
 
     fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
@@ -174,14 +189,10 @@ impl Backend for LoopBackend {
         }
     }
 
-    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
+    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
         let image = dir.image();
         let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
-        let len = file.metadata().map_err(Error::io("stat", &image))?.len();
-        if bytes > len {
-            file.set_len(bytes).map_err(Error::io("grow", &image))?;
-            file.sync_all().map_err(Error::io("sync", &image))?;
-        }
+        self.size_image(vol, &file, &image, bytes)?;
         for device in self.devices_of(&image)? {
             self.host.loop_set_capacity(&device)?;
         }
@@ -255,12 +266,11 @@ impl Backend for LoopBackend {
         let image = dir.image();
         let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
         let len = file.metadata().map_err(Error::io("stat", &image))?.len();
-        if vol.capacity <= len {
+        if vol.capacity <= len && !thick(vol) {
             return Ok(false);
         }
-        file.set_len(vol.capacity).map_err(Error::io("grow", &image))?;
-        file.sync_all().map_err(Error::io("sync", &image))?;
-        Ok(true)
+        self.size_image(vol, &file, &image, vol.capacity)?;
+        Ok(vol.capacity > len)
     }
 
     fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
@@ -274,4 +284,9 @@ impl Backend for LoopBackend {
 /// Whether a host error is the kernel's EINVAL (FITHAW on a filesystem that is not frozen).
 fn is_einval(e: &crate::sys::Error) -> bool {
     matches!(e, crate::sys::Error::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
+}
+
+/// Whether the volume asked for a preallocated image (`allocation: thick`).
+fn thick(vol: &Volume) -> bool {
+    vol.parameters.get(crate::engine::capacity::PARAM_ALLOCATION).is_some_and(|a| a == "thick")
 }

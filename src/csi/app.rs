@@ -66,6 +66,7 @@ fn limit_malloc_arenas() {
 
 /// Opens the engine, reconciles the root with the host, and serves.
 async fn serve(args: ServeArgs) -> Result<(), String> {
+    let overcommit = args.overcommit()?;
     let node_id = match args.node_id {
         Some(n) if !n.is_empty() => n,
         _ => hostname()?,
@@ -76,6 +77,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         root: args.root.clone(),
         allowed_prefixes: args.allowed_path_prefixes.clone(),
         wait: Wait::No,
+        overcommit,
     };
     let (engine, start) = tokio::task::spawn_blocking(move || open(cfg))
         .await

@@ -105,6 +105,17 @@ pub struct ServeArgs {
     /// Serve Prometheus metrics at http://ADDRESS/metrics (host:port; off when unset).
     #[arg(long, value_name = "ADDRESS")]
     pub metrics_address: Option<String>,
+    /// Let a backend promise more than the node has: `<backend>=<ratio>` (repeatable), e.g.
+    /// `tmpfs=1.5` accepts tmpfs volumes up to 1.5x available memory in total.
+    #[arg(long = "overcommit", value_parser = crate::engine::Overcommit::parse_pair)]
+    pub overcommit: Vec<(Kind, f64)>,
+}
+
+impl ServeArgs {
+    /// The overcommit ratios `--overcommit` asked for.
+    pub fn overcommit(&self) -> Result<crate::engine::Overcommit, String> {
+        crate::engine::Overcommit::from_pairs(&self.overcommit)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -11,8 +11,12 @@ impl From<Error> for Status {
     }
 }
 
-/// The gRPC code of an engine error.
+/// The gRPC code of an engine error. A resource that ran out (see [`Error::resource`]) is
+/// RESOURCE_EXHAUSTED wherever in the error it shows.
 fn code_of(e: &Error) -> Code {
+    if e.resource().is_some() {
+        return Code::ResourceExhausted;
+    }
     match e {
         Error::InvalidId { .. } | Error::InvalidPath { .. } | Error::InvalidArgument(_) => Code::InvalidArgument,
         Error::VolumeNotFound(_) | Error::SnapshotNotFound(_) => Code::NotFound,
@@ -20,7 +24,7 @@ fn code_of(e: &Error) -> Code {
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Busy { .. } => Code::Aborted,
         Error::FailedPrecondition { .. } | Error::Quarantined { .. } => Code::FailedPrecondition,
-        Error::OutOfCapacity { .. } => Code::ResourceExhausted,
+        Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Code::ResourceExhausted,
         Error::Unsupported(_) => Code::InvalidArgument,
         Error::Record { .. } | Error::Io { .. } => Code::Internal,
         Error::Backend(b) => backend_code(b),
@@ -68,7 +72,8 @@ mod tests {
         assert_eq!(code(Error::Busy { id: "v".into() }), Code::Aborted);
         let exists = Error::AlreadyExists { id: "v".into(), reason: "r".into() };
         assert_eq!(code(exists), Code::AlreadyExists);
-        let full = Error::OutOfCapacity { requested: 2, available: 1 };
+        let full =
+            Error::OutOfCapacity { pool: "memory".into(), requested: 2, available: 1, promised: 0, permille: 1000 };
         assert_eq!(code(full), Code::ResourceExhausted);
         assert_eq!(code(Error::precondition("v", "r")), Code::FailedPrecondition);
         let path = Error::InvalidPath { what: "target", path: PathBuf::from("/x"), reason: "r".into() };
@@ -94,6 +99,22 @@ mod tests {
         assert_eq!(code(Error::Backend(BackendError::Host(remount))), Code::InvalidArgument);
         let unmount = HostError::Unmount { target: "/b".into(), errno: Errno::EINVAL };
         assert_eq!(code(Error::Backend(BackendError::Host(unmount))), Code::Internal);
+    }
+
+    #[test]
+    fn exhaustion_anywhere_is_resource_exhausted() {
+        use nix::errno::Errno;
+        let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
+        let record = Error::Io { what: "write node state", path: PathBuf::from("/r/n.json"), source: enospc() };
+        assert_eq!(code(record), Code::ResourceExhausted);
+        let image = Error::Backend(BackendError::Io { what: "size", path: PathBuf::from("/r/i"), source: enospc() });
+        assert_eq!(code(image), Code::ResourceExhausted);
+        for errno in [Errno::ENOMEM, Errno::EMFILE, Errno::ENFILE, Errno::EDQUOT] {
+            let bind = HostError::Bind { source_path: "/a".into(), target: "/b".into(), errno };
+            assert_eq!(code(Error::Backend(BackendError::Host(bind))), Code::ResourceExhausted, "{errno}");
+        }
+        let copy = HostError::Copy { from: "/a".into(), to: "/b".into(), source: enospc() };
+        assert_eq!(code(Error::from(copy)), Code::ResourceExhausted);
     }
 
     #[test]

@@ -27,8 +27,14 @@ pub enum Error {
     Busy { id: String },
     #[error("volume {id}: {reason}")]
     FailedPrecondition { id: String, reason: String },
-    #[error("not enough space: {requested} bytes requested, {available} bytes available")]
-    OutOfCapacity { requested: u64, available: u64 },
+    #[error(
+        "not enough {pool}: {requested} bytes requested, {available} bytes available ({promised} bytes \
+         promised to volumes and not yet written; overcommit ratio {})",
+        f64::from(*.permille) / 1000.0
+    )]
+    OutOfCapacity { pool: String, requested: u64, available: u64, promised: u64, permille: u32 },
+    #[error("{what}: {source}")]
+    Exhausted { what: String, source: Box<Error> },
     #[error("{0} is not supported")]
     Unsupported(String),
     #[error("volume {id} is quarantined: {reason}; see `strata-csi repair`")]

@@ -1,8 +1,10 @@
 //! The volume engine: the only place that decides. It validates, locks, keeps the records and
 //! drives the backends through the volume lifecycle; both front-ends call it.
 
+pub mod capacity;
 pub mod crashpoint;
 mod error;
+mod exhausted;
 mod health;
 mod inspect;
 mod isolate;
@@ -23,7 +25,9 @@ mod state;
 mod survey;
 pub mod validate;
 
+pub use capacity::{Allocation, Budget, Overcommit};
 pub use error::{Error, Result};
+pub use exhausted::Resource;
 pub use health::Condition;
 pub use inspect::{FrontEnd, Inspection};
 pub use isolate::Isolation;
@@ -53,11 +57,18 @@ pub struct Config {
     pub allowed_prefixes: Vec<PathBuf>,
     /// What to do when another caller holds a volume.
     pub wait: Wait,
+    /// How far each backend may promise beyond what the node has (see [`capacity`]).
+    pub overcommit: Overcommit,
 }
 
 impl Config {
     pub fn new(root: impl Into<PathBuf>) -> Config {
-        Config { root: root.into(), allowed_prefixes: vec![PathBuf::from("/var/lib/kubelet")], wait: Wait::No }
+        Config {
+            root: root.into(),
+            allowed_prefixes: vec![PathBuf::from("/var/lib/kubelet")],
+            wait: Wait::No,
+            overcommit: Overcommit::default(),
+        }
     }
 }
 
@@ -209,9 +220,9 @@ impl Engine {
         Ok(ids)
     }
 
-    /// Bytes a new volume of `kind` could still get.
+    /// Bytes a new volume of `kind` could still get: free minus promised (see [`capacity`]).
     pub fn free_bytes(&self, kind: Kind) -> Result<u64> {
-        Ok(self.backend(kind).free_bytes(&self.cfg.root)?)
+        Ok(self.budget(kind)?.available)
     }
 
     /// Whether the backend of `kind` works on this host and root.
@@ -223,7 +234,12 @@ impl Engine {
     /// [`size`]); the same request again returns the same volume, a different one with the same
     /// id fails with [`Error::AlreadyExists`].
     pub fn create_volume(&self, req: &CreateRequest) -> Result<Volume> {
+        self.named(self.create_empty(req))
+    }
+
+    fn create_empty(&self, req: &CreateRequest) -> Result<Volume> {
         validate::id("volume", &req.id)?;
+        capacity::allocation(req.backend, &req.parameters)?;
         if req.capacity == 0 {
             return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
@@ -240,10 +256,7 @@ impl Engine {
             return same_volume(&existing, asked, fs_type).map(|()| existing);
         }
         let req = &sized;
-        let available = self.free_bytes(req.backend)?;
-        if req.capacity > available {
-            return Err(Error::OutOfCapacity { requested: req.capacity, available });
-        }
+        let _reserved = self.reserve(req.backend, req.capacity)?;
         let dir = self.dir(&req.id);
         let vol = new_record(req, fs_type);
         self.provision(&vol, &dir)?;
@@ -315,14 +328,15 @@ impl Engine {
     /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;
     /// returns the capacity it now has. A filesystem that cannot grow now grows at next stage.
     pub fn expand_volume(&self, id: &str, bytes: u64) -> Result<u64> {
+        self.named(self.expand_now(id, bytes))
+    }
+
+    fn expand_now(&self, id: &str, bytes: u64) -> Result<u64> {
         validate::id("volume", id)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         if bytes > vol.capacity {
-            let available = self.free_bytes(vol.backend)?;
-            if bytes - vol.capacity > available {
-                return Err(Error::OutOfCapacity { requested: bytes - vol.capacity, available });
-            }
+            let _reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
             self.backend(vol.backend).expand(&vol, &self.dir(id), bytes)?;
             vol.capacity = bytes;
             vol.grow_fs = vol.backend.formats();

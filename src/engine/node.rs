@@ -7,6 +7,18 @@ use crate::backend::{Attachment, Kind, VolumeDir};
 use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at};
 use std::path::{Path, PathBuf};
 
+/// What a stage did, to undo it when the call fails later.
+#[derive(Debug)]
+struct Staged {
+    device: Option<PathBuf>,
+    /// This call attached the device.
+    fresh: bool,
+    /// This call made the staging directory.
+    made_dir: bool,
+    /// This call mounted at the staging path.
+    mounted: bool,
+}
+
 /// Stacked mounts unpublish removes from one target before it gives up.
 const MAX_STACKED: usize = 8;
 
@@ -57,6 +69,10 @@ impl Engine {
     /// [`Engine::stage_volume`] after `check` accepts the volume's record (a front-end's own
     /// conditions, such as a CSI capability), under the lock and without a second read.
     pub fn stage_volume_checked(&self, id: &str, staging: &Path, access: &Access, check: Check) -> Result<()> {
+        self.named(self.stage_now(id, staging, access, check))
+    }
+
+    fn stage_now(&self, id: &str, staging: &Path, access: &Access, check: Check) -> Result<()> {
         validate::id("volume", id)?;
         let place = self.node_place("staging", staging)?;
         let _lock = self.lock(id)?;
@@ -105,10 +121,14 @@ impl Engine {
         if mounted || mount_at(&table, staging).is_some() {
             return Err(already(id, format!("{} already holds another mount", staging.display())));
         }
-        let device = self.attach_and_stage(&vol, &place, access)?;
+        let done = self.stage_undoable(&vol, &place, access)?;
         super::crashpoint::hit("stage:mounted");
-        vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
-        self.save_state(&vol)?;
+        vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device: done.device.clone() });
+        if let Err(e) = self.save_state(&vol) {
+            // Unrecorded, the mount would make every retry answer "already holds another mount".
+            self.undo_stage(&vol, &place, &done);
+            return Err(e);
+        }
         if vol.grow_fs && matches!(access, Access::Mount { .. }) {
             vol.grow_fs = false; // the backend's stage grew it
             self.save(&vol)?;
@@ -118,20 +138,42 @@ impl Engine {
 
     /// Attaches (if needed) and stages; detaches again if this call attached and staging failed.
     pub(super) fn attach_and_stage(&self, vol: &Volume, staging: &Place, access: &Access) -> Result<Option<PathBuf>> {
+        Ok(self.stage_undoable(vol, staging, access)?.device)
+    }
+
+    /// [`Engine::attach_and_stage`], saying what it did so that [`Engine::undo_stage`] can undo it.
+    fn stage_undoable(&self, vol: &Volume, staging: &Place, access: &Access) -> Result<Staged> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
         let Attachment { device, fresh } = backend.attach(vol, &dir)?;
-        let made_dir = !matches!(access, Access::Block) && make_dir(staging)?;
-        if let Err(e) = backend.stage(vol, &dir, device.as_deref(), staging, access) {
-            if fresh {
-                let _ = backend.detach(vol, &dir);
-            }
-            if made_dir {
-                let _ = staging.remove_dir();
-            }
-            return Err(e.into());
+        let made_dir = match access {
+            Access::Block => Ok(false),
+            Access::Mount { .. } => make_dir(staging),
+        };
+        let done = Staged { device, fresh, made_dir: matches!(made_dir, Ok(true)), mounted: false };
+        if let Err(e) = made_dir.and_then(|_| Ok(backend.stage(vol, &dir, done.device.as_deref(), staging, access)?)) {
+            self.undo_stage(vol, staging, &done);
+            return Err(e);
         }
-        Ok(device)
+        Ok(Staged { mounted: matches!(access, Access::Mount { .. }), ..done })
+    }
+
+    /// Undoes a stage of this call: its mount, its loop device, its staging directory. Best
+    /// effort: the call fails with its own error either way.
+    fn undo_stage(&self, vol: &Volume, staging: &Place, done: &Staged) {
+        if done.mounted {
+            if let Err(e) = self.host.unmount(staging, false) {
+                tracing::warn!(error = %e, "undoing a failed stage: unmount");
+            }
+        }
+        if done.fresh {
+            if let Err(e) = self.backend(vol.backend).detach(vol, &self.dir(&vol.id)) {
+                tracing::warn!(error = %e, "undoing a failed stage: detach");
+            }
+        }
+        if done.made_dir {
+            let _ = staging.remove_dir();
+        }
     }
 
     /// Unstages a volume: unmount the staging path and detach. Refused while it is published.
@@ -229,6 +271,10 @@ impl Engine {
 
     /// Publishes as `bind` says, after `check` accepts the volume's record (under the lock).
     pub fn publish_volume_checked(&self, id: &str, bind: &Bind, check: Check) -> Result<()> {
+        self.named(self.publish_now(id, bind, check))
+    }
+
+    fn publish_now(&self, id: &str, bind: &Bind, check: Check) -> Result<()> {
         let Bind { staging, target, opts, alone } = *bind;
         let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;

@@ -100,6 +100,10 @@ impl Engine {
     /// Takes a snapshot of a volume; the same request again returns the same snapshot, the
     /// same id for another volume fails with [`Error::AlreadyExists`].
     pub fn create_snapshot(&self, req: &SnapshotRequest) -> Result<Snapshot> {
+        self.named(self.snapshot_now(req))
+    }
+
+    fn snapshot_now(&self, req: &SnapshotRequest) -> Result<Snapshot> {
         validate::id("snapshot", &req.id)?;
         validate::id("volume", &req.source_volume)?;
         let _snap_lock = self.lock_snapshot(&req.id)?;
@@ -164,6 +168,10 @@ impl Engine {
     /// Creates a volume whose contents come from a snapshot or another volume. Same backend,
     /// same filesystem, and at least the source's size; a larger volume grows to fit.
     pub fn create_volume_from(&self, req: &CreateRequest, source: &Source) -> Result<Volume> {
+        self.named(self.create_copy(req, source))
+    }
+
+    fn create_copy(&self, req: &CreateRequest, source: &Source) -> Result<Volume> {
         validate::id("volume", &req.id)?;
         let _lock = self.lock(&req.id)?;
         if let Some(existing) = self.load(&req.id)? {
@@ -231,10 +239,8 @@ impl Engine {
         if req.capacity < size {
             return Err(Error::CapacityBelowSource { requested: req.capacity, needed: size });
         }
-        let available = self.free_bytes(backend)?;
-        if req.capacity > available {
-            return Err(Error::OutOfCapacity { requested: req.capacity, available });
-        }
+        super::capacity::allocation(backend, &req.parameters)?;
+        drop(self.reserve(backend, req.capacity)?);
         let mut vol = super::new_record(req, fs_type);
         vol.source = Some(source);
         Ok(vol)

@@ -24,7 +24,7 @@ pub(super) fn fixture_in(dir: &Path) -> Fixture {
     let kubelet = tmp.path().join("kubelet");
     std::fs::create_dir(&kubelet).unwrap();
     let host = Arc::new(FakeHost::new());
-    let cfg = Config { root: root.clone(), allowed_prefixes: vec![kubelet.clone()], wait: Wait::No };
+    let cfg = Config { allowed_prefixes: vec![kubelet.clone()], ..Config::new(root.clone()) };
     let engine = Engine::new(cfg, host.clone()).unwrap();
     let root = std::fs::canonicalize(root).unwrap();
     Fixture { _tmp: tmp, root, kubelet, host, engine }
@@ -102,7 +102,7 @@ fn bad_create_requests_leave_nothing() {
     assert!(matches!(f.engine.create_volume(&req("v", Kind::Dir, 0)), Err(Error::InvalidArgument(_))));
     let e = f.engine.create_volume(&req("v", Kind::Loop, 51 << 30)).unwrap_err();
     assert!(
-        matches!(e, Error::OutOfCapacity { requested, available } if requested == 51 << 30 && available == 50 << 30),
+        matches!(e, Error::OutOfCapacity { requested, available, .. } if requested == 51 << 30 && available == 50 << 30),
         "{e}"
     );
     assert!(f.volume_entries().is_empty());

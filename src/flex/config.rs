@@ -2,12 +2,15 @@
 //!
 //! The file is `.strata-flex.json` in the driver's directory (kubelet's probe skips dot-files),
 //! or the path in `STRATA_FLEX_CONFIG`. Keys: `root`, `kubelet_dir`, `log_file` (null for no
-//! log), `log_level`, `lock_wait_seconds`. Environment overrides: `STRATA_FLEX_ROOT`,
-//! `STRATA_FLEX_KUBELET_DIR`, `STRATA_FLEX_LOG` (`off` for no log), `STRATA_FLEX_LOG_LEVEL`,
-//! `STRATA_FLEX_LOCK_WAIT`.
+//! log), `log_level`, `lock_wait_seconds`, `overcommit` (`{"tmpfs": 1.5}`). Environment
+//! overrides: `STRATA_FLEX_ROOT`, `STRATA_FLEX_KUBELET_DIR`, `STRATA_FLEX_LOG` (`off` for no log),
+//! `STRATA_FLEX_LOG_LEVEL`, `STRATA_FLEX_LOCK_WAIT`, `STRATA_FLEX_OVERCOMMIT` (`tmpfs=1.5,loop=2`).
 
 use super::{Error, Result};
+use crate::backend::Kind;
+use crate::engine::Overcommit;
 use serde::Deserialize;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -27,6 +30,8 @@ pub struct Config {
     pub log_level: String,
     /// How long a call waits for another call on the same volume.
     pub lock_wait: Duration,
+    /// How far each backend may promise beyond what the node has.
+    pub overcommit: Overcommit,
 }
 
 impl Default for Config {
@@ -37,6 +42,7 @@ impl Default for Config {
             log_file: Some("/var/log/strata-flex.log".into()),
             log_level: "info".into(),
             lock_wait: Duration::from_secs(120),
+            overcommit: Overcommit::default(),
         }
     }
 }
@@ -51,6 +57,7 @@ struct FileConfig {
     log_file: Option<Option<PathBuf>>,
     log_level: Option<String>,
     lock_wait_seconds: Option<u64>,
+    overcommit: Option<BTreeMap<String, f64>>,
 }
 
 /// Tells a `null` (no log) from a missing key (the default log).
@@ -95,6 +102,11 @@ fn apply_file(cfg: &mut Config, path: &Path, named: bool) -> Result<()> {
     if let Some(secs) = file.lock_wait_seconds {
         cfg.lock_wait = Duration::from_secs(secs);
     }
+    for (name, ratio) in file.overcommit.unwrap_or_default() {
+        let kind =
+            Kind::parse(&name).ok_or_else(|| config_error(path, format!("overcommit: unknown backend {name:?}")))?;
+        cfg.overcommit.set(kind, ratio).map_err(|e| config_error(path, e))?;
+    }
     Ok(())
 }
 
@@ -118,6 +130,13 @@ fn apply_env(cfg: &mut Config, env: &dyn Fn(&str) -> Option<String>) -> Result<(
             config_error(Path::new("STRATA_FLEX_LOCK_WAIT"), format!("{secs:?} is not a number of seconds"))
         })?;
         cfg.lock_wait = Duration::from_secs(secs);
+    }
+    if let Some(list) = env("STRATA_FLEX_OVERCOMMIT") {
+        let bad = |e| config_error(Path::new("STRATA_FLEX_OVERCOMMIT"), e);
+        for pair in list.split(',').filter(|p| !p.trim().is_empty()) {
+            let (kind, ratio) = Overcommit::parse_pair(pair).map_err(bad)?;
+            cfg.overcommit.set(kind, ratio).map_err(bad)?;
+        }
     }
     Ok(())
 }
@@ -188,7 +207,25 @@ mod tests {
         let env = env_of(&[("STRATA_FLEX_ROOT", "/r"), ("STRATA_FLEX_LOG", "/tmp/x.log")]);
         let cfg = load(Some(&exe), &env).unwrap();
         assert_eq!(cfg.root, PathBuf::from("/r"));
+        assert_eq!(cfg.overcommit, Overcommit::default());
         assert_eq!(cfg.log_file, Some(PathBuf::from("/tmp/x.log")));
+    }
+
+    #[test]
+    fn overcommit_from_file_then_env() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(FILE_NAME), r#"{"overcommit":{"tmpfs":1.5,"loop":2}}"#).unwrap();
+        let exe = dir.path().join("flex");
+        let cfg = load(Some(&exe), &env_of(&[])).unwrap();
+        assert_eq!((cfg.overcommit.permille(Kind::Tmpfs), cfg.overcommit.permille(Kind::Loop)), (1500, 2000));
+        assert_eq!(cfg.overcommit.permille(Kind::Dir), 1000);
+        let cfg = load(Some(&exe), &env_of(&[("STRATA_FLEX_OVERCOMMIT", "tmpfs=3, dir=1.25")])).unwrap();
+        assert_eq!(cfg.overcommit.permille(Kind::Tmpfs), 3000);
+        assert_eq!(cfg.overcommit.permille(Kind::Dir), 1250);
+        assert_eq!(cfg.overcommit.permille(Kind::Loop), 2000, "the file's loop ratio stays");
+        std::fs::write(dir.path().join(FILE_NAME), r#"{"overcommit":{"tmpfs":0}}"#).unwrap();
+        let err = load(Some(&exe), &env_of(&[])).unwrap_err().to_string();
+        assert!(err.contains("between 1 and 1000"), "{err}");
     }
 
     #[test]
@@ -201,6 +238,8 @@ mod tests {
             (vec![("STRATA_FLEX_LOG", in_plugin_dir.to_str().unwrap())], "beside the driver"),
             (vec![("STRATA_FLEX_LOG_LEVEL", "loud")], "log_level"),
             (vec![("STRATA_FLEX_LOCK_WAIT", "soon")], "seconds"),
+            (vec![("STRATA_FLEX_OVERCOMMIT", "tmpfs=0.5")], "between 1 and 1000"),
+            (vec![("STRATA_FLEX_OVERCOMMIT", "ram=2")], "unknown backend"),
         ] {
             let err = load(Some(&exe), &env_of(&env)).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");

@@ -2,13 +2,12 @@
 //! creating the volume that a call's options name.
 
 use super::config::Config;
-use super::options::{Options, loop_fs_type};
+use super::options::{ALLOCATION, Options, loop_fs_type};
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::lock::VolumeLock;
 use crate::engine::{self, CreateRequest, Engine, Volume, Wait, size};
 use crate::sys::{FsType, LinuxHost};
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -26,6 +25,7 @@ impl Driver {
             root: cfg.root.clone(),
             allowed_prefixes: vec![cfg.kubelet_dir.clone()],
             wait: Wait::Upto(cfg.lock_wait),
+            overcommit: cfg.overcommit.clone(),
         };
         let engine = Engine::new(engine_cfg, Arc::new(LinuxHost))?;
         Ok(Driver { engine, cfg })
@@ -81,7 +81,7 @@ fn create_request(opts: &Options) -> Result<CreateRequest> {
         backend,
         capacity: size::for_new(backend, fs_type, opts.size.unwrap_or(0), 0)?,
         fs_type,
-        parameters: BTreeMap::new(),
+        parameters: opts.allocation.iter().map(|a| (ALLOCATION.to_owned(), a.clone())).collect(),
     })
 }
 

@@ -18,9 +18,11 @@ pub const VOLUME_ID: &str = "volumeID";
 pub const BACKEND: &str = "backend";
 pub const SIZE: &str = "size";
 pub const MOUNT_OPTIONS: &str = "mountOptions";
+/// `thick` preallocates a loop image (as the CSI StorageClass parameter of the same name).
+pub const ALLOCATION: &str = crate::engine::capacity::PARAM_ALLOCATION;
 
 /// Keys strata reads, or knows and ignores (pod identity, for the log).
-const KNOWN: [&str; 14] = [
+const KNOWN: [&str; 15] = [
     FS_TYPE,
     READ_WRITE,
     VOLUME_NAME,
@@ -30,6 +32,7 @@ const KNOWN: [&str; 14] = [
     BACKEND,
     SIZE,
     MOUNT_OPTIONS,
+    ALLOCATION,
     "kubernetes.io/pod.name",
     "kubernetes.io/pod.namespace",
     "kubernetes.io/pod.uid",
@@ -52,6 +55,8 @@ pub struct Options {
     pub size: Option<u64>,
     /// `kubernetes.io/fsType`, empty when unset.
     pub fs_type: String,
+    /// `allocation` (`thin` or `thick`), if given.
+    pub allocation: Option<String>,
     /// `mountOptions`, split at commas.
     pub mount_flags: Vec<String>,
     pub readonly: bool,
@@ -79,6 +84,7 @@ pub fn parse(json: &str) -> Result<Options> {
         backend,
         size: map.get(SIZE).map(|s| size(s)).transpose()?,
         fs_type,
+        allocation: map.get(ALLOCATION).cloned(),
         mount_flags: map.get(MOUNT_OPTIONS).map(|m| flags(m)).unwrap_or_default(),
         readonly: readonly(map.get(READ_WRITE))?,
         fs_group: fs_group(&map)?,

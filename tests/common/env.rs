@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use strata::backend::Kind;
-use strata::engine::{Access, Config, CreateRequest, Engine, SnapshotRequest, Source, Wait};
+use strata::engine::{Access, Config, CreateRequest, Engine, SnapshotRequest, Source};
 use strata::sys::{FsType, LinuxHost};
 
 /// Fields drop in order: unmount leftovers, then the scratch btrfs, then the temp dir.
@@ -34,7 +34,7 @@ impl Env {
     }
 
     fn config(root: &Path, kubelet: &Path) -> Config {
-        Config { root: root.to_owned(), allowed_prefixes: vec![kubelet.to_owned()], wait: Wait::No }
+        Config { allowed_prefixes: vec![kubelet.to_owned()], ..Config::new(root) }
     }
 
     /// Another engine on the same root, as a second process would have.

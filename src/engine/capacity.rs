@@ -1,0 +1,215 @@
+//! Capacity accounting: what the volumes have promised against what the node has.
+//!
+//! Two pools: the data root's filesystem (loop, dir and btrfs volumes) and memory (tmpfs). A
+//! promise is the part of a volume's size that is not yet written and so not yet visible in the
+//! pool's free figure: a loop image's size minus its allocated blocks (`st_blocks * 512`), a
+//! tmpfs volume's size minus what its mount uses. Dir and btrfs volumes promise nothing: dir
+//! enforces no size, and btrfs qgroups limit each volume but a qgroup read costs a process. The
+//! budget of a new volume is `free * ratio - promised` (never below zero), with `ratio` the
+//! backend's overcommit (1 unless `--overcommit` says otherwise). Computing it lists the volume
+//! directories: one `stat` per volume, plus its record and a `statx`/`statvfs` per volume without
+//! an image.
+
+use super::lock::{VolumeLock, Wait};
+use super::{Engine, Error, Result, record};
+use crate::backend::{Kind, VolumeDir};
+use std::collections::BTreeMap;
+use std::os::unix::fs::MetadataExt;
+use std::time::Duration;
+
+/// The StorageClass parameter (FlexVolume option) that asks for a preallocated loop image.
+pub const PARAM_ALLOCATION: &str = "allocation";
+
+/// How long a create waits for another create's accounting (held for the create's provision).
+const ACCOUNTING_WAIT: Duration = Duration::from_secs(30);
+
+/// Overcommit ratios per backend, in thousandths (1000 = no overcommit, the default).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Overcommit(BTreeMap<Kind, u32>);
+
+impl Overcommit {
+    /// The ratio of `kind` in thousandths.
+    pub fn permille(&self, kind: Kind) -> u32 {
+        self.0.get(&kind).copied().unwrap_or(1000)
+    }
+
+    /// Sets the ratio of `kind` (at least 1: promising less than the node has is pointless).
+    pub fn set(&mut self, kind: Kind, ratio: f64) -> std::result::Result<(), String> {
+        if !ratio.is_finite() || !(1.0..=1000.0).contains(&ratio) {
+            return Err(format!("overcommit ratio {ratio} of {} is not between 1 and 1000", kind.as_str()));
+        }
+        // In range, so the cast cannot truncate.
+        self.0.insert(kind, (ratio * 1000.0).round() as u32);
+        Ok(())
+    }
+
+    /// Parses `<backend>=<ratio>` (`tmpfs=1.5`).
+    pub fn parse_pair(text: &str) -> std::result::Result<(Kind, f64), String> {
+        let (name, ratio) = text.split_once('=').ok_or_else(|| format!("{text:?} is not <backend>=<ratio>"))?;
+        let kind = Kind::parse(name.trim()).ok_or_else(|| format!("unknown backend {name:?}"))?;
+        let ratio = ratio.trim().parse::<f64>().map_err(|_| format!("{ratio:?} is not a number"))?;
+        Overcommit::default().set(kind, ratio)?;
+        Ok((kind, ratio))
+    }
+
+    /// The ratios from `<backend>=<ratio>` pairs, the last of a backend winning.
+    pub fn from_pairs(pairs: &[(Kind, f64)]) -> std::result::Result<Overcommit, String> {
+        let mut o = Overcommit::default();
+        for (kind, ratio) in pairs {
+            o.set(*kind, *ratio)?;
+        }
+        Ok(o)
+    }
+
+    fn scale(&self, kind: Kind, bytes: u64) -> u64 {
+        let scaled = u128::from(bytes) * u128::from(self.permille(kind)) / 1000;
+        u64::try_from(scaled).unwrap_or(u64::MAX)
+    }
+}
+
+/// What a pool holds for new volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Budget {
+    /// Free bytes now (statvfs `f_bavail` of the root, or MemAvailable).
+    pub free: u64,
+    /// Bytes promised to existing volumes and not yet written.
+    pub promised: u64,
+    /// What a new volume may get: `free * ratio - promised`, never below zero.
+    pub available: u64,
+}
+
+/// Whether a new loop image is preallocated (`allocation: thick`) or sparse (the default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    Thin,
+    Thick,
+}
+
+/// The allocation `params` ask for; `thick` is for loop volumes only.
+pub fn allocation(kind: Kind, params: &BTreeMap<String, String>) -> Result<Allocation> {
+    match params.get(PARAM_ALLOCATION).map(String::as_str) {
+        None | Some("" | "thin") => Ok(Allocation::Thin),
+        Some("thick") if kind == Kind::Loop => Ok(Allocation::Thick),
+        Some("thick") => Err(Error::InvalidArgument(format!(
+            "allocation: thick preallocates loop images; a {} volume has none",
+            kind.as_str()
+        ))),
+        Some(other) => {
+            Err(Error::InvalidArgument(format!("allocation {} is neither thin nor thick", super::quote(other))))
+        }
+    }
+}
+
+/// The pool a kind draws from.
+fn in_memory(kind: Kind) -> bool {
+    kind == Kind::Tmpfs
+}
+
+/// Unwritten bytes promised in each pool: (data root's filesystem, memory).
+#[derive(Debug, Default, Clone, Copy)]
+struct Promised {
+    disk: u64,
+    memory: u64,
+}
+
+/// Holds the accounting of every create until the new volume's record is written, so that two
+/// creates never both spend the same free bytes (across processes: an advisory file lock, whose
+/// file is removed at release: the root keeps no file that no volume needs).
+#[derive(Debug)]
+pub(super) struct Reservation {
+    lock: VolumeLock,
+}
+
+impl Drop for Reservation {
+    fn drop(&mut self) {
+        self.lock.remove_file();
+    }
+}
+
+impl Engine {
+    /// What the pool of `kind` holds for a new volume, with the overcommit ratio applied.
+    pub fn budget(&self, kind: Kind) -> Result<Budget> {
+        let free = self.backend(kind).free_bytes(&self.cfg.root)?;
+        let promised = self.promised()?;
+        let promised = if in_memory(kind) { promised.memory } else { promised.disk };
+        let available = self.cfg.overcommit.scale(kind, free).saturating_sub(promised);
+        Ok(Budget { free, promised, available })
+    }
+
+    /// Takes the accounting lock and checks that `bytes` more of `kind` fit the budget;
+    /// [`Error::OutOfCapacity`] otherwise. Hold the result until the record is written.
+    pub(super) fn reserve(&self, kind: Kind, bytes: u64) -> Result<Reservation> {
+        let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), ".capacity", Wait::Upto(ACCOUNTING_WAIT))?;
+        let reservation = Reservation { lock };
+        let budget = self.budget(kind)?;
+        if bytes > budget.available {
+            return Err(Error::OutOfCapacity {
+                pool: self.pool_name(kind),
+                requested: bytes,
+                available: budget.available,
+                promised: budget.promised,
+                permille: self.cfg.overcommit.permille(kind),
+            });
+        }
+        Ok(reservation)
+    }
+
+    /// The pool of `kind`, as an error message names it.
+    pub(super) fn pool_name(&self, kind: Kind) -> String {
+        if in_memory(kind) {
+            "memory (MemAvailable)".to_owned()
+        } else {
+            format!("space on the data root's filesystem ({})", self.cfg.root.display())
+        }
+    }
+
+    /// What the existing volumes have promised and not yet written, per pool.
+    fn promised(&self) -> Result<Promised> {
+        let volumes = self.cfg.root.join("volumes");
+        let entries = std::fs::read_dir(&volumes).map_err(Error::io("list", &volumes))?;
+        let mut sum = Promised::default();
+        for entry in entries {
+            let entry = entry.map_err(Error::io("list", &volumes))?;
+            let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            if super::validate::id("volume", &id).is_err() {
+                continue;
+            }
+            let dir = self.dir(&id);
+            match std::fs::symlink_metadata(dir.image()) {
+                Ok(m) if m.is_file() => sum.disk += unwritten(m.len(), m.blocks()),
+                Ok(_) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => sum.memory += self.tmpfs_promise(&dir),
+                Err(e) => return Err(Error::io("stat", dir.image())(e)),
+            }
+        }
+        Ok(sum)
+    }
+
+    /// The unwritten part of a tmpfs volume (0 for other volumes without an image). A record
+    /// that cannot be read promises nothing here: it is reported where it is listed.
+    fn tmpfs_promise(&self, dir: &VolumeDir) -> u64 {
+        let vol = match record::load(&dir.record()) {
+            Ok(Some(v)) if v.backend == Kind::Tmpfs => v,
+            Ok(_) => return 0,
+            Err(e) => {
+                tracing::warn!(error = %e, "capacity accounting skips an unreadable record");
+                return 0;
+            }
+        };
+        let used = crate::sys::place_at(&dir.data())
+            .ok()
+            .filter(|p| self.host.is_mount_point(p).unwrap_or(false))
+            .and_then(|_| self.host.statvfs(&dir.data()).ok())
+            .map_or(0, |fs| fs.used_bytes);
+        vol.capacity.saturating_sub(used)
+    }
+}
+
+/// The part of a file of `len` bytes with `blocks` 512-byte blocks allocated that is not written.
+fn unwritten(len: u64, blocks: u64) -> u64 {
+    len.saturating_sub(blocks.saturating_mul(512))
+}
+
+#[cfg(test)]
+#[path = "capacity_tests.rs"]
+mod tests;
