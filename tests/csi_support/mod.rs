@@ -92,6 +92,11 @@ impl Server {
         format!("unix://{}", self.sock.display())
     }
 
+    /// Sets the command that the next [`Server::spawn`] runs the server under (empty: none).
+    pub fn set_wrapper(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Starts (again) the server process on the same root and socket.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
