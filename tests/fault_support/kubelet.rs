@@ -59,6 +59,11 @@ impl Kubelet {
         self.tally.violation(self.op, what);
     }
 
+    /// One line of the run's trace (shown by cargo when the test fails).
+    fn trace(&self, what: String) {
+        println!("op {}: {what}", self.op);
+    }
+
     fn next_name(&mut self, what: &str) -> String {
         self.serial += 1;
         format!("{what}-{}", self.serial)
@@ -79,11 +84,14 @@ impl Kubelet {
         loop {
             if child.try_wait().expect("wait for strata-flex").is_some() {
                 let out = child.wait_with_output().expect("strata-flex output");
-                return Some(Run::Answered(fs::parse_output(&out)));
+                let reply = fs::parse_output(&out);
+                self.trace(format!("{} {} -> {} {}", args[0], args[1], reply.status(), reply.message()));
+                return Some(Run::Answered(reply));
             }
             if kill_after.is_some_and(|d| start.elapsed() >= d) {
                 let _ = child.kill();
                 let _ = child.wait();
+                self.trace(format!("{} {} -> SIGKILL after {:?}", args[0], args[1], start.elapsed()));
                 self.tally.kills += 1;
                 self.tally.mid_call_kills += 1;
                 return Some(Run::Killed);
@@ -236,6 +244,7 @@ impl Kubelet {
         let data = self.rng.bytes(len);
         match super::write_acknowledged(&dir.join(&name), &data) {
             Ok(h) => {
+                self.trace(format!("wrote {name} through {}", dir.display()));
                 self.vols[i].files.insert(name, h);
                 self.tally.writes += 1;
             }
@@ -278,6 +287,7 @@ impl Kubelet {
     /// Every mount and loop device of the node gone; tmpfs data lost; kubelet mounts every
     /// pod's volumes again with the same arguments.
     fn reboot(&mut self) {
+        self.trace("reboot".into());
         self.tally.reboots += 1;
         let (root, kubelet) = (self.world.root.clone(), self.world.kubelet.clone());
         super::power_cycle(&[&root, &kubelet], &format!("{}/", root.display()));
