@@ -11,7 +11,7 @@ use std::path::{Path, PathBuf};
 use strata::sys::{Host, LinuxHost};
 
 /// The seed used when `STRATA_FAULT_SEED` is unset.
-pub const DEFAULT_SEED: u64 = 0x5eed_13;
+pub const DEFAULT_SEED: u64 = 0x5eed13;
 
 /// The seed and the number of operations of this run, from the environment or the defaults.
 pub fn settings(default_ops: usize) -> (u64, usize) {
