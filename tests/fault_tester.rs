@@ -40,13 +40,13 @@ async fn csi_survives_kills_reboots_and_namespace_restarts() {
     co.run(ops).await;
     println!("csi operations done: {:?}", co.done);
     println!("{}", co.tally.summary("csi"));
+    co.tally.assert_clean("csi");
     if ops >= 300 {
         let t = &co.tally;
         let missing: Vec<&str> = CSI_CLASSES.iter().copied().filter(|c| !co.done.contains_key(c)).collect();
         assert!(missing.is_empty(), "the run did not cover {missing:?}: {:?}", co.done);
         assert!(t.mid_call_kills > 0 && t.reboots > 0 && t.ns_restarts > 0 && t.writes > 0, "{}", t.summary("csi"));
     }
-    co.tally.assert_clean("csi");
 }
 
 #[test]
@@ -57,9 +57,9 @@ fn flex_survives_kills_mid_mount_and_unmount() {
     let mut kubelet = Kubelet::new(seed);
     kubelet.run(ops);
     println!("{}", kubelet.tally.summary("flex"));
+    kubelet.tally.assert_clean("flex");
     if ops >= 200 {
         let t = &kubelet.tally;
         assert!(t.mid_call_kills > 0 && t.reboots > 0 && t.writes > 0, "{}", t.summary("flex"));
     }
-    kubelet.tally.assert_clean("flex");
 }

@@ -20,7 +20,7 @@ const CALL_TIMEOUT: Duration = Duration::from_secs(30);
 /// The chance (percent) that an attempt of a call is cut by a SIGKILL of the server.
 const KILL_MID_CALL: u64 = 12;
 /// At most this many live volumes.
-const MAX_VOLUMES: usize = 8;
+const MAX_VOLUMES: usize = 10;
 /// At most this many publications per volume.
 const MAX_PUBS: usize = 3;
 /// The command that starts the server in a new mount namespace, as a container restart does.
@@ -363,7 +363,7 @@ impl Co {
     async fn step(&mut self) {
         // create, restore/clone, stage, publish, write, verify, snapshot, delete snapshot, expand,
         // unpublish, unstage, delete, kill, reboot, namespace restart
-        let weights = [10, 8, 10, 12, 22, 6, 6, 2, 4, 8, 6, 4, 3, 1, 2];
+        let weights = [10, 12, 10, 12, 22, 6, 6, 2, 4, 8, 6, 4, 3, 1, 2];
         let op = self.rng.weighted(&weights);
         let acted = match op {
             0 => self.create().await,
@@ -530,6 +530,10 @@ impl Co {
             self.violation(format!("publication of {id} at {target} is not mounted"));
             return false;
         };
+        if self.vols[i].kind != Kind::Dir && super::same_fs(Path::new(target), &self.server.kubelet) {
+            self.violation(format!("publication of {id} at {target} shows the node's disk, not the volume: {m:?}"));
+            return false;
+        }
         if self.vols[i].kind.is_loop() && super::thaw_if_frozen(Path::new(target)) {
             self.tally.leaks += 1;
             self.violation(format!("{id} was left frozen outside any call (thawed by the tester); mount {m:?}"));
@@ -557,7 +561,9 @@ impl Co {
             for (name, want) in self.vols[i].files.clone() {
                 let got = super::read_hash(&Path::new(&pb.target).join(&name));
                 if got.as_ref() != Ok(&want) {
+                    // Counted once: the write is forgotten, so later reads do not count it again.
                     self.tally.lost_writes += 1;
+                    self.vols[i].files.remove(&name);
                     let id = &self.vols[i].id;
                     self.violation(format!("lost write: {id} file {name} at {}: {got:?}, want {want}", pb.target));
                 }

@@ -232,6 +232,12 @@ impl Kubelet {
             self.violation(format!("{} of pod {pod} is not mounted", self.vols[i].name));
             return None;
         }
+        let dir_backend = self.vols[i].options.contains(&("backend", "dir"));
+        if !dir_backend && super::same_fs(&dir, &self.world.kubelet) {
+            let vol = &self.vols[i].name;
+            self.violation(format!("{vol} of pod {pod} shows the node's disk, not the volume"));
+            return None;
+        }
         Some(dir)
     }
 
@@ -266,7 +272,9 @@ impl Kubelet {
             for (name, want) in self.vols[i].files.clone() {
                 let got = super::read_hash(&dir.join(&name));
                 if got.as_ref() != Ok(&want) {
+                    // Counted once: the write is forgotten, so later reads do not count it again.
                     self.tally.lost_writes += 1;
+                    self.vols[i].files.remove(&name);
                     let vol = self.vols[i].name.clone();
                     self.violation(format!("lost write: {vol} file {name} through pod {pod}: {got:?}, want {want}"));
                 }

@@ -179,6 +179,16 @@ pub fn thaw_if_frozen(path: &Path) -> bool {
     r.is_ok()
 }
 
+/// Whether `a` and `b` lie on the same filesystem (device number). A loop or tmpfs volume's
+/// publication on the kubelet dir's filesystem is a bind of a bare directory, not the volume.
+pub fn same_fs(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev(),
+        _ => false,
+    }
+}
+
 /// The mount table of this process's namespace.
 fn table() -> Vec<strata::sys::MountEntry> {
     LinuxHost.mount_table().expect("read the mount table")
