@@ -45,7 +45,9 @@ async fn csi_survives_kills_reboots_and_namespace_restarts() {
         let t = &co.tally;
         let missing: Vec<&str> = CSI_CLASSES.iter().copied().filter(|c| !co.done.contains_key(c)).collect();
         assert!(missing.is_empty(), "the run did not cover {missing:?}: {:?}", co.done);
-        assert!(t.mid_call_kills > 0 && t.reboots > 0 && t.ns_restarts > 0 && t.writes > 0, "{}", t.summary("csi"));
+        let no_ns = std::env::var_os("STRATA_FAULT_NO_NS").is_some();
+        let covered = t.mid_call_kills > 0 && t.reboots > 0 && (t.ns_restarts > 0 || no_ns) && t.writes > 0;
+        assert!(covered, "{}", t.summary("csi"));
     }
 }
 

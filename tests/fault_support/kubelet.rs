@@ -298,7 +298,11 @@ impl Kubelet {
         self.trace("reboot".into());
         self.tally.reboots += 1;
         let (root, kubelet) = (self.world.root.clone(), self.world.kubelet.clone());
-        super::power_cycle(&[&root, &kubelet], &format!("{}/", root.display()));
+        let frozen = super::power_cycle(&[&root, &kubelet], &format!("{}/", root.display()));
+        if !frozen.is_empty() {
+            self.tally.leaks += frozen.len();
+            self.violation(format!("filesystems left frozen at reboot: {frozen:?}"));
+        }
         for i in 0..self.vols.len() {
             if self.vols[i].volatile {
                 self.vols[i].files.clear();

@@ -234,9 +234,12 @@ pub fn entries_below(dir: &Path) -> Vec<PathBuf> {
     out
 }
 
-/// What a reboot does to the host: every mount below `dirs` gone (lazily, deepest first), every
-/// loop device of the run (found by `loop_needle`, see [`loops_of`]) detached.
-pub fn power_cycle(dirs: &[&Path], loop_needle: &str) {
+/// What a reboot does to the host: no filesystem frozen any more, every mount below `dirs` gone
+/// (lazily, deepest first), every loop device of the run (found by `loop_needle`, see
+/// [`loops_of`]) detached. Returns the mounts that were found frozen (a leak of a freeze).
+pub fn power_cycle(dirs: &[&Path], loop_needle: &str) -> Vec<PathBuf> {
+    let mut frozen: Vec<PathBuf> = dirs.iter().flat_map(|d| mounts_below(d)).filter(|m| thaw_if_frozen(m)).collect();
+    frozen.dedup();
     for _ in 0..4 {
         let mut all: Vec<PathBuf> = dirs.iter().flat_map(|d| mounts_below(d)).collect();
         all.sort_by_key(|m| std::cmp::Reverse(m.components().count()));
@@ -250,7 +253,7 @@ pub fn power_cycle(dirs: &[&Path], loop_needle: &str) {
     for _ in 0..50 {
         let loops = loops_of(loop_needle);
         if loops.is_empty() {
-            return;
+            break;
         }
         for l in loops {
             let dev = l.split(' ').next().unwrap_or_default();
@@ -258,6 +261,7 @@ pub fn power_cycle(dirs: &[&Path], loop_needle: &str) {
         }
         std::thread::sleep(std::time::Duration::from_millis(10));
     }
+    frozen
 }
 
 /// `dir` bound onto itself and made shared, as a Bidirectional hostPath is: mounts made below
