@@ -5,7 +5,7 @@
 use super::{Prng, Tally};
 use crate::flex_support::{self as fs, World};
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 /// A call answered with the same failure this many times in a row is stuck.
@@ -369,10 +369,5 @@ impl Kubelet {
         if !panics.is_empty() {
             self.violation(format!("strata-flex panicked: {panics:?}"));
         }
-    }
-
-    /// The data root (for the caller's own checks).
-    pub fn root(&self) -> &Path {
-        &self.world.root
     }
 }

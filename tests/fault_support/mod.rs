@@ -2,6 +2,7 @@
 //! hashes, simulated reboots, and the host checks (mounts, loop devices, frozen filesystems, files).
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
+pub mod call;
 pub mod co;
 pub mod kubelet;
 
