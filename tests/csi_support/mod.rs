@@ -231,6 +231,17 @@ pub struct Clients {
     pub node: NodeClient<Channel>,
 }
 
+impl Clients {
+    /// The three clients on one channel.
+    pub fn from_channel(ch: Channel) -> Clients {
+        Clients {
+            id: IdentityClient::new(ch.clone()),
+            ctl: ControllerClient::new(ch.clone()),
+            node: NodeClient::new(ch),
+        }
+    }
+}
+
 pub fn cap(mode: Mode, block: bool, fs: &str) -> VolumeCapability {
     let access_type = if block {
         AccessType::Block(BlockVolume {})

@@ -163,7 +163,26 @@ impl Co {
             self.server.set_wrapper(&[]);
         }
         self.server.spawn();
-        self.clients = self.server.clients().await;
+        self.clients = self.reconnect().await;
+    }
+
+    /// New clients for the restarted server. A server that does not answer within seconds is a
+    /// broken invariant that ends the run: its log's tail goes into the report.
+    async fn reconnect(&mut self) -> Clients {
+        let ep: strata::csi::server::Endpoint = self.server.endpoint().parse().expect("endpoint");
+        let mut last = String::new();
+        for _ in 0..50 {
+            match strata::csi::client::connect(&ep).await {
+                Ok(ch) => return Clients::from_channel(ch),
+                Err(e) => last = format!("{e:?}"),
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = self.server.log_text();
+        let tail: Vec<&str> = log.lines().rev().take(15).collect();
+        self.violation(format!("the restarted server does not answer: {last}; its log ends with {tail:?}"));
+        self.tally.assert_clean("csi");
+        unreachable!("assert_clean fails with a violation recorded")
     }
 
     /// SIGKILL of the server between calls, then a restart.
