@@ -88,6 +88,15 @@ struct Snap {
     files: BTreeMap<String, String>,
 }
 
+impl Drop for Co {
+    /// A failed run leaves nothing on the host: thaws, unmounts and detaches what the engine left
+    /// (loop devices from dead namespaces included, which a cleanup by path cannot find).
+    fn drop(&mut self) {
+        let (root, kubelet) = (self.server.root.clone(), self.server.kubelet.clone());
+        super::power_cycle(&[&root, &kubelet], &self.loop_needle);
+    }
+}
+
 /// The CO: the server, its clients, what it believes exists, and the run's tally.
 pub struct Co {
     pub server: Server,
