@@ -95,6 +95,11 @@ impl Server {
         format!("unix://{}", self.sock.display())
     }
 
+    /// Sets the command that the next [`Server::spawn`] runs the server under (empty: none).
+    pub fn set_wrapper(&mut self, wrapper: &[&str]) {
+        self.wrapper = wrapper.iter().map(|a| a.to_string()).collect();
+    }
+
     /// Starts (again) the server process on the same root and socket.
     pub fn spawn(&mut self) {
         let log = std::fs::OpenOptions::new().create(true).append(true).open(&self.log).unwrap();
@@ -227,6 +232,17 @@ pub struct Clients {
     pub id: IdentityClient<Channel>,
     pub ctl: ControllerClient<Channel>,
     pub node: NodeClient<Channel>,
+}
+
+impl Clients {
+    /// The three clients on one channel.
+    pub fn from_channel(ch: Channel) -> Clients {
+        Clients {
+            id: IdentityClient::new(ch.clone()),
+            ctl: ControllerClient::new(ch.clone()),
+            node: NodeClient::new(ch),
+        }
+    }
 }
 
 pub fn cap(mode: Mode, block: bool, fs: &str) -> VolumeCapability {
