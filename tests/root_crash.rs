@@ -198,3 +198,23 @@ async fn loop_volumes_survive_a_restart_in_a_new_mount_namespace() {
     delete_all(&mut c, &blk_vol, None).await;
     assert_clean(&s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_delete_snapshot_leaves_no_unlisted_directory() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-dsnap", 1 << 20, &[]).await;
+    let taken = c.ctl.create_snapshot(snap("snap-d", &vol)).await.unwrap().into_inner().snapshot.unwrap();
+    restart(&mut s, Some("snapshot-delete:renamed"));
+    let mut c = s.clients().await;
+    let del = p::DeleteSnapshotRequest { snapshot_id: taken.snapshot_id.clone(), ..Default::default() };
+    dies(c.ctl.delete_snapshot(del.clone()), &mut s).await;
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    let list = c.ctl.list_snapshots(p::ListSnapshotsRequest::default()).await.unwrap().into_inner();
+    assert!(list.entries.is_empty(), "{list:?}");
+    c.ctl.delete_snapshot(del).await.unwrap();
+    delete_all(&mut c, &vol, None).await;
+    assert_clean(&s);
+}

@@ -40,6 +40,8 @@ fn backend_code(e: &BackendError) -> Code {
         | BackendError::Missing { .. }
         | BackendError::NotStagedHere(_) => Code::FailedPrecondition,
         BackendError::Host(HostError::ToolSpawn { .. }) => Code::FailedPrecondition,
+        // A process still uses the mount: the CO retries once the pod's containers are gone.
+        BackendError::Host(HostError::Unmount { errno: nix::errno::Errno::EBUSY, .. }) => Code::FailedPrecondition,
         BackendError::Host(h) if refused_mount(h) => Code::InvalidArgument,
         BackendError::Host(_) | BackendError::Io { .. } => Code::Internal,
     }
@@ -82,6 +84,9 @@ mod tests {
         assert_eq!(code(block), Code::InvalidArgument);
         let io = Error::Io { what: "read", path: PathBuf::from("/x"), source: std::io::Error::other("boom") };
         assert_eq!(code(io), Code::Internal);
+        let unmount = |errno| Error::Backend(BackendError::Host(HostError::Unmount { target: "/t".into(), errno }));
+        assert_eq!(code(unmount(nix::errno::Errno::EBUSY)), Code::FailedPrecondition, "in use: retried later");
+        assert_eq!(code(unmount(nix::errno::Errno::EIO)), Code::Internal);
     }
 
     #[test]

@@ -33,20 +33,21 @@ impl Engine {
         crate::backend::tree::remove_tree(&temp.0).map_err(Error::from)
     }
 
-    /// Removes every snapshot copy an interrupted CreateSnapshot left (at start).
+    /// Removes every snapshot copy an interrupted CreateSnapshot or DeleteSnapshot left (at start).
     pub(super) fn remove_snapshot_temps(&self) -> Vec<String> {
         let dir = self.cfg.root.join("snapshots");
         let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
         let mut removed = Vec::new();
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
-            if !(name.starts_with('.') && name.ends_with(".new")) {
-                continue;
-            }
             let temp = VolumeDir(entry.path());
-            let kinds = crate::backend::Kind::ALL;
-            if kinds.into_iter().any(|k| self.remove_snapshot_temp(&temp, k).is_ok()) {
-                removed.push(format!("removed {} left by an interrupted snapshot", temp.0.display()));
+            let done = match (name.starts_with('.'), name.ends_with(".new"), name.ends_with(".del")) {
+                (true, true, _) => self.remove_any_copy(&temp),
+                (true, _, true) => self.remove_deleted_snapshot(&temp),
+                _ => continue,
+            };
+            if done.is_ok() {
+                removed.push(format!("removed {} left by an interrupted snapshot call", temp.0.display()));
             }
         }
         removed
@@ -155,14 +156,39 @@ impl Engine {
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
         validate::id("snapshot", id)?;
         let _lock = self.lock_snapshot(id)?;
-        let dir = self.snapshot_dir(id);
-        let Some(snap) = record::load_snapshot(&self.snapshot_record(id))? else {
+        // The snapshot leaves its name in one step (renamed aside with its record), then its copy
+        // is removed: a kill anywhere leaves the whole snapshot or a leftover the retry (or
+        // start-up) removes, never an unlisted directory.
+        let aside = VolumeDir(self.cfg.root.join("snapshots").join(format!(".{id}.del")));
+        if record::load_snapshot(&self.snapshot_record(id))?.is_some() {
+            let dir = self.snapshot_dir(id);
+            std::fs::rename(&dir.0, &aside.0).map_err(Error::io("rename", &dir.0))?;
+            crashpoint::hit("snapshot-delete:renamed");
+        }
+        self.remove_deleted_snapshot(&aside)
+    }
+
+    /// Removes a snapshot renamed aside by [`Engine::delete_snapshot`]; none is fine.
+    fn remove_deleted_snapshot(&self, aside: &VolumeDir) -> Result<()> {
+        if !aside.0.exists() {
             return Ok(());
-        };
-        self.backend(snap.backend).delete_copy(&dir)?;
-        let rec = self.snapshot_record(id);
-        std::fs::remove_file(&rec).map_err(Error::io("remove", &rec))?;
-        std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))
+        }
+        match record::load_snapshot(&aside.0.join("snapshot.json")).ok().flatten() {
+            Some(snap) => self.remove_snapshot_temp(aside, snap.backend),
+            None => self.remove_any_copy(aside),
+        }
+    }
+
+    /// Removes a copy whose backend is not known, trying each backend's way.
+    fn remove_any_copy(&self, temp: &VolumeDir) -> Result<()> {
+        let mut last = Ok(());
+        for kind in crate::backend::Kind::ALL {
+            last = self.remove_snapshot_temp(temp, kind);
+            if last.is_ok() {
+                break;
+            }
+        }
+        last
     }
 
     /// Creates a volume whose contents come from a snapshot or another volume. Same backend,

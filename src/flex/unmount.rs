@@ -10,10 +10,20 @@ use std::path::Path;
 pub fn unmount(driver: &Driver, target: &Path) -> Result<Reply> {
     let table = driver.engine.host().mount_table().map_err(engine::Error::from)?;
     let Some(id) = locate(driver, target, &table) else {
-        return unmount_unknown(driver, target);
+        let reply = unmount_unknown(driver, target)?;
+        // The retry of an unmount killed between its unbind and its unstage: the pod dir names
+        // the volume; finish the unstage if nothing uses the staging any more.
+        if let Some(id) = target.file_name().and_then(|n| n.to_str()).filter(|id| load(driver, id).is_some()) {
+            let _held = driver.hold(id)?;
+            if release_staging(driver, id)? {
+                tracing::info!(id, "finished the unstage of an unmount cut short");
+            }
+        }
+        return Ok(reply);
     };
     let _held = driver.hold(&id)?;
     driver.engine.unpublish_volume(&id, target)?;
+    crate::engine::crashpoint::hit("flex-unmount:unbound");
     let unstaged = release_staging(driver, &id)?;
     Ok(Reply::success(format!(
         "volume {id} unmounted from {}{}",
