@@ -1,6 +1,6 @@
 //! Root tier: hostile paths against `strata-csi serve`. Symlinks as the last component or on the
-//! way, a parent swapped for a symlink while calls run, a foreign mount at a target, and a
-//! read-only publication made from a child mount namespace (as the DaemonSet runs the server).
+//! way, a parent swapped for a symlink while calls run, a foreign mount at a target, and the
+//! mount-option policy (the child mount namespace case is in `root_paths_ns.rs`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod csi_support;
@@ -18,10 +18,6 @@ use tonic::Code;
 fn mounts_at_or_under(dir: &Path) -> Vec<PathBuf> {
     let table = LinuxHost.mount_table().unwrap();
     table.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir)).collect()
-}
-
-fn readonly_publish(id: &str, staging: &str, target: &str, cap: p::VolumeCapability) -> p::NodePublishVolumeRequest {
-    p::NodePublishVolumeRequest { readonly: true, ..publish_req(id, staging, target, cap) }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -161,48 +157,6 @@ async fn a_foreign_mount_at_a_target_survives_unpublish() {
     nix::mount::umount2(target.as_str(), nix::mount::MntFlags::empty()).unwrap();
     c.node.node_unpublish_volume(unpublish_req(&id, &target)).await.unwrap();
     assert!(!Path::new(&target).exists(), "an empty, unmounted target is removed");
-}
-
-/// Makes `kubelet` a shared mount, as kubelet's root dir is on a node.
-fn share(kubelet: &Path) {
-    use nix::mount::{MsFlags, mount};
-    mount(Some(kubelet), kubelet, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
-    mount(None::<&str>, kubelet, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_read_only_publication_from_a_child_mount_namespace_is_read_only_on_the_host() {
-    require_root();
-    // The server in its own mount namespace, the kubelet dir propagating both ways: the
-    // DaemonSet's container with a Bidirectional kubelet mount.
-    let wrapper = ["unshare", "--mount", "--propagation", "unchanged"];
-    let s = Server::start_under(&wrapper, NODE, None, &[], share);
-    let mut c = s.clients().await;
-    type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], p::VolumeCapability);
-    let cases: [Case; 4] = [
-        ("dir", &[], mount_cap()),
-        ("tmpfs", &[("backend", "tmpfs")], mount_cap()),
-        ("loop", &[("backend", "loop")], mount_cap()),
-        ("block", &[("backend", "loop")], block_cap()),
-    ];
-    for (name, params, cap) in cases {
-        let id = create(&mut c, &format!("pvc-ro-{name}"), 16 << 20, params).await;
-        let (st, t) = (s.path(&format!("plugins/{name}/globalmount")), s.path(&format!("pods/{name}/vol")));
-        std::fs::create_dir_all(Path::new(&st).parent().unwrap()).unwrap();
-        std::fs::create_dir_all(Path::new(&t).parent().unwrap()).unwrap();
-        c.node.node_stage_volume(stage_req(&id, &st, cap.clone())).await.unwrap();
-        c.node.node_publish_volume(readonly_publish(&id, &st, &t, cap)).await.unwrap();
-        // This test runs in the host's namespace: what it sees is what a pod would get.
-        let seen = mount_at(&t).unwrap_or_else(|| panic!("{name}: the publication did not reach the host"));
-        assert!(seen.is_readonly(), "{name}: the host sees {:?}", seen.mount_options);
-        if name != "block" {
-            let err = std::fs::write(Path::new(&t).join("f"), "x").unwrap_err();
-            assert_eq!(err.raw_os_error(), Some(libc::EROFS), "{name}: {err}");
-        }
-        c.node.node_unpublish_volume(unpublish_req(&id, &t)).await.unwrap();
-        c.node.node_unstage_volume(unstage_req(&id, &st)).await.unwrap();
-        c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
-    }
 }
 
 fn cap_with_flags(flags: &[&str]) -> p::VolumeCapability {
