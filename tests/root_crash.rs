@@ -184,3 +184,22 @@ async fn a_kill_mid_delete_snapshot_leaves_no_unlisted_directory() {
     delete_all(&mut c, &vol, None).await;
     assert_clean(&s);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_delete_volume_is_finished_not_quarantined() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-del", 16 << 20, &[("backend", "loop")]).await;
+    restart(&mut s, Some("delete:unrecorded"));
+    let mut c = s.clients().await;
+    let del = p::DeleteVolumeRequest { volume_id: vol.clone(), ..Default::default() };
+    dies(c.ctl.delete_volume(del.clone()), &mut s).await;
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    let list = c.ctl.list_volumes(p::ListVolumesRequest::default()).await.unwrap().into_inner();
+    assert!(list.entries.is_empty(), "a half-done delete is finished, not quarantined: {list:?}");
+    assert!(!s.root.join("volumes/pvc-del").exists(), "start-up removed what the delete left");
+    c.ctl.delete_volume(del).await.unwrap();
+    assert_clean(&s);
+}

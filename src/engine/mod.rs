@@ -287,6 +287,10 @@ impl Engine {
         let lock = self.lock(id)?;
         let dir = self.dir(id);
         let Some(vol) = self.load(id)? else {
+            if dir.0.exists() {
+                // What a create or delete killed half-way left (the load proved it): finish.
+                backend::tree::remove_tree(&dir.0)?;
+            }
             lock.remove_file();
             return Ok(());
         };
@@ -296,13 +300,21 @@ impl Engine {
                 format!("the kernel shows it in use at {}; unpublish and unstage it first", place.display()),
             ));
         }
+        self.begin_delete(&dir)?;
         let backend = self.backend(vol.backend);
-        backend.detach(&vol, &dir)?;
-        backend.delete(&vol, &dir)?;
-        state::remove_all(&dir)?;
         let record = dir.record();
-        std::fs::remove_file(&record).map_err(Error::io("remove", &record))?;
-        std::fs::remove_dir(&dir.0).map_err(Error::io("remove", &dir.0))?;
+        let removed = backend
+            .detach(&vol, &dir)
+            .and_then(|()| backend.delete(&vol, &dir))
+            .map_err(Error::from)
+            .and_then(|()| state::remove_all(&dir))
+            .and_then(|()| std::fs::remove_file(&record).map_err(Error::io("remove", &record)));
+        if let Err(e) = removed {
+            self.end_delete(&dir); // the record stays: the volume still exists, the retry starts over
+            return Err(e);
+        }
+        crashpoint::hit("delete:unrecorded");
+        backend::tree::remove_tree(&dir.0)?;
         lock.remove_file();
         self.remove_flex_lock(id);
         Ok(())

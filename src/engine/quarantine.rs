@@ -10,6 +10,8 @@ use std::path::{Path, PathBuf};
 
 /// The intent file a create writes first and removes once the record is written.
 const INTENT: &str = ".creating";
+/// The intent file a delete writes before it removes anything.
+const DELETING: &str = ".deleting";
 
 /// A volume that cannot be used until an operator repairs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,6 +23,15 @@ pub struct Quarantine {
 impl VolumeDir {
     fn intent(&self) -> PathBuf {
         self.0.join(INTENT)
+    }
+
+    fn deleting(&self) -> PathBuf {
+        self.0.join(DELETING)
+    }
+
+    /// A directory with nothing in it holds nothing to keep.
+    fn is_empty_dir(&self) -> bool {
+        std::fs::read_dir(&self.0).is_ok_and(|mut d| d.next().is_none())
     }
 }
 
@@ -36,7 +47,7 @@ impl Engine {
             other => other?,
         };
         let Some(mut vol) = vol else {
-            if dir.0.exists() && !dir.intent().exists() {
+            if dir.0.exists() && !self.leftover(&dir) {
                 return Err(quarantined(format!(
                     "{} exists but holds no record (moved aside, lost, or left by an older strata); its \
                      contents are kept",
@@ -85,9 +96,22 @@ impl Engine {
         }
     }
 
-    /// Whether `dir` is what an interrupted create left (its intent file is there).
-    pub(super) fn interrupted_create(&self, dir: &VolumeDir) -> bool {
-        dir.intent().exists() && !dir.record().exists()
+    /// Whether `dir` is what an interrupted create or delete left: no record, and an intent file
+    /// (or nothing at all) there.
+    pub(super) fn leftover(&self, dir: &VolumeDir) -> bool {
+        !dir.record().exists() && (dir.intent().exists() || dir.deleting().exists() || dir.is_empty_dir())
+    }
+
+    /// Drops the delete intent of a delete that failed before its record went.
+    pub(super) fn end_delete(&self, dir: &VolumeDir) {
+        let _ = std::fs::remove_file(dir.deleting());
+    }
+
+    /// Starts a delete: the intent written before anything is removed lets a delete killed
+    /// half-way be finished, not taken for a volume that lost its record.
+    pub(super) fn begin_delete(&self, dir: &VolumeDir) -> Result<()> {
+        let made = super::perm::private_file().write(true).create(true).truncate(true).open(dir.deleting());
+        made.map(drop).map_err(Error::io("write the delete intent", dir.deleting()))
     }
 
     /// Why the volume `id` is quarantined, if it is.

@@ -85,23 +85,25 @@ impl Engine {
         if changed { self.save_state(&vol) } else { Ok(()) }
     }
 
-    /// Removes what interrupted creates left: directories whose intent file is there and whose
-    /// record never was. A directory without a record and without an intent is kept (it is
+    /// Removes what interrupted creates and deletes left: directories without a record whose
+    /// intent file is there (or that are empty). A directory without a record and without an intent is kept (it is
     /// quarantined, see [`Engine::quarantined`]).
     fn remove_orphan_dirs(&self, report: &mut Report) -> Result<()> {
         for id in self.volume_ids()? {
             let dir = self.volume_dir(&id);
-            if !self.interrupted_create(&dir) {
+            if !self.leftover(&dir) {
                 continue;
             }
             let Ok(_lock) = self.lock(&id) else {
                 continue;
             };
-            if !self.interrupted_create(&dir) {
+            if !self.leftover(&dir) {
                 continue;
             }
             match tree::remove_tree(&dir.0) {
-                Ok(()) => report.actions.push(format!("removed {} left by an interrupted create", dir.0.display())),
+                Ok(()) => {
+                    report.actions.push(format!("removed {} left by an interrupted create or delete", dir.0.display()))
+                }
                 Err(e) => report.errors.push(format!("leftover {}: {e}", dir.0.display())),
             }
         }
