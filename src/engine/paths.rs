@@ -69,6 +69,10 @@ impl Engine {
         let recorded = vol.and_then(|v| v.staging.as_ref()).and_then(|s| s.device.clone());
         if !image.exists() {
             // The image was unlinked under a live device: only the kernel's name for it is left.
+            // No image and no recorded device (every dir, btrfs and tmpfs volume): no device.
+            if recorded.is_none() {
+                return Ok(None);
+            }
             let loops = self.host.loop_list()?;
             return Ok(recorded.filter(|d| loops.iter().any(|l| l.device == *d && l.backing_file == image)));
         }
