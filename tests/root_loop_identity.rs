@@ -33,3 +33,22 @@ fn a_loop_attached_through_another_path_is_found_by_identity() {
     assert!(backs && !backs_other);
     assert!(!host.loop_backs(&device, &image).unwrap(), "a detached device backs nothing");
 }
+
+#[test]
+fn a_loop_device_is_detached_only_while_it_backs_the_file_asked_for() {
+    assert!(nix::unistd::geteuid().is_root(), "this test attaches loop devices: run it as root (CI does)");
+    let dir = tempfile::tempdir().unwrap();
+    let (mine, theirs) = (dir.path().join("mine.img"), dir.path().join("theirs.img"));
+    for f in [&mine, &theirs] {
+        std::fs::File::create(f).unwrap().set_len(1 << 20).unwrap();
+    }
+    let host = LinuxHost;
+    // The device number strata listed now backs another file (freed and taken in between).
+    let device = host.loop_attach(&theirs, false).unwrap();
+    let refused = host.loop_detach_backing(&device, &mine).unwrap();
+    let still = host.loop_backs(&device, &theirs).unwrap();
+    let detached = host.loop_detach_backing(&device, &theirs).unwrap();
+    let again = host.loop_detach_backing(&device, &theirs).unwrap();
+    assert!(!refused && still, "another file's device is left alone");
+    assert!(detached && !again, "its own device is detached, once");
+}

@@ -116,7 +116,7 @@ impl Backend for LoopBackend {
     fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
         let image = dir.image();
         for device in self.devices_of(&image)? {
-            self.host.loop_detach(&device)?;
+            self.host.loop_detach_backing(&device, &image)?;
         }
         match std::fs::remove_file(&image) {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", &image)(e)),
@@ -136,8 +136,9 @@ impl Backend for LoopBackend {
     }
 
     fn detach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        for device in self.devices_of(&dir.image())? {
-            self.host.loop_detach(&device)?;
+        let image = dir.image();
+        for device in self.devices_of(&image)? {
+            self.host.loop_detach_backing(&device, &image)?;
         }
         Ok(())
     }

@@ -55,7 +55,7 @@ impl Engine {
             return Err(Error::precondition(id, reason));
         }
         if let Some(l) = loop_for(&self.host.loop_list()?, &dir.image()) {
-            self.host.loop_detach(&l.device)?;
+            self.host.loop_detach_backing(&l.device, &dir.image())?;
         }
         // Inside `volumes/` (which may be a mount of its own), under a name no volume id takes.
         let aside = self.cfg.root.join("volumes").join(".quarantine");

@@ -118,6 +118,10 @@ impl Host for LinuxHost {
         loopdev::list()
     }
 
+    fn loop_detach_backing(&self, device: &Path, file: &Path) -> Result<bool> {
+        loopdev::detach_if_backing(device, file)
+    }
+
     fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
         let backing = loopdev::backing(device).map_err(|source| Error::Loop {
             what: "status",

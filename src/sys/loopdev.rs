@@ -110,6 +110,30 @@ pub fn detach(device: &Path) -> Result<()> {
     }
 }
 
+/// Detaches `device` only if its backing file is `file` (device and inode), checked and detached
+/// through one open of the device: a number freed and taken by another process in between is
+/// never detached. `Ok(false)` when it backs something else (or nothing).
+pub fn detach_if_backing(device: &Path, file: &Path) -> Result<bool> {
+    let want = super::file_identity(file);
+    let dev = File::open(device).map_err(io_err("open", device))?;
+    let mut info = std::mem::MaybeUninit::<LoopInfo64>::zeroed();
+    match ioctl(&dev, LOOP_GET_STATUS64, info.as_mut_ptr() as libc::c_ulong) {
+        Ok(_) => {}
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => return Ok(false),
+        Err(e) => return Err(io_err("status", device)(e)),
+    }
+    // SAFETY: the ioctl succeeded, so the kernel filled the struct (which was zeroed before).
+    let info = unsafe { info.assume_init() };
+    if want.is_some_and(|w| w != (info.device, info.inode)) {
+        return Ok(false);
+    }
+    match ioctl(&dev, LOOP_CLR_FD, 0) {
+        Ok(_) => Ok(true),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(false),
+        Err(e) => Err(io_err("detach", device)(e)),
+    }
+}
+
 /// Makes the loop driver re-read the size of the backing file.
 pub fn set_capacity(device: &Path) -> Result<()> {
     let dev = File::open(device).map_err(io_err("open", device))?;

@@ -117,6 +117,14 @@ pub trait Host: Send + Sync + Debug {
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf>;
     /// Detaches a loop device.
     fn loop_detach(&self, device: &Path) -> Result<()>;
+    /// Detaches `device` only while its backing file is `file` (checked on the same open of the
+    /// device where the host can); true if it did. The default checks the listing, then detaches.
+    fn loop_detach_backing(&self, device: &Path, file: &Path) -> Result<bool> {
+        if !self.loop_backs(device, file)? {
+            return Ok(false);
+        }
+        self.loop_detach(device).map(|()| true)
+    }
     /// Every attached loop device with its backing file.
     fn loop_list(&self) -> Result<Vec<LoopDevice>>;
     /// Whether loop device `device` is attached to `file` (same device and inode): one check of
