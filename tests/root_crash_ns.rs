@@ -11,17 +11,11 @@ use std::path::Path;
 use strata::csi::proto as p;
 use tonic::Code;
 
-fn share(kubelet: &Path) {
-    use nix::mount::{MsFlags, mount};
-    mount(Some(kubelet), kubelet, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
-    mount(None::<&str>, kubelet, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn loop_volumes_survive_a_restart_in_a_new_mount_namespace() {
     require_root();
     let wrapper = ["unshare", "--mount", "--propagation", "unchanged"];
-    let mut s = Server::start_under(&wrapper, NODE, None, &[], share);
+    let mut s = Server::start_under(&wrapper, NODE, None, &[], share_kubelet);
     let mut c = s.clients().await;
     let fs_vol = create(&mut c, "pvc-ns-fs", 16 << 20, &[("backend", "loop")]).await;
     let blk_vol = create(&mut c, "pvc-ns-blk", 16 << 20, &[("backend", "loop")]).await;

@@ -54,20 +54,19 @@ async fn symlinked_targets_and_stagings_are_refused_and_nothing_lands_outside() 
     c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
 }
 
+/// Swaps the names `a` and `b` in one step (`renameat2(RENAME_EXCHANGE)`).
+fn exchange(a: &Path, b: &Path) {
+    let flags = nix::fcntl::RenameFlags::RENAME_EXCHANGE;
+    nix::fcntl::renameat2(nix::fcntl::AT_FDCWD, a, nix::fcntl::AT_FDCWD, b, flags).unwrap();
+}
+
 /// Swaps `a` (a directory) and `b` (a symlink to outside) with `renameat2(RENAME_EXCHANGE)`
 /// until `stop` is set.
 fn swapper(a: PathBuf, b: PathBuf, stop: Arc<AtomicBool>) -> std::thread::JoinHandle<u64> {
     std::thread::spawn(move || {
         let mut swaps = 0;
         while !stop.load(Ordering::Relaxed) {
-            nix::fcntl::renameat2(
-                nix::fcntl::AT_FDCWD,
-                &a,
-                nix::fcntl::AT_FDCWD,
-                &b,
-                nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-            )
-            .unwrap();
+            exchange(&a, &b);
             swaps += 1;
         }
         swaps
@@ -119,14 +118,7 @@ async fn a_parent_swapped_during_publishes_and_stages_never_lands_a_mount_outsid
     assert!(swaps > 100 && published > 0 && refused > 0, "swaps {swaps}, published {published}, refused {refused}");
     // Put `a` back as the directory and clean up what the race left behind, inside the prefix.
     if a.is_symlink() {
-        nix::fcntl::renameat2(
-            nix::fcntl::AT_FDCWD,
-            &a,
-            nix::fcntl::AT_FDCWD,
-            &b,
-            nix::fcntl::RenameFlags::RENAME_EXCHANGE,
-        )
-        .unwrap();
+        exchange(&a, &b);
     }
     c.node.node_unpublish_volume(unpublish_req(&id, &target)).await.unwrap();
     c.node.node_unstage_volume(unstage_req(&id2, &staging)).await.unwrap();

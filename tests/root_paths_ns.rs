@@ -15,19 +15,13 @@ fn readonly_publish(id: &str, staging: &str, target: &str, cap: p::VolumeCapabil
 }
 
 /// Makes `kubelet` a shared mount, as kubelet's root dir is on a node.
-fn share(kubelet: &Path) {
-    use nix::mount::{MsFlags, mount};
-    mount(Some(kubelet), kubelet, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
-    mount(None::<&str>, kubelet, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_read_only_publication_from_a_child_mount_namespace_is_read_only_on_the_host() {
     require_root();
     // The server in its own mount namespace, the kubelet dir propagating both ways: the
     // DaemonSet's container with a Bidirectional kubelet mount.
     let wrapper = ["unshare", "--mount", "--propagation", "unchanged"];
-    let s = Server::start_under(&wrapper, NODE, None, &[], share);
+    let s = Server::start_under(&wrapper, NODE, None, &[], share_kubelet);
     let mut c = s.clients().await;
     type Case<'a> = (&'a str, &'a [(&'a str, &'a str)], p::VolumeCapability);
     let cases: [Case; 4] = [

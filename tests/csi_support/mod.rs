@@ -22,6 +22,14 @@ use tonic::transport::Channel;
 pub const NODE: &str = "node-a";
 pub const BIN: &str = env!("CARGO_BIN_EXE_strata-csi");
 
+/// Makes `kubelet` a shared mount, as kubelet's root dir is on a node (for servers run in a mount
+/// namespace of their own, whose mounts there must reach the test's namespace).
+pub fn share_kubelet(kubelet: &Path) {
+    use nix::mount::{MsFlags, mount};
+    mount(Some(kubelet), kubelet, None::<&str>, MsFlags::MS_BIND, None::<&str>).unwrap();
+    mount(None::<&str>, kubelet, None::<&str>, MsFlags::MS_SHARED, None::<&str>).unwrap();
+}
+
 /// Tests that mount or attach loop devices need root; without it they fail loudly.
 pub fn require_root() {
     assert!(
