@@ -5,7 +5,8 @@
 //!
 //! Two kinds of line are not executed, and each is checked instead: `kubectl ...` (there is no
 //! cluster here; the manifests, kustomizations and object names it uses must exist) and the
-//! build and test commands themselves (`cargo install`, `scripts/test`), which is what runs this.
+//! build, run and test commands themselves (`cargo install`, the quick start's `cargo run ...
+//! serve`, `scripts/test`), which is what runs this.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod packaging_support;
@@ -62,7 +63,10 @@ fn script_of(doc: &str) -> String {
             let cmd = line.trim_start();
             if cmd.starts_with("kubectl ") {
                 check_kubectl(cmd);
-            } else if cmd.starts_with("cargo install --locked --path .") || cmd == "scripts/test" {
+            } else if cmd.starts_with("cargo install --locked --path .")
+                || cmd.starts_with("cargo run --release --bin strata-csi -- serve")
+                || cmd == "scripts/test"
+            {
                 assert!(repo().join("scripts/test").is_file());
             } else {
                 script.push_str(line);
