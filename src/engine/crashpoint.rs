@@ -11,7 +11,8 @@ pub const ENV: &str = "STRATA_CRASH_AT";
 pub fn hit(name: &str) {
     static AT: OnceLock<Option<String>> = OnceLock::new();
     if AT.get_or_init(|| std::env::var(ENV).ok()).as_deref() == Some(name) {
-        eprintln!("strata: crash point {name} reached; aborting as a kill would");
+        // Logged, never printed: a FlexVolume process's stdout and stderr are kubelet's reply.
+        tracing::error!(point = name, "crash point reached; aborting as a kill would");
         std::process::abort();
     }
 }
