@@ -4,7 +4,7 @@
 //! any handler sees it (`limits`).
 
 use super::limits::{self, MapFields};
-use crate::engine::validate::bounded;
+use crate::engine::clip;
 use prost::Message;
 use std::marker::PhantomData;
 use tonic::Status;
@@ -47,9 +47,8 @@ impl<U: Message + Default + MapFields> Decoder for RequestDecoder<U> {
     type Error = Status;
 
     fn decode(&mut self, buf: &mut DecodeBuf<'_>) -> Result<Option<U>, Status> {
-        let request = U::decode(buf).map_err(|e| {
-            Status::invalid_argument(format!("the request does not decode: {}", bounded(&e.to_string())))
-        })?;
+        let request = U::decode(buf)
+            .map_err(|e| Status::invalid_argument(format!("the request does not decode: {}", clip(&e.to_string()))))?;
         limits::check(&request)?;
         Ok(Some(request))
     }

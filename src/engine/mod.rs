@@ -141,10 +141,6 @@ impl Engine {
     }
 
     /// A volume's record with its node state (where it is staged and published).
-    fn load(&self, id: &str) -> Result<Option<Volume>> {
-        self.load_checked(id)
-    }
-
     fn load_existing(&self, id: &str) -> Result<Volume> {
         self.load(id)?.ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
     }

@@ -37,7 +37,7 @@ impl VolumeDir {
 
 impl Engine {
     /// Reads a volume's record and node state; damage becomes [`Error::Quarantined`].
-    pub(super) fn load_checked(&self, id: &str) -> Result<Option<Volume>> {
+    pub(super) fn load(&self, id: &str) -> Result<Option<Volume>> {
         let dir = self.dir(id);
         let quarantined = |reason: String| Error::Quarantined { id: id.to_owned(), reason };
         let vol = match record::load(&dir.record()) {
@@ -116,7 +116,7 @@ impl Engine {
 
     /// Why the volume `id` is quarantined, if it is.
     pub fn quarantine_of(&self, id: &str) -> Option<Quarantine> {
-        match self.load_checked(id) {
+        match self.load(id) {
             Err(Error::Quarantined { id, reason }) => Some(Quarantine { id, reason }),
             _ => None,
         }
@@ -126,7 +126,7 @@ impl Engine {
     pub fn quarantined(&self) -> Result<Vec<Quarantine>> {
         let mut out = Vec::new();
         for id in self.volume_ids()? {
-            if let Err(Error::Quarantined { id, reason }) = self.load_checked(&id) {
+            if let Err(Error::Quarantined { id, reason }) = self.load(&id) {
                 out.push(Quarantine { id, reason });
             }
         }

@@ -151,10 +151,11 @@ const CHECKSUM: &str = "checksum";
 /// good one even where it still parses.
 pub(super) fn seal<T: Serialize>(value: &T) -> std::result::Result<Vec<u8>, String> {
     let mut json = serde_json::to_value(value).map_err(|e| e.to_string())?;
-    let obj = json.as_object_mut().ok_or("a record must be a JSON object")?;
-    obj.remove(CHECKSUM);
-    let digest = digest(&serde_json::Value::Object(obj.clone()))?;
-    obj.insert(CHECKSUM.to_owned(), serde_json::Value::String(digest));
+    json.as_object_mut().ok_or("a record must be a JSON object")?.remove(CHECKSUM);
+    let digest = digest(&json)?;
+    if let Some(obj) = json.as_object_mut() {
+        obj.insert(CHECKSUM.to_owned(), serde_json::Value::String(digest));
+    }
     serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())
 }
 
@@ -162,12 +163,11 @@ pub(super) fn seal<T: Serialize>(value: &T) -> std::result::Result<Vec<u8>, Stri
 /// have none and are taken as they are).
 pub(super) fn unseal<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
     let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
-    if let Some(obj) = json.as_object_mut() {
-        if let Some(stored) = obj.remove(CHECKSUM) {
-            let want = digest(&serde_json::Value::Object(obj.clone()))?;
-            if stored.as_str() != Some(want.as_str()) {
-                return Err(format!("checksum mismatch (stored {stored}, contents give {want:?}): damaged on disk"));
-            }
+    let stored = json.as_object_mut().and_then(|obj| obj.remove(CHECKSUM));
+    if let Some(stored) = stored {
+        let want = digest(&json)?;
+        if stored.as_str() != Some(want.as_str()) {
+            return Err(format!("checksum mismatch (stored {stored}, contents give {want:?}): damaged on disk"));
         }
     }
     serde_json::from_value(json).map_err(|e| e.to_string())

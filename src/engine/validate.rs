@@ -1,5 +1,6 @@
 //! Validation of IDs and paths that come from requests, before anything touches the disk.
 
+use super::quote::{QUOTE_MAX, clip};
 use super::{Error, Result};
 use std::path::{Component, Path, PathBuf};
 
@@ -27,16 +28,7 @@ pub fn id(kind: &'static str, id: &str) -> Result<()> {
 
 /// A form of an untrusted string that is safe to put in a message or a log line.
 fn printable(s: &str) -> String {
-    bounded(&s.chars().take(MAX_QUOTE).flat_map(char::escape_default).collect::<String>())
-}
-
-/// Most bytes of an untrusted string that a message quotes.
-pub const MAX_QUOTE: usize = super::quote::QUOTE_MAX;
-
-/// `s` cut to at most [`MAX_QUOTE`] bytes (at a character boundary) and marked with `…` where
-/// it was cut, for quoting untrusted input in an error message (see [`super::quote::clip`]).
-pub fn bounded(s: &str) -> String {
-    super::quote::clip(s)
+    clip(&s.chars().take(QUOTE_MAX).flat_map(char::escape_default).collect::<String>())
 }
 
 /// Longest path the kernel takes (`PATH_MAX`, with its NUL).
@@ -121,14 +113,14 @@ mod tests {
 
     #[test]
     fn quotes_are_bounded_at_a_character_boundary() {
-        assert_eq!(bounded("short"), "short");
-        assert_eq!(bounded(&"a".repeat(MAX_QUOTE)), "a".repeat(MAX_QUOTE));
-        assert_eq!(bounded(&"a".repeat(MAX_QUOTE + 1)), format!("{}…", "a".repeat(MAX_QUOTE)));
+        assert_eq!(clip("short"), "short");
+        assert_eq!(clip(&"a".repeat(QUOTE_MAX)), "a".repeat(QUOTE_MAX));
+        assert_eq!(clip(&"a".repeat(QUOTE_MAX + 1)), format!("{}…", "a".repeat(QUOTE_MAX)));
         // 'é' is two bytes: the cut falls inside the last one that would fit, so it goes.
-        let cut = bounded(&format!("a{}", "é".repeat(200)));
+        let cut = clip(&format!("a{}", "é".repeat(200)));
         assert_eq!(cut, format!("a{}…", "é".repeat(127)));
         let long_id = "é".repeat(1000);
-        assert!(id("volume", &long_id).unwrap_err().to_string().len() < MAX_QUOTE + 200);
+        assert!(id("volume", &long_id).unwrap_err().to_string().len() < QUOTE_MAX + 200);
     }
 
     #[test]
