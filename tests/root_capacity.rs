@@ -91,13 +91,13 @@ fn exhausted<T: std::fmt::Debug>(r: Result<tonic::Response<T>, tonic::Status>, w
     assert!(status.message().contains(what), "{:?} lacks {what:?}", status.message());
 }
 
-/// Nothing of volume `name` is left: no directory, lock file, mount or loop device.
+/// Nothing of volume `name` is left: no directory (nor one aside), mount or loop device.
 fn nothing_of(s: &Server, name: &str) {
-    let dir = s.root.join("volumes").join(name);
-    assert!(!dir.exists(), "{name} left its directory");
-    assert!(!s.root.join("locks").join(format!("{name}.lock")).exists(), "{name} left its lock");
-    assert_eq!(mounts_under(&dir), Vec::<PathBuf>::new());
-    assert_eq!(loops_under(&dir), Vec::<PathBuf>::new());
+    for dir in [name.to_owned(), format!(".{name}.new")].map(|n| s.root.join("volumes").join(n)) {
+        assert!(!dir.exists(), "{name} left {}", dir.display());
+        assert_eq!(mounts_under(&dir), Vec::<PathBuf>::new());
+        assert_eq!(loops_under(&dir), Vec::<PathBuf>::new());
+    }
 }
 
 fn capacity_req(backend: &str) -> p::GetCapacityRequest {

@@ -199,7 +199,28 @@ async fn a_kill_mid_delete_volume_is_finished_not_quarantined() {
     let mut c = s.clients().await;
     let list = c.ctl.list_volumes(p::ListVolumesRequest::default()).await.unwrap().into_inner();
     assert!(list.entries.is_empty(), "a half-done delete is finished, not quarantined: {list:?}");
-    assert!(!s.root.join("volumes/pvc-del").exists(), "start-up removed what the delete left");
+    assert!(!s.root.join("volumes/pvc-del").exists(), "the delete renamed it aside");
+    assert!(!s.root.join("volumes/.pvc-del.del").exists(), "start-up removed what the delete left");
     c.ctl.delete_volume(del).await.unwrap();
+    assert_clean(&s);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_mid_create_volume_leaves_no_volume_and_the_retry_makes_it() {
+    require_root();
+    let mut s = Server::start();
+    restart(&mut s, Some("create:recorded"));
+    let mut c = s.clients().await;
+    let req = create_req("pvc-new", 16 << 20, &[("backend", "loop")]);
+    dies(c.ctl.create_volume(req.clone()), &mut s).await;
+    assert!(s.root.join("volumes/.pvc-new.new/volume.json").exists(), "killed after the record, before the rename");
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    let list = c.ctl.list_volumes(p::ListVolumesRequest::default()).await.unwrap().into_inner();
+    assert!(list.entries.is_empty(), "a create killed before its rename made no volume: {list:?}");
+    assert!(!s.root.join("volumes/.pvc-new.new").exists(), "start-up removed what the create left");
+    let vol = c.ctl.create_volume(req).await.unwrap().into_inner().volume.unwrap();
+    assert!(s.root.join("volumes/pvc-new/disk.img").exists());
+    delete_all(&mut c, &vol.volume_id, None).await;
     assert_clean(&s);
 }

@@ -60,7 +60,7 @@ fn another_user_cannot_reach_the_root_records_images_or_volume_data() {
         "volumes/dv/volume.json",
         "snapshots/snap/snapshot.json",
         "snapshots/snap/disk.img",
-        "locks/lv.lock",
+        "locks/ids.lock",
     ];
     assert_denied("ls", r);
     for file in files {

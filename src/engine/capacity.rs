@@ -7,8 +7,8 @@
 //! enforces no size, and btrfs qgroups limit each volume but a qgroup read costs a process. The
 //! budget of a new volume is `free * ratio - promised` (never below zero), with `ratio` the
 //! backend's overcommit (1 unless `--overcommit` says otherwise). Computing it lists the volume
-//! directories: one `stat` per volume, plus its record and a `statx`/`statvfs` per volume without
-//! an image.
+//! directories and looks only at the pool asked for: one `stat` of each image for the disk, one
+//! `statx` of each data directory for memory (plus the record and a `statvfs` of each tmpfs).
 
 use super::lock::{VolumeLock, Wait};
 use super::{Engine, Error, Result, record};
@@ -105,33 +105,19 @@ fn in_memory(kind: Kind) -> bool {
     kind == Kind::Tmpfs
 }
 
-/// Unwritten bytes promised in each pool: (data root's filesystem, memory).
-#[derive(Debug, Default, Clone, Copy)]
-struct Promised {
-    disk: u64,
-    memory: u64,
-}
-
 /// Holds the accounting of every create until the new volume's record is written, so that two
-/// creates never both spend the same free bytes (across processes: an advisory file lock, whose
-/// file is removed at release: the root keeps no file that no volume needs).
+/// creates never both spend the same free bytes (across processes: a lock of the shared lock
+/// file, see [`super::lock`]).
 #[derive(Debug)]
 pub(super) struct Reservation {
-    lock: VolumeLock,
-}
-
-impl Drop for Reservation {
-    fn drop(&mut self) {
-        self.lock.remove_file();
-    }
+    _lock: VolumeLock,
 }
 
 impl Engine {
     /// What the pool of `kind` holds for a new volume, with the overcommit ratio applied.
     pub fn budget(&self, kind: Kind) -> Result<Budget> {
         let free = self.backend(kind).free_bytes(&self.cfg.root)?;
-        let promised = self.promised()?;
-        let promised = if in_memory(kind) { promised.memory } else { promised.disk };
+        let promised = self.promised(in_memory(kind))?;
         let available = self.cfg.overcommit.scale(kind, free).saturating_sub(promised);
         Ok(Budget { free, promised, available })
     }
@@ -140,7 +126,7 @@ impl Engine {
     /// [`Error::OutOfCapacity`] otherwise. Hold the result until the record is written.
     pub(super) fn reserve(&self, kind: Kind, bytes: u64) -> Result<Reservation> {
         let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), ".capacity", Wait::Upto(ACCOUNTING_WAIT))?;
-        let reservation = Reservation { lock };
+        let reservation = Reservation { _lock: lock };
         let budget = self.budget(kind)?;
         if bytes > budget.available {
             return Err(Error::OutOfCapacity {
@@ -163,11 +149,12 @@ impl Engine {
         }
     }
 
-    /// What the existing volumes have promised and not yet written, per pool.
-    fn promised(&self) -> Result<Promised> {
+    /// What the existing volumes have promised and not yet written in one pool (memory, or
+    /// the data root's filesystem): one `stat` per volume, and a record read per tmpfs volume.
+    fn promised(&self, memory: bool) -> Result<u64> {
         let volumes = self.cfg.root.join("volumes");
         let entries = std::fs::read_dir(&volumes).map_err(Error::io("list", &volumes))?;
-        let mut sum = Promised::default();
+        let mut sum = 0u64;
         for entry in entries {
             let entry = entry.map_err(Error::io("list", &volumes))?;
             let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
@@ -175,19 +162,20 @@ impl Engine {
                 continue;
             }
             let dir = self.dir(&id);
-            match std::fs::symlink_metadata(dir.image()) {
-                Ok(m) if m.is_file() => sum.disk += unwritten(m.len(), m.blocks()),
-                Ok(_) => {}
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => sum.memory += self.tmpfs_promise(&dir),
-                Err(e) => return Err(Error::io("stat", dir.image())(e)),
-            }
+            let promise = if memory { self.tmpfs_promise(&dir) } else { image_promise(&dir)? };
+            sum = sum.saturating_add(promise);
         }
         Ok(sum)
     }
 
-    /// The unwritten part of a tmpfs volume (0 for other volumes without an image). A record
-    /// that cannot be read promises nothing here: it is reported where it is listed.
+    /// The unwritten part of a tmpfs volume (0 for other volumes: their data directory is no
+    /// mount, so no record is read). A record that cannot be read promises nothing here: it
+    /// is reported where it is listed.
     fn tmpfs_promise(&self, dir: &VolumeDir) -> u64 {
+        let mounted = crate::sys::place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
+        if !mounted {
+            return 0;
+        }
         let vol = match record::load(&dir.record()) {
             Ok(Some(v)) if v.backend == Kind::Tmpfs => v,
             Ok(_) => return 0,
@@ -196,12 +184,18 @@ impl Engine {
                 return 0;
             }
         };
-        let used = crate::sys::place_at(&dir.data())
-            .ok()
-            .filter(|p| self.host.is_mount_point(p).unwrap_or(false))
-            .and_then(|_| self.host.statvfs(&dir.data()).ok())
-            .map_or(0, |fs| fs.used_bytes);
+        let used = self.host.statvfs(&dir.data()).map_or(0, |fs| fs.used_bytes);
         vol.capacity.saturating_sub(used)
+    }
+}
+
+/// The unwritten part of a loop volume's image (0 for a volume without one).
+fn image_promise(dir: &VolumeDir) -> Result<u64> {
+    match std::fs::symlink_metadata(dir.image()) {
+        Ok(m) if m.is_file() => Ok(unwritten(m.len(), m.blocks())),
+        Ok(_) => Ok(0),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
+        Err(e) => Err(Error::io("stat", dir.image())(e)),
     }
 }
 

@@ -39,7 +39,7 @@ fn sparse_images_are_promised_and_the_budget_never_goes_below_zero() {
     );
     assert!(err.to_string().contains("data root's filesystem"), "{err}");
     assert!(!f.root.join("volumes/b").exists(), "a refused create makes nothing");
-    assert!(!f.root.join("locks/.capacity.lock").exists(), "the accounting lock leaves no file");
+    assert!(!f.root.join("volumes/.b.new").exists(), "a refused create makes nothing aside either");
     // The free space shrinks behind strata's back: the budget is zero, not negative.
     f.host.set_stats(FsStats { available_bytes: 10 * MIB, ..FsStats::default() });
     assert_eq!(f.engine.budget(Kind::Loop).unwrap().available, 0);

@@ -1,6 +1,7 @@
 //! The volume engine: the only place that decides. It validates, locks, keeps the records and
 //! drives the backends through the volume lifecycle; both front-ends call it.
 
+mod aside;
 pub mod capacity;
 pub mod crashpoint;
 mod error;
@@ -136,8 +137,7 @@ impl Engine {
     }
 
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        let lock = VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks))?;
-        Ok(lock.tied_to(self.dir(id).record()))
+        VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks))
     }
 
     /// A volume's record with its node state (where it is staged and published).
@@ -253,41 +253,25 @@ impl Engine {
         }
         let req = &sized;
         let _reserved = self.reserve(req.backend, req.capacity)?;
-        let dir = self.dir(&req.id);
-        let vol = new_record(req, fs_type);
-        self.provision(&vol, &dir)?;
-        Ok(vol)
-    }
-
-    /// Makes the storage and writes the record; undoes the storage if either fails.
-    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+        let mut vol = new_record(req, fs_type);
         let backend = self.backend(vol.backend);
-        self.begin_create(vol, dir)?;
-        let result = backend
-            .provision(vol, dir)
-            .map_err(Error::from)
-            .and_then(|()| self.save(vol))
-            .and_then(|()| self.end_create(dir));
-        if let Err(e) = result {
-            let _ = backend.delete(vol, dir);
-            let _ = std::fs::remove_dir_all(&dir.0);
-            return Err(e);
-        }
-        Ok(())
+        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?))?;
+        Ok(vol)
     }
 
     /// Deletes a volume and its storage. A volume that does not exist is already deleted.
     /// A volume still staged or published is refused.
     pub fn delete_volume(&self, id: &str) -> Result<()> {
         validate::id("volume", id)?;
-        let lock = self.lock(id)?;
+        let _lock = self.lock(id)?;
         let dir = self.dir(id);
         let Some(vol) = self.load(id)? else {
             if dir.0.exists() {
-                // What a create or delete killed half-way left (the load proved it): finish.
+                // What an older strata's create or delete killed half-way left (the load
+                // proved it): finish.
                 backend::tree::remove_tree(&dir.0)?;
             }
-            lock.remove_file();
+            self.finish_asides(id)?;
             return Ok(());
         };
         if let Some(place) = self.kernel_users(id, vol.backend)?.first() {
@@ -296,41 +280,15 @@ impl Engine {
                 format!("the kernel shows it in use at {}; unpublish and unstage it first", place.display()),
             ));
         }
-        self.begin_delete(&dir)?;
-        let backend = self.backend(vol.backend);
-        let record = dir.record();
-        let removed = backend
-            .detach(&vol, &dir)
-            .and_then(|()| backend.delete(&vol, &dir))
-            .map_err(Error::from)
-            .and_then(|()| state::remove_all(&dir))
-            .and_then(|()| std::fs::remove_file(&record).map_err(Error::io("remove", &record)));
-        if let Err(e) = removed {
-            self.end_delete(&dir); // the record stays: the volume still exists, the retry starts over
-            return Err(e);
-        }
-        crashpoint::hit("delete:unrecorded");
-        backend::tree::remove_tree(&dir.0)?;
-        lock.remove_file();
-        self.remove_flex_lock(id);
-        Ok(())
+        // A device still attached is detached while the volume is whole: a failure here
+        // leaves the volume as it was, for the retry.
+        self.backend(vol.backend).detach(&vol, &dir)?;
+        self.remove_volume(&vol)
     }
 
-    /// The directory of the FlexVolume front-end's per-volume locks (`locks/flex/<id>.lock`).
+    /// The directory of the FlexVolume front-end's per-volume locks (`locks/flex/ids.lock`).
     pub fn flex_lock_dir(&self) -> PathBuf {
         self.cfg.root.join("locks").join("flex")
-    }
-
-    /// Removes a deleted volume's FlexVolume lock file, unless a flex call holds it now (that
-    /// call removes it when it lets go: its lock is tied to the volume's record).
-    fn remove_flex_lock(&self, id: &str) {
-        let dir = self.flex_lock_dir();
-        if !dir.join(format!("{id}.lock")).exists() {
-            return;
-        }
-        if let Ok(lock) = VolumeLock::acquire(&dir, id, Wait::No) {
-            lock.remove_file();
-        }
     }
 
     /// Grows a volume to `bytes` (never shrinks) and, where it is staged, its filesystem;

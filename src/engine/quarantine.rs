@@ -1,17 +1,13 @@
 //! Damage is contained: a volume whose record or node state cannot be read, or whose directory
 //! has no record, is quarantined (listed with the reason, refused by destructive calls) instead
-//! of stopping the node or being taken for "not in use". An intent file written before a create
-//! touches anything is the only proof that a directory without a record is a half-done create.
+//! of stopping the node or being taken for "not in use". Creates and deletes work aside (see
+//! [`super::aside`]), so a volume's own directory without a record is never strata's leftover,
+//! except an empty one or one holding an older strata's intent file.
 
 use super::{Engine, Error, Result, Volume, record, state};
 use crate::backend::{Kind, VolumeDir};
 use crate::sys::{MountEntry, bind_identity, loop_for};
 use std::path::{Path, PathBuf};
-
-/// The intent file a create writes first and removes once the record is written.
-const INTENT: &str = ".creating";
-/// The intent file a delete writes before it removes anything.
-const DELETING: &str = ".deleting";
 
 /// A volume that cannot be used until an operator repairs it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -21,14 +17,6 @@ pub struct Quarantine {
 }
 
 impl VolumeDir {
-    fn intent(&self) -> PathBuf {
-        self.0.join(INTENT)
-    }
-
-    fn deleting(&self) -> PathBuf {
-        self.0.join(DELETING)
-    }
-
     /// A directory with nothing in it holds nothing to keep.
     fn is_empty_dir(&self) -> bool {
         std::fs::read_dir(&self.0).is_ok_and(|mut d| d.next().is_none())
@@ -69,49 +57,11 @@ impl Engine {
         Ok(Some(vol))
     }
 
-    /// Starts a create in `dir`: clears what an interrupted create left (proven by its intent
-    /// file), then makes the directory with the intent already in it (made aside and renamed
-    /// into place), so no reader ever sees the directory without either record or intent.
-    pub(super) fn begin_create(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        if dir.0.exists() {
-            self.backend(vol.backend).delete(vol, dir)?;
-            crate::backend::tree::remove_tree(&dir.0)?;
-        }
-        let aside = self.cfg.root.join("volumes").join(format!(".{}.new", vol.id));
-        if aside.exists() {
-            crate::backend::tree::remove_tree(&aside)?;
-        }
-        super::perm::make_dir(&aside)?;
-        let intent = aside.join(INTENT);
-        let made = super::perm::private_file().write(true).create(true).truncate(true).open(&intent);
-        made.map(drop).map_err(Error::io("write the create intent", &intent))?;
-        std::fs::rename(&aside, &dir.0).map_err(Error::io("create", &dir.0))
-    }
-
-    /// Ends a create whose record is written.
-    pub(super) fn end_create(&self, dir: &VolumeDir) -> Result<()> {
-        match std::fs::remove_file(dir.intent()) {
-            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", dir.intent())(e)),
-            _ => Ok(()),
-        }
-    }
-
-    /// Whether `dir` is what an interrupted create or delete left: no record, and an intent file
-    /// (or nothing at all) there.
+    /// Whether `dir` is what an interrupted call left: no record, and an older strata's intent
+    /// file (or nothing at all) there.
     pub(super) fn leftover(&self, dir: &VolumeDir) -> bool {
-        !dir.record().exists() && (dir.intent().exists() || dir.deleting().exists() || dir.is_empty_dir())
-    }
-
-    /// Drops the delete intent of a delete that failed before its record went.
-    pub(super) fn end_delete(&self, dir: &VolumeDir) {
-        let _ = std::fs::remove_file(dir.deleting());
-    }
-
-    /// Starts a delete: the intent written before anything is removed lets a delete killed
-    /// half-way be finished, not taken for a volume that lost its record.
-    pub(super) fn begin_delete(&self, dir: &VolumeDir) -> Result<()> {
-        let made = super::perm::private_file().write(true).create(true).truncate(true).open(dir.deleting());
-        made.map(drop).map_err(Error::io("write the delete intent", dir.deleting()))
+        !dir.record().exists()
+            && (super::aside::OLD_INTENTS.iter().any(|i| dir.0.join(i).exists()) || dir.is_empty_dir())
     }
 
     /// Why the volume `id` is quarantined, if it is.

@@ -17,6 +17,7 @@ impl Engine {
     pub fn reconcile(&self) -> Result<Report> {
         let mut report = Report::default();
         self.remove_orphan_dirs(&mut report)?;
+        report.actions.extend(self.remove_old_lock_files());
         report.actions.extend(self.remove_snapshot_temps());
         let (volumes, quarantined) = self.scan_volumes()?;
         for q in quarantined {
@@ -85,10 +86,20 @@ impl Engine {
         if changed { self.save_state(&vol) } else { Ok(()) }
     }
 
-    /// Removes what interrupted creates and deletes left: directories without a record whose
-    /// intent file is there (or that are empty). A directory without a record and without an intent is kept (it is
-    /// quarantined, see [`Engine::quarantined`]).
+    /// Removes what interrupted creates and deletes left: their aside directories, and volume
+    /// directories without a record that are empty or hold an older strata's intent file. A
+    /// directory without a record and without an intent is kept (it is quarantined, see
+    /// [`Engine::quarantined`]).
     fn remove_orphan_dirs(&self, report: &mut Report) -> Result<()> {
+        for id in self.aside_ids()? {
+            let Ok(_lock) = self.lock(&id) else {
+                continue;
+            };
+            match self.finish_asides(&id) {
+                Ok(done) => report.actions.extend(done),
+                Err(e) => report.errors.push(format!("leftover of {id}: {e}")),
+            }
+        }
         for id in self.volume_ids()? {
             let dir = self.volume_dir(&id);
             if !self.leftover(&dir) {
@@ -108,6 +119,23 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// Removes the per-id lock files an older strata kept (`locks/<id>.lock`); every lock is
+    /// now a byte of one shared file per directory (see [`super::lock`]).
+    fn remove_old_lock_files(&self) -> Vec<String> {
+        let mut removed = 0;
+        for sub in ["locks", "locks/snapshots", "locks/flex"] {
+            let Ok(entries) = std::fs::read_dir(self.cfg.root.join(sub)) else { continue };
+            for entry in entries.flatten() {
+                let name = entry.file_name();
+                let old = name != super::lock::LOCK_FILE && name.to_string_lossy().ends_with(".lock");
+                if old && entry.file_type().is_ok_and(|t| t.is_file()) && std::fs::remove_file(entry.path()).is_ok() {
+                    removed += 1;
+                }
+            }
+        }
+        if removed == 0 { Vec::new() } else { vec![format!("removed {removed} lock file(s) an older strata kept")] }
     }
 
     /// A volume whose node state is unreadable while its record is fine: when the kernel shows

@@ -218,6 +218,20 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
     })
 }
 
+/// Writes `value` to `path`, a new file in a directory no reader looks at yet (a volume made
+/// aside), and forces it to disk. The directory is renamed into place later, and its parent
+/// synced then; no temporary file is needed, so no inode beyond the record's own.
+pub fn write_fresh<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = seal(value).map_err(|reason| Error::Record { path: path.to_owned(), reason })?;
+    let write = || -> std::io::Result<()> {
+        // A new file gets FILE_MODE (umask can only narrow it): nothing to tighten.
+        let mut f = super::perm::private_file().write(true).create_new(true).open(path)?;
+        f.write_all(&json)?;
+        f.sync_all()
+    };
+    write().map_err(Error::io("write record", path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -35,7 +35,7 @@ impl Engine {
         self.save(&vol)?;
         let node = self.node_state_from_kernel(&vol)?;
         state::save(&dir, &node)?;
-        self.end_create(&dir)?;
+        super::aside::drop_old_intents(&dir)?;
         tracing::info!(id, backend = vol.backend.as_str(), capacity = vol.capacity, "volume repaired");
         self.load_existing(id)
     }
@@ -44,7 +44,7 @@ impl Engine {
     /// the kernel shows the volume in use. Its data stays there for the operator.
     pub fn repair_drop(&self, id: &str) -> Result<PathBuf> {
         validate::id("volume", id)?;
-        let lock = self.lock(id)?;
+        let _lock = self.lock(id)?;
         let dir = self.dir(id);
         if !dir.0.is_dir() {
             return Err(Error::VolumeNotFound(id.to_owned()));
@@ -63,7 +63,6 @@ impl Engine {
         let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
         let to = aside.join(format!("{id}.{now}"));
         std::fs::rename(&dir.0, &to).map_err(Error::io("move aside", &dir.0))?;
-        lock.remove_file();
         tracing::warn!(id, to = %to.display(), "volume set aside");
         Ok(to)
     }

@@ -60,7 +60,7 @@ impl Engine {
     fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.cfg.root.join("locks/snapshots");
         perm::make_dir(&dir)?;
-        Ok(VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks))?.tied_to(self.snapshot_record(id)))
+        VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks))
     }
 
     /// A snapshot's record, if it exists.
@@ -275,19 +275,12 @@ impl Engine {
     /// Makes the new volume's directory, fills it with `copy`, fits it and writes the record;
     /// on any failure removes all of it.
     fn fill(&self, mut vol: Volume, copy: impl FnOnce(&Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
-        let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
-        self.begin_create(&vol, &dir)?;
-        let result = copy(&vol, &dir).and_then(|()| Ok(backend.fit(&vol, &dir)?)).and_then(|grow| {
-            vol.grow_fs = grow;
-            self.save(&vol)?;
-            self.end_create(&dir)
-        });
-        if let Err(e) = result {
-            let _ = backend.delete(&vol, &dir);
-            let _ = std::fs::remove_dir_all(&dir.0);
-            return Err(e);
-        }
+        self.make_volume(&mut vol, |vol, dir| {
+            copy(vol, dir)?;
+            vol.grow_fs = backend.fit(vol, dir)?;
+            Ok(())
+        })?;
         Ok(vol)
     }
 }

@@ -111,7 +111,7 @@ fn tmpfs_snapshots_go_to_disk_and_clones_get_a_tmpfs_of_their_own() {
         assert!(mounted, "{id} is a tmpfs of its own");
     }
     let resized = f.host.calls().into_iter().any(|c| {
-        matches!(c, Call::Remount { target, opts } if target == f.root.join("volumes/c/data")
+        matches!(c, Call::Remount { target, opts } if target == f.root.join("volumes/.c.new/data")
             && opts.options.contains(&format!("size={}", 2 << 20)))
     });
     assert!(resized, "the clone's tmpfs is sized to the clone: {:#?}", f.host.calls());

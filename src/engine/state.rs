@@ -152,17 +152,6 @@ fn swap(spare: &Path, path: &Path) -> std::io::Result<()> {
     }
 }
 
-/// Removes the node state files of a volume that is being deleted.
-pub(super) fn remove_all(dir: &VolumeDir) -> Result<()> {
-    for path in [dir.node_state(), dir.0.join(".node.json.next")] {
-        match std::fs::remove_file(&path) {
-            Err(e) if e.kind() != ErrorKind::NotFound => return Err(Error::io("remove", &path)(e)),
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -189,9 +178,6 @@ mod tests {
         assert_eq!(load(&d).unwrap(), staged());
         save(&d, &NodeState::default()).unwrap();
         assert_eq!(load(&d).unwrap(), NodeState { format: FORMAT, ..NodeState::default() });
-        remove_all(&d).unwrap();
-        remove_all(&d).unwrap();
-        assert_eq!(std::fs::read_dir(&d.0).unwrap().count(), 0);
     }
 
     #[test]

@@ -69,13 +69,14 @@ impl Fixture {
 }
 
 #[test]
-fn dir_create_is_idempotent_and_touches_no_host() {
+fn dir_create_is_idempotent_and_mounts_nothing() {
     let f = fixture();
     let v = f.engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap();
     assert_eq!(v.fs_type, None);
     assert!(f.root.join("volumes/v1/data").is_dir());
     assert_eq!(f.engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap(), v);
-    assert!(f.host.calls().is_empty(), "{:?}", f.host.calls());
+    let made_aside = Call::RenameDir { from: f.root.join("volumes/.v1.new"), to: f.root.join("volumes/v1") };
+    assert_eq!(f.host.calls(), [made_aside], "one rename into place; the second create does nothing");
     assert_eq!(f.engine.get_volume("v1").unwrap(), Some(v));
 }
 
@@ -115,6 +116,7 @@ fn loop_stage_formats_once_and_restage_keeps_the_filesystem() {
     f.engine.create_volume(&req("v", Kind::Loop, 1 << 30)).unwrap();
     let image = f.root.join("volumes/v/disk.img");
     assert_eq!(std::fs::metadata(&image).unwrap().len(), 1 << 30);
+    f.host.clear_calls();
     let s = f.staging("v");
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     let dev = PathBuf::from("/dev/loop0");
@@ -336,15 +338,19 @@ fn reconcile_restages_after_a_reboot() {
 fn reconcile_removes_interrupted_creates_only() {
     let f = fixture();
     f.engine.create_volume(&req("keep", Kind::Dir, 1 << 20)).unwrap();
-    // A create cut short after its intent: removed. A directory with no record and no intent
-    // (a record moved aside): kept, quarantined, its data untouched.
+    // Creates and deletes cut short aside, and an older strata's create cut short after its
+    // intent: removed. A directory with no record and no intent (a record moved aside): kept,
+    // quarantined, its data untouched.
     std::fs::create_dir_all(f.root.join("volumes/half/data")).unwrap();
     std::fs::write(f.root.join("volumes/half/.creating"), b"").unwrap();
+    std::fs::create_dir_all(f.root.join("volumes/.new-one.new/data")).unwrap();
+    f.engine.create_volume(&req("gone", Kind::Dir, 1 << 20)).unwrap();
+    std::fs::rename(f.root.join("volumes/gone"), f.root.join("volumes/.gone.del")).unwrap();
     std::fs::create_dir_all(f.root.join("volumes/lost/data")).unwrap();
     std::fs::write(f.root.join("volumes/lost/data/precious"), b"x").unwrap();
     let report = f.engine.reconcile().unwrap();
     assert_eq!(f.volume_entries(), vec!["keep".to_owned(), "lost".to_owned()]);
-    assert_eq!(report.actions.len(), 1, "{report:?}");
+    assert_eq!(report.actions.len(), 3, "{report:?}");
     assert!(report.errors.iter().any(|e| e.contains("lost quarantined")), "{report:?}");
     assert_eq!(std::fs::read(f.root.join("volumes/lost/data/precious")).unwrap(), b"x");
     let q = f.engine.quarantined().unwrap();
@@ -366,10 +372,15 @@ fn tmpfs_and_btrfs_provision_and_expand() {
         readonly: false,
         options: vec!["size=1048576".into(), "mode=1777".into(), "nosuid".into(), "nodev".into()],
     };
+    let aside = f.root.join("volumes/.t.new");
     assert_eq!(
         f.host.calls(),
-        vec![Call::Mount { source: "tmpfs".into(), target: data.clone(), fstype: "tmpfs".into(), opts }]
+        vec![
+            Call::Mount { source: "tmpfs".into(), target: aside.join("data"), fstype: "tmpfs".into(), opts },
+            Call::RenameDir { from: aside, to: f.root.join("volumes/t") },
+        ]
     );
+    assert_eq!(f.host.mounts_beyond_root(), std::slice::from_ref(&data), "the mount moved with its directory");
     f.host.clear_calls();
     assert_eq!(f.engine.expand_volume("t", 2 << 20).unwrap(), 2 << 20);
     let opts = MountOptions {
@@ -381,10 +392,12 @@ fn tmpfs_and_btrfs_provision_and_expand() {
     f.host.clear_calls();
     f.engine.create_volume(&req("b", Kind::Btrfs, 1 << 20)).unwrap();
     let sub = f.root.join("volumes/b/data");
+    let aside = f.root.join("volumes/.b.new");
     let expected = vec![
-        Call::QuotaEnable { path: f.root.join("volumes/b") },
-        Call::SubvolumeCreate { path: sub.clone() },
-        Call::QgroupLimit { path: sub.clone(), bytes: 1 << 20 },
+        Call::QuotaEnable { path: aside.clone() },
+        Call::SubvolumeCreate { path: aside.join("data") },
+        Call::QgroupLimit { path: aside.join("data"), bytes: 1 << 20 },
+        Call::RenameDir { from: aside, to: f.root.join("volumes/b") },
     ];
     assert_eq!(f.host.calls(), expected);
     f.host.clear_calls();

@@ -33,13 +33,11 @@ impl Driver {
 
     /// Holds volume `id` for a whole mount or unmount, which is several engine calls: a
     /// concurrent unmount must not unstage between this mount's stage and publish. It is a
-    /// lock of its own (`<root>/locks/flex/<id>.lock`), taken before any engine lock; its file
-    /// goes when the volume does (here at release, or at DeleteVolume).
+    /// lock of its own (a byte of `<root>/locks/flex/ids.lock`), taken before any engine lock.
     pub fn hold(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.engine.flex_lock_dir();
         engine::perm::make_dir(&dir)?;
-        let lock = VolumeLock::acquire(&dir, id, Wait::Upto(self.cfg.lock_wait))?;
-        Ok(lock.tied_to(self.engine.record_path(id)))
+        Ok(VolumeLock::acquire(&dir, id, Wait::Upto(self.cfg.lock_wait))?)
     }
 
     /// The flex staging path of a volume: one per node, shared by every pod.

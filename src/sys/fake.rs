@@ -28,6 +28,7 @@ pub enum Call {
     CopyTree { source: PathBuf, dest: PathBuf },
     Freeze { mountpoint: PathBuf },
     Thaw { mountpoint: PathBuf },
+    RenameDir { from: PathBuf, to: PathBuf },
 }
 
 #[derive(Debug, Default)]
@@ -343,6 +344,30 @@ impl Host for FakeHost {
         let (from, to) = (super::file_identity(source), super::file_identity(dest));
         if let (Some(fs), Some(to)) = (from.and_then(|f| st.formatted.get(&f).copied()), to) {
             st.formatted.insert(to, fs);
+        }
+        Ok(())
+    }
+
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
+        let mut st = self.record("RenameDir", Call::RenameDir { from: from.into(), to: to.into() })?;
+        if to.exists() {
+            return Err(Error::Io {
+                what: "rename",
+                path: from.into(),
+                source: std::io::ErrorKind::AlreadyExists.into(),
+            });
+        }
+        std::fs::rename(from, to).map_err(|source| Error::Io { what: "rename", path: from.into(), source })?;
+        let moved = |p: &Path| p.strip_prefix(from).ok().map(|rest| to.join(rest));
+        for m in &mut st.mounts {
+            if let Some(p) = moved(&m.mount_point) {
+                m.mount_point = p;
+            }
+        }
+        for file in st.loops.values_mut() {
+            if let Some(p) = moved(file) {
+                *file = p;
+            }
         }
         Ok(())
     }

@@ -269,6 +269,11 @@ impl Host for LinuxHost {
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
         super::copy::copy_file(source, dest)
     }
+
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
+        rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, rustix::fs::RenameFlags::NOREPLACE)
+            .map_err(|e| Error::Io { what: "rename", path: from.to_owned(), source: e.into() })
+    }
 }
 
 fn btrfs(verb: &[&str], paths: &[&Path]) -> Result<()> {

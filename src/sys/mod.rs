@@ -174,6 +174,10 @@ pub trait Host: Send + Sync + Debug {
 
     /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
     fn copy_file(&self, source: &Path, dest: &Path) -> Result<()>;
+
+    /// Renames the directory `from` (strata's own, under its data root) to `to`, which must not
+    /// exist; what is mounted inside it and the loop devices backed by files inside it follow.
+    fn rename_dir(&self, from: &Path, to: &Path) -> Result<()>;
 }
 
 /// A [`Place`] for a path strata owns (under its data root): its parent opened as it is.

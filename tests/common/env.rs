@@ -89,8 +89,8 @@ impl Env {
         self.engine.create_snapshot(&req).unwrap();
     }
 
-    /// Nothing of ours is left on the host: no mount, no loop device, no volume or lock file,
-    /// nothing under the kubelet dir.
+    /// Nothing of ours is left on the host: no mount, no loop device, no volume, no lock file
+    /// but the kept shared ones, nothing under the kubelet dir.
     pub fn assert_clean(&self) {
         let mounts: Vec<PathBuf> =
             mounts_under(self.tmp.path()).into_iter().filter(|m| !m.ends_with("btrfs")).collect();
@@ -99,7 +99,8 @@ impl Env {
             loops_under(self.tmp.path()).into_iter().filter(|l| !l.ends_with("btrfs.img")).collect();
         assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
         let mut files = files_under(&self.root.join("volumes"));
-        files.extend(files_under(&self.root.join("locks")));
+        let kept = |f: &PathBuf| f.file_name().is_some_and(|n| n == strata::engine::lock::LOCK_FILE);
+        files.extend(files_under(&self.root.join("locks")).into_iter().filter(|f| !kept(f)));
         files.extend(files_under(&self.kubelet));
         assert!(files.is_empty(), "files left behind: {files:?}");
     }

@@ -339,17 +339,9 @@ pub fn loops_under(dir: &Path) -> Vec<PathBuf> {
 }
 
 /// Holds the engine's cross-process lock of a volume, as another caller would.
-pub fn hold_lock(root: &Path, volume_id: &str) -> nix::fcntl::Flock<std::fs::File> {
+pub fn hold_lock(root: &Path, volume_id: &str) -> strata::engine::lock::VolumeLock {
     let local = volume_id.rsplit_once('@').unwrap().0;
-    let dir = root.join("locks");
-    std::fs::create_dir_all(&dir).unwrap();
-    let file = std::fs::OpenOptions::new()
-        .create(true)
-        .truncate(false)
-        .write(true)
-        .open(dir.join(format!("{local}.lock")))
-        .unwrap();
-    nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock).map_err(|(_, e)| e).unwrap()
+    strata::engine::lock::VolumeLock::acquire(&root.join("locks"), local, strata::engine::Wait::No).unwrap()
 }
 
 pub fn unpublish_req(id: &str, target: &str) -> p::NodeUnpublishVolumeRequest {

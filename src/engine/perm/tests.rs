@@ -29,8 +29,8 @@ fn everything_strata_makes_is_root_only() {
         "volumes/l/disk.img",
         "snapshots/s/snapshot.json",
         "snapshots/s/disk.img",
-        "locks/l.lock",
-        "locks/snapshots/s.lock",
+        "locks/ids.lock",
+        "locks/snapshots/ids.lock",
     ];
     for file in files {
         assert_eq!(mode(&r.join(file)), perm::FILE_MODE, "{file}");

@@ -1,0 +1,172 @@
+//! Volumes come and go by renaming whole directories: a create fills `volumes/.<id>.new` (its
+//! storage and its record) and renames it to `volumes/<id>`; a delete renames `volumes/<id>` to
+//! `volumes/.<id>.del` before it removes anything. The name says what a leftover is (no id
+//! starts with '.'), so a kill at any point leaves either the whole volume or a leftover that the
+//! retry, the next create of the id, or the start-up reconcile removes; no intent file is needed
+//! (on filesystems that scan recently freed inodes at every create, each inode made and removed
+//! per call costs as much as a record's fsync).
+
+use super::{Engine, Error, Result, Volume, crashpoint, record};
+use crate::backend::{Kind, VolumeDir, tree};
+use std::os::unix::fs::DirBuilderExt;
+
+/// The suffix of a volume being created aside.
+const NEW: &str = ".new";
+/// The suffix of a volume being deleted.
+const DEL: &str = ".del";
+
+/// Removes an older strata's intent files from a volume directory (after a repair).
+pub(super) fn drop_old_intents(dir: &VolumeDir) -> Result<()> {
+    for intent in OLD_INTENTS.map(|i| dir.0.join(i)) {
+        match std::fs::remove_file(&intent) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io("remove", &intent)(e)),
+            _ => {}
+        }
+    }
+    Ok(())
+}
+
+/// The inode number of every btrfs subvolume's root directory.
+const BTRFS_SUBVOLUME_INO: u64 = 256;
+
+/// Intent files strata 0.1 wrote inside a volume's own directory; a directory holding one and no
+/// record is still a leftover (an upgrade may find one).
+pub(super) const OLD_INTENTS: [&str; 2] = [".creating", ".deleting"];
+
+impl Engine {
+    fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
+        VolumeDir(self.cfg.root.join("volumes").join(format!(".{id}{suffix}")))
+    }
+
+    /// Makes `vol` aside (`fill` makes its storage), writes its record there and renames the
+    /// whole into place; on failure removes what it made. `dir` holds no volume (the caller
+    /// loaded it under the lock), only perhaps what an older strata's interrupted call left.
+    pub(super) fn make_volume(
+        &self,
+        vol: &mut Volume,
+        fill: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>,
+    ) -> Result<()> {
+        let dir = self.dir(&vol.id);
+        if dir.0.exists() {
+            self.backend(vol.backend).delete(vol, &dir)?;
+            tree::remove_tree(&dir.0)?;
+        }
+        let aside = self.aside(&vol.id, NEW);
+        self.remove_leftover(&aside, vol.backend)?;
+        std::fs::DirBuilder::new()
+            .mode(super::perm::DIR_MODE)
+            .create(&aside.0)
+            .map_err(Error::io("create", &aside.0))?;
+        let made = fill(vol, &aside)
+            .and_then(|()| record::write_fresh(&aside.record(), &*vol))
+            .inspect(|()| crashpoint::hit("create:recorded"))
+            .and_then(|()| self.rename_durably(&aside, &dir));
+        if let Err(e) = made {
+            let _ = self.remove_leftover(&aside, vol.backend);
+            return Err(e);
+        }
+        Ok(())
+    }
+
+    /// Renames the volume directory `from` to `to` and syncs `volumes/`, so the rename survives a
+    /// power loss once this returns.
+    fn rename_durably(&self, from: &VolumeDir, to: &VolumeDir) -> Result<()> {
+        self.host.rename_dir(&from.0, &to.0)?;
+        let parent = self.cfg.root.join("volumes");
+        std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(Error::io("sync", &parent))
+    }
+
+    /// Deletes the volume `vol` (nothing uses it: the caller asked the kernel) whose storage is
+    /// detached: renamed aside first, so from then on the volume is gone whatever happens.
+    pub(super) fn remove_volume(&self, vol: &Volume) -> Result<()> {
+        let aside = self.aside(&vol.id, DEL);
+        self.remove_leftover(&aside, vol.backend)?;
+        let dir = self.dir(&vol.id);
+        self.host.rename_dir(&dir.0, &aside.0)?;
+        crashpoint::hit("delete:unrecorded");
+        let removed = self.remove_leftover(&aside, vol.backend);
+        if removed.is_err() && self.host.rename_dir(&aside.0, &dir.0).is_err() {
+            // The volume stays gone; the retry of the delete (or the start-up reconcile) finishes it.
+            tracing::warn!(id = vol.id, aside = %aside.0.display(), "a delete that failed is left aside");
+        }
+        removed
+    }
+
+    /// Finishes what an interrupted create or delete of `id` left aside; none is fine.
+    pub(super) fn finish_asides(&self, id: &str) -> Result<Vec<String>> {
+        let mut done = Vec::new();
+        for suffix in [NEW, DEL] {
+            let aside = self.aside(id, suffix);
+            if aside.0.exists() {
+                // The aside's own record names its backend; one without a record (a create
+                // writes it last) is judged by what the directory holds.
+                let kind = self.guess(&aside);
+                self.remove_leftover(&aside, kind)?;
+                done.push(format!("removed {} left by an interrupted create or delete", aside.0.display()));
+            }
+        }
+        Ok(done)
+    }
+
+    /// Removes an aside directory: the backend's storage first (a tmpfs mount, a loop image's
+    /// device, a btrfs subvolume), then the tree, which refuses to cross a mount.
+    fn remove_leftover(&self, aside: &VolumeDir, kind: Kind) -> Result<()> {
+        if !aside.0.exists() {
+            return Ok(());
+        }
+        let vol = record::load(&aside.record()).ok().flatten();
+        let backend = self.backend(vol.as_ref().map_or(kind, |v| v.backend));
+        let vol = vol.unwrap_or_else(|| placeholder(aside, kind));
+        backend.delete(&vol, aside)?;
+        Ok(tree::remove_tree(&aside.0)?)
+    }
+
+    /// What an aside without a record holds: an image is a loop volume's, a mount on its data
+    /// directory a tmpfs volume's, a subvolume a btrfs volume's; else a dir volume's tree.
+    fn guess(&self, aside: &VolumeDir) -> Kind {
+        use std::os::unix::fs::MetadataExt;
+        let data = aside.data();
+        if aside.image().exists() {
+            Kind::Loop
+        } else if self.host.mount_table().is_ok_and(|t| crate::sys::mount_at(&t, &data).is_some()) {
+            Kind::Tmpfs
+        } else if std::fs::symlink_metadata(&data).is_ok_and(|m| m.is_dir() && m.ino() == BTRFS_SUBVOLUME_INO)
+            && nix::sys::statfs::statfs(&data).is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::BTRFS_SUPER_MAGIC)
+        {
+            Kind::Btrfs
+        } else {
+            Kind::Dir
+        }
+    }
+
+    /// Every id with an aside directory under `volumes/`.
+    pub(super) fn aside_ids(&self) -> Result<Vec<String>> {
+        let dir = self.cfg.root.join("volumes");
+        let names = std::fs::read_dir(&dir).map_err(Error::io("list", &dir))?;
+        let mut ids: Vec<String> = names
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter_map(|n| {
+                let rest = n.strip_prefix('.')?;
+                rest.strip_suffix(NEW).or_else(|| rest.strip_suffix(DEL)).map(str::to_owned)
+            })
+            .filter(|id| super::validate::id("volume", id).is_ok())
+            .collect();
+        ids.sort();
+        ids.dedup();
+        Ok(ids)
+    }
+}
+
+/// A record for an aside that has none, enough for a backend to find and remove its storage.
+fn placeholder(aside: &VolumeDir, kind: Kind) -> Volume {
+    let id = aside.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let req = super::CreateRequest {
+        id: id.clone(),
+        name: id,
+        backend: kind,
+        capacity: 0,
+        fs_type: None,
+        parameters: Default::default(),
+    };
+    super::new_record(&req, None)
+}
