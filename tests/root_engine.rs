@@ -279,3 +279,56 @@ fn mount_flags_reach_the_stage_and_publish_binds() {
     std::fs::remove_dir(&staging).unwrap();
     env.assert_clean();
 }
+
+/// Sets or clears the immutable attribute of `path` (`chattr`, e2fsprogs).
+fn immutable(path: &Path, on: bool) {
+    let flag = if on { "+i" } else { "-i" };
+    let status = std::process::Command::new("chattr").arg(flag).arg(path).status().expect("chattr runs");
+    assert!(status.success(), "chattr {flag} {} failed", path.display());
+}
+
+#[test]
+fn a_delete_that_cannot_remove_everything_keeps_the_volume_whole_and_its_retry_finishes() {
+    let env = Env::new(Kind::Dir);
+    let e = &env.engine;
+    env.create("keep", Kind::Dir, 1 << 20, None);
+    let data = env.root.join("volumes/keep/data");
+    for name in ["a", "b", "c", "stuck"] {
+        std::fs::write(data.join(name), name).unwrap();
+    }
+    immutable(&data.join("stuck"), true);
+    let failed = e.delete_volume("keep");
+    immutable(&env.root.join("volumes/keep/data/stuck"), false);
+    assert!(failed.is_err(), "an immutable file cannot be removed: {failed:?}");
+    assert!(env.root.join("volumes/keep/volume.json").is_file(), "the record goes last, so it is still there");
+    assert!(!env.root.join("volumes/.keep.del").exists(), "the volume was renamed back");
+    assert!(e.get_volume("keep").unwrap().is_some());
+    assert!(e.quarantined().unwrap().is_empty(), "a failed delete never quarantines the volume");
+    e.delete_volume("keep").unwrap();
+    assert!(e.get_volume("keep").unwrap().is_none());
+    env.assert_clean();
+}
+
+#[test]
+fn a_bind_inside_a_volume_is_never_removed_through() {
+    let env = Env::new(Kind::Dir);
+    let e = &env.engine;
+    env.create("v", Kind::Dir, 1 << 20, None);
+    let outside = env.dir("outside");
+    std::fs::write(outside.join("precious"), b"not the volume's").unwrap();
+    let inside = env.root.join("volumes/v/data/sub");
+    std::fs::create_dir(&inside).unwrap();
+    // A bind of a directory of the same filesystem: the device numbers match, only the kernel's
+    // mount-root attribute tells it apart.
+    nix::mount::mount(Some(&outside), &inside, None::<&str>, nix::mount::MsFlags::MS_BIND, None::<&str>).unwrap();
+    let refused = e.delete_volume("v");
+    let moved = env.root.join("volumes/.v.del/data/sub");
+    let mounted = if moved.exists() { moved } else { inside.clone() };
+    nix::mount::umount2(&mounted, nix::mount::MntFlags::MNT_DETACH).unwrap();
+    assert!(refused.is_err(), "a mount inside the volume stops the delete: {refused:?}");
+    assert_eq!(std::fs::read(outside.join("precious")).unwrap(), b"not the volume's");
+    assert!(e.get_volume("v").unwrap().is_some(), "the volume is whole again");
+    e.delete_volume("v").unwrap();
+    std::fs::remove_dir_all(&outside).unwrap();
+    env.assert_clean();
+}

@@ -55,6 +55,9 @@ impl Kind {
     }
 }
 
+/// The name of a volume's record in its directory.
+pub const RECORD_FILE: &str = "volume.json";
+
 /// Where a volume's files live: `<root>/volumes/<id>/`.
 #[derive(Debug, Clone)]
 pub struct VolumeDir(pub PathBuf);
@@ -69,7 +72,7 @@ impl VolumeDir {
         self.0.join("disk.img")
     }
     pub fn record(&self) -> PathBuf {
-        self.0.join("volume.json")
+        self.0.join(RECORD_FILE)
     }
     /// Where the volume is staged and published on this node (node state, beside the record).
     pub fn node_state(&self) -> PathBuf {

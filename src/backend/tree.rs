@@ -15,28 +15,63 @@ pub fn make_dir(path: &Path, mode: u32) -> Result<()> {
     }
 }
 
-/// Removes the tree at `path`, refusing (before removing anything) if a mount lies inside it.
-/// A missing tree is fine.
+/// Removes the tree at `path` (a file or symlink: just it), refusing (before removing anything)
+/// if `path` itself or anything inside it is the root of a mount: another filesystem, or a bind
+/// of this one. A missing tree is fine.
 pub fn remove_tree(path: &Path) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(Error::io("stat", path)(e)),
     };
+    if !meta.is_dir() {
+        return std::fs::remove_file(path).map_err(Error::io("remove", path));
+    }
+    let parent_dev = path.parent().and_then(|p| std::fs::symlink_metadata(p).ok()).map(|m| m.dev());
+    if is_mount_root(path, parent_dev)? {
+        return Err(Error::MountInside { path: path.to_owned(), mount: path.to_owned() });
+    }
     check_no_mounts(path, meta.dev())?;
     std::fs::remove_dir_all(path).map_err(Error::io("remove", path))
+}
+
+/// [`remove_tree`] of the directory `path`, removing the entry `last` (a file) after everything
+/// else: a removal that fails half-way leaves it.
+pub fn remove_tree_last(path: &Path, last: &str) -> Result<()> {
+    let Ok(meta) = std::fs::symlink_metadata(path) else { return remove_tree(path) };
+    let parent_dev = path.parent().and_then(|p| std::fs::symlink_metadata(p).ok()).map(|m| m.dev());
+    if !meta.is_dir() || is_mount_root(path, parent_dev)? {
+        return remove_tree(path);
+    }
+    check_no_mounts(path, meta.dev())?;
+    let entries = std::fs::read_dir(path).map_err(Error::io("read directory", path))?;
+    for entry in entries {
+        let entry = entry.map_err(Error::io("read directory", path))?;
+        if entry.file_name() != last {
+            remove_tree(&entry.path())?;
+        }
+    }
+    remove_tree(&path.join(last))?;
+    std::fs::remove_dir(path).map_err(Error::io("remove", path))
+}
+
+/// Whether `path` is the root of a mount: statx's mount-root attribute, or (a kernel without it)
+/// a device other than its parent's.
+fn is_mount_root(path: &Path, parent_dev: Option<u64>) -> Result<bool> {
+    let id = crate::sys::statx_identity(path).map_err(|e| Error::io("stat", path)(e.into()))?;
+    Ok(id.mount_root.unwrap_or_else(|| parent_dev.is_some_and(|d| d != id.dev)))
 }
 
 fn check_no_mounts(dir: &Path, dev: u64) -> Result<()> {
     let entries = std::fs::read_dir(dir).map_err(Error::io("read directory", dir))?;
     for entry in entries {
         let entry = entry.map_err(Error::io("read directory", dir))?;
-        let meta = entry.metadata().map_err(Error::io("stat", entry.path()))?;
-        if meta.dev() != dev {
-            return Err(Error::MountInside { path: dir.to_owned(), mount: entry.path() });
+        let path = entry.path();
+        if is_mount_root(&path, Some(dev))? {
+            return Err(Error::MountInside { path: dir.to_owned(), mount: path });
         }
-        if meta.is_dir() {
-            check_no_mounts(&entry.path(), dev)?;
+        if entry.file_type().map_err(Error::io("stat", &path))?.is_dir() {
+            check_no_mounts(&path, dev)?;
         }
     }
     Ok(())

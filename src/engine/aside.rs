@@ -47,12 +47,9 @@ impl Engine {
         fill: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>,
     ) -> Result<()> {
         let dir = self.dir(&vol.id);
-        if dir.0.exists() {
-            self.backend(vol.backend).delete(vol, &dir)?;
-            tree::remove_tree(&dir.0)?;
-        }
+        self.remove_leftover(&dir)?;
         let aside = self.aside(&vol.id, NEW);
-        self.remove_leftover(&aside, vol.backend)?;
+        self.remove_leftover(&aside)?;
         std::fs::DirBuilder::new()
             .mode(super::perm::DIR_MODE)
             .create(&aside.0)
@@ -62,7 +59,7 @@ impl Engine {
             .inspect(|()| crashpoint::hit("create:recorded"))
             .and_then(|()| self.rename_durably(&aside, &dir));
         if let Err(e) = made {
-            let _ = self.remove_leftover(&aside, vol.backend);
+            let _ = self.remove_leftover(&aside);
             return Err(e);
         }
         Ok(())
@@ -77,16 +74,18 @@ impl Engine {
     }
 
     /// Deletes the volume `vol` (nothing uses it: the caller asked the kernel) whose storage is
-    /// detached: renamed aside first, so from then on the volume is gone whatever happens.
+    /// detached: renamed aside first (and synced, so a power cut never brings back a volume
+    /// directory that lost part of its contents), then removed, its record last. A removal that
+    /// fails while the record is still there renames the volume back, whole as far as strata
+    /// knows: the retry starts over. Once the record is gone the aside is only finished.
     pub(super) fn remove_volume(&self, vol: &Volume) -> Result<()> {
         let aside = self.aside(&vol.id, DEL);
-        self.remove_leftover(&aside, vol.backend)?;
+        self.remove_leftover(&aside)?;
         let dir = self.dir(&vol.id);
-        self.host.rename_dir(&dir.0, &aside.0)?;
+        self.rename_durably(&dir, &aside)?;
         crashpoint::hit("delete:unrecorded");
-        let removed = self.remove_leftover(&aside, vol.backend);
-        if removed.is_err() && self.host.rename_dir(&aside.0, &dir.0).is_err() {
-            // The volume stays gone; the retry of the delete (or the start-up reconcile) finishes it.
+        let removed = self.remove_leftover(&aside);
+        if removed.is_err() && aside.record().exists() && self.host.rename_dir(&aside.0, &dir.0).is_err() {
             tracing::warn!(id = vol.id, aside = %aside.0.display(), "a delete that failed is left aside");
         }
         removed
@@ -98,27 +97,27 @@ impl Engine {
         for suffix in [NEW, DEL] {
             let aside = self.aside(id, suffix);
             if aside.0.exists() {
-                // The aside's own record names its backend; one without a record (a create
-                // writes it last) is judged by what the directory holds.
-                let kind = self.guess(&aside);
-                self.remove_leftover(&aside, kind)?;
+                self.remove_leftover(&aside)?;
                 done.push(format!("removed {} left by an interrupted create or delete", aside.0.display()));
             }
         }
         Ok(done)
     }
 
-    /// Removes an aside directory: the backend's storage first (a tmpfs mount, a loop image's
-    /// device, a btrfs subvolume), then the tree, which refuses to cross a mount.
-    fn remove_leftover(&self, aside: &VolumeDir, kind: Kind) -> Result<()> {
-        if !aside.0.exists() {
+    /// Removes a volume directory that is no volume (an aside, or what an older strata's
+    /// interrupted call left): the storage of the backend its record names (without a record, or
+    /// with an unreadable one, of what it holds: see [`Engine::guess`]), then the tree, the
+    /// record last. None is fine.
+    fn remove_leftover(&self, at: &VolumeDir) -> Result<()> {
+        if std::fs::symlink_metadata(&at.0).is_err() {
             return Ok(());
         }
-        let vol = record::load(&aside.record()).ok().flatten();
-        let backend = self.backend(vol.as_ref().map_or(kind, |v| v.backend));
-        let vol = vol.unwrap_or_else(|| placeholder(aside, kind));
-        backend.delete(&vol, aside)?;
-        Ok(tree::remove_tree(&aside.0)?)
+        let vol = match record::load(&at.record()) {
+            Ok(Some(vol)) => vol,
+            _ => placeholder(at, self.guess(at)),
+        };
+        self.backend(vol.backend).delete(&vol, at)?;
+        Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE)?)
     }
 
     /// What an aside without a record holds: an image is a loop volume's, a mount on its data

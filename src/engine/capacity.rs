@@ -7,8 +7,8 @@
 //! enforces no size, and btrfs qgroups limit each volume but a qgroup read costs a process. The
 //! budget of a new volume is `free * ratio - promised` (never below zero), with `ratio` the
 //! backend's overcommit (1 unless `--overcommit` says otherwise). Computing it lists the volume
-//! directories and looks only at the pool asked for: one `stat` of each image for the disk, one
-//! `statx` of each data directory for memory (plus the record and a `statvfs` of each tmpfs).
+//! directories and looks only at the pool asked for: one `stat` of each image for the disk; for
+//! memory the record of each volume without an image and a `statvfs` of each tmpfs.
 
 use super::lock::{VolumeLock, Wait};
 use super::{Engine, Error, Result, record};
@@ -149,43 +149,51 @@ impl Engine {
         }
     }
 
-    /// What the existing volumes have promised and not yet written in one pool (memory, or
-    /// the data root's filesystem): one `stat` per volume, and a record read per tmpfs volume.
+    /// What the existing volumes, and the ones being made aside (`.<id>.new`: a clone copies
+    /// there without holding the accounting lock), have promised and not yet written in one
+    /// pool: for the disk one `stat` of each image; for memory, each record of a volume without
+    /// an image, and a `statvfs` of each tmpfs mount.
     fn promised(&self, memory: bool) -> Result<u64> {
         let volumes = self.cfg.root.join("volumes");
         let entries = std::fs::read_dir(&volumes).map_err(Error::io("list", &volumes))?;
         let mut sum = 0u64;
         for entry in entries {
             let entry = entry.map_err(Error::io("list", &volumes))?;
-            let Some(id) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            if super::validate::id("volume", &id).is_err() {
+            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
+            let made = name.strip_prefix('.').and_then(|n| n.strip_suffix(".new")).unwrap_or(&name);
+            if super::validate::id("volume", made).is_err() {
                 continue;
             }
-            let dir = self.dir(&id);
+            let dir = VolumeDir(entry.path());
             let promise = if memory { self.tmpfs_promise(&dir) } else { image_promise(&dir)? };
             sum = sum.saturating_add(promise);
         }
         Ok(sum)
     }
 
-    /// The unwritten part of a tmpfs volume (0 for other volumes: their data directory is no
-    /// mount, so no record is read). A record that cannot be read promises nothing here: it
-    /// is reported where it is listed.
+    /// The unwritten part of a tmpfs volume (0 for other volumes): its size, from its record or,
+    /// for one being made that has none yet, from its mount, less what its mount uses. A record
+    /// that cannot be read promises nothing here: it is reported where it is listed.
     fn tmpfs_promise(&self, dir: &VolumeDir) -> u64 {
         let mounted = crate::sys::place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
-        if !mounted {
+        if !mounted && dir.image().exists() {
             return 0;
         }
-        let vol = match record::load(&dir.record()) {
-            Ok(Some(v)) if v.backend == Kind::Tmpfs => v,
-            Ok(_) => return 0,
+        let capacity = match record::load(&dir.record()) {
+            Ok(Some(v)) if v.backend == Kind::Tmpfs => Some(v.capacity),
+            Ok(Some(_)) => return 0,
+            Ok(None) => None,
             Err(e) => {
                 tracing::warn!(error = %e, "capacity accounting skips an unreadable record");
                 return 0;
             }
         };
-        let used = self.host.statvfs(&dir.data()).map_or(0, |fs| fs.used_bytes);
-        vol.capacity.saturating_sub(used)
+        let fs = if mounted { self.host.statvfs(&dir.data()).ok() } else { None };
+        match (capacity, fs) {
+            (Some(size), fs) => size.saturating_sub(fs.map_or(0, |f| f.used_bytes)),
+            (None, Some(fs)) => fs.total_bytes.saturating_sub(fs.used_bytes),
+            (None, None) => 0,
+        }
     }
 }
 

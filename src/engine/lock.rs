@@ -49,10 +49,20 @@ impl LockStats {
 /// The one file of a lock directory that every lock of it is a byte of.
 pub const LOCK_FILE: &str = "ids.lock";
 
-/// A held volume lock; released on drop (closing the file releases its byte-range lock).
+/// A held volume lock; released on drop.
 #[derive(Debug)]
 pub struct VolumeLock {
-    _file: File,
+    file: File,
+    offset: i64,
+}
+
+impl Drop for VolumeLock {
+    /// Unlocks before the file is closed: closing alone releases the lock only once every copy
+    /// of the descriptor is closed, and a child forked by another thread holds copies until it
+    /// execs (`O_CLOEXEC`), which would keep the volume busy for that while.
+    fn drop(&mut self) {
+        let _ = set_lock(&self.file, self.offset, libc::F_UNLCK);
+    }
 }
 
 impl VolumeLock {
@@ -86,8 +96,8 @@ impl VolumeLock {
             .map_err(Error::io("open lock", &path))?;
         let range = byte_of(id);
         loop {
-            match fcntl_lock(&file, range) {
-                Ok(()) => return Ok(VolumeLock { _file: file }),
+            match set_lock(&file, range, libc::F_WRLCK) {
+                Ok(()) => return Ok(VolumeLock { file, offset: range }),
                 Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => {
                     contended.get_or_insert_with(Instant::now);
                 }
@@ -111,11 +121,11 @@ fn byte_of(id: &str) -> i64 {
     i64::from_be_bytes(first) & i64::MAX
 }
 
-/// Write-locks one byte at `offset` of `file` without waiting.
-fn fcntl_lock(file: &File, offset: i64) -> nix::Result<()> {
+/// Write-locks (`F_WRLCK`) or unlocks (`F_UNLCK`) one byte at `offset` of `file`, without waiting.
+fn set_lock(file: &File, offset: i64, kind: libc::c_int) -> nix::Result<()> {
     // SAFETY: `flock` is plain old data; all-zero is a valid value that the fields below complete.
     let mut range: libc::flock = unsafe { std::mem::zeroed() };
-    range.l_type = libc::F_WRLCK as libc::c_short;
+    range.l_type = kind as libc::c_short;
     range.l_whence = libc::SEEK_SET as libc::c_short;
     range.l_start = offset;
     range.l_len = 1;
@@ -187,6 +197,26 @@ mod tests {
                 status == nix::sys::wait::WaitStatus::Exited(child, 0)
             }
         }
+    }
+
+    #[test]
+    fn a_released_lock_is_free_while_a_forked_child_still_holds_the_descriptor() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap();
+        // SAFETY: the child only sleeps and exits; it holds copies of every descriptor, as a
+        // child forked by another thread does until it execs.
+        let child = match unsafe { nix::unistd::fork() }.unwrap() {
+            nix::unistd::ForkResult::Child => {
+                std::thread::sleep(Duration::from_millis(500));
+                // SAFETY: _exit ends the child without running the parent's destructors.
+                unsafe { libc::_exit(0) }
+            }
+            nix::unistd::ForkResult::Parent { child } => child,
+        };
+        drop(a);
+        let again = VolumeLock::acquire(dir.path(), "v", Wait::No);
+        nix::sys::wait::waitpid(child, None).unwrap();
+        again.expect("the lock was released at drop, not when the child let go of the descriptor");
     }
 
     #[test]

@@ -38,7 +38,7 @@ fn failed_copy_thaws_and_leaves_no_snapshot() {
     assert_eq!(f.host.calls().last(), Some(&Call::Thaw { mountpoint: s }));
     assert!(f.engine.list_snapshots().unwrap().is_empty());
     assert!(!f.root.join("snapshots/s1").exists());
-    assert!(!f.root.join("locks/snapshots/s1.lock").exists());
+    assert!(!f.root.join("snapshots/.s1.new").exists(), "the failed copy is removed");
 }
 
 #[test]

@@ -486,3 +486,21 @@ fn tmpfs_comes_back_empty_at_stage_after_a_reboot() {
     let options = vec!["nosuid".to_owned(), "nodev".to_owned()]; // tmpfs binds keep both, always
     assert_eq!(calls[1], Call::Bind { source: data, target: s, readonly: false, options });
 }
+
+#[test]
+fn a_leftover_aside_is_removed_by_what_it_holds_not_by_the_new_request() {
+    let f = fixture();
+    // A tmpfs create killed after its mount, before its record; then the id is created as dir.
+    let data = f.root.join("volumes/.x.new/data");
+    std::fs::create_dir_all(&data).unwrap();
+    let opts = MountOptions { readonly: false, options: vec!["size=1048576".into()] };
+    f.host.mount(Path::new("tmpfs"), &crate::sys::place_at(&data).unwrap(), "tmpfs", &opts).unwrap();
+    f.engine.create_volume(&req("x", Kind::Dir, 1 << 20)).unwrap();
+    assert!(
+        f.host.mounts_beyond_root().is_empty(),
+        "the leftover tmpfs is unmounted: {:?}",
+        f.host.mounts_beyond_root()
+    );
+    assert_eq!(f.engine.get_volume("x").unwrap().map(|v| v.backend), Some(Kind::Dir));
+    assert_eq!(f.volume_entries(), ["x"]);
+}

@@ -10,6 +10,7 @@ mod loopdev;
 pub mod mountinfo;
 mod place;
 mod statx;
+pub use statx::identity as statx_identity;
 mod tools;
 
 pub use error::{Error, Result};
