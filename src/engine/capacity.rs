@@ -175,8 +175,7 @@ impl Engine {
     /// for one being made that has none yet, from its mount, less what its mount uses. A record
     /// that cannot be read promises nothing here: it is reported where it is listed.
     fn tmpfs_promise(&self, dir: &VolumeDir) -> u64 {
-        let mounted = crate::sys::place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
-        if !mounted && dir.image().exists() {
+        if dir.image().exists() {
             return 0;
         }
         let capacity = match record::load(&dir.record()) {
@@ -188,6 +187,7 @@ impl Engine {
                 return 0;
             }
         };
+        let mounted = crate::sys::place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
         let fs = if mounted { self.host.statvfs(&dir.data()).ok() } else { None };
         match (capacity, fs) {
             (Some(size), fs) => size.saturating_sub(fs.map_or(0, |f| f.used_bytes)),

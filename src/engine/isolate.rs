@@ -88,6 +88,16 @@ mod tests {
     }
 
     #[test]
+    fn a_bind_not_permitted_is_reported_as_such_and_mounts_nothing() {
+        let f = fixture();
+        f.host.fail_with("Bind", libc::EPERM);
+        assert_eq!(f.engine.isolate_volumes().unwrap(), Isolation::NotPermitted);
+        assert!(f.host.mounts_beyond_root().is_empty());
+        f.host.fail_with("Bind", libc::EIO);
+        assert!(f.engine.isolate_volumes().is_err(), "any other failure is an error");
+    }
+
+    #[test]
     fn a_failed_make_private_undoes_the_bind() {
         let f = fixture();
         f.host.fail("MakePrivate");

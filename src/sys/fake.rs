@@ -1,7 +1,7 @@
 //! [`FakeHost`]: an in-memory host that records every call and keeps a consistent mount table.
 
 use super::{Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Place, Result};
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 
@@ -39,7 +39,8 @@ struct State {
     /// Filesystems made on backing files (through their loop devices).
     /// By the backing file's device and inode, so a renamed copy keeps its filesystem.
     formatted: BTreeMap<(u64, u64), FsType>,
-    failing: HashSet<&'static str>,
+    /// Operations that fail, with the errno they fail with.
+    failing: HashMap<&'static str, i32>,
     /// Recorded calls so far, and the number of the one that must fail (see [`FakeHost::fail_nth`]).
     counted: usize,
     fail_at: Option<usize>,
@@ -81,7 +82,13 @@ impl FakeHost {
 
     /// Makes every later call of `op` (a [`Call`] variant name such as "Mkfs") fail with EIO.
     pub fn fail(&self, op: &'static str) {
-        self.lock().failing.insert(op);
+        self.fail_with(op, libc::EIO);
+    }
+
+    /// Makes every later call of `op` fail with `errno` (a bind fails as [`Error::Bind`], as
+    /// the real host's does; the rest as [`Error::Io`]).
+    pub fn fail_with(&self, op: &'static str, errno: i32) {
+        self.lock().failing.insert(op, errno);
     }
 
     /// Makes the `n`th recorded call from now on (1 = the next) fail with EIO, once.
@@ -121,11 +128,12 @@ impl FakeHost {
         let mut st = self.lock();
         st.calls.push(call);
         st.counted += 1;
-        if st.failing.contains(op) || st.fail_at == Some(st.counted) {
+        let errno = st.failing.get(op).copied().or((st.fail_at == Some(st.counted)).then_some(libc::EIO));
+        if let Some(errno) = errno {
             return Err(Error::Io {
                 what: op,
                 path: PathBuf::from("/fake"),
-                source: std::io::Error::from_raw_os_error(libc::EIO),
+                source: std::io::Error::from_raw_os_error(errno),
             });
         }
         Ok(st)
@@ -160,7 +168,14 @@ impl Host for FakeHost {
         let call =
             Call::Bind { source: source.into(), target: target.path().into(), readonly, options: opts.options.clone() };
         let target = target.path();
-        let mut st = self.record("Bind", call)?;
+        let mut st = self.record("Bind", call).map_err(|e| match e {
+            Error::Io { source: errno, .. } => Error::Bind {
+                source_path: source.into(),
+                target: target.into(),
+                errno: nix::errno::Errno::from_raw(errno.raw_os_error().unwrap_or(libc::EIO)),
+            },
+            other => other,
+        })?;
         let (major, minor, root) = super::bind_identity(&st.mounts, source).ok_or_else(|| einval("bind", source))?;
         let holder = st
             .mounts
