@@ -34,6 +34,9 @@ pub struct Bind<'a> {
     pub opts: &'a MountOptions,
     /// One publication at a time (CSI SINGLE_NODE_SINGLE_WRITER).
     pub alone: bool,
+    /// The access the publish asks for, when the caller knows it (`Some(true)`: raw block): a
+    /// volume staged for the other one is refused with [`Error::FailedPrecondition`].
+    pub block: Option<bool>,
 }
 
 impl Engine {
@@ -259,14 +262,14 @@ impl Engine {
     /// [`Engine::publish_volume`] with per-mount flags (`noexec`, `nosuid`, `noatime`, `ro`, ...)
     /// applied to the bind; an `ro` flag makes the publication read-only.
     pub fn publish_volume_with(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
-        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: false }, &|_| Ok(()))
+        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: false, block: None }, &|_| Ok(()))
     }
 
     /// [`Engine::publish_volume_with`] for a volume that one publication at a time may use (CSI
     /// SINGLE_NODE_SINGLE_WRITER): refused with [`Error::FailedPrecondition`] while the volume is
     /// published at another target; checked under the volume's lock.
     pub fn publish_volume_alone(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
-        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: true }, &|_| Ok(()))
+        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: true, block: None }, &|_| Ok(()))
     }
 
     /// Publishes as `bind` says, after `check` accepts the volume's record (under the lock).
@@ -275,7 +278,7 @@ impl Engine {
     }
 
     fn publish_now(&self, id: &str, bind: &Bind, check: Check) -> Result<()> {
-        let Bind { staging, target, opts, alone } = *bind;
+        let Bind { staging, target, opts, alone, block } = *bind;
         let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;
         let staging_place = self.node_place("staging", staging)?;
@@ -295,6 +298,11 @@ impl Engine {
         let Some(s) = s else {
             return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
         };
+        if let Some(block) = block.filter(|b| *b != matches!(s.access, Access::Block)) {
+            let (asked, staged) = if block { ("block", "filesystem") } else { ("filesystem", "block") };
+            let why = format!("it is staged at {} for {staged} access; the publish asks for {asked}", s.path.display());
+            return Err(Error::precondition(id, why));
+        }
         let others = if alone { self.publications(&vol)? } else { Vec::new() };
         if let Some(p) = others.into_iter().find(|p| p.target != target) {
             let reason =

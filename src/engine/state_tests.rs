@@ -118,7 +118,7 @@ fn a_refused_check_changes_nothing() {
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     f.host.clear_calls();
     let (t, opts) = (f.target("a"), crate::sys::MountOptions::default());
-    let bind = Bind { staging: &s, target: &t, opts: &opts, alone: false };
+    let bind = Bind { staging: &s, target: &t, opts: &opts, alone: false, block: None };
     assert!(matches!(f.engine.publish_volume_checked("v", &bind, &no), Err(Error::InvalidArgument(_))));
     assert!(f.host.calls().is_empty() && !t.exists());
     assert!(f.engine.live_publications("v").unwrap().is_empty());

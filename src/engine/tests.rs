@@ -284,6 +284,16 @@ fn block_is_loop_only_and_binds_the_device() {
     ];
     assert_eq!(f.host.calls(), expected);
     assert!(t.is_file());
+    // A publish that says which access it asks for must match the staging's.
+    let opts = MountOptions::default();
+    let other = f.target("fs");
+    f.host.clear_calls();
+    let as_fs = Bind { staging: &s, target: &other, opts: &opts, alone: false, block: Some(false) };
+    let err = f.engine.publish_volume_checked("b", &as_fs, &|_| Ok(())).unwrap_err();
+    assert!(matches!(&err, Error::FailedPrecondition { .. }) && err.to_string().contains("for block access"), "{err}");
+    assert!(f.host.calls().is_empty() && !other.exists(), "a refused publish changes nothing");
+    let as_block = Bind { staging: &s, target: &t, opts: &opts, alone: false, block: Some(true) };
+    f.engine.publish_volume_checked("b", &as_block, &|_| Ok(())).unwrap();
 }
 
 #[test]

@@ -24,22 +24,8 @@ pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability) ->
 pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<(), Status> {
     let cap = r.volume_capability.as_ref().ok_or_else(|| invalid("volume_capability is required".into()))?;
     let access = convert::access(cap)?;
-    let block = matches!(access, Access::Block);
-    let check = |vol: &Volume| {
-        suits(cap, vol)?;
-        match vol.staging.as_ref().filter(|s| matches!(s.access, Access::Block) != block) {
-            Some(s) => Err(EngineError::precondition(
-                local,
-                format!(
-                    "it is staged at {} for {} access; the publish asks for {}",
-                    s.path.display(),
-                    if block { "filesystem" } else { "block" },
-                    if block { "block" } else { "filesystem" }
-                ),
-            )),
-            None => Ok(()),
-        }
-    };
+    let block = Some(matches!(access, Access::Block));
+    let check = |vol: &Volume| suits(cap, vol);
     let readonly = r.readonly || convert::reader_only(cap);
     let options = match access {
         Access::Mount { flags } => flags,
@@ -48,7 +34,7 @@ pub fn publish(e: &Engine, local: &str, r: &NodePublishVolumeRequest) -> Result<
     let opts = MountOptions { readonly, options };
     let (staging, target) = (Path::new(&r.staging_target_path), Path::new(&r.target_path));
     let alone = convert::mode(cap) == Mode::SingleNodeSingleWriter;
-    e.publish_volume_checked(local, &Bind { staging, target, opts: &opts, alone }, &check)?;
+    e.publish_volume_checked(local, &Bind { staging, target, opts: &opts, alone, block }, &check)?;
     Ok(())
 }
 
