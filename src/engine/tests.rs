@@ -514,3 +514,27 @@ fn a_leftover_aside_is_removed_by_what_it_holds_not_by_the_new_request() {
     assert_eq!(f.engine.get_volume("x").unwrap().map(|v| v.backend), Some(Kind::Dir));
     assert_eq!(f.volume_entries(), ["x"]);
 }
+
+#[test]
+fn reconcile_removes_the_per_id_lock_files_of_an_older_strata_and_keeps_the_shared_ones() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    for dir in ["locks/snapshots", "locks/flex"] {
+        std::fs::create_dir_all(f.root.join(dir)).unwrap();
+    }
+    let old = ["locks/v.lock", "locks/.capacity.lock", "locks/snapshots/s.lock", "locks/flex/v.lock"];
+    for file in old {
+        std::fs::write(f.root.join(file), b"").unwrap();
+    }
+    let report = f.engine.reconcile().unwrap();
+    assert!(report.actions.iter().any(|a| a.contains("removed 4 lock file(s)")), "{report:?}");
+    for file in old {
+        assert!(!f.root.join(file).exists(), "{file}");
+    }
+    assert!(f.root.join("locks").join(lock::LOCK_FILE).is_file(), "the shared lock file stays");
+    // The locks still work after the migration.
+    let held = lock::VolumeLock::acquire(&f.root.join("locks"), "v", Wait::No).unwrap();
+    assert!(matches!(f.engine.delete_volume("v"), Err(Error::Busy { .. })));
+    drop(held);
+    f.engine.delete_volume("v").unwrap();
+}
