@@ -181,6 +181,7 @@ fn metrics_are_off_unless_asked_for_and_a_bad_address_stops_the_start() {
         .unwrap();
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("metrics address 256.0.0.1:1"), "{out:?}");
+    assert!(!dir.path().join("root").exists(), "the root was opened (and its volumes bound) before refusing");
 }
 
 /// The log without its terminal colour codes.

@@ -71,8 +71,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(n) if !n.is_empty() => n,
         _ => hostname()?,
     };
-    // Before the engine reconciles anything: a second server on a live socket stops here.
+    // Before the engine touches the root (isolates it, reconciles): a second server on a live
+    // socket, or a metrics address that cannot be bound, stops the start here.
     server::preflight(&args.endpoint).map_err(|e| e.to_string())?;
+    let metrics_listener = match &args.metrics_address {
+        Some(addr) => Some(metrics::bind(addr).await.map_err(|e| e.to_string())?),
+        None => None,
+    };
     let cfg = engine::Config {
         root: args.root.clone(),
         allowed_prefixes: args.allowed_path_prefixes.clone(),
@@ -100,9 +105,9 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
             controller_only: args.controller_only,
         },
     );
-    if let Some(addr) = &args.metrics_address {
+    if let Some(listener) = metrics_listener {
         let ops = Arc::new(metrics::Ops::default());
-        serve_metrics(addr, metrics::Metrics::new(ops.clone(), engine, args.backends, start)).await?;
+        serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start));
         driver = driver.counted(ops);
     }
     let driver = Arc::new(driver);
@@ -111,15 +116,13 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     server::serve(driver, &args.endpoint, drain).await.map_err(|e| e.to_string())
 }
 
-/// Binds the metrics address (failing the start when it cannot) and answers scrapes there.
-async fn serve_metrics(addr: &str, all: metrics::Metrics) -> Result<(), String> {
-    let listener = metrics::bind(addr).await.map_err(|e| e.to_string())?;
+/// Answers scrapes on the metrics address, bound before the engine was opened.
+fn serve_metrics(listener: tokio::net::TcpListener, all: metrics::Metrics) {
     tokio::spawn(async move {
         if let Err(e) = metrics::serve(all, listener).await {
             tracing::error!(error = %e, "metrics stopped");
         }
     });
-    Ok(())
 }
 
 /// Opens the engine and reconciles, logging each action and each problem.
