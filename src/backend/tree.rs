@@ -1,6 +1,9 @@
 //! Directory helpers for the backends: create, measure and remove trees without crossing mounts.
 
 use super::{Error, Result, Usage};
+use rustix::fs::{AtFlags, Dir, Mode, OFlags, StatxFlags};
+use std::os::fd::OwnedFd;
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 
@@ -62,16 +65,41 @@ fn is_mount_root(path: &Path, parent_dev: Option<u64>) -> Result<bool> {
     Ok(id.mount_root.unwrap_or_else(|| parent_dev.is_some_and(|d| d != id.dev)))
 }
 
+/// Refuses if anything below the directory `dir` (on device `dev`) is the root of a mount. It
+/// walks by directory handles (`openat` relative to the parent, never following a symlink), so
+/// a tree deeper than `PATH_MAX` is checked as well as `remove_dir_all` removes it.
 fn check_no_mounts(dir: &Path, dev: u64) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(Error::io("read directory", dir))?;
-    for entry in entries {
-        let entry = entry.map_err(Error::io("read directory", dir))?;
-        let path = entry.path();
-        if is_mount_root(&path, Some(dev))? {
-            return Err(Error::MountInside { path: dir.to_owned(), mount: path });
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| Error::io("open", dir)(e.into()))?;
+    check_below(fd, dir, dev)
+}
+
+fn check_below(fd: OwnedFd, shown: &Path, dev: u64) -> Result<()> {
+    let io = |what| move |e: rustix::io::Errno| Error::io(what, shown)(e.into());
+    let mut entries = Dir::read_from(&fd).map_err(io("read directory"))?;
+    while let Some(entry) = entries.read() {
+        let entry = entry.map_err(io("read directory"))?;
+        let name = entry.file_name();
+        if matches!(name.to_bytes(), b"." | b"..") {
+            continue;
         }
-        if entry.file_type().map_err(Error::io("stat", &path))?.is_dir() {
-            check_no_mounts(&path, dev)?;
+        let at = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC;
+        let st = rustix::fs::statx(&fd, name, at, StatxFlags::BASIC_STATS).map_err(io("stat in"))?;
+        let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+        let entry_dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
+        let mount_root = if st.stx_attributes_mask.bits() & bit != 0 {
+            st.stx_attributes.bits() & bit != 0
+        } else {
+            entry_dev != dev
+        };
+        let path = shown.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
+        if mount_root {
+            return Err(Error::MountInside { path: shown.to_owned(), mount: path });
+        }
+        if u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFDIR {
+            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+            let child = rustix::fs::openat(&fd, name, flags, Mode::empty()).map_err(io("open in"))?;
+            check_below(child, &path, dev)?;
         }
     }
     Ok(())
@@ -114,6 +142,26 @@ mod tests {
         std::fs::write(p.join("f"), b"x").unwrap();
         make_dir(&p, 0o777).unwrap();
         assert!(p.join("f").exists());
+    }
+
+    #[test]
+    fn a_tree_deeper_than_path_max_is_checked_and_removed() {
+        let d = tempfile::tempdir().unwrap();
+        let top = d.path().join("data");
+        std::fs::create_dir(&top).unwrap();
+        // 20 levels of 250-byte names: 5,000 bytes, more than PATH_MAX; made as a pod would,
+        // one level at a time relative to the last.
+        let name = "d".repeat(250);
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        let mut fd = rustix::fs::open(&top, flags, Mode::empty()).unwrap();
+        for _ in 0..20 {
+            rustix::fs::mkdirat(&fd, name.as_str(), Mode::from_raw_mode(0o755)).unwrap();
+            fd = rustix::fs::openat(&fd, name.as_str(), flags, Mode::empty()).unwrap();
+        }
+        let file = rustix::fs::openat(&fd, "deep-file", OFlags::WRONLY | OFlags::CREATE, Mode::from_raw_mode(0o644));
+        drop(file.unwrap());
+        remove_tree(&top).unwrap();
+        assert!(!top.exists());
     }
 
     #[test]

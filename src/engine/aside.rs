@@ -108,7 +108,7 @@ impl Engine {
     /// interrupted call left): the storage of the backend its record names (without a record, or
     /// with an unreadable one, of what it holds: see [`Engine::guess`]), then the tree, the
     /// record last. None is fine.
-    fn remove_leftover(&self, at: &VolumeDir) -> Result<()> {
+    pub(super) fn remove_leftover(&self, at: &VolumeDir) -> Result<()> {
         if std::fs::symlink_metadata(&at.0).is_err() {
             return Ok(());
         }

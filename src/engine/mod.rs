@@ -266,11 +266,9 @@ impl Engine {
         let _lock = self.lock(id)?;
         let dir = self.dir(id);
         let Some(vol) = self.load(id)? else {
-            if dir.0.exists() {
-                // What an older strata's create or delete killed half-way left (the load
-                // proved it): finish.
-                backend::tree::remove_tree(&dir.0)?;
-            }
+            // What an older strata's create or delete killed half-way left (the load proved
+            // it), storage first: finish.
+            self.remove_leftover(&dir)?;
             self.finish_asides(id)?;
             return Ok(());
         };

@@ -1,7 +1,7 @@
 //! Start-up reconcile: bring the host back in line with the records after a crash or reboot.
 
 use super::{Engine, Result, Volume};
-use crate::backend::{Kind, tree};
+use crate::backend::Kind;
 use crate::sys::mount_at;
 
 /// What reconcile found and did, one line per action, for the log.
@@ -111,7 +111,7 @@ impl Engine {
             if !self.leftover(&dir) {
                 continue;
             }
-            match tree::remove_tree(&dir.0) {
+            match self.remove_leftover(&dir) {
                 Ok(()) => {
                     report.actions.push(format!("removed {} left by an interrupted create or delete", dir.0.display()))
                 }

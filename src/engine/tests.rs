@@ -538,3 +538,17 @@ fn reconcile_removes_the_per_id_lock_files_of_an_older_strata_and_keeps_the_shar
     drop(held);
     f.engine.delete_volume("v").unwrap();
 }
+
+#[test]
+fn an_older_strata_leftover_with_an_attached_image_is_detached_before_it_is_removed() {
+    let f = fixture();
+    let dir = f.root.join("volumes/old");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join(".creating"), b"").unwrap();
+    std::fs::File::create(dir.join("disk.img")).unwrap().set_len(1 << 20).unwrap();
+    f.host.loop_attach(&dir.join("disk.img"), false).unwrap();
+    let report = f.engine.reconcile().unwrap();
+    assert!(report.errors.is_empty(), "{report:?}");
+    assert!(f.host.loop_list().unwrap().is_empty(), "the device on the leftover image is detached");
+    assert!(!dir.exists());
+}

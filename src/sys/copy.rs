@@ -30,6 +30,9 @@ fn reflink(src: &File, dst: &File) -> std::io::Result<()> {
 /// Copies only the data extents (SEEK_DATA/SEEK_HOLE), then sets the full length.
 fn sparse_copy(src: &File, dst: &File) -> std::io::Result<()> {
     let len = src.metadata()?.len();
+    // Whole length first: capacity accounting counts an image's unwritten length as promised,
+    // so a copy in progress promises all it will hold, not the little it has copied so far.
+    dst.set_len(len)?;
     let mut pos: i64 = 0;
     let end = i64::try_from(len).map_err(|_| std::io::Error::from_raw_os_error(libc::EFBIG))?;
     while pos < end {
