@@ -332,3 +332,28 @@ fn a_bind_inside_a_volume_is_never_removed_through() {
     std::fs::remove_dir_all(&outside).unwrap();
     env.assert_clean();
 }
+
+#[test]
+fn an_unmount_outlasts_a_moment_of_use_but_not_a_user_that_stays() {
+    use strata::sys::Host;
+    let env = Env::new(Kind::Dir);
+    let at = env.dir("busy");
+    nix::mount::mount(Some("tmpfs"), &at, Some("tmpfs"), nix::mount::MsFlags::empty(), None::<&str>).unwrap();
+    let place = strata::sys::place_at(&at).unwrap();
+    // A user that stays: EBUSY, and the mount is still there.
+    let file = std::fs::File::create(at.join("open")).unwrap();
+    let held = LinuxHost.unmount(&place, false);
+    assert!(matches!(held, Err(strata::sys::Error::Unmount { errno: nix::errno::Errno::EBUSY, .. })), "{held:?}");
+    assert_eq!(mounts_under(&at).len(), 1);
+    // A use that ends a few milliseconds later (as a concurrent lookup through the mount does):
+    // the unmount waits it out.
+    let user = std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_millis(3));
+        drop(file);
+    });
+    LinuxHost.unmount(&place, false).expect("the unmount outlasts a short use");
+    user.join().unwrap();
+    assert!(mounts_under(&at).is_empty());
+    std::fs::remove_dir(&at).unwrap();
+    env.assert_clean();
+}

@@ -1,7 +1,7 @@
 //! Directory helpers for the backends: create, measure and remove trees without crossing mounts.
 
 use super::{Error, Result, Usage};
-use rustix::fs::{AtFlags, Dir, Mode, OFlags, StatxFlags};
+use rustix::fs::{AtFlags, Dir, Mode, OFlags, Statx, StatxFlags};
 use std::os::fd::OwnedFd;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -65,18 +65,42 @@ fn is_mount_root(path: &Path, parent_dev: Option<u64>) -> Result<bool> {
     Ok(id.mount_root.unwrap_or_else(|| parent_dev.is_some_and(|d| d != id.dev)))
 }
 
-/// Refuses if anything below the directory `dir` (on device `dev`) is the root of a mount. It
-/// walks by directory handles (`openat` relative to the parent, never following a symlink), so
-/// a tree deeper than `PATH_MAX` is checked as well as `remove_dir_all` removes it.
+/// Refuses if anything below the directory `dir` (on device `dev`) is the root of a mount.
 fn check_no_mounts(dir: &Path, dev: u64) -> Result<()> {
-    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| Error::io("open", dir)(e.into()))?;
-    check_below(fd, dir, dev)
+    walk(dir, &mut |path, st| {
+        if is_root_of_mount(st, dev) {
+            let parent = path.parent().unwrap_or(path).to_owned();
+            return Err(Error::MountInside { path: parent, mount: path.to_owned() });
+        }
+        Ok(true)
+    })
 }
 
-fn check_below(fd: OwnedFd, shown: &Path, dev: u64) -> Result<()> {
+/// Whether the entry `st` is the root of a mount: statx's mount-root attribute, or (a kernel
+/// without it) a device other than `dev`, the tree's.
+fn is_root_of_mount(st: &Statx, dev: u64) -> bool {
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    if st.stx_attributes_mask.bits() & bit != 0 { st.stx_attributes.bits() & bit != 0 } else { dev_of(st) != dev }
+}
+
+fn dev_of(st: &Statx) -> u64 {
+    libc::makedev(st.stx_dev_major, st.stx_dev_minor)
+}
+
+/// Calls `visit` with every entry below the directory `dir` (its path, for messages, and its
+/// `statx`, never following a symlink), going into the directories it answers `true` for. It
+/// walks by directory handles (`openat` relative to the parent), so a tree deeper than
+/// `PATH_MAX` is walked as well as `remove_dir_all` removes it. An entry removed meanwhile is
+/// skipped.
+fn walk(dir: &Path, visit: &mut dyn FnMut(&Path, &Statx) -> Result<bool>) -> Result<()> {
+    let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let fd = rustix::fs::open(dir, flags, Mode::empty()).map_err(|e| Error::io("open", dir)(e.into()))?;
+    walk_below(&fd, dir, visit)
+}
+
+fn walk_below(fd: &OwnedFd, shown: &Path, visit: &mut dyn FnMut(&Path, &Statx) -> Result<bool>) -> Result<()> {
     let io = |what| move |e: rustix::io::Errno| Error::io(what, shown)(e.into());
-    let mut entries = Dir::read_from(&fd).map_err(io("read directory"))?;
+    let mut entries = Dir::read_from(fd).map_err(io("read directory"))?;
     while let Some(entry) = entries.read() {
         let entry = entry.map_err(io("read directory"))?;
         let name = entry.file_name();
@@ -84,22 +108,18 @@ fn check_below(fd: OwnedFd, shown: &Path, dev: u64) -> Result<()> {
             continue;
         }
         let at = AtFlags::SYMLINK_NOFOLLOW | AtFlags::NO_AUTOMOUNT | AtFlags::STATX_DONT_SYNC;
-        let st = rustix::fs::statx(&fd, name, at, StatxFlags::BASIC_STATS).map_err(io("stat in"))?;
-        let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
-        let entry_dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
-        let mount_root = if st.stx_attributes_mask.bits() & bit != 0 {
-            st.stx_attributes.bits() & bit != 0
-        } else {
-            entry_dev != dev
+        let st = match rustix::fs::statx(fd, name, at, StatxFlags::BASIC_STATS) {
+            Err(rustix::io::Errno::NOENT) => continue,
+            other => other.map_err(io("stat in"))?,
         };
         let path = shown.join(std::ffi::OsStr::from_bytes(name.to_bytes()));
-        if mount_root {
-            return Err(Error::MountInside { path: shown.to_owned(), mount: path });
+        if !visit(&path, &st)? || u32::from(st.stx_mode) & libc::S_IFMT != libc::S_IFDIR {
+            continue;
         }
-        if u32::from(st.stx_mode) & libc::S_IFMT == libc::S_IFDIR {
-            let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-            let child = rustix::fs::openat(&fd, name, flags, Mode::empty()).map_err(io("open in"))?;
-            check_below(child, &path, dev)?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        match rustix::fs::openat(fd, name, flags, Mode::empty()) {
+            Err(rustix::io::Errno::NOENT) => continue,
+            other => walk_below(&other.map_err(io("open in"))?, &path, visit)?,
         }
     }
     Ok(())
@@ -109,24 +129,15 @@ fn check_below(fd: OwnedFd, shown: &Path, dev: u64) -> Result<()> {
 pub fn measure(path: &Path) -> Result<Usage> {
     let meta = std::fs::symlink_metadata(path).map_err(Error::io("stat", path))?;
     let mut usage = Usage { used_bytes: meta.blocks() * 512, used_inodes: 1, ..Usage::default() };
-    add_tree(path, meta.dev(), &mut usage)?;
-    Ok(usage)
-}
-
-fn add_tree(dir: &Path, dev: u64, usage: &mut Usage) -> Result<()> {
-    let entries = std::fs::read_dir(dir).map_err(Error::io("read directory", dir))?;
-    for entry in entries.flatten() {
-        let Ok(meta) = entry.metadata() else { continue };
-        if meta.dev() != dev {
-            continue;
+    walk(path, &mut |_, st| {
+        if dev_of(st) != meta.dev() {
+            return Ok(false);
         }
-        usage.used_bytes += meta.blocks() * 512;
+        usage.used_bytes += st.stx_blocks * 512;
         usage.used_inodes += 1;
-        if meta.is_dir() {
-            add_tree(&entry.path(), dev, usage)?;
-        }
-    }
-    Ok(())
+        Ok(true)
+    })?;
+    Ok(usage)
 }
 
 #[cfg(test)]
@@ -160,6 +171,7 @@ mod tests {
         }
         let file = rustix::fs::openat(&fd, "deep-file", OFlags::WRONLY | OFlags::CREATE, Mode::from_raw_mode(0o644));
         drop(file.unwrap());
+        assert_eq!(measure(&top).unwrap().used_inodes, 22, "the top, 20 levels and the file");
         remove_tree(&top).unwrap();
         assert!(!top.exists());
     }

@@ -97,11 +97,25 @@ pub fn mount_on(
     nix::mount::mount(source, &fd_path(to.as_raw_fd()), fstype, flags, data)
 }
 
-/// Unmounts the topmost mount at the place, without following a symlink there.
+/// Unmounts the topmost mount at the place, without following a symlink there. EBUSY is tried
+/// again for a moment (2 + 4 + 8 + 16 + 32 ms): a path lookup that passes through the mount (another
+/// strata process checking its publications, a monitoring agent's `stat`) pins it for
+/// microseconds; a process that has a file open or its working directory there keeps it, and
+/// the last EBUSY is the answer.
 pub fn unmount(target: &Place, lazy: bool) -> Result<(), Errno> {
     let mut flags = MntFlags::UMOUNT_NOFOLLOW;
     if lazy {
         flags |= MntFlags::MNT_DETACH;
     }
-    nix::mount::umount2(&target.nofollow_path(), flags)
+    let path = target.nofollow_path();
+    let mut pause = std::time::Duration::from_millis(2);
+    loop {
+        match nix::mount::umount2(&path, flags) {
+            Err(Errno::EBUSY) if pause <= std::time::Duration::from_millis(32) => {
+                std::thread::sleep(pause);
+                pause *= 2;
+            }
+            other => return other,
+        }
+    }
 }
