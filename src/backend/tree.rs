@@ -22,6 +22,17 @@ pub fn make_dir(path: &Path, mode: u32) -> Result<()> {
 /// if `path` itself or anything inside it is the root of a mount: another filesystem, or a bind
 /// of this one. A missing tree is fine.
 pub fn remove_tree(path: &Path) -> Result<()> {
+    remove_checked(path, None)
+}
+
+/// [`remove_tree`] of the directory `path`, removing the entry `last` (a file) after everything
+/// else: a removal that fails half-way leaves it.
+pub fn remove_tree_last(path: &Path, last: &str) -> Result<()> {
+    remove_checked(path, Some(last))
+}
+
+/// Checks the whole tree once, then removes it (`last`, if given, after the rest of `path`).
+fn remove_checked(path: &Path, last: Option<&str>) -> Result<()> {
     let meta = match std::fs::symlink_metadata(path) {
         Ok(m) => m,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
@@ -35,27 +46,32 @@ pub fn remove_tree(path: &Path) -> Result<()> {
         return Err(Error::MountInside { path: path.to_owned(), mount: path.to_owned() });
     }
     check_no_mounts(path, meta.dev())?;
-    std::fs::remove_dir_all(path).map_err(Error::io("remove", path))
-}
-
-/// [`remove_tree`] of the directory `path`, removing the entry `last` (a file) after everything
-/// else: a removal that fails half-way leaves it.
-pub fn remove_tree_last(path: &Path, last: &str) -> Result<()> {
-    let Ok(meta) = std::fs::symlink_metadata(path) else { return remove_tree(path) };
-    let parent_dev = path.parent().and_then(|p| std::fs::symlink_metadata(p).ok()).map(|m| m.dev());
-    if !meta.is_dir() || is_mount_root(path, parent_dev)? {
-        return remove_tree(path);
-    }
-    check_no_mounts(path, meta.dev())?;
+    let Some(last) = last else {
+        return std::fs::remove_dir_all(path).map_err(Error::io("remove", path));
+    };
     let entries = std::fs::read_dir(path).map_err(Error::io("read directory", path))?;
     for entry in entries {
         let entry = entry.map_err(Error::io("read directory", path))?;
         if entry.file_name() != last {
-            remove_tree(&entry.path())?;
+            remove_entry(&entry.path())?;
         }
     }
-    remove_tree(&path.join(last))?;
+    remove_entry(&path.join(last))?;
     std::fs::remove_dir(path).map_err(Error::io("remove", path))
+}
+
+/// Removes one entry of a tree already checked: a directory with everything in it, anything
+/// else by itself. A missing one is fine.
+fn remove_entry(path: &Path) -> Result<()> {
+    let removed = match std::fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => std::fs::remove_dir_all(path),
+        Ok(_) => std::fs::remove_file(path),
+        Err(e) => Err(e),
+    };
+    match removed {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(Error::io("remove", path)(e)),
+        _ => Ok(()),
+    }
 }
 
 /// Whether `path` is the root of a mount: statx's mount-root attribute, or (a kernel without it)
@@ -79,8 +95,8 @@ fn check_no_mounts(dir: &Path, dev: u64) -> Result<()> {
 /// Whether the entry `st` is the root of a mount: statx's mount-root attribute, or (a kernel
 /// without it) a device other than `dev`, the tree's.
 fn is_root_of_mount(st: &Statx, dev: u64) -> bool {
-    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    if st.stx_attributes_mask.bits() & bit != 0 { st.stx_attributes.bits() & bit != 0 } else { dev_of(st) != dev }
+    crate::sys::mount_root_attr(st.stx_attributes_mask.bits(), st.stx_attributes.bits())
+        .unwrap_or_else(|| dev_of(st) != dev)
 }
 
 fn dev_of(st: &Statx) -> u64 {

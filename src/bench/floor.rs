@@ -72,8 +72,7 @@ pub fn mount_id(path: &Path) -> Result<(u64, bool)> {
     }
     // SAFETY: statx returned 0, so the kernel filled the buffer.
     let st = unsafe { buf.assume_init() };
-    let root = st.stx_attributes_mask & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0
-        && st.stx_attributes & libc::STATX_ATTR_MOUNT_ROOT as u64 != 0;
+    let root = crate::sys::mount_root_attr(st.stx_attributes_mask, st.stx_attributes) == Some(true);
     Ok((st.stx_mnt_id, root))
 }
 

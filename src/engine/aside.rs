@@ -11,7 +11,7 @@ use crate::backend::{Kind, VolumeDir, tree};
 use std::os::unix::fs::DirBuilderExt;
 
 /// The suffix of a volume being created aside.
-const NEW: &str = ".new";
+pub(super) const NEW: &str = ".new";
 /// The suffix of a volume being deleted.
 const DEL: &str = ".del";
 
@@ -84,7 +84,7 @@ impl Engine {
         let dir = self.dir(&vol.id);
         self.rename_durably(&dir, &aside)?;
         crashpoint::hit("delete:unrecorded");
-        let removed = self.remove_leftover(&aside);
+        let removed = self.remove_aside(&aside, Some(vol));
         if removed.is_err() && aside.record().exists() && self.host.rename_dir(&aside.0, &dir.0).is_err() {
             tracing::warn!(id = vol.id, aside = %aside.0.display(), "a delete that failed is left aside");
         }
@@ -109,14 +109,27 @@ impl Engine {
     /// with an unreadable one, of what it holds: see [`Engine::guess`]), then the tree, the
     /// record last. None is fine.
     pub(super) fn remove_leftover(&self, at: &VolumeDir) -> Result<()> {
+        self.remove_aside(at, None)
+    }
+
+    /// [`Engine::remove_leftover`] of a directory whose record the caller already holds (`known`:
+    /// a delete's own volume), read from the directory otherwise.
+    fn remove_aside(&self, at: &VolumeDir, known: Option<&Volume>) -> Result<()> {
         if std::fs::symlink_metadata(&at.0).is_err() {
             return Ok(());
         }
-        let vol = match record::load(&at.record()) {
-            Ok(Some(vol)) => vol,
-            _ => placeholder(at, self.guess(at)),
+        let read;
+        let vol = match known {
+            Some(vol) => vol,
+            None => {
+                read = match record::load(&at.record()) {
+                    Ok(Some(vol)) => vol,
+                    _ => placeholder(at, self.guess(at)),
+                };
+                &read
+            }
         };
-        self.backend(vol.backend).delete(&vol, at)?;
+        self.backend(vol.backend).delete(vol, at)?;
         Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE)?)
     }
 
@@ -144,16 +157,20 @@ impl Engine {
         let names = std::fs::read_dir(&dir).map_err(Error::io("list", &dir))?;
         let mut ids: Vec<String> = names
             .filter_map(|e| e.ok()?.file_name().into_string().ok())
-            .filter_map(|n| {
-                let rest = n.strip_prefix('.')?;
-                rest.strip_suffix(NEW).or_else(|| rest.strip_suffix(DEL)).map(str::to_owned)
-            })
-            .filter(|id| super::validate::id("volume", id).is_ok())
+            .filter_map(|n| aside_of(&n).map(|(id, _)| id.to_owned()))
             .collect();
         ids.sort();
         ids.dedup();
         Ok(ids)
     }
+}
+
+/// The volume id and suffix (`.new` or `.del`) of an aside directory's name; `None` for any
+/// other name.
+pub(super) fn aside_of(name: &str) -> Option<(&str, &'static str)> {
+    let rest = name.strip_prefix('.')?;
+    let (id, suffix) = [NEW, DEL].into_iter().find_map(|s| rest.strip_suffix(s).map(|id| (id, s)))?;
+    super::validate::id("volume", id).is_ok().then_some((id, suffix))
 }
 
 /// A record for an aside that has none, enough for a backend to find and remove its storage.

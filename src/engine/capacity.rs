@@ -160,8 +160,8 @@ impl Engine {
         for entry in entries {
             let entry = entry.map_err(Error::io("list", &volumes))?;
             let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            let made = name.strip_prefix('.').and_then(|n| n.strip_suffix(".new")).unwrap_or(&name);
-            if super::validate::id("volume", made).is_err() {
+            let being_made = super::aside::aside_of(&name).is_some_and(|(_, suffix)| suffix == super::aside::NEW);
+            if !being_made && super::validate::id("volume", &name).is_err() {
                 continue;
             }
             let dir = VolumeDir(entry.path());

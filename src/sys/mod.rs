@@ -10,7 +10,7 @@ mod loopdev;
 pub mod mountinfo;
 mod place;
 mod statx;
-pub use statx::identity as statx_identity;
+pub use statx::{identity as statx_identity, mount_root_attr};
 mod tools;
 
 pub use error::{Error, Result};

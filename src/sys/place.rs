@@ -145,8 +145,7 @@ impl Place {
             libc::S_IFLNK => Kind::Symlink,
             _ => Kind::Other,
         };
-        let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
-        let mount_root = (st.stx_attributes_mask.bits() & bit != 0).then_some(st.stx_attributes.bits() & bit != 0);
+        let mount_root = super::statx::mount_root_attr(st.stx_attributes_mask.bits(), st.stx_attributes.bits());
         let dev = libc::makedev(st.stx_dev_major, st.stx_dev_minor);
         Ok(Some(Stat { kind, dev, ino: st.stx_ino, mount_root }))
     }

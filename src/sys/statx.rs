@@ -28,9 +28,15 @@ pub fn identity(path: &Path) -> Result<Identity, Errno> {
     }
     // SAFETY: statx returned 0, so the buffer is initialised (and it was zeroed before).
     let st = unsafe { buf.assume_init() };
-    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
-    let mount_root = (st.stx_attributes_mask & bit != 0).then_some(st.stx_attributes & bit != 0);
+    let mount_root = mount_root_attr(st.stx_attributes_mask, st.stx_attributes);
     Ok(Identity { dev: libc::makedev(st.stx_dev_major, st.stx_dev_minor), ino: st.stx_ino, mount_root })
+}
+
+/// `STATX_ATTR_MOUNT_ROOT` from a statx's attribute mask and attributes: `None` when the
+/// kernel does not report it.
+pub fn mount_root_attr(mask: u64, attributes: u64) -> Option<bool> {
+    let bit = libc::STATX_ATTR_MOUNT_ROOT as u64;
+    (mask & bit != 0).then_some(attributes & bit != 0)
 }
 
 /// Whether `path` is the root of a mount (`STATX_ATTR_MOUNT_ROOT`); see [`identity`].
