@@ -7,7 +7,8 @@
 //! per call costs as much as a record's fsync).
 
 use super::{Engine, Error, Result, Volume, crashpoint, record};
-use crate::backend::{Kind, VolumeDir, tree};
+use crate::backend::{Kind, VolumeDir};
+use crate::sys::tree;
 use std::os::unix::fs::DirBuilderExt;
 
 /// The suffix of a volume being created aside.
@@ -130,7 +131,7 @@ impl Engine {
             }
         };
         self.backend(vol.backend).delete(vol, at)?;
-        Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE)?)
+        Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE).map_err(crate::sys::Error::from)?)
     }
 
     /// What an aside without a record holds: an image is a loop volume's, a mount on its data

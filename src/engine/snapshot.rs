@@ -30,7 +30,8 @@ impl Engine {
             return Ok(());
         }
         self.backend(kind).delete_copy(temp)?;
-        crate::backend::tree::remove_tree(&temp.0).map_err(Error::from)
+        crate::sys::tree::remove_tree(&temp.0)
+            .map_err(|e| Error::from(crate::backend::Error::from(crate::sys::Error::from(e))))
     }
 
     /// Removes every snapshot copy an interrupted CreateSnapshot or DeleteSnapshot left (at start).
@@ -137,7 +138,8 @@ impl Engine {
         self.remove_snapshot_temp(&dest, vol.backend)?;
         perm::make_dir(&dest.0)?;
         let staging = self.staged_here(&vol, &self.host.mount_table()?);
-        let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
+        let made =
+            backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map(drop).map_err(Error::from);
         crashpoint::hit("snapshot:copied");
         let record = dest.0.join("snapshot.json");
         let final_dir = self.snapshot_dir(&req.id);
@@ -223,7 +225,7 @@ impl Engine {
         let vol =
             self.new_volume_like(req, snap.backend, snap.size_bytes, snap.fs_type, Source::Snapshot(sid.into()))?;
         let from = self.snapshot_dir(sid);
-        self.fill(vol, |vol, dir| Ok(self.backend(snap.backend).copy_in(&from, vol, dir)?))
+        self.fill(vol, |vol, dir| Ok(self.backend(snap.backend).copy_in(&from, vol, dir).map(drop)?))
     }
 
     fn clone_volume(&self, req: &CreateRequest, vid: &str) -> Result<Volume> {
@@ -236,7 +238,7 @@ impl Engine {
         let vol = self.new_volume_like(req, src.backend, src.capacity, src.fs_type, Source::Volume(vid.into()))?;
         let staging = self.staged_here(&src, &self.host.mount_table()?);
         let backend = self.backend(src.backend);
-        self.fill(vol, |_, dir| Ok(backend.copy_out(&src, &self.dir(vid), staging.as_ref(), dir, false)?))
+        self.fill(vol, |_, dir| Ok(backend.copy_out(&src, &self.dir(vid), staging.as_ref(), dir, false).map(drop)?))
     }
 
     /// The record of a volume made from a source, after checking the request fits the source.

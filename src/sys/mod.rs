@@ -1,6 +1,5 @@
 //! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
 
-mod copy;
 mod error;
 mod fake;
 mod fdmount;
@@ -12,6 +11,7 @@ mod place;
 mod statx;
 pub use statx::{identity as statx_identity, mount_root_attr};
 mod tools;
+pub mod tree;
 
 pub use error::{Error, Result};
 pub use fake::{Call, FakeHost};
@@ -162,9 +162,9 @@ pub trait Host: Send + Sync + Debug {
     /// Whether `path` lies on a btrfs filesystem.
     fn is_btrfs(&self, path: &Path) -> Result<bool>;
 
-    /// Copies the directory tree `source` to the new directory `dest`, keeping owners, modes,
-    /// links, sparse files and extended attributes (reflinks where possible).
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()>;
+    /// Copies the directory tree `source` to `dest` (new, or an empty mount point) with the
+    /// tree engine ([`tree::copy_tree`]): what a pod wrote is copied as data, never followed.
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<tree::CopyReport>;
     /// Freezes the filesystem mounted at `mountpoint` (FIFREEZE) so its device is consistent.
     fn freeze(&self, mountpoint: &Place) -> Result<()>;
     /// Thaws a filesystem frozen by [`Host::freeze`] (FITHAW).
@@ -174,7 +174,7 @@ pub trait Host: Send + Sync + Debug {
     fn memory_available(&self) -> Result<u64>;
 
     /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<()>;
+    fn copy_file(&self, source: &Path, dest: &Path) -> Result<tree::Copied>;
 
     /// Renames the directory `from` (strata's own, under its data root) to `to`, which must not
     /// exist; what is mounted inside it and the loop devices backed by files inside it follow.
