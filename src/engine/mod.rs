@@ -236,6 +236,7 @@ impl Engine {
     fn create_empty(&self, req: &CreateRequest) -> Result<Volume> {
         validate::id("volume", &req.id)?;
         capacity::allocation(req.backend, &req.parameters)?;
+        mount_policy::devices(req.backend, &req.parameters)?;
         if req.capacity == 0 {
             return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
@@ -373,6 +374,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         marked: Vec::new(),
         source: None,
         grow_fs: false,
+        omitted: record::Omitted::default(),
     }
 }
 
