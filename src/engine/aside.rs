@@ -14,7 +14,7 @@ use std::os::unix::fs::DirBuilderExt;
 /// The suffix of a volume being created aside.
 pub(super) const NEW: &str = ".new";
 /// The suffix of a volume being deleted.
-const DEL: &str = ".del";
+pub(super) const DEL: &str = ".del";
 
 /// Removes an older strata's intent files from a volume directory (after a repair).
 pub(super) fn drop_old_intents(dir: &VolumeDir) -> Result<()> {
@@ -35,7 +35,7 @@ const BTRFS_SUBVOLUME_INO: u64 = 256;
 pub(super) const OLD_INTENTS: [&str; 2] = [".creating", ".deleting"];
 
 impl Engine {
-    fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
+    pub(super) fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("volumes").join(format!(".{id}{suffix}")))
     }
 

@@ -198,7 +198,12 @@ impl Engine {
                     tracing::warn!(id, %reason, "volume quarantined");
                     bad.push(Quarantine { id, reason });
                 }
-                Err(e) => return Err(e),
+                // Unreadable (a permission, an I/O error): this volume waits for an operator,
+                // the others are served.
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "volume unreadable");
+                    bad.push(Quarantine { id, reason: e.to_string() });
+                }
             }
         }
         Ok((good, bad))

@@ -82,9 +82,7 @@ impl Engine {
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
         let access = &match access {
-            Access::Mount { flags } => {
-                Access::Mount { flags: mount_policy::for_volume(&vol, Use::Stage, flags)? }
-            }
+            Access::Mount { flags } => Access::Mount { flags: mount_policy::for_volume(&vol, Use::Stage, flags)? },
             Access::Block => Access::Block,
         };
         if matches!(access, Access::Block) && !vol.backend.supports_block() {

@@ -25,7 +25,12 @@ fn log_copy(what: &str, id: &str, from: &str, report: &crate::sys::tree::CopyRep
         "{what} copied"
     );
     if report.devices_skipped > 0 {
-        tracing::warn!(id, from, devices = report.devices_skipped, "{what} left out device nodes: a copy is data, not devices");
+        tracing::warn!(
+            id,
+            from,
+            devices = report.devices_skipped,
+            "{what} left out device nodes: a copy is data, not devices"
+        );
     }
 }
 
@@ -58,10 +63,10 @@ impl Engine {
     }
 
     /// Removes every snapshot copy an interrupted CreateSnapshot or DeleteSnapshot left (at start).
-    pub(super) fn remove_snapshot_temps(&self) -> Vec<String> {
+    /// One that cannot be removed is moved to `snapshots/.quarantine/` for an operator.
+    pub(super) fn remove_snapshot_temps(&self, report: &mut super::reconcile::Report) {
         let dir = self.cfg.root.join("snapshots");
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let temp = VolumeDir(entry.path());
@@ -70,11 +75,19 @@ impl Engine {
                 (true, _, true) => self.remove_deleted_snapshot(&temp),
                 _ => continue,
             };
-            if done.is_ok() {
-                removed.push(format!("removed {} left by an interrupted snapshot call", temp.0.display()));
+            match done {
+                Ok(()) => {
+                    report.actions.push(format!("removed {} left by an interrupted snapshot call", temp.0.display()))
+                }
+                Err(e) => {
+                    let left = match super::quarantine::set_aside(&temp.0) {
+                        Ok(to) => format!("moved to {}", to.display()),
+                        Err(moving) => format!("left there ({moving})"),
+                    };
+                    report.errors.push(format!("leftover {} could not be removed: {e}; {left}", temp.0.display()));
+                }
             }
         }
-        removed
     }
 
     fn snapshot_record(&self, id: &str) -> std::path::PathBuf {

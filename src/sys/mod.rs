@@ -222,16 +222,22 @@ pub fn loops_for<'a>(loops: &'a [LoopDevice], file: &Path) -> Vec<&'a LoopDevice
         .collect()
 }
 
-/// The loop devices backed by files under `dir`: by device and inode (whatever path the kernel
-/// shows, which is relative to the namespace and mount that attached them), else by path.
+/// How deep [`loops_under`] looks for images: a scratch directory's `root/volumes/<id>/disk.img`
+/// on a scratch filesystem's mount.
+const IMAGE_DEPTH: usize = 6;
+
+/// The loop devices backed by files under `dir` (a scratch directory of the bench or the tests,
+/// or `volumes/`): by device and inode (whatever path the kernel shows, which is relative to the
+/// namespace and mount that attached them), else by path. It looks [`IMAGE_DEPTH`] levels down,
+/// never into a volume's `data` (the pod's) and never through a symlink.
 pub fn loops_under<'a>(loops: &'a [LoopDevice], dir: &Path) -> Vec<&'a LoopDevice> {
     let mut files = std::collections::HashSet::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
+    let mut stack = vec![(dir.to_owned(), 0)];
+    while let Some((d, depth)) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let Ok(t) = entry.file_type() else { continue };
-            if t.is_dir() {
-                stack.push(entry.path());
+            if t.is_dir() && depth < IMAGE_DEPTH && entry.file_name() != "data" {
+                stack.push((entry.path(), depth + 1));
             } else if t.is_file() {
                 files.extend(file_identity(&entry.path()));
             }

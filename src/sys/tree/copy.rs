@@ -10,6 +10,7 @@ use super::stack::DirStack;
 use super::walk::{At, Leave, Step, Visitor};
 use rustix::fs::{FileType, Mode, OFlags};
 use rustix::io::Errno;
+use std::ffi::{CStr, CString};
 use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 
@@ -36,7 +37,9 @@ pub struct CopyReport {
 /// Copies the tree below the open directory `src` into the open, empty directory `dest`, and
 /// gives `dest` the owner, mode, attributes and times of `src`.
 pub(super) fn copy(src: OwnedFd, dest: OwnedFd, shown: &Path) -> Result<CopyReport> {
+    let nodev = rustix::fs::fstatvfs(&src).map_err(|e| fail_at(Fail::Io("statvfs", e), shown))?.f_flag;
     let mut copier = Copier {
+        nodev: nodev.contains(rustix::fs::StatVfsMountFlags::NODEV),
         dest: DirStack::new(dest),
         links: Links::default(),
         report: CopyReport::default(),
@@ -46,6 +49,17 @@ pub(super) fn copy(src: OwnedFd, dest: OwnedFd, shown: &Path) -> Result<CopyRepo
     let meta = Meta::of_fd(&src).map_err(|f| fail_at(f, shown))?;
     meta.apply(src.as_fd(), copier.dest.root()).map_err(|f| fail_at(f, shown))?;
     Ok(copier.report)
+}
+
+/// `openat`, again without `O_NOATIME` where the kernel refuses it (a file of another owner
+/// without CAP_FOWNER).
+fn open_file(dir: BorrowedFd<'_>, name: &CStr, flags: OFlags) -> std::result::Result<OwnedFd, Errno> {
+    match rustix::fs::openat(dir, name, flags, Mode::empty()) {
+        Err(Errno::PERM) if flags.contains(OFlags::NOATIME) => {
+            rustix::fs::openat(dir, name, flags - OFlags::NOATIME, Mode::empty())
+        }
+        other => other,
+    }
 }
 
 fn fail_at(fail: Fail, path: &Path) -> Error {
@@ -60,6 +74,9 @@ fn open_proc_fd() -> std::result::Result<OwnedFd, Fail> {
 }
 
 struct Copier {
+    /// The source's mount is `nodev`: opening a device node there fails without touching the
+    /// device, so files are opened for reading at once.
+    nodev: bool,
     dest: DirStack,
     links: Links,
     report: CopyReport,
@@ -67,6 +84,11 @@ struct Copier {
 }
 
 impl Visitor for Copier {
+    /// Files are looked at once opened; directories once open.
+    fn wants_stat(file_type: FileType) -> bool {
+        !matches!(file_type, FileType::RegularFile | FileType::Directory)
+    }
+
     fn entry(&mut self, at: &At<'_>, root_dev: u64) -> std::result::Result<Step, Fail> {
         let kind = at.meta.kind();
         if kind != Type::Dir && at.meta.is_mount(root_dev) {
@@ -75,7 +97,7 @@ impl Visitor for Copier {
         }
         match kind {
             Type::Dir => Ok(Step::Descend),
-            Type::File => self.file(at),
+            Type::File => self.file(at, root_dev),
             Type::Symlink => self.symlink(at),
             Type::Special => self.special(at),
             Type::Device => {
@@ -110,7 +132,7 @@ impl Copier {
     /// Makes the directory `name` in the destination (0700 until its own mode is set when it
     /// is done) and opens it; one already there (a name listed twice while the source changed)
     /// is opened as it is.
-    fn make_dir(&self, name: &std::ffi::CStr) -> std::result::Result<OwnedFd, Fail> {
+    fn make_dir(&self, name: &CStr) -> std::result::Result<OwnedFd, Fail> {
         match rustix::fs::mkdirat(self.dest.top(), name, Mode::from_raw_mode(0o700)) {
             Ok(()) | Err(Errno::EXIST) => {}
             Err(e) => return Err(Fail::Io("make directory", e)),
@@ -119,26 +141,35 @@ impl Copier {
         rustix::fs::openat(self.dest.top(), name, flags, Mode::empty()).map_err(Fail::io("open"))
     }
 
-    /// A regular file: opened as a path, checked to be the file looked at, then read through
-    /// `/proc/self/fd` (a device node swapped in is never opened).
-    fn file(&mut self, at: &At<'_>) -> std::result::Result<Step, Fail> {
-        let flags = OFlags::PATH | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let path = match rustix::fs::openat(at.dir, at.name, flags, Mode::empty()) {
+    /// A regular file: opened as a path, checked to be a regular file (the one looked at, when
+    /// it was), then read through `/proc/self/fd` (a device node swapped in is never opened).
+    fn file(&mut self, at: &At<'_>, root_dev: u64) -> std::result::Result<Step, Fail> {
+        let flags = match self.nodev {
+            true => OFlags::RDONLY | OFlags::NONBLOCK | OFlags::NOCTTY | OFlags::NOATIME,
+            false => OFlags::PATH,
+        };
+        let path = match open_file(at.dir, at.name, flags | OFlags::NOFOLLOW | OFlags::CLOEXEC) {
             Ok(fd) => fd,
             Err(Errno::NOENT) => return Ok(Step::Next),
+            // A symlink or a device node (on a nodev mount) swapped in: look again.
+            Err(Errno::LOOP | Errno::ACCESS) => return Ok(Step::Retry),
             Err(e) => return Err(Fail::Io("open", e)),
         };
         let meta = Meta::of_fd(&path)?;
-        if meta.kind() != Type::File || meta.id() != at.meta.id() {
+        if meta.kind() != Type::File || (at.meta.ino != 0 && meta.id() != at.meta.id()) {
             return Ok(Step::Retry);
+        }
+        if meta.is_mount(root_dev) {
+            self.report.mounts_skipped += 1;
+            return Ok(Step::Next);
         }
         if meta.nlink > 1 && self.links.link(&meta, self.dest.root(), self.dest.top(), at.name)? {
             self.report.hard_links += 1;
             return Ok(Step::Next);
         }
-        let src = self.reopen(&path)?;
+        let src = if self.nodev { path } else { self.reopen(&path)? };
         let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-        let dst = match rustix::fs::openat(self.dest.top(), at.name, flags, Mode::from_raw_mode(0o600)) {
+        let dst = match rustix::fs::openat(self.dest.top(), at.name, flags, meta.permissions()) {
             Ok(fd) => fd,
             Err(Errno::EXIST) => return Ok(Step::Next),
             Err(e) => return Err(Fail::Io("create", e)),
@@ -158,12 +189,8 @@ impl Copier {
     /// its access time where the kernel allows.
     fn reopen(&self, path: &OwnedFd) -> std::result::Result<OwnedFd, Fail> {
         let name = path.as_raw_fd().to_string();
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK;
-        match rustix::fs::openat(&self.proc_fd, name.as_str(), flags | OFlags::NOATIME, Mode::empty()) {
-            Err(Errno::PERM) => rustix::fs::openat(&self.proc_fd, name.as_str(), flags, Mode::empty()),
-            other => other,
-        }
-        .map_err(Fail::io("open"))
+        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOCTTY | OFlags::NONBLOCK | OFlags::NOATIME;
+        open_file(self.proc_fd.as_fd(), &CString::new(name).unwrap_or_default(), flags).map_err(Fail::io("open"))
     }
 
     fn symlink(&mut self, at: &At<'_>) -> std::result::Result<Step, Fail> {

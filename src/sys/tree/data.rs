@@ -27,6 +27,9 @@ pub(super) fn copy(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> Result
         rustix::fs::ftruncate(dst, len).map_err(Fail::io("set the length of"))?;
         return Ok(Copied { bytes: 0, reflinked: true });
     }
+    if len == 0 {
+        return Ok(Copied::default());
+    }
     // The whole length first: capacity accounting counts an image's unwritten length as
     // promised, so a copy in progress promises all it will hold.
     rustix::fs::ftruncate(dst, len).map_err(Fail::io("set the length of"))?;

@@ -59,7 +59,7 @@ impl Meta {
         }
     }
 
-    /// An entry known only by its type (from a directory listing).
+    /// An entry known only by its type (from a directory listing): no identity (inode 0).
     pub(super) fn of_type(file_type: rustix::fs::FileType) -> Meta {
         let (time, mount_root) = ((0, 0), Some(false));
         Meta {
@@ -122,8 +122,15 @@ impl Meta {
     /// them).
     pub(super) fn apply(&self, from: BorrowedFd<'_>, to: BorrowedFd<'_>) -> Result<(), Fail> {
         let (uid, gid) = (Uid::from_raw(self.uid), Gid::from_raw(self.gid));
-        rustix::fs::fchown(to, Some(uid), Some(gid)).map_err(Fail::io("set the owner of"))?;
-        rustix::fs::fchmod(to, self.permissions()).map_err(Fail::io("set the mode of"))?;
+        let owned = (self.uid, self.gid) == owner();
+        if !owned {
+            rustix::fs::fchown(to, Some(uid), Some(gid)).map_err(Fail::io("set the owner of"))?;
+        }
+        // A file made with these permissions has them already, unless the umask took some or
+        // they carry set-id or sticky bits (which creation drops and a change of owner clears).
+        if !owned || self.mode & 0o7000 != 0 || self.mode & umask() != 0 || self.kind() == Type::Dir {
+            rustix::fs::fchmod(to, self.permissions()).map_err(Fail::io("set the mode of"))?;
+        }
         copy_xattrs(from, to)?;
         rustix::fs::futimens(to, &self.times()).map_err(Fail::io("set the times of"))
     }
@@ -141,6 +148,23 @@ impl Meta {
         }
         rustix::fs::utimensat(dir, name, &self.times(), AtFlags::SYMLINK_NOFOLLOW).map_err(Fail::io("set the times of"))
     }
+}
+
+/// Who owns what this process makes (its effective user and group; strata never changes them).
+fn owner() -> (u32, u32) {
+    static OWNER: std::sync::OnceLock<(u32, u32)> = std::sync::OnceLock::new();
+    *OWNER.get_or_init(|| (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw()))
+}
+
+/// This process's umask (from `/proc/self/status`, read once: strata never changes it); every
+/// bit set when it cannot be read, so modes are always set then.
+fn umask() -> u32 {
+    static UMASK: std::sync::OnceLock<u32> = std::sync::OnceLock::new();
+    *UMASK.get_or_init(|| {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        let field = status.lines().find_map(|l| l.strip_prefix("Umask:"));
+        field.and_then(|v| u32::from_str_radix(v.trim(), 8).ok()).unwrap_or(0o7777)
+    })
 }
 
 /// The most bytes of extended attribute names, and of one value, that Linux allows (XATTR_LIST_MAX,

@@ -38,7 +38,9 @@ struct Remove<'a> {
 }
 
 impl Visitor for Remove<'_> {
-    const FULL_STAT: bool = false;
+    fn wants_stat(_file_type: rustix::fs::FileType) -> bool {
+        false
+    }
 
     fn entry(&mut self, at: &At<'_>, _root_dev: u64) -> std::result::Result<Step, Fail> {
         if at.depth == 1 && self.last == Some(at.name) {

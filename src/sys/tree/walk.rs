@@ -57,9 +57,13 @@ pub(super) struct At<'a> {
 
 /// What one kind of walk (copy, usage, mount check, removal) does at each step.
 pub(super) trait Visitor {
-    /// Whether entries need their full `statx`; else a directory entry's type is enough (from
-    /// `getdents64`, with `statx` only where the filesystem does not say).
-    const FULL_STAT: bool = true;
+    /// Whether an entry of this type (as the directory listing says) needs its full `statx`
+    /// before [`Visitor::entry`]; else the type is enough (the visitor looks at what it opens,
+    /// and a directory's `statx` is taken from its descriptor once open). An entry of unknown
+    /// type, and one looked at again after it changed, always gets its `statx`.
+    fn wants_stat(_file_type: FileType) -> bool {
+        true
+    }
     /// One entry below the root (never `.` or `..`); `root_dev` is the device of the root.
     fn entry(&mut self, at: &At<'_>, root_dev: u64) -> std::result::Result<Step, Fail>;
     /// The directory entry `at`, which [`Visitor::entry`] descends into, is open as `dir`.
@@ -189,8 +193,8 @@ impl Walk<'_> {
     /// Visits one entry of the deepest directory, descending into it when the visitor asks.
     fn visit<V: Visitor>(&mut self, entry: Pending, visitor: &mut V) -> Result<()> {
         let fail = |walk: &Self, f| walk.fail(f, Some(&entry.name));
-        for _ in 0..TRIES {
-            let meta = match self.look::<V>(&entry) {
+        for attempt in 0..TRIES {
+            let meta = match self.look::<V>(&entry, attempt > 0) {
                 Ok(Some(meta)) => meta,
                 Ok(None) => return self.finished(&entry),
                 Err(f) => return Err(fail(self, f)),
@@ -222,8 +226,8 @@ impl Walk<'_> {
 
     /// The entry's metadata (`None`: it is gone). Visitors that need only the type get it from
     /// the directory listing where the filesystem gives it.
-    fn look<V: Visitor>(&self, entry: &Pending) -> std::result::Result<Option<Meta>, Fail> {
-        if !V::FULL_STAT && entry.file_type != FileType::Unknown {
+    fn look<V: Visitor>(&self, entry: &Pending, again: bool) -> std::result::Result<Option<Meta>, Fail> {
+        if !again && entry.file_type != FileType::Unknown && !V::wants_stat(entry.file_type) {
             return Ok(Some(Meta::of_type(entry.file_type)));
         }
         match Meta::of_entry(self.dirs.top(), &entry.name) {
@@ -243,7 +247,7 @@ impl Walk<'_> {
     /// directory that was looked at (swapped meanwhile).
     fn descend<V: Visitor>(&mut self, entry: &Pending, meta: &Meta, fd: OwnedFd, visitor: &mut V) -> Result<bool> {
         let opened = Meta::of_fd(&fd).map_err(|f| self.fail(f, Some(&entry.name)))?;
-        if V::FULL_STAT && opened.id() != meta.id() {
+        if meta.ino != 0 && opened.id() != meta.id() {
             return Ok(false);
         }
         let at = At { depth: self.parents.len() + 1, dir: self.dirs.top(), name: &entry.name, meta: &opened };
