@@ -4,6 +4,9 @@
 
 mod csi_support;
 
+use csi_support::raw::{
+    CONTINUATION, DATA, END_HEADERS, END_STREAM, GOAWAY, HEADERS, PREFACE, RST_STREAM, SETTINGS, frame,
+};
 use csi_support::*;
 use std::io::{Read, Write};
 use std::os::unix::net::UnixStream;
@@ -23,25 +26,8 @@ const AFTER_MARGIN: u64 = 4 * MIB;
 /// The connection limit of `serve` when no `--max-connections` is given.
 const DEFAULT_LIMIT: usize = 256;
 
-const PREFACE: &[u8] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
-const DATA: u8 = 0x0;
-const HEADERS: u8 = 0x1;
-const RST_STREAM: u8 = 0x3;
-const SETTINGS: u8 = 0x4;
-const GOAWAY: u8 = 0x7;
-const CONTINUATION: u8 = 0x9;
-const END_STREAM: u8 = 0x1;
-const END_HEADERS: u8 = 0x4;
 const ENHANCE_YOUR_CALM: u32 = 0xb;
 const FRAME: usize = 16 * 1024;
-
-fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = (payload.len() as u32).to_be_bytes();
-    let mut out = vec![len[1], len[2], len[3], kind, flags];
-    out.extend_from_slice(&stream.to_be_bytes());
-    out.extend_from_slice(payload);
-    out
-}
 
 /// The preface, an empty SETTINGS, and a header block of `block` bytes that never ends: a
 /// HEADERS frame without END_HEADERS and CONTINUATIONs without it either.
@@ -118,6 +104,7 @@ impl Horde {
     /// Starts `HOSTILE` connections that each send `bytes`; returns once every one has sent
     /// them or been cut off.
     fn start(sock: &Path, bytes: Vec<u8>) -> Horde {
+        raise_fd_limit();
         let bytes = Arc::new(bytes);
         let release = Arc::new(AtomicBool::new(false));
         let (tx, rx) = mpsc::channel();
@@ -141,6 +128,19 @@ impl Horde {
         self.release.store(true, Ordering::SeqCst);
         self.threads.into_iter().map(|t| t.join().unwrap()).collect()
     }
+}
+
+/// Lets this process open as many files as its hard limit allows: the tests here hold 500
+/// sockets each, and may run side by side, over a soft limit of 1024.
+fn raise_fd_limit() {
+    let mut lim = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit and setrlimit only read and write the rlimit passed to them.
+    unsafe {
+        assert_eq!(libc::getrlimit(libc::RLIMIT_NOFILE, &mut lim), 0);
+        lim.rlim_cur = lim.rlim_max;
+        assert_eq!(libc::setrlimit(libc::RLIMIT_NOFILE, &lim), 0);
+    }
+    assert!(lim.rlim_cur >= 2048, "this test needs 2048 open files; the hard limit is {}", lim.rlim_cur);
 }
 
 /// A `kB` field of /proc/<pid>/status (VmRSS, VmHWM), in bytes.
@@ -330,11 +330,13 @@ fn request_fields(big: &[u8], times: usize) -> Vec<(Vec<u8>, Vec<u8>)> {
     fields
 }
 
-/// Reads the server's frames until stream `last` ends; returns, per stream, its header fields
-/// (decoded in order) and the code of its RST_STREAM.
-fn read_streams(c: &mut UnixStream, last: u32) -> std::collections::HashMap<u32, (Vec<(String, String)>, Option<u32>)> {
+/// Per stream: its header fields (decoded in order) and the code of its RST_STREAM.
+type Streams = std::collections::HashMap<u32, (Vec<(String, String)>, Option<u32>)>;
+
+/// Reads the server's frames until stream `last` ends.
+fn read_streams(c: &mut UnixStream, last: u32) -> Streams {
     let mut decoder = loona_hpack::Decoder::new();
-    let mut seen: std::collections::HashMap<u32, (Vec<(String, String)>, Option<u32>)> = Default::default();
+    let mut seen = Streams::default();
     loop {
         let mut head = [0u8; 9];
         c.read_exact(&mut head).expect("the server keeps the connection");
