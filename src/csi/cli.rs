@@ -109,6 +109,9 @@ pub struct ServeArgs {
     /// `tmpfs=1.5` accepts tmpfs volumes up to 1.5x available memory in total.
     #[arg(long = "overcommit", value_parser = crate::engine::Overcommit::parse_pair)]
     pub overcommit: Vec<(Kind, f64)>,
+    /// The most client connections served at once; more wait until one closes.
+    #[arg(long, default_value_t = super::server::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }
 
 impl ServeArgs {
