@@ -99,8 +99,10 @@ impl Driver {
                 all.extend(bad.into_iter().map(Listed::Quarantined));
                 all.sort_by(|a, b| a.id().cmp(b.id()));
                 let (page, next) = paging::page(all, Listed::id, &token, max, "volume")?;
-                let good: Vec<Volume> =
-                    page.iter().filter_map(|l| if let Listed::Good(v) = l { Some((**v).clone()) } else { None }).collect();
+                let good: Vec<Volume> = page
+                    .iter()
+                    .filter_map(|l| if let Listed::Good(v) = l { Some((**v).clone()) } else { None })
+                    .collect();
                 let conditions = e.volume_conditions(&good)?;
                 Ok((page, conditions, next))
             })
