@@ -35,7 +35,8 @@ impl Drop for WorkDir {
         let left = unmount_under(&self.path);
         detach_loops_under(&self.path);
         if left == 0 {
-            let _ = std::fs::remove_dir_all(&self.path);
+            // The bench's volumes hold what its workloads wrote: removed by the tree engine.
+            let _ = crate::sys::tree::remove_tree(&self.path);
         } else {
             eprintln!("bench: {left} mounts remain under {}; leaving it in place", self.path.display());
         }

@@ -291,11 +291,7 @@ impl Host for FakeHost {
 
     fn btrfs_subvolume_delete(&self, path: &Path) -> Result<()> {
         drop(self.record("SubvolumeDelete", Call::SubvolumeDelete { path: path.into() })?);
-        std::fs::remove_dir_all(path).map_err(|source| Error::Io {
-            what: "delete subvolume",
-            path: path.into(),
-            source,
-        })
+        Ok(super::tree::remove_tree(path)?)
     }
 
     fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
