@@ -107,7 +107,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     if let Some(listener) = metrics_listener {
         let ops = Arc::new(metrics::Ops::default());
-        serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start));
+        let survey_every = Duration::from_secs(30);
+        serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start, survey_every));
         driver = driver.counted(ops);
     }
     let driver = Arc::new(driver);

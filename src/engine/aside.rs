@@ -42,10 +42,13 @@ impl Engine {
     /// Makes `vol` aside (`fill` makes its storage), writes its record there and renames the
     /// whole into place; on failure removes what it made. `dir` holds no volume (the caller
     /// loaded it under the lock), only perhaps what an older strata's interrupted call left.
+    /// `count` puts the volume in the capacity ledger once its storage and record are made,
+    /// before the rename (a crash after it leaves the ledger promising too much, not too little).
     pub(super) fn make_volume(
         &self,
         vol: &mut Volume,
         fill: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>,
+        count: impl FnOnce(&Volume, &VolumeDir) -> Result<()>,
     ) -> Result<()> {
         let dir = self.dir(&vol.id);
         self.remove_leftover(&dir)?;
@@ -58,6 +61,7 @@ impl Engine {
         let made = fill(vol, &aside)
             .and_then(|()| record::write_fresh(&aside.record(), &*vol))
             .inspect(|()| crashpoint::hit("create:recorded"))
+            .and_then(|()| count(vol, &aside))
             .and_then(|()| self.rename_durably(&aside, &dir));
         if let Err(e) = made {
             let _ = self.remove_leftover(&aside);
@@ -83,11 +87,18 @@ impl Engine {
         let aside = self.aside(&vol.id, DEL);
         self.remove_leftover(&aside)?;
         let dir = self.dir(&vol.id);
-        self.rename_durably(&dir, &aside)?;
+        self.uncounted(vol, || self.rename_durably(&dir, &aside))?;
         crashpoint::hit("delete:unrecorded");
         let removed = self.remove_aside(&aside, Some(vol));
-        if removed.is_err() && aside.record().exists() && self.host.rename_dir(&aside.0, &dir.0).is_err() {
-            tracing::warn!(id = vol.id, aside = %aside.0.display(), "a delete that failed is left aside");
+        if removed.is_err() && aside.record().exists() {
+            let back = self.accounts().and_then(|mut accounts| {
+                self.host.rename_dir(&aside.0, &dir.0)?;
+                accounts.ledger.add(&self.share(vol, &dir));
+                accounts.save()
+            });
+            if let Err(e) = back {
+                tracing::warn!(id = vol.id, aside = %aside.0.display(), error = %e, "a delete that failed is left aside");
+            }
         }
         removed
     }

@@ -9,6 +9,7 @@ mod exhausted;
 mod health;
 mod inspect;
 mod isolate;
+pub mod ledger;
 pub mod lock;
 pub mod mount_policy;
 mod node;
@@ -258,10 +259,11 @@ impl Engine {
             return same_volume(&existing, asked, fs_type).map(|()| existing);
         }
         let req = &sized;
-        let _reserved = self.reserve(req.backend, req.capacity)?;
+        let mut reserved = self.reserve(req.backend, req.capacity)?;
         let mut vol = new_record(req, fs_type);
         let backend = self.backend(vol.backend);
-        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?))?;
+        let count = |vol: &Volume, dir: &VolumeDir| reserved.count(&self.share(vol, dir));
+        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?), count)?;
         Ok(vol)
     }
 
@@ -306,10 +308,13 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         if bytes > vol.capacity {
-            let _reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
-            self.backend(vol.backend).expand(&vol, &self.dir(id), bytes)?;
+            let mut reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
+            let dir = self.dir(id);
+            let before = self.share(&vol, &dir);
+            self.backend(vol.backend).expand(&vol, &dir, bytes)?;
             vol.capacity = bytes;
             vol.grow_fs = vol.backend.formats();
+            reserved.recount(&before, &self.share(&vol, &dir))?;
             self.save(&vol)?;
         }
         if vol.grow_fs {
