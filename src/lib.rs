@@ -8,4 +8,5 @@ pub mod flex;
 pub mod kubectl;
 pub mod metrics;
 pub mod migrate;
+pub mod quantity;
 pub mod sys;

@@ -71,3 +71,22 @@ fn an_unreachable_endpoint_says_why_and_where() {
     assert!(err.contains(&format!("tried socket {}", s.sock.display())), "{err}");
     assert!(!err.contains("transport error"), "{err}");
 }
+
+/// One quantity grammar for every size flag, Kubernetes' own: `1.5Gi` is taken as it is in a
+/// PVC, and `100m` (milli, a typo for `M`) is refused by the parser with that hint.
+#[test]
+fn size_flags_take_kubernetes_quantities() {
+    require_root();
+    let s = Server::start();
+    let out = s.client(&["-o", "json", "create-volume", "half", "--size", "1.5Gi"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["capacity_bytes"], 3u64 << 29);
+    let out = s.client(&["create-volume", "exp", "--size", "2e6"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let out = s.client(&["create-volume", "milli", "--size", "100m"]);
+    assert!(!out.status.success());
+    assert!(stderr_of(&out).contains("milli") && stderr_of(&out).contains("--size"), "{}", stderr_of(&out));
+    let out = s.client(&["expand", &format!("half@{NODE}"), "--size", "1.75Gi"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+}

@@ -47,8 +47,8 @@ pub struct RepairArgs {
     pub rebuild: Option<String>,
     /// The capacity of the rebuilt volume (64Mi, 10Gi, bytes); dir and btrfs volumes keep no
     /// size of their own and get 1Gi without it.
-    #[arg(long, value_name = "SIZE", requires = "rebuild")]
-    pub capacity: Option<String>,
+    #[arg(long, value_name = "SIZE", requires = "rebuild", value_parser = crate::quantity::parse_bytes)]
+    pub capacity: Option<u64>,
     /// Move this volume's directory aside to <root>/volumes/.quarantine/<id>.<time>; refused while the
     /// kernel shows the volume mounted.
     #[arg(long, value_name = "VOLUME_ID")]
@@ -166,12 +166,12 @@ pub enum ClientCommand {
     CreateVolume {
         /// The volume's name (the CO's idempotency key; the same name gives the same volume).
         name: String,
-        /// Required size (bytes, or 64Mi, 1Gi, 1G ...).
-        #[arg(long)]
-        size: Option<String>,
-        /// Size limit.
-        #[arg(long)]
-        limit: Option<String>,
+        /// Required size: a Kubernetes quantity (64Mi, 1.5Gi, 500M, 1e9, bytes).
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        size: Option<u64>,
+        /// Size limit (a quantity).
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        limit: Option<u64>,
         /// StorageClass parameter key=value (repeatable), e.g. backend=loop.
         #[arg(long = "param", value_parser = parse_pair)]
         params: Vec<(String, String)>,
@@ -201,9 +201,9 @@ pub enum ClientCommand {
     Expand {
         /// The volume's id, as CreateVolume returned it.
         volume_id: String,
-        /// The new size (bytes, or 64Mi, 1Gi, 1G ...).
-        #[arg(long)]
-        size: String,
+        /// The new size: a Kubernetes quantity (64Mi, 1.5Gi, 500M, 1e9, bytes).
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        size: u64,
     },
     /// NodeExpandVolume: grow the volume's storage and filesystem on its node.
     NodeExpand {
@@ -212,9 +212,9 @@ pub enum ClientCommand {
         /// Where the volume is published or staged.
         #[arg(long)]
         path: PathBuf,
-        /// The new size; without it, only a pending filesystem growth is finished.
-        #[arg(long)]
-        size: Option<String>,
+        /// The new size (a quantity); without it, only a pending filesystem growth is finished.
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        size: Option<u64>,
     },
     /// CreateSnapshot.
     CreateSnapshot {

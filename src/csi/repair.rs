@@ -20,11 +20,7 @@ pub fn run(args: &RepairArgs) -> ExitCode {
 fn repair(args: &RepairArgs) -> Result<(), String> {
     let engine = Engine::new(Config::new(&args.root), Arc::new(crate::sys::LinuxHost)).map_err(|e| e.to_string())?;
     if let Some(id) = &args.rebuild {
-        let capacity = match &args.capacity {
-            Some(s) => Some(super::convert::parse_size(s).ok_or_else(|| format!("--capacity {s:?} is not a size"))?),
-            None => None,
-        };
-        let vol = engine.repair_rebuild(id, capacity).map_err(|e| e.to_string())?;
+        let vol = engine.repair_rebuild(id, args.capacity).map_err(|e| e.to_string())?;
         let staged =
             vol.staging.as_ref().map_or("not staged".to_owned(), |s| format!("staged at {}", s.path.display()));
         println!(

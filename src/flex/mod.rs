@@ -43,7 +43,6 @@ mod health;
 mod logging;
 mod mount;
 pub mod options;
-pub mod quantity;
 pub mod reply;
 pub mod secret;
 mod stdio;

@@ -1,10 +1,10 @@
 //! The `<json>` argument: kubelet's `kubernetes.io/*` keys merged with the user's options.
 
-use super::quantity::parse_bytes;
 use super::secret::{Secret, Secrets};
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::{quote, validate};
+use crate::quantity::parse_bytes;
 use crate::sys::FsType;
 use std::collections::BTreeMap;
 

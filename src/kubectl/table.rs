@@ -49,25 +49,11 @@ pub fn output<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce(&[T])
 /// quantity (`53115920384`, `50652Mi`).
 pub fn quantity(q: Option<&str>) -> String {
     let Some(q) = q else { return "<none>".to_owned() };
-    let Ok(bytes) = crate::flex::quantity::parse_bytes(q) else { return q.to_owned() };
+    let Ok(bytes) = crate::quantity::parse_rounded_up(q) else { return q.to_owned() };
     human(bytes)
 }
 
-/// `bytes` in the largest binary unit that keeps it at least 1 (one decimal when not whole).
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["", "Ki", "Mi", "Gi", "Ti", "Pi"];
-    let mut unit = 0;
-    let mut scaled = bytes as f64;
-    while scaled >= 1024.0 && unit < UNITS.len() - 1 {
-        scaled /= 1024.0;
-        unit += 1;
-    }
-    if (scaled - scaled.round()).abs() < 0.05 {
-        format!("{}{}", scaled.round(), UNITS[unit])
-    } else {
-        format!("{scaled:.1}{}", UNITS[unit])
-    }
-}
+pub use crate::quantity::human;
 
 #[cfg(test)]
 mod tests {

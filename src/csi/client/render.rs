@@ -47,21 +47,10 @@ fn scalar(v: &Value, key: &str) -> String {
     };
     match v.as_i64() {
         Some(n) if key.contains("bytes") || key.contains("capacity") || key.contains("size") => {
-            format!("{plain} ({})", human_bytes(n))
+            format!("{plain} ({})", u64::try_from(n).map_or_else(|_| n.to_string(), crate::quantity::human))
         }
         _ => plain,
     }
-}
-
-fn human_bytes(n: i64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// The canonical name of a gRPC code (`NOT_FOUND`).
@@ -211,10 +200,9 @@ mod tests {
     fn text_output_is_indented_with_human_sizes() {
         let v = json!({"volume_id": "v@n", "capacity_bytes": 1073741824, "ctx": {"backend": "dir"}, "list": []});
         let out = text(&v);
-        assert!(out.contains("capacity_bytes: 1073741824 (1.0 GiB)\n"), "{out}");
+        assert!(out.contains("capacity_bytes: 1073741824 (1Gi)\n"), "{out}");
         assert!(out.contains("ctx:\n  backend: dir\n"), "{out}");
         assert!(out.contains("list:\n  (none)\n"), "{out}");
-        assert_eq!(human_bytes(512), "512 B");
     }
 
     #[test]

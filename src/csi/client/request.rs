@@ -3,7 +3,7 @@
 
 use super::{data, render};
 use crate::csi::cli::{AccessModeArg, CapArgs, ClientCommand};
-use crate::csi::convert::{self, parse_size};
+use crate::csi::convert::{self, i64_of};
 use crate::csi::proto::controller_client::ControllerClient;
 use crate::csi::proto::node_client::NodeClient;
 use crate::csi::proto::volume_capability::access_mode::Mode;
@@ -26,8 +26,8 @@ pub async fn single(
                 volume_content_source: data::content_source(from_snapshot, from_volume),
                 name,
                 capacity_range: Some(p::CapacityRange {
-                    required_bytes: bytes(size.as_deref())?,
-                    limit_bytes: bytes(limit.as_deref())?,
+                    required_bytes: size.map_or(0, i64_of),
+                    limit_bytes: limit.map_or(0, i64_of),
                 }),
                 volume_capabilities: vec![capability(&cap)],
                 parameters: params.into_iter().collect(),
@@ -131,14 +131,6 @@ fn mode(m: AccessModeArg) -> Mode {
         AccessModeArg::MultiNodeSingleWriter => Mode::MultiNodeSingleWriter,
         AccessModeArg::MultiNodeMultiWriter => Mode::MultiNodeMultiWriter,
     }
-}
-
-/// A size argument in bytes (0 when absent).
-pub fn bytes(size: Option<&str>) -> Result<i64, Status> {
-    let Some(s) = size else { return Ok(0) };
-    parse_size(s)
-        .and_then(|b| i64::try_from(b).ok())
-        .ok_or_else(|| Status::invalid_argument(format!("{s:?} is not a size like 4096, 64Mi or 1G")))
 }
 
 pub fn text(path: &Path) -> String {

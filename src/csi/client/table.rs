@@ -116,14 +116,7 @@ fn health(entry: &Value) -> Option<String> {
 
 /// A byte count as a Kubernetes quantity: exact (`64Mi`) where it divides, else one decimal.
 fn size(v: &Value) -> Option<String> {
-    const UNITS: [(&str, u64); 5] =
-        [("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
-    let n = v.as_u64()?;
-    Some(match UNITS.iter().find(|(_, u)| n >= *u) {
-        None => n.to_string(),
-        Some((name, u)) if n % u == 0 => format!("{}{name}", n / u),
-        Some((name, u)) => format!("{:.1}{name}", n as f64 / *u as f64),
-    })
+    v.as_u64().map(crate::quantity::human)
 }
 
 /// An age as kubectl shows it: `45s`, `12m`, `5h`, `3d`.
