@@ -138,7 +138,7 @@ fn kubelet_escapes_and_pod_keys_are_accepted() {
     let json = kubelet_json(&[
         &[("kubernetes.io/fsType", ""), ("kubernetes.io/pvOrVolumeName", "pv-esc"), ("kubernetes.io/readwrite", "rw")],
         &[("kubernetes.io/pod.name", "<web>&co"), ("kubernetes.io/mounterArgs.FsGroup", "2000")],
-        &[("note", "a<b>&c\u{2028}"), ("size", "1Mi")],
+        &[("kubernetes.io/pod.namespace", "a<b>&c\u{2028}"), ("size", "1Mi")],
     ]);
     assert!(json.contains("\\u003cweb\\u003e\\u0026co") && json.contains("\\u2028"), "{json}");
     w.run(&["mount", dir.to_str().expect("utf-8"), &json]).ok();
