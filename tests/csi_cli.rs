@@ -27,13 +27,45 @@ fn global_options_work_after_the_subcommand() {
 }
 
 #[test]
-fn both_binaries_print_their_version() {
-    for bin in [BIN, env!("CARGO_BIN_EXE_strata-flex")] {
+fn every_binary_prints_its_version_and_commit() {
+    for bin in [BIN, env!("CARGO_BIN_EXE_strata-flex"), env!("CARGO_BIN_EXE_kubectl-strata")] {
         let out = Command::new(bin).arg("--version").output().unwrap();
         assert!(out.status.success());
         let name = std::path::Path::new(bin).file_name().unwrap().to_str().unwrap();
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("{name} {}\n", env!("CARGO_PKG_VERSION")));
+        let text = String::from_utf8(out.stdout).unwrap();
+        assert_eq!(text, format!("{name} {}\n", strata::BUILD));
+        // The commit this tree was built from (this checkout is a git work tree).
+        let head = Command::new("git").args(["rev-parse", "--short=12", "HEAD"]).output().unwrap();
+        let head = String::from_utf8(head.stdout).unwrap();
+        assert!(
+            !head.trim().is_empty() && text.contains(&format!("(commit {}", &head.trim()[..7])),
+            "{text} vs {head}"
+        );
     }
+}
+
+#[test]
+fn completions_and_man_pages_are_generated_from_the_command_line() {
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(BIN).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{shell}: {}", stderr_of(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        for word in ["strata-csi", "create-volume", "list-volumes", "--rename-node"] {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let man = dir.path().join("man1");
+    let out = Command::new(BIN).arg("man").arg(&man).output().unwrap();
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let listed = String::from_utf8(out.stdout).unwrap();
+    for page in ["strata-csi.1", "strata-csi-serve.1", "strata-csi-client-create-volume.1", "strata-flex.1"] {
+        let text = std::fs::read_to_string(man.join(page)).unwrap_or_else(|e| panic!("{page}: {e}"));
+        assert!(text.starts_with(".ie") || text.contains(".TH"), "{page} is not a man page");
+        assert!(listed.contains(page), "{listed}");
+    }
+    let serve = std::fs::read_to_string(man.join("strata-csi-serve.1")).unwrap();
+    assert!(serve.contains("STRATA_NODE_ID") && serve.contains("rename\\-node"), "{serve}");
 }
 
 #[test]

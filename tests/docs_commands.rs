@@ -128,8 +128,8 @@ fn the_cli_page_runs_as_written() {
 #[test]
 fn the_readme_runs_as_written() {
     let out = run_doc("README.md");
-    assert!(out.contains(&format!("strata-csi {}\n", env!("CARGO_PKG_VERSION"))), "{out}");
-    assert!(out.contains(&format!("strata-flex {}\n", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(out.contains(&format!("strata-csi {}\n", strata::BUILD)), "{out}");
+    assert!(out.contains(&format!("strata-flex {}\n", strata::BUILD)), "{out}");
     assert!(out.contains("deleted: demo@demo-node"), "{out}");
 }
 

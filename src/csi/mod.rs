@@ -14,6 +14,7 @@ mod expand;
 mod identity;
 mod inspect;
 mod limits;
+mod manual;
 mod node;
 mod paging;
 mod probe;
@@ -145,7 +146,7 @@ impl Driver {
             match &result {
                 Ok(_) if changes => tracing::info!("ok"),
                 Ok(_) => tracing::debug!("ok"),
-                Err(st) => tracing::warn!(code = ?st.code(), message = st.message(), "failed"),
+                Err(st) => tracing::warn!(code = ?st.code(), error = st.message(), "failed"),
             }
             result
         }

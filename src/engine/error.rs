@@ -43,6 +43,18 @@ pub enum Error {
     Record { path: PathBuf, reason: String },
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(
+        "the data root {} is held by another strata-csi serve (pid {}, listening at {}): one server per \
+         root; stop that one first, or give this one a root of its own",
+        root.display(), holder.pid, holder.endpoint
+    )]
+    RootHeld { root: PathBuf, holder: super::claim::Holder },
+    #[error(
+        "the data root {} belongs to node {recorded:?} (its volume ids name that node), not to {asked:?}: \
+         start with --node-id {recorded}, or give its volumes to {asked} deliberately with --rename-node",
+        root.display()
+    )]
+    NodeMismatch { root: PathBuf, recorded: String, asked: String },
     #[error(transparent)]
     Backend(#[from] crate::backend::Error),
 }

@@ -19,7 +19,7 @@ pub use cluster::Kubectl;
 
 /// `kubectl strata`.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-strata", version, about = "strata's volumes, nodes and snapshots, from the cluster")]
+#[command(name = "kubectl-strata", version = crate::BUILD, about = "strata's volumes, nodes and snapshots, from the cluster")]
 pub struct Cli {
     /// The kubeconfig file kubectl uses.
     #[arg(long, global = true)]
@@ -116,10 +116,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let kubectl = Kubectl::from_env(&cli);
     match run(&cli, &kubectl) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => crate::stdout::write(text.as_bytes()),
         Err(e) => {
             eprintln!("kubectl strata: error: {e}");
             ExitCode::FAILURE

@@ -16,7 +16,7 @@ pub use flex_pv::{FLEX_DRIVER, affinity_nodes};
 pub use output::migrate;
 
 use clap::Args as ClapArgs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -79,12 +79,7 @@ pub fn run(args: Args) -> ExitCode {
             for note in notes {
                 eprintln!("note: {note}");
             }
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
-                eprintln!("strata-csi migrate-pv: cannot write the output: {e}");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
+            crate::stdout::write(yaml.as_bytes())
         }
         Err(e) => {
             eprintln!("strata-csi migrate-pv: error: {e}");

@@ -6,23 +6,21 @@ use crate::csi::cli::OutputFormat;
 use serde_json::{Value, json};
 
 /// Prints an answer: in `format` if one is asked for, else as `table` (list commands), else as text.
-#[allow(clippy::print_stdout)] // the client's output is its job
 pub fn answer(value: &Value, format: Option<OutputFormat>, table: Option<fn(&Value) -> String>) {
     match (format, table) {
-        (Some(f), _) => println!("{}", encode(value, f)),
-        (None, Some(table)) => print!("{}", table(value)),
-        (None, None) => print!("{}", render::text(value)),
+        (Some(f), _) => crate::stdout::print(&format!("{}\n", encode(value, f))),
+        (None, Some(table)) => crate::stdout::print(&table(value)),
+        (None, None) => crate::stdout::print(&render::text(value)),
     }
 }
 
 /// Prints a failure: one line on stderr, and for `-o` the error object on stdout as well.
-#[allow(clippy::print_stderr, clippy::print_stdout)]
 pub fn failure(format: Option<OutputFormat>, code: &str, message: &str) {
     let message = one_line(message);
     if let Some(f) = format {
-        println!("{}", encode(&json!({"error": {"code": code, "message": message}}), f));
+        crate::stdout::print(&format!("{}\n", encode(&json!({"error": {"code": code, "message": message}}), f)));
     }
-    eprintln!("error: {code}: {message}");
+    crate::stdout::error(&format!("error: {code}: {message}"));
 }
 
 fn encode(value: &Value, format: OutputFormat) -> String {
