@@ -122,3 +122,51 @@ fn size_flags_take_kubernetes_quantities() {
     let out = s.client(&["expand", &format!("half@{NODE}"), "--size", "1.75Gi"]);
     assert!(out.status.success(), "{}", stderr_of(&out));
 }
+
+/// Runs `cmd` with a stdout whose reader is already gone (what `| head` leaves once it has
+/// read enough): it must end quietly, with 141 (as if killed by SIGPIPE) or 0, and no panic.
+#[track_caller]
+fn quiet_on_closed_stdout(cmd: &mut Command, what: &str) {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let out = cmd.stdout(std::process::Stdio::from(writer)).stderr(std::process::Stdio::piped()).output().unwrap();
+    let err = stderr_of(&out);
+    // 141 from strata's own output, 0 from clap's (--help), which drops what it cannot write.
+    assert!(matches!(out.status.code(), Some(141 | 0)), "{what}: {out:?}");
+    assert!(!err.contains("panicked") && !err.contains("Broken pipe"), "{what}: {err}");
+}
+
+#[test]
+fn a_closed_stdout_ends_every_printing_subcommand_quietly() {
+    require_root();
+    let s = Server::start();
+    for i in 0..3 {
+        assert!(s.client(&["create-volume", &format!("v{i}"), "--size", "1Mi"]).status.success());
+    }
+    let ep = s.endpoint();
+    let root = s.root.to_str().unwrap();
+    let man = s.dir.path().join("man");
+    let pv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/flex/examples/pv-pvc-pod.yaml");
+    let csi: Vec<Vec<&str>> = vec![
+        vec!["client", "--endpoint", &ep, "list-volumes", "-o", "json"],
+        vec!["client", "--endpoint", &ep, "list-volumes"],
+        vec!["client", "--endpoint", &ep, "info"],
+        vec!["client", "--endpoint", &ep, "caps", "-o", "yaml"],
+        vec!["client", "--endpoint", &ep, "get-volume", "v0@node-a"],
+        vec!["client", "--endpoint", &ep, "get-volume", "nope", "-o", "json"],
+        vec!["inspect", "v1", "--root", root, "-o", "json"],
+        vec!["inspect", "v1", "--root", root],
+        vec!["repair", "--root", root],
+        vec!["migrate-pv", pv.to_str().unwrap()],
+        vec!["completions", "bash"],
+        vec!["man", man.to_str().unwrap()],
+        vec!["--help"],
+    ];
+    for args in &csi {
+        quiet_on_closed_stdout(Command::new(BIN).args(args), &format!("strata-csi {args:?}"));
+    }
+    let flex = env!("CARGO_BIN_EXE_strata-flex");
+    for args in [&["--help"][..], &["--version"], &["check"]] {
+        quiet_on_closed_stdout(Command::new(flex).args(args), &format!("strata-flex {args:?}"));
+    }
+}

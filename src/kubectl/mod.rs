@@ -83,6 +83,11 @@ pub enum Error {
     NoKubectl { program: String, source: std::io::Error },
     #[error("cannot reach the cluster: {message}")]
     NoCluster { message: String },
+    #[error(
+        "no kubeconfig found: no --kubeconfig was given, {env}, and {home} does not exist, so kubectl tried \
+         localhost:8080; point --kubeconfig or KUBECONFIG at your cluster's kubeconfig"
+    )]
+    NoKubeconfig { env: String, home: String },
     #[error("no permission: {message}")]
     Forbidden { message: String },
     #[error("the cluster has no {resource} (is the CRD installed?): {message}")]

@@ -2,7 +2,8 @@
 //! engine volume, so a volume moves from FlexVolume to CSI without copying a byte.
 //!
 //! The input is one PV, several YAML documents, or a `List` (YAML or JSON, as `kubectl get pv -o
-//! yaml` prints it). The options are read exactly as `strata-flex` reads them at mount time
+//! yaml` prints it). Each strata/flex PV is converted; every other document (a claim, a pod, a
+//! PV of another driver) is left out with a note. The options are read exactly as `strata-flex` reads them at mount time
 //! ([`crate::flex::options::parse`] over kubelet's key merge), so the CSI PV names the volume that
 //! `strata-flex` mounted: engine id `volumeID` (or the PV name) on the owning node, as the CSI
 //! volume id `<engine id>@<node tag>` ([`crate::csi::volume_id`]). Everything that cannot be
@@ -47,6 +48,8 @@ pub enum Error {
     Parse { reason: String },
     #[error("the input holds no PersistentVolume")]
     Empty,
+    #[error("the input holds no PersistentVolume of strata/flex: {held}")]
+    NoFlexPv { held: String },
     #[error("document {index} is a {kind}, not a PersistentVolume")]
     NotAPv { index: usize, kind: String },
     #[error("PV {name:?} does not use strata/flex (it is {found}); migrate-pv only adopts strata/flex volumes")]

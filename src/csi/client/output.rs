@@ -17,10 +17,10 @@ pub fn answer(value: &Value, format: Option<OutputFormat>, table: Option<fn(&Val
 /// Prints a failure: one line on stderr, and for `-o` the error object on stdout as well.
 pub fn failure(format: Option<OutputFormat>, code: &str, message: &str) {
     let message = one_line(message);
+    crate::stdout::error(&format!("error: {code}: {message}"));
     if let Some(f) = format {
         crate::stdout::print(&format!("{}\n", encode(&json!({"error": {"code": code, "message": message}}), f)));
     }
-    crate::stdout::error(&format!("error: {code}: {message}"));
 }
 
 fn encode(value: &Value, format: OutputFormat) -> String {
