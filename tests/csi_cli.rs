@@ -170,3 +170,22 @@ fn a_closed_stdout_ends_every_printing_subcommand_quietly() {
         quiet_on_closed_stdout(Command::new(flex).args(args), &format!("strata-flex {args:?}"));
     }
 }
+
+/// DeleteVolume answers OK for an unknown id (the spec's idempotence); the client asks first and
+/// says that nothing was there instead of "deleted".
+#[test]
+fn deleting_a_volume_that_does_not_exist_says_so() {
+    require_root();
+    let s = Server::start();
+    assert!(s.client(&["create-volume", "t2", "--size", "1Mi"]).status.success());
+    let out = s.client(&["delete-volume", "t2"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr_of(&out);
+    assert!(err.contains("no volume \"t2\": strata volume ids look like <name>@<node>"), "{err}");
+    assert!(err.contains("nothing was deleted") && out.stdout.is_empty(), "{err}");
+    let out = s.client(&["delete-volume", "gone@node-a"]);
+    assert!(!out.status.success() && stderr_of(&out).contains("gone does not exist; nothing was deleted"));
+    let out = s.client(&["delete-volume", "t2@node-a"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "deleted: t2@node-a\n");
+}

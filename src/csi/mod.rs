@@ -100,11 +100,17 @@ impl Driver {
                 id.node_tag,
                 self.opts.node_id
             ))),
-            None => {
-                Err(Status::not_found(format!("volume {} does not exist (not a strata volume id)", quote(volume_id))))
-            }
+            None => Err(not_a_volume_id(volume_id)),
         }
     }
+}
+
+/// NOT_FOUND for an id that is not of strata's form (`<name>@<node>`), saying what the form is.
+fn not_a_volume_id(volume_id: &str) -> Status {
+    Status::not_found(format!(
+        "no volume {}: strata volume ids look like <name>@<node> (client list-volumes shows them)",
+        quote(volume_id)
+    ))
 }
 
 impl Driver {

@@ -39,6 +39,7 @@ pub async fn single(
             Ok(vol.as_ref().map(render::volume).unwrap_or(Value::Null))
         }
         ClientCommand::DeleteVolume { volume_id } => {
+            exists(ctl, &volume_id).await?;
             ctl.delete_volume(p::DeleteVolumeRequest { volume_id: volume_id.clone(), ..Default::default() }).await?;
             Ok(json!({"deleted": volume_id}))
         }
@@ -130,6 +131,19 @@ fn mode(m: AccessModeArg) -> Mode {
         AccessModeArg::MultiNodeReaderOnly => Mode::MultiNodeReaderOnly,
         AccessModeArg::MultiNodeSingleWriter => Mode::MultiNodeSingleWriter,
         AccessModeArg::MultiNodeMultiWriter => Mode::MultiNodeMultiWriter,
+    }
+}
+
+/// NOT_FOUND when the driver says (ControllerGetVolume) that no volume `volume_id` exists:
+/// DeleteVolume answers OK for an unknown id, as the spec asks, so "deleted" would claim what
+/// did not happen. A driver without ControllerGetVolume is not asked.
+async fn exists(ctl: &mut ControllerClient<Channel>, volume_id: &str) -> Result<(), Status> {
+    let asked = ctl.controller_get_volume(p::ControllerGetVolumeRequest { volume_id: volume_id.to_owned() }).await;
+    match asked {
+        Err(st) if st.code() == tonic::Code::NotFound => {
+            Err(Status::not_found(format!("{}; nothing was deleted", st.message())))
+        }
+        _ => Ok(()),
     }
 }
 
