@@ -233,3 +233,35 @@ fn the_strict_check_refuses_a_repeated_key() {
     assert!(check_line(r#"{"a":1} trailing"#).is_err());
     assert!(check_line("[1]").is_err());
 }
+
+/// A TCP endpoint logs the address it bound (port 0 resolved) and that it has no
+/// authentication, and a client reaches it there.
+#[test]
+fn a_tcp_endpoint_logs_its_real_address_and_warns() {
+    require_root();
+    let dir = tempfile::tempdir().unwrap();
+    let log_path = dir.path().join("serve.log");
+    let mut child = Command::new(BIN)
+        .args(["serve", "--endpoint", "tcp://127.0.0.1:0", "--node-id", "n", "--root"])
+        .arg(dir.path().join("root"))
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let endpoint = loop {
+        let log = std::fs::read_to_string(&log_path).unwrap();
+        if let Some(line) = log.lines().find(|l| l.contains("serving")) {
+            break line.split("endpoint=").nth(1).unwrap().split_whitespace().next().unwrap().to_owned();
+        }
+        assert!(Instant::now() < deadline && child.try_wait().unwrap().is_none(), "{log}");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let log = std::fs::read_to_string(&log_path).unwrap();
+    assert!(endpoint.starts_with("tcp://127.0.0.1:") && !endpoint.ends_with(":0"), "{endpoint}");
+    assert!(log.contains("WARN") && log.contains("no authentication"), "{log}");
+    let out = Command::new(BIN).args(["client", "info", "--endpoint", &endpoint]).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), Signal::SIGTERM);
+    child.wait().unwrap();
+    cleanup(dir.path());
+}
