@@ -254,6 +254,33 @@ async fn capacity_is_real_free_space_on_this_node_only() {
     assert_eq!(code(c.ctl.get_capacity(dir_block).await), Code::InvalidArgument);
 }
 
+/// The base's strata-btrfs class on a node without btrfs: the capacity tracker polls it forever,
+/// so it gets 0 bytes (the scheduler then never picks the node), not an error per poll; the
+/// server says once, at start, which backends are off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_not_enabled_has_no_capacity_and_no_error() {
+    let mut s = Server::start_with(&["--backends", "dir,loop,tmpfs"]);
+    let mut c = s.clients().await;
+    for _ in 0..3 {
+        let btrfs = p::GetCapacityRequest {
+            accessible_topology: Some(strata::csi::convert::topology(NODE)),
+            parameters: params(&[("backend", "btrfs")]),
+            volume_capabilities: vec![mount_cap()],
+        };
+        let cap = c.ctl.get_capacity(btrfs).await.unwrap().into_inner();
+        assert_eq!((cap.available_capacity, cap.maximum_volume_size), (0, Some(0)));
+    }
+    let unknown = p::GetCapacityRequest { parameters: params(&[("backend", "zfs")]), ..Default::default() };
+    assert_eq!(code(c.ctl.get_capacity(unknown).await), Code::InvalidArgument, "a typo is still an error");
+    s.stop(nix::sys::signal::Signal::SIGTERM);
+    let log = s.log_text();
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("not enabled")).collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains("backends=btrfs") && said[0].contains("GetCapacity answers 0"), "{log}");
+    let warned = log.lines().filter(|l| l.contains("GetCapacity") && l.contains("WARN")).count();
+    assert_eq!(warned, 1, "only the zfs typo warns: {log}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn controller_capabilities_are_exactly_what_is_implemented() {
     let s = Server::start();

@@ -45,8 +45,17 @@ impl Driver {
         self.blocking(move |e| Ok::<_, Status>(checks(e, &backends, node, &caps::effective()))).await
     }
 
-    /// Logs each check's outcome: at start, so that the log says at once what is not ready.
+    /// Logs each check's outcome: at start, so that the log says at once what is not ready;
+    /// and, once, the backends not enabled, whose GetCapacity is 0 from then on.
     pub async fn log_readiness(&self) {
+        let off: Vec<&str> = Kind::ALL.iter().filter(|k| !self.opts.backends.contains(k)).map(|k| k.as_str()).collect();
+        if !off.is_empty() {
+            tracing::info!(
+                backends = %off.join(","),
+                "not enabled (--backends): GetCapacity answers 0 bytes for them, so the scheduler places none of \
+                 their volumes on this node"
+            );
+        }
         match self.checks().await {
             Ok(checks) => {
                 for c in checks {
