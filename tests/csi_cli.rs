@@ -189,3 +189,25 @@ fn deleting_a_volume_that_does_not_exist_says_so() {
     assert!(out.status.success(), "{}", stderr_of(&out));
     assert_eq!(String::from_utf8_lossy(&out.stdout), "deleted: t2@node-a\n");
 }
+
+/// `-o wide` and `-o name` as `kubectl get` has them, and times a person reads.
+#[test]
+fn wide_and_name_outputs_and_readable_times() {
+    require_root();
+    let s = Server::start();
+    assert!(s.client(&["create-volume", "w1", "--size", "1Mi"]).status.success());
+    assert!(s.client(&["create-snapshot", "snap", "--source", "w1@node-a"]).status.success());
+    let out = s.client(&["create-volume", "w2", "--size", "1Mi", "--from-snapshot", "snap@node-a"]);
+    assert!(out.status.success(), "{}", stderr_of(&out));
+    let stdout = |args: &[&str]| String::from_utf8(s.client(args).stdout).unwrap();
+    assert_eq!(stdout(&["list-volumes", "-o", "name"]), "w1@node-a\nw2@node-a\n");
+    assert_eq!(stdout(&["list-snapshots", "-o", "name"]), "snap@node-a\n");
+    let wide = stdout(&["list-volumes", "-o", "wide"]);
+    assert!(wide.lines().next().unwrap().split_whitespace().rev().take(2).eq(["CONTEXT", "SOURCE"]), "{wide}");
+    assert!(wide.contains("snap@node-a") && wide.contains("backend=dir"), "{wide}");
+    let snaps = stdout(&["list-snapshots", "-o", "wide"]);
+    let created = snaps.lines().nth(1).unwrap().split_whitespace().last().unwrap().to_owned();
+    assert!(humantime::parse_rfc3339(&created).is_ok(), "{snaps}");
+    let text = stdout(&["get-snapshot", "snap@node-a"]);
+    assert!(text.contains(&format!("creation_time: {created}\n")), "not an epoch: {text}");
+}

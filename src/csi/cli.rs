@@ -201,7 +201,8 @@ pub struct ClientArgs {
     /// environment, its own STRATA_ENDPOINT).
     #[arg(long, global = true, env = "STRATA_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: Endpoint,
-    /// Print the full answer as yaml or json instead of the table (lists, capacity) or text.
+    /// Print the full answer as yaml or json instead of the table (lists, capacity) or text;
+    /// `wide` adds columns to a list's table, `name` prints only the ids it names.
     #[arg(short = 'o', long, global = true, value_enum)]
     pub output: Option<OutputFormat>,
     /// The same as `-o json` (kept for scripts).
@@ -221,11 +222,14 @@ impl ClientArgs {
     }
 }
 
-/// `-o`: the full answer for scripts.
+/// `-o`: the full answer for scripts (json, yaml), or as `kubectl get` has them: `wide` (a
+/// list's table with more columns) and `name` (the ids of what the answer names, one a line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Json,
     Yaml,
+    Wide,
+    Name,
 }
 
 #[derive(Debug, Subcommand)]

@@ -30,7 +30,8 @@ pub struct Cli {
     /// The namespace of claims and pods (default: the context's).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    /// Output: a table (default), json or yaml.
+    /// Output: a table (default), wide (a table with more columns), name (`kind/name` per line),
+    /// json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
     /// strata's CSI driver name.
@@ -43,6 +44,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
+    Wide,
+    Name,
     Json,
     Yaml,
 }

@@ -36,10 +36,22 @@ pub fn cell(value: Option<&str>) -> String {
     value.unwrap_or("<none>").to_owned()
 }
 
-/// The rows in `format`: the table `table` builds, or the rows themselves as JSON or YAML.
-pub fn output<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce(&[T]) -> Table) -> Result<String, Error> {
+/// The rows in `format`: the table `table` builds (wide or not), each row's `kind/name` as
+/// `name` gives it (once each, as `kubectl get -o name`), or the rows themselves as JSON or YAML.
+pub fn output<T: Serialize>(
+    format: Format,
+    rows: &[T],
+    table: impl FnOnce(&[T], bool) -> Table,
+    name: impl Fn(&T) -> String,
+) -> Result<String, Error> {
     match format {
-        Format::Table => Ok(table(rows).render()),
+        Format::Table => Ok(table(rows, false).render()),
+        Format::Wide => Ok(table(rows, true).render()),
+        Format::Name => {
+            let mut names: Vec<String> = rows.iter().map(name).collect();
+            names.dedup();
+            Ok(names.into_iter().map(|n| n + "\n").collect())
+        }
         Format::Json => serde_json::to_string_pretty(rows).map(|s| s + "\n").map_err(|e| Error::Encode(e.to_string())),
         Format::Yaml => serde_norway::to_string(rows).map_err(|e| Error::Encode(e.to_string())),
     }

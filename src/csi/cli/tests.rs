@@ -22,7 +22,9 @@ fn client_output_formats() {
     assert_eq!(format(&["--output", "json"]).unwrap(), Some(OutputFormat::Json));
     assert_eq!(format(&["--json"]).unwrap(), Some(OutputFormat::Json));
     assert!(format(&["--json", "-o", "yaml"]).is_err());
-    assert!(format(&["-o", "wide"]).is_err());
+    assert_eq!(format(&["-o", "wide"]).unwrap(), Some(OutputFormat::Wide));
+    assert_eq!(format(&["-o", "name"]).unwrap(), Some(OutputFormat::Name));
+    assert!(format(&["-o", "table"]).is_err());
 }
 
 #[test]

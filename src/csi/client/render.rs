@@ -107,9 +107,16 @@ pub fn snapshot(s: &p::Snapshot) -> Value {
         "snapshot_id": s.snapshot_id,
         "source_volume_id": s.source_volume_id,
         "size_bytes": s.size_bytes,
-        "creation_time": s.creation_time.as_ref().map(|t| t.seconds),
+        "creation_time": s.creation_time.as_ref().and_then(time),
         "ready_to_use": s.ready_to_use,
     })
+}
+
+/// A CSI timestamp as RFC 3339 in UTC, to the second (`2026-12-07T08:21:03Z`).
+fn time(t: &prost_types::Timestamp) -> Option<String> {
+    let secs = u64::try_from(t.seconds).ok()?;
+    let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))?;
+    Some(humantime::format_rfc3339_seconds(at).to_string())
 }
 
 pub fn info(info: &p::GetPluginInfoResponse, probe: &p::ProbeResponse, node: Option<&p::NodeGetInfoResponse>) -> Value {
