@@ -110,7 +110,13 @@ async fn create_validates_its_request() {
     tiny_xfs.capacity_range = Some(p::CapacityRange { required_bytes: 0, limit_bytes: 100 << 20 });
     assert_eq!(code(c.ctl.create_volume(tiny_xfs).await), Code::OutOfRange);
     let huge = create_req("x", 1 << 60, &[]);
-    assert_eq!(code(c.ctl.create_volume(huge).await), Code::ResourceExhausted);
+    let full = c.ctl.create_volume(huge).await.unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted);
+    // Sizes a person reads, with the exact count a script may want beside each.
+    assert!(full.message().contains("1Ei (1152921504606846976 bytes) requested"), "{}", full.message());
+    let refused = c.ctl.create_volume(create_req("y", 0, &[("allocation", "bogus")])).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("allocation \"bogus\""), "the code says the rest: {}", refused.message());
     let mut elsewhere = create_req("x", 0, &[]);
     elsewhere.accessibility_requirements =
         Some(p::TopologyRequirement { requisite: vec![strata::csi::convert::topology("node-b")], preferred: vec![] });

@@ -53,6 +53,16 @@ fn init_succeeds_where_kube_controller_manager_runs_it() {
     w.finish();
 }
 
+/// A mount's reply gives the volume's size as a person reads it, and the exact bytes.
+#[test]
+fn replies_give_sizes_a_person_reads() {
+    let w = World::new();
+    let r = w.mount("p", "pv-h", "rw", &[("size", "1.5Mi")]);
+    assert!(r.ok().message().contains("(dir, 1.5Mi (1572864 bytes)) mounted read-write"), "{r:?}");
+    w.unmount("p", "pv-h").ok();
+    w.finish();
+}
+
 /// The node checks `init` no longer makes are made by `mount`, with the reason.
 #[test]
 fn mount_fails_with_the_reason_when_the_node_is_not_ready() {

@@ -236,7 +236,7 @@ fn expand_as_controller_then_kubelet_grows_a_mounted_xfs_filesystem() {
     let staging = w.staging(vol);
     let mount_path = staging.to_str().expect("utf-8");
     let r = w.run(&["expandfs", &json, "/dev/loop-unused", mount_path, &new, &old]);
-    assert!(r.ok().message().contains("has 1258291200 bytes; its filesystem grew"), "{r:?}");
+    assert!(r.ok().message().contains("has 1.2Gi (1258291200 bytes); its filesystem grew"), "{r:?}");
     let after = fs_bytes(&dir);
     assert!(after > before * 3, "filesystem grew from {before} to {after} bytes");
     w.run(&["expandfs", &json, "", mount_path, &new, &old]).ok();
@@ -398,6 +398,27 @@ fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
     r.failed("is staged by strata-csi at");
     assert!(r.message().contains(csi_staging.to_str().unwrap()), "{r:?}");
     engine.unstage_volume("pv-shared", &csi_staging).expect("CSI unstage");
+    w.finish();
+}
+
+/// The other way round: a CSI stage of a volume a FlexVolume pod uses names strata-flex.
+#[test]
+fn a_csi_stage_of_a_volume_strata_flex_holds_says_so() {
+    let w = World::new();
+    w.mount("pod-a", "pv-held", "rw", &[("backend", "dir")]).ok();
+    let engine = strata::engine::Engine::new(
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
+        std::sync::Arc::new(strata::sys::LinuxHost),
+    )
+    .expect("engine");
+    let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/y/globalmount");
+    std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
+    let access = strata::engine::Access::Mount { flags: vec![] };
+    let err = engine.stage_volume("pv-held", &csi_staging, &access).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("volume pv-held is staged by strata-flex at") && msg.contains("FlexVolume"), "{msg}");
+    assert_eq!(tonic::Status::from(err).code(), tonic::Code::AlreadyExists, "the code operations.md names");
+    w.unmount("pod-a", "pv-held").ok();
     w.finish();
 }
 

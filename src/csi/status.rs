@@ -21,7 +21,7 @@ fn code_of(e: &Error) -> Code {
         Error::InvalidId { .. } | Error::InvalidPath { .. } | Error::InvalidArgument(_) => Code::InvalidArgument,
         Error::VolumeNotFound(_) | Error::SnapshotNotFound(_) => Code::NotFound,
         Error::CapacityBelowSource { .. } | Error::SizeOutOfRange { .. } => Code::OutOfRange,
-        Error::AlreadyExists { .. } => Code::AlreadyExists,
+        Error::AlreadyExists { .. } | Error::StagedByFlex { .. } => Code::AlreadyExists,
         Error::Busy { .. } => Code::Aborted,
         Error::FailedPrecondition { .. }
         | Error::Quarantined { .. }
