@@ -108,6 +108,17 @@ fn the_cli_page_runs_as_written() {
         assert!(out.contains(step), "docs/cli.md did not show {step:?}:\n{out}");
     }
     assert!(out.contains("deleted: demo@demo-node"), "{out}");
+    // The node's identity: refused under another id, renamed on purpose; the generated pages.
+    for step in [
+        "belongs to node \"demo-node\"",
+        "node renamed",
+        "keep@other-node\n",
+        "deleted: keep@other-node",
+        "ok    kubelet dir:",
+        "Usage: strata-flex",
+    ] {
+        assert!(out.contains(step), "docs/cli.md did not show {step:?}:\n{out}");
+    }
     for cmd in [
         "create-volume",
         "stage",
