@@ -185,11 +185,7 @@ fn a_failing_mkfs_is_reported_by_its_first_meaningful_line() {
     let w = World::new();
     let vol = "pv-xfs-shrunk";
     // A 64 MiB image under an xfs record (as an older strata could leave): mkfs.xfs refuses it.
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     let req = strata::engine::CreateRequest {
         id: vol.into(),
         name: vol.into(),
@@ -370,14 +366,17 @@ fn flex_locks_keep_one_file_whatever_the_volumes() {
     r.failed("does not exist");
     assert_eq!(lock_files(), ["ids.lock"]);
     // DeleteVolume (here the engine's, as strata-csi calls it) leaves no lock file behind either.
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     engine.delete_volume("pv-locked").expect("delete");
     assert_eq!(lock_files(), ["ids.lock"]);
     w.finish();
+}
+
+/// The engine over the world's root, as strata-csi opens it (paths under the kubelet dir).
+fn csi_engine(w: &World) -> strata::engine::Engine {
+    let cfg =
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) };
+    strata::engine::Engine::new(cfg, std::sync::Arc::new(strata::sys::LinuxHost)).expect("engine")
 }
 
 #[test]
@@ -385,11 +384,7 @@ fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
     let w = World::new();
     w.mount("pod-a", "pv-shared", "rw", &[("backend", "dir")]).ok();
     w.unmount("pod-a", "pv-shared").ok();
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/x/globalmount");
     std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
     let access = strata::engine::Access::Mount { flags: vec![] };
@@ -406,11 +401,7 @@ fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
 fn a_csi_stage_of_a_volume_strata_flex_holds_says_so() {
     let w = World::new();
     w.mount("pod-a", "pv-held", "rw", &[("backend", "dir")]).ok();
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/y/globalmount");
     std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
     let access = strata::engine::Access::Mount { flags: vec![] };

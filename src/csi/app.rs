@@ -69,7 +69,7 @@ fn limit_malloc_arenas() {
 /// Opens the engine, reconciles the root with the host, and serves.
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let overcommit = args.overcommit()?;
-    let (node_id, from_hostname) = match args.node_id {
+    let (node_id, from_hostname) = match args.node_id.clone() {
         Some(n) if !n.is_empty() => (n, false),
         _ => (hostname()?, true),
     };
@@ -87,16 +87,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         version = crate::BUILD,
         "starting"
     );
-    // The root is this server's, and its volumes this node's, before anything else touches it.
-    let claim = engine::claim::claim(&args.root, &node_id, &args.endpoint.to_string(), args.rename_node).map_err(
-        |e| match e {
-            engine::Error::NodeMismatch { .. } if from_hostname => {
-                format!("{e} (no --node-id was given: the hostname)")
-            }
-            e => e.to_string(),
-        },
-    )?;
-    log_identity(&claim.identity, &node_id);
+    // Held until the server ends: the root is this server's, and its volumes this node's.
+    let _claim = claim_root(&args, &node_id, from_hostname)?;
     let cfg = engine::Config {
         root: args.root.clone(),
         allowed_prefixes: args.allowed_path_prefixes.clone(),
@@ -126,6 +118,21 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
     server::serve(driver, &args.endpoint, drain).await.map_err(|e| e.to_string())
+}
+
+/// Claims the data root for this server and node (see [`engine::claim`]) before anything else
+/// touches it, and says what that did to the node id it records.
+fn claim_root(args: &ServeArgs, node_id: &str, from_hostname: bool) -> Result<engine::claim::RootClaim, String> {
+    let claim = engine::claim::claim(&args.root, node_id, &args.endpoint.to_string(), args.rename_node).map_err(
+        |e| match e {
+            engine::Error::NodeMismatch { .. } if from_hostname => {
+                format!("{e} (no --node-id was given: the hostname)")
+            }
+            e => e.to_string(),
+        },
+    )?;
+    log_identity(&claim.identity, node_id);
+    Ok(claim)
 }
 
 /// Says what the claim of the root did to the node id it records.
