@@ -2,6 +2,7 @@
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind};
 use crate::engine::record::{Access, Staging, Volume};
+use crate::sys::tree::CopyReport;
 use crate::sys::{Host, Place};
 use std::path::Path;
 use std::sync::Arc;
@@ -81,12 +82,14 @@ impl Backend for BtrfsBackend {
         _staging: Option<&Staging>,
         dest: &VolumeDir,
         ro: bool,
-    ) -> Result<()> {
-        Ok(self.host.btrfs_snapshot(&dir.data(), &dest.data(), ro)?)
+    ) -> Result<CopyReport> {
+        self.host.btrfs_snapshot(&dir.data(), &dest.data(), ro)?;
+        Ok(CopyReport::default())
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        Ok(self.host.btrfs_snapshot(&from.data(), &dir.data(), false)?)
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
+        self.host.btrfs_snapshot(&from.data(), &dir.data(), false)?;
+        Ok(CopyReport::default())
     }
 
     fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {

@@ -1,7 +1,9 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
-use super::{Backend, Kind, Result, Usage, VolumeDir, stage_bind, tree};
+use super::{Backend, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
 use crate::engine::record::{Access, Staging, Volume};
+use crate::sys::tree;
+use crate::sys::tree::CopyReport;
 use crate::sys::{Host, Place};
 use std::path::Path;
 use std::sync::Arc;
@@ -21,11 +23,11 @@ impl Backend for DirBackend {
     }
 
     fn provision(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        tree::make_dir(&dir.data(), 0o777)
+        make_dir(&dir.data(), 0o777)
     }
 
     fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        tree::remove_tree(&dir.data())
+        Ok(tree::remove_tree(&dir.data()).map_err(crate::sys::Error::from)?)
     }
 
     fn stage(
@@ -46,9 +48,9 @@ impl Backend for DirBackend {
     /// Capacity is the recorded size; used is what the tree holds; available is bounded by both
     /// the recorded size and the real free space of the filesystem.
     fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
-        let tree = tree::measure(&dir.data())?;
+        let tree = tree::measure(&dir.data()).map_err(crate::sys::Error::from)?;
         let fs = self.host.statvfs(&dir.data())?;
-        Ok(Usage::within(vol.capacity, tree.used_bytes, tree.used_inodes, fs))
+        Ok(Usage::within(vol.capacity, tree.bytes, tree.inodes, fs))
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
@@ -62,15 +64,15 @@ impl Backend for DirBackend {
         _staging: Option<&Staging>,
         dest: &VolumeDir,
         _ro: bool,
-    ) -> Result<()> {
+    ) -> Result<CopyReport> {
         Ok(self.host.copy_tree(&dir.data(), &dest.data())?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
         Ok(self.host.copy_tree(&from.data(), &dir.data())?)
     }
 
     fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
-        tree::remove_tree(&at.data())
+        Ok(tree::remove_tree(&at.data()).map_err(crate::sys::Error::from)?)
     }
 }

@@ -16,8 +16,6 @@ pub enum Error {
     WrongFilesystem { device: PathBuf, found: String, expected: String },
     #[error("{path} is not on btrfs: the btrfs backend needs the data root on a btrfs filesystem")]
     NotBtrfs { path: PathBuf },
-    #[error("refusing to remove {path}: {mount} is mounted inside it")]
-    MountInside { path: PathBuf, mount: PathBuf },
     #[error("the storage of the volume is missing: {path}")]
     Missing { path: PathBuf },
     #[error("{0} does not hold the volume's filesystem; refusing to freeze what is mounted there")]

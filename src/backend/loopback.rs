@@ -3,6 +3,7 @@
 
 use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
+use crate::sys::tree::{Copied, CopyReport};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -227,7 +228,7 @@ impl Backend for LoopBackend {
         staging: Option<&Staging>,
         dest: &VolumeDir,
         _ro: bool,
-    ) -> Result<()> {
+    ) -> Result<CopyReport> {
         self.thaw_leftover(dir)?;
         let frozen = match staging {
             Some(s) if matches!(s.access, Access::Mount { .. }) => Some((s, self.staged_fs(s)?)),
@@ -251,15 +252,15 @@ impl Backend for LoopBackend {
             self.host.thaw(place).or_else(|_| self.host.thaw(place))?;
             std::fs::remove_file(dir.0.join(FROZEN)).map_err(Error::io("remove", dir.0.join(FROZEN)))?;
         }
-        Ok(copied?)
+        Ok(image_report(copied?))
     }
 
     fn recover(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Option<String>> {
         self.thaw_leftover(dir)
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        Ok(self.host.copy_file(&from.image(), &dir.image())?)
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
+        Ok(image_report(self.host.copy_file(&from.image(), &dir.image())?))
     }
 
     /// Grows the copied image to the volume's capacity; the filesystem follows at stage.
@@ -280,6 +281,11 @@ impl Backend for LoopBackend {
             _ => Ok(()),
         }
     }
+}
+
+/// A copy of the image, as a tree copy's report: one file.
+fn image_report(copied: Copied) -> CopyReport {
+    CopyReport { files: 1, bytes: copied.bytes, reflinked: u64::from(copied.reflinked), ..CopyReport::default() }
 }
 
 /// Whether a host error is the kernel's EINVAL (FITHAW on a filesystem that is not frozen).

@@ -5,11 +5,11 @@ mod dir;
 mod error;
 mod loopback;
 mod tmpfs;
-pub(crate) mod tree;
 
 pub use error::{Error, Result};
 
 use crate::engine::record::{Access, Staging, Volume};
+use crate::sys::tree::CopyReport;
 use crate::sys::{FsType, Host, MountEntry, Place};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -191,11 +191,11 @@ pub trait Backend: Send + Sync + Debug {
         _staging: Option<&Staging>,
         _dest: &VolumeDir,
         _readonly: bool,
-    ) -> Result<()> {
+    ) -> Result<CopyReport> {
         Err(Error::Unsupported("snapshots and clones"))
     }
     /// Fills a new volume from a snapshot made by [`Backend::copy_out`].
-    fn copy_in(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir) -> Result<()> {
+    fn copy_in(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir) -> Result<CopyReport> {
         Err(Error::Unsupported("restoring snapshots"))
     }
     /// Sizes a freshly copied volume to its capacity; true when its filesystem must grow at stage.
@@ -210,6 +210,19 @@ pub trait Backend: Send + Sync + Debug {
     /// Removes a copy made by [`Backend::copy_out`]; a copy already gone is fine.
     fn delete_copy(&self, _at: &VolumeDir) -> Result<()> {
         Ok(())
+    }
+}
+
+/// Creates `path` (one level) with mode `mode`, exactly, whatever the umask; an existing
+/// directory is kept.
+pub(crate) fn make_dir(path: &Path, mode: u32) -> Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match std::fs::create_dir(path) {
+        Ok(()) => {
+            std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).map_err(Error::io("chmod", path))
+        }
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(Error::io("create directory", path)(e)),
     }
 }
 

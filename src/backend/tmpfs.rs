@@ -2,8 +2,9 @@
 //! Snapshots are tree copies kept on disk under the root (`snapshots/<id>/data`), so they outlive
 //! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind, tree};
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
 use crate::engine::record::{Access, Staging, Volume};
+use crate::sys::tree::{self, CopyReport};
 use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
 use std::path::Path;
 use std::sync::Arc;
@@ -38,7 +39,7 @@ impl Backend for TmpfsBackend {
 
     /// Mounts the tmpfs at the data directory (also used by reconcile after a reboot).
     fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
-        tree::make_dir(&dir.data(), 0o755)?;
+        make_dir(&dir.data(), 0o755)?;
         if !self.mounted(dir)? {
             self.host.mount(Path::new("tmpfs"), &place_at(&dir.data())?, "tmpfs", &options(vol.capacity))?;
         }
@@ -90,7 +91,7 @@ impl Backend for TmpfsBackend {
         _staging: Option<&Staging>,
         dest: &VolumeDir,
         readonly: bool,
-    ) -> Result<()> {
+    ) -> Result<CopyReport> {
         if !self.mounted(dir)? {
             return Err(Error::Missing { path: dir.data() });
         }
@@ -100,7 +101,7 @@ impl Backend for TmpfsBackend {
         Ok(self.host.copy_tree(&dir.data(), &dest.data())?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
         self.provision(vol, dir)?;
         Ok(self.host.copy_tree(&from.data(), &dir.data())?)
     }
@@ -112,7 +113,7 @@ impl Backend for TmpfsBackend {
     }
 
     fn delete_copy(&self, at: &VolumeDir) -> Result<()> {
-        tree::remove_tree(&at.data())
+        Ok(tree::remove_tree(&at.data()).map_err(crate::sys::Error::from)?)
     }
 
     fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {

@@ -117,7 +117,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let driver = Arc::new(driver);
     driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
-    server::serve(driver, &args.endpoint, drain).await.map_err(|e| e.to_string())
+    let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    server::serve(driver, &args.endpoint, drain, max_connections).await.map_err(|e| e.to_string())
 }
 
 /// Claims the data root for this server and node (see [`engine::claim`]) before anything else

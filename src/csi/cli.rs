@@ -157,6 +157,14 @@ pub struct ServeArgs {
         value_parser = crate::engine::Overcommit::parse_pair
     )]
     pub overcommit: Vec<(Kind, f64)>,
+    /// The most client connections served at once; more wait until one closes.
+    #[arg(
+        long,
+        env = "STRATA_MAX_CONNECTIONS",
+        default_value_t = super::server::MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
+    pub max_connections: u32,
 }
 
 impl ServeArgs {

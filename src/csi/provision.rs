@@ -100,12 +100,14 @@ impl Driver {
         let (page, conditions, next_token) = self
             .blocking(move |e| -> Result<_, Status> {
                 let (good, bad) = e.scan_volumes()?;
-                let mut all: Vec<Listed> = good.into_iter().map(Listed::Good).collect();
+                let mut all: Vec<Listed> = good.into_iter().map(|v| Listed::Good(Box::new(v))).collect();
                 all.extend(bad.into_iter().map(Listed::Quarantined));
                 all.sort_by(|a, b| a.id().cmp(b.id()));
                 let (page, next) = paging::page(all, Listed::id, &token, max, "volume")?;
-                let good: Vec<Volume> =
-                    page.iter().filter_map(|l| if let Listed::Good(v) = l { Some(v.clone()) } else { None }).collect();
+                let good: Vec<Volume> = page
+                    .iter()
+                    .filter_map(|l| if let Listed::Good(v) = l { Some((**v).clone()) } else { None })
+                    .collect();
                 let conditions = e.volume_conditions(&good)?;
                 Ok((page, conditions, next))
             })
@@ -138,7 +140,7 @@ impl Driver {
 /// A volume as ListVolumes shows it: readable, or in quarantine.
 #[derive(Debug)]
 enum Listed {
-    Good(Volume),
+    Good(Box<Volume>),
     Quarantined(Quarantine),
 }
 

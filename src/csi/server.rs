@@ -1,8 +1,10 @@
 //! Serving the CSI services on a unix socket (or TCP) until SIGTERM or SIGINT, then draining the
 //! calls in flight before exiting.
 
+mod slots;
+
 use super::Driver;
-use super::authority::AuthorityFix;
+use super::authority::{AuthorityFix, MAX_FRAME, MAX_HEADER_LIST};
 use super::proto::controller_server::ControllerServer;
 use super::proto::identity_server::IdentityServer;
 use super::proto::node_server::NodeServer;
@@ -13,10 +15,14 @@ use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio_stream::StreamExt;
-use tokio_stream::wrappers::{TcpListenerStream, UnixListenerStream};
 
 /// Mode of the socket: the sidecars (same user or group) may connect, nobody else.
 const SOCKET_MODE: u32 = 0o660;
+
+/// How many client connections are served at once unless `serve --max-connections` says
+/// otherwise: kubelet opens one per call and each sidecar keeps one, so this is far more than a
+/// node needs, and bounds what clients can make the server hold (see docs/security.md).
+pub const MAX_CONNECTIONS: u32 = 256;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -75,8 +81,14 @@ impl std::fmt::Display for Endpoint {
 }
 
 /// Serves until the first SIGTERM or SIGINT, then stops accepting and lets calls in flight
-/// finish; a second signal or `drain` elapsing ends the wait.
-pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) -> Result<(), Error> {
+/// finish; a second signal or `drain` elapsing ends the wait. At most `max_connections` are
+/// served at once; further ones wait in the listen backlog until one closes.
+pub async fn serve(
+    driver: Arc<Driver>,
+    endpoint: &Endpoint,
+    drain: Duration,
+    max_connections: usize,
+) -> Result<(), Error> {
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -95,7 +107,10 @@ pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) ->
     let stop = async {
         let _ = stop_rx.await;
     };
+    // The header-list and frame limits h2 enforces are the ones the `authority` adapter holds to.
     let router = tonic::transport::Server::builder()
+        .http2_max_header_list_size(MAX_HEADER_LIST)
+        .max_frame_size(MAX_FRAME)
         .add_service(IdentityServer::from_arc(driver.clone()))
         .add_service(ControllerServer::from_arc(driver.clone()))
         .add_service(NodeServer::from_arc(driver));
@@ -104,7 +119,7 @@ pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) ->
             let (listener, socket) = bind_unix(path)?;
             tracing::info!(%endpoint, "serving");
             // Any client may connect, whatever it sends as `:authority` (see `authority`).
-            let incoming = UnixListenerStream::new(listener).map(|conn| conn.map(AuthorityFix::new));
+            let incoming = slots::Limited::new(listener, max_connections).map(|conn| conn.map(AuthorityFix::new));
             (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), Some(socket))
         }
         Endpoint::Tcp(addr) => {
@@ -118,7 +133,8 @@ pub async fn serve(driver: Arc<Driver>, endpoint: &Endpoint, drain: Duration) ->
                 "this TCP endpoint has no authentication: anyone who reaches it can create, mount and delete volumes"
             );
             tracing::info!(endpoint = %format!("tcp://{bound}"), "serving");
-            (Box::pin(router.serve_with_incoming_shutdown(TcpListenerStream::new(listener), stop)), None)
+            let incoming = slots::Limited::new(listener, max_connections);
+            (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), None)
         }
     };
     let result = tokio::select! {

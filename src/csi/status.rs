@@ -39,14 +39,25 @@ fn backend_code(e: &BackendError) -> Code {
         BackendError::BlockUnsupported | BackendError::Unsupported(_) => Code::InvalidArgument,
         BackendError::WrongFilesystem { .. }
         | BackendError::NotBtrfs { .. }
-        | BackendError::MountInside { .. }
         | BackendError::Missing { .. }
         | BackendError::NotStagedHere(_) => Code::FailedPrecondition,
         BackendError::Host(HostError::ToolSpawn { .. }) => Code::FailedPrecondition,
+        BackendError::Host(HostError::Tree(t)) => tree_code(t),
         // A process still uses the mount: the CO retries once the pod's containers are gone.
         BackendError::Host(HostError::Unmount { errno: nix::errno::Errno::EBUSY, .. }) => Code::FailedPrecondition,
         BackendError::Host(h) if refused_mount(h) => Code::InvalidArgument,
         BackendError::Host(_) | BackendError::Io { .. } => Code::Internal,
+    }
+}
+
+/// A walk over a volume's contents: a mount inside it waits for its owner to unmount it; a tree
+/// that kept changing while strata copied it is worth a retry.
+fn tree_code(e: &crate::sys::tree::Error) -> Code {
+    use crate::sys::tree::Error as TreeError;
+    match e {
+        TreeError::MountInside { .. } => Code::FailedPrecondition,
+        TreeError::Changed { .. } => Code::Aborted,
+        TreeError::Io { .. } | TreeError::NotADirectory { .. } | TreeError::DestinationExists { .. } => Code::Internal,
     }
 }
 

@@ -7,13 +7,14 @@
 //! per call costs as much as a record's fsync).
 
 use super::{Engine, Error, Result, Volume, crashpoint, record};
-use crate::backend::{Kind, VolumeDir, tree};
+use crate::backend::{Kind, VolumeDir};
+use crate::sys::tree;
 use std::os::unix::fs::DirBuilderExt;
 
 /// The suffix of a volume being created aside.
 pub(super) const NEW: &str = ".new";
 /// The suffix of a volume being deleted.
-const DEL: &str = ".del";
+pub(super) const DEL: &str = ".del";
 
 /// Removes an older strata's intent files from a volume directory (after a repair).
 pub(super) fn drop_old_intents(dir: &VolumeDir) -> Result<()> {
@@ -34,7 +35,7 @@ const BTRFS_SUBVOLUME_INO: u64 = 256;
 pub(super) const OLD_INTENTS: [&str; 2] = [".creating", ".deleting"];
 
 impl Engine {
-    fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
+    pub(super) fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("volumes").join(format!(".{id}{suffix}")))
     }
 
@@ -130,7 +131,7 @@ impl Engine {
             }
         };
         self.backend(vol.backend).delete(vol, at)?;
-        Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE)?)
+        Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE).map_err(crate::sys::Error::from)?)
     }
 
     /// What an aside without a record holds: an image is a loop volume's, a mount on its data

@@ -101,6 +101,7 @@ fn host_resource(e: &HostError) -> Option<Resource> {
         | HostError::Io { source, .. }
         | HostError::Place { source: PlaceError::Io { source, .. }, .. } => Resource::of_io(source),
         HostError::Tool { detail, .. } => Resource::of_text(detail),
+        HostError::Tree(t) => t.errno().and_then(Resource::of_errno),
         HostError::Place { .. } => None,
     }
 }
@@ -116,6 +117,7 @@ fn host_path(e: &HostError) -> Option<&Path> {
         | HostError::Io { path, .. }
         | HostError::Place { path, .. } => Some(path),
         HostError::Copy { to, .. } => Some(to),
+        HostError::Tree(t) => Some(t.path()),
         _ => None,
     }
 }

@@ -199,7 +199,12 @@ impl Engine {
                     tracing::warn!(id, %reason, "volume quarantined");
                     bad.push(Quarantine { id, reason });
                 }
-                Err(e) => return Err(e),
+                // Unreadable (a permission, an I/O error): this volume waits for an operator,
+                // the others are served.
+                Err(e) => {
+                    tracing::warn!(id, error = %e, "volume unreadable");
+                    bad.push(Quarantine { id, reason: e.to_string() });
+                }
             }
         }
         Ok((good, bad))
@@ -237,6 +242,7 @@ impl Engine {
     fn create_empty(&self, req: &CreateRequest) -> Result<Volume> {
         validate::id("volume", &req.id)?;
         capacity::allocation(req.backend, &req.parameters)?;
+        mount_policy::devices(req.backend, &req.parameters)?;
         if req.capacity == 0 {
             return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
@@ -374,6 +380,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         marked: Vec::new(),
         source: None,
         grow_fs: false,
+        omitted: record::Omitted::default(),
     }
 }
 

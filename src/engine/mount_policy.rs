@@ -5,7 +5,9 @@
 //! refused with [`Error::InvalidArgument`], in particular what would change how strata mounts
 //! (`remount`, `bind`, `move`), what strata sets itself (`size=`, `mode=`, `uid=`), what widens
 //! a mount (`suid`, `dev`) and what can take the node down (`errors=panic`). tmpfs volumes
-//! always carry `nosuid,nodev`: a bind remount without them would clear them.
+//! always carry `nosuid,nodev`: a bind remount without them would clear them. `dir` volumes
+//! carry `nodev` unless their class says `devices: allow`: a device node a pod makes in its
+//! volume is never a way to reach a device from another pod that mounts it.
 
 use super::{Error, Result, quote};
 use crate::backend::Kind;
@@ -36,6 +38,34 @@ const XFS_STAGE: [&str; 1] = ["nouuid"];
 
 /// tmpfs volumes are never a way to run setuid programs or reach devices.
 const TMPFS_ALWAYS: [&str; 2] = ["nosuid", "nodev"];
+
+/// The parameter that lets a `dir` volume's mounts reach device nodes (`devices: allow`).
+pub const PARAM_DEVICES: &str = "devices";
+
+/// Whether a volume's parameters let its mounts reach device nodes: `devices: allow`, for `dir`
+/// volumes only (tmpfs volumes never do; strata does not make loop and btrfs mounts `nodev`).
+pub fn devices(kind: Kind, params: &std::collections::BTreeMap<String, String>) -> Result<bool> {
+    match params.get(PARAM_DEVICES).map(String::as_str) {
+        None | Some("" | "deny") => Ok(false),
+        Some("allow") if kind == Kind::Dir => Ok(true),
+        Some("allow") => Err(Error::InvalidArgument(format!(
+            "devices: allow is for dir volumes; a {} volume's mounts are {}",
+            kind.as_str(),
+            if kind == Kind::Tmpfs { "always nodev" } else { "never made nodev by strata" }
+        ))),
+        Some(other) => Err(Error::InvalidArgument(format!("devices {} is neither allow nor deny", quote(other)))),
+    }
+}
+
+/// [`check`] for a mount of `vol`, with `nodev` added to a `dir` volume's mounts unless its
+/// parameters allow devices.
+pub fn for_volume(vol: &super::Volume, at: Use, options: &[String]) -> Result<Vec<String>> {
+    let mut out = check(vol.backend, vol.fs_type, at, options)?;
+    if vol.backend == Kind::Dir && !devices(vol.backend, &vol.parameters)? && !out.iter().any(|o| o == "nodev") {
+        out.push("nodev".to_owned());
+    }
+    Ok(out)
+}
 
 /// Splits every entry on commas, trims, drops empties and checks each option against what a
 /// `kind` volume (of filesystem `fs`, for loop; ext4 when unset) allows for `at`. Returns the

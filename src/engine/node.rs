@@ -82,9 +82,7 @@ impl Engine {
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
         let access = &match access {
-            Access::Mount { flags } => {
-                Access::Mount { flags: mount_policy::check(vol.backend, vol.fs_type, Use::Stage, flags)? }
-            }
+            Access::Mount { flags } => Access::Mount { flags: mount_policy::for_volume(&vol, Use::Stage, flags)? },
             Access::Block => Access::Block,
         };
         if matches!(access, Access::Block) && !vol.backend.supports_block() {
@@ -289,7 +287,7 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
-        let options = mount_policy::check(vol.backend, vol.fs_type, Use::Publish, &opts.options)?;
+        let options = mount_policy::for_volume(&vol, Use::Publish, &opts.options)?;
         if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }

@@ -23,6 +23,21 @@ impl VolumeDir {
     }
 }
 
+/// Moves `dir` (under `volumes/` or `snapshots/`) to `.quarantine/<name>.<unix seconds>` beside
+/// it, for an operator: inside the same directory (which may be a mount of its own), under a
+/// name no id takes. Mounts inside it and loop devices on files in it follow it.
+pub(super) fn set_aside(dir: &Path) -> Result<PathBuf> {
+    let (Some(parent), Some(name)) = (dir.parent(), dir.file_name()) else {
+        return Err(Error::io("move aside", dir)(std::io::ErrorKind::InvalidInput.into()));
+    };
+    let aside = parent.join(".quarantine");
+    super::perm::make_dir(&aside)?;
+    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let to = aside.join(format!("{}.{now}", name.to_string_lossy()));
+    std::fs::rename(dir, &to).map_err(Error::io("move aside", dir))?;
+    Ok(to)
+}
+
 impl Engine {
     /// Reads a volume's record and node state; damage becomes [`Error::Quarantined`].
     pub(super) fn load(&self, id: &str) -> Result<Option<Volume>> {

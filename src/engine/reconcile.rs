@@ -18,7 +18,7 @@ impl Engine {
         let mut report = Report::default();
         self.remove_orphan_dirs(&mut report)?;
         report.actions.extend(self.remove_old_lock_files());
-        report.actions.extend(self.remove_snapshot_temps());
+        self.remove_snapshot_temps(&mut report);
         let (volumes, quarantined) = self.scan_volumes()?;
         for q in quarantined {
             if q.reason.starts_with("node state ") {
@@ -97,7 +97,7 @@ impl Engine {
             };
             match self.finish_asides(&id) {
                 Ok(done) => report.actions.extend(done),
-                Err(e) => report.errors.push(format!("leftover of {id}: {e}")),
+                Err(e) => report.errors.push(self.set_asides_aside(&id, &e)),
             }
         }
         for id in self.volume_ids()? {
@@ -119,6 +119,22 @@ impl Engine {
             }
         }
         Ok(())
+    }
+
+    /// What reconcile does with the leftovers of `id` it could not remove (`e` says why): moves
+    /// them to `volumes/.quarantine/` for an operator, so they block neither the start nor the
+    /// next create of the id. Says what it did.
+    fn set_asides_aside(&self, id: &str, e: &super::Error) -> String {
+        let moved: Vec<String> = [super::aside::NEW, super::aside::DEL]
+            .into_iter()
+            .map(|suffix| self.aside(id, suffix).0)
+            .filter(|dir| dir.exists())
+            .map(|dir| match super::quarantine::set_aside(&dir) {
+                Ok(to) => format!("moved to {}", to.display()),
+                Err(moving) => format!("left at {} ({moving})", dir.display()),
+            })
+            .collect();
+        format!("leftover of {id} could not be removed: {e}; {}", moved.join(", "))
     }
 
     /// Removes the per-id lock files an older strata kept (`locks/<id>.lock`); every lock is

@@ -88,6 +88,33 @@ pub struct Volume {
     /// The device grew (restore into a larger size) and the filesystem must follow at the next stage.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub grow_fs: bool,
+    /// What the copy that made this volume (a clone or a restore) left out of its source.
+    #[serde(default, skip_serializing_if = "Omitted::is_none")]
+    pub omitted: Omitted,
+}
+
+/// What a copy of a volume's tree left out: a snapshot or clone is data, not devices, and what
+/// was mounted inside the tree is not the volume's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Omitted {
+    /// Block and character device nodes.
+    #[serde(default)]
+    pub devices: u64,
+    /// Mounts inside the tree (an empty directory stands in for each).
+    #[serde(default)]
+    pub mounts: u64,
+}
+
+impl Omitted {
+    pub fn is_none(&self) -> bool {
+        *self == Omitted::default()
+    }
+}
+
+impl From<&crate::sys::tree::CopyReport> for Omitted {
+    fn from(r: &crate::sys::tree::CopyReport) -> Omitted {
+        Omitted { devices: r.devices_skipped, mounts: r.mounts_skipped }
+    }
 }
 
 /// What a new volume's contents come from.
@@ -113,6 +140,9 @@ pub struct Snapshot {
     pub created_unix: u64,
     #[serde(default)]
     pub created_nanos: u32,
+    /// What the copy left out of the volume.
+    #[serde(default, skip_serializing_if = "Omitted::is_none")]
+    pub omitted: Omitted,
 }
 
 /// Reads a volume record; `Ok(None)` when there is none.
@@ -252,6 +282,7 @@ mod tests {
             marked: Vec::new(),
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
+            omitted: Omitted { devices: 2, mounts: 0 },
         }
     }
 

@@ -57,12 +57,7 @@ impl Engine {
         if let Some(l) = loop_for(&self.host.loop_list()?, &dir.image()) {
             self.host.loop_detach_backing(&l.device, &dir.image())?;
         }
-        // Inside `volumes/` (which may be a mount of its own), under a name no volume id takes.
-        let aside = self.cfg.root.join("volumes").join(".quarantine");
-        super::perm::make_dir(&aside)?;
-        let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
-        let to = aside.join(format!("{id}.{now}"));
-        std::fs::rename(&dir.0, &to).map_err(Error::io("move aside", &dir.0))?;
+        let to = super::quarantine::set_aside(&dir.0)?;
         tracing::warn!(id, to = %to.display(), "volume set aside");
         Ok(to)
     }

@@ -6,6 +6,34 @@ use crate::backend::VolumeDir;
 use crate::engine::lock::VolumeLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
+/// One line per copy that made a snapshot or a volume: what, from what, how much, how fast, and
+/// what was left out of it.
+fn log_copy(what: &str, id: &str, from: &str, report: &crate::sys::tree::CopyReport, started: std::time::Instant) {
+    let secs = started.elapsed().as_secs_f64();
+    let rate = (report.bytes as f64 / secs.max(1e-6) / f64::from(1 << 20)).round();
+    tracing::info!(
+        id,
+        from,
+        files = report.files,
+        dirs = report.dirs,
+        bytes = report.bytes,
+        reflinked = report.reflinked,
+        devices_left_out = report.devices_skipped,
+        mounts_left_out = report.mounts_skipped,
+        seconds = secs,
+        mib_per_second = rate,
+        "{what} copied"
+    );
+    if report.devices_skipped > 0 {
+        tracing::warn!(
+            id,
+            from,
+            devices = report.devices_skipped,
+            "{what} left out device nodes: a copy is data, not devices"
+        );
+    }
+}
+
 /// What a caller asks for when it takes a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
@@ -30,14 +58,15 @@ impl Engine {
             return Ok(());
         }
         self.backend(kind).delete_copy(temp)?;
-        crate::backend::tree::remove_tree(&temp.0).map_err(Error::from)
+        crate::sys::tree::remove_tree(&temp.0)
+            .map_err(|e| Error::from(crate::backend::Error::from(crate::sys::Error::from(e))))
     }
 
     /// Removes every snapshot copy an interrupted CreateSnapshot or DeleteSnapshot left (at start).
-    pub(super) fn remove_snapshot_temps(&self) -> Vec<String> {
+    /// One that cannot be removed is moved to `snapshots/.quarantine/` for an operator.
+    pub(super) fn remove_snapshot_temps(&self, report: &mut super::reconcile::Report) {
         let dir = self.cfg.root.join("snapshots");
-        let Ok(entries) = std::fs::read_dir(&dir) else { return Vec::new() };
-        let mut removed = Vec::new();
+        let Ok(entries) = std::fs::read_dir(&dir) else { return };
         for entry in entries.flatten() {
             let name = entry.file_name().to_string_lossy().into_owned();
             let temp = VolumeDir(entry.path());
@@ -46,11 +75,19 @@ impl Engine {
                 (true, _, true) => self.remove_deleted_snapshot(&temp),
                 _ => continue,
             };
-            if done.is_ok() {
-                removed.push(format!("removed {} left by an interrupted snapshot call", temp.0.display()));
+            match done {
+                Ok(()) => {
+                    report.actions.push(format!("removed {} left by an interrupted snapshot call", temp.0.display()))
+                }
+                Err(e) => {
+                    let left = match super::quarantine::set_aside(&temp.0) {
+                        Ok(to) => format!("moved to {}", to.display()),
+                        Err(moving) => format!("left there ({moving})"),
+                    };
+                    report.errors.push(format!("leftover {} could not be removed: {e}; {left}", temp.0.display()));
+                }
             }
         }
-        removed
     }
 
     fn snapshot_record(&self, id: &str) -> std::path::PathBuf {
@@ -128,6 +165,7 @@ impl Engine {
             fs_type: vol.fs_type,
             created_unix: now.as_secs(),
             created_nanos: now.subsec_nanos(),
+            omitted: record::Omitted::default(),
         };
         // The copy is made under a temporary name and renamed into place with its record: a
         // kill at any point leaves either the whole snapshot or a temporary that the next try
@@ -137,11 +175,17 @@ impl Engine {
         self.remove_snapshot_temp(&dest, vol.backend)?;
         perm::make_dir(&dest.0)?;
         let staging = self.staged_here(&vol, &self.host.mount_table()?);
+        let started = std::time::Instant::now();
         let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
         crashpoint::hit("snapshot:copied");
+        let mut snap = snap;
         let record = dest.0.join("snapshot.json");
         let final_dir = self.snapshot_dir(&req.id);
         let done = made
+            .map(|report| {
+                log_copy("snapshot", &req.id, &vol.id, &report, started);
+                snap.omitted = (&report).into();
+            })
             .and_then(|()| record::save_json(&record, &snap, record::Durability::Durable))
             .and_then(|()| std::fs::rename(&dest.0, &final_dir.0).map_err(Error::io("rename", &dest.0)));
         if let Err(e) = done {
@@ -223,7 +267,13 @@ impl Engine {
         let vol =
             self.new_volume_like(req, snap.backend, snap.size_bytes, snap.fs_type, Source::Snapshot(sid.into()))?;
         let from = self.snapshot_dir(sid);
-        self.fill(vol, |vol, dir| Ok(self.backend(snap.backend).copy_in(&from, vol, dir)?))
+        self.fill(vol, |vol, dir| {
+            let started = std::time::Instant::now();
+            let report = self.backend(snap.backend).copy_in(&from, vol, dir)?;
+            log_copy("restore", &vol.id, sid, &report, started);
+            vol.omitted = (&report).into();
+            Ok(())
+        })
     }
 
     fn clone_volume(&self, req: &CreateRequest, vid: &str) -> Result<Volume> {
@@ -236,7 +286,13 @@ impl Engine {
         let vol = self.new_volume_like(req, src.backend, src.capacity, src.fs_type, Source::Volume(vid.into()))?;
         let staging = self.staged_here(&src, &self.host.mount_table()?);
         let backend = self.backend(src.backend);
-        self.fill(vol, |_, dir| Ok(backend.copy_out(&src, &self.dir(vid), staging.as_ref(), dir, false)?))
+        self.fill(vol, |vol, dir| {
+            let started = std::time::Instant::now();
+            let report = backend.copy_out(&src, &self.dir(vid), staging.as_ref(), dir, false)?;
+            log_copy("clone", &vol.id, vid, &report, started);
+            vol.omitted = (&report).into();
+            Ok(())
+        })
     }
 
     /// The record of a volume made from a source, after checking the request fits the source.
@@ -266,6 +322,7 @@ impl Engine {
             return Err(Error::CapacityBelowSource { requested: req.capacity, needed: size });
         }
         super::capacity::allocation(backend, &req.parameters)?;
+        super::mount_policy::devices(backend, &req.parameters)?;
         drop(self.reserve(backend, req.capacity)?);
         let mut vol = super::new_record(req, fs_type);
         vol.source = Some(source);
@@ -274,7 +331,7 @@ impl Engine {
 
     /// Makes the new volume's directory, fills it with `copy`, fits it and writes the record;
     /// on any failure removes all of it.
-    fn fill(&self, mut vol: Volume, copy: impl FnOnce(&Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
+    fn fill(&self, mut vol: Volume, copy: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
         let backend = self.backend(vol.backend);
         self.make_volume(&mut vol, |vol, dir| {
             copy(vol, dir)?;

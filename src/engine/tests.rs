@@ -182,7 +182,7 @@ fn publish_needs_stage_and_is_idempotent() {
     f.engine.publish_volume("v", &s, &t, true).unwrap();
     assert_eq!(
         f.host.calls(),
-        vec![Call::Bind { source: s.clone(), target: t.clone(), readonly: true, options: vec![] }]
+        vec![Call::Bind { source: s.clone(), target: t.clone(), readonly: true, options: vec!["nodev".into()] }]
     );
     f.host.clear_calls();
     f.engine.publish_volume("v", &s, &t, true).unwrap();
@@ -241,7 +241,7 @@ fn a_second_stage_with_other_mount_flags_says_mount_flags() {
     let s = f.staging("v");
     f.engine.stage_volume("v", &s, &Access::Mount { flags: vec!["noexec".into()] }).unwrap();
     let e = f.engine.stage_volume("v", &s, &mount_access()).unwrap_err().to_string();
-    assert!(e.contains("with mount flags [noexec], and this call asks for []"), "{e}");
+    assert!(e.contains("with mount flags [noexec,nodev], and this call asks for [nodev]"), "{e}");
     assert!(!e.contains("access type"), "{e}");
 }
 

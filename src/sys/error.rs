@@ -30,4 +30,6 @@ pub enum Error {
     Place { path: PathBuf, source: super::PlaceError },
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(transparent)]
+    Tree(#[from] super::tree::Error),
 }

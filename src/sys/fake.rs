@@ -319,24 +319,9 @@ impl Host for FakeHost {
         Ok(true)
     }
 
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()> {
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<super::tree::CopyReport> {
         drop(self.record("CopyTree", Call::CopyTree { source: source.into(), dest: dest.into() })?);
-        match std::fs::create_dir(dest) {
-            Err(e) if e.kind() != std::io::ErrorKind::AlreadyExists => {
-                return Err(Error::Copy { from: source.into(), to: dest.into(), source: e });
-            }
-            _ => {}
-        }
-        for entry in std::fs::read_dir(source)
-            .map_err(|e| Error::Copy { from: source.into(), to: dest.into(), source: e })?
-            .flatten()
-        {
-            if entry.path().is_file() {
-                let to = dest.join(entry.file_name());
-                std::fs::copy(entry.path(), &to).map_err(|e| Error::Copy { from: entry.path(), to, source: e })?;
-            }
-        }
-        Ok(())
+        Ok(super::tree::copy_tree(source, dest)?)
     }
 
     fn freeze(&self, mountpoint: &Place) -> Result<()> {
@@ -351,16 +336,16 @@ impl Host for FakeHost {
         Ok(self.lock().stats.available_bytes)
     }
 
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
+    fn copy_file(&self, source: &Path, dest: &Path) -> Result<super::tree::Copied> {
         let st = self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?;
         drop(st);
-        super::copy::copy_file(source, dest)?;
+        let copied = super::tree::copy_file(source, dest)?;
         let mut st = self.lock();
         let (from, to) = (super::file_identity(source), super::file_identity(dest));
         if let (Some(fs), Some(to)) = (from.and_then(|f| st.formatted.get(&f).copied()), to) {
             st.formatted.insert(to, fs);
         }
-        Ok(())
+        Ok(copied)
     }
 
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {

@@ -230,15 +230,8 @@ impl Host for LinuxHost {
         Ok(st.filesystem_type().0 == BTRFS_SUPER_MAGIC)
     }
 
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()> {
-        let args = [
-            OsStr::new("-a"),
-            OsStr::new("--reflink=auto"),
-            OsStr::new("--no-target-directory"),
-            source.as_os_str(),
-            dest.as_os_str(),
-        ];
-        tools::run("cp", &args, source).map(drop)
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<super::tree::CopyReport> {
+        Ok(super::tree::copy_tree(source, dest)?)
     }
 
     fn freeze(&self, mountpoint: &Place) -> Result<()> {
@@ -266,8 +259,8 @@ impl Host for LinuxHost {
         })
     }
 
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<()> {
-        super::copy::copy_file(source, dest)
+    fn copy_file(&self, source: &Path, dest: &Path) -> Result<super::tree::Copied> {
+        Ok(super::tree::copy_file(source, dest)?)
     }
 
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {

@@ -1,7 +1,6 @@
 //! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
 
 pub mod caps;
-mod copy;
 mod error;
 mod fake;
 mod fdmount;
@@ -13,6 +12,7 @@ mod place;
 mod statx;
 pub use statx::{identity as statx_identity, mount_root_attr};
 mod tools;
+pub mod tree;
 
 pub use error::{Error, Result};
 pub use fake::{Call, FakeHost};
@@ -163,9 +163,9 @@ pub trait Host: Send + Sync + Debug {
     /// Whether `path` lies on a btrfs filesystem.
     fn is_btrfs(&self, path: &Path) -> Result<bool>;
 
-    /// Copies the directory tree `source` to the new directory `dest`, keeping owners, modes,
-    /// links, sparse files and extended attributes (reflinks where possible).
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<()>;
+    /// Copies the directory tree `source` to `dest` (new, or an empty mount point) with the
+    /// tree engine ([`tree::copy_tree`]): what a pod wrote is copied as data, never followed.
+    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<tree::CopyReport>;
     /// Freezes the filesystem mounted at `mountpoint` (FIFREEZE) so its device is consistent.
     fn freeze(&self, mountpoint: &Place) -> Result<()>;
     /// Thaws a filesystem frozen by [`Host::freeze`] (FITHAW).
@@ -175,7 +175,7 @@ pub trait Host: Send + Sync + Debug {
     fn memory_available(&self) -> Result<u64>;
 
     /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<()>;
+    fn copy_file(&self, source: &Path, dest: &Path) -> Result<tree::Copied>;
 
     /// Renames the directory `from` (strata's own, under its data root) to `to`, which must not
     /// exist; what is mounted inside it and the loop devices backed by files inside it follow.
@@ -223,16 +223,22 @@ pub fn loops_for<'a>(loops: &'a [LoopDevice], file: &Path) -> Vec<&'a LoopDevice
         .collect()
 }
 
-/// The loop devices backed by files under `dir`: by device and inode (whatever path the kernel
-/// shows, which is relative to the namespace and mount that attached them), else by path.
+/// How deep [`loops_under`] looks for images: a scratch directory's `root/volumes/<id>/disk.img`
+/// on a scratch filesystem's mount.
+const IMAGE_DEPTH: usize = 6;
+
+/// The loop devices backed by files under `dir` (a scratch directory of the bench or the tests,
+/// or `volumes/`): by device and inode (whatever path the kernel shows, which is relative to the
+/// namespace and mount that attached them), else by path. It looks [`IMAGE_DEPTH`] levels down,
+/// never into a volume's `data` (the pod's) and never through a symlink.
 pub fn loops_under<'a>(loops: &'a [LoopDevice], dir: &Path) -> Vec<&'a LoopDevice> {
     let mut files = std::collections::HashSet::new();
-    let mut stack = vec![dir.to_owned()];
-    while let Some(d) = stack.pop() {
+    let mut stack = vec![(dir.to_owned(), 0)];
+    while let Some((d, depth)) = stack.pop() {
         for entry in std::fs::read_dir(&d).into_iter().flatten().flatten() {
             let Ok(t) = entry.file_type() else { continue };
-            if t.is_dir() {
-                stack.push(entry.path());
+            if t.is_dir() && depth < IMAGE_DEPTH && entry.file_name() != "data" {
+                stack.push((entry.path(), depth + 1));
             } else if t.is_file() {
                 files.extend(file_identity(&entry.path()));
             }

@@ -1,12 +1,13 @@
 //! The client-to-server HTTP/2 byte stream, frame by frame: header blocks (HEADERS plus their
-//! CONTINUATIONs) are collected and rewritten, everything else is copied as it comes.
+//! CONTINUATIONs) are collected and rewritten, everything else is copied as it comes. What is
+//! held at once is bounded by h2's own limits (see [`super::MAX_HEADER_LIST`]).
 
-use super::Error;
 use super::hpack::Transcoder;
+use super::{Error, MAX_FRAME, MAX_HEADER_LIST};
 
 /// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, which a client sends before its first frame.
 const PREFACE_LEN: usize = 24;
-const HEAD_LEN: usize = 9;
+pub(super) const HEAD_LEN: usize = 9;
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
 const END_STREAM: u8 = 0x1;
@@ -14,10 +15,24 @@ const END_HEADERS: u8 = 0x4;
 const PADDED: u8 = 0x8;
 const PRIORITY: u8 = 0x20;
 const PRIORITY_LEN: usize = 5;
-/// The smallest SETTINGS_MAX_FRAME_SIZE a peer may set, so h2 takes frames of this size.
-const OUT_FRAME: usize = 16 * 1024;
-/// The most a header block may weigh, encoded or decoded.
-pub(super) const MAX_BLOCK: usize = 1024 * 1024;
+/// The largest frame h2 takes (its SETTINGS_MAX_FRAME_SIZE), so the largest one that is waited
+/// for whole, and the size of the frames a rewritten block leaves in.
+const FRAME: usize = MAX_FRAME as usize;
+/// The most a header block may weigh encoded, and the decoded size past which h2 refuses it.
+const BLOCK: usize = MAX_HEADER_LIST as usize;
+/// The most CONTINUATION frames without END_HEADERS that one block may have: h2's own rule
+/// (`calc_max_continuation_frames`: a quarter more than a block of the largest size needs,
+/// and at least 5), which h2 cannot apply itself since it only sees the rewritten block.
+const MAX_CONTINUATIONS: usize = {
+    let need = if BLOCK / FRAME > 1 { BLOCK / FRAME } else { 1 };
+    let allowed = need + need / 4;
+    if allowed > 5 { allowed } else { 5 }
+};
+/// Rewritten bytes past which [`Rewriter::feed`] stops and lets h2 take them first.
+const OUT_ROOM: usize = FRAME;
+/// RFC 7541 static table entry 16, `accept-encoding: gzip, deflate`: 60 bytes of header list
+/// (15 + 13 + 32) for one byte of block.
+const STATIC_60: u8 = 0x80 | 16;
 
 /// One frame header.
 #[derive(Debug, Clone, Copy)]
@@ -64,6 +79,18 @@ struct Pending {
     end_stream: bool,
     priority: Option<[u8; PRIORITY_LEN]>,
     block: Vec<u8>,
+    /// CONTINUATION frames without END_HEADERS so far.
+    continuations: usize,
+}
+
+/// What one [`Rewriter::feed`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Fed {
+    /// Bytes of the input used; the rest must be offered again, with more after it.
+    pub(super) used: usize,
+    /// It stopped for lack of room: the rest may hold whole frames, to offer again once the
+    /// output has been taken.
+    pub(super) full: bool,
 }
 
 #[derive(Debug)]
@@ -71,25 +98,42 @@ pub(super) struct Rewriter {
     state: State,
     pending: Option<Pending>,
     hpack: Transcoder,
+    /// Units (the preface, a frame, a whole header block) finished so far.
+    units: u64,
 }
 
 impl Rewriter {
     pub(super) fn new() -> Rewriter {
-        Rewriter { state: State::Copy(PREFACE_LEN), pending: None, hpack: Transcoder::new() }
+        Rewriter { state: State::Copy(PREFACE_LEN), pending: None, hpack: Transcoder::new(), units: 0 }
     }
 
-    /// Rewrites what it can of `input` onto `out` and returns how many bytes of `input` it used;
-    /// the rest (an incomplete frame) must be offered again with more bytes after it.
-    pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<usize, Error> {
+    /// Whether the stream stands between two units: no frame begun, no header block open.
+    pub(super) fn at_rest(&self) -> bool {
+        matches!(self.state, State::Head | State::Copy(0)) && self.pending.is_none()
+    }
+
+    /// How many units (the preface, a frame, a whole header block) have been finished.
+    pub(super) fn units(&self) -> u64 {
+        self.units
+    }
+
+    /// Rewrites what it can of `input` onto `out`, stopping once `out` holds [`OUT_ROOM`] bytes.
+    pub(super) fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<Fed, Error> {
         let mut used = 0;
         loop {
             let rest = &input[used..];
+            if out.len() >= OUT_ROOM {
+                return Ok(Fed { used, full: !rest.is_empty() });
+            }
             match self.state {
-                State::Copy(0) => self.state = State::Head,
+                State::Copy(0) => {
+                    self.units += 1;
+                    self.state = State::Head;
+                }
                 State::Copy(n) => {
                     let k = n.min(rest.len());
                     if k == 0 {
-                        return Ok(used);
+                        return Ok(Fed { used, full: false });
                     }
                     out.extend_from_slice(&rest[..k]);
                     used += k;
@@ -97,7 +141,7 @@ impl Rewriter {
                 }
                 State::Head => {
                     if rest.len() < HEAD_LEN {
-                        return Ok(used);
+                        return Ok(Fed { used, full: false });
                     }
                     let head = Head::parse(rest);
                     used += HEAD_LEN;
@@ -105,7 +149,7 @@ impl Rewriter {
                 }
                 State::Block(head) => {
                     if rest.len() < head.len {
-                        return Ok(used);
+                        return Ok(Fed { used, full: false });
                     }
                     self.block_frame(head, &rest[..head.len], out)?;
                     used += head.len;
@@ -118,8 +162,10 @@ impl Rewriter {
     fn after_head(&mut self, head: Head, raw: &[u8], out: &mut Vec<u8>) -> Result<State, Error> {
         let ours = head.kind == HEADERS || (head.kind == CONTINUATION && self.pending.is_some());
         if ours {
-            if head.len > MAX_BLOCK {
-                return Err(Error::BlockTooLarge(head.len));
+            if head.len > FRAME {
+                let mut bytes = [0; HEAD_LEN];
+                bytes.copy_from_slice(raw);
+                return Err(Error::FrameTooLarge { head: bytes, len: head.len });
             }
             return Ok(State::Block(head));
         }
@@ -134,19 +180,16 @@ impl Rewriter {
         let pending = match (self.pending.as_mut(), head.kind) {
             (None, HEADERS) => self.pending.insert(start(head, payload)?),
             (Some(p), CONTINUATION) if p.stream == head.stream => {
-                p.block.extend_from_slice(payload);
+                continued(p, head, payload)?;
                 p
             }
             _ => return Err(Error::Framing("HEADERS or CONTINUATION out of sequence")),
         };
-        if pending.block.len() > MAX_BLOCK {
-            return Err(Error::BlockTooLarge(pending.block.len()));
-        }
         if head.flags & END_HEADERS != 0 {
-            if let Some(p) = self.pending.take() {
-                let block = self.hpack.transcode(&p.block)?;
-                emit(&p, &block, out);
-            }
+            let block = self.hpack.transcode(&pending.block)?;
+            emit(pending, &block, out);
+            self.pending = None;
+            self.units += 1;
         }
         Ok(())
     }
@@ -167,13 +210,70 @@ fn start(head: Head, payload: &[u8]) -> Result<Pending, Error> {
         priority = Some(*p);
         body = rest;
     }
-    Ok(Pending { stream: head.stream, end_stream: head.flags & END_STREAM != 0, priority, block: body.to_vec() })
+    if body.len() > BLOCK {
+        return Err(Error::BlockTooLarge { stream: head.stream, bytes: body.len() });
+    }
+    Ok(Pending {
+        stream: head.stream,
+        end_stream: head.flags & END_STREAM != 0,
+        priority,
+        block: body.to_vec(),
+        continuations: 0,
+    })
+}
+
+/// Adds a CONTINUATION's payload to the block, within h2's limits on size and frame count.
+fn continued(p: &mut Pending, head: Head, payload: &[u8]) -> Result<(), Error> {
+    if head.flags & END_HEADERS == 0 {
+        p.continuations += 1;
+        if p.continuations > MAX_CONTINUATIONS {
+            return Err(Error::TooManyContinuations { stream: p.stream, max: MAX_CONTINUATIONS });
+        }
+    }
+    let bytes = p.block.len() + payload.len();
+    if bytes > BLOCK {
+        return Err(Error::BlockTooLarge { stream: p.stream, bytes });
+    }
+    p.block.extend_from_slice(payload);
+    Ok(())
+}
+
+/// What h2 is handed in place of the rest of a client's stream once the adapter refuses it, so
+/// that h2 itself ends the connection with the error RFC 9113 names, and its GOAWAY (naming the
+/// last stream it processed) reaches the client before the close:
+/// - a block over the limit, or in too many frames: ENHANCE_YOUR_CALM, for a peer "exhibiting a
+///   behavior that might be generating excessive load" (sections 7 and 10.5). h2 answers it to a
+///   block whose decoded list is over four times its header-list limit; the block handed here
+///   decodes to eight times the limit, in one-byte references to the static table (which leave
+///   h2's dynamic table alone).
+/// - a header frame longer than the frame size: FRAME_SIZE_ERROR (section 4.2), which h2 answers
+///   to the frame's header alone.
+/// - broken framing or HPACK: PROTOCOL_ERROR, which h2 answers to a CONTINUATION that continues
+///   nothing (section 6.10), as it answers a block it cannot decode.
+pub(super) fn refusal(e: &Error, out: &mut Vec<u8>) {
+    match e {
+        Error::BlockTooLarge { stream, .. } | Error::TooManyContinuations { stream, .. } => {
+            let block = vec![STATIC_60; 8 * BLOCK / 60 + 1];
+            let p = Pending {
+                stream: (*stream).max(1),
+                end_stream: true,
+                priority: None,
+                block: Vec::new(),
+                continuations: 0,
+            };
+            emit(&p, &block, out);
+        }
+        Error::FrameTooLarge { head, .. } => out.extend_from_slice(head),
+        Error::Framing(_) | Error::Hpack(_) => {
+            Head { len: 0, kind: CONTINUATION, flags: END_HEADERS, stream: 1 }.write(out)
+        }
+    }
 }
 
 /// Writes the rewritten block as one HEADERS frame and as many CONTINUATIONs as it needs.
 fn emit(p: &Pending, block: &[u8], out: &mut Vec<u8>) {
     let prio_len = if p.priority.is_some() { PRIORITY_LEN } else { 0 };
-    let first = block.len().min(OUT_FRAME - prio_len);
+    let first = block.len().min(FRAME - prio_len);
     let mut flags = if p.end_stream { END_STREAM } else { 0 };
     if p.priority.is_some() {
         flags |= PRIORITY;
@@ -192,7 +292,7 @@ fn emit(p: &Pending, block: &[u8], out: &mut Vec<u8>) {
         if rest.is_empty() {
             return;
         }
-        (chunk, rest) = rest.split_at(rest.len().min(OUT_FRAME));
+        (chunk, rest) = rest.split_at(rest.len().min(FRAME));
         head = Head { len: chunk.len(), kind: CONTINUATION, flags: 0, stream: p.stream };
     }
 }
@@ -245,7 +345,7 @@ mod tests {
         let (mut out, mut pending) = (Vec::new(), Vec::new());
         for byte in &input {
             pending.push(*byte);
-            let used = r.feed(&pending, &mut out).unwrap();
+            let used = r.feed(&pending, &mut out).unwrap().used;
             pending.drain(..used);
         }
         assert!(pending.is_empty());
@@ -262,22 +362,134 @@ mod tests {
         assert_eq!(frame(got[2].0.kind, got[2].0.flags, got[2].0.stream, &got[2].1), data);
     }
 
+    /// Feeds `input` whole, offering the rest again as long as the rewriter stops for room.
+    fn feed_all(r: &mut Rewriter, input: &[u8]) -> Result<Vec<u8>, Error> {
+        let (mut out, mut all, mut at) = (Vec::new(), Vec::new(), 0);
+        loop {
+            let fed = r.feed(&input[at..], &mut out)?;
+            at += fed.used;
+            all.append(&mut out);
+            if !fed.full {
+                return Ok(all);
+            }
+        }
+    }
+
     #[test]
-    fn a_large_block_leaves_in_frames_h2_accepts() {
-        let big = vec![b'v'; 40_000];
-        let block = loona_hpack::Encoder::new().encode([(&b"x-big"[..], &big[..])]);
+    fn a_block_larger_than_a_frame_leaves_in_frames_h2_accepts() {
+        // Five references to a 3,500-byte entry of the client's table: 5 bytes on the wire, 17.5 KB
+        // decoded (the fifth takes the list past the limit, for h2 to refuse), leaving as 17.5 KB
+        // of literals. A list under the limit is always shorter than a frame.
+        let big = vec![b'v'; 3500];
+        let mut enc = loona_hpack::Encoder::new();
+        let first = enc.encode([(&b"x-big"[..], &big[..])]);
+        let again = enc.encode((0..5).map(|_| (&b"x-big"[..], &big[..])));
         let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
-        input.extend(frame(HEADERS, END_STREAM | END_HEADERS, 3, &block));
-        let mut out = Vec::new();
-        assert_eq!(Rewriter::new().feed(&input, &mut out).unwrap(), input.len());
+        input.extend(frame(HEADERS, END_STREAM | END_HEADERS, 1, &first));
+        input.extend(frame(HEADERS, END_STREAM | END_HEADERS, 3, &again));
+        let out = feed_all(&mut Rewriter::new(), &input).unwrap();
         let got = frames(&out[PREFACE_LEN..]);
         assert_eq!(got.len(), 3);
-        assert!(got.iter().all(|(h, _)| h.len <= OUT_FRAME && h.stream == 3));
-        assert_eq!(got[0].0.flags, END_STREAM);
-        assert_eq!((got[1].0.kind, got[1].0.flags), (CONTINUATION, 0));
-        assert_eq!((got[2].0.kind, got[2].0.flags), (CONTINUATION, END_HEADERS));
+        assert!(got.iter().all(|(h, _)| h.len <= FRAME));
+        assert_eq!((got[1].0.kind, got[1].0.flags, got[1].0.stream), (HEADERS, END_STREAM, 3));
+        assert_eq!((got[2].0.kind, got[2].0.flags, got[2].0.stream), (CONTINUATION, END_HEADERS, 3));
+        let whole: Vec<u8> = got[1..].iter().flat_map(|(_, p)| p.clone()).collect();
+        let fields = loona_hpack::Decoder::new().decode(&whole).unwrap();
+        assert_eq!(fields.len(), 5);
+        assert!(fields.iter().all(|(_, v)| *v == big));
+    }
+
+    /// An encoded header block of exactly `total` bytes: one literal field `x-big`.
+    fn block_of(total: usize) -> Vec<u8> {
+        let value = total - 10;
+        let n = value - 127;
+        let mut b = vec![0x00, 5];
+        b.extend_from_slice(b"x-big");
+        b.extend_from_slice(&[0x7f, (n & 0x7f) as u8 | 0x80, (n >> 7) as u8]);
+        b.extend(std::iter::repeat_n(b'v', value));
+        assert_eq!(b.len(), total);
+        b
+    }
+
+    /// The preface, then `block` as a HEADERS frame of 10,000 bytes and a CONTINUATION.
+    fn split_block(block: &[u8]) -> Vec<u8> {
+        let (a, b) = block.split_at(10_000);
+        let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        input.extend(frame(HEADERS, END_STREAM, 1, a));
+        input.extend(frame(CONTINUATION, END_HEADERS, 1, b));
+        input
+    }
+
+    #[test]
+    fn a_block_of_exactly_the_limit_passes_and_one_byte_more_is_refused() {
+        let out = feed_all(&mut Rewriter::new(), &split_block(&block_of(BLOCK))).unwrap();
+        let got = frames(&out[PREFACE_LEN..]);
         let whole: Vec<u8> = got.iter().flat_map(|(_, p)| p.clone()).collect();
-        assert_eq!(loona_hpack::Decoder::new().decode(&whole).unwrap()[0].1, big);
+        let fields = loona_hpack::Decoder::new().decode(&whole).unwrap();
+        assert_eq!(fields[0].1.len(), BLOCK - 10);
+        assert_eq!(got.last().unwrap().0.flags & END_HEADERS, END_HEADERS);
+
+        let err = feed_all(&mut Rewriter::new(), &split_block(&block_of(BLOCK + 1))).unwrap_err();
+        assert!(matches!(err, Error::BlockTooLarge { stream: 1, bytes } if bytes == BLOCK + 1), "{err}");
+        // h2 is handed a block it answers with GOAWAY ENHANCE_YOUR_CALM: a decoded list over
+        // four times its limit, in the stream's own HEADERS frame, sizes counted as h2 does.
+        let mut out = Vec::new();
+        refusal(&err, &mut out);
+        let got = frames(&out);
+        assert_eq!((got[0].0.kind, got[0].0.stream), (HEADERS, 1));
+        assert_eq!(got.last().unwrap().0.flags & END_HEADERS, END_HEADERS);
+        let whole: Vec<u8> = got.iter().flat_map(|(_, p)| p.clone()).collect();
+        let fields = loona_hpack::Decoder::new().decode(&whole).unwrap();
+        let size: usize = fields.iter().map(|(n, v)| n.len() + v.len() + 32).sum();
+        assert!(size > 4 * BLOCK, "{size}");
+        assert!(out.len() < BLOCK, "{}", out.len());
+    }
+
+    #[test]
+    fn continuations_are_bounded_as_h2_bounds_them() {
+        let with = |n: usize| {
+            let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+            input.extend(frame(HEADERS, 0, 1, &[0x82]));
+            for _ in 0..n {
+                input.extend(frame(CONTINUATION, 0, 1, &[]));
+            }
+            input.extend(frame(CONTINUATION, END_HEADERS, 1, &[0x84]));
+            feed_all(&mut Rewriter::new(), &input)
+        };
+        assert_eq!(MAX_CONTINUATIONS, 5);
+        let out = with(MAX_CONTINUATIONS).unwrap();
+        let got = frames(&out[PREFACE_LEN..]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(
+            got[0].1,
+            [
+                0x00, 7, b':', b'm', b'e', b't', b'h', b'o', b'd', 3, b'G', b'E', b'T', 0x00, 5, b':', b'p', b'a',
+                b't', b'h', 1, b'/'
+            ]
+        );
+        assert!(matches!(with(MAX_CONTINUATIONS + 1), Err(Error::TooManyContinuations { stream: 1, .. })));
+    }
+
+    #[test]
+    fn feed_stops_once_the_output_has_a_frame_of_bytes() {
+        // 1,500 PINGs (17 bytes each): two feeds' worth.
+        let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        for _ in 0..1500 {
+            input.extend(frame(0x6, 0, 0, &[0; 8]));
+        }
+        let mut r = Rewriter::new();
+        let mut out = Vec::new();
+        let fed = r.feed(&input, &mut out).unwrap();
+        assert!(fed.full);
+        assert!(out.len() >= OUT_ROOM && out.len() < OUT_ROOM + 17, "{}", out.len());
+        assert!(!r.at_rest() || fed.used == out.len());
+        let mut rest = Vec::new();
+        let again = r.feed(&input[fed.used..], &mut rest).unwrap();
+        assert!(!again.full);
+        assert_eq!(fed.used + again.used, input.len());
+        assert_eq!([out, rest].concat(), input);
+        assert!(r.at_rest());
+        assert_eq!(r.units(), 1501);
     }
 
     #[test]
@@ -288,18 +500,24 @@ mod tests {
         let other_stream = frame(CONTINUATION, END_HEADERS, 3, &[0x84]);
         let too_big = {
             let mut h = Vec::new();
-            Head { len: MAX_BLOCK + 1, kind: HEADERS, flags: 0, stream: 1 }.write(&mut h);
+            Head { len: FRAME + 1, kind: HEADERS, flags: 0, stream: 1 }.write(&mut h);
             h
         };
         let bad_pad = frame(HEADERS, PADDED | END_HEADERS, 1, &[9, 0x82]);
-        for (what, tail) in [
-            ("ping inside a block", [open.clone(), ping].concat()),
-            ("continuation of another stream", [open, other_stream].concat()),
-            ("huge frame", too_big),
-            ("padding longer than the frame", bad_pad),
+        // What h2 is handed instead: a CONTINUATION that continues nothing (PROTOCOL_ERROR), or
+        // the oversized frame's header (FRAME_SIZE_ERROR).
+        let stray = frame(CONTINUATION, END_HEADERS, 1, &[]);
+        for (what, tail, refused) in [
+            ("ping inside a block", [open.clone(), ping].concat(), stray.clone()),
+            ("continuation of another stream", [open, other_stream].concat(), stray.clone()),
+            ("huge frame", too_big.clone(), too_big),
+            ("padding longer than the frame", bad_pad, stray),
         ] {
             let input = [preface.clone(), tail].concat();
-            assert!(Rewriter::new().feed(&input, &mut Vec::new()).is_err(), "{what}");
+            let err = Rewriter::new().feed(&input, &mut Vec::new()).unwrap_err();
+            let mut out = Vec::new();
+            refusal(&err, &mut out);
+            assert_eq!(out, refused, "{what}: {err}");
         }
     }
 }

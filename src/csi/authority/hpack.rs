@@ -1,8 +1,7 @@
 //! Re-encodes a client's header block: decoded with the client's HPACK context, written back
 //! with literals that never touch the receiver's dynamic table, the authority made acceptable.
 
-use super::Error;
-use super::frames::MAX_BLOCK;
+use super::{Error, MAX_HEADER_LIST};
 
 /// What stands in for an authority that is not an RFC 3986 authority (the value kubelet sends).
 const STAND_IN: &[u8] = b"localhost";
@@ -29,23 +28,25 @@ impl Transcoder {
         Transcoder { decoder }
     }
 
-    /// The block, decoded and written again as literals without indexing.
+    /// The block, decoded and written again as literals without indexing, up to and including
+    /// the field that brings the header list to [`MAX_HEADER_LIST`]: h2 refuses a list that
+    /// reaches it (431 and REFUSED_STREAM), so what follows is decoded only to keep the client's
+    /// HPACK context, and never held. What is written is thus at most the limit plus one field
+    /// (a literal no longer than the block, or a dynamic table entry of at most 4 KiB).
     pub(super) fn transcode(&mut self, block: &[u8]) -> Result<Vec<u8>, Error> {
+        let limit = MAX_HEADER_LIST as usize;
         let mut out = Vec::with_capacity(block.len() * 2);
         let mut size = 0usize;
         self.decoder
             .decode_with_cb(block, |name, value| {
-                size = size.saturating_add(name.len() + value.len() + FIELD_OVERHEAD);
-                if size > MAX_BLOCK {
+                if size >= limit {
                     return;
                 }
                 let value = if &*name == b":authority" && !acceptable(&value) { STAND_IN } else { &value };
+                size += name.len() + value.len() + FIELD_OVERHEAD;
                 literal(&name, value, &mut out);
             })
             .map_err(|e| Error::Hpack(e.to_string()))?;
-        if size > MAX_BLOCK {
-            return Err(Error::BlockTooLarge(size));
-        }
         Ok(out)
     }
 }
@@ -115,15 +116,32 @@ mod tests {
         }
     }
 
+    /// The header list size of a block, as h2 counts it.
+    fn list_size(block: &[u8]) -> usize {
+        fields(block).iter().map(|(n, v)| n.len() + v.len() + FIELD_OVERHEAD).sum()
+    }
+
     #[test]
-    fn an_amplified_block_is_refused() {
+    fn an_amplified_block_reaches_h2_cut_but_over_the_limit_and_the_context_stays_in_step() {
+        let limit = MAX_HEADER_LIST as usize;
         let mut enc = loona_hpack::Encoder::new();
         let big = vec![b'a'; 3000];
         let mut t = Transcoder::new();
         t.transcode(&enc.encode([(&b"x-big"[..], &big[..])])).unwrap();
-        // Each repeat is one byte on the wire (an index) but 3 KB decoded.
+        // Each repeat is one byte on the wire (an index) but 3 KB decoded: 1.2 MB in all.
         let many: Vec<_> = (0..400).map(|_| (&b"x-big"[..], &big[..])).collect();
-        assert!(matches!(t.transcode(&enc.encode(many)), Err(Error::BlockTooLarge(_))));
+        let block = enc.encode(many);
+        assert!(block.len() < 1000);
+        let out = t.transcode(&block).unwrap();
+        // Enough for h2 to refuse the stream (it does from the limit on), and no more.
+        assert!(list_size(&out) >= limit, "{}", list_size(&out));
+        assert!(list_size(&out) < limit + 3100, "{}", list_size(&out));
+        assert!(out.len() < limit + 3100, "{}", out.len());
+        // The fields it left out were decoded all the same: the next block, which refers to the
+        // client's table, comes out right.
+        let next = enc.encode([(&b"x-big"[..], &big[..]), (b"x-after", b"ok")]);
+        let got = fields(&t.transcode(&next).unwrap());
+        assert_eq!(got, [("x-big".into(), String::from_utf8(big).unwrap()), ("x-after".into(), "ok".into())]);
     }
 
     #[test]

@@ -120,3 +120,23 @@ fn a_huge_option_is_quoted_bounded() {
     let msg = refused_msg(Kind::Dir, None, Use::Publish, &["a\nb"]);
     assert!(msg.contains(r#""a\nb""#), "{msg}");
 }
+
+#[test]
+fn dir_mounts_are_nodev_unless_the_class_allows_devices() {
+    use crate::engine::record::FORMAT;
+    let vol = |params: &str| -> crate::engine::Volume {
+        let json = format!(
+            r#"{{"format":{FORMAT},"id":"v","name":"v","backend":"dir","capacity":1,"created_unix":0,"parameters":{params}}}"#
+        );
+        serde_json::from_str(&json).unwrap()
+    };
+    let none: Vec<String> = Vec::new();
+    assert_eq!(for_volume(&vol("{}"), Use::Publish, &none).unwrap(), ["nodev"]);
+    assert_eq!(for_volume(&vol("{}"), Use::Stage, &["nodev".into()]).unwrap(), ["nodev"], "not twice");
+    assert!(for_volume(&vol(r#"{"devices":"allow"}"#), Use::Publish, &none).unwrap().is_empty());
+    let params = |v: &str| std::collections::BTreeMap::from([(PARAM_DEVICES.to_owned(), v.to_owned())]);
+    assert!(devices(Kind::Loop, &params("allow")).is_err(), "only dir volumes can allow devices");
+    assert!(devices(Kind::Tmpfs, &params("allow")).is_err());
+    assert!(devices(Kind::Dir, &params("sometimes")).is_err());
+    assert!(!devices(Kind::Dir, &params("deny")).unwrap());
+}
