@@ -199,3 +199,12 @@ fn no_doc_relies_on_findmnt_r_to_find_a_volume_s_mounts() {
         }
     }
 }
+
+/// The kubectl plugin's install line copies from where the build line before it builds.
+#[test]
+fn the_kubectl_plugin_is_installed_from_where_it_was_built() {
+    let blocks = sh_blocks("docs/operations.md");
+    let block = blocks.iter().find(|b| b.contains("kubectl-strata /usr/local/bin/")).expect("the install block");
+    let built = if block.contains("cargo build --release") { "target/release/" } else { "target/static/" };
+    assert!(block.contains(&format!("install -m 0755 {built}kubectl-strata")), "{block}");
+}

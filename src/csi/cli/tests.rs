@@ -160,3 +160,16 @@ fn every_serve_flag_has_its_environment_variable() {
     }
     assert!(flags >= 12, "{flags}");
 }
+
+/// --controller-only says what works without mount privileges: CreateVolume does, not only
+/// expansion.
+#[test]
+fn controller_only_help_says_what_it_serves() {
+    use clap::CommandFactory;
+    let cmd = Cli::command();
+    let serve = cmd.find_subcommand("serve").unwrap();
+    let arg = serve.get_arguments().find(|a| a.get_long() == Some("controller-only")).unwrap();
+    let help = arg.get_help().unwrap().to_string();
+    assert!(help.contains("Controller calls") && help.contains("own root") && help.contains("node calls"), "{help}");
+    assert!(!help.contains("(expansion)"), "{help}");
+}
