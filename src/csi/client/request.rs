@@ -39,9 +39,12 @@ pub async fn single(
             Ok(vol.as_ref().map(render::volume).unwrap_or(Value::Null))
         }
         ClientCommand::DeleteVolume { volume_id } => {
-            exists(ctl, &volume_id).await?;
+            let absent = absent(ctl, &volume_id).await;
             ctl.delete_volume(p::DeleteVolumeRequest { volume_id: volume_id.clone(), ..Default::default() }).await?;
-            Ok(json!({"deleted": volume_id}))
+            match absent {
+                Some(why) => Err(Status::not_found(format!("{why}; nothing was deleted"))),
+                None => Ok(json!({"deleted": volume_id})),
+            }
         }
         ClientCommand::Capacity { params, node: on, cap } => {
             let req = p::GetCapacityRequest {
@@ -134,16 +137,15 @@ fn mode(m: AccessModeArg) -> Mode {
     }
 }
 
-/// NOT_FOUND when the driver says (ControllerGetVolume) that no volume `volume_id` exists:
-/// DeleteVolume answers OK for an unknown id, as the spec asks, so "deleted" would claim what
-/// did not happen. A driver without ControllerGetVolume is not asked.
-async fn exists(ctl: &mut ControllerClient<Channel>, volume_id: &str) -> Result<(), Status> {
+/// Why no volume `volume_id` exists, when the driver says so (ControllerGetVolume answers
+/// NOT_FOUND). DeleteVolume answers OK for an unknown id, as the spec asks, so "deleted" would
+/// claim what did not happen; its own error (another node's volume, say) still comes first. A
+/// driver without ControllerGetVolume is not asked.
+async fn absent(ctl: &mut ControllerClient<Channel>, volume_id: &str) -> Option<String> {
     let asked = ctl.controller_get_volume(p::ControllerGetVolumeRequest { volume_id: volume_id.to_owned() }).await;
     match asked {
-        Err(st) if st.code() == tonic::Code::NotFound => {
-            Err(Status::not_found(format!("{}; nothing was deleted", st.message())))
-        }
-        _ => Ok(()),
+        Err(st) if st.code() == tonic::Code::NotFound => Some(st.message().to_owned()),
+        _ => None,
     }
 }
 
