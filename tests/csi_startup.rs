@@ -139,7 +139,9 @@ async fn the_json_log_is_one_object_per_line_with_each_key_once() {
     let lines = strict_lines(&s.log_text());
     let message = |l: &serde_json::Value| l["fields"]["message"].as_str().unwrap_or("").to_owned();
     let failed: Vec<&serde_json::Value> = lines.iter().filter(|l| message(l) == "failed").collect();
-    assert_eq!(failed.len(), 4, "{lines:?}");
+    // Five: delete-volume asks ControllerGetVolume before DeleteVolume.
+    assert_eq!(failed.len(), 5, "{lines:?}");
+    assert!(failed.iter().all(|l| l["fields"]["code"].is_string() && l["fields"]["error"].is_string()), "{failed:?}");
     assert!(failed.iter().any(|l| l["fields"]["error"].as_str().unwrap().contains("backend")), "{failed:?}");
     // The start in order: starting, then the reconcile, then serving.
     let order: Vec<String> = lines.iter().map(message).collect();
