@@ -11,6 +11,7 @@
 mod copy;
 mod data;
 mod error;
+mod handle;
 mod links;
 mod meta;
 mod remove;
@@ -41,14 +42,14 @@ use std::path::Path;
 /// shared or copied by extents; device nodes and what is mounted inside are left out (counted
 /// in the report).
 pub fn copy_tree(source: &Path, dest: &Path) -> Result<CopyReport> {
-    let src = open_top(source)?.ok_or_else(|| io_at("open", source, Errno::NOENT))?;
+    let src = open_top(source, Top::MayBeMount)?.ok_or_else(|| io_at("open", source, Errno::NOENT))?;
     let dst = open_destination(dest)?;
     copy::copy(src, dst, source)
 }
 
 /// Allocated bytes and inodes of the tree at `path`, staying on its filesystem.
 pub fn measure(path: &Path) -> Result<TreeUsage> {
-    let top = open_top(path)?.ok_or_else(|| io_at("open", path, Errno::NOENT))?;
+    let top = open_top(path, Top::MayBeMount)?.ok_or_else(|| io_at("open", path, Errno::NOENT))?;
     usage::measure(top, path)
 }
 
@@ -98,11 +99,20 @@ fn split(path: &Path) -> Result<(OwnedFd, CString)> {
     Ok((fd, name))
 }
 
+/// Whether the top of a walk may be the root of a mount (a tmpfs volume's, copied or measured)
+/// or must not (a tree to remove).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Top {
+    MayBeMount,
+    SameMount,
+}
+
 /// Opens the top directory of a walk: `path` is strata's own, its last component is opened
-/// without following a symlink or entering another mount. `None` when it does not exist.
-fn open_top(path: &Path) -> Result<Option<OwnedFd>> {
+/// without following a symlink (and, for [`Top::SameMount`], without entering another mount).
+/// `None` when it does not exist.
+fn open_top(path: &Path, top: Top) -> Result<Option<OwnedFd>> {
     let (parent, name) = split(path)?;
-    match open_below(&parent, &name) {
+    match open_below(&parent, &name, top) {
         Ok(fd) => Ok(Some(fd)),
         Err(Errno::NOENT) => Ok(None),
         Err(Errno::XDEV) => Err(Error::MountInside { path: path.to_owned(), mount: path.to_owned() }),
@@ -110,9 +120,12 @@ fn open_top(path: &Path) -> Result<Option<OwnedFd>> {
     }
 }
 
-fn open_below(parent: &OwnedFd, name: &CStr) -> std::result::Result<OwnedFd, Errno> {
+fn open_below(parent: &OwnedFd, name: &CStr, top: Top) -> std::result::Result<OwnedFd, Errno> {
     let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
-    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_XDEV | ResolveFlags::BENEATH;
+    let mut resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH;
+    if top == Top::SameMount {
+        resolve |= ResolveFlags::NO_XDEV;
+    }
     rustix::fs::openat2(parent, name, flags, Mode::empty(), resolve)
 }
 
@@ -149,7 +162,7 @@ fn remove(path: &Path, last: Option<&CStr>) -> Result<()> {
     if meta.kind() != Type::Dir {
         return unlink(&parent, &name, AtFlags::empty(), path);
     }
-    let top = open_top(path)?.ok_or_else(|| io_at("open", path, Errno::NOENT))?;
+    let top = open_top(path, Top::SameMount)?.ok_or_else(|| io_at("open", path, Errno::NOENT))?;
     let top = remove::check_no_mounts(top, path)?;
     let top = remove::remove_below(top, path, last)?;
     if let Some(last) = last {
