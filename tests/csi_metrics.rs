@@ -197,3 +197,17 @@ fn strip_colours(text: &str) -> String {
     }
     out
 }
+
+/// `--metrics-address :PORT`, as the sidecars beside it take theirs: every address of the host.
+#[test]
+fn a_port_alone_listens_on_every_address() {
+    require_root();
+    let s = Server::start_with(&["--backends", "dir", "--metrics-address", ":0"]);
+    let addr = metrics_address(&|| s.log_text());
+    let port = addr.rsplit_once(':').unwrap().1;
+    assert_ne!(port, "0", "the log names the port bound: {addr}");
+    for host in ["127.0.0.1", "[::1]"] {
+        let body = scrape(&format!("{host}:{port}"));
+        assert!(body.contains("strata_build_info"), "{host}");
+    }
+}

@@ -11,6 +11,7 @@ use super::proto::{
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
+use crate::backend::Kind;
 use crate::engine::{Condition, CreateRequest, Engine, Quarantine, Volume, quote, size};
 use tonic::Status;
 
@@ -49,10 +50,14 @@ impl Driver {
         .await
     }
 
+    /// GetCapacity. A backend this server does not enable has no capacity here: 0 bytes, an
+    /// answer (said once at start, see `log_readiness`), not an error the capacity tracker would
+    /// log at every poll; the scheduler then never places that class's volumes on this node.
     pub(super) async fn capacity(&self, r: GetCapacityRequest) -> Result<GetCapacityResponse, Status> {
-        let want = convert::wanted(&r.parameters, &r.volume_capabilities, &self.opts.backends)?;
+        let want = convert::wanted(&r.parameters, &r.volume_capabilities, &Kind::ALL)?;
         let elsewhere = r.accessible_topology.as_ref().is_some_and(|t| !convert::is_here(t, &self.opts.node_id));
-        let free = if elsewhere { 0 } else { self.blocking(move |e| e.free_bytes(want.kind)).await? };
+        let here = !elsewhere && self.opts.backends.contains(&want.kind);
+        let free = if here { self.blocking(move |e| e.free_bytes(want.kind)).await? } else { 0 };
         Ok(GetCapacityResponse {
             available_capacity: i64_of(free),
             maximum_volume_size: Some(i64_of(free)),

@@ -3,6 +3,7 @@
 
 mod aside;
 pub mod capacity;
+pub mod claim;
 pub mod crashpoint;
 mod error;
 mod exhausted;

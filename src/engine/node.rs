@@ -116,6 +116,9 @@ impl Engine {
             return match (s.path == staging, &s.access == access) {
                 (true, true) => Ok(()),
                 (true, false) => Err(already(id, other_access(staging, &s.access, access))),
+                (false, _) if s.path == self.default_staging(id) => {
+                    Err(Error::StagedByFlex { id: id.to_owned(), path: s.path })
+                }
                 (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
             };
         }

@@ -1,5 +1,6 @@
 //! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
 
+pub mod caps;
 mod error;
 mod fake;
 mod fdmount;

@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod raw;
+pub mod strict_json;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,11 @@ impl Server {
 
     pub fn endpoint(&self) -> String {
         format!("unix://{}", self.sock.display())
+    }
+
+    /// Sets the extra `serve` arguments of the next [`Server::spawn`].
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|a| a.to_string()).collect();
     }
 
     /// Sets the command that the next [`Server::spawn`] runs the server under (empty: none).
