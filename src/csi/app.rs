@@ -99,6 +99,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("opening the engine did not finish: {e}"))??;
     let engine = Arc::new(engine);
+    engine.remove_in_background();
+    count_capacity_every(engine.clone(), LEDGER_RECOUNT);
     let mut driver = Driver::new(
         engine.clone(),
         Options {
@@ -111,7 +113,7 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     if let Some(listener) = metrics_listener {
         let ops = Arc::new(metrics::Ops::default());
-        let survey_every = Duration::from_secs(30);
+        let survey_every = Duration::from_secs(args.metrics_survey_seconds);
         serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start, survey_every));
         driver = driver.counted(ops);
     }
@@ -120,6 +122,26 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let drain = Duration::from_secs(args.drain_seconds);
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     server::serve(driver, &args.endpoint, drain, max_connections).await.map_err(|e| e.to_string())
+}
+
+/// How often the server counts the capacity ledger again (what sparse images and tmpfs volumes
+/// wrote since shrinks their promise, so GetCapacity follows it).
+const LEDGER_RECOUNT: Duration = Duration::from_secs(300);
+
+/// Counts the capacity ledger again every `period`, in the background.
+fn count_capacity_every(engine: Arc<Engine>, period: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || engine.recount_capacity(false)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the capacity ledger"),
+                Err(e) => tracing::warn!(error = %e, "counting the capacity ledger did not finish"),
+                Ok(Ok(())) => {}
+            }
+        }
+    });
 }
 
 /// Claims the data root for this server and node (see [`engine::claim`]) before anything else

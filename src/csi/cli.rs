@@ -148,6 +148,11 @@ pub struct ServeArgs {
     /// of the host (off when unset).
     #[arg(long, env = "STRATA_METRICS_ADDRESS", value_name = "ADDRESS")]
     pub metrics_address: Option<String>,
+    /// How old (seconds) the survey behind the per-volume gauges (staged, published,
+    /// quarantined, abnormal, snapshots, loop devices) may get before a scrape starts another
+    /// in the background; a scrape itself never looks at every volume.
+    #[arg(long, env = "STRATA_METRICS_SURVEY_SECONDS", default_value_t = 30, value_name = "SECONDS")]
+    pub metrics_survey_seconds: u64,
     /// Let a backend promise more than the node has: `<backend>=<ratio>` (repeatable, or
     /// comma-separated), e.g. `tmpfs=1.5` accepts tmpfs volumes up to 1.5x available memory in total.
     #[arg(

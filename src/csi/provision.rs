@@ -99,11 +99,16 @@ impl Driver {
         let (token, max) = (r.starting_token, r.max_entries);
         let (page, conditions, next_token) = self
             .blocking(move |e| -> Result<_, Status> {
-                let (good, bad) = e.scan_volumes()?;
-                let mut all: Vec<Listed> = good.into_iter().map(|v| Listed::Good(Box::new(v))).collect();
-                all.extend(bad.into_iter().map(Listed::Quarantined));
-                all.sort_by(|a, b| a.id().cmp(b.id()));
-                let (page, next) = paging::page(all, Listed::id, &token, max, "volume")?;
+                // The page is cut from the names; only its records are read.
+                let (ids, next) = paging::page(e.volume_names()?, String::as_str, &token, max, "volume")?;
+                let mut page = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    match e.listed(id)? {
+                        Some(Ok(v)) => page.push(Listed::Good(Box::new(v))),
+                        Some(Err(q)) => page.push(Listed::Quarantined(q)),
+                        None => {}
+                    }
+                }
                 let good: Vec<Volume> = page
                     .iter()
                     .filter_map(|l| if let Listed::Good(v) = l { Some((**v).clone()) } else { None })
@@ -142,15 +147,6 @@ impl Driver {
 enum Listed {
     Good(Box<Volume>),
     Quarantined(Quarantine),
-}
-
-impl Listed {
-    fn id(&self) -> &str {
-        match self {
-            Listed::Good(v) => &v.id,
-            Listed::Quarantined(q) => &q.id,
-        }
-    }
 }
 
 /// The abnormal condition of a quarantined volume, saying what is wrong and where.

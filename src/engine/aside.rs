@@ -74,8 +74,7 @@ impl Engine {
     /// power loss once this returns.
     fn rename_durably(&self, from: &VolumeDir, to: &VolumeDir) -> Result<()> {
         self.host.rename_dir(&from.0, &to.0)?;
-        let parent = self.cfg.root.join("volumes");
-        std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(Error::io("sync", &parent))
+        self.volumes_sync.sync().map_err(Error::io("sync", self.cfg.root.join("volumes")))
     }
 
     /// Deletes the volume `vol` (nothing uses it: the caller asked the kernel) whose storage is
@@ -83,13 +82,21 @@ impl Engine {
     /// directory that lost part of its contents), then removed, its record last. A removal that
     /// fails while the record is still there renames the volume back, whole as far as strata
     /// knows: the retry starts over. Once the record is gone the aside is only finished.
+    ///
+    /// In a server that removes in the background ([`Engine::remove_in_background`]) the
+    /// delete answers once the volume is aside and durable: a loop image or a tmpfs is removed
+    /// at once (its space or memory comes back now), the rest (a dir volume's tree, the record)
+    /// by the background worker; a crash leaves the aside for the start to finish.
     pub(super) fn remove_volume(&self, vol: &Volume) -> Result<()> {
         let aside = self.aside(&vol.id, DEL);
         self.remove_leftover(&aside)?;
         let dir = self.dir(&vol.id);
         self.uncounted(vol, || self.rename_durably(&dir, &aside))?;
         crashpoint::hit("delete:unrecorded");
-        let removed = self.remove_aside(&aside, Some(vol));
+        let removed = match self.removals.get() {
+            Some(queue) => self.hand_over(vol, &aside, queue),
+            None => self.remove_aside(&aside, Some(vol)),
+        };
         if removed.is_err() && aside.record().exists() {
             let back = self.accounts().and_then(|mut accounts| {
                 self.host.rename_dir(&aside.0, &dir.0)?;
@@ -101,6 +108,58 @@ impl Engine {
             }
         }
         removed
+    }
+
+    /// Removes what must go at once (an image, a tmpfs) and hands the rest of the aside to the
+    /// background worker.
+    fn hand_over(&self, vol: &Volume, aside: &VolumeDir, queue: &std::sync::mpsc::Sender<String>) -> Result<()> {
+        if matches!(vol.backend, Kind::Loop | Kind::Tmpfs) {
+            self.backend(vol.backend).delete(vol, aside)?;
+        }
+        if queue.send(vol.id.clone()).is_err() {
+            return self.remove_aside(aside, Some(vol));
+        }
+        Ok(())
+    }
+
+    /// Starts the worker that removes what deletes handed over (see [`Engine::remove_volume`]);
+    /// for a long-lived server (strata-flex removes in the call). Idempotent.
+    pub fn remove_in_background(self: &std::sync::Arc<Self>) {
+        let (queue, handed) = std::sync::mpsc::channel::<String>();
+        if self.removals.set(queue).is_err() {
+            return;
+        }
+        let engine = std::sync::Arc::downgrade(self);
+        let worker = std::thread::Builder::new().name("removals".into()).spawn(move || {
+            for id in handed {
+                let Some(engine) = engine.upgrade() else { return };
+                engine.finish_removal(&id);
+            }
+        });
+        if let Err(e) = worker {
+            tracing::warn!(error = %e, "no background removal: deletes remove in the call");
+        }
+    }
+
+    /// Removes the aside of a delete that answered already, under the volume's lock; an aside
+    /// that cannot be removed goes to `volumes/.quarantine/` for an operator (the CO was told the
+    /// volume is gone, so it is never renamed back).
+    fn finish_removal(&self, id: &str) {
+        let started = std::time::Instant::now();
+        let wait = super::lock::Wait::Upto(std::time::Duration::from_secs(600));
+        let locks = self.cfg.root.join("locks");
+        let _lock = match super::lock::VolumeLock::acquire_counted(&locks, id, wait, Some(&self.locks)) {
+            Ok(lock) => lock,
+            Err(e) => return tracing::warn!(id, error = %e, "a deleted volume's files are left for the next start"),
+        };
+        let aside = self.aside(id, DEL);
+        match self.remove_leftover(&aside) {
+            Ok(()) => tracing::debug!(id, seconds = started.elapsed().as_secs_f64(), "deleted volume's files removed"),
+            Err(e) => {
+                let moved = super::quarantine::set_aside(&aside.0).map(|to| to.display().to_string());
+                tracing::warn!(id, error = %e, moved_to = ?moved, "a deleted volume's files could not be removed");
+            }
+        }
     }
 
     /// Finishes what an interrupted create or delete of `id` left aside; none is fine.

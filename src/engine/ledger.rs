@@ -145,7 +145,8 @@ impl LedgerFile {
 
     pub(super) fn write(&mut self, ledger: &Ledger) -> Result<()> {
         let text = serde_json::to_vec(ledger).map_err(|e| Error::io("encode", FILE)(e.into()))?;
-        let done = self.0.rewind().and_then(|()| self.0.write_all(&text)).and_then(|()| self.0.set_len(text.len() as u64));
+        let done =
+            self.0.rewind().and_then(|()| self.0.write_all(&text)).and_then(|()| self.0.set_len(text.len() as u64));
         done.map_err(Error::io("write", FILE))
     }
 }

@@ -7,6 +7,7 @@ pub mod claim;
 pub mod crashpoint;
 mod error;
 mod exhausted;
+mod groupsync;
 mod health;
 mod inspect;
 mod isolate;
@@ -98,6 +99,11 @@ pub struct Engine {
     backends: BTreeMap<Kind, Box<dyn Backend>>,
     /// Contention on volume and snapshot locks, for metrics.
     locks: lock::LockStats,
+    /// Syncs of `volumes/`, shared by concurrent creates and deletes.
+    volumes_sync: groupsync::GroupSync,
+    /// Where a delete hands the removal of its volume's files, once the volume is renamed aside
+    /// durably (a long-lived server); `None`: the delete removes them itself (strata-flex).
+    removals: std::sync::OnceLock<std::sync::mpsc::Sender<String>>,
 }
 
 impl Engine {
@@ -109,7 +115,10 @@ impl Engine {
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
-        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks: lock::LockStats::default() })
+        let volumes_sync = groupsync::GroupSync::new(cfg.root.join("volumes"));
+        let locks = lock::LockStats::default();
+        let removals = std::sync::OnceLock::new();
+        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks, volumes_sync, removals })
     }
 
     pub fn config(&self) -> &Config {
@@ -187,6 +196,20 @@ impl Engine {
     /// [`Engine::scan_volumes`]).
     pub fn list_volumes(&self) -> Result<Vec<Volume>> {
         Ok(self.scan_volumes()?.0)
+    }
+
+    /// The ids of every volume directory, sorted (names only: no record is read).
+    pub fn volume_names(&self) -> Result<Vec<String>> {
+        self.volume_ids()
+    }
+
+    /// Volume `id` as a listing shows it: readable, in quarantine with why, or gone (`None`).
+    pub fn listed(&self, id: &str) -> Result<Option<std::result::Result<Volume, Quarantine>>> {
+        match self.load(id) {
+            Ok(found) => Ok(found.map(Ok)),
+            Err(Error::Quarantined { id, reason }) => Ok(Some(Err(Quarantine { id, reason }))),
+            Err(e) => Ok(Some(Err(Quarantine { id: id.to_owned(), reason: e.to_string() }))),
+        }
     }
 
     /// Every volume, ordered by id: those that can be read, and those in quarantine with why.

@@ -48,7 +48,13 @@ impl Metrics {
     /// GetCapacity answers for.
     /// `survey_every`: how old the survey behind the per-volume gauges may get before a scrape
     /// starts a new one in the background.
-    pub fn new(ops: Arc<Ops>, engine: Arc<Engine>, offered: Vec<Kind>, start: Start, survey_every: Duration) -> Metrics {
+    pub fn new(
+        ops: Arc<Ops>,
+        engine: Arc<Engine>,
+        offered: Vec<Kind>,
+        start: Start,
+        survey_every: Duration,
+    ) -> Metrics {
         let surveys = survey::Surveys::new(engine.clone(), survey_every);
         Metrics { ops, engine, offered, start, surveys }
     }

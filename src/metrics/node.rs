@@ -6,11 +6,11 @@ use super::survey::Taken;
 use crate::backend::Kind;
 use crate::engine::Engine;
 use crate::sys::FsStats;
-use std::sync::Arc;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What the server did once at start, exported as it stands.
 #[derive(Debug, Clone, Copy, Default)]

@@ -2,6 +2,8 @@
 //! staged and published, quarantined and abnormal volumes, snapshots, loop devices): taken in
 //! the background, at most once per interval and only while metrics are scraped, so a scrape
 //! costs the same with 10,000 volumes as with one. A scrape shows the latest survey and its age.
+//! A survey also counts the capacity ledger again, so the promised bytes follow what sparse
+//! images and tmpfs volumes wrote.
 
 use crate::backend::Kind;
 use crate::engine::Engine;
@@ -75,8 +77,12 @@ impl Surveys {
     }
 }
 
-/// Reads every record and node state, the snapshots, the mount table and the loop devices once.
+/// Reads every record and node state, the snapshots, the mount table and the loop devices once,
+/// and counts the capacity ledger again (what images and tmpfs volumes wrote since).
 fn count(engine: &Engine) -> Counted {
+    if let Err(e) = engine.recount_capacity(false) {
+        tracing::warn!(error = %e, "metrics: cannot count the capacity ledger");
+    }
     let mut c = Counted::default();
     match engine.survey() {
         Ok(s) => {
@@ -92,6 +98,9 @@ fn count(engine: &Engine) -> Counted {
         }
         Err(e) => tracing::warn!(error = %e, "metrics: cannot survey the volumes"),
     }
-    c.loops = engine.loop_devices_attached().map_err(|e| tracing::warn!(error = %e, "metrics: cannot list loop devices")).ok();
+    c.loops = engine
+        .loop_devices_attached()
+        .map_err(|e| tracing::warn!(error = %e, "metrics: cannot list loop devices"))
+        .ok();
     c
 }
