@@ -18,6 +18,7 @@ mod loopext4;
 pub mod markdown;
 pub mod report;
 mod run;
+mod scale;
 mod server;
 pub mod stats;
 mod workdir;

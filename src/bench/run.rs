@@ -200,6 +200,9 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
     for &n in &args.clients {
         d.throughput.push(figures::throughput(t, primary, n, secs, args.iterations.max(1) * 100).await?);
     }
+    if !args.idle_population.is_empty() {
+        d.scale = super::scale::levels(t, primary, &args.idle_population, budget(args)).await?;
+    }
     if args.population > 0 {
         let pop = Population::build(t, primary, args.population).await?;
         let lines = LinuxHost.mount_table().map_or(0, |t| t.len());

@@ -48,7 +48,7 @@ pub fn unmount_under(dir: &Path) -> usize {
     let host = LinuxHost;
     let under = |host: &LinuxHost| -> Vec<PathBuf> {
         let table = host.mount_table().unwrap_or_default();
-        table.into_iter().rev().map(|m| m.mount_point).filter(|p| p.starts_with(dir)).collect()
+        table.iter().rev().map(|m| m.mount_point.clone()).filter(|p| p.starts_with(dir)).collect()
     };
     for point in under(&host) {
         if let Ok(place) = crate::sys::place_at(&point) {

@@ -13,6 +13,9 @@ use std::os::unix::fs::DirBuilderExt;
 
 /// The suffix of a volume being created aside.
 pub(super) const NEW: &str = ".new";
+/// How long a delete waits for the files of an earlier volume of the same id to go.
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The suffix of a volume being deleted.
 pub(super) const DEL: &str = ".del";
 
@@ -89,13 +92,17 @@ impl Engine {
     /// by the background worker; a crash leaves the aside for the start to finish.
     pub(super) fn remove_volume(&self, vol: &Volume) -> Result<()> {
         let aside = self.aside(&vol.id, DEL);
+        // A volume made again under the id of one whose files still go: those first.
+        if !self.removals.wait(&vol.id, REMOVAL_WAIT) {
+            return Err(Error::Busy { id: vol.id.clone() });
+        }
         self.remove_leftover(&aside)?;
         let dir = self.dir(&vol.id);
         self.uncounted(vol, || self.rename_durably(&dir, &aside))?;
         crashpoint::hit("delete:unrecorded");
-        let removed = match self.removals.get() {
-            Some(queue) => self.hand_over(vol, &aside, queue),
-            None => self.remove_aside(&aside, Some(vol)),
+        let removed = match self.removals.started() {
+            true => self.hand_over(vol, &aside),
+            false => self.remove_aside(&aside, Some(vol)),
         };
         if removed.is_err() && aside.record().exists() {
             let back = self.accounts().and_then(|mut accounts| {
@@ -112,11 +119,11 @@ impl Engine {
 
     /// Removes what must go at once (an image, a tmpfs) and hands the rest of the aside to the
     /// background worker.
-    fn hand_over(&self, vol: &Volume, aside: &VolumeDir, queue: &std::sync::mpsc::Sender<String>) -> Result<()> {
+    fn hand_over(&self, vol: &Volume, aside: &VolumeDir) -> Result<()> {
         if matches!(vol.backend, Kind::Loop | Kind::Tmpfs) {
             self.backend(vol.backend).delete(vol, aside)?;
         }
-        if queue.send(vol.id.clone()).is_err() {
+        if !self.removals.hand_over(&vol.id) {
             return self.remove_aside(aside, Some(vol));
         }
         Ok(())
@@ -126,7 +133,7 @@ impl Engine {
     /// for a long-lived server (strata-flex removes in the call). Idempotent.
     pub fn remove_in_background(self: &std::sync::Arc<Self>) {
         let (queue, handed) = std::sync::mpsc::channel::<String>();
-        if self.removals.set(queue).is_err() {
+        if !self.removals.start(queue) {
             return;
         }
         let engine = std::sync::Arc::downgrade(self);
@@ -134,6 +141,7 @@ impl Engine {
             for id in handed {
                 let Some(engine) = engine.upgrade() else { return };
                 engine.finish_removal(&id);
+                engine.removals.finished(&id);
             }
         });
         if let Err(e) = worker {
@@ -141,17 +149,12 @@ impl Engine {
         }
     }
 
-    /// Removes the aside of a delete that answered already, under the volume's lock; an aside
-    /// that cannot be removed goes to `volumes/.quarantine/` for an operator (the CO was told the
-    /// volume is gone, so it is never renamed back).
+    /// Removes the aside of a delete that answered already. It takes no volume lock (the id is
+    /// free again: a create may use it meanwhile); the aside's name is this removal's alone. One
+    /// that cannot be removed goes to `volumes/.quarantine/` for an operator (the CO was told
+    /// the volume is gone, so it is never renamed back).
     fn finish_removal(&self, id: &str) {
         let started = std::time::Instant::now();
-        let wait = super::lock::Wait::Upto(std::time::Duration::from_secs(600));
-        let locks = self.cfg.root.join("locks");
-        let _lock = match super::lock::VolumeLock::acquire_counted(&locks, id, wait, Some(&self.locks)) {
-            Ok(lock) => lock,
-            Err(e) => return tracing::warn!(id, error = %e, "a deleted volume's files are left for the next start"),
-        };
         let aside = self.aside(id, DEL);
         match self.remove_leftover(&aside) {
             Ok(()) => tracing::debug!(id, seconds = started.elapsed().as_secs_f64(), "deleted volume's files removed"),
@@ -162,10 +165,12 @@ impl Engine {
         }
     }
 
-    /// Finishes what an interrupted create or delete of `id` left aside; none is fine.
+    /// Finishes what an interrupted create or delete of `id` left aside; none is fine. A delete
+    /// whose files the background worker is removing is left to it.
     pub(super) fn finish_asides(&self, id: &str) -> Result<Vec<String>> {
         let mut done = Vec::new();
-        for suffix in [NEW, DEL] {
+        let suffixes: &[&str] = if self.removals.is_pending(id) { &[NEW] } else { &[NEW, DEL] };
+        for &suffix in suffixes {
             let aside = self.aside(id, suffix);
             if aside.0.exists() {
                 self.remove_leftover(&aside)?;

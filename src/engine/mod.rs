@@ -22,6 +22,7 @@ mod quarantine;
 mod quote;
 pub mod reconcile;
 pub mod record;
+mod removals;
 mod repair;
 pub mod size;
 mod snapshot;
@@ -103,7 +104,7 @@ pub struct Engine {
     volumes_sync: groupsync::GroupSync,
     /// Where a delete hands the removal of its volume's files, once the volume is renamed aside
     /// durably (a long-lived server); `None`: the delete removes them itself (strata-flex).
-    removals: std::sync::OnceLock<std::sync::mpsc::Sender<String>>,
+    removals: removals::Removals,
 }
 
 impl Engine {
@@ -117,7 +118,7 @@ impl Engine {
         let real = validate::resolve(&prefixes);
         let volumes_sync = groupsync::GroupSync::new(cfg.root.join("volumes"));
         let locks = lock::LockStats::default();
-        let removals = std::sync::OnceLock::new();
+        let removals = removals::Removals::default();
         Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks, volumes_sync, removals })
     }
 

@@ -226,8 +226,8 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn mount_table(&self) -> Result<Vec<MountEntry>> {
-        Ok(self.lock().mounts.clone())
+    fn mount_table(&self) -> Result<super::MountTable> {
+        Ok(std::sync::Arc::new(self.lock().mounts.clone()))
     }
 
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf> {

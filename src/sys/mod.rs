@@ -8,6 +8,8 @@ mod freeze;
 mod linux;
 mod loopdev;
 pub mod mountinfo;
+mod mounttable;
+pub use mounttable::MountTable;
 mod place;
 mod statx;
 pub use statx::{identity as statx_identity, mount_root_attr};
@@ -94,8 +96,9 @@ pub trait Host: Send + Sync + Debug {
     /// Unmounts the topmost mount at `target` (never through a symlink); `lazy` detaches it even
     /// while busy.
     fn unmount(&self, target: &Place, lazy: bool) -> Result<()>;
-    /// The current mount table of this process's mount namespace.
-    fn mount_table(&self) -> Result<Vec<MountEntry>>;
+    /// The current mount table of this process's mount namespace ([`LinuxHost`] reads it again
+    /// only after a mount or unmount).
+    fn mount_table(&self) -> Result<MountTable>;
     /// Whether something is mounted on `place` (it is the root of a mount); a missing path is not.
     /// The default asks the mount table; [`LinuxHost`] asks `statx(2)` and falls back to the
     /// table when statx cannot tell (a dead mount answers with an error, never "not mounted").
