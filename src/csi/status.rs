@@ -45,6 +45,9 @@ fn backend_code(e: &BackendError) -> Code {
         BackendError::Host(HostError::Tree(t)) => tree_code(t),
         // A process still uses the mount: the CO retries once the pod's containers are gone.
         BackendError::Host(HostError::Unmount { errno: nix::errno::Errno::EBUSY, .. }) => Code::FailedPrecondition,
+        // A device another process holds open exclusively for now (a mkfs that outlived a killed
+        // server, say): the retry mounts it.
+        BackendError::Host(HostError::Mount { errno: nix::errno::Errno::EBUSY, .. }) => Code::Aborted,
         BackendError::Host(h) if refused_mount(h) => Code::InvalidArgument,
         BackendError::Host(_) | BackendError::Io { .. } => Code::Internal,
     }
@@ -112,6 +115,7 @@ mod tests {
         };
         assert_eq!(code(mount(Errno::EINVAL)), Code::InvalidArgument);
         assert_eq!(code(mount(Errno::EIO)), Code::Internal);
+        assert_eq!(code(mount(Errno::EBUSY)), Code::Aborted, "a device held for now: retried");
         let bind = HostError::Bind { source_path: "/a".into(), target: "/b".into(), errno: Errno::EINVAL };
         assert_eq!(code(Error::Backend(BackendError::Host(bind))), Code::InvalidArgument);
         let remount = HostError::Remount { target: "/b".into(), errno: Errno::EINVAL };

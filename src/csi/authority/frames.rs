@@ -1,6 +1,13 @@
 //! The client-to-server HTTP/2 byte stream, frame by frame: header blocks (HEADERS plus their
 //! CONTINUATIONs) are collected and rewritten, everything else is copied as it comes. What is
 //! held at once is bounded by h2's own limits (see [`super::MAX_HEADER_LIST`]).
+//!
+//! A client whose first header block h2 takes as it is (kubelet and the Go sidecars send
+//! `localhost`) gets that block handed over unchanged, and from then on every frame of its
+//! connection is copied as it comes, header blocks included (only frame headers are read, to
+//! know whether a header block is open): h2's decoder then shares the client's context, and a
+//! header block costs no decoding here. A client that needs its authority rewritten keeps having
+//! every block rewritten: h2's dynamic table then stays empty, and the two contexts never meet.
 
 use super::hpack::Transcoder;
 use super::{Error, MAX_FRAME, MAX_HEADER_LIST};
@@ -93,23 +100,44 @@ pub(super) struct Fed {
     pub(super) full: bool,
 }
 
+/// What is done with the connection's header blocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Blocks {
+    /// None seen yet: the first decides.
+    Undecided,
+    /// Copied as they come (the first needed no rewrite).
+    Copied,
+    /// Each decoded and written again.
+    Rewritten,
+}
+
 #[derive(Debug)]
 pub(super) struct Rewriter {
     state: State,
     pending: Option<Pending>,
     hpack: Transcoder,
+    blocks: Blocks,
+    /// A header block copied as it comes is open (HEADERS without END_HEADERS so far).
+    copying_block: bool,
     /// Units (the preface, a frame, a whole header block) finished so far.
     units: u64,
 }
 
 impl Rewriter {
     pub(super) fn new() -> Rewriter {
-        Rewriter { state: State::Copy(PREFACE_LEN), pending: None, hpack: Transcoder::new(), units: 0 }
+        Rewriter {
+            state: State::Copy(PREFACE_LEN),
+            pending: None,
+            hpack: Transcoder::new(),
+            blocks: Blocks::Undecided,
+            copying_block: false,
+            units: 0,
+        }
     }
 
     /// Whether the stream stands between two units: no frame begun, no header block open.
     pub(super) fn at_rest(&self) -> bool {
-        matches!(self.state, State::Head | State::Copy(0)) && self.pending.is_none()
+        matches!(self.state, State::Head | State::Copy(0)) && self.pending.is_none() && !self.copying_block
     }
 
     /// How many units (the preface, a frame, a whole header block) have been finished.
@@ -160,6 +188,13 @@ impl Rewriter {
     }
 
     fn after_head(&mut self, head: Head, raw: &[u8], out: &mut Vec<u8>) -> Result<State, Error> {
+        if self.blocks == Blocks::Copied {
+            if head.kind == HEADERS || head.kind == CONTINUATION {
+                self.copying_block = head.flags & END_HEADERS == 0;
+            }
+            out.extend_from_slice(raw);
+            return Ok(State::Copy(head.len));
+        }
         let ours = head.kind == HEADERS || (head.kind == CONTINUATION && self.pending.is_some());
         if ours {
             if head.len > FRAME {
@@ -186,8 +221,14 @@ impl Rewriter {
             _ => return Err(Error::Framing("HEADERS or CONTINUATION out of sequence")),
         };
         if head.flags & END_HEADERS != 0 {
-            let block = self.hpack.transcode(&pending.block)?;
-            emit(pending, &block, out);
+            if self.blocks == Blocks::Undecided && self.hpack.acceptable_as_is(&pending.block)? {
+                emit(pending, &pending.block, out);
+                self.blocks = Blocks::Copied;
+            } else {
+                let block = self.hpack.transcode(&pending.block)?;
+                emit(pending, &block, out);
+                self.blocks = Blocks::Rewritten;
+            }
             self.pending = None;
             self.units += 1;
         }
@@ -382,7 +423,8 @@ mod tests {
         // of literals. A list under the limit is always shorter than a frame.
         let big = vec![b'v'; 3500];
         let mut enc = loona_hpack::Encoder::new();
-        let first = enc.encode([(&b"x-big"[..], &big[..])]);
+        // A socket path for authority: the connection's blocks are rewritten from the first on.
+        let first = enc.encode([(&b":authority"[..], &b"/run/csi.sock"[..]), (b"x-big", &big[..])]);
         let again = enc.encode((0..5).map(|_| (&b"x-big"[..], &big[..])));
         let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
         input.extend(frame(HEADERS, END_STREAM | END_HEADERS, 1, &first));
@@ -397,6 +439,27 @@ mod tests {
         let fields = loona_hpack::Decoder::new().decode(&whole).unwrap();
         assert_eq!(fields.len(), 5);
         assert!(fields.iter().all(|(_, v)| *v == big));
+    }
+
+    #[test]
+    fn a_client_whose_first_block_needs_nothing_has_its_connection_copied_as_it_comes() {
+        let mut enc = loona_hpack::Encoder::new();
+        let first = enc.encode([(&b":authority"[..], &b"localhost"[..]), (b":path", b"/csi.v1.Node/A")]);
+        // The second block refers to the client's dynamic table; h2, which saw the first block
+        // as it was, shares that table.
+        let second = enc.encode([(&b":authority"[..], &b"localhost"[..]), (b":path", b"/csi.v1.Node/A")]);
+        let mut input = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".to_vec();
+        input.extend(frame(HEADERS, END_HEADERS, 1, &first));
+        input.extend(frame(0x0, END_STREAM, 1, b"\0\0\0\0\0"));
+        input.extend(frame(HEADERS, 0, 3, &second[..1]));
+        input.extend(frame(CONTINUATION, END_HEADERS | PADDED, 3, &second[1..]));
+        let mut r = Rewriter::new();
+        let out = feed_all(&mut r, &input).unwrap();
+        assert_eq!(out, input, "every byte as the client sent it");
+        assert!(r.at_rest(), "the copied block's end was seen");
+        let open = feed_all(&mut r, &frame(HEADERS, 0, 5, &second[..1])).unwrap();
+        assert_eq!(open.len(), HEAD_LEN + 1);
+        assert!(!r.at_rest(), "a copied header block left open is not a rest");
     }
 
     /// An encoded header block of exactly `total` bytes: one literal field `x-big`.
@@ -460,13 +523,8 @@ mod tests {
         let out = with(MAX_CONTINUATIONS).unwrap();
         let got = frames(&out[PREFACE_LEN..]);
         assert_eq!(got.len(), 1);
-        assert_eq!(
-            got[0].1,
-            [
-                0x00, 7, b':', b'm', b'e', b't', b'h', b'o', b'd', 3, b'G', b'E', b'T', 0x00, 5, b':', b'p', b'a',
-                b't', b'h', 1, b'/'
-            ]
-        );
+        // No authority to rewrite: the block leaves as it came, in one frame.
+        assert_eq!(got[0].1, [0x82, 0x84]);
         assert!(matches!(with(MAX_CONTINUATIONS + 1), Err(Error::TooManyContinuations { stream: 1, .. })));
     }
 

@@ -28,6 +28,20 @@ impl Transcoder {
         Transcoder { decoder }
     }
 
+    /// Whether h2 takes the block as it is: every `:authority` in it is one h2 accepts. Decodes
+    /// the block with the client's context (which stays in step, as for [`Transcoder::transcode`]).
+    pub(super) fn acceptable_as_is(&mut self, block: &[u8]) -> Result<bool, Error> {
+        let mut fine = true;
+        self.decoder
+            .decode_with_cb(block, |name, value| {
+                if &*name == b":authority" && !acceptable(&value) {
+                    fine = false;
+                }
+            })
+            .map_err(|e| Error::Hpack(e.to_string()))?;
+        Ok(fine)
+    }
+
     /// The block, decoded and written again as literals without indexing, up to and including
     /// the field that brings the header list to [`MAX_HEADER_LIST`]: h2 refuses a list that
     /// reaches it (431 and REFUSED_STREAM), so what follows is decoded only to keep the client's
