@@ -112,6 +112,10 @@ pub struct ServeArgs {
     /// The most client connections served at once; more wait until one closes.
     #[arg(long, default_value_t = super::server::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,
+    /// The most bytes per second each snapshot, clone or restore copy reads and writes (64Mi,
+    /// 1Gi, bytes): copies share the node's disk with the pods. Unset: no limit.
+    #[arg(long, value_name = "SIZE", value_parser = parse_rate)]
+    pub copy_rate: Option<u64>,
 }
 
 impl ServeArgs {
@@ -357,6 +361,10 @@ pub enum AccessModeArg {
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
     Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use {}", Kind::CHOICES))
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    super::convert::parse_size(s).filter(|r| *r > 0).ok_or_else(|| format!("{s:?} is not a size such as 64Mi"))
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {

@@ -9,6 +9,7 @@ pub mod client;
 pub mod codec;
 mod controller;
 pub mod convert;
+mod copies;
 mod ephemeral;
 mod expand;
 mod identity;

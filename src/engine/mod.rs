@@ -3,6 +3,7 @@
 
 mod aside;
 pub mod capacity;
+mod copies;
 pub mod crashpoint;
 mod error;
 mod exhausted;
@@ -27,6 +28,7 @@ mod survey;
 pub mod validate;
 
 pub use capacity::{Allocation, Budget, Overcommit};
+pub use copies::{CopyJob, CopyKey, CopyProgress, CopyStats, JobState, PROGRESS_FILE};
 pub use error::{Error, Result};
 pub use exhausted::Resource;
 pub use health::Condition;
@@ -96,6 +98,10 @@ pub struct Engine {
     backends: BTreeMap<Kind, Box<dyn Backend>>,
     /// Contention on volume and snapshot locks, for metrics.
     locks: lock::LockStats,
+    /// The copies running in this process.
+    copies: Arc<copies::Registry>,
+    /// Bytes per second a copy may take at most; 0: no limit.
+    copy_rate: u64,
 }
 
 impl Engine {
@@ -107,7 +113,16 @@ impl Engine {
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
-        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks: lock::LockStats::default() })
+        let locks = lock::LockStats::default();
+        let copies = Arc::new(copies::Registry::default());
+        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks, copies, copy_rate: 0 })
+    }
+
+    /// Copies take at most `bytes_per_second` of the disk (0: no limit): they share it with the
+    /// pods.
+    pub fn with_copy_rate(mut self, bytes_per_second: u64) -> Engine {
+        self.copy_rate = bytes_per_second;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -136,8 +151,16 @@ impl Engine {
         self.cfg.root.join("staging").join(id)
     }
 
+    /// The volume's lock; a volume a copy holds (its image held still) is busy with that copy.
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks))
+        VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks)).map_err(|e| {
+            match (e, self.copies.holding(id)) {
+                (Error::Busy { id }, Some(job)) => {
+                    Error::CopyBusy { id, doing: format!("{} copies it ({})", job.key, job.describe()) }
+                }
+                (e, _) => e,
+            }
+        })
     }
 
     /// A volume's record with its node state (where it is staged and published).
@@ -278,6 +301,12 @@ impl Engine {
             self.finish_asides(id)?;
             return Ok(());
         };
+        if let Some(job) = self.copies.reading(&Source::Volume(id.to_owned())) {
+            let reason =
+                format!("{} is being copied from it ({}); delete it when that copy is done", job.key, job.describe());
+            return Err(Error::precondition(id, reason));
+        }
+        self.stop_copy(&CopyKey::Volume(id.to_owned()))?;
         if let Some(place) = self.kernel_users(id, vol.backend)?.first() {
             return Err(Error::precondition(
                 id,
@@ -305,6 +334,7 @@ impl Engine {
         validate::id("volume", id)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
+        self.refuse_unfinished(&vol)?;
         if bytes > vol.capacity {
             let _reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
             self.backend(vol.backend).expand(&vol, &self.dir(id), bytes)?;
@@ -362,6 +392,18 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// FAILED_PRECONDITION for a volume whose copy (a clone or a restore) is not whole yet.
+    pub(crate) fn refuse_unfinished(&self, vol: &Volume) -> Result<()> {
+        if vol.copy.is_none() {
+            return Ok(());
+        }
+        let Error::Copying { progress, .. } = self.copying(&CopyKey::Volume(vol.id.clone())) else { return Ok(()) };
+        let reason = format!("it is still being copied ({progress}); it can be used once CreateVolume has answered OK");
+        Err(Error::precondition(&vol.id, reason))
+    }
+}
+
 /// The record of a new volume as `req` describes it.
 fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
     Volume {
@@ -380,6 +422,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         source: None,
         grow_fs: false,
         omitted: record::Omitted::default(),
+        copy: None,
     }
 }
 

@@ -39,6 +39,10 @@ impl Engine {
     }
 
     fn reconcile_volume(&self, listed: Volume, report: &mut Report) -> Result<()> {
+        if listed.copy.is_some() || self.copies.holding(&listed.id).is_some() {
+            // Being filled by a copy (not staged), or held still by one (resumed before this).
+            return Ok(());
+        }
         let _lock = self.lock(&listed.id)?;
         // Read again under the lock: another process may have changed it since the listing.
         let Some(mut vol) = self.load(&listed.id)? else { return Ok(()) };
