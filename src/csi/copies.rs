@@ -33,7 +33,7 @@ impl Pending for Volume {
 }
 
 /// An engine call that may begin a copy, called again to see how it stands.
-pub(super) type Start<T> = dyn Fn(&Engine) -> Result<(T, Option<CopyJob>), Status> + Send + Sync;
+pub(super) type Start<T> = dyn Fn(&Engine) -> Result<(T, Vec<CopyJob>), Status> + Send + Sync;
 
 impl Driver {
     /// Runs a copy on a blocking thread of its own, to its end.
@@ -50,11 +50,9 @@ impl Driver {
         T: Pending + Send + 'static,
     {
         let first = start.clone();
-        let (made, job) = self.blocking(move |e| first(e)).await?;
+        let (made, jobs) = self.blocking(move |e| first(e)).await?;
+        jobs.into_iter().for_each(|job| self.run_in_background(job));
         let Some(key) = made.pending() else { return Ok(made) };
-        if let Some(job) = job {
-            self.run_in_background(job);
-        }
         self.blocking(move |e| {
             if let Some(job) = e.copy_job(&key) {
                 job.wait(wait);
@@ -62,10 +60,8 @@ impl Driver {
             Ok::<_, Status>(())
         })
         .await?;
-        let (settled, job) = self.blocking(move |e| start(e)).await?;
-        if let Some(job) = job {
-            self.run_in_background(job);
-        }
+        let (settled, jobs) = self.blocking(move |e| start(e)).await?;
+        jobs.into_iter().for_each(|job| self.run_in_background(job));
         Ok(settled)
     }
 }

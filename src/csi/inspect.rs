@@ -38,9 +38,36 @@ fn inspect(args: &InspectArgs) -> Result<Value, (&'static str, String)> {
     let id = VolumeId::parse(&args.volume_id).map_or(args.volume_id.clone(), |v| v.local);
     match engine.inspect(&id) {
         Ok(Some(found)) => Ok(describe(&found)),
-        Ok(None) => Err(("NOT_FOUND", format!("no volume {} under {}", engine::quote(&id), args.root.display()))),
+        Ok(None) => match engine.inspect_snapshot(&id) {
+            Ok(Some(snap)) => Ok(describe_snapshot(&snap)),
+            Ok(None) => {
+                let msg = format!("no volume or snapshot {} under {}", engine::quote(&id), args.root.display());
+                Err(("NOT_FOUND", msg))
+            }
+            Err(e) => Err(("INTERNAL", e.to_string())),
+        },
         Err(e) => Err(("INTERNAL", e.to_string())),
     }
+}
+
+/// A snapshot's inspection as JSON: its record, and its copy while one runs.
+pub fn describe_snapshot(i: &engine::SnapshotInspection) -> Value {
+    let s = &i.snapshot;
+    let mut out = json!({
+        "snapshot_id": s.id,
+        "name": s.name,
+        "source_volume": s.source_volume,
+        "backend": s.backend.as_str(),
+        "size_bytes": s.size_bytes,
+        "ready_to_use": s.ready(),
+    });
+    if let Some(g) = &s.group {
+        out["group_snapshot"] = json!(g);
+    }
+    if let Some(c) = &i.copy {
+        out["copy"] = json!(c);
+    }
+    out
 }
 
 /// The inspection as JSON: the text form prints it as indented `key: value` lines.
@@ -71,6 +98,9 @@ pub fn describe(i: &Inspection) -> Value {
         .map(|(p, m)| json!({"target": p.target, "readonly": p.readonly, "block": p.block, "mount": mount(m.as_ref())}))
         .collect();
     out["publications"] = json!(pubs);
+    if let Some(c) = &i.copy {
+        out["copy"] = json!(c);
+    }
     out["usage"] = match &i.usage {
         None => json!("not staged"),
         Some(Ok(u)) => json!({

@@ -12,6 +12,7 @@ pub mod convert;
 mod copies;
 mod ephemeral;
 mod expand;
+mod group;
 mod identity;
 mod inspect;
 mod limits;

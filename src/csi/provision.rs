@@ -46,7 +46,9 @@ impl Driver {
         let Some(source) = source else {
             return self.blocking(move |e| create_or_reuse(e, req, range.as_ref())).await;
         };
-        let start = std::sync::Arc::new(move |e: &Engine| create_from(e, req.clone(), range.as_ref(), &source));
+        let start = std::sync::Arc::new(move |e: &Engine| {
+            create_from(e, req.clone(), range.as_ref(), &source).map(|(vol, job)| (vol, job.into_iter().collect()))
+        });
         let vol = self.with_copy(start, super::copies::VOLUME_WAIT).await?;
         match vol.pending() {
             Some(key) => Err(self.engine.copying(&key).into()),

@@ -33,7 +33,9 @@ impl Driver {
             name: r.name,
             source_volume: source,
         };
-        let start = std::sync::Arc::new(move |e: &Engine| create_or_reuse(e, &req).map_err(Status::from));
+        let start = std::sync::Arc::new(move |e: &Engine| {
+            create_or_reuse(e, &req).map(|(snap, job)| (snap, job.into_iter().collect())).map_err(Status::from)
+        });
         let snap = self.with_copy(start, super::copies::SNAPSHOT_WAIT).await?;
         Ok(self.snapshot_of(&snap))
     }

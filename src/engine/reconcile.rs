@@ -19,6 +19,7 @@ impl Engine {
         self.remove_orphan_dirs(&mut report)?;
         report.actions.extend(self.remove_old_lock_files());
         self.remove_snapshot_temps(&mut report);
+        self.remove_uncut_groups(&mut report);
         let (volumes, quarantined) = self.scan_volumes()?;
         for q in quarantined {
             if q.reason.starts_with("node state ") {

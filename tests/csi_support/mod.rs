@@ -9,6 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use strata::csi::proto::controller_client::ControllerClient;
+use strata::csi::proto::group_controller_client::GroupControllerClient;
 use strata::csi::proto::identity_client::IdentityClient;
 use strata::csi::proto::node_client::NodeClient;
 use strata::csi::proto::volume_capability::access_mode::Mode;
@@ -182,11 +183,7 @@ impl Server {
 
     pub async fn clients(&self) -> Clients {
         let ch = self.channel().await;
-        Clients {
-            id: IdentityClient::new(ch.clone()),
-            ctl: ControllerClient::new(ch.clone()),
-            node: NodeClient::new(ch),
-        }
+        Clients::from_channel(ch)
     }
 
     /// A path under the allowed kubelet prefix.
@@ -240,6 +237,7 @@ pub struct Clients {
     pub id: IdentityClient<Channel>,
     pub ctl: ControllerClient<Channel>,
     pub node: NodeClient<Channel>,
+    pub group: GroupControllerClient<Channel>,
 }
 
 impl Clients {
@@ -248,6 +246,7 @@ impl Clients {
         Clients {
             id: IdentityClient::new(ch.clone()),
             ctl: ControllerClient::new(ch.clone()),
+            group: GroupControllerClient::new(ch.clone()),
             node: NodeClient::new(ch),
         }
     }
