@@ -275,8 +275,15 @@ fn storage_classes_cover_every_backend_and_bind_where_the_pod_runs() {
 #[test]
 fn namespaced_objects_live_in_strata_system_and_rbac_names_real_subjects() {
     let docs = manifests("kubernetes");
-    let cluster_scoped =
-        ["Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding", "StorageClass", "VolumeSnapshotClass"];
+    let cluster_scoped = [
+        "Namespace",
+        "CSIDriver",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "StorageClass",
+        "VolumeSnapshotClass",
+        "VolumeGroupSnapshotClass",
+    ];
     let accounts: BTreeSet<&str> = docs.iter().filter(|d| d.kind() == "ServiceAccount").map(Doc::name).collect();
     for d in docs.iter().filter(|d| d.kind() != "Kustomization") {
         if cluster_scoped.contains(&d.kind()) {
@@ -310,7 +317,8 @@ fn each_kustomization_lists_exactly_the_manifests_beside_it() {
     for sub in ["kubernetes", "kubernetes/snapshots", "flex"] {
         let dir = repo().join("deploy").join(sub);
         let k = parse_docs(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).remove(0);
-        let listed: BTreeSet<String> = strings(&k["resources"]).into_iter().map(str::to_owned).collect();
+        let listed: BTreeSet<String> =
+            strings(&k["resources"]).into_iter().filter(|r| !r.starts_with("..")).map(str::to_owned).collect();
         let present: BTreeSet<String> = std::fs::read_dir(&dir)
             .unwrap()
             .flatten()
@@ -339,18 +347,57 @@ fn rendered(sub: &Path) -> Vec<Value> {
 }
 
 #[test]
-fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_class() {
+fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_classes() {
     let base = rendered(Path::new("kubernetes"));
     assert!(base.iter().any(|o| o["kind"] == "DaemonSet"), "the base renders the driver");
-    let crd_kinds: Vec<&Value> =
-        base.iter().filter(|o| o["apiVersion"].as_str().unwrap().starts_with("snapshot.storage.k8s.io/")).collect();
+    let crd = |o: &&Value| o["apiVersion"].as_str().unwrap().contains("snapshot.storage.k8s.io/");
+    let crd_kinds: Vec<&Value> = base.iter().filter(crd).collect();
     assert!(crd_kinds.is_empty(), "the base needs the VolumeSnapshot CRDs: {crd_kinds:?}");
     let snapshots = rendered(Path::new("kubernetes/snapshots"));
-    let kinds: Vec<&str> = snapshots.iter().map(|o| o["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["VolumeSnapshotClass"]);
-    assert_eq!(snapshots[0]["driver"], "strata.csi.dev");
+    assert_eq!(snapshots.len(), base.len() + 4, "the base, then the step's own objects");
+    let added: Vec<&str> = snapshots[base.len()..].iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(added, ["VolumeSnapshotClass", "VolumeGroupSnapshotClass", "ClusterRole", "ClusterRoleBinding"]);
+    for class in snapshots.iter().filter(crd) {
+        assert_eq!(class["driver"], "strata.csi.dev");
+    }
     let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
     assert!(ops.contains("kubectl apply -k deploy/kubernetes/snapshots"), "operations.md documents the step");
+}
+
+/// The snapshot step's patch of the node's csi-snapshotter: the base's arguments, unchanged,
+/// plus the group snapshot feature gate (external-snapshotter v8.6.0 has it off by default).
+#[test]
+fn the_snapshot_step_turns_group_snapshots_on_in_the_node_snapshotter_and_may_use_them() {
+    let dir = repo().join("deploy/kubernetes/snapshots");
+    let k = parse_docs(&std::fs::read_to_string(dir.join("kustomization.yaml")).unwrap()).remove(0);
+    let patches = k["patches"].as_array().unwrap();
+    assert_eq!(patches.len(), 1);
+    assert_eq!(
+        (patches[0]["target"]["kind"].as_str(), patches[0]["target"]["name"].as_str()),
+        (Some("DaemonSet"), Some("strata-node"))
+    );
+    let patch = parse_docs(patches[0]["patch"].as_str().unwrap()).remove(0);
+    let patched = container(&patch, "csi-snapshotter");
+    let docs = manifests("kubernetes");
+    let base = container(find(&docs, "DaemonSet", "strata-node"), "csi-snapshotter");
+    let mut want = strings(&base["args"]);
+    want.push("--feature-gates=CSIVolumeGroupSnapshot=true");
+    assert_eq!(strings(&patched["args"]), want, "the base's arguments and the gate, nothing else");
+    let step = rendered(Path::new("kubernetes/snapshots"));
+    let role = step
+        .iter()
+        .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "strata-csi-snapshotter-groups")
+        .unwrap();
+    let resources: BTreeSet<&str> =
+        role["rules"].as_array().unwrap().iter().flat_map(|r| strings(&r["resources"])).collect();
+    let want = ["volumegroupsnapshotclasses", "volumegroupsnapshotcontents", "volumegroupsnapshotcontents/status"];
+    assert_eq!(resources, BTreeSet::from(want));
+    let binding = step
+        .iter()
+        .find(|o| o["kind"] == "ClusterRoleBinding" && o["roleRef"]["name"] == "strata-csi-snapshotter-groups")
+        .unwrap();
+    let sa = find(&docs, "DaemonSet", "strata-node")["spec"]["template"]["spec"]["serviceAccountName"].clone();
+    assert_eq!(binding["subjects"][0]["name"], sa, "bound to the node's service account");
 }
 
 #[test]
