@@ -47,34 +47,6 @@ fn write_synced(file: &Path, data: &[u8]) {
     f.sync_all().unwrap();
 }
 
-/// Calls CreateSnapshot again, as csi-snapshotter does, until the snapshot is ready.
-async fn until_ready(c: &mut Clients, name: &str, source: &str) -> p::Snapshot {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        let snap = c.ctl.create_snapshot(snap_req(name, source)).await.unwrap().into_inner().snapshot.unwrap();
-        if snap.ready_to_use {
-            return snap;
-        }
-        assert!(Instant::now() < deadline, "snapshot {name} never became ready");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
-
-/// Calls CreateVolume again, as csi-provisioner does, while it answers ABORTED; the volume id.
-async fn until_created(c: &mut Clients, req: p::CreateVolumeRequest) -> String {
-    let deadline = Instant::now() + Duration::from_secs(180);
-    loop {
-        match c.ctl.create_volume(req.clone()).await {
-            Ok(r) => return r.into_inner().volume.unwrap().volume_id,
-            Err(st) if st.code() == Code::Aborted && Instant::now() < deadline => {
-                assert!(st.message().contains("copied in the background"), "{}", st.message());
-                tokio::time::sleep(Duration::from_millis(200)).await;
-            }
-            Err(st) => panic!("CreateVolume {}: {st:?}", req.name),
-        }
-    }
-}
-
 /// A volume with `files` written into it, left staged and published; its id.
 async fn filled(s: &Server, c: &mut Clients, name: &str, pairs: &[(&str, &str)], files: &[(&str, &[u8])]) -> String {
     let vol = create(c, name, 64 << 20, pairs).await;
@@ -134,7 +106,7 @@ async fn a_large_dir_snapshot_answers_before_its_copy_ends_and_is_ready_later() 
     assert_eq!(listed.entries.len(), 1, "a cut snapshot is listed");
     let restore = c.ctl.create_volume(from(of_snapshot(&first.snapshot_id), "early", 64 << 20, &[])).await;
     assert_eq!(code(restore), Code::Aborted, "a snapshot not ready yet cannot be restored");
-    let ready = until_ready(&mut c, "snap-big", &vol).await;
+    let ready = until_ready(&mut c, snap_req("snap-big", &vol)).await;
     assert_eq!((ready.snapshot_id.as_str(), ready.creation_time), (first.snapshot_id.as_str(), first.creation_time));
     assert!(inspect(&s, &first.snapshot_id).contains("\"ready_to_use\": true"));
     std::fs::write(Path::new(&s.path("pods/pvc-big/vol")).join("big"), b"changed").unwrap();
@@ -160,7 +132,7 @@ async fn a_loop_snapshot_keeps_its_point_in_time_while_it_copies() {
     // Written after the cut: waits while the filesystem is frozen for the copy, lands after.
     let after = Path::new(&s.path("pods/pvc-loop/vol")).join("after");
     let writer = std::thread::spawn(move || write_synced(&after, b"after the cut"));
-    until_ready(&mut c, "snap-loop", &vol).await;
+    until_ready(&mut c, snap_req("snap-loop", &vol)).await;
     writer.join().unwrap();
     let restored =
         until_created(&mut c, from(of_snapshot(&first.snapshot_id), "r-loop", 64 << 20, &[("backend", "loop")])).await;
@@ -268,7 +240,7 @@ async fn a_kill_mid_copy_is_resumed_at_restart() {
     restart(&mut s, None);
     assert!(s.log_text().contains("resumes"), "{}", s.log_text());
     let mut c = s.clients().await;
-    let ready = until_ready(&mut c, "snap-kill", &vol).await;
+    let ready = until_ready(&mut c, snap_req("snap-kill", &vol)).await;
     assert_eq!(ready.creation_time, first.creation_time, "the same snapshot, cut at the same time");
     let made = until_created(&mut c, from(of_volume(&tree), "pvc-kclone", 64 << 20, &[("backend", "dir")])).await;
     assert_eq!(read_back(&s, &mut c, &made, "kclone", "data").await, Some(data.clone()));

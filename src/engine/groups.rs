@@ -100,7 +100,7 @@ impl Engine {
                 return Err(Error::SnapshotNotFound(format!("{sid} (a member of group snapshot {})", g.id)));
             }
             let req = SnapshotRequest { id: sid.clone(), name: member_name(&g.name, vol), source_volume: vol.clone() };
-            match self.member_now(&req) {
+            match self.start_snapshot(&req) {
                 Ok((snap, job)) => {
                     snaps.push(snap);
                     jobs.extend(job);
@@ -113,20 +113,6 @@ impl Engine {
             }
         }
         Ok(((g, snaps), jobs))
-    }
-
-    /// A member as it stands; a member whose copy is writing its record right now (its lock
-    /// held for that moment) is waited for, briefly.
-    fn member_now(&self, req: &SnapshotRequest) -> Result<(Snapshot, Option<CopyJob>)> {
-        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(2);
-        loop {
-            match self.start_snapshot(req) {
-                Err(Error::Busy { .. }) if std::time::Instant::now() < deadline => {
-                    std::thread::sleep(std::time::Duration::from_millis(10));
-                }
-                other => return other,
-            }
-        }
     }
 
     /// Cuts every member at one instant (see the module docs), recording the group first.

@@ -155,12 +155,18 @@ impl Engine {
 
     /// The volume's lock; a volume a copy holds (its image held still) is busy with that copy.
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks)).map_err(|e| {
-            match (e, self.copies.holding(id)) {
-                (Error::Busy { id }, Some(job)) => {
-                    Error::CopyBusy { id, doing: format!("{} copies it ({})", job.key, job.describe()) }
+        let key = CopyKey::Volume(id.to_owned());
+        let take = || VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks));
+        self.while_copy_ends(&key, take).map_err(|e| {
+            let Error::Busy { id } = e else { return e };
+            if let Some(job) = self.copies.holding(&id) {
+                return Error::CopyBusy { doing: format!("{} copies it ({})", job.key, job.describe()), id };
+            }
+            match self.copies.get(&CopyKey::Volume(id.clone())) {
+                Some(job) => {
+                    Error::CopyBusy { doing: format!("the copy that fills it is ending ({})", job.describe()), id }
                 }
-                (e, _) => e,
+                None => Error::Busy { id },
             }
         })
     }

@@ -67,10 +67,27 @@ impl Engine {
         self.snapshot_dir(id).0.join("snapshot.json")
     }
 
+    /// The snapshot's lock; while the copy filling it holds it to write its record (a few
+    /// milliseconds), waited for.
     pub(super) fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.cfg.root.join("locks/snapshots");
         perm::make_dir(&dir)?;
-        VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks))
+        let key = CopyKey::Snapshot(id.to_owned());
+        self.while_copy_ends(&key, || VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks)))
+    }
+
+    /// Takes a lock with `take`; one that is busy while the copy of `key` runs is tried again
+    /// for up to 2 s (the copy holds it only to write how it ended).
+    pub(super) fn while_copy_ends(&self, key: &CopyKey, take: impl Fn() -> Result<VolumeLock>) -> Result<VolumeLock> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match take() {
+                Err(Error::Busy { .. }) if self.copies.get(key).is_some() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A snapshot's record, if it exists.

@@ -373,3 +373,32 @@ pub fn fs_bytes(path: &str) -> u64 {
     let st = nix::sys::statvfs::statvfs(path).unwrap();
     st.blocks() * st.fragment_size()
 }
+
+/// Calls CreateSnapshot again, as csi-snapshotter does, until the snapshot is ready.
+pub async fn until_ready(c: &mut Clients, req: p::CreateSnapshotRequest) -> p::Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let snap = c.ctl.create_snapshot(req.clone()).await.expect("create snapshot").into_inner().snapshot.unwrap();
+        if snap.ready_to_use {
+            return snap;
+        }
+        assert!(Instant::now() < deadline, "snapshot {} never became ready", req.name);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Calls CreateVolume again, as csi-provisioner does, while it answers ABORTED for a copy in
+/// progress; the volume id.
+pub async fn until_created(c: &mut Clients, req: p::CreateVolumeRequest) -> String {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match c.ctl.create_volume(req.clone()).await {
+            Ok(r) => return r.into_inner().volume.unwrap().volume_id,
+            Err(st) if st.code() == Code::Aborted && Instant::now() < deadline => {
+                assert!(st.message().contains("cop"), "ABORTED for its copy: {}", st.message());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(st) => panic!("CreateVolume {}: {st:?}", req.name),
+        }
+    }
+}

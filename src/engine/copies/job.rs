@@ -188,10 +188,12 @@ impl Engine {
             if progress.is_cancelled() {
                 return None;
             }
-            let lock = match target {
-                Target::Snapshot { id } => self.lock_snapshot(id),
-                Target::Volume(vol) => self.lock(&vol.id),
+            // Taken as is: the engine's own lockers wait for this very copy.
+            let (dir, id) = match target {
+                Target::Snapshot { id } => (self.cfg.root.join("locks/snapshots"), id),
+                Target::Volume(vol) => (self.cfg.root.join("locks"), &vol.id),
             };
+            let lock = VolumeLock::acquire(&dir, id, crate::engine::Wait::No);
             match lock {
                 Ok(l) if !progress.is_cancelled() => return Some(l),
                 Ok(_) => return None,
