@@ -5,6 +5,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod csi_support;
+mod metrics_support;
 
 use csi_support::*;
 use nix::sys::signal::Signal;
@@ -94,12 +95,15 @@ fn inspect(s: &Server, id: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_large_dir_snapshot_answers_before_its_copy_ends_and_is_ready_later() {
     require_root();
-    let s = Server::start_with(&["--copy-rate", "8Mi"]);
+    let s = Server::start_with(&["--copy-rate", "8Mi", "--metrics-address", "127.0.0.1:0"]);
+    let metrics = metrics_support::metrics_address(&|| s.log_text());
     let mut c = s.clients().await;
     let big = pattern(1, 24 * MIB);
     let vol = filled(&s, &mut c, "pvc-big", &[("backend", "dir")], &[("big", &big)]).await;
     let first = c.ctl.create_snapshot(snap_req("snap-big", &vol)).await.unwrap().into_inner().snapshot.unwrap();
     assert!(!first.ready_to_use, "the first answer came before the copy ended");
+    let during = metrics_support::parse(&metrics_support::scrape(&metrics));
+    assert_eq!(during.get("strata_copies_in_progress", &[]), 1.0);
     let shown = inspect(&s, &first.snapshot_id);
     assert!(shown.contains("\"ready_to_use\": false") && shown.contains("copying from"), "{shown}");
     let listed = c.ctl.list_snapshots(p::ListSnapshotsRequest::default()).await.unwrap().into_inner();
@@ -109,6 +113,9 @@ async fn a_large_dir_snapshot_answers_before_its_copy_ends_and_is_ready_later() 
     let ready = until_ready(&mut c, snap_req("snap-big", &vol)).await;
     assert_eq!((ready.snapshot_id.as_str(), ready.creation_time), (first.snapshot_id.as_str(), first.creation_time));
     assert!(inspect(&s, &first.snapshot_id).contains("\"ready_to_use\": true"));
+    let after = metrics_support::parse(&metrics_support::scrape(&metrics));
+    assert_eq!(after.get("strata_copies_in_progress", &[]), 0.0);
+    assert!(after.get("strata_copy_bytes_total", &[]) >= big.len() as f64, "the copy's bytes are counted");
     std::fs::write(Path::new(&s.path("pods/pvc-big/vol")).join("big"), b"changed").unwrap();
     let restored = until_created(&mut c, from(of_snapshot(&ready.snapshot_id), "restored", 64 << 20, &[])).await;
     assert_eq!(read_back(&s, &mut c, &restored, "restored", "big").await, Some(big));
