@@ -22,8 +22,12 @@ async fn identity_reports_name_version_capabilities_and_readiness() {
     let expansion = p::plugin_capability::Type::VolumeExpansion(p::plugin_capability::VolumeExpansion {
         r#type: p::plugin_capability::volume_expansion::Type::Online as i32,
     });
-    assert_eq!(caps.capabilities.len(), 3);
+    assert_eq!(caps.capabilities.len(), 4);
     assert!(caps.capabilities.iter().any(|c| c.r#type.as_ref() == Some(&expansion)), "{caps:?}");
+    let groups = p::plugin_capability::Type::Service(p::plugin_capability::Service {
+        r#type: p::plugin_capability::service::Type::GroupControllerService as i32,
+    });
+    assert!(caps.capabilities.iter().any(|c| c.r#type.as_ref() == Some(&groups)), "{caps:?}");
     let probe = c.id.probe(p::ProbeRequest {}).await.unwrap().into_inner();
     assert_eq!(probe.ready, Some(true), "{}", s.log_text());
     let node = c.node.node_get_info(p::NodeGetInfoRequest {}).await.unwrap().into_inner();

@@ -218,14 +218,14 @@ async fn a_tree_100_000_deep_goes_through_stats_snapshot_clone_delete_and_restar
     let inodes = stats.usage.iter().find(|u| u.unit == p::volume_usage::Unit::Inodes as i32).unwrap();
     assert!(inodes.used > DEPTH as i64, "{inodes:?}");
 
-    let snap = c.ctl.create_snapshot(snap_req("deep-snap", &vol)).await.expect("snapshot").into_inner();
-    let snap_id = snap.snapshot.unwrap().snapshot_id;
+    // The copies of a tree this deep outlast the calls: answered at once, whole later.
+    let snap_id = until_ready(&mut c, snap_req("deep-snap", &vol)).await.snapshot_id;
     let mut restore = create_req("restored", 64 << 20, &[]);
     restore.volume_content_source = from_snapshot(&snap_id);
-    let restored = c.ctl.create_volume(restore).await.expect("restore").into_inner().volume.unwrap().volume_id;
+    let restored = until_created(&mut c, restore).await;
     let mut clone = create_req("cloned", 64 << 20, &[]);
     clone.volume_content_source = from_volume(&vol);
-    let cloned = c.ctl.create_volume(clone).await.expect("clone").into_inner().volume.unwrap().volume_id;
+    let cloned = until_created(&mut c, clone).await;
     for id in [&restored, &cloned] {
         let data = s.root.join("volumes").join(local(id)).join("data");
         assert_eq!(chain_depth(&data), (DEPTH, true), "{id} holds the whole tree");

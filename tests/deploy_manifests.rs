@@ -276,8 +276,15 @@ fn storage_classes_cover_every_backend_and_bind_where_the_pod_runs() {
 #[test]
 fn namespaced_objects_live_in_strata_system_and_rbac_names_real_subjects() {
     let docs = manifests("kubernetes");
-    let cluster_scoped =
-        ["Namespace", "CSIDriver", "ClusterRole", "ClusterRoleBinding", "StorageClass", "VolumeSnapshotClass"];
+    let cluster_scoped = [
+        "Namespace",
+        "CSIDriver",
+        "ClusterRole",
+        "ClusterRoleBinding",
+        "StorageClass",
+        "VolumeSnapshotClass",
+        "VolumeGroupSnapshotClass",
+    ];
     let accounts: BTreeSet<&str> = docs.iter().filter(|d| d.kind() == "ServiceAccount").map(Doc::name).collect();
     for d in docs.iter().filter(|d| d.kind() != "Kustomization") {
         if cluster_scoped.contains(&d.kind()) {
@@ -340,16 +347,18 @@ fn rendered(sub: &Path) -> Vec<Value> {
 }
 
 #[test]
-fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_class() {
+fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_classes() {
     let base = rendered(Path::new("kubernetes"));
     assert!(base.iter().any(|o| o["kind"] == "DaemonSet"), "the base renders the driver");
-    let crd_kinds: Vec<&Value> =
-        base.iter().filter(|o| o["apiVersion"].as_str().unwrap().starts_with("snapshot.storage.k8s.io/")).collect();
+    let crd = |o: &&Value| o["apiVersion"].as_str().unwrap().contains("snapshot.storage.k8s.io/");
+    let crd_kinds: Vec<&Value> = base.iter().filter(crd).collect();
     assert!(crd_kinds.is_empty(), "the base needs the VolumeSnapshot CRDs: {crd_kinds:?}");
     let snapshots = rendered(Path::new("kubernetes/snapshots"));
-    let kinds: Vec<&str> = snapshots.iter().map(|o| o["kind"].as_str().unwrap()).collect();
-    assert_eq!(kinds, ["VolumeSnapshotClass"]);
-    assert_eq!(snapshots[0]["driver"], "strata.csi.dev");
+    let added: Vec<&str> = snapshots.iter().map(|o| o["kind"].as_str().unwrap()).collect();
+    assert_eq!(added, ["VolumeSnapshotClass", "VolumeGroupSnapshotClass", "ClusterRole", "ClusterRoleBinding"]);
+    for class in snapshots.iter().filter(crd) {
+        assert_eq!(class["driver"], "strata.csi.dev");
+    }
     let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
     assert!(ops.contains("kubectl apply -k deploy/kubernetes/snapshots"), "operations.md documents the step");
 }
@@ -379,6 +388,37 @@ fn settings_come_by_name_and_overlays_patch_keys() {
     let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
     assert!(!ops.contains("/args/"), "operations.md patches an argument by position");
     assert!(ops.contains("behavior: merge") && ops.contains("- STRATA_BACKENDS=dir,loop,btrfs,tmpfs"), "the overlay");
+}
+
+/// The snapshot step's patch of the node's csi-snapshotter: the base's arguments, unchanged,
+/// plus the group snapshot feature gate (external-snapshotter v8.6.0 has it off by default).
+#[test]
+fn the_snapshot_step_turns_group_snapshots_on_in_the_node_snapshotter_and_may_use_them() {
+    let file = "deploy/kubernetes/snapshots/csi-snapshotter-group-snapshots.patch";
+    let patch = parse_docs(&std::fs::read_to_string(repo().join(file)).unwrap()).remove(0);
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    assert!(ops.contains(&format!("--patch-file {file}")), "operations.md documents the patch");
+    let patched = container(&patch, "csi-snapshotter");
+    let docs = manifests("kubernetes");
+    let base = container(find(&docs, "DaemonSet", "strata-node"), "csi-snapshotter");
+    let mut want = strings(&base["args"]);
+    want.push("--feature-gates=CSIVolumeGroupSnapshot=true");
+    assert_eq!(strings(&patched["args"]), want, "the base's arguments and the gate, nothing else");
+    let step = rendered(Path::new("kubernetes/snapshots"));
+    let role = step
+        .iter()
+        .find(|o| o["kind"] == "ClusterRole" && o["metadata"]["name"] == "strata-csi-snapshotter-groups")
+        .unwrap();
+    let resources: BTreeSet<&str> =
+        role["rules"].as_array().unwrap().iter().flat_map(|r| strings(&r["resources"])).collect();
+    let want = ["volumegroupsnapshotclasses", "volumegroupsnapshotcontents", "volumegroupsnapshotcontents/status"];
+    assert_eq!(resources, BTreeSet::from(want));
+    let binding = step
+        .iter()
+        .find(|o| o["kind"] == "ClusterRoleBinding" && o["roleRef"]["name"] == "strata-csi-snapshotter-groups")
+        .unwrap();
+    let sa = find(&docs, "DaemonSet", "strata-node")["spec"]["template"]["spec"]["serviceAccountName"].clone();
+    assert_eq!(binding["subjects"][0]["name"], sa, "bound to the node's service account");
 }
 
 #[test]

@@ -1,8 +1,8 @@
 //! `btrfs`: a subvolume under the root (which must be on btrfs), its size held by a qgroup limit.
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind};
-use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::tree::CopyReport;
+use crate::engine::record::{Access, Volume};
+use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{Host, Place};
 use std::path::Path;
 use std::sync::Arc;
@@ -75,21 +75,23 @@ impl Backend for BtrfsBackend {
         (!dir.data().is_dir()).then(|| format!("the subvolume {} is missing", dir.data().display()))
     }
 
-    fn copy_out(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        _staging: Option<&Staging>,
-        dest: &VolumeDir,
-        ro: bool,
-    ) -> Result<CopyReport> {
+    /// A snapshot of the subvolume: atomic, and whole at once.
+    fn copy_instantly(&self, _vol: &Volume, dir: &VolumeDir, dest: &VolumeDir, ro: bool) -> Result<Option<CopyReport>> {
         self.host.btrfs_snapshot(&dir.data(), &dest.data(), ro)?;
-        Ok(CopyReport::default())
+        Ok(Some(CopyReport::default()))
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
+    fn restore_instantly(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<Option<CopyReport>> {
         self.host.btrfs_snapshot(&from.data(), &dir.data(), false)?;
-        Ok(CopyReport::default())
+        Ok(Some(CopyReport::default()))
+    }
+
+    fn copy_out(&self, v: &Volume, dir: &VolumeDir, dest: &VolumeDir, ro: bool, _p: &Progress) -> Result<CopyReport> {
+        Ok(self.copy_instantly(v, dir, dest, ro)?.unwrap_or_default())
+    }
+
+    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir, _p: &Progress) -> Result<CopyReport> {
+        Ok(self.restore_instantly(from, vol, dir)?.unwrap_or_default())
     }
 
     fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {

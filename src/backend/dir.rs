@@ -1,9 +1,9 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
 use super::{Backend, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
-use crate::engine::record::{Access, Staging, Volume};
+use crate::engine::record::{Access, Volume};
 use crate::sys::tree;
-use crate::sys::tree::CopyReport;
+use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{Host, Place};
 use std::path::Path;
 use std::sync::Arc;
@@ -57,19 +57,25 @@ impl Backend for DirBackend {
         (!dir.data().is_dir()).then(|| format!("the data directory {} is missing", dir.data().display()))
     }
 
+    /// A tree copy (files shared by reflink where the root's filesystem can), of the tree as it
+    /// is while the copy walks it.
     fn copy_out(
         &self,
         _vol: &Volume,
         dir: &VolumeDir,
-        _staging: Option<&Staging>,
         dest: &VolumeDir,
         _ro: bool,
+        progress: &Progress,
     ) -> Result<CopyReport> {
-        Ok(self.host.copy_tree(&dir.data(), &dest.data())?)
+        Ok(self.host.copy_tree(&dir.data(), &dest.data(), progress)?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
-        Ok(self.host.copy_tree(&from.data(), &dir.data())?)
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
+        Ok(self.host.copy_tree(&from.data(), &dir.data(), progress)?)
+    }
+
+    fn copy_size(&self, dir: &VolumeDir) -> u64 {
+        tree::measure(&dir.data()).map_or(0, |u| u.bytes)
     }
 
     fn delete_copy(&self, at: &VolumeDir) -> Result<()> {

@@ -1,9 +1,9 @@
 //! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
 //! With `allocation: thick` the file is preallocated (fallocate) whenever it is made or grows.
 
-use super::{Attachment, Backend, Error, Kind, Result, Usage, VolumeDir, fs_of};
+use super::{Attachment, Backend, Error, Frozen, Kind, Result, Usage, VolumeDir, fs_of};
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::tree::{Copied, CopyReport};
+use crate::sys::tree::{Copied, CopyReport, Progress};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
@@ -220,47 +220,78 @@ impl Backend for LoopBackend {
         (!dir.image().is_file()).then(|| format!("the backing file {} is missing", dir.image().display()))
     }
 
-    /// Copies the image; a filesystem mounted at the staging path is frozen meanwhile.
-    fn copy_out(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        staging: Option<&Staging>,
-        dest: &VolumeDir,
-        _ro: bool,
-    ) -> Result<CopyReport> {
-        self.thaw_leftover(dir)?;
-        let frozen = match staging {
-            Some(s) if matches!(s.access, Access::Mount { .. }) => Some((s, self.staged_fs(s)?)),
-            _ => None,
-        };
-        if let Some((s, place)) = &frozen {
-            // Recorded before the freeze: a kill before the thaw is undone at the next call or start.
-            let device = s.device.as_deref().unwrap_or(Path::new(""));
-            let marker = format!("{}\n{}\n", device.display(), s.path.display());
-            std::fs::write(dir.0.join(FROZEN), marker).map_err(Error::io("record the freeze", dir.0.join(FROZEN)))?;
-            if let Err(e) = self.host.freeze(place) {
-                let _ = std::fs::remove_file(dir.0.join(FROZEN));
+    fn copy_needs_still_source(&self) -> bool {
+        true
+    }
+
+    /// Freezes a filesystem mounted at the staging path, recording the freeze first: a kill
+    /// before the thaw is undone at the next call, unstage or start. One that a marker shows
+    /// strata froze and never thawed (a killed copy) is still frozen: the kernel answers EBUSY,
+    /// and the freeze is taken over as it is.
+    fn freeze_for_copy(&self, _vol: &Volume, dir: &VolumeDir, staging: Option<&Staging>) -> Result<Option<Frozen>> {
+        let Some(s) = staging.filter(|s| matches!(s.access, Access::Mount { .. })) else { return Ok(None) };
+        let place = self.staged_fs(s)?;
+        let marker = dir.0.join(FROZEN);
+        let ours = marker.exists();
+        let device = s.device.as_deref().unwrap_or(Path::new(""));
+        let text = format!("{}\n{}\n", device.display(), s.path.display());
+        std::fs::write(&marker, text).map_err(Error::io("record the freeze", &marker))?;
+        match self.host.freeze(&place) {
+            Ok(()) => {}
+            Err(e) if ours && is_errno(&e, libc::EBUSY) => {}
+            Err(e) => {
+                let _ = std::fs::remove_file(&marker);
                 return Err(e.into());
             }
         }
         crate::engine::crashpoint::hit("snapshot:frozen");
-        let copied = self.host.copy_file(&dir.image(), &dest.image());
-        if let Some((_, place)) = &frozen {
-            // A thaw that fails is tried once more at once; should it fail again, the marker
-            // stays and the next call, unstage or start thaws.
-            self.host.thaw(place).or_else(|_| self.host.thaw(place))?;
-            std::fs::remove_file(dir.0.join(FROZEN)).map_err(Error::io("remove", dir.0.join(FROZEN)))?;
-        }
-        Ok(image_report(copied?))
+        Ok(Some(Frozen { place, marker }))
+    }
+
+    /// A thaw that fails is tried once more at once; should it fail again, the marker stays and
+    /// the next call, unstage or start thaws.
+    fn thaw_after_copy(&self, _dir: &VolumeDir, frozen: Frozen) -> Result<()> {
+        self.host.thaw(&frozen.place).or_else(|_| self.host.thaw(&frozen.place))?;
+        std::fs::remove_file(&frozen.marker).map_err(Error::io("remove", &frozen.marker))
+    }
+
+    fn copy_instantly(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        dest: &VolumeDir,
+        _ro: bool,
+    ) -> Result<Option<CopyReport>> {
+        Ok(self.host.reflink_file(&dir.image(), &dest.image())?.then(reflinked))
+    }
+
+    fn restore_instantly(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<Option<CopyReport>> {
+        Ok(self.host.reflink_file(&from.image(), &dir.image())?.then(reflinked))
+    }
+
+    /// Copies the image as it is (the caller holds it still: frozen, or not staged and locked).
+    fn copy_out(
+        &self,
+        _vol: &Volume,
+        dir: &VolumeDir,
+        dest: &VolumeDir,
+        _ro: bool,
+        progress: &Progress,
+    ) -> Result<CopyReport> {
+        Ok(image_report(self.host.copy_file(&dir.image(), &dest.image(), progress)?))
+    }
+
+    fn copy_size(&self, dir: &VolumeDir) -> u64 {
+        use std::os::unix::fs::MetadataExt;
+        std::fs::metadata(dir.image()).map_or(0, |m| (m.blocks() * 512).min(m.len()))
     }
 
     fn recover(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Option<String>> {
         self.thaw_leftover(dir)
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
-        Ok(image_report(self.host.copy_file(&from.image(), &dir.image())?))
+    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
+        Ok(image_report(self.host.copy_file(&from.image(), &dir.image(), progress)?))
     }
 
     /// Grows the copied image to the volume's capacity; the filesystem follows at stage.
@@ -288,9 +319,18 @@ fn image_report(copied: Copied) -> CopyReport {
     CopyReport { files: 1, bytes: copied.bytes, reflinked: u64::from(copied.reflinked), ..CopyReport::default() }
 }
 
+/// A whole image shared with its source, as a tree copy's report.
+fn reflinked() -> CopyReport {
+    CopyReport { files: 1, reflinked: 1, ..CopyReport::default() }
+}
+
 /// Whether a host error is the kernel's EINVAL (FITHAW on a filesystem that is not frozen).
 fn is_einval(e: &crate::sys::Error) -> bool {
-    matches!(e, crate::sys::Error::Io { source, .. } if source.raw_os_error() == Some(libc::EINVAL))
+    is_errno(e, libc::EINVAL)
+}
+
+fn is_errno(e: &crate::sys::Error, errno: i32) -> bool {
+    matches!(e, crate::sys::Error::Io { source, .. } if source.raw_os_error() == Some(errno))
 }
 
 /// Whether the volume asked for a preallocated image (`allocation: thick`).

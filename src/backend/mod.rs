@@ -9,7 +9,7 @@ mod tmpfs;
 pub use error::{Error, Result};
 
 use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::tree::CopyReport;
+use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{FsType, Host, MountEntry, Place};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
@@ -182,21 +182,55 @@ pub trait Backend: Send + Sync + Debug {
     /// What is wrong with the volume's storage, if anything (missing file, subvolume, mount).
     fn storage_problem(&self, vol: &Volume, dir: &VolumeDir) -> Option<String>;
 
+    /// Whether a copy of this kind reads an image that must stay still until the copy ends
+    /// (loop), rather than a tree that is copied as it is (dir, tmpfs) or shared at once (btrfs).
+    fn copy_needs_still_source(&self) -> bool {
+        false
+    }
+    /// Holds the volume's filesystem still for a copy while `staging` has it mounted (loop:
+    /// FIFREEZE, recorded first so that a kill is undone); `None` when there is nothing to hold.
+    fn freeze_for_copy(&self, _vol: &Volume, _dir: &VolumeDir, _staging: Option<&Staging>) -> Result<Option<Frozen>> {
+        Ok(None)
+    }
+    /// Undoes [`Backend::freeze_for_copy`].
+    fn thaw_after_copy(&self, _dir: &VolumeDir, _frozen: Frozen) -> Result<()> {
+        Ok(())
+    }
+    /// Makes the whole copy into `dest` at once where the filesystem shares extents (a reflink of
+    /// an image, a btrfs snapshot); `None` where it cannot, and then nothing is left at `dest`.
+    fn copy_instantly(
+        &self,
+        _vol: &Volume,
+        _dir: &VolumeDir,
+        _dest: &VolumeDir,
+        _ro: bool,
+    ) -> Result<Option<CopyReport>> {
+        Ok(None)
+    }
+    /// [`Backend::copy_instantly`] of a snapshot into a new volume (a restore).
+    fn restore_instantly(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir) -> Result<Option<CopyReport>> {
+        Ok(None)
+    }
     /// Copies the volume's contents into `dest` (a snapshot, or a new volume for a clone),
-    /// consistently even while `staging` has it mounted.
+    /// counting in `progress`. A loop image is read as it is: the caller holds it still.
     fn copy_out(
         &self,
         _vol: &Volume,
         _dir: &VolumeDir,
-        _staging: Option<&Staging>,
         _dest: &VolumeDir,
         _readonly: bool,
+        _progress: &Progress,
     ) -> Result<CopyReport> {
         Err(Error::Unsupported("snapshots and clones"))
     }
     /// Fills a new volume from a snapshot made by [`Backend::copy_out`].
-    fn copy_in(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir) -> Result<CopyReport> {
+    fn copy_in(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir, _progress: &Progress) -> Result<CopyReport> {
         Err(Error::Unsupported("restoring snapshots"))
+    }
+    /// Bytes of data a copy of the volume (or of the snapshot at `dir`) will read: allocated
+    /// bytes of the image or the tree; an estimate shown as the copy's total.
+    fn copy_size(&self, _dir: &VolumeDir) -> u64 {
+        0
     }
     /// Sizes a freshly copied volume to its capacity; true when its filesystem must grow at stage.
     fn fit(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<bool> {
@@ -211,6 +245,14 @@ pub trait Backend: Send + Sync + Debug {
     fn delete_copy(&self, _at: &VolumeDir) -> Result<()> {
         Ok(())
     }
+}
+
+/// A filesystem frozen for a copy (see [`Backend::freeze_for_copy`]): where it is mounted, and
+/// the marker that records the freeze until it is thawed.
+#[derive(Debug)]
+pub struct Frozen {
+    pub place: Place,
+    pub marker: PathBuf,
 }
 
 /// Creates `path` (one level) with mode `mode`, exactly, whatever the umask; an existing

@@ -3,8 +3,8 @@
 //! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
-use crate::engine::record::{Access, Staging, Volume};
-use crate::sys::tree::{self, CopyReport};
+use crate::engine::record::{Access, Volume};
+use crate::sys::tree::{self, CopyReport, Progress};
 use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
 use std::path::Path;
 use std::sync::Arc;
@@ -88,9 +88,9 @@ impl Backend for TmpfsBackend {
         &self,
         vol: &Volume,
         dir: &VolumeDir,
-        _staging: Option<&Staging>,
         dest: &VolumeDir,
         readonly: bool,
+        progress: &Progress,
     ) -> Result<CopyReport> {
         if !self.mounted(dir)? {
             return Err(Error::Missing { path: dir.data() });
@@ -98,12 +98,20 @@ impl Backend for TmpfsBackend {
         if !readonly {
             self.provision(vol, dest)?;
         }
-        Ok(self.host.copy_tree(&dir.data(), &dest.data())?)
+        Ok(self.host.copy_tree(&dir.data(), &dest.data(), progress)?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir) -> Result<CopyReport> {
+    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
         self.provision(vol, dir)?;
-        Ok(self.host.copy_tree(&from.data(), &dir.data())?)
+        Ok(self.host.copy_tree(&from.data(), &dir.data(), progress)?)
+    }
+
+    /// What the tmpfs holds (statvfs of its mount), or the tree of a snapshot on disk.
+    fn copy_size(&self, dir: &VolumeDir) -> u64 {
+        match self.mounted(dir) {
+            Ok(true) => self.host.statvfs(&dir.data()).map_or(0, |s| s.used_bytes),
+            _ => tree::measure(&dir.data()).map_or(0, |u| u.bytes),
+        }
     }
 
     /// Sizes the new volume's tmpfs to its own capacity (a clone's was mounted at the source's).

@@ -95,12 +95,17 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         wait: Wait::No,
         overcommit,
     };
-    let (engine, start) = tokio::task::spawn_blocking(move || open(cfg))
+    let rate = args.copy_rate.unwrap_or(0);
+    let (engine, start, copies) = tokio::task::spawn_blocking(move || open(cfg, rate))
         .await
         .map_err(|e| format!("opening the engine did not finish: {e}"))??;
     let engine = Arc::new(engine);
     engine.remove_in_background();
     count_capacity_every(engine.clone(), LEDGER_RECOUNT);
+    for job in copies {
+        let engine = engine.clone();
+        tokio::task::spawn_blocking(move || engine.run_copy(job));
+    }
     let mut driver = Driver::new(
         engine.clone(),
         Options {
@@ -190,13 +195,19 @@ fn serve_metrics(listener: tokio::net::TcpListener, all: metrics::Metrics) {
     });
 }
 
-/// Opens the engine and reconciles, logging each action and each problem.
-fn open(cfg: engine::Config) -> Result<(Engine, metrics::Start), String> {
+/// Opens the engine, resumes the copies a stopped server left and reconciles, logging each
+/// action and each problem; the resumed copies come back to be run.
+fn open(cfg: engine::Config, copy_rate: u64) -> Result<(Engine, metrics::Start, Vec<engine::CopyJob>), String> {
     let root = cfg.root.clone();
     let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost))
-        .map_err(|e| format!("cannot open the data root {}: {e}", root.display()))?;
+        .map_err(|e| format!("cannot open the data root {}: {e}", root.display()))?
+        .with_copy_rate(copy_rate);
     log_isolation(engine.isolate_volumes());
-    let report = engine.reconcile().map_err(|e| format!("reconcile of {} failed: {e}", root.display()))?;
+    let mut resumed = engine::reconcile::Report::default();
+    let copies = engine.resume_copies(&mut resumed);
+    let mut report = engine.reconcile().map_err(|e| format!("reconcile of {} failed: {e}", root.display()))?;
+    report.actions.splice(0..0, resumed.actions);
+    report.errors.splice(0..0, resumed.errors);
     for action in &report.actions {
         tracing::info!(action = %action, "reconcile");
     }
@@ -208,6 +219,7 @@ fn open(cfg: engine::Config) -> Result<(Engine, metrics::Start), String> {
     Ok((
         engine,
         metrics::Start { reconcile_actions: count(report.actions.len()), reconcile_errors: count(report.errors.len()) },
+        copies,
     ))
 }
 

@@ -170,6 +170,10 @@ pub struct ServeArgs {
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
+    /// The most bytes per second each snapshot, clone or restore copy reads and writes (64Mi,
+    /// 1Gi, bytes): copies share the node's disk with the pods. Unset: no limit.
+    #[arg(long, env = "STRATA_COPY_RATE", value_name = "SIZE", value_parser = parse_rate)]
+    pub copy_rate: Option<u64>,
 }
 
 impl ServeArgs {
@@ -452,6 +456,14 @@ fn absolute(s: &str) -> Result<PathBuf, String> {
 
 fn parse_kind(s: &str) -> Result<Kind, String> {
     Kind::parse(s).ok_or_else(|| format!("unknown backend {s:?}; use {}", Kind::CHOICES))
+}
+
+fn parse_rate(s: &str) -> Result<u64, String> {
+    match crate::quantity::parse_bytes(s) {
+        Ok(0) => Err(format!("{s:?}: a rate of 0 bytes a second would stop every copy")),
+        Ok(rate) => Ok(rate),
+        Err(reason) => Err(format!("{s:?} {reason}")),
+    }
 }
 
 fn parse_pair(s: &str) -> Result<(String, String), String> {

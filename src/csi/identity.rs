@@ -39,6 +39,7 @@ impl Identity for Driver {
                 capabilities: vec![
                     service(service::Type::ControllerService),
                     service(service::Type::VolumeAccessibilityConstraints),
+                    service(service::Type::GroupControllerService),
                     online_expansion,
                 ],
             })

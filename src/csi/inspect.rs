@@ -37,7 +37,14 @@ fn inspect(args: &InspectArgs) -> Result<Value, (&'static str, String)> {
     let id = local_id(&args.volume_id, &args.root)?;
     match engine.inspect(&id) {
         Ok(Some(found)) => Ok(describe(&found)),
-        Ok(None) => Err(("NOT_FOUND", format!("no volume {} under {}", engine::quote(&id), args.root.display()))),
+        Ok(None) => match engine.inspect_snapshot(&id) {
+            Ok(Some(snap)) => Ok(describe_snapshot(&snap)),
+            Ok(None) => {
+                let msg = format!("no volume or snapshot {} under {}", engine::quote(&id), args.root.display());
+                Err(("NOT_FOUND", msg))
+            }
+            Err(e) => Err(("INTERNAL", e.to_string())),
+        },
         Err(e) => Err(("INTERNAL", e.to_string())),
     }
 }
@@ -70,6 +77,34 @@ fn local_id(volume_id: &str, root: &std::path::Path) -> Result<String, (&'static
     }
 }
 
+/// A snapshot's inspection as JSON: its record, and its copy while one runs.
+pub fn describe_snapshot(i: &engine::SnapshotInspection) -> Value {
+    let s = &i.snapshot;
+    let mut out = json!({
+        "snapshot_id": s.id,
+        "name": s.name,
+        "source_volume": s.source_volume,
+        "backend": s.backend.as_str(),
+        "size_bytes": s.size_bytes,
+        "ready_to_use": s.ready(),
+    });
+    if let Some(g) = &s.group {
+        out["group_snapshot"] = json!(g);
+    }
+    if !s.omitted.is_none() {
+        out["left_out_of_the_copy"] = left_out(&s.omitted);
+    }
+    if let Some(c) = &i.copy {
+        out["copy"] = json!(c);
+    }
+    out
+}
+
+/// What a copy left out of its source: device nodes and mounts inside the tree.
+fn left_out(o: &engine::record::Omitted) -> Value {
+    json!({"device_nodes": o.devices, "mounts": o.mounts})
+}
+
 /// The inspection as JSON: the text form prints it as indented `key: value` lines.
 pub fn describe(i: &Inspection) -> Value {
     let v = &i.volume;
@@ -82,6 +117,9 @@ pub fn describe(i: &Inspection) -> Value {
     });
     if let Some(fs) = v.fs_type {
         out["fs_type"] = json!(fs.as_str());
+    }
+    if !v.omitted.is_none() {
+        out["left_out_of_the_copy"] = left_out(&v.omitted);
     }
     out["staged_by"] = json!(match i.staged_by {
         Some(FrontEnd::Flex) => "strata-flex (FlexVolume)",
@@ -98,6 +136,9 @@ pub fn describe(i: &Inspection) -> Value {
         .map(|(p, m)| json!({"target": p.target, "readonly": p.readonly, "block": p.block, "mount": mount(m.as_ref())}))
         .collect();
     out["publications"] = json!(pubs);
+    if let Some(c) = &i.copy {
+        out["copy"] = json!(c);
+    }
     out["usage"] = match &i.usage {
         None => json!("not staged"),
         Some(Ok(u)) => json!({

@@ -2,6 +2,7 @@
 //! source in `source`), capacity, capability validation and paged listing with volume health.
 
 use super::convert::{self, i64_of, invalid};
+use super::copies::Pending;
 use super::proto::validate_volume_capabilities_response::Confirmed;
 use super::proto::{
     CapacityRange, CreateVolumeRequest, GetCapacityRequest, GetCapacityResponse, ListVolumesRequest,
@@ -43,11 +44,17 @@ impl Driver {
             parameters: convert::sorted(&r.parameters),
         };
         let range = r.capacity_range;
-        self.blocking(move |e| match source {
-            None => create_or_reuse(e, req, range.as_ref()),
-            Some(s) => create_from(e, req, range.as_ref(), &s),
-        })
-        .await
+        let Some(source) = source else {
+            return self.blocking(move |e| create_or_reuse(e, req, range.as_ref())).await;
+        };
+        let start = std::sync::Arc::new(move |e: &Engine| {
+            create_from(e, req.clone(), range.as_ref(), &source).map(|(vol, job)| (vol, job.into_iter().collect()))
+        });
+        let vol = self.with_copy(start, super::copies::VOLUME_WAIT).await?;
+        match vol.pending() {
+            Some(key) => Err(self.engine.copying(&key).into()),
+            None => Ok(vol),
+        }
     }
 
     /// GetCapacity. A backend this server does not enable has no capacity here: 0 bytes, an

@@ -6,6 +6,7 @@ mod slots;
 use super::Driver;
 use super::authority::{AuthorityFix, MAX_FRAME, MAX_HEADER_LIST};
 use super::proto::controller_server::ControllerServer;
+use super::proto::group_controller_server::GroupControllerServer;
 use super::proto::identity_server::IdentityServer;
 use super::proto::node_server::NodeServer;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
@@ -113,6 +114,7 @@ pub async fn serve(
         .max_frame_size(MAX_FRAME)
         .add_service(IdentityServer::from_arc(driver.clone()))
         .add_service(ControllerServer::from_arc(driver.clone()))
+        .add_service(GroupControllerServer::from_arc(driver.clone()))
         .add_service(NodeServer::from_arc(driver));
     let (served, socket): (Serving<'_>, _) = match endpoint {
         Endpoint::Unix(path) => {

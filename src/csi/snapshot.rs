@@ -14,7 +14,7 @@ use super::proto::{
 };
 use super::volume_id::{SnapshotId, VolumeId};
 use super::{Driver, paging, require};
-use crate::engine::{Engine, Snapshot, SnapshotRequest, quote};
+use crate::engine::{CopyJob, Engine, Error, Snapshot, SnapshotRequest, quote};
 use tonic::Status;
 
 impl Driver {
@@ -33,7 +33,10 @@ impl Driver {
             name: r.name,
             source_volume: source,
         };
-        let snap = self.blocking(move |e| create_or_reuse(e, &req)).await?;
+        let start = std::sync::Arc::new(move |e: &Engine| {
+            create_or_reuse(e, &req).map(|(snap, job)| (snap, job.into_iter().collect())).map_err(Status::from)
+        });
+        let snap = self.with_copy(start, super::copies::SNAPSHOT_WAIT).await?;
         Ok(self.snapshot_of(&snap))
     }
 
@@ -94,9 +97,8 @@ impl Driver {
         }
     }
 
-    /// A snapshot record as a CSI snapshot of this node. Snapshots are complete copies when
-    /// CreateSnapshot returns, so they are always ready to use.
-    fn snapshot_of(&self, s: &Snapshot) -> p::Snapshot {
+    /// A snapshot record as a CSI snapshot of this node: ready to use once its copy is whole.
+    pub(super) fn snapshot_of(&self, s: &Snapshot) -> p::Snapshot {
         p::Snapshot {
             size_bytes: i64_of(s.size_bytes),
             snapshot_id: SnapshotId::new(&s.id, &self.node_tag).to_string(),
@@ -105,32 +107,28 @@ impl Driver {
                 seconds: i64::try_from(s.created_unix).unwrap_or(i64::MAX),
                 nanos: i32::try_from(s.created_nanos).unwrap_or(0),
             }),
-            ready_to_use: true,
-            group_snapshot_id: String::new(),
+            ready_to_use: s.ready(),
+            group_snapshot_id: s
+                .group
+                .as_ref()
+                .map(|g| SnapshotId::new(g, &self.node_tag).to_string())
+                .unwrap_or_default(),
         }
     }
 }
 
-/// The snapshot of this name if it exists for the same source, else a new one; ALREADY_EXISTS
-/// when the name is taken by a snapshot of another volume.
-fn create_or_reuse(engine: &Engine, req: &SnapshotRequest) -> Result<Snapshot, Status> {
+/// The snapshot of this name if it exists for the same source, else a new one (with the copy
+/// still to run, if any); ALREADY_EXISTS when the name is taken by a snapshot of another volume.
+fn create_or_reuse(engine: &Engine, req: &SnapshotRequest) -> crate::engine::Result<(Snapshot, Option<CopyJob>)> {
     if let Some(old) = engine.get_snapshot(&req.id)? {
         if old.name != req.name {
-            return Err(Status::already_exists(format!(
-                "snapshot id {} already belongs to the snapshot named {}",
-                req.id,
-                quote(&old.name)
-            )));
+            let reason = format!("it already belongs to the snapshot named {}", quote(&old.name));
+            return Err(Error::AlreadyExists { id: req.id.clone(), reason });
         }
-        if old.source_volume != req.source_volume {
-            return Err(Status::already_exists(format!(
-                "snapshot {} exists as a snapshot of volume {}, not of {}",
-                quote(&req.name),
-                old.source_volume,
-                req.source_volume
-            )));
+        if old.group.is_some() {
+            let reason = "it belongs to a volume group snapshot".to_owned();
+            return Err(Error::AlreadyExists { id: req.id.clone(), reason });
         }
-        return Ok(old);
     }
-    Ok(engine.create_snapshot(req)?)
+    engine.start_snapshot(req)
 }

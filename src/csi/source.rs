@@ -17,7 +17,7 @@ use super::proto::{CapacityRange, VolumeContentSource};
 use super::provision::reuse;
 use super::volume_id::VolumeId;
 use super::{Driver, require};
-use crate::engine::{CreateRequest, Engine, Error, Source, Volume};
+use crate::engine::{CopyJob, CreateRequest, Engine, Error, Source, Volume};
 use tonic::Status;
 
 impl Driver {
@@ -46,20 +46,21 @@ impl Driver {
     }
 }
 
-/// Creates the volume from `source` (or returns it if this request made it before). Its size is
-/// the larger of the required bytes and the source's size; OUT_OF_RANGE if that breaks the limit.
+/// Creates the volume from `source` (or finds it if this request made it before), with the copy
+/// still to run, if any. Its size is the larger of the required bytes and the source's size;
+/// OUT_OF_RANGE if that breaks the limit.
 pub fn create_from(
     engine: &Engine,
     mut req: CreateRequest,
     range: Option<&CapacityRange>,
     source: &Source,
-) -> Result<Volume, Status> {
+) -> Result<(Volume, Option<CopyJob>), Status> {
     if !reuse(engine, &mut req, range)? {
         let (required, limit) = convert::bounds(range)?;
         let size = source_size(engine, source)?;
         req.capacity = crate::engine::size::for_copy(req.backend, required, size, limit)?;
     }
-    Ok(engine.create_volume_from(&req, source)?)
+    Ok(engine.start_volume_from(&req, source)?)
 }
 
 /// The size of a source: the snapshot's recorded size or the volume's capacity.

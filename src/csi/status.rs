@@ -2,6 +2,7 @@
 
 use crate::backend::Error as BackendError;
 use crate::engine::Error;
+use crate::engine::record::Cause;
 use crate::sys::Error as HostError;
 use tonic::{Code, Status};
 
@@ -22,7 +23,12 @@ fn code_of(e: &Error) -> Code {
         Error::VolumeNotFound(_) | Error::SnapshotNotFound(_) => Code::NotFound,
         Error::CapacityBelowSource { .. } | Error::SizeOutOfRange { .. } => Code::OutOfRange,
         Error::AlreadyExists { .. } | Error::StagedByFlex { .. } => Code::AlreadyExists,
-        Error::Busy { .. } => Code::Aborted,
+        Error::Busy { .. } | Error::CopyBusy { .. } | Error::Copying { .. } => Code::Aborted,
+        Error::CopyFailed { cause, .. } => match cause {
+            Cause::Exhausted => Code::ResourceExhausted,
+            Cause::Interrupted => Code::Aborted,
+            Cause::Failed => Code::Internal,
+        },
         Error::FailedPrecondition { .. }
         | Error::Quarantined { .. }
         | Error::RootHeld { .. }
@@ -59,7 +65,7 @@ fn tree_code(e: &crate::sys::tree::Error) -> Code {
     use crate::sys::tree::Error as TreeError;
     match e {
         TreeError::MountInside { .. } => Code::FailedPrecondition,
-        TreeError::Changed { .. } => Code::Aborted,
+        TreeError::Changed { .. } | TreeError::Cancelled { .. } => Code::Aborted,
         TreeError::Io { .. } | TreeError::NotADirectory { .. } | TreeError::DestinationExists { .. } => Code::Internal,
     }
 }

@@ -210,7 +210,7 @@ impl Engine {
     }
 
     /// Checks that a copy of `bytes` of `kind` (a clone or a restore, made without holding the
-    /// accounting) fits, and promises it to volume `id` until [`Engine::settle_copy`].
+    /// accounting) fits, and promises it to volume `id` until [`Engine::settle_promise`].
     pub(super) fn promise_copy(&self, id: &str, kind: Kind, bytes: u64) -> Result<()> {
         let mut reservation = self.reserve(kind, bytes)?;
         reservation.accounts.ledger.pend(id, kind, bytes);
@@ -220,7 +220,7 @@ impl Engine {
     /// Ends the promise of the copy `id`, counting its volume in (`made`: with its storage and
     /// record made, before it is renamed into place) or not (the copy failed; call before its
     /// storage is removed).
-    pub(super) fn settle_copy(&self, id: &str, made: Option<&Share>) -> Result<()> {
+    pub(super) fn settle_promise(&self, id: &str, made: Option<&Share>) -> Result<()> {
         let mut accounts = self.accounts()?;
         accounts.ledger.settle(id);
         if let Some(share) = made {

@@ -32,6 +32,12 @@ pub enum Error {
     StagedByFlex { id: String, path: PathBuf },
     #[error("volume {id} is busy: another operation on it is in progress")]
     Busy { id: String },
+    #[error("volume {id} is busy: {doing}; retry when the copy is done")]
+    CopyBusy { id: String, doing: String },
+    #[error("{what} is being copied in the background: {progress}; the copy goes on, retry later")]
+    Copying { what: String, progress: String },
+    #[error("the copy that made {what} failed ({message}); what it made is removed, and the next try starts again")]
+    CopyFailed { what: String, cause: super::record::Cause, message: String },
     #[error("volume {id}: {reason}")]
     FailedPrecondition { id: String, reason: String },
     #[error(

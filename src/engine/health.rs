@@ -27,6 +27,13 @@ impl Engine {
     }
 
     pub(super) fn condition_in(&self, vol: &Volume, table: &[MountEntry]) -> Condition {
+        if let Some(copy) = &vol.copy {
+            let message = match &copy.failed {
+                Some(f) => format!("its copy from {:?} failed: {}", copy.from, f.message),
+                None => format!("being filled by a copy from {:?}", copy.from),
+            };
+            return Condition { abnormal: copy.failed.is_some(), message };
+        }
         let dir = self.dir(&vol.id);
         let mut problems = Vec::new();
         problems.extend(self.backend(vol.backend).storage_problem(vol, &dir));

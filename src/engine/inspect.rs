@@ -30,6 +30,16 @@ pub struct Inspection {
     pub loop_devices: Vec<PathBuf>,
     /// Usage seen at the staging path; `None` when not staged, `Err` with the reason.
     pub usage: Option<std::result::Result<Usage, String>>,
+    /// How far the copy filling the volume is, while one is (a clone or a restore).
+    pub copy: Option<String>,
+}
+
+/// One snapshot as its record and its copy describe it.
+#[derive(Debug, Clone)]
+pub struct SnapshotInspection {
+    pub snapshot: super::Snapshot,
+    /// How far its copy is, while one runs; why it failed, when it did.
+    pub copy: Option<String>,
 }
 
 impl Engine {
@@ -60,7 +70,30 @@ impl Engine {
             backend.usage(&volume, &dir, &s.path).map_err(|e| e.to_string())
         });
         let condition = self.condition_in(&volume, &table);
-        Ok(Some(Inspection { volume, condition, staged_by, staging_mount, publications, loop_devices, usage }))
+        let copy = volume.copy.as_ref().map(|c| self.copy_state(&super::CopyKey::Volume(id.to_owned()), c, &dir));
+        Ok(Some(Inspection { volume, condition, staged_by, staging_mount, publications, loop_devices, usage, copy }))
+    }
+
+    /// Inspects snapshot `id`; `None` when no record of it exists.
+    pub fn inspect_snapshot(&self, id: &str) -> Result<Option<SnapshotInspection>> {
+        let Some(snapshot) = self.get_snapshot(id)? else { return Ok(None) };
+        let dir = self.snapshot_dir(id);
+        let key = super::CopyKey::Snapshot(id.to_owned());
+        let copy = snapshot.copy.as_ref().map(|c| self.copy_state(&key, c, &dir));
+        Ok(Some(SnapshotInspection { snapshot, copy }))
+    }
+
+    /// A copy's state in words: from what, how far, or why it failed.
+    fn copy_state(
+        &self,
+        key: &super::CopyKey,
+        c: &super::record::CopyIntent,
+        dir: &crate::backend::VolumeDir,
+    ) -> String {
+        match &c.failed {
+            Some(f) => format!("failed ({:?}): {}", f.cause, f.message),
+            None => format!("copying from {:?}: {}", c.from, self.copy_progress(key, dir)),
+        }
     }
 }
 

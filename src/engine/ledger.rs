@@ -158,8 +158,9 @@ impl Engine {
     pub(super) fn share(&self, vol: &Volume, dir: &VolumeDir) -> Share {
         let (sized, written) = match vol.backend {
             Kind::Loop => match std::fs::symlink_metadata(dir.image()) {
-                Ok(m) if m.is_file() => (m.len(), m.blocks().saturating_mul(512)),
-                _ => (0, 0),
+                Ok(m) if m.is_file() => (m.len().max(vol.capacity), m.blocks().saturating_mul(512)),
+                // Not made yet (a copy still to run): it will be, at the volume's size.
+                _ => (vol.capacity, 0),
             },
             Kind::Tmpfs => {
                 let place = crate::sys::place_at(&dir.data());

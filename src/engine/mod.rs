@@ -4,9 +4,11 @@
 mod aside;
 pub mod capacity;
 pub mod claim;
+mod copies;
 pub mod crashpoint;
 mod error;
 mod exhausted;
+mod groups;
 mod groupsync;
 mod health;
 mod inspect;
@@ -31,10 +33,12 @@ mod survey;
 pub mod validate;
 
 pub use capacity::{Allocation, Budget, Overcommit};
+pub use copies::{CopyJob, CopyKey, CopyProgress, CopyStats, JobState, PROGRESS_FILE};
 pub use error::{Error, Result};
 pub use exhausted::Resource;
+pub use groups::{Group, GroupRequest, GroupView, member_id};
 pub use health::Condition;
-pub use inspect::{FrontEnd, Inspection};
+pub use inspect::{FrontEnd, Inspection, SnapshotInspection};
 pub use isolate::Isolation;
 pub use lock::Wait;
 pub use mount_policy::Use;
@@ -105,6 +109,10 @@ pub struct Engine {
     /// Where a delete hands the removal of its volume's files, once the volume is renamed aside
     /// durably (a long-lived server); `None`: the delete removes them itself (strata-flex).
     removals: removals::Removals,
+    /// The copies running in this process.
+    copies: Arc<copies::Registry>,
+    /// Bytes per second a copy may take at most; 0: no limit.
+    copy_rate: u64,
 }
 
 impl Engine {
@@ -119,7 +127,25 @@ impl Engine {
         let volumes_sync = groupsync::GroupSync::new(cfg.root.join("volumes"));
         let locks = lock::LockStats::default();
         let removals = removals::Removals::default();
-        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks, volumes_sync, removals })
+        let copies = Arc::new(copies::Registry::default());
+        Ok(Engine {
+            cfg,
+            node_prefixes: (prefixes, real),
+            host,
+            backends,
+            locks,
+            volumes_sync,
+            removals,
+            copies,
+            copy_rate: 0,
+        })
+    }
+
+    /// Copies take at most `bytes_per_second` of the disk (0: no limit): they share it with the
+    /// pods.
+    pub fn with_copy_rate(mut self, bytes_per_second: u64) -> Engine {
+        self.copy_rate = bytes_per_second;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -148,8 +174,22 @@ impl Engine {
         self.cfg.root.join("staging").join(id)
     }
 
+    /// The volume's lock; a volume a copy holds (its image held still) is busy with that copy.
     fn lock(&self, id: &str) -> Result<VolumeLock> {
-        VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks))
+        let key = CopyKey::Volume(id.to_owned());
+        let take = || VolumeLock::acquire_counted(&self.cfg.root.join("locks"), id, self.cfg.wait, Some(&self.locks));
+        self.while_copy_ends(&key, take).map_err(|e| {
+            let Error::Busy { id } = e else { return e };
+            if let Some(job) = self.copies.holding(&id) {
+                return Error::CopyBusy { doing: format!("{} copies it ({})", job.key, job.describe()), id };
+            }
+            match self.copies.get(&CopyKey::Volume(id.clone())) {
+                Some(job) => {
+                    Error::CopyBusy { doing: format!("the copy that fills it is ending ({})", job.describe()), id }
+                }
+                None => Error::Busy { id },
+            }
+        })
     }
 
     /// A volume's record with its node state (where it is staged and published).
@@ -305,6 +345,12 @@ impl Engine {
             self.finish_asides(id)?;
             return Ok(());
         };
+        if let Some(job) = self.copies.reading(&Source::Volume(id.to_owned())) {
+            let reason =
+                format!("{} is being copied from it ({}); delete it when that copy is done", job.key, job.describe());
+            return Err(Error::precondition(id, reason));
+        }
+        self.stop_copy(&CopyKey::Volume(id.to_owned()))?;
         if let Some(place) = self.kernel_users(id, vol.backend)?.first() {
             return Err(Error::precondition(
                 id,
@@ -332,6 +378,7 @@ impl Engine {
         validate::id("volume", id)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
+        self.refuse_unfinished(&vol)?;
         if bytes > vol.capacity {
             let mut reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
             let dir = self.dir(id);
@@ -392,6 +439,18 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// FAILED_PRECONDITION for a volume whose copy (a clone or a restore) is not whole yet.
+    pub(crate) fn refuse_unfinished(&self, vol: &Volume) -> Result<()> {
+        if vol.copy.is_none() {
+            return Ok(());
+        }
+        let Error::Copying { progress, .. } = self.copying(&CopyKey::Volume(vol.id.clone())) else { return Ok(()) };
+        let reason = format!("it is still being copied ({progress}); it can be used once CreateVolume has answered OK");
+        Err(Error::precondition(&vol.id, reason))
+    }
+}
+
 /// The record of a new volume as `req` describes it.
 fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
     Volume {
@@ -410,6 +469,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         source: None,
         grow_fs: false,
         omitted: record::Omitted::default(),
+        copy: None,
     }
 }
 

@@ -81,6 +81,7 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
+        self.refuse_unfinished(&vol)?;
         let access = &match access {
             Access::Mount { flags } => Access::Mount { flags: mount_policy::for_volume(&vol, Use::Stage, flags)? },
             Access::Block => Access::Block,

@@ -22,6 +22,7 @@ impl Engine {
         }
         report.actions.extend(self.remove_old_lock_files());
         self.remove_snapshot_temps(&mut report);
+        self.remove_uncut_groups(&mut report);
         let (volumes, quarantined) = self.scan_volumes()?;
         for q in quarantined {
             if q.reason.starts_with("node state ") {
@@ -42,6 +43,10 @@ impl Engine {
     }
 
     fn reconcile_volume(&self, listed: Volume, report: &mut Report) -> Result<()> {
+        if listed.copy.is_some() || self.copies.holding(&listed.id).is_some() {
+            // Being filled by a copy (not staged), or held still by one (resumed before this).
+            return Ok(());
+        }
         let _lock = self.lock(&listed.id)?;
         // Read again under the lock: another process may have changed it since the listing.
         let Some(mut vol) = self.load(&listed.id)? else { return Ok(()) };

@@ -11,6 +11,10 @@ use std::path::{Path, PathBuf};
 
 /// The record format this build writes and reads.
 pub const FORMAT: u32 = 1;
+/// The format of a record whose copy is still under way (see [`CopyIntent`]): a strata that
+/// knows no background copies refuses it, so it never takes a half-copied volume or snapshot
+/// for a whole one. The record goes back to [`FORMAT`] when the copy is whole.
+pub const FORMAT_COPYING: u32 = 2;
 
 /// How a volume is consumed: as a mounted filesystem or as a raw block device.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +95,65 @@ pub struct Volume {
     /// What the copy that made this volume (a clone or a restore) left out of its source.
     #[serde(default, skip_serializing_if = "Omitted::is_none")]
     pub omitted: Omitted,
+    /// The copy that is still filling this volume (a clone or a restore in the background).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyIntent>,
+}
+
+/// A copy that fills a volume or a snapshot in the background, recorded before it starts and
+/// dropped from the record when the copy is whole: what a restart resumes it from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyIntent {
+    /// What is copied.
+    pub from: Source,
+    pub started_unix: u64,
+    /// The boot the copy started in (`/proc/sys/kernel/random/boot_id`): a tmpfs source and a
+    /// frozen filesystem do not outlive it.
+    #[serde(default)]
+    pub boot: String,
+    /// The source image as it was when it was held still (loop): a resumed copy proves the
+    /// image has not changed since, or the point in time is lost.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub still: Option<Stamp>,
+    /// Why the copy failed; the next call reports it and removes what the copy made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failed: Option<CopyFailure>,
+}
+
+/// A file's length and modification time, to the nanosecond.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Stamp {
+    pub len: u64,
+    pub mtime: i64,
+    pub mtime_nanos: i64,
+}
+
+impl Stamp {
+    /// The stamp of `path`, if it can be read.
+    pub fn of(path: &Path) -> Option<Stamp> {
+        use std::os::unix::fs::MetadataExt;
+        let m = std::fs::metadata(path).ok()?;
+        Some(Stamp { len: m.len(), mtime: m.mtime(), mtime_nanos: m.mtime_nsec() })
+    }
+}
+
+/// Why a background copy failed, as the next call reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct CopyFailure {
+    pub cause: Cause,
+    pub message: String,
+}
+
+/// The kind of a copy's failure, which decides the code the next call answers with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Cause {
+    /// Space, inodes, open files or memory ran out.
+    Exhausted,
+    /// The tree kept changing, or the source's point in time was lost (a restart): worth a retry.
+    Interrupted,
+    /// Anything else (an I/O error).
+    Failed,
 }
 
 /// What a copy of a volume's tree left out: a snapshot or clone is data, not devices, and what
@@ -143,6 +206,24 @@ pub struct Snapshot {
     /// What the copy left out of the volume.
     #[serde(default, skip_serializing_if = "Omitted::is_none")]
     pub omitted: Omitted,
+    /// The copy still under way: the snapshot is cut but not ready to use yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub copy: Option<CopyIntent>,
+    /// The volume group snapshot this snapshot belongs to (deleted only with it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+}
+
+impl Snapshot {
+    /// Whether the snapshot's copy is whole (CSI `ready_to_use`).
+    pub fn ready(&self) -> bool {
+        self.copy.is_none()
+    }
+}
+
+/// The format a record with `copy` is written in.
+pub fn format_for(copy: Option<&CopyIntent>) -> u32 {
+    if copy.is_some() { FORMAT_COPYING } else { FORMAT }
 }
 
 /// Reads a volume record; `Ok(None)` when there is none.
@@ -157,7 +238,7 @@ pub fn load_snapshot(path: &Path) -> Result<Option<Snapshot>> {
 }
 
 fn check_format(path: &Path, format: u32) -> Result<()> {
-    if format == FORMAT {
+    if format == FORMAT || format == FORMAT_COPYING {
         return Ok(());
     }
     let reason = format!("format {format} is not {FORMAT}; this strata is too old for it");
@@ -283,6 +364,7 @@ mod tests {
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
             omitted: Omitted { devices: 2, mounts: 0 },
+            copy: None,
         }
     }
 
@@ -325,9 +407,9 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("volume.json");
         let mut v = sample();
-        v.format = 2;
+        v.format = 3;
         save_json(&p, &v, Durability::Cached).unwrap();
         let err = load(&p).unwrap_err().to_string();
-        assert!(err.contains("format 2"), "{err}");
+        assert!(err.contains("format 3"), "{err}");
     }
 }

@@ -1,38 +1,11 @@
 //! Snapshots, and volumes made from a snapshot (restore) or from another volume (clone).
 
+use super::copies::CopyKey;
 use super::crashpoint;
 use super::{CreateRequest, Engine, Error, Result, Snapshot, Source, Volume, perm, record, validate};
 use crate::backend::VolumeDir;
 use crate::engine::lock::VolumeLock;
-use std::time::{SystemTime, UNIX_EPOCH};
-
-/// One line per copy that made a snapshot or a volume: what, from what, how much, how fast, and
-/// what was left out of it.
-fn log_copy(what: &str, id: &str, from: &str, report: &crate::sys::tree::CopyReport, started: std::time::Instant) {
-    let secs = started.elapsed().as_secs_f64();
-    let rate = (report.bytes as f64 / secs.max(1e-6) / f64::from(1 << 20)).round();
-    tracing::info!(
-        id,
-        from,
-        files = report.files,
-        dirs = report.dirs,
-        bytes = report.bytes,
-        reflinked = report.reflinked,
-        devices_left_out = report.devices_skipped,
-        mounts_left_out = report.mounts_skipped,
-        seconds = secs,
-        mib_per_second = rate,
-        "{what} copied"
-    );
-    if report.devices_skipped > 0 {
-        tracing::warn!(
-            id,
-            from,
-            devices = report.devices_skipped,
-            "{what} left out device nodes: a copy is data, not devices"
-        );
-    }
-}
+use std::time::Duration;
 
 /// What a caller asks for when it takes a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -43,17 +16,17 @@ pub struct SnapshotRequest {
 }
 
 impl Engine {
-    fn snapshot_dir(&self, id: &str) -> VolumeDir {
+    pub(super) fn snapshot_dir(&self, id: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("snapshots").join(id))
     }
 
     /// Where a snapshot is copied before it is renamed into place (a name no id takes).
-    fn snapshot_temp(&self, id: &str) -> VolumeDir {
+    pub(super) fn snapshot_temp(&self, id: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("snapshots").join(format!(".{id}.new")))
     }
 
     /// Removes a snapshot copy left under its temporary name; none is fine.
-    fn remove_snapshot_temp(&self, temp: &VolumeDir, kind: crate::backend::Kind) -> Result<()> {
+    pub(super) fn remove_snapshot_temp(&self, temp: &VolumeDir, kind: crate::backend::Kind) -> Result<()> {
         if !temp.0.exists() {
             return Ok(());
         }
@@ -90,14 +63,31 @@ impl Engine {
         }
     }
 
-    fn snapshot_record(&self, id: &str) -> std::path::PathBuf {
+    pub(super) fn snapshot_record(&self, id: &str) -> std::path::PathBuf {
         self.snapshot_dir(id).0.join("snapshot.json")
     }
 
-    fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
+    /// The snapshot's lock; while the copy filling it holds it to write its record (a few
+    /// milliseconds), waited for.
+    pub(super) fn lock_snapshot(&self, id: &str) -> Result<VolumeLock> {
         let dir = self.cfg.root.join("locks/snapshots");
         perm::make_dir(&dir)?;
-        VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks))
+        let key = CopyKey::Snapshot(id.to_owned());
+        self.while_copy_ends(&key, || VolumeLock::acquire_counted(&dir, id, self.cfg.wait, Some(&self.locks)))
+    }
+
+    /// Takes a lock with `take`; one that is busy while the copy of `key` runs is tried again
+    /// for up to 2 s (the copy holds it only to write how it ended).
+    pub(super) fn while_copy_ends(&self, key: &CopyKey, take: impl Fn() -> Result<VolumeLock>) -> Result<VolumeLock> {
+        let deadline = std::time::Instant::now() + Duration::from_secs(2);
+        loop {
+            match take() {
+                Err(Error::Busy { .. }) if self.copies.get(key).is_some() && std::time::Instant::now() < deadline => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                other => return other,
+            }
+        }
     }
 
     /// A snapshot's record, if it exists.
@@ -135,71 +125,29 @@ impl Engine {
         record::load_snapshot(&self.snapshot_record(id))
     }
 
-    /// Takes a snapshot of a volume; the same request again returns the same snapshot, the
-    /// same id for another volume fails with [`Error::AlreadyExists`].
-    pub fn create_snapshot(&self, req: &SnapshotRequest) -> Result<Snapshot> {
-        self.named(self.snapshot_now(req))
-    }
-
-    fn snapshot_now(&self, req: &SnapshotRequest) -> Result<Snapshot> {
-        validate::id("snapshot", &req.id)?;
-        validate::id("volume", &req.source_volume)?;
-        let _snap_lock = self.lock_snapshot(&req.id)?;
-        if let Some(existing) = record::load_snapshot(&self.snapshot_record(&req.id))? {
-            if existing.source_volume != req.source_volume {
-                let reason = format!("it is a snapshot of volume {}", existing.source_volume);
-                return Err(Error::AlreadyExists { id: req.id.clone(), reason });
-            }
-            return Ok(existing);
-        }
-        let _vol_lock = self.lock(&req.source_volume)?;
-        let vol = self.load_existing(&req.source_volume)?;
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
-        let snap = Snapshot {
-            format: record::FORMAT,
-            id: req.id.clone(),
-            name: req.name.clone(),
-            source_volume: vol.id.clone(),
-            backend: vol.backend,
-            size_bytes: vol.capacity,
-            fs_type: vol.fs_type,
-            created_unix: now.as_secs(),
-            created_nanos: now.subsec_nanos(),
-            omitted: record::Omitted::default(),
-        };
-        // The copy is made under a temporary name and renamed into place with its record: a
-        // kill at any point leaves either the whole snapshot or a temporary that the next try
-        // (or start-up) removes.
-        let backend = self.backend(vol.backend);
-        let dest = self.snapshot_temp(&req.id);
-        self.remove_snapshot_temp(&dest, vol.backend)?;
-        perm::make_dir(&dest.0)?;
-        let staging = self.staged_here(&vol, &self.host.mount_table()?);
-        let started = std::time::Instant::now();
-        let made = backend.copy_out(&vol, &self.dir(&vol.id), staging.as_ref(), &dest, true).map_err(Error::from);
-        crashpoint::hit("snapshot:copied");
-        let mut snap = snap;
-        let record = dest.0.join("snapshot.json");
-        let final_dir = self.snapshot_dir(&req.id);
-        let done = made
-            .map(|report| {
-                log_copy("snapshot", &req.id, &vol.id, &report, started);
-                snap.omitted = (&report).into();
-            })
-            .and_then(|()| record::save_json(&record, &snap, record::Durability::Durable))
-            .and_then(|()| std::fs::rename(&dest.0, &final_dir.0).map_err(Error::io("rename", &dest.0)));
-        if let Err(e) = done {
-            let _ = self.remove_snapshot_temp(&dest, vol.backend);
-            return Err(e);
-        }
-        Ok(snap)
-    }
-
     /// Deletes a snapshot; one that does not exist is already deleted. Volumes restored from it
-    /// are independent copies and stay.
+    /// are independent copies and stay. A snapshot still being copied stops its copy first; one
+    /// that a restore reads, or that belongs to a group, is refused.
     pub fn delete_snapshot(&self, id: &str) -> Result<()> {
         validate::id("snapshot", id)?;
         let _lock = self.lock_snapshot(id)?;
+        if let Some(group) = record::load_snapshot(&self.snapshot_record(id))?.and_then(|s| s.group) {
+            return Err(Error::InvalidArgument(format!(
+                "snapshot {id} belongs to the volume group snapshot {group}; delete the group instead"
+            )));
+        }
+        self.remove_snapshot_locked(id)
+    }
+
+    /// Deletes snapshot `id`, whose lock the caller holds.
+    pub(super) fn remove_snapshot_locked(&self, id: &str) -> Result<()> {
+        if let Some(job) = self.copies.reading(&Source::Snapshot(id.to_owned())) {
+            return Err(Error::precondition(
+                id,
+                format!("{} is being restored from it ({}); delete it when that copy is done", job.key, job.describe()),
+            ));
+        }
+        self.stop_copy(&CopyKey::Snapshot(id.to_owned()))?;
         // The snapshot leaves its name in one step (renamed aside with its record), then its copy
         // is removed: a kill anywhere leaves the whole snapshot or a leftover the retry (or
         // start-up) removes, never an unlisted directory.
@@ -210,6 +158,18 @@ impl Engine {
             crashpoint::hit("snapshot-delete:renamed");
         }
         self.remove_deleted_snapshot(&aside)
+    }
+
+    /// Stops the copy of `key` running in this process, if one runs, and waits until it has
+    /// let go of what it held (its target is then the caller's to remove).
+    pub(super) fn stop_copy(&self, key: &CopyKey) -> Result<()> {
+        let Some(job) = self.copies.get(key) else { return Ok(()) };
+        job.progress.cancel();
+        if job.wait(Duration::from_secs(30)) {
+            tracing::info!(copy = %key, "copy cancelled by a delete");
+            return Ok(());
+        }
+        Err(Error::Copying { what: key.to_string(), progress: "stopping its copy; retry".into() })
     }
 
     /// Removes a snapshot renamed aside by [`Engine::delete_snapshot`]; none is fine.
@@ -235,68 +195,8 @@ impl Engine {
         last
     }
 
-    /// Creates a volume whose contents come from a snapshot or another volume. Same backend,
-    /// same filesystem, and at least the source's size; a larger volume grows to fit.
-    pub fn create_volume_from(&self, req: &CreateRequest, source: &Source) -> Result<Volume> {
-        self.named(self.create_copy(req, source))
-    }
-
-    fn create_copy(&self, req: &CreateRequest, source: &Source) -> Result<Volume> {
-        validate::id("volume", &req.id)?;
-        let _lock = self.lock(&req.id)?;
-        if let Some(existing) = self.load(&req.id)? {
-            if existing.source.as_ref() != Some(source) {
-                let asked = super::clip(&format!("{source:?}"));
-                let reason = format!("it was made from {:?}, the request asks for {asked}", existing.source);
-                return Err(Error::AlreadyExists { id: req.id.clone(), reason });
-            }
-            let fs = existing.fs_type;
-            return super::same_volume(&existing, &CreateRequest { fs_type: req.fs_type.or(fs), ..req.clone() }, fs)
-                .map(|()| existing);
-        }
-        match source {
-            Source::Snapshot(sid) => self.restore(req, sid),
-            Source::Volume(vid) => self.clone_volume(req, vid),
-        }
-    }
-
-    fn restore(&self, req: &CreateRequest, sid: &str) -> Result<Volume> {
-        validate::id("snapshot", sid)?;
-        let _snap_lock = self.lock_snapshot(sid)?;
-        let snap = self.get_snapshot(sid)?.ok_or_else(|| Error::SnapshotNotFound(sid.to_owned()))?;
-        let vol =
-            self.new_volume_like(req, snap.backend, snap.size_bytes, snap.fs_type, Source::Snapshot(sid.into()))?;
-        let from = self.snapshot_dir(sid);
-        self.fill(vol, |vol, dir| {
-            let started = std::time::Instant::now();
-            let report = self.backend(snap.backend).copy_in(&from, vol, dir)?;
-            log_copy("restore", &vol.id, sid, &report, started);
-            vol.omitted = (&report).into();
-            Ok(())
-        })
-    }
-
-    fn clone_volume(&self, req: &CreateRequest, vid: &str) -> Result<Volume> {
-        validate::id("volume", vid)?;
-        if vid == req.id {
-            return Err(Error::InvalidArgument("a volume cannot be cloned into itself".into()));
-        }
-        let _src_lock = self.lock(vid)?;
-        let src = self.load(vid)?.ok_or_else(|| Error::VolumeNotFound(vid.to_owned()))?;
-        let vol = self.new_volume_like(req, src.backend, src.capacity, src.fs_type, Source::Volume(vid.into()))?;
-        let staging = self.staged_here(&src, &self.host.mount_table()?);
-        let backend = self.backend(src.backend);
-        self.fill(vol, |vol, dir| {
-            let started = std::time::Instant::now();
-            let report = backend.copy_out(&src, &self.dir(vid), staging.as_ref(), dir, false)?;
-            log_copy("clone", &vol.id, vid, &report, started);
-            vol.omitted = (&report).into();
-            Ok(())
-        })
-    }
-
     /// The record of a volume made from a source, after checking the request fits the source.
-    fn new_volume_like(
+    pub(super) fn new_volume_like(
         &self,
         req: &CreateRequest,
         backend: crate::backend::Kind,
@@ -326,31 +226,6 @@ impl Engine {
         self.promise_copy(&req.id, backend, req.capacity)?;
         let mut vol = super::new_record(req, fs_type);
         vol.source = Some(source);
-        Ok(vol)
-    }
-
-    /// Makes the new volume's directory, fills it with `copy`, fits it and writes the record;
-    /// on any failure removes all of it.
-    /// The copy's promise in the capacity ledger (see [`Engine::promise_copy`]) becomes the new
-    /// volume's count, or ends when the copy fails.
-    fn fill(&self, mut vol: Volume, copy: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
-        let backend = self.backend(vol.backend);
-        let count = |vol: &Volume, dir: &VolumeDir| self.settle_copy(&vol.id, Some(&self.share(vol, dir)));
-        let made = self.make_volume(
-            &mut vol,
-            |vol, dir| {
-                copy(vol, dir)?;
-                vol.grow_fs = backend.fit(vol, dir)?;
-                Ok(())
-            },
-            count,
-        );
-        if let Err(e) = made {
-            if let Err(settling) = self.settle_copy(&vol.id, None) {
-                tracing::warn!(id = vol.id, error = %settling, "the failed copy's promise stays in the ledger until it is counted again");
-            }
-            return Err(e);
-        }
         Ok(vol)
     }
 }

@@ -17,10 +17,13 @@ fn snapshot_of_a_staged_loop_volume_freezes_around_the_copy() {
     f.host.clear_calls();
     let sn = f.engine.create_snapshot(&snap("s1", "v")).unwrap();
     assert_eq!((sn.size_bytes, sn.backend, sn.fs_type), (1 << 30, Kind::Loop, Some(FsType::Ext4)));
-    // Copied under a temporary name, renamed into place with its record.
-    let copy =
-        Call::CopyFile { source: f.root.join("volumes/v/disk.img"), dest: f.root.join("snapshots/.s1.new/disk.img") };
-    assert_eq!(f.host.calls(), vec![Call::Freeze { mountpoint: s.clone() }, copy, Call::Thaw { mountpoint: s }]);
+    // No reflink on this root: cut (frozen), recorded under a temporary name and renamed into
+    // place, then copied in place while the filesystem stays frozen.
+    let image = f.root.join("volumes/v/disk.img");
+    let reflink = Call::Reflink { source: image.clone(), dest: f.root.join("snapshots/.s1.new/disk.img") };
+    let copy = Call::CopyFile { source: image, dest: f.root.join("snapshots/s1/disk.img") };
+    let frozen = Call::Freeze { mountpoint: s.clone() };
+    assert_eq!(f.host.calls(), vec![frozen, reflink, copy, Call::Thaw { mountpoint: s }]);
     assert_eq!(f.engine.create_snapshot(&snap("s1", "v")).unwrap(), sn);
     f.engine.create_volume(&req("w", Kind::Loop, 1 << 30)).unwrap();
     assert!(matches!(f.engine.create_snapshot(&snap("s1", "w")), Err(Error::AlreadyExists { .. })));
@@ -100,7 +103,7 @@ fn tmpfs_snapshots_go_to_disk_and_clones_get_a_tmpfs_of_their_own() {
     std::fs::write(f.root.join("volumes/t/data/file"), b"one").unwrap();
     f.host.clear_calls();
     f.engine.create_snapshot(&snap("s", "t")).unwrap();
-    let to_disk = Call::CopyTree { source: f.root.join("volumes/t/data"), dest: f.root.join("snapshots/.s.new/data") };
+    let to_disk = Call::CopyTree { source: f.root.join("volumes/t/data"), dest: f.root.join("snapshots/s/data") };
     assert_eq!(f.host.calls(), vec![to_disk], "a snapshot is a tree copy on disk, no mount");
     assert_eq!(std::fs::read(f.root.join("snapshots/s/data/file")).unwrap(), b"one");
     f.engine.create_volume_from(&req("c", Kind::Tmpfs, 2 << 20), &Source::Volume("t".into())).unwrap();
@@ -111,7 +114,7 @@ fn tmpfs_snapshots_go_to_disk_and_clones_get_a_tmpfs_of_their_own() {
         assert!(mounted, "{id} is a tmpfs of its own");
     }
     let resized = f.host.calls().into_iter().any(|c| {
-        matches!(c, Call::Remount { target, opts } if target == f.root.join("volumes/.c.new/data")
+        matches!(c, Call::Remount { target, opts } if target == f.root.join("volumes/c/data")
             && opts.options.contains(&format!("size={}", 2 << 20)))
     });
     assert!(resized, "the clone's tmpfs is sized to the clone: {:#?}", f.host.calls());

@@ -42,6 +42,7 @@ pub struct Figures {
     lock_waits: u64,
     lock_wait_seconds: f64,
     start: Start,
+    copies: crate::engine::CopyStats,
 }
 
 impl Figures {
@@ -75,6 +76,7 @@ impl Figures {
         f.root = engine.root_stats().map_err(|e| warn("root size", &e)).ok();
         f.lock_waits = engine.lock_stats().waits();
         f.lock_wait_seconds = engine.lock_stats().wait_seconds();
+        f.copies = engine.copy_stats();
         f
     }
 }
@@ -127,7 +129,11 @@ impl Collector for Figures {
         let help = "Lock acquisitions that found the volume or snapshot busy.";
         counter(&mut enc, "strata_lock_waits", help, self.lock_waits)?;
         let help = "Time spent waiting for busy volume or snapshot locks.";
-        counter(&mut enc, "strata_lock_wait_seconds", help, self.lock_wait_seconds)
+        counter(&mut enc, "strata_lock_wait_seconds", help, self.lock_wait_seconds)?;
+        let help = "Snapshot, clone and restore copies running in the background.";
+        gauge(&mut enc, "strata_copies_in_progress", help, self.copies.running)?;
+        let help = "Bytes of data copied by snapshots, clones and restores since the server started (shared extents count nothing).";
+        counter(&mut enc, "strata_copy_bytes", help, self.copies.bytes)
     }
 }
 

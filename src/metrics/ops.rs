@@ -9,7 +9,7 @@ use std::time::Duration;
 use tonic::Code;
 
 /// Every CSI method strata serves, as the `method` label spells it.
-pub const METHODS: [&str; 23] = [
+pub const METHODS: [&str; 27] = [
     "GetPluginInfo",
     "GetPluginCapabilities",
     "Probe",
@@ -25,6 +25,10 @@ pub const METHODS: [&str; 23] = [
     "DeleteSnapshot",
     "ListSnapshots",
     "GetSnapshot",
+    "GroupControllerGetCapabilities",
+    "CreateVolumeGroupSnapshot",
+    "DeleteVolumeGroupSnapshot",
+    "GetVolumeGroupSnapshot",
     "NodeStageVolume",
     "NodeUnstageVolume",
     "NodePublishVolume",

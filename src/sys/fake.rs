@@ -25,6 +25,7 @@ pub enum Call {
     QuotaEnable { path: PathBuf },
     QgroupLimit { path: PathBuf, bytes: u64 },
     CopyFile { source: PathBuf, dest: PathBuf },
+    Reflink { source: PathBuf, dest: PathBuf },
     CopyTree { source: PathBuf, dest: PathBuf },
     Freeze { mountpoint: PathBuf },
     Thaw { mountpoint: PathBuf },
@@ -46,6 +47,8 @@ struct State {
     fail_at: Option<usize>,
     next_mount_id: u32,
     stats: FsStats,
+    /// Files can share extents (see [`FakeHost::set_reflink`]).
+    reflink: bool,
 }
 
 /// A host that changes nothing outside memory, for unit tests of the engine and backends.
@@ -107,6 +110,12 @@ impl FakeHost {
         self.lock().stats = stats;
     }
 
+    /// Makes the root's filesystem one that shares extents (xfs, btrfs): a reflink then copies
+    /// the file (and says so); without it, a reflink is refused as on ext4.
+    pub fn set_reflink(&self, on: bool) {
+        self.lock().reflink = on;
+    }
+
     /// Detaches every loop device behind the engine's back.
     pub fn drop_all_loops(&self) {
         self.lock().loops.clear();
@@ -137,6 +146,15 @@ impl FakeHost {
             });
         }
         Ok(st)
+    }
+
+    /// A copied image keeps the filesystem the fake made on its source.
+    fn carry_filesystem(&self, source: &Path, dest: &Path) {
+        let mut st = self.lock();
+        let (from, to) = (super::file_identity(source), super::file_identity(dest));
+        if let (Some(fs), Some(to)) = (from.and_then(|f| st.formatted.get(&f).copied()), to) {
+            st.formatted.insert(to, fs);
+        }
     }
 
     fn add_mount(st: &mut State, root: &Path, target: &Path, fs_type: &str, source: &str, readonly: bool) {
@@ -315,9 +333,14 @@ impl Host for FakeHost {
         Ok(true)
     }
 
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<super::tree::CopyReport> {
+    fn copy_tree(
+        &self,
+        source: &Path,
+        dest: &Path,
+        progress: &super::tree::Progress,
+    ) -> Result<super::tree::CopyReport> {
         drop(self.record("CopyTree", Call::CopyTree { source: source.into(), dest: dest.into() })?);
-        Ok(super::tree::copy_tree(source, dest)?)
+        Ok(super::tree::copy_tree_with(source, dest, progress)?)
     }
 
     fn freeze(&self, mountpoint: &Place) -> Result<()> {
@@ -332,15 +355,22 @@ impl Host for FakeHost {
         Ok(self.lock().stats.available_bytes)
     }
 
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<super::tree::Copied> {
+    fn reflink_file(&self, source: &Path, dest: &Path) -> Result<bool> {
+        let st = self.record("Reflink", Call::Reflink { source: source.into(), dest: dest.into() })?;
+        if !st.reflink {
+            return Ok(false);
+        }
+        drop(st);
+        super::tree::copy_file(source, dest)?;
+        self.carry_filesystem(source, dest);
+        Ok(true)
+    }
+
+    fn copy_file(&self, source: &Path, dest: &Path, progress: &super::tree::Progress) -> Result<super::tree::Copied> {
         let st = self.record("CopyFile", Call::CopyFile { source: source.into(), dest: dest.into() })?;
         drop(st);
-        let copied = super::tree::copy_file(source, dest)?;
-        let mut st = self.lock();
-        let (from, to) = (super::file_identity(source), super::file_identity(dest));
-        if let (Some(fs), Some(to)) = (from.and_then(|f| st.formatted.get(&f).copied()), to) {
-            st.formatted.insert(to, fs);
-        }
+        let copied = super::tree::copy_file_with(source, dest, progress)?;
+        self.carry_filesystem(source, dest);
         Ok(copied)
     }
 

@@ -226,8 +226,13 @@ impl Host for LinuxHost {
         Ok(st.filesystem_type().0 == BTRFS_SUPER_MAGIC)
     }
 
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<super::tree::CopyReport> {
-        Ok(super::tree::copy_tree(source, dest)?)
+    fn copy_tree(
+        &self,
+        source: &Path,
+        dest: &Path,
+        progress: &super::tree::Progress,
+    ) -> Result<super::tree::CopyReport> {
+        Ok(super::tree::copy_tree_with(source, dest, progress)?)
     }
 
     fn freeze(&self, mountpoint: &Place) -> Result<()> {
@@ -255,8 +260,12 @@ impl Host for LinuxHost {
         })
     }
 
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<super::tree::Copied> {
-        Ok(super::tree::copy_file(source, dest)?)
+    fn reflink_file(&self, source: &Path, dest: &Path) -> Result<bool> {
+        Ok(super::tree::reflink_file(source, dest)?)
+    }
+
+    fn copy_file(&self, source: &Path, dest: &Path, progress: &super::tree::Progress) -> Result<super::tree::Copied> {
+        Ok(super::tree::copy_file_with(source, dest, progress)?)
     }
 
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {

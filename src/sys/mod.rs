@@ -167,7 +167,8 @@ pub trait Host: Send + Sync + Debug {
 
     /// Copies the directory tree `source` to `dest` (new, or an empty mount point) with the
     /// tree engine ([`tree::copy_tree`]): what a pod wrote is copied as data, never followed.
-    fn copy_tree(&self, source: &Path, dest: &Path) -> Result<tree::CopyReport>;
+    /// Counts what it copies in `progress` and stops when it is cancelled.
+    fn copy_tree(&self, source: &Path, dest: &Path, progress: &tree::Progress) -> Result<tree::CopyReport>;
     /// Freezes the filesystem mounted at `mountpoint` (FIFREEZE) so its device is consistent.
     fn freeze(&self, mountpoint: &Place) -> Result<()>;
     /// Thaws a filesystem frozen by [`Host::freeze`] (FITHAW).
@@ -176,8 +177,13 @@ pub trait Host: Send + Sync + Debug {
     /// Bytes of memory the kernel could give to a new tmpfs without swapping.
     fn memory_available(&self) -> Result<u64>;
 
-    /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse copy.
-    fn copy_file(&self, source: &Path, dest: &Path) -> Result<tree::Copied>;
+    /// Copies `source` to a new file `dest`: a reflink where the filesystem allows, else a sparse
+    /// copy, counted in `progress` (a cancelled copy removes `dest`).
+    fn copy_file(&self, source: &Path, dest: &Path, progress: &tree::Progress) -> Result<tree::Copied>;
+
+    /// Makes the new file `dest` share `source`'s extents (a reflink); false (nothing made) where
+    /// the filesystem cannot.
+    fn reflink_file(&self, source: &Path, dest: &Path) -> Result<bool>;
 
     /// Renames the directory `from` (strata's own, under its data root) to `to`, which must not
     /// exist; what is mounted inside it and the loop devices backed by files inside it follow.

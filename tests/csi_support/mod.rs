@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use strata::csi::proto::controller_client::ControllerClient;
+use strata::csi::proto::group_controller_client::GroupControllerClient;
 use strata::csi::proto::identity_client::IdentityClient;
 use strata::csi::proto::node_client::NodeClient;
 use strata::csi::proto::volume_capability::access_mode::Mode;
@@ -188,11 +189,7 @@ impl Server {
 
     pub async fn clients(&self) -> Clients {
         let ch = self.channel().await;
-        Clients {
-            id: IdentityClient::new(ch.clone()),
-            ctl: ControllerClient::new(ch.clone()),
-            node: NodeClient::new(ch),
-        }
+        Clients::from_channel(ch)
     }
 
     /// A path under the allowed kubelet prefix.
@@ -246,6 +243,7 @@ pub struct Clients {
     pub id: IdentityClient<Channel>,
     pub ctl: ControllerClient<Channel>,
     pub node: NodeClient<Channel>,
+    pub group: GroupControllerClient<Channel>,
 }
 
 impl Clients {
@@ -254,6 +252,7 @@ impl Clients {
         Clients {
             id: IdentityClient::new(ch.clone()),
             ctl: ControllerClient::new(ch.clone()),
+            group: GroupControllerClient::new(ch.clone()),
             node: NodeClient::new(ch),
         }
     }
@@ -379,4 +378,33 @@ pub async fn close(c: &mut Clients, id: &str, staging: &str, target: &str) {
 pub fn fs_bytes(path: &str) -> u64 {
     let st = nix::sys::statvfs::statvfs(path).unwrap();
     st.blocks() * st.fragment_size()
+}
+
+/// Calls CreateSnapshot again, as csi-snapshotter does, until the snapshot is ready.
+pub async fn until_ready(c: &mut Clients, req: p::CreateSnapshotRequest) -> p::Snapshot {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        let snap = c.ctl.create_snapshot(req.clone()).await.expect("create snapshot").into_inner().snapshot.unwrap();
+        if snap.ready_to_use {
+            return snap;
+        }
+        assert!(Instant::now() < deadline, "snapshot {} never became ready", req.name);
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Calls CreateVolume again, as csi-provisioner does, while it answers ABORTED for a copy in
+/// progress; the volume id.
+pub async fn until_created(c: &mut Clients, req: p::CreateVolumeRequest) -> String {
+    let deadline = Instant::now() + Duration::from_secs(180);
+    loop {
+        match c.ctl.create_volume(req.clone()).await {
+            Ok(r) => return r.into_inner().volume.unwrap().volume_id,
+            Err(st) if st.code() == Code::Aborted && Instant::now() < deadline => {
+                assert!(st.message().contains("cop"), "ABORTED for its copy: {}", st.message());
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(st) => panic!("CreateVolume {}: {st:?}", req.name),
+        }
+    }
 }

@@ -3,6 +3,7 @@
 //! times and extended attributes. Device nodes are never copied (a snapshot is data, not
 //! devices), and what is mounted inside the tree is not the tree's: both are counted instead.
 
+use super::Progress;
 use super::error::{Error, Fail, Result};
 use super::links::Links;
 use super::meta::{Meta, Type};
@@ -36,7 +37,7 @@ pub struct CopyReport {
 
 /// Copies the tree below the open directory `src` into the open, empty directory `dest`, and
 /// gives `dest` the owner, mode, attributes and times of `src`.
-pub(super) fn copy(src: OwnedFd, dest: OwnedFd, shown: &Path) -> Result<CopyReport> {
+pub(super) fn copy(src: OwnedFd, dest: OwnedFd, shown: &Path, progress: &Progress) -> Result<CopyReport> {
     let nodev = rustix::fs::fstatvfs(&src).map_err(|e| fail_at(Fail::Io("statvfs", e), shown))?.f_flag;
     let mut copier = Copier {
         nodev: nodev.contains(rustix::fs::StatVfsMountFlags::NODEV),
@@ -44,6 +45,7 @@ pub(super) fn copy(src: OwnedFd, dest: OwnedFd, shown: &Path) -> Result<CopyRepo
         links: Links::default(),
         report: CopyReport::default(),
         proc_fd: open_proc_fd().map_err(|f| fail_at(f, Path::new("/proc/self/fd")))?,
+        progress,
     };
     let src = super::walk::walk(src, shown, &mut copier)?;
     let meta = Meta::of_fd(&src).map_err(|f| fail_at(f, shown))?;
@@ -73,7 +75,7 @@ fn open_proc_fd() -> std::result::Result<OwnedFd, Fail> {
     rustix::fs::open("/proc/self/fd", flags, Mode::empty()).map_err(Fail::io("open"))
 }
 
-struct Copier {
+struct Copier<'p> {
     /// The source's mount is `nodev`: opening a device node there fails without touching the
     /// device, so files are opened for reading at once.
     nodev: bool,
@@ -81,15 +83,17 @@ struct Copier {
     links: Links,
     report: CopyReport,
     proc_fd: OwnedFd,
+    progress: &'p Progress,
 }
 
-impl Visitor for Copier {
+impl Visitor for Copier<'_> {
     /// Files are looked at once opened; directories once open.
     fn wants_stat(file_type: FileType) -> bool {
         !matches!(file_type, FileType::RegularFile | FileType::Directory)
     }
 
     fn entry(&mut self, at: &At<'_>, root_dev: u64) -> std::result::Result<Step, Fail> {
+        self.progress.check()?;
         let kind = at.meta.kind();
         if kind != Type::Dir && at.meta.is_mount(root_dev) {
             self.report.mounts_skipped += 1;
@@ -128,7 +132,7 @@ impl Visitor for Copier {
     }
 }
 
-impl Copier {
+impl Copier<'_> {
     /// Makes the directory `name` in the destination (0700 until its own mode is set when it
     /// is done) and opens it; one already there (a name listed twice while the source changed)
     /// is opened as it is.
@@ -174,7 +178,7 @@ impl Copier {
             Err(Errno::EXIST) => return Ok(Step::Next),
             Err(e) => return Err(Fail::Io("create", e)),
         };
-        let copied = super::data::copy(src.as_fd(), dst.as_fd(), meta.size)?;
+        let copied = super::data::copy(src.as_fd(), dst.as_fd(), meta.size, self.progress)?;
         meta.apply(src.as_fd(), dst.as_fd())?;
         if meta.nlink > 1 {
             self.links.remember(&meta, dst.as_fd());

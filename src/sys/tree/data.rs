@@ -2,13 +2,15 @@
 //! extents (`SEEK_DATA`/`SEEK_HOLE`), each with `copy_file_range`, or read and written where
 //! the kernel cannot copy between the two filesystems. A 1 TiB sparse file costs what it holds.
 
+use super::Progress;
 use super::error::Fail;
 use rustix::fs::SeekFrom;
 use rustix::io::Errno;
 use std::os::fd::BorrowedFd;
 
-/// Bytes handed to one `copy_file_range`, and the buffer of a read-and-write copy.
-const CHUNK: usize = 1 << 30;
+/// Bytes handed to one `copy_file_range`: small enough that progress moves and a cancel stops
+/// the copy within a fraction of a second; the buffer of a read-and-write copy.
+const CHUNK: usize = 16 << 20;
 const BUFFER: usize = 256 * 1024;
 
 /// What copying one file's contents did.
@@ -20,8 +22,9 @@ pub struct Copied {
     pub reflinked: bool,
 }
 
-/// Copies the first `len` bytes of `src` into the empty file `dst`, which ends `len` bytes long.
-pub(super) fn copy(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> Result<Copied, Fail> {
+/// Copies the first `len` bytes of `src` into the empty file `dst`, which ends `len` bytes long,
+/// counting what it copies in `progress` (and stopping when it is cancelled).
+pub(super) fn copy(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64, progress: &Progress) -> Result<Copied, Fail> {
     if len > 0 && rustix::fs::ioctl_ficlone(dst, src).is_ok() {
         // The clone is of the whole file as it is now (it may have grown since it was looked at).
         return Ok(Copied { bytes: 0, reflinked: true });
@@ -32,7 +35,7 @@ pub(super) fn copy(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> Result
     // The whole length first: capacity accounting counts an image's unwritten length as
     // promised, so a copy in progress promises all it will hold.
     rustix::fs::ftruncate(dst, len).map_err(Fail::io("set the length of"))?;
-    let mut ranges = Ranges { src, dst, kernel_copy: true, buf: Vec::new(), bytes: 0 };
+    let mut ranges = Ranges { src, dst, kernel_copy: true, buf: Vec::new(), bytes: 0, progress };
     let mut pos = 0;
     while pos < len {
         let Some(data) = seek(src, SeekFrom::Data(pos))? else { break };
@@ -64,6 +67,7 @@ struct Ranges<'a> {
     kernel_copy: bool,
     buf: Vec<u8>,
     bytes: u64,
+    progress: &'a Progress,
 }
 
 impl Ranges<'_> {
@@ -91,6 +95,7 @@ impl Ranges<'_> {
             }
             done += n as u64;
             self.bytes += n as u64;
+            self.progress.advance(n as u64)?;
         }
         Ok(true)
     }

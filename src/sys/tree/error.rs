@@ -17,6 +17,8 @@ pub enum Error {
     NotADirectory { path: PathBuf },
     #[error("{path} already exists and is not an empty directory")]
     DestinationExists { path: PathBuf },
+    #[error("the copy of {path} was cancelled")]
+    Cancelled { path: PathBuf },
 }
 
 impl Error {
@@ -35,7 +37,8 @@ impl Error {
             | Error::MountInside { path, .. }
             | Error::Changed { path, .. }
             | Error::NotADirectory { path }
-            | Error::DestinationExists { path } => path,
+            | Error::DestinationExists { path }
+            | Error::Cancelled { path } => path,
         }
     }
 }
@@ -49,6 +52,8 @@ pub(super) enum Fail {
     Mount,
     /// The entry kept changing under the walk.
     Changed(&'static str),
+    /// The copy was cancelled (see [`super::Progress::cancel`]).
+    Cancelled,
 }
 
 impl Fail {

@@ -14,6 +14,7 @@ mod error;
 mod handle;
 mod links;
 mod meta;
+mod progress;
 mod remove;
 mod stack;
 mod usage;
@@ -25,6 +26,7 @@ mod tests;
 pub use copy::CopyReport;
 pub use data::Copied;
 pub use error::{Error, Result};
+pub use progress::{Progress, Reporter};
 pub use usage::TreeUsage;
 
 use error::Fail;
@@ -42,9 +44,16 @@ use std::path::Path;
 /// shared or copied by extents; device nodes and what is mounted inside are left out (counted
 /// in the report).
 pub fn copy_tree(source: &Path, dest: &Path) -> Result<CopyReport> {
+    copy_tree_with(source, dest, &Progress::default())
+}
+
+/// [`copy_tree`], counting the bytes it copies in `progress` and stopping (with
+/// [`Error::Cancelled`], what it made left in place for the caller to remove) when it is
+/// cancelled.
+pub fn copy_tree_with(source: &Path, dest: &Path, progress: &Progress) -> Result<CopyReport> {
     let src = open_top(source, Top::MayBeMount)?.ok_or_else(|| io_at("open", source, Errno::NOENT))?;
     let dst = open_destination(dest)?;
-    copy::copy(src, dst, source)
+    copy::copy(src, dst, source, progress)
 }
 
 /// Allocated bytes and inodes of the tree at `path`, staying on its filesystem.
@@ -69,12 +78,17 @@ pub fn remove_tree_last(path: &Path, last: &str) -> Result<()> {
 /// Copies the file `source` into the new file `dest` (0600): shared extents where the
 /// filesystem can, else its data extents; synced. Nothing is left at `dest` on failure.
 pub fn copy_file(source: &Path, dest: &Path) -> Result<Copied> {
+    copy_file_with(source, dest, &Progress::default())
+}
+
+/// [`copy_file`], counting the bytes it copies in `progress`; a cancelled copy removes `dest`.
+pub fn copy_file_with(source: &Path, dest: &Path, progress: &Progress) -> Result<Copied> {
     let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let src = rustix::fs::open(source, flags, Mode::empty()).map_err(|e| io_at("open", source, e))?;
     let len = Meta::of_fd(&src).map_err(|f| walk::named(f, source.to_owned()))?.size;
     let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
     let dst = rustix::fs::open(dest, flags, Mode::from_raw_mode(0o600)).map_err(|e| io_at("create", dest, e))?;
-    let copied = data::copy(src.as_fd(), dst.as_fd(), len).and_then(|c| {
+    let copied = data::copy(src.as_fd(), dst.as_fd(), len, progress).and_then(|c| {
         rustix::fs::fsync(&dst).map_err(Fail::io("sync"))?;
         Ok(c)
     });
@@ -83,6 +97,27 @@ pub fn copy_file(source: &Path, dest: &Path) -> Result<Copied> {
         let _ = std::fs::remove_file(dest);
         walk::named(f, dest.to_owned())
     })
+}
+
+/// Makes the new file `dest` (0600) share all of `source`'s extents (`FICLONE`), synced; false
+/// (and nothing left at `dest`) where the filesystem cannot.
+pub fn reflink_file(source: &Path, dest: &Path) -> Result<bool> {
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let src = rustix::fs::open(source, flags, Mode::empty()).map_err(|e| io_at("open", source, e))?;
+    let flags = OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+    let dst = rustix::fs::open(dest, flags, Mode::from_raw_mode(0o600)).map_err(|e| io_at("create", dest, e))?;
+    let cloned = rustix::fs::ioctl_ficlone(&dst, &src).and_then(|()| rustix::fs::fsync(&dst));
+    drop(dst);
+    match cloned {
+        Ok(()) => Ok(true),
+        Err(e) => {
+            let _ = std::fs::remove_file(dest);
+            match e {
+                Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::PERM => Ok(false),
+                e => Err(io_at("clone", dest, e)),
+            }
+        }
+    }
 }
 
 fn io_at(what: &'static str, path: &Path, errno: Errno) -> Error {

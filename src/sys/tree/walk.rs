@@ -302,6 +302,7 @@ pub(super) fn named(fail: Fail, path: PathBuf) -> Error {
     match fail {
         Fail::Io(what, errno) => Error::Io { what, path, errno },
         Fail::Changed(detail) => Error::Changed { path, detail },
+        Fail::Cancelled => Error::Cancelled { path },
         Fail::Mount => {
             let parent = path.parent().map_or_else(|| path.clone(), Path::to_owned);
             Error::MountInside { path: parent, mount: path }
