@@ -24,6 +24,7 @@ fn code_of(e: &Error) -> Code {
         Error::AlreadyExists { .. } => Code::AlreadyExists,
         Error::Busy { .. } => Code::Aborted,
         Error::FailedPrecondition { .. } | Error::Quarantined { .. } => Code::FailedPrecondition,
+        Error::WrongKey { .. } => Code::PermissionDenied,
         Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Code::ResourceExhausted,
         Error::Unsupported(_) => Code::InvalidArgument,
         Error::Record { .. } | Error::Io { .. } => Code::Internal,

@@ -27,6 +27,8 @@ pub enum Error {
     Busy { id: String },
     #[error("volume {id}: {reason}")]
     FailedPrecondition { id: String, reason: String },
+    #[error("volume {id}: {reason}")]
+    WrongKey { id: String, reason: String },
     #[error(
         "not enough {pool}: {requested} bytes requested, {available} bytes available ({promised} bytes \
          promised to volumes and not yet written; overcommit ratio {})",

@@ -83,7 +83,13 @@ impl Engine {
                 changed = true;
             }
         }
-        if changed { self.save_state(&vol) } else { Ok(()) }
+        if changed {
+            self.save_state(&vol)?;
+        }
+        if let Some(note) = self.forget_idle_key(&vol)? {
+            report.actions.push(format!("volume {}: {note}", vol.id));
+        }
+        Ok(())
     }
 
     /// Removes what interrupted creates and deletes left: their aside directories, and volume

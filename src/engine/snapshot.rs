@@ -34,6 +34,15 @@ fn log_copy(what: &str, id: &str, from: &str, report: &crate::sys::tree::CopyRep
     }
 }
 
+/// What a new volume takes from its source: kind, least size, filesystem, encryption.
+#[derive(Debug, Clone, Copy)]
+struct Like<'a> {
+    backend: crate::backend::Kind,
+    size: u64,
+    fs_type: Option<crate::sys::FsType>,
+    encryption: Option<&'a super::encryption::Encryption>,
+}
+
 /// What a caller asks for when it takes a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
@@ -154,6 +163,7 @@ impl Engine {
         }
         let _vol_lock = self.lock(&req.source_volume)?;
         let vol = self.load_existing(&req.source_volume)?;
+        super::encryption::check_copy(vol.backend, vol.encryption.as_ref())?;
         let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
         let snap = Snapshot {
             format: record::FORMAT,
@@ -166,6 +176,7 @@ impl Engine {
             created_unix: now.as_secs(),
             created_nanos: now.subsec_nanos(),
             omitted: record::Omitted::default(),
+            encryption: vol.encryption.clone(),
         };
         // The copy is made under a temporary name and renamed into place with its record: a
         // kill at any point leaves either the whole snapshot or a temporary that the next try
@@ -264,8 +275,13 @@ impl Engine {
         validate::id("snapshot", sid)?;
         let _snap_lock = self.lock_snapshot(sid)?;
         let snap = self.get_snapshot(sid)?.ok_or_else(|| Error::SnapshotNotFound(sid.to_owned()))?;
-        let vol =
-            self.new_volume_like(req, snap.backend, snap.size_bytes, snap.fs_type, Source::Snapshot(sid.into()))?;
+        let like = Like {
+            backend: snap.backend,
+            size: snap.size_bytes,
+            fs_type: snap.fs_type,
+            encryption: snap.encryption.as_ref(),
+        };
+        let vol = self.new_volume_like(req, &like, Source::Snapshot(sid.into()))?;
         let from = self.snapshot_dir(sid);
         self.fill(vol, |vol, dir| {
             let started = std::time::Instant::now();
@@ -283,7 +299,14 @@ impl Engine {
         }
         let _src_lock = self.lock(vid)?;
         let src = self.load(vid)?.ok_or_else(|| Error::VolumeNotFound(vid.to_owned()))?;
-        let vol = self.new_volume_like(req, src.backend, src.capacity, src.fs_type, Source::Volume(vid.into()))?;
+        super::encryption::check_copy(src.backend, src.encryption.as_ref())?;
+        let like = Like {
+            backend: src.backend,
+            size: src.capacity,
+            fs_type: src.fs_type,
+            encryption: src.encryption.as_ref(),
+        };
+        let vol = self.new_volume_like(req, &like, Source::Volume(vid.into()))?;
         let staging = self.staged_here(&src, &self.host.mount_table()?);
         let backend = self.backend(src.backend);
         self.fill(vol, |vol, dir| {
@@ -296,14 +319,8 @@ impl Engine {
     }
 
     /// The record of a volume made from a source, after checking the request fits the source.
-    fn new_volume_like(
-        &self,
-        req: &CreateRequest,
-        backend: crate::backend::Kind,
-        size: u64,
-        fs_type: Option<crate::sys::FsType>,
-        source: Source,
-    ) -> Result<Volume> {
+    fn new_volume_like(&self, req: &CreateRequest, like: &Like, source: Source) -> Result<Volume> {
+        let Like { backend, size, fs_type, encryption } = *like;
         if req.backend != backend {
             let msg = format!(
                 "the source is a {} volume; a {} volume cannot be made from it",
@@ -323,9 +340,12 @@ impl Engine {
         }
         super::capacity::allocation(backend, &req.parameters)?;
         super::mount_policy::devices(backend, &req.parameters)?;
+        let wanted = super::encryption::wanted(backend, fs_type, &req.parameters)?;
+        let encryption = super::encryption::inherit(wanted, encryption)?;
         drop(self.reserve(backend, req.capacity)?);
         let mut vol = super::new_record(req, fs_type);
         vol.source = Some(source);
+        vol.encryption = encryption;
         Ok(vol)
     }
 
