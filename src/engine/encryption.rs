@@ -262,6 +262,22 @@ impl Engine {
         Ok(Some(format!("removed its key {} from the kernel (it is not staged)", id.hex())))
     }
 
+    /// Whether an encrypted volume's key is in the kernel now (for inspect); `None` when the
+    /// volume is not encrypted or the kernel cannot say (a loop volume that is not staged has no
+    /// keyring at all: `Some(false)`).
+    pub(super) fn key_in_kernel(&self, vol: &Volume) -> Option<bool> {
+        vol.encryption.as_ref()?;
+        let staging = match (&vol.staging, vol.backend) {
+            (Some(s), Kind::Loop) => Some(self.node_place_if_any("staging", &s.path).ok()??),
+            (None, Kind::Loop) => return Some(false),
+            _ => None,
+        };
+        let (own, dir) = self.crypt_places(vol, staging.as_ref()).ok()?;
+        let fs = own.as_ref().or(staging.as_ref())?;
+        let id = self.key_of(vol, &dir).ok()??;
+        Some(self.host.fscrypt_key_status(fs, &id).ok()? == KeyStatus::Present)
+    }
+
     /// A loop volume's publications bind its encrypted directory, not its filesystem root.
     pub(super) fn publish_source(&self, vol: &Volume, staged: &std::path::Path) -> PathBuf {
         match (&vol.encryption, vol.backend) {

@@ -30,6 +30,8 @@ pub struct Inspection {
     pub loop_devices: Vec<PathBuf>,
     /// Usage seen at the staging path; `None` when not staged, `Err` with the reason.
     pub usage: Option<std::result::Result<Usage, String>>,
+    /// For an encrypted volume, whether its key is in the kernel now.
+    pub key_in_kernel: Option<bool>,
 }
 
 impl Engine {
@@ -60,7 +62,17 @@ impl Engine {
             backend.usage(&volume, &dir, &s.path).map_err(|e| e.to_string())
         });
         let condition = self.condition_in(&volume, &table);
-        Ok(Some(Inspection { volume, condition, staged_by, staging_mount, publications, loop_devices, usage }))
+        let key_in_kernel = self.key_in_kernel(&volume);
+        Ok(Some(Inspection {
+            volume,
+            condition,
+            staged_by,
+            staging_mount,
+            publications,
+            loop_devices,
+            usage,
+            key_in_kernel,
+        }))
     }
 }
 
