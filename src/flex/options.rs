@@ -22,7 +22,8 @@ pub const MOUNT_OPTIONS: &str = "mountOptions";
 pub const ALLOCATION: &str = crate::engine::capacity::PARAM_ALLOCATION;
 
 /// Keys strata reads, or knows and ignores (pod identity, for the log).
-const KNOWN: [&str; 15] = [
+const KNOWN: [&str; 16] = [
+    super::encryption::OPTION,
     FS_TYPE,
     READ_WRITE,
     VOLUME_NAME,
@@ -63,6 +64,8 @@ pub struct Options {
     /// The pod's fsGroup; kubelet applies it (init says fsGroup: true), strata only checks it.
     pub fs_group: Option<u32>,
     pub secrets: Secrets,
+    /// `encryption` (`fscrypt` or `none`), if given (see [`super::encryption`]).
+    pub encryption: Option<String>,
     /// Option keys strata does not know, for the log.
     pub ignored: Vec<String>,
 }
@@ -89,6 +92,7 @@ pub fn parse(json: &str) -> Result<Options> {
         readonly: readonly(map.get(READ_WRITE))?,
         fs_group: fs_group(&map)?,
         secrets,
+        encryption: map.get(super::encryption::OPTION).cloned(),
         ignored: map.keys().filter(|k| !KNOWN.contains(&k.as_str())).cloned().collect(),
     })
 }

@@ -77,19 +77,22 @@ impl StageKey {
             return StageKey(None);
         }
         let found = match secrets.get(SECRET_KEY) {
-            Some(value) => Secret::new(value.as_bytes()).map_err(|e| e.to_string()),
-            None => {
-                let mut names: Vec<&str> = secrets.keys().map(String::as_str).collect();
-                names.sort_unstable();
-                let names = crate::engine::clip(&names.join(", "));
-                Err(format!("the stage secrets have no entry {SECRET_KEY:?} (they have {names})"))
-            }
+            Some(value) => StageKey::from_bytes(value.as_bytes()),
+            None => StageKey::missing(&secrets.keys().map(String::as_str).collect::<Vec<_>>()),
         };
         for value in secrets.values_mut() {
             value.zeroize();
         }
         secrets.clear();
-        StageKey(Some(found))
+        found
+    }
+
+    /// Secrets without a `key` entry (their names, which are not secret, say what came).
+    pub fn missing(names: &[&str]) -> StageKey {
+        let mut names = names.to_vec();
+        names.sort_unstable();
+        let names = crate::engine::clip(&names.join(", "));
+        StageKey(Some(Err(format!("the stage secrets have no entry {SECRET_KEY:?} (they have {names})"))))
     }
 
     /// The key, or INVALID_ARGUMENT saying why there is none.
