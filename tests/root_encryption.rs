@@ -309,3 +309,28 @@ async fn no_key_material_in_logs_records_inspect_metrics_or_errors() {
     assert!(said.contains(&master.id.hex()), "the identifier is shown (it is not secret)");
     c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unstage_while_files_are_open_says_so_and_its_retry_finishes() {
+    require_root();
+    let s = Server::start();
+    let mut c = s.clients().await;
+    let id = create(&mut c, "pvc-busy", 64 << 20, &encrypted_loop()).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
+    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
+    write_marker(&t);
+    c.node.node_unpublish_volume(unpublish_req(&id, &t)).await.unwrap();
+    // A process on the node still holds a file of the volume open.
+    let held = std::fs::File::open(Path::new(&st).join("data").join(NAME)).unwrap();
+    let busy = c.node.node_unstage_volume(unstage_req(&id, &st)).await.unwrap_err();
+    assert_eq!(busy.code(), Code::FailedPrecondition, "{busy:?}");
+    assert!(busy.message().contains("still open"), "{}", busy.message());
+    assert_ne!(status(Path::new(&st), &key_id(KEY, local(&id))), KeyStatus::Present, "the key is gone at once");
+    drop(held);
+    c.node.node_unstage_volume(unstage_req(&id, &st)).await.unwrap();
+    assert!(mount_at(&st).is_none() && loops_under(&s.root).is_empty());
+    reads_back(&mut c, &id, &st, &t, KEY).await;
+    c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
+}

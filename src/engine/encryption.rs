@@ -207,7 +207,8 @@ impl Engine {
         if removal.files_busy {
             return Err(Error::precondition(
                 &vol.id,
-                "files in it are still open: its key is gone from the keyring, but open files keep theirs until                  they are closed; unstage again once nothing uses them",
+                "files in it are still open: its key is gone from the keyring, but open files keep theirs until \
+                 they are closed; unstage again once nothing uses them",
             ));
         }
         if !removal.absent {
@@ -243,7 +244,8 @@ impl Engine {
         }
         Err(Error::precondition(
             &vol.id,
-            "its key is not in the kernel (the node or strata restarted, or an unstage removed it): stage it again              with its Secret",
+            "its key is not in the kernel (an unstage that found files busy removed it, or it was removed by hand): \
+             stage it again with its Secret",
         ))
     }
 

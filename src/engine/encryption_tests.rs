@@ -134,14 +134,29 @@ fn copies_keep_the_key_of_the_first_volume_and_ask_for_encryption() {
 }
 
 #[test]
+fn after_a_reboot_an_encrypted_volume_waits_for_the_stage_that_brings_its_key() {
+    let f = fixture();
+    f.engine.create_volume(&encrypted("v", Kind::Loop)).unwrap();
+    stage(&f, "v", KEY).unwrap();
+    f.host.reboot();
+    let report = f.engine.reconcile().unwrap();
+    assert!(report.actions.iter().any(|a| a.contains("forgot it (encrypted")), "{report:?}");
+    assert!(f.host.mounts_beyond_root().is_empty(), "not mounted again without its key");
+    let t = f.target("a");
+    assert!(matches!(f.engine.publish_volume("v", &f.staging("v"), &t, false), Err(Error::FailedPrecondition { .. })));
+    stage(&f, "v", KEY).unwrap();
+    f.engine.publish_volume("v", &f.staging("v"), &t, false).unwrap();
+}
+
+#[test]
 fn a_staged_volume_without_its_key_is_not_published_until_staged_again() {
     let f = fixture();
     f.engine.create_volume(&encrypted("v", Kind::Dir)).unwrap();
     stage(&f, "v", KEY).unwrap();
-    // As after a reboot that reconcile staged again: the mount is back, the key is not.
-    f.host.reboot();
-    f.engine.reconcile().unwrap();
-    assert!(f.host.fscrypt_keys().is_empty());
+    // The key gone while the mount stays (an unstage that found files busy, a hand removal).
+    let fs = crate::sys::place_at(&f.root.join("volumes/v")).unwrap();
+    let id = crate::sys::fscrypt::KeyId::parse(&key_id(&f, "v").unwrap()).unwrap();
+    f.host.fscrypt_remove_key(&fs, &id).unwrap();
     let t = f.target("a");
     let e = f.engine.publish_volume("v", &f.staging("v"), &t, false).unwrap_err().to_string();
     assert!(e.contains("key is not in the kernel"), "{e}");
