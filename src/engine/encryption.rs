@@ -270,7 +270,12 @@ impl Engine {
     pub(super) fn key_in_kernel(&self, vol: &Volume) -> Option<bool> {
         vol.encryption.as_ref()?;
         let staging = match (&vol.staging, vol.backend) {
-            (Some(s), Kind::Loop) => Some(self.node_place_if_any("staging", &s.path).ok()??),
+            // Inspect runs beside the server with its own prefixes: a recorded staging outside
+            // them is still read (only a key's status, never a change).
+            (Some(s), Kind::Loop) => match self.node_place_if_any("staging", &s.path) {
+                Ok(Some(place)) => Some(place),
+                _ => crate::sys::place_at(&s.path).ok(),
+            },
             (None, Kind::Loop) => return Some(false),
             _ => None,
         };
