@@ -334,3 +334,42 @@ async fn an_unstage_while_files_are_open_says_so_and_its_retry_finishes() {
     reads_back(&mut c, &id, &st, &t, KEY).await;
     c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encrypted_volume_grows_and_keeps_its_data() {
+    require_root();
+    let s = Server::start();
+    let mut c = s.clients().await;
+    let id = create(&mut c, "pvc-grow", 64 << 20, &encrypted_loop()).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
+    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
+    write_marker(&t);
+    let grow = p::ControllerExpandVolumeRequest {
+        volume_id: id.clone(),
+        capacity_range: Some(p::CapacityRange { required_bytes: 256 << 20, limit_bytes: 0 }),
+        ..Default::default()
+    };
+    c.ctl.controller_expand_volume(grow).await.unwrap();
+    let node_grow = p::NodeExpandVolumeRequest {
+        volume_id: id.clone(),
+        volume_path: t.clone(),
+        capacity_range: Some(p::CapacityRange { required_bytes: 256 << 20, limit_bytes: 0 }),
+        ..Default::default()
+    };
+    // Online where the driver may resize (CAP_SYS_RESOURCE; this sandbox withholds it): then
+    // the filesystem follows at the next stage, offline, before the key is added.
+    match c.node.node_expand_volume(node_grow).await {
+        Ok(_) => assert!(fs_bytes(&t) > 200 << 20, "grown online to {} bytes", fs_bytes(&t)),
+        Err(e) => assert!(e.message().contains("next staged"), "{e:?}"),
+    }
+    close(&mut c, &id, &st, &t).await;
+    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
+    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
+    assert!(fs_bytes(&t) > 200 << 20, "grown to {} bytes", fs_bytes(&t));
+    assert_eq!(std::fs::read_to_string(Path::new(&t).join(NAME)).unwrap(), MARKER.repeat(512));
+    std::fs::write(Path::new(&t).join("more"), vec![7u8; 100 << 20]).unwrap();
+    close(&mut c, &id, &st, &t).await;
+    c.ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await.unwrap();
+}
