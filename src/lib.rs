@@ -1,5 +1,8 @@
 //! strata: a node-local storage driver for Kubernetes (FlexVolume and CSI) on one volume engine.
 
+// Command-line output goes through `stdout`, which ends quietly when the reader goes away.
+#![deny(clippy::print_stdout)]
+
 pub mod backend;
 pub mod bench;
 pub mod csi;
@@ -8,4 +11,10 @@ pub mod flex;
 pub mod kubectl;
 pub mod metrics;
 pub mod migrate;
+pub mod quantity;
+pub mod stdout;
 pub mod sys;
+
+/// The version and the commit it was built from (`0.1.0 (commit 4507e50abc12)`; `unknown` when
+/// built outside git without `STRATA_COMMIT`), as `--version` prints it.
+pub const BUILD: &str = concat!(env!("CARGO_PKG_VERSION"), " (commit ", env!("STRATA_COMMIT"), ")");

@@ -110,7 +110,13 @@ async fn create_validates_its_request() {
     tiny_xfs.capacity_range = Some(p::CapacityRange { required_bytes: 0, limit_bytes: 100 << 20 });
     assert_eq!(code(c.ctl.create_volume(tiny_xfs).await), Code::OutOfRange);
     let huge = create_req("x", 1 << 60, &[]);
-    assert_eq!(code(c.ctl.create_volume(huge).await), Code::ResourceExhausted);
+    let full = c.ctl.create_volume(huge).await.unwrap_err();
+    assert_eq!(full.code(), Code::ResourceExhausted);
+    // Sizes a person reads, with the exact count a script may want beside each.
+    assert!(full.message().contains("1Ei (1152921504606846976 bytes) requested"), "{}", full.message());
+    let refused = c.ctl.create_volume(create_req("y", 0, &[("allocation", "bogus")])).await.unwrap_err();
+    assert_eq!(refused.code(), Code::InvalidArgument);
+    assert!(refused.message().starts_with("allocation \"bogus\""), "the code says the rest: {}", refused.message());
     let mut elsewhere = create_req("x", 0, &[]);
     elsewhere.accessibility_requirements =
         Some(p::TopologyRequirement { requisite: vec![strata::csi::convert::topology("node-b")], preferred: vec![] });
@@ -252,6 +258,33 @@ async fn capacity_is_real_free_space_on_this_node_only() {
     assert_eq!(loop_cap.minimum_volume_size, Some(300 << 20));
     let dir_block = p::GetCapacityRequest { volume_capabilities: vec![block_cap()], ..Default::default() };
     assert_eq!(code(c.ctl.get_capacity(dir_block).await), Code::InvalidArgument);
+}
+
+/// The base's strata-btrfs class on a node without btrfs: the capacity tracker polls it forever,
+/// so it gets 0 bytes (the scheduler then never picks the node), not an error per poll; the
+/// server says once, at start, which backends are off.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backend_not_enabled_has_no_capacity_and_no_error() {
+    let mut s = Server::start_with(&["--backends", "dir,loop,tmpfs"]);
+    let mut c = s.clients().await;
+    for _ in 0..3 {
+        let btrfs = p::GetCapacityRequest {
+            accessible_topology: Some(strata::csi::convert::topology(NODE)),
+            parameters: params(&[("backend", "btrfs")]),
+            volume_capabilities: vec![mount_cap()],
+        };
+        let cap = c.ctl.get_capacity(btrfs).await.unwrap().into_inner();
+        assert_eq!((cap.available_capacity, cap.maximum_volume_size), (0, Some(0)));
+    }
+    let unknown = p::GetCapacityRequest { parameters: params(&[("backend", "zfs")]), ..Default::default() };
+    assert_eq!(code(c.ctl.get_capacity(unknown).await), Code::InvalidArgument, "a typo is still an error");
+    s.stop(nix::sys::signal::Signal::SIGTERM);
+    let log = s.log_text();
+    let said: Vec<&str> = log.lines().filter(|l| l.contains("not enabled")).collect();
+    assert_eq!(said.len(), 1, "{log}");
+    assert!(said[0].contains("backends=btrfs") && said[0].contains("GetCapacity answers 0"), "{log}");
+    let warned = log.lines().filter(|l| l.contains("GetCapacity") && l.contains("WARN")).count();
+    assert_eq!(warned, 1, "only the zfs typo warns: {log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -7,13 +7,14 @@ mod csi_support;
 mod metrics_support;
 
 use csi_support::*;
-use metrics_support::{get, metrics_address, parse, scrape};
+use metrics_support::{get, metrics_address, parse, scrape, scrape_surveyed};
 use strata::csi::proto as p;
 use strata::csi::volume_id::VolumeId;
 use tonic::Code;
 
 fn start(extra: &[&str]) -> (Server, String) {
-    let mut args = vec!["--backends", "dir,loop,tmpfs", "--metrics-address", "127.0.0.1:0"];
+    let mut args =
+        vec!["--backends", "dir,loop,tmpfs", "--metrics-address", "127.0.0.1:0", "--metrics-survey-seconds", "0"];
     args.extend_from_slice(extra);
     let s = Server::start_with(&args);
     let addr = metrics_address(&|| s.log_text());
@@ -58,7 +59,7 @@ async fn counters_and_gauges_after_a_known_sequence_of_calls() {
     let place = strata::sys::place_at(std::path::Path::new(&sb)).unwrap();
     strata::sys::Host::unmount(&strata::sys::LinuxHost, &place, true).unwrap();
 
-    let m = parse(&scrape(&addr));
+    let m = parse(&scrape_surveyed(&addr));
     let ops = |method: &str, code: &str| m.get("strata_operations_total", &[("method", method), ("code", code)]);
     assert_eq!(ops("CreateVolume", "OK"), 4.0);
     assert_eq!(ops("CreateVolume", "InvalidArgument"), 1.0);
@@ -79,6 +80,8 @@ async fn counters_and_gauges_after_a_known_sequence_of_calls() {
     assert_eq!(m.all("strata_operation_duration_seconds_bucket").len(), 6 * 20, "6 methods called, 19 bounds + +Inf");
 
     let g = |name: &str, backend: &str| m.get(name, &[("backend", backend)]);
+    // The quarantined dir volume's record does not read: the survey's count of the ledger leaves
+    // it out (it shows as quarantined below).
     assert_eq!(
         (g("strata_volumes", "dir"), g("strata_volumes", "loop"), g("strata_volumes", "tmpfs")),
         (1.0, 1.0, 1.0)
@@ -118,7 +121,7 @@ async fn flex_volumes_show_in_the_gauges_and_add_no_calls() {
     require_root();
     let (s, addr) = start(&[]);
     let flex = env!("CARGO_BIN_EXE_strata-flex");
-    let before = parse(&scrape(&addr));
+    let before = parse(&scrape_surveyed(&addr));
     assert_eq!(before.get("strata_volumes", &[("backend", "dir")]), 0.0);
     let target = s.kubelet.join("pods/p1/volumes/strata~flex/v1");
     std::fs::create_dir_all(&target).unwrap();
@@ -132,7 +135,7 @@ async fn flex_volumes_show_in_the_gauges_and_add_no_calls() {
         .output()
         .unwrap();
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
-    let after = parse(&scrape(&addr));
+    let after = parse(&scrape_surveyed(&addr));
     assert_eq!(after.get("strata_volumes", &[("backend", "dir")]), 1.0, "{}", String::from_utf8_lossy(&out.stdout));
     assert_eq!(after.get("strata_volumes_staged", &[]), 1.0);
     assert_eq!(after.get("strata_volumes_published", &[]), 1.0);
@@ -155,7 +158,7 @@ async fn reconcile_at_start_is_counted_and_other_paths_are_refused() {
     std::fs::write(&s.log, "").unwrap();
     s.spawn();
     let addr = metrics_address(&|| s.log_text());
-    let m = parse(&scrape(&addr));
+    let m = parse(&scrape_surveyed(&addr));
     let log = strip_colours(&s.log_text());
     let logged = log.lines().filter(|l| l.contains(" reconcile action=")).count();
     assert!(logged > 0, "the reconcile re-attached the loop device:\n{}", s.log_text());
@@ -196,4 +199,18 @@ fn strip_colours(text: &str) -> String {
         }
     }
     out
+}
+
+/// `--metrics-address :PORT`, as the sidecars beside it take theirs: every address of the host.
+#[test]
+fn a_port_alone_listens_on_every_address() {
+    require_root();
+    let s = Server::start_with(&["--backends", "dir", "--metrics-address", ":0"]);
+    let addr = metrics_address(&|| s.log_text());
+    let port = addr.rsplit_once(':').unwrap().1;
+    assert_ne!(port, "0", "the log names the port bound: {addr}");
+    for host in ["127.0.0.1", "[::1]"] {
+        let body = scrape(&format!("{host}:{port}"));
+        assert!(body.contains("strata_build_info"), "{host}");
+    }
 }

@@ -49,7 +49,7 @@ fn the_registrar_registers_the_socket_the_driver_serves() {
     let docs = manifests("kubernetes");
     let ds = find(&docs, "DaemonSet", "strata-node");
     let driver = container(ds, "strata-csi");
-    let sock = socket_path(arg(driver, "--endpoint").unwrap());
+    let sock = socket_path(&setting("kubernetes", driver, "STRATA_ENDPOINT").unwrap());
     let sock_dir = sock.parent().unwrap();
     // The directory of the socket inside the pod is a hostPath volume...
     let socket_mount = driver["volumeMounts"]
@@ -75,7 +75,7 @@ fn the_registrar_registers_the_socket_the_driver_serves() {
     assert_eq!(mount(registrar, "registration-dir")["mountPath"], "/registration");
     // The controller pod's resizer and strata-csi share their socket too.
     let dep = find(&docs, "Deployment", "strata-controller");
-    let ctl_sock = socket_path(arg(container(dep, "strata-csi"), "--endpoint").unwrap());
+    let ctl_sock = socket_path(&setting("kubernetes", container(dep, "strata-csi"), "STRATA_ENDPOINT").unwrap());
     for c in ["csi-resizer", "liveness-probe"] {
         assert_eq!(arg(container(dep, c), "--csi-address").map(Path::new), Some(ctl_sock.as_path()), "{c}");
     }
@@ -88,9 +88,9 @@ fn the_driver_name_is_the_one_the_binary_reports_and_every_object_uses_it() {
     for (workload_kind, workload) in [("DaemonSet", "strata-node"), ("Deployment", "strata-controller")] {
         let w = find(&docs, workload_kind, workload);
         let dir = tempfile::tempdir().unwrap();
-        let env = [("NODE_NAME", "node-1"), ("POD_IP", "127.0.0.1")];
-        let (args, sock) = local_args(container(w, "strata-csi"), &env, dir.path());
-        let server = Serve::start(&args, &sock, &dir.path().join("serve.log"));
+        let fields = [("spec.nodeName", "node-1")];
+        let (args, env, sock) = local_serve("kubernetes", container(w, "strata-csi"), &fields, dir.path());
+        let server = Serve::start_with_env(&args, &env, &sock, &dir.path().join("serve.log"));
         let info = server.client_ok(&["info"]);
         assert_eq!(info["name"], name.as_str(), "{workload}: GetPluginInfo");
         assert_eq!(info["vendor_version"], env!("CARGO_PKG_VERSION"));
@@ -117,15 +117,13 @@ fn the_driver_name_is_the_one_the_binary_reports_and_every_object_uses_it() {
 }
 
 #[test]
-fn the_node_serves_metrics_on_its_pod_ip_at_the_port_its_annotations_name() {
+fn the_node_serves_metrics_on_every_pod_address_at_the_port_its_annotations_name() {
     let docs = manifests("kubernetes");
     let ds = find(&docs, "DaemonSet", "strata-node");
     let driver = container(ds, "strata-csi");
-    let addr = arg(driver, "--metrics-address").expect("the node serves metrics");
+    let addr = setting("kubernetes", driver, "STRATA_METRICS_ADDRESS").expect("the node serves metrics");
     let (host, port) = addr.rsplit_once(':').unwrap();
-    assert_eq!(host, "$(POD_IP)", "on the pod IP, where Prometheus reaches it");
-    let env = driver["env"].as_array().unwrap().iter().find(|e| e["name"] == "POD_IP").expect("POD_IP in env");
-    assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "status.podIP");
+    assert_eq!(host, "", "every address of the pod (its pod IP among them), as the sidecars' :9809");
     let ports = driver["ports"].as_array().unwrap();
     let metrics = ports.iter().find(|p| p["name"] == "metrics").expect("a port named metrics");
     assert_eq!(metrics["containerPort"].to_string(), port);
@@ -148,9 +146,10 @@ fn the_driver_is_privileged_and_its_mounts_reach_the_host() {
         assert!(vol["hostPath"]["type"].is_string(), "{host}");
     }
     assert_eq!(mount_of_host_path(ds, driver, "/dev").1["mountPath"], "/dev");
-    assert_eq!(arg(driver, "--root"), Some(DATA_ROOT));
-    // The kubelet dir is where strata-csi allows staging and target paths by default.
-    assert_eq!(arg(driver, "--allowed-path-prefix"), None);
+    assert_eq!(setting("kubernetes", driver, "STRATA_ROOT").as_deref(), Some(DATA_ROOT));
+    // Staging and target paths lie under the kubelet dir.
+    let prefix = setting("kubernetes", driver, "STRATA_ALLOWED_PATH_PREFIX");
+    assert_eq!(prefix.as_deref(), Some(Path::new(KUBELET_PODS).parent().unwrap().to_str().unwrap()));
     // Only the driver is privileged; no sidecar is, and only two hold an API token.
     let spec = &ds["spec"]["template"]["spec"];
     assert_eq!(spec["automountServiceAccountToken"], false);
@@ -163,9 +162,10 @@ fn the_driver_is_privileged_and_its_mounts_reach_the_host() {
         assert_eq!(api, n == "csi-provisioner" || n == "csi-snapshotter", "{n}");
     }
     let node_name = spec["containers"].as_array().unwrap().iter().filter_map(|c| c["env"].as_array()).flatten();
-    for env in node_name.filter(|e| e["name"] == "NODE_NAME") {
+    for env in node_name.filter(|e| e["name"] == "NODE_NAME" || e["name"] == "STRATA_NODE_ID") {
         assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "spec.nodeName");
     }
+    assert_eq!(setting("kubernetes", driver, "STRATA_NODE_ID").as_deref(), Some("node-1"), "the node's name");
 }
 
 #[test]
@@ -248,7 +248,8 @@ fn every_image_is_pinned_to_a_release() {
 fn storage_classes_cover_every_backend_and_bind_where_the_pod_runs() {
     let docs = manifests("kubernetes");
     let ds = find(&docs, "DaemonSet", "strata-node");
-    let enabled: BTreeSet<&str> = arg(container(ds, "strata-csi"), "--backends").unwrap().split(',').collect();
+    let backends = setting("kubernetes", container(ds, "strata-csi"), "STRATA_BACKENDS").unwrap();
+    let enabled: BTreeSet<&str> = backends.split(',').collect();
     let mut backends = BTreeSet::new();
     for d in docs.iter().filter(|d| d.kind() == "StorageClass") {
         let sc = &d.value;
@@ -353,6 +354,33 @@ fn the_base_installs_without_the_snapshot_crds_and_the_snapshot_step_adds_the_cl
     assert!(ops.contains("kubectl apply -k deploy/kubernetes/snapshots"), "operations.md documents the step");
 }
 
+/// strata-csi's settings reach it by name: no container argument but the subcommand, a
+/// generated ConfigMap per workload whose every key is the variable of a serve flag (as `serve
+/// --help` names them), and overlays (operations.md) that change a key, never an arg position.
+#[test]
+fn settings_come_by_name_and_overlays_patch_keys() {
+    let docs = manifests("kubernetes");
+    let help = Command::new(CSI_BIN).args(["serve", "--help"]).output().unwrap();
+    let help = String::from_utf8(help.stdout).unwrap();
+    for (kind, name) in [("DaemonSet", "strata-node"), ("Deployment", "strata-controller")] {
+        let c = container(find(&docs, kind, name), "strata-csi");
+        assert_eq!(strings(&c["command"]), ["/usr/local/bin/strata-csi", "serve"], "{name}");
+        assert!(c.get("args").is_none(), "{name}: settings as args");
+        let from = c["envFrom"].as_array().unwrap();
+        assert_eq!(from.len(), 1, "{name}");
+        let config = generated_config("kubernetes", from[0]["configMapRef"]["name"].as_str().unwrap());
+        assert!(config.len() >= 6, "{name}: {config:?}");
+        let own = c["env"].as_array().into_iter().flatten().filter_map(|e| e["name"].as_str());
+        for key in config.keys().map(String::as_str).chain(own) {
+            assert!(help.contains(&format!("[env: {key}=")), "{name}: {key} is no serve setting");
+        }
+    }
+    assert_eq!(generated_config("kubernetes", "strata-controller")["STRATA_CONTROLLER_ONLY"], "true");
+    let ops = std::fs::read_to_string(repo().join("docs/operations.md")).unwrap();
+    assert!(!ops.contains("/args/"), "operations.md patches an argument by position");
+    assert!(ops.contains("behavior: merge") && ops.contains("- STRATA_BACKENDS=dir,loop,btrfs,tmpfs"), "the overlay");
+}
+
 #[test]
 fn one_drain_time_everywhere() {
     let secs = strata::csi::cli::DRAIN_SECONDS;
@@ -360,7 +388,7 @@ fn one_drain_time_everywhere() {
     for name in ["strata-node", "strata-controller"] {
         let workload = docs.iter().find(|d| d.name() == name).unwrap();
         let c = container(&workload.value, "strata-csi");
-        assert_eq!(arg(c, "--drain-seconds"), Some(secs.to_string().as_str()), "{name}");
+        assert_eq!(setting("kubernetes", c, "STRATA_DRAIN_SECONDS"), Some(secs.to_string()), "{name}");
         let grace = workload.value["spec"]["template"]["spec"]["terminationGracePeriodSeconds"].as_u64().unwrap();
         assert!(grace > secs, "{name}: the grace period {grace} s must outlast the drain {secs} s");
         let text = std::fs::read_to_string(&workload.file).unwrap();
@@ -505,6 +533,29 @@ fn the_flex_installer_places_the_driver_and_its_settings_atomically() {
     assert_eq!(names_after, names);
     assert_eq!(strata::flex::config::load(Some(&exe), &|_| None).unwrap(), cfg);
 
+    // Settings it is not given are kept: a hand edit survives the next install, and overcommit
+    // (which the DaemonSet does not set) is one more setting it takes.
+    let file = driver_dir.join(".strata-flex.json");
+    let mut edited: Value = serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
+    edited["overcommit"] = serde_json::json!({"tmpfs": 2.0});
+    edited["lock_wait_seconds"] = serde_json::json!(7);
+    std::fs::write(&file, serde_json::to_string_pretty(&edited).unwrap()).unwrap();
+    let out = Command::new("sh")
+        .arg(&script)
+        .args(["--plugin-dir", plugin_dir.to_str().unwrap(), "--source", FLEX_BIN, "--allow-dynamic"])
+        .args(["--log-level", "debug", "--overcommit", "loop=1.5,tmpfs=2"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let kept = strata::flex::config::load(Some(&exe), &|_| None).unwrap();
+    assert_eq!(kept.lock_wait.as_secs(), 7, "the hand edit stays");
+    assert_eq!((kept.log_level.as_str(), kept.root.clone()), ("debug", cfg.root.clone()));
+    assert_eq!(kept.overcommit.permille(strata::backend::Kind::Loop), 1500);
+    assert_eq!(kept.overcommit.permille(strata::backend::Kind::Tmpfs), 2000);
+    let bad = run(&["--overcommit", "ram=2"]);
+    assert!(!bad.status.success() && String::from_utf8_lossy(&bad.stderr).contains("unknown backend"), "{bad:?}");
+    assert_eq!(strata::flex::config::load(Some(&exe), &|_| None).unwrap(), kept, "a refused run changes nothing");
+
     // --uninstall removes the driver directory, and says so only when there was one.
     let out = run(&["--uninstall"]);
     assert!(out.status.success());
@@ -552,7 +603,7 @@ fn the_flex_installer_help_is_text_not_shell() {
     assert!(out.status.success());
     let help = String::from_utf8(out.stdout).unwrap();
     assert!(help.starts_with("Usage: install.sh [options]\n"), "{help}");
-    for flag in ["--plugin-dir", "--source", "--allow-dynamic", "--uninstall", "--wait", "--help"] {
+    for flag in ["--plugin-dir", "--source", "--allow-dynamic", "--uninstall", "--wait", "--help", "--overcommit"] {
         assert!(help.contains(flag), "--help omits {flag}");
     }
     for shell in ["set -eu", "sed ", "$(", "#"] {

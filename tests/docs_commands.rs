@@ -112,6 +112,17 @@ fn the_cli_page_runs_as_written() {
         assert!(out.contains(step), "docs/cli.md did not show {step:?}:\n{out}");
     }
     assert!(out.contains("deleted: demo@demo-node"), "{out}");
+    // The node's identity: refused under another id, renamed on purpose; the generated pages.
+    for step in [
+        "belongs to node \"demo-node\"",
+        "node renamed",
+        "keep@other-node\n",
+        "deleted: keep@other-node",
+        "ok    kubelet dir:",
+        "Usage: strata-flex",
+    ] {
+        assert!(out.contains(step), "docs/cli.md did not show {step:?}:\n{out}");
+    }
     for cmd in [
         "create-volume",
         "stage",
@@ -132,8 +143,8 @@ fn the_cli_page_runs_as_written() {
 #[test]
 fn the_readme_runs_as_written() {
     let out = run_doc("README.md");
-    assert!(out.contains(&format!("strata-csi {}\n", env!("CARGO_PKG_VERSION"))), "{out}");
-    assert!(out.contains(&format!("strata-flex {}\n", env!("CARGO_PKG_VERSION"))), "{out}");
+    assert!(out.contains(&format!("strata-csi {}\n", strata::BUILD)), "{out}");
+    assert!(out.contains(&format!("strata-flex {}\n", strata::BUILD)), "{out}");
     assert!(out.contains("deleted: demo@demo-node"), "{out}");
 }
 
@@ -191,4 +202,13 @@ fn no_doc_relies_on_findmnt_r_to_find_a_volume_s_mounts() {
             assert!(around.contains("is no check"), "{}: `findmnt -R` used as a check: {around}", doc.display());
         }
     }
+}
+
+/// The kubectl plugin's install line copies from where the build line before it builds.
+#[test]
+fn the_kubectl_plugin_is_installed_from_where_it_was_built() {
+    let blocks = sh_blocks("docs/operations.md");
+    let block = blocks.iter().find(|b| b.contains("kubectl-strata /usr/local/bin/")).expect("the install block");
+    let built = if block.contains("cargo build --release") { "target/release/" } else { "target/static/" };
+    assert!(block.contains(&format!("install -m 0755 {built}kubectl-strata")), "{block}");
 }

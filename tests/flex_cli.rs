@@ -11,7 +11,11 @@ fn init_states_every_capability() {
     let w = World::new();
     let r = w.run(&["init"]);
     r.ok();
-    let message = format!("strata-flex {} is ready (data root {})", env!("CARGO_PKG_VERSION"), w.root.display());
+    let message = format!(
+        "strata-flex {}, data root {}: each mount checks the node (`strata-flex check` shows how)",
+        strata::BUILD,
+        w.root.display()
+    );
     assert_eq!(
         r.stdout,
         format!(
@@ -19,32 +23,110 @@ fn init_states_every_capability() {
              \"selinuxRelabel\":true,\"fsGroup\":true,\"supportsMetrics\":true,\"requiresFSResize\":true}}}}\n"
         )
     );
-    assert_eq!(std::fs::read_dir(&w.root).unwrap().count(), 0, "init checks the root and leaves it empty");
+    assert!(!w.root.exists(), "init makes nothing on the host");
     let log = std::fs::read_to_string(&w.log).unwrap();
-    assert!(log.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))), "{log}");
+    assert!(log.contains(&format!("version=\"{}\"", strata::BUILD)), "{log}");
     w.finish();
 }
 
+/// kube-controller-manager runs `init` too, in a container with the plugin dir and neither the
+/// kubelet dir nor the data root (kubeadm's static pod): the driver must register there.
 #[test]
-fn init_fails_with_the_reason_when_the_root_or_kubelet_dir_is_unusable() {
+fn init_succeeds_where_kube_controller_manager_runs_it() {
     let w = World::new();
-    let out = w.command(&["init"]).env("STRATA_FLEX_ROOT", "/proc/strata-x").output().unwrap();
-    parse_output(&out).failed("data root /proc/strata-x is not usable");
-    let out = w.command(&["init"]).env("STRATA_FLEX_KUBELET_DIR", w.tmp.path().join("nokubelet")).output().unwrap();
-    parse_output(&out).failed("kubelet dir");
+    let out = w
+        .command(&["init"])
+        .env("STRATA_FLEX_ROOT", "/proc/strata-x")
+        .env("STRATA_FLEX_KUBELET_DIR", w.tmp.path().join("nokubelet"))
+        .env("STRATA_FLEX_LOG", w.tmp.path().join("no-log-dir/strata-flex.log"))
+        .output()
+        .unwrap();
+    let r = parse_output(&out);
+    r.ok();
+    assert_eq!(r.json["capabilities"]["attach"], false);
+    assert!(r.message().contains("warning: log file") && r.message().contains("no-log-dir"), "{r:?}");
+    assert!(!w.tmp.path().join("no-log-dir").exists());
+    // Settings it cannot read are the one thing that fails it: then the driver cannot work at all.
     let missing = w.tmp.path().join("absent.json");
     let out = w.command(&["init"]).env("STRATA_FLEX_CONFIG", &missing).output().unwrap();
     parse_output(&out).failed("named by STRATA_FLEX_CONFIG");
     w.finish();
 }
 
+/// A mount's reply gives the volume's size as a person reads it, and the exact bytes.
 #[test]
-fn version_is_printed_for_an_operator() {
-    for flag in ["--version", "-V"] {
-        let out = Command::new(BIN).arg(flag).output().unwrap();
-        assert!(out.status.success());
-        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("strata-flex {}\n", env!("CARGO_PKG_VERSION")));
+fn replies_give_sizes_a_person_reads() {
+    let w = World::new();
+    let r = w.mount("p", "pv-h", "rw", &[("size", "1.5Mi")]);
+    assert!(r.ok().message().contains("(dir, 1.5Mi (1572864 bytes)) mounted read-write"), "{r:?}");
+    w.unmount("p", "pv-h").ok();
+    w.finish();
+}
+
+/// The node checks `init` no longer makes are made by `mount`, with the reason.
+#[test]
+fn mount_fails_with_the_reason_when_the_node_is_not_ready() {
+    let w = World::new();
+    let pod = w.pod_dir("p", "pv1");
+    let pod = pod.to_str().unwrap();
+    let json = w.mount_json("p", "pv1", "rw", &[]);
+    let out = w.command(&["mount", pod, &json]).env("STRATA_FLEX_ROOT", "/proc/strata-x").output().unwrap();
+    parse_output(&out).failed("data root /proc/strata-x is not usable");
+    let gone = w.tmp.path().join("k2");
+    let in_gone = gone.join("pods/p/volumes/strata~flex/pv1");
+    let out =
+        w.command(&["mount", in_gone.to_str().unwrap(), &json]).env("STRATA_FLEX_KUBELET_DIR", &gone).output().unwrap();
+    parse_output(&out).failed(&format!("kubelet dir {} is not usable", gone.display()));
+    // Without the right to mount (kubelet runs drivers as root): said plainly, nothing made.
+    let out = Command::new("setpriv")
+        .args(["--inh-caps=-sys_admin", "--bounding-set=-sys_admin", "--"])
+        .arg(BIN)
+        .args(["mount", pod, &json])
+        .env("STRATA_FLEX_ROOT", &w.root)
+        .env("STRATA_FLEX_KUBELET_DIR", &w.kubelet)
+        .env("STRATA_FLEX_LOG", "off")
+        .output()
+        .unwrap();
+    parse_output(&out).failed("no CAP_SYS_ADMIN");
+    assert!(w.mounts().is_empty());
+    w.finish();
+}
+
+/// `strata-flex check`: what `mount` checks, for a person, one line each; exit 1 when any fails.
+#[test]
+fn check_reports_each_node_check() {
+    let w = World::new();
+    let out = w.command(&["check"]).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(out.status.success(), "{text}");
+    for line in ["ok    settings:", "ok    data root:", "ok    kubelet dir:", "ok    log file:", "ok    mount:"] {
+        assert!(text.contains(line), "{line}: {text}");
     }
+    assert!(!w.root.exists(), "check makes no data root");
+    let out = w.command(&["check"]).env("STRATA_FLEX_KUBELET_DIR", w.tmp.path().join("none")).output().unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(text.contains("FAIL  kubelet dir:") && text.contains("none"), "{text}");
+    w.finish();
+}
+
+#[test]
+fn help_and_version_are_for_a_person_and_touch_nothing() {
+    let w = World::new();
+    for flag in ["--version", "-V"] {
+        let out = w.command(&[flag]).output().unwrap();
+        assert!(out.status.success());
+        assert_eq!(String::from_utf8(out.stdout).unwrap(), format!("strata-flex {}\n", strata::BUILD));
+    }
+    for flag in ["--help", "-h"] {
+        let out = w.command(&[flag]).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("Usage: strata-flex") && help.contains("check"), "{help}");
+        assert!(!help.contains("\"status\""), "{help}");
+    }
+    assert!(!w.log.exists(), "no log written");
+    assert!(!w.root.exists());
 }
 
 #[test]
@@ -118,6 +200,8 @@ fn bad_input_is_a_failure_that_changes_nothing() {
     refused(&w, &["mount", pod, &with(&[("size", "lots")])], "not a number");
     refused(&w, &["mount", pod, &with(&[("size", "20Ei")])], "is larger than");
     refused(&w, &["mount", pod, &with(&[("size", "64m")])], "milli");
+    // A misspelt option is named, as CSI names an unknown parameter, not mounted at the default size.
+    refused(&w, &["mount", pod, &with(&[("sise", "1Gi")])], "unknown option(s) \"sise\"");
     refused(&w, &["mount", pod, &with(&[("backend", "loop"), ("kubernetes.io/fsType", "btrfs")])], "ext4 or xfs");
     refused(&w, &["mount", pod, &with(&[("volumeID", "../../etc")])], "\"volumeID\" cannot name a strata volume");
     refused(

@@ -138,7 +138,7 @@ fn kubelet_escapes_and_pod_keys_are_accepted() {
     let json = kubelet_json(&[
         &[("kubernetes.io/fsType", ""), ("kubernetes.io/pvOrVolumeName", "pv-esc"), ("kubernetes.io/readwrite", "rw")],
         &[("kubernetes.io/pod.name", "<web>&co"), ("kubernetes.io/mounterArgs.FsGroup", "2000")],
-        &[("note", "a<b>&c\u{2028}"), ("size", "1Mi")],
+        &[("kubernetes.io/pod.namespace", "a<b>&c\u{2028}"), ("size", "1Mi")],
     ]);
     assert!(json.contains("\\u003cweb\\u003e\\u0026co") && json.contains("\\u2028"), "{json}");
     w.run(&["mount", dir.to_str().expect("utf-8"), &json]).ok();
@@ -185,11 +185,7 @@ fn a_failing_mkfs_is_reported_by_its_first_meaningful_line() {
     let w = World::new();
     let vol = "pv-xfs-shrunk";
     // A 64 MiB image under an xfs record (as an older strata could leave): mkfs.xfs refuses it.
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     let req = strata::engine::CreateRequest {
         id: vol.into(),
         name: vol.into(),
@@ -236,7 +232,7 @@ fn expand_as_controller_then_kubelet_grows_a_mounted_xfs_filesystem() {
     let staging = w.staging(vol);
     let mount_path = staging.to_str().expect("utf-8");
     let r = w.run(&["expandfs", &json, "/dev/loop-unused", mount_path, &new, &old]);
-    assert!(r.ok().message().contains("has 1258291200 bytes; its filesystem grew"), "{r:?}");
+    assert!(r.ok().message().contains("has 1.2Gi (1258291200 bytes); its filesystem grew"), "{r:?}");
     let after = fs_bytes(&dir);
     assert!(after > before * 3, "filesystem grew from {before} to {after} bytes");
     w.run(&["expandfs", &json, "", mount_path, &new, &old]).ok();
@@ -370,14 +366,17 @@ fn flex_locks_keep_one_file_whatever_the_volumes() {
     r.failed("does not exist");
     assert_eq!(lock_files(), ["ids.lock"]);
     // DeleteVolume (here the engine's, as strata-csi calls it) leaves no lock file behind either.
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     engine.delete_volume("pv-locked").expect("delete");
     assert_eq!(lock_files(), ["ids.lock"]);
     w.finish();
+}
+
+/// The engine over the world's root, as strata-csi opens it (paths under the kubelet dir).
+fn csi_engine(w: &World) -> strata::engine::Engine {
+    let cfg =
+        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) };
+    strata::engine::Engine::new(cfg, std::sync::Arc::new(strata::sys::LinuxHost)).expect("engine")
 }
 
 #[test]
@@ -385,11 +384,7 @@ fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
     let w = World::new();
     w.mount("pod-a", "pv-shared", "rw", &[("backend", "dir")]).ok();
     w.unmount("pod-a", "pv-shared").ok();
-    let engine = strata::engine::Engine::new(
-        strata::engine::Config { allowed_prefixes: vec![w.kubelet.clone()], ..strata::engine::Config::new(&w.root) },
-        std::sync::Arc::new(strata::sys::LinuxHost),
-    )
-    .expect("engine");
+    let engine = csi_engine(&w);
     let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/x/globalmount");
     std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
     let access = strata::engine::Access::Mount { flags: vec![] };
@@ -398,6 +393,23 @@ fn a_flex_mount_of_a_volume_the_csi_driver_staged_says_so_and_where() {
     r.failed("is staged by strata-csi at");
     assert!(r.message().contains(csi_staging.to_str().unwrap()), "{r:?}");
     engine.unstage_volume("pv-shared", &csi_staging).expect("CSI unstage");
+    w.finish();
+}
+
+/// The other way round: a CSI stage of a volume a FlexVolume pod uses names strata-flex.
+#[test]
+fn a_csi_stage_of_a_volume_strata_flex_holds_says_so() {
+    let w = World::new();
+    w.mount("pod-a", "pv-held", "rw", &[("backend", "dir")]).ok();
+    let engine = csi_engine(&w);
+    let csi_staging = w.kubelet.join("plugins/kubernetes.io/csi/strata.csi.dev/y/globalmount");
+    std::fs::create_dir_all(csi_staging.parent().unwrap()).unwrap();
+    let access = strata::engine::Access::Mount { flags: vec![] };
+    let err = engine.stage_volume("pv-held", &csi_staging, &access).unwrap_err();
+    let msg = err.to_string();
+    assert!(msg.starts_with("volume pv-held is staged by strata-flex at") && msg.contains("FlexVolume"), "{msg}");
+    assert_eq!(tonic::Status::from(err).code(), tonic::Code::AlreadyExists, "the code operations.md names");
+    w.unmount("pod-a", "pv-held").ok();
     w.finish();
 }
 

@@ -202,3 +202,68 @@ fn no_cluster_no_permission_and_no_kubectl_are_errors() {
     }
     plugin_with(Path::new("/nonexistent/kubectl"), &["volumes"], "").fails("cannot run /nonexistent/kubectl");
 }
+
+/// kubectl without any kubeconfig tries localhost:8080; the plugin says what is missing.
+#[test]
+fn no_kubeconfig_is_said_plainly() {
+    let home = tempfile::tempdir().unwrap();
+    let run = |envs: &[(&str, &std::ffi::OsStr)]| {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("volumes").env("KUBECTL", fake()).env("FAKE_KUBECTL_MODE", "no-kubeconfig").env_remove("KUBECONFIG");
+        for (k, v) in envs {
+            cmd.env(k, v);
+        }
+        cmd.output().unwrap()
+    };
+    let out = run(&[("HOME", home.path().as_os_str())]);
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        err.starts_with("kubectl strata: error: no kubeconfig found:") && err.contains("KUBECONFIG is not set"),
+        "{err}"
+    );
+    assert!(!err.contains("memcache.go"), "{err}");
+    // With a kubeconfig that points there, it is a cluster that cannot be reached.
+    let cfg = home.path().join("config");
+    std::fs::write(&cfg, "apiVersion: v1\nkind: Config\n").unwrap();
+    let out = run(&[("HOME", home.path().as_os_str()), ("KUBECONFIG", cfg.as_os_str())]);
+    assert!(String::from_utf8(out.stderr).unwrap().contains("cannot reach the cluster"));
+}
+
+/// A reader that stops early (`| head`) ends the plugin quietly.
+#[test]
+fn a_closed_stdout_ends_the_plugin_quietly() {
+    let (reader, writer) = nix::unistd::pipe().unwrap();
+    drop(reader);
+    let out = Command::new(BIN)
+        .args(["volumes", "-A", "-o", "json"])
+        .env("KUBECTL", fake())
+        .stdout(std::process::Stdio::from(writer))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(141), "{out:?}");
+    assert!(out.stderr.is_empty(), "{}", String::from_utf8_lossy(&out.stderr));
+}
+
+/// `-o wide` and `-o name`, as `kubectl get` has them.
+#[test]
+fn wide_and_name_outputs_as_kubectl_has_them() {
+    let wide = plugin(&["volumes", "-o", "wide"], "").ok().stdout();
+    let header = wide.lines().next().unwrap();
+    let columns: Vec<&str> = header.split("   ").map(str::trim).filter(|c| !c.is_empty()).collect();
+    assert_eq!(columns[7..], ["PODS", "STORAGECLASS", "VOLUME ID"], "{header}");
+    assert!(wide.contains("pvc-3f6d2a1e-8c4b-4d3e-9a51-2b7c9e0f1a11@node-a"), "{wide}");
+    let names = plugin(&["volumes", "-A", "-o", "name"], "").ok().stdout();
+    assert_eq!(
+        names,
+        "persistentvolume/pvc-3f6d2a1e-8c4b-4d3e-9a51-2b7c9e0f1a11\npersistentvolume/pvc-77b1c0d4-2e6f-4a9b-8c3d-5e1f0a2b3c44\n\
+         persistentvolume/pv-legacy\npersistentvolume/pv-old\n"
+    );
+    assert_eq!(plugin(&["nodes", "-o", "name"], "").ok().stdout(), "node/node-a\nnode/node-b\n");
+    let snaps = plugin(&["snapshots", "-o", "wide"], "").ok().stdout();
+    assert!(
+        snaps.lines().next().unwrap().contains("POLICY") && snaps.lines().next().unwrap().ends_with("SNAPSHOT HANDLE")
+    );
+    let snap_names = plugin(&["snapshots", "-o", "name"], "").ok().stdout();
+    assert!(snap_names.lines().all(|l| l.starts_with("volumesnapshotcontent/")) && !snap_names.is_empty());
+}

@@ -190,6 +190,18 @@ fn pvs_of_other_drivers_and_other_objects_are_refused_with_nothing_printed() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("CSI volume of driver \"strata.csi.dev\""));
 }
 
+/// The shipped FlexVolume example (a PV, its claim and a pod): the PV is converted, and the
+/// claim and the pod are named as left out.
+#[test]
+fn the_shipped_example_converts_its_pv_and_names_the_rest() {
+    let example = repo().join("deploy/flex/examples/pv-pvc-pod.yaml");
+    let (docs, notes) = migrated(&[example.to_str().unwrap()]);
+    assert_eq!(docs.len(), 1);
+    assert_eq!(docs[0]["spec"]["csi"]["volumeHandle"], "flex-data@worker-1");
+    assert!(notes.contains("left out: document 2 is a v1 PersistentVolumeClaim \"flex-data\""), "{notes}");
+    assert!(notes.contains("left out: document 3 is a v1 Pod \"flex-writer\""), "{notes}");
+}
+
 // ---- root tier: flex writes, CSI reads -------------------------------------------------------
 
 /// The flex PV of one root-tier case, as a manifest.

@@ -17,7 +17,7 @@ use tonic::Code;
 /// Every mount point in this namespace at or below `dir`.
 fn mounts_at_or_under(dir: &Path) -> Vec<PathBuf> {
     let table = LinuxHost.mount_table().unwrap();
-    table.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir)).collect()
+    table.iter().map(|m| m.mount_point.clone()).filter(|m| m.starts_with(dir)).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -5,17 +5,21 @@
 # Each file is written to a dot-file in that directory, checked, and renamed into place, so
 # kubelet never runs a half-written driver. The new driver answers `init` before it goes live;
 # files that are already up to date are left alone (every write there makes kubelet re-probe).
+# The settings file keeps every setting this run does not give (a hand edit survives): the new
+# driver merges the ones given into it (`strata-flex settings`).
 # A dynamically linked binary is refused: kube-controller-manager runs `init` too, often in a
 # container without the binary's C library (`make static` builds the static one).
 set -eu
 
 plugin_dir=${FLEX_PLUGIN_DIR:-/usr/libexec/kubernetes/kubelet-plugins/volume/exec}
 source=${FLEX_SOURCE:-/usr/local/bin/strata-flex}
-data_root=${FLEX_DATA_ROOT:-/var/lib/strata}
-kubelet_dir=${FLEX_KUBELET_DIR:-/var/lib/kubelet}
-log_file=${FLEX_LOG_FILE:-/var/log/strata-flex.log}
-log_level=${FLEX_LOG_LEVEL:-info}
-lock_wait=${FLEX_LOCK_WAIT_SECONDS:-120}
+# Settings: empty means "not given", which keeps the settings file's value (or the default).
+data_root=${FLEX_DATA_ROOT:-}
+kubelet_dir=${FLEX_KUBELET_DIR:-}
+log_file=${FLEX_LOG_FILE:-}
+log_level=${FLEX_LOG_LEVEL:-}
+lock_wait=${FLEX_LOCK_WAIT_SECONDS:-}
+overcommit=${FLEX_OVERCOMMIT:-}
 action=install
 wait_after=false
 allow_dynamic=false
@@ -31,11 +35,13 @@ Installs strata-flex as the FlexVolume driver strata/flex (<plugin dir>/strata~f
   --plugin-dir DIR     kubelet's FlexVolume plugin dir
                        [$FLEX_PLUGIN_DIR or /usr/libexec/kubernetes/kubelet-plugins/volume/exec]
   --source FILE        the strata-flex binary to install [$FLEX_SOURCE or /usr/local/bin/strata-flex]
-  --data-root DIR      strata's data root on the host [$FLEX_DATA_ROOT or /var/lib/strata]
-  --kubelet-dir DIR    kubelet's root dir on the host [$FLEX_KUBELET_DIR or /var/lib/kubelet]
-  --log-file FILE|off  the driver's log file on the host [$FLEX_LOG_FILE or /var/log/strata-flex.log]
-  --log-level LEVEL    error, warn, info, debug or trace [$FLEX_LOG_LEVEL or info]
-  --lock-wait SECONDS  how long a call waits for another one [$FLEX_LOCK_WAIT_SECONDS or 120]
+  --data-root DIR      strata's data root on the host [$FLEX_DATA_ROOT]
+  --kubelet-dir DIR    kubelet's root dir on the host [$FLEX_KUBELET_DIR]
+  --log-file FILE|off  the driver's log file on the host [$FLEX_LOG_FILE]
+  --log-level LEVEL    error, warn, info, debug or trace [$FLEX_LOG_LEVEL]
+  --lock-wait SECONDS  how long a call waits for another one [$FLEX_LOCK_WAIT_SECONDS]
+  --overcommit PAIRS   how far a backend may promise beyond what the node has: <backend>=<ratio>
+                       pairs, comma-separated (tmpfs=1.5,loop=2), or none [$FLEX_OVERCOMMIT]
   --allow-dynamic      install a dynamically linked binary anyway (it fails wherever its C
                        library is missing, e.g. in kube-controller-manager's container)
   --uninstall          remove the driver instead (kubelet then unregisters it)
@@ -44,13 +50,16 @@ Installs strata-flex as the FlexVolume driver strata/flex (<plugin dir>/strata~f
 
 Paths are as the host (kubelet) sees them, except --plugin-dir and --source, which are where
 this script finds them (in the installer pod, the host's plugin dir is mounted somewhere).
+A setting not given keeps its value in the installed settings file (.strata-flex.json), or
+strata-flex's default (data root /var/lib/strata, kubelet dir /var/lib/kubelet, log file
+/var/log/strata-flex.log at info, lock wait 120 s, no overcommit).
 EOF
 }
 
 
 while [ $# -gt 0 ]; do
   case $1 in
-    --plugin-dir|--source|--data-root|--kubelet-dir|--log-file|--log-level|--lock-wait)
+    --plugin-dir|--source|--data-root|--kubelet-dir|--log-file|--log-level|--lock-wait|--overcommit)
       [ $# -ge 2 ] || die "$1 needs a value"
       case $1 in
         --plugin-dir) plugin_dir=$2 ;;
@@ -60,6 +69,7 @@ while [ $# -gt 0 ]; do
         --log-file) log_file=$2 ;;
         --log-level) log_level=$2 ;;
         --lock-wait) lock_wait=$2 ;;
+        --overcommit) overcommit=$2 ;;
       esac
       shift 2 ;;
     --uninstall) action=uninstall; shift ;;
@@ -97,20 +107,16 @@ if [ "$action" = uninstall ]; then
   exit 0
 fi
 
-check_path --data-root "$data_root"
-check_path --kubelet-dir "$kubelet_dir"
-if [ "$log_file" = off ]; then
-  log_json=null
-else
-  check_path --log-file "$log_file"
-  log_json="\"$log_file\""
-fi
+# The settings given, checked here for a clear message (the new driver checks them again).
+[ -z "$data_root" ] || check_path --data-root "$data_root"
+[ -z "$kubelet_dir" ] || check_path --kubelet-dir "$kubelet_dir"
+[ -z "$log_file" ] || [ "$log_file" = off ] || check_path --log-file "$log_file"
 case $log_level in
-  error|warn|info|debug|trace) ;;
+  ''|error|warn|info|debug|trace) ;;
   *) die "--log-level $log_level is not error, warn, info, debug or trace" ;;
 esac
 case $lock_wait in
-  ''|*[!0-9]*) die "--lock-wait $lock_wait is not a number of seconds" ;;
+  *[!0-9]*) die "--lock-wait $lock_wait is not a number of seconds" ;;
 esac
 [ -f "$source" ] && [ -x "$source" ] || die "$source is not an executable file"
 
@@ -149,26 +155,35 @@ fi
 mkdir -p "$driver_dir"
 bin_tmp=$driver_dir/.flex.tmp.$$
 cfg_tmp=$driver_dir/.strata-flex.json.tmp.$$
-check_dir=$driver_dir/.init-check.$$
-trap 'rm -rf "$bin_tmp" "$cfg_tmp" "$check_dir"' EXIT
+trap 'rm -rf "$bin_tmp" "$cfg_tmp"' EXIT
 trap 'exit 1' HUP INT TERM
 
-printf '{"root":"%s","kubelet_dir":"%s","log_file":%s,"log_level":"%s","lock_wait_seconds":%s}\n' \
-  "$data_root" "$kubelet_dir" "$log_json" "$log_level" "$lock_wait" >"$cfg_tmp"
-chmod 0644 "$cfg_tmp"
 cp "$source" "$bin_tmp"
 chmod 0755 "$bin_tmp"
+# Only strata-flex is asked to merge settings and answer init.
+version=$("$bin_tmp" --version 2>&1) || true
+case $version in
+  "strata-flex "*) ;;
+  *) die "$source is not strata-flex (its --version says: $(printf '%s' "$version" | head -c 200)), so it does not answer init" ;;
+esac
+
+# The settings: the installed file with the settings given here changed, the rest kept.
+set -- settings --file "$driver_dir/.strata-flex.json"
+[ -z "$data_root" ] || set -- "$@" --root "$data_root"
+[ -z "$kubelet_dir" ] || set -- "$@" --kubelet-dir "$kubelet_dir"
+[ -z "$log_file" ] || set -- "$@" --log-file "$log_file"
+[ -z "$log_level" ] || set -- "$@" --log-level "$log_level"
+[ -z "$lock_wait" ] || set -- "$@" --lock-wait "$lock_wait"
+[ -z "$overcommit" ] || set -- "$@" --overcommit "$overcommit"
+"$bin_tmp" "$@" >"$cfg_tmp" || die "the settings were not changed (see above)"
+chmod 0644 "$cfg_tmp"
 
 # The new driver with the new settings must answer init as kubelet expects, before it goes live.
-# init also checks that the data root and the kubelet dir are usable; those are host paths this
-# script may not see (in the installer pod), so here they point at a scratch dir, and kubelet's
-# own init calls check the real ones.
-mkdir -p "$check_dir"
 reply=$(
-  unset STRATA_FLEX_LOG STRATA_FLEX_LOG_LEVEL STRATA_FLEX_LOCK_WAIT
-  STRATA_FLEX_ROOT=$check_dir/root STRATA_FLEX_KUBELET_DIR=$check_dir STRATA_FLEX_CONFIG=$cfg_tmp "$bin_tmp" init 2>&1
+  unset STRATA_FLEX_ROOT STRATA_FLEX_KUBELET_DIR STRATA_FLEX_LOG STRATA_FLEX_LOG_LEVEL STRATA_FLEX_LOCK_WAIT \
+    STRATA_FLEX_OVERCOMMIT
+  STRATA_FLEX_CONFIG=$cfg_tmp "$bin_tmp" init 2>&1
 ) || true
-rm -rf "$check_dir"
 case $reply in
   *'"status":"Success"'*) ;;
   *) die "the new driver does not answer init with Success: $reply" ;;

@@ -39,6 +39,10 @@ pub struct BenchArgs {
     /// Other volumes present (staged and published) for the at-scale cycle; 0 skips it.
     #[arg(long, default_value_t = 1000)]
     pub population: usize,
+    /// Population levels (other volumes created, not staged) at which create + delete is
+    /// measured again (comma-separated, e.g. 0,1000,10000); none by default.
+    #[arg(long, value_delimiter = ',')]
+    pub idle_population: Vec<usize>,
     /// Concurrent clients of the throughput figures (comma-separated).
     #[arg(long, value_delimiter = ',', default_values_t = [1, 8, 32])]
     pub clients: Vec<usize>,

@@ -100,6 +100,9 @@ fn driver(d: &Driver, bind: f64) -> String {
     if let Some(a) = &d.at_scale {
         out += &at_scale(a, bind);
     }
+    if !d.scale.is_empty() {
+        out += &scale(&d.scale);
+    }
     if !d.throughput.is_empty() {
         out += &throughput(&d.throughput);
     }
@@ -128,6 +131,27 @@ fn at_scale(a: &AtScale, bind: f64) -> String {
         "\nAt scale / base: p50 {:.2}, p99 {:.2} (population built in {:.1} s, removed in {:.1} s)\n",
         a.ratio_p50, a.ratio_p99, a.build_seconds, a.teardown_seconds
     );
+    out
+}
+
+fn scale(points: &[super::report::ScalePoint]) -> String {
+    let mut out = String::from(
+        "\n| other volumes | create + delete p50 ms | p99 ms | create p50 | delete p50 | server CPU µs/pair | vs the first |\n|---:|---:|---:|---:|---:|---:|---:|\n",
+    );
+    let first = points.first().map_or(0.0, |p| p.create_delete.pair.p50_us);
+    for p in points {
+        let cd = &p.create_delete;
+        let cpu = cd.server_cpu_us.map_or("-".to_owned(), |c| format!("{c:.0}"));
+        out += &format!(
+            "| {} | {:.3} | {:.3} | {:.3} | {:.3} | {cpu} | {:.2} |\n",
+            p.volumes,
+            cd.pair.p50_us / 1e3,
+            cd.pair.p99_us / 1e3,
+            cd.create.p50_us / 1e3,
+            cd.delete.p50_us / 1e3,
+            ratio(cd.pair.p50_us, first)
+        );
+    }
     out
 }
 

@@ -18,6 +18,7 @@ mod loopext4;
 pub mod markdown;
 pub mod report;
 mod run;
+mod scale;
 mod server;
 pub mod stats;
 mod workdir;
@@ -45,7 +46,6 @@ fn fail(e: &Error) -> ExitCode {
 
 /// Markdown on stdout, and the JSON where `--json` says ("-": stdout instead of the markdown).
 fn output(args: &BenchArgs, r: &report::Report) -> Result<()> {
-    use std::io::Write;
     let json = serde_json::to_string_pretty(r).map_err(|e| Error::Setup(format!("JSON of the report: {e}")))?;
     let stdout_text = match args.json.as_deref() {
         Some(p) if p.as_os_str() == "-" => json + "\n",
@@ -55,5 +55,6 @@ fn output(args: &BenchArgs, r: &report::Report) -> Result<()> {
         }
         None => markdown::render(r),
     };
-    std::io::stdout().write_all(stdout_text.as_bytes()).map_err(Error::io("write", "stdout"))
+    crate::stdout::print(&stdout_text);
+    Ok(())
 }

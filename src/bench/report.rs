@@ -56,7 +56,19 @@ pub struct Driver {
     pub create_delete: Option<CreateDelete>,
     pub cycles: Vec<CycleFigures>,
     pub at_scale: Option<AtScale>,
+    /// Create + delete among other volumes that exist (not staged), per population level.
+    #[serde(default)]
+    pub scale: Vec<ScalePoint>,
     pub throughput: Vec<Throughput>,
+}
+
+/// Create + delete with `volumes` other volumes present.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct ScalePoint {
+    pub volumes: usize,
+    /// How long the volumes added for this level took to make.
+    pub build_seconds: f64,
+    pub create_delete: CreateDelete,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

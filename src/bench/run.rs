@@ -11,7 +11,6 @@ use super::workdir::WorkDir;
 use super::{BenchArgs, Error, Result, Section, flex, floor, loopext4};
 use crate::backend::Kind;
 use crate::csi::client::connect;
-use crate::csi::convert::parse_size;
 use crate::sys::{Host, LinuxHost};
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -143,8 +142,8 @@ async fn own_server(args: &BenchArgs, work: &WorkDir, r: &mut Report) -> Result<
         r.drivers.push(d);
     }
     if args.sections.contains(&Section::Loop) {
-        let bytes = parse_size(&args.loop_size)
-            .ok_or_else(|| Error::Setup(format!("--loop-size {:?} is not a size", args.loop_size)))?;
+        let bytes = crate::quantity::parse_bytes(&args.loop_size)
+            .map_err(|reason| Error::Setup(format!("--loop-size {:?} {reason}", args.loop_size)))?;
         r.loop_ext4 = Some(loopext4::measure(&t, &sub, bytes, args.loop_rounds).await?);
     }
     server.stop()
@@ -200,6 +199,9 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
     let secs = Duration::from_secs(args.throughput_seconds);
     for &n in &args.clients {
         d.throughput.push(figures::throughput(t, primary, n, secs, args.iterations.max(1) * 100).await?);
+    }
+    if !args.idle_population.is_empty() {
+        d.scale = super::scale::levels(t, primary, &args.idle_population, budget(args)).await?;
     }
     if args.population > 0 {
         let pop = Population::build(t, primary, args.population).await?;

@@ -35,7 +35,8 @@ impl Drop for WorkDir {
         let left = unmount_under(&self.path);
         detach_loops_under(&self.path);
         if left == 0 {
-            let _ = std::fs::remove_dir_all(&self.path);
+            // The bench's volumes hold what its workloads wrote: removed by the tree engine.
+            let _ = crate::sys::tree::remove_tree(&self.path);
         } else {
             eprintln!("bench: {left} mounts remain under {}; leaving it in place", self.path.display());
         }
@@ -47,7 +48,7 @@ pub fn unmount_under(dir: &Path) -> usize {
     let host = LinuxHost;
     let under = |host: &LinuxHost| -> Vec<PathBuf> {
         let table = host.mount_table().unwrap_or_default();
-        table.into_iter().rev().map(|m| m.mount_point).filter(|p| p.starts_with(dir)).collect()
+        table.iter().rev().map(|m| m.mount_point.clone()).filter(|p| p.starts_with(dir)).collect()
     };
     for point in under(&host) {
         if let Ok(place) = crate::sys::place_at(&point) {

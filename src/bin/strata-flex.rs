@@ -14,12 +14,11 @@
 //! The same flag in `.cargo/config.toml` without `--target` breaks every proc-macro crate
 //! ("cannot produce proc-macro ... does not support these crate types"), hence the whole crate.
 
-fn main() {
+fn main() -> std::process::ExitCode {
     let args: Vec<_> = std::env::args_os().skip(1).collect();
-    // Not a kubelet call: an operator checking what an upgrade installed.
-    if args.len() == 1 && (args[0] == "--version" || args[0] == "-V") {
-        println!("strata-flex {}", strata::flex::VERSION);
-        return;
+    // Not a kubelet call: a person asking for help, the version, or a check of the node.
+    if strata::flex::human::wanted(&args) {
+        return strata::flex::human::main(args);
     }
     let code = strata::flex::main(args);
     std::process::exit(code);

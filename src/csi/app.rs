@@ -1,6 +1,6 @@
 //! The `strata-csi` program: parse the command line, then serve or run a client command.
 
-use super::cli::{Cli, Command, LogFormat, ServeArgs};
+use super::cli::{Cli, Command, LogFormat, LogLevel, ServeArgs};
 use super::{Driver, Options, client, server};
 use crate::engine::{self, Engine, Wait};
 use crate::metrics;
@@ -22,7 +22,7 @@ pub fn main() -> ExitCode {
     };
     match cli.command {
         Command::Serve(args) => {
-            init_logging(args.log_format);
+            init_logging(args.log_format, args.log_level);
             match runtime.block_on(serve(args)) {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => {
@@ -36,6 +36,8 @@ pub fn main() -> ExitCode {
         Command::MigratePv(args) => crate::migrate::run(args),
         Command::Repair(args) => super::repair::run(&args),
         Command::Inspect(args) => super::inspect::run(args),
+        Command::Completions { shell } => super::manual::completions(shell),
+        Command::Man { dir } => super::manual::man(&dir),
     }
 }
 
@@ -67,9 +69,9 @@ fn limit_malloc_arenas() {
 /// Opens the engine, reconciles the root with the host, and serves.
 async fn serve(args: ServeArgs) -> Result<(), String> {
     let overcommit = args.overcommit()?;
-    let node_id = match args.node_id {
-        Some(n) if !n.is_empty() => n,
-        _ => hostname()?,
+    let (node_id, from_hostname) = match args.node_id.clone() {
+        Some(n) if !n.is_empty() => (n, false),
+        _ => (hostname()?, true),
     };
     // Before the engine touches the root (isolates it, reconciles): a second server on a live
     // socket, or a metrics address that cannot be bound, stops the start here.
@@ -78,6 +80,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         Some(addr) => Some(metrics::bind(addr).await.map_err(|e| e.to_string())?),
         None => None,
     };
+    tracing::info!(
+        node_id = %node_id,
+        root = %args.root.display(),
+        driver = %args.driver_name,
+        version = crate::BUILD,
+        "starting"
+    );
+    // Held until the server ends: the root is this server's, and its volumes this node's.
+    let _claim = claim_root(&args, &node_id, from_hostname)?;
     let cfg = engine::Config {
         root: args.root.clone(),
         allowed_prefixes: args.allowed_path_prefixes.clone(),
@@ -88,13 +99,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("opening the engine did not finish: {e}"))??;
     let engine = Arc::new(engine);
-    tracing::info!(
-        node_id = %node_id,
-        root = %engine.config().root.display(),
-        driver = %args.driver_name,
-        version = env!("CARGO_PKG_VERSION"),
-        "starting"
-    );
+    engine.remove_in_background();
+    count_capacity_every(engine.clone(), LEDGER_RECOUNT);
     let mut driver = Driver::new(
         engine.clone(),
         Options {
@@ -107,7 +113,8 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     );
     if let Some(listener) = metrics_listener {
         let ops = Arc::new(metrics::Ops::default());
-        serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start));
+        let survey_every = Duration::from_secs(args.metrics_survey_seconds);
+        serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start, survey_every));
         driver = driver.counted(ops);
     }
     let driver = Arc::new(driver);
@@ -115,6 +122,63 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
     let drain = Duration::from_secs(args.drain_seconds);
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     server::serve(driver, &args.endpoint, drain, max_connections).await.map_err(|e| e.to_string())
+}
+
+/// How often the server counts the capacity ledger again (what sparse images and tmpfs volumes
+/// wrote since shrinks their promise, so GetCapacity follows it).
+const LEDGER_RECOUNT: Duration = Duration::from_secs(300);
+
+/// Counts the capacity ledger again every `period`, in the background.
+fn count_capacity_every(engine: Arc<Engine>, period: Duration) {
+    tokio::spawn(async move {
+        let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+        loop {
+            ticks.tick().await;
+            let engine = engine.clone();
+            match tokio::task::spawn_blocking(move || engine.recount_capacity(false)).await {
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot count the capacity ledger"),
+                Err(e) => tracing::warn!(error = %e, "counting the capacity ledger did not finish"),
+                Ok(Ok(())) => {}
+            }
+        }
+    });
+}
+
+/// Claims the data root for this server and node (see [`engine::claim`]) before anything else
+/// touches it, and says what that did to the node id it records.
+fn claim_root(args: &ServeArgs, node_id: &str, from_hostname: bool) -> Result<engine::claim::RootClaim, String> {
+    let claim = engine::claim::claim(&args.root, node_id, &args.endpoint.to_string(), args.rename_node).map_err(
+        |e| match e {
+            engine::Error::NodeMismatch { .. } if from_hostname => {
+                format!("{e} (no --node-id was given: the hostname)")
+            }
+            e => e.to_string(),
+        },
+    )?;
+    log_identity(&claim.identity, node_id);
+    Ok(claim)
+}
+
+/// Says what the claim of the root did to the node id it records.
+fn log_identity(change: &engine::claim::IdentityChange, node_id: &str) {
+    use engine::claim::IdentityChange;
+    let tag = super::volume_id::node_tag(node_id);
+    match change {
+        IdentityChange::Same => {}
+        IdentityChange::Recorded => {
+            tracing::info!(node_id, "the data root records this node id: its volume ids end in @{tag}")
+        }
+        IdentityChange::Renamed { from, volumes, snapshots } => tracing::warn!(
+            node_id,
+            from = %from,
+            volumes,
+            snapshots,
+            "node renamed (--rename-node): the data root's volumes and snapshots now have ids <name>@{tag}, not \
+             <name>@{}; PersistentVolumes and VolumeSnapshotContents that name the old ids no longer reach them \
+             (docs/operations.md, \"Renaming a node\")",
+            super::volume_id::node_tag(from)
+        ),
+    }
 }
 
 /// Answers scrapes on the metrics address, bound before the engine was opened.
@@ -178,10 +242,15 @@ fn hostname() -> Result<String, String> {
     Ok(name.to_owned())
 }
 
-/// Logs go to stderr, as text or JSON; `RUST_LOG` filters (default `info`).
-fn init_logging(format: LogFormat) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+/// Logs go to stderr, as text or JSON (one object per line, each key once: an event's own
+/// `message` is never also a field's name). `--log-level` filters; without it `RUST_LOG`'s
+/// directives do (default `info`).
+fn init_logging(format: LogFormat, level: Option<LogLevel>) {
+    use tracing_subscriber::EnvFilter;
+    let filter = match level {
+        Some(l) => EnvFilter::new(l.directive()),
+        None => EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info")),
+    };
     use std::io::IsTerminal;
     // Colour codes only for a person at a terminal, never into a file or the journal.
     let builder = tracing_subscriber::fmt()

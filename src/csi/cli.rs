@@ -1,4 +1,8 @@
 //! Command line of `strata-csi`: `serve` runs the driver, `client` drives any CSI endpoint.
+//! Every `serve` flag can also come from the environment variable of the same name
+//! (`--node-id` is `STRATA_NODE_ID`; a list is comma-separated), which is how the manifests set
+//! them from a ConfigMap. `--rename-node` alone has no variable: renaming a node is a decision
+//! for one start, never a setting left behind.
 
 use super::server::Endpoint;
 use crate::backend::Kind;
@@ -6,13 +10,14 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
 const DEFAULT_ENDPOINT: &str = "unix:///var/lib/kubelet/plugins/strata.csi.dev/csi.sock";
+const DEFAULT_ROOT: &str = "/var/lib/strata";
 
 /// How long `serve` lets the calls in flight finish after SIGTERM, by default (the manifests and
 /// docs/operations.md state the same number).
 pub const DRAIN_SECONDS: u64 = 60;
 
 #[derive(Debug, Parser)]
-#[command(name = "strata-csi", version, about = "strata CSI driver (CSI v1.12.0) and CSI client")]
+#[command(name = "strata-csi", version = crate::BUILD, about = "strata CSI driver (CSI v1.12.0) and CSI client")]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -34,12 +39,24 @@ pub enum Command {
     /// Show what the records and the kernel say about one volume on this node: staging and
     /// publication mounts, loop device, size, usage, condition, and which front-end staged it.
     Inspect(InspectArgs),
+    /// Print a shell completion script (e.g. `strata-csi completions bash >
+    /// /etc/bash_completion.d/strata-csi`).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+    /// Write the man pages of strata-csi (one per subcommand) and strata-flex into a directory.
+    Man {
+        /// Where to write them (e.g. /usr/local/share/man/man1); made if missing.
+        dir: PathBuf,
+    },
 }
 
 #[derive(Debug, Args)]
 pub struct RepairArgs {
     /// The data root.
-    #[arg(long, default_value = "/var/lib/strata")]
+    #[arg(long, env = "STRATA_ROOT", default_value = DEFAULT_ROOT, value_parser = absolute)]
     pub root: PathBuf,
     /// Rebuild this volume's record (when missing or damaged) from its storage, and its node
     /// state from the mounts the kernel shows.
@@ -47,8 +64,8 @@ pub struct RepairArgs {
     pub rebuild: Option<String>,
     /// The capacity of the rebuilt volume (64Mi, 10Gi, bytes); dir and btrfs volumes keep no
     /// size of their own and get 1Gi without it.
-    #[arg(long, value_name = "SIZE", requires = "rebuild")]
-    pub capacity: Option<String>,
+    #[arg(long, value_name = "SIZE", requires = "rebuild", value_parser = crate::quantity::parse_bytes)]
+    pub capacity: Option<u64>,
     /// Move this volume's directory aside to <root>/volumes/.quarantine/<id>.<time>; refused while the
     /// kernel shows the volume mounted.
     #[arg(long, value_name = "VOLUME_ID")]
@@ -62,7 +79,7 @@ pub struct InspectArgs {
     /// id on the node (a FlexVolume PV's name).
     pub volume_id: String,
     /// The data root holding volumes and their records.
-    #[arg(long, default_value = "/var/lib/strata")]
+    #[arg(long, env = "STRATA_ROOT", default_value = DEFAULT_ROOT, value_parser = absolute)]
     pub root: PathBuf,
     /// Print the answer as yaml or json instead of text.
     #[arg(short = 'o', long, value_enum)]
@@ -71,46 +88,87 @@ pub struct InspectArgs {
 
 #[derive(Debug, Args)]
 pub struct ServeArgs {
-    /// Where to listen: unix:///path/csi.sock or tcp://host:port.
-    #[arg(long, default_value = DEFAULT_ENDPOINT)]
+    /// Where to listen: unix:///path/csi.sock or tcp://host:port (TCP has no authentication:
+    /// anyone who reaches the port can create, mount and delete volumes).
+    #[arg(long, env = "STRATA_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: Endpoint,
-    /// This node's id (default: the hostname). Volume ids embed it: keep it stable.
-    #[arg(long)]
+    /// This node's id (default: the hostname). Volume ids embed it, and the data root records
+    /// it at the first start: a later start with another id refuses (see --rename-node).
+    #[arg(long, env = "STRATA_NODE_ID")]
     pub node_id: Option<String>,
-    /// The data root holding volumes and their records.
-    #[arg(long, default_value = "/var/lib/strata")]
+    /// Give the data root's volumes to the node id of this start (--node-id, or the hostname)
+    /// instead of refusing it: every volume and snapshot id changes from <name>@<old> to
+    /// <name>@<new>. For this one start; there is no environment variable.
+    #[arg(long)]
+    pub rename_node: bool,
+    /// The data root holding volumes and their records (an absolute path).
+    #[arg(long, env = "STRATA_ROOT", default_value = DEFAULT_ROOT, value_parser = absolute)]
     pub root: PathBuf,
     /// The CSI driver name.
-    #[arg(long, default_value = "strata.csi.dev")]
+    #[arg(long, env = "STRATA_DRIVER_NAME", default_value = "strata.csi.dev")]
     pub driver_name: String,
-    /// Staging and target paths must lie under one of these (repeatable).
-    #[arg(long = "allowed-path-prefix", default_values = ["/var/lib/kubelet"])]
+    /// Staging and target paths must lie under one of these absolute paths (repeatable, or
+    /// comma-separated).
+    #[arg(
+        long = "allowed-path-prefix",
+        env = "STRATA_ALLOWED_PATH_PREFIX",
+        value_delimiter = ',',
+        default_values = ["/var/lib/kubelet"],
+        value_parser = absolute
+    )]
     pub allowed_path_prefixes: Vec<PathBuf>,
     /// Log format on stderr.
-    #[arg(long, value_enum, default_value_t = LogFormat::Text)]
+    #[arg(long, env = "STRATA_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// The least severe log level shown [default: info; without it RUST_LOG's directives apply].
+    #[arg(long, env = "STRATA_LOG_LEVEL", value_enum)]
+    pub log_level: Option<LogLevel>,
     /// The most volumes the CO may place on this node (reported by NodeGetInfo).
-    #[arg(long)]
+    #[arg(long, env = "STRATA_MAX_VOLUMES_PER_NODE")]
     pub max_volumes_per_node: Option<u32>,
-    /// Backends that CreateVolume may use and Probe checks (comma-separated).
-    #[arg(long, value_delimiter = ',', default_value = "dir,loop,tmpfs", value_parser = parse_kind)]
+    /// Backends that CreateVolume may use and Probe checks (comma-separated). GetCapacity
+    /// answers 0 bytes for the others.
+    #[arg(
+        long,
+        env = "STRATA_BACKENDS",
+        value_delimiter = ',',
+        default_value = "dir,loop,tmpfs",
+        value_parser = parse_kind
+    )]
     pub backends: Vec<Kind>,
     /// Seconds to wait for calls in flight after SIGTERM (keep the pod's grace period longer).
-    #[arg(long, default_value_t = DRAIN_SECONDS)]
+    #[arg(long, env = "STRATA_DRAIN_SECONDS", default_value_t = DRAIN_SECONDS)]
     pub drain_seconds: u64,
-    /// Serve controller calls only (expansion), without mount privileges: Probe then does not
-    /// ask for CAP_SYS_ADMIN.
-    #[arg(long)]
+    /// Run without mount privileges, as the cluster's central controller: Probe does not ask for
+    /// CAP_SYS_ADMIN. Controller calls (expansion of any node's volume from its id alone, and the
+    /// volumes of this server's own root) work; node calls that mount fail for want of the right.
+    #[arg(long, env = "STRATA_CONTROLLER_ONLY")]
     pub controller_only: bool,
-    /// Serve Prometheus metrics at http://ADDRESS/metrics (host:port; off when unset).
-    #[arg(long, value_name = "ADDRESS")]
+    /// Serve Prometheus metrics at http://ADDRESS/metrics: host:port, or :port for every address
+    /// of the host (off when unset).
+    #[arg(long, env = "STRATA_METRICS_ADDRESS", value_name = "ADDRESS")]
     pub metrics_address: Option<String>,
-    /// Let a backend promise more than the node has: `<backend>=<ratio>` (repeatable), e.g.
-    /// `tmpfs=1.5` accepts tmpfs volumes up to 1.5x available memory in total.
-    #[arg(long = "overcommit", value_parser = crate::engine::Overcommit::parse_pair)]
+    /// How old (seconds) the survey behind the per-volume gauges (staged, published,
+    /// quarantined, abnormal, snapshots, loop devices) may get before a scrape starts another
+    /// in the background; a scrape itself never looks at every volume.
+    #[arg(long, env = "STRATA_METRICS_SURVEY_SECONDS", default_value_t = 30, value_name = "SECONDS")]
+    pub metrics_survey_seconds: u64,
+    /// Let a backend promise more than the node has: `<backend>=<ratio>` (repeatable, or
+    /// comma-separated), e.g. `tmpfs=1.5` accepts tmpfs volumes up to 1.5x available memory in total.
+    #[arg(
+        long = "overcommit",
+        env = "STRATA_OVERCOMMIT",
+        value_delimiter = ',',
+        value_parser = crate::engine::Overcommit::parse_pair
+    )]
     pub overcommit: Vec<(Kind, f64)>,
     /// The most client connections served at once; more wait until one closes.
-    #[arg(long, default_value_t = super::server::MAX_CONNECTIONS, value_parser = clap::value_parser!(u32).range(1..))]
+    #[arg(
+        long,
+        env = "STRATA_MAX_CONNECTIONS",
+        default_value_t = super::server::MAX_CONNECTIONS,
+        value_parser = clap::value_parser!(u32).range(1..)
+    )]
     pub max_connections: u32,
 }
 
@@ -127,12 +185,37 @@ pub enum LogFormat {
     Json,
 }
 
+/// `--log-level`: the least severe events logged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+impl LogLevel {
+    /// The level as a `tracing` filter directive.
+    pub fn directive(self) -> &'static str {
+        match self {
+            LogLevel::Error => "error",
+            LogLevel::Warn => "warn",
+            LogLevel::Info => "info",
+            LogLevel::Debug => "debug",
+            LogLevel::Trace => "trace",
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// The CSI endpoint: unix:///path/csi.sock or tcp://host:port.
-    #[arg(long, global = true, default_value = DEFAULT_ENDPOINT)]
+    /// The CSI endpoint: unix:///path/csi.sock or tcp://host:port (beside a server configured by
+    /// environment, its own STRATA_ENDPOINT).
+    #[arg(long, global = true, env = "STRATA_ENDPOINT", default_value = DEFAULT_ENDPOINT)]
     pub endpoint: Endpoint,
-    /// Print the full answer as yaml or json instead of the table (lists, capacity) or text.
+    /// Print the full answer as yaml or json instead of the table (lists, capacity) or text;
+    /// `wide` adds columns to a list's table, `name` prints only the ids it names.
     #[arg(short = 'o', long, global = true, value_enum)]
     pub output: Option<OutputFormat>,
     /// The same as `-o json` (kept for scripts).
@@ -152,11 +235,14 @@ impl ClientArgs {
     }
 }
 
-/// `-o`: the full answer for scripts.
+/// `-o`: the full answer for scripts (json, yaml), or as `kubectl get` has them: `wide` (a
+/// list's table with more columns) and `name` (the ids of what the answer names, one a line).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum OutputFormat {
     Json,
     Yaml,
+    Wide,
+    Name,
 }
 
 #[derive(Debug, Subcommand)]
@@ -169,12 +255,12 @@ pub enum ClientCommand {
     CreateVolume {
         /// The volume's name (the CO's idempotency key; the same name gives the same volume).
         name: String,
-        /// Required size (bytes, or 64Mi, 1Gi, 1G ...).
-        #[arg(long)]
-        size: Option<String>,
-        /// Size limit.
-        #[arg(long)]
-        limit: Option<String>,
+        /// Required size: a Kubernetes quantity (64Mi, 1.5Gi, 500M, 1e9, bytes).
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        size: Option<u64>,
+        /// Size limit (a quantity).
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        limit: Option<u64>,
         /// StorageClass parameter key=value (repeatable), e.g. backend=loop.
         #[arg(long = "param", value_parser = parse_pair)]
         params: Vec<(String, String)>,
@@ -204,9 +290,9 @@ pub enum ClientCommand {
     Expand {
         /// The volume's id, as CreateVolume returned it.
         volume_id: String,
-        /// The new size (bytes, or 64Mi, 1Gi, 1G ...).
-        #[arg(long)]
-        size: String,
+        /// The new size: a Kubernetes quantity (64Mi, 1.5Gi, 500M, 1e9, bytes).
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        size: u64,
     },
     /// NodeExpandVolume: grow the volume's storage and filesystem on its node.
     NodeExpand {
@@ -215,9 +301,9 @@ pub enum ClientCommand {
         /// Where the volume is published or staged.
         #[arg(long)]
         path: PathBuf,
-        /// The new size; without it, only a pending filesystem growth is finished.
-        #[arg(long)]
-        size: Option<String>,
+        /// The new size (a quantity); without it, only a pending filesystem growth is finished.
+        #[arg(long, value_parser = crate::quantity::parse_bytes)]
+        size: Option<u64>,
     },
     /// CreateSnapshot.
     CreateSnapshot {
@@ -357,6 +443,15 @@ pub enum AccessModeArg {
     MultiNodeReaderOnly,
     MultiNodeSingleWriter,
     MultiNodeMultiWriter,
+}
+
+/// A path that must not depend on the working directory: a relative one is refused.
+fn absolute(s: &str) -> Result<PathBuf, String> {
+    let path = PathBuf::from(s);
+    if !path.is_absolute() {
+        return Err(format!("{s:?} is not an absolute path (it would depend on the working directory)"));
+    }
+    Ok(path)
 }
 
 fn parse_kind(s: &str) -> Result<Kind, String> {

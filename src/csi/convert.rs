@@ -237,24 +237,6 @@ pub fn i64_of(bytes: u64) -> i64 {
     i64::try_from(bytes).unwrap_or(i64::MAX)
 }
 
-/// Parses a size: bytes, or a number with a Kubernetes suffix (`Ki`, `Mi`, `Gi`, `Ti`, `k`,
-/// `M`, `G`, `T`).
-pub fn parse_size(text: &str) -> Option<u64> {
-    const UNITS: [(&str, u64); 8] = [
-        ("Ki", 1 << 10),
-        ("Mi", 1 << 20),
-        ("Gi", 1 << 30),
-        ("Ti", 1 << 40),
-        ("k", 1_000),
-        ("M", 1_000_000),
-        ("G", 1_000_000_000),
-        ("T", 1_000_000_000_000),
-    ];
-    let text = text.trim();
-    let (digits, unit) = UNITS.iter().find_map(|(s, m)| text.strip_suffix(s).map(|d| (d, *m))).unwrap_or((text, 1));
-    digits.parse::<u64>().ok()?.checked_mul(unit)
-}
-
 /// INVALID_ARGUMENT with `msg`.
 pub fn invalid(msg: String) -> Status {
     Status::invalid_argument(msg)

@@ -102,9 +102,7 @@ fn create_request(kubelet_id: &str, ctx: &HashMap<String, String>) -> Result<Cre
     };
     let capacity = match ctx.get(SIZE_KEY) {
         None => DEFAULT_SIZE,
-        Some(s) => convert::parse_size(s)
-            .filter(|b| *b > 0)
-            .ok_or_else(|| invalid(format!("size {} is not a size like 64Mi or 1G", quote(s))))?,
+        Some(s) => crate::quantity::parse_bytes(s).map_err(|reason| invalid(format!("size {} {reason}", quote(s))))?,
     };
     // Only stable attributes are recorded: kubelet may add service account tokens that change
     // on every publish (and must never be written to disk).

@@ -34,7 +34,7 @@ pub fn controller_expand(r: &ControllerExpandVolumeRequest) -> Result<Controller
         return Err(invalid("capacity_range.required_bytes is required: the volume grows to exactly that".into()));
     }
     if VolumeId::parse(&r.volume_id).is_none() {
-        return Err(Status::not_found(format!("volume {} does not exist (not a strata volume id)", r.volume_id)));
+        return Err(super::not_a_volume_id(&r.volume_id));
     }
     if let Some(cap) = &r.volume_capability {
         check_mode(cap)?;

@@ -34,12 +34,39 @@ fn inspect(args: &InspectArgs) -> Result<Value, (&'static str, String)> {
     }
     let cfg = engine::Config { wait: Wait::No, ..engine::Config::new(&args.root) };
     let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost)).map_err(|e| ("INTERNAL", e.to_string()))?;
-    // A CSI volume id (`<engine id>@<node tag>`) or the engine's id (a FlexVolume PV's name).
-    let id = VolumeId::parse(&args.volume_id).map_or(args.volume_id.clone(), |v| v.local);
+    let id = local_id(&args.volume_id, &args.root)?;
     match engine.inspect(&id) {
         Ok(Some(found)) => Ok(describe(&found)),
         Ok(None) => Err(("NOT_FOUND", format!("no volume {} under {}", engine::quote(&id), args.root.display()))),
         Err(e) => Err(("INTERNAL", e.to_string())),
+    }
+}
+
+/// The engine id that `volume_id` names on this node: a CSI volume id (`<engine id>@<node
+/// tag>`) of the node the root records, or an engine id (a FlexVolume PV's name). A CSI id of
+/// another node names no volume here, whatever its first part.
+fn local_id(volume_id: &str, root: &std::path::Path) -> Result<String, (&'static str, String)> {
+    let Some(id) = VolumeId::parse(volume_id) else { return Ok(volume_id.to_owned()) };
+    let here = engine::claim::recorded_node(root).map_err(|e| ("INTERNAL", e.to_string()))?;
+    match here {
+        Some(node) if super::volume_id::node_tag(&node) != id.node_tag => Err((
+            "NOT_FOUND",
+            format!(
+                "volume {} lives on node {}, not here: the data root {} belongs to node {node}; inspect it on its node",
+                engine::quote(volume_id),
+                id.node_tag,
+                root.display()
+            ),
+        )),
+        Some(_) => Ok(id.local),
+        None => {
+            crate::stdout::error(&format!(
+                "note: {} records no node id (no strata-csi serve has claimed it), so the node of {} is not checked",
+                root.display(),
+                engine::quote(volume_id)
+            ));
+            Ok(id.local)
+        }
     }
 }
 

@@ -14,6 +14,7 @@ mod expand;
 mod identity;
 mod inspect;
 mod limits;
+mod manual;
 mod node;
 mod paging;
 mod probe;
@@ -99,11 +100,17 @@ impl Driver {
                 id.node_tag,
                 self.opts.node_id
             ))),
-            None => {
-                Err(Status::not_found(format!("volume {} does not exist (not a strata volume id)", quote(volume_id))))
-            }
+            None => Err(not_a_volume_id(volume_id)),
         }
     }
+}
+
+/// NOT_FOUND for an id that is not of strata's form (`<name>@<node>`), saying what the form is.
+fn not_a_volume_id(volume_id: &str) -> Status {
+    Status::not_found(format!(
+        "no volume {}: strata volume ids look like <name>@<node> (client list-volumes shows them)",
+        quote(volume_id)
+    ))
 }
 
 impl Driver {
@@ -145,7 +152,7 @@ impl Driver {
             match &result {
                 Ok(_) if changes => tracing::info!("ok"),
                 Ok(_) => tracing::debug!("ok"),
-                Err(st) => tracing::warn!(code = ?st.code(), message = st.message(), "failed"),
+                Err(st) => tracing::warn!(code = ?st.code(), error = st.message(), "failed"),
             }
             result
         }

@@ -4,14 +4,12 @@
 use super::Driver;
 use crate::backend::Kind;
 use crate::engine::Engine;
+use crate::sys::caps;
 use std::path::Path;
 use tonic::Status;
 
 /// Where the backends' tools are looked for (the same directories the host seam runs them from).
 const TOOL_DIRS: [&str; 4] = ["/usr/sbin", "/sbin", "/usr/bin", "/bin"];
-
-/// `CAP_SYS_ADMIN`: mount, umount and the loop ioctls.
-const CAP_SYS_ADMIN: u32 = 21;
 
 /// The external tools a backend runs.
 fn tools(kind: Kind) -> &'static [&'static str] {
@@ -44,11 +42,20 @@ impl Driver {
     pub async fn checks(&self) -> Result<Vec<Check>, Status> {
         let backends = self.opts.backends.clone();
         let node = !self.opts.controller_only;
-        self.blocking(move |e| Ok::<_, Status>(checks(e, &backends, node, &effective_caps()))).await
+        self.blocking(move |e| Ok::<_, Status>(checks(e, &backends, node, &caps::effective()))).await
     }
 
-    /// Logs each check's outcome: at start, so that the log says at once what is not ready.
+    /// Logs each check's outcome: at start, so that the log says at once what is not ready;
+    /// and, once, the backends not enabled, whose GetCapacity is 0 from then on.
     pub async fn log_readiness(&self) {
+        let off: Vec<&str> = Kind::ALL.iter().filter(|k| !self.opts.backends.contains(k)).map(|k| k.as_str()).collect();
+        if !off.is_empty() {
+            tracing::info!(
+                backends = %off.join(","),
+                "not enabled (--backends): GetCapacity answers 0 bytes for them, so the scheduler places none of \
+                 their volumes on this node"
+            );
+        }
         match self.checks().await {
             Ok(checks) => {
                 for c in checks {
@@ -94,7 +101,7 @@ fn checks(engine: &Engine, backends: &[Kind], node: bool, caps: &Result<u64, Str
 /// A node server mounts: without CAP_SYS_ADMIN every stage and publish would fail.
 fn privilege_problems(caps: &Result<u64, String>) -> Vec<String> {
     match caps {
-        Ok(c) if c & (1 << CAP_SYS_ADMIN) != 0 => Vec::new(),
+        Ok(c) if caps::may_mount(*c) => Vec::new(),
         Ok(_) => vec![
             "no CAP_SYS_ADMIN: this server cannot mount, so no volume can be staged or published \
              (run it as root in a privileged container, or with --controller-only for a controller)"
@@ -102,17 +109,6 @@ fn privilege_problems(caps: &Result<u64, String>) -> Vec<String> {
         ],
         Err(e) => vec![format!("cannot tell this process's capabilities: {e}")],
     }
-}
-
-/// The effective capability set, from `/proc/self/status`.
-fn effective_caps() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
-    parse_cap_eff(&status).ok_or_else(|| "/proc/self/status has no CapEff line".into())
-}
-
-fn parse_cap_eff(status: &str) -> Option<u64> {
-    let hex = status.lines().find_map(|l| l.strip_prefix("CapEff:"))?;
-    u64::from_str_radix(hex.trim(), 16).ok()
 }
 
 #[cfg(test)]
@@ -128,12 +124,9 @@ mod tests {
     }
 
     #[test]
-    fn capabilities_come_from_cap_eff() {
-        let status = "Name:\tx\nCapInh:\t0000000000000000\nCapEff:\t000001ffffffffff\n";
-        assert_eq!(parse_cap_eff(status), Some(0x1ff_ffff_ffff));
+    fn a_node_server_needs_cap_sys_admin() {
         assert_eq!(privilege_problems(&Ok(0x1ff_ffff_ffff)), Vec::<String>::new());
         let missing = privilege_problems(&Ok(0));
         assert!(missing[0].contains("CAP_SYS_ADMIN") && missing[0].contains("--controller-only"), "{missing:?}");
-        assert_eq!(parse_cap_eff("Name:\tx\n"), None);
     }
 }

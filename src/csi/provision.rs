@@ -11,6 +11,7 @@ use super::proto::{
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
+use crate::backend::Kind;
 use crate::engine::{Condition, CreateRequest, Engine, Quarantine, Volume, quote, size};
 use tonic::Status;
 
@@ -49,10 +50,14 @@ impl Driver {
         .await
     }
 
+    /// GetCapacity. A backend this server does not enable has no capacity here: 0 bytes, an
+    /// answer (said once at start, see `log_readiness`), not an error the capacity tracker would
+    /// log at every poll; the scheduler then never places that class's volumes on this node.
     pub(super) async fn capacity(&self, r: GetCapacityRequest) -> Result<GetCapacityResponse, Status> {
-        let want = convert::wanted(&r.parameters, &r.volume_capabilities, &self.opts.backends)?;
+        let want = convert::wanted(&r.parameters, &r.volume_capabilities, &Kind::ALL)?;
         let elsewhere = r.accessible_topology.as_ref().is_some_and(|t| !convert::is_here(t, &self.opts.node_id));
-        let free = if elsewhere { 0 } else { self.blocking(move |e| e.free_bytes(want.kind)).await? };
+        let here = !elsewhere && self.opts.backends.contains(&want.kind);
+        let free = if here { self.blocking(move |e| e.free_bytes(want.kind)).await? } else { 0 };
         Ok(GetCapacityResponse {
             available_capacity: i64_of(free),
             maximum_volume_size: Some(i64_of(free)),
@@ -94,11 +99,16 @@ impl Driver {
         let (token, max) = (r.starting_token, r.max_entries);
         let (page, conditions, next_token) = self
             .blocking(move |e| -> Result<_, Status> {
-                let (good, bad) = e.scan_volumes()?;
-                let mut all: Vec<Listed> = good.into_iter().map(|v| Listed::Good(Box::new(v))).collect();
-                all.extend(bad.into_iter().map(Listed::Quarantined));
-                all.sort_by(|a, b| a.id().cmp(b.id()));
-                let (page, next) = paging::page(all, Listed::id, &token, max, "volume")?;
+                // The page is cut from the names; only its records are read.
+                let (ids, next) = paging::page(e.volume_names()?, String::as_str, &token, max, "volume")?;
+                let mut page = Vec::with_capacity(ids.len());
+                for id in &ids {
+                    match e.listed(id)? {
+                        Some(Ok(v)) => page.push(Listed::Good(Box::new(v))),
+                        Some(Err(q)) => page.push(Listed::Quarantined(q)),
+                        None => {}
+                    }
+                }
                 let good: Vec<Volume> = page
                     .iter()
                     .filter_map(|l| if let Listed::Good(v) = l { Some((**v).clone()) } else { None })
@@ -137,15 +147,6 @@ impl Driver {
 enum Listed {
     Good(Box<Volume>),
     Quarantined(Quarantine),
-}
-
-impl Listed {
-    fn id(&self) -> &str {
-        match self {
-            Listed::Good(v) => &v.id,
-            Listed::Quarantined(q) => &q.id,
-        }
-    }
 }
 
 /// The abnormal condition of a quarantined volume, saying what is wrong and where.

@@ -11,7 +11,7 @@ pub fn run(args: &RepairArgs) -> ExitCode {
     match repair(args) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e}");
+            crate::stdout::error(&format!("error: {e}"));
             ExitCode::FAILURE
         }
     }
@@ -19,33 +19,38 @@ pub fn run(args: &RepairArgs) -> ExitCode {
 
 fn repair(args: &RepairArgs) -> Result<(), String> {
     let engine = Engine::new(Config::new(&args.root), Arc::new(crate::sys::LinuxHost)).map_err(|e| e.to_string())?;
+    // Repair works beside a serving server (each step holds the volume's lock); say which one.
+    if let Ok(Some(h)) = crate::engine::claim::holder(&args.root) {
+        crate::stdout::error(&format!(
+            "note: strata-csi serve (pid {}, {}) holds {}; repair works beside it, one volume lock at a time",
+            h.pid,
+            h.endpoint,
+            args.root.display()
+        ));
+    }
     if let Some(id) = &args.rebuild {
-        let capacity = match &args.capacity {
-            Some(s) => Some(super::convert::parse_size(s).ok_or_else(|| format!("--capacity {s:?} is not a size"))?),
-            None => None,
-        };
-        let vol = engine.repair_rebuild(id, capacity).map_err(|e| e.to_string())?;
+        let vol = engine.repair_rebuild(id, args.capacity).map_err(|e| e.to_string())?;
         let staged =
             vol.staging.as_ref().map_or("not staged".to_owned(), |s| format!("staged at {}", s.path.display()));
-        println!(
-            "volume {id} rebuilt: {} {} bytes, {staged}, {} publication(s)",
+        crate::stdout::print(&format!(
+            "volume {id} rebuilt: {} {}, {staged}, {} publication(s)\n",
             vol.backend.as_str(),
-            vol.capacity,
+            crate::quantity::with_bytes(vol.capacity),
             vol.publications.len()
-        );
+        ));
         return Ok(());
     }
     if let Some(id) = &args.drop {
         let to = engine.repair_drop(id).map_err(|e| e.to_string())?;
-        println!("volume {id} set aside at {}; nothing was deleted", to.display());
+        crate::stdout::print(&format!("volume {id} set aside at {}; nothing was deleted\n", to.display()));
         return Ok(());
     }
     let quarantined = engine.quarantined().map_err(|e| e.to_string())?;
     if quarantined.is_empty() {
-        println!("no quarantined volumes under {}", args.root.display());
+        crate::stdout::print(&format!("no quarantined volumes under {}\n", args.root.display()));
     }
     for q in quarantined {
-        println!("{}\t{}", q.id, q.reason);
+        crate::stdout::print(&format!("{}\t{}\n", q.id, q.reason));
     }
     Ok(())
 }

@@ -126,7 +126,13 @@ pub async fn serve(
             let listener = tokio::net::TcpListener::bind(addr)
                 .await
                 .map_err(|source| Error::Tcp { addr: addr.clone(), source })?;
-            tracing::info!(%endpoint, "serving");
+            // The address bound (a port 0 resolved), and what TCP gives up: a unix socket's mode.
+            let bound = listener.local_addr().map_or_else(|_| addr.clone(), |a| a.to_string());
+            tracing::warn!(
+                endpoint = %format!("tcp://{bound}"),
+                "this TCP endpoint has no authentication: anyone who reaches it can create, mount and delete volumes"
+            );
+            tracing::info!(endpoint = %format!("tcp://{bound}"), "serving");
             let incoming = slots::Limited::new(listener, max_connections);
             (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), None)
         }

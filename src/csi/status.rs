@@ -21,9 +21,12 @@ fn code_of(e: &Error) -> Code {
         Error::InvalidId { .. } | Error::InvalidPath { .. } | Error::InvalidArgument(_) => Code::InvalidArgument,
         Error::VolumeNotFound(_) | Error::SnapshotNotFound(_) => Code::NotFound,
         Error::CapacityBelowSource { .. } | Error::SizeOutOfRange { .. } => Code::OutOfRange,
-        Error::AlreadyExists { .. } => Code::AlreadyExists,
+        Error::AlreadyExists { .. } | Error::StagedByFlex { .. } => Code::AlreadyExists,
         Error::Busy { .. } => Code::Aborted,
-        Error::FailedPrecondition { .. } | Error::Quarantined { .. } => Code::FailedPrecondition,
+        Error::FailedPrecondition { .. }
+        | Error::Quarantined { .. }
+        | Error::RootHeld { .. }
+        | Error::NodeMismatch { .. } => Code::FailedPrecondition,
         Error::WrongKey { .. } => Code::PermissionDenied,
         Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Code::ResourceExhausted,
         Error::Unsupported(_) => Code::InvalidArgument,

@@ -13,6 +13,9 @@ use std::os::unix::fs::DirBuilderExt;
 
 /// The suffix of a volume being created aside.
 pub(super) const NEW: &str = ".new";
+/// How long a delete waits for the files of an earlier volume of the same id to go.
+const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+
 /// The suffix of a volume being deleted.
 pub(super) const DEL: &str = ".del";
 
@@ -42,10 +45,13 @@ impl Engine {
     /// Makes `vol` aside (`fill` makes its storage), writes its record there and renames the
     /// whole into place; on failure removes what it made. `dir` holds no volume (the caller
     /// loaded it under the lock), only perhaps what an older strata's interrupted call left.
+    /// `count` puts the volume in the capacity ledger once its storage and record are made,
+    /// before the rename (a crash after it leaves the ledger promising too much, not too little).
     pub(super) fn make_volume(
         &self,
         vol: &mut Volume,
         fill: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>,
+        count: impl FnOnce(&Volume, &VolumeDir) -> Result<()>,
     ) -> Result<()> {
         let dir = self.dir(&vol.id);
         self.remove_leftover(&dir)?;
@@ -58,6 +64,7 @@ impl Engine {
         let made = fill(vol, &aside)
             .and_then(|()| record::write_fresh(&aside.record(), &*vol))
             .inspect(|()| crashpoint::hit("create:recorded"))
+            .and_then(|()| count(vol, &aside))
             .and_then(|()| self.rename_durably(&aside, &dir));
         if let Err(e) = made {
             let _ = self.remove_leftover(&aside);
@@ -70,8 +77,7 @@ impl Engine {
     /// power loss once this returns.
     fn rename_durably(&self, from: &VolumeDir, to: &VolumeDir) -> Result<()> {
         self.host.rename_dir(&from.0, &to.0)?;
-        let parent = self.cfg.root.join("volumes");
-        std::fs::File::open(&parent).and_then(|d| d.sync_all()).map_err(Error::io("sync", &parent))
+        self.volumes_sync.sync().map_err(Error::io("sync", self.cfg.root.join("volumes")))
     }
 
     /// Deletes the volume `vol` (nothing uses it: the caller asked the kernel) whose storage is
@@ -79,23 +85,92 @@ impl Engine {
     /// directory that lost part of its contents), then removed, its record last. A removal that
     /// fails while the record is still there renames the volume back, whole as far as strata
     /// knows: the retry starts over. Once the record is gone the aside is only finished.
+    ///
+    /// In a server that removes in the background ([`Engine::remove_in_background`]) the
+    /// delete answers once the volume is aside and durable: a loop image or a tmpfs is removed
+    /// at once (its space or memory comes back now), the rest (a dir volume's tree, the record)
+    /// by the background worker; a crash leaves the aside for the start to finish.
     pub(super) fn remove_volume(&self, vol: &Volume) -> Result<()> {
         let aside = self.aside(&vol.id, DEL);
+        // A volume made again under the id of one whose files still go: those first.
+        if !self.removals.wait(&vol.id, REMOVAL_WAIT) {
+            return Err(Error::Busy { id: vol.id.clone() });
+        }
         self.remove_leftover(&aside)?;
         let dir = self.dir(&vol.id);
-        self.rename_durably(&dir, &aside)?;
+        self.uncounted(vol, || self.rename_durably(&dir, &aside))?;
         crashpoint::hit("delete:unrecorded");
-        let removed = self.remove_aside(&aside, Some(vol));
-        if removed.is_err() && aside.record().exists() && self.host.rename_dir(&aside.0, &dir.0).is_err() {
-            tracing::warn!(id = vol.id, aside = %aside.0.display(), "a delete that failed is left aside");
+        let removed = match self.removals.started() {
+            true => self.hand_over(vol, &aside),
+            false => self.remove_aside(&aside, Some(vol)),
+        };
+        if removed.is_err() && aside.record().exists() {
+            let back = self.accounts().and_then(|mut accounts| {
+                self.host.rename_dir(&aside.0, &dir.0)?;
+                accounts.ledger.add(&self.share(vol, &dir));
+                accounts.save()
+            });
+            if let Err(e) = back {
+                tracing::warn!(id = vol.id, aside = %aside.0.display(), error = %e, "a delete that failed is left aside");
+            }
         }
         removed
     }
 
-    /// Finishes what an interrupted create or delete of `id` left aside; none is fine.
+    /// Removes what must go at once (an image, a tmpfs) and hands the rest of the aside to the
+    /// background worker.
+    fn hand_over(&self, vol: &Volume, aside: &VolumeDir) -> Result<()> {
+        if matches!(vol.backend, Kind::Loop | Kind::Tmpfs) {
+            self.backend(vol.backend).delete(vol, aside)?;
+        }
+        if !self.removals.hand_over(&vol.id) {
+            return self.remove_aside(aside, Some(vol));
+        }
+        Ok(())
+    }
+
+    /// Starts the worker that removes what deletes handed over (see [`Engine::remove_volume`]);
+    /// for a long-lived server (strata-flex removes in the call). Idempotent.
+    pub fn remove_in_background(self: &std::sync::Arc<Self>) {
+        let (queue, handed) = std::sync::mpsc::channel::<String>();
+        if !self.removals.start(queue) {
+            return;
+        }
+        let engine = std::sync::Arc::downgrade(self);
+        let worker = std::thread::Builder::new().name("removals".into()).spawn(move || {
+            for id in handed {
+                let Some(engine) = engine.upgrade() else { return };
+                engine.finish_removal(&id);
+                engine.removals.finished(&id);
+            }
+        });
+        if let Err(e) = worker {
+            tracing::warn!(error = %e, "no background removal: deletes remove in the call");
+        }
+    }
+
+    /// Removes the aside of a delete that answered already. It takes no volume lock (the id is
+    /// free again: a create may use it meanwhile); the aside's name is this removal's alone. One
+    /// that cannot be removed goes to `volumes/.quarantine/` for an operator (the CO was told
+    /// the volume is gone, so it is never renamed back).
+    fn finish_removal(&self, id: &str) {
+        let started = std::time::Instant::now();
+        let aside = self.aside(id, DEL);
+        match self.remove_leftover(&aside) {
+            Ok(()) => tracing::debug!(id, seconds = started.elapsed().as_secs_f64(), "deleted volume's files removed"),
+            Err(e) => {
+                let moved = super::quarantine::set_aside(&aside.0).map(|to| to.display().to_string());
+                tracing::warn!(id, error = %e, moved_to = ?moved, "a deleted volume's files could not be removed");
+            }
+        }
+    }
+
+    /// Finishes what an interrupted create or delete of `id` left aside; none is fine. A delete
+    /// whose files the background worker is removing is left to it.
     pub(super) fn finish_asides(&self, id: &str) -> Result<Vec<String>> {
         let mut done = Vec::new();
-        for suffix in [NEW, DEL] {
+        let suffixes: &[&str] = if self.removals.is_pending(id) { &[NEW] } else { &[NEW, DEL] };
+        for &suffix in suffixes {
             let aside = self.aside(id, suffix);
             if aside.0.exists() {
                 self.remove_leftover(&aside)?;

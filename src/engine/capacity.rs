@@ -6,15 +6,14 @@
 //! tmpfs volume's size minus what its mount uses. Dir and btrfs volumes promise nothing: dir
 //! enforces no size, and btrfs qgroups limit each volume but a qgroup read costs a process. The
 //! budget of a new volume is `free * ratio - promised` (never below zero), with `ratio` the
-//! backend's overcommit (1 unless `--overcommit` says otherwise). Computing it lists the volume
-//! directories and looks only at the pool asked for: one `stat` of each image for the disk; for
-//! memory the record of each volume without an image and a `statvfs` of each tmpfs.
+//! backend's overcommit (1 unless `--overcommit` says otherwise). What is promised comes from
+//! the capacity ledger ([`super::ledger`]), kept as volumes come and go: no scan per create.
 
+use super::ledger::{Ledger, LedgerFile, Share};
 use super::lock::{VolumeLock, Wait};
-use super::{Engine, Error, Result, record};
-use crate::backend::{Kind, VolumeDir};
+use super::{Engine, Error, Result, Volume};
+use crate::backend::Kind;
 use std::collections::BTreeMap;
-use std::os::unix::fs::MetadataExt;
 use std::time::Duration;
 
 /// The StorageClass parameter (FlexVolume option) that asks for a preallocated loop image.
@@ -100,34 +99,104 @@ pub fn allocation(kind: Kind, params: &BTreeMap<String, String>) -> Result<Alloc
     }
 }
 
-/// The pool a kind draws from.
-fn in_memory(kind: Kind) -> bool {
+/// The pool a kind draws from: memory (tmpfs) or the data root's filesystem.
+pub(super) fn in_memory(kind: Kind) -> bool {
     kind == Kind::Tmpfs
 }
 
-/// Holds the accounting of every create until the new volume's record is written, so that two
-/// creates never both spend the same free bytes (across processes: a lock of the shared lock
-/// file, see [`super::lock`]).
+/// The accounting lock, held, and the ledger read under it (see [`super::ledger`]): every
+/// create, expansion, copy and delete goes through one, so two of them never spend the same
+/// bytes, across processes (a byte of the shared lock file, see [`super::lock`]).
+#[derive(Debug)]
+pub(super) struct Accounts {
+    _lock: VolumeLock,
+    file: LedgerFile,
+    pub(super) ledger: Ledger,
+}
+
+impl Accounts {
+    pub(super) fn save(&mut self) -> Result<()> {
+        self.file.write(&self.ledger)
+    }
+}
+
+/// A create or an expansion that fits, holding the accounting until its volume is counted.
 #[derive(Debug)]
 pub(super) struct Reservation {
-    _lock: VolumeLock,
+    accounts: Accounts,
+}
+
+impl Reservation {
+    /// Counts `share` in (a new volume's, with its storage and record made and before it is
+    /// renamed into place, so that a crash leaves the ledger promising too much, not too little).
+    pub(super) fn count(&mut self, share: &Share) -> Result<()> {
+        self.accounts.ledger.add(share);
+        self.accounts.save()
+    }
+
+    /// Replaces `old` by `new` in the ledger (a volume that grew).
+    pub(super) fn recount(&mut self, old: &Share, new: &Share) -> Result<()> {
+        self.accounts.ledger.remove(old);
+        self.accounts.ledger.add(new);
+        self.accounts.save()
+    }
 }
 
 impl Engine {
+    /// Takes the accounting lock and reads the ledger, counting it again when it does not read.
+    pub(super) fn accounts(&self) -> Result<Accounts> {
+        let locks = self.cfg.root.join("locks");
+        let lock = VolumeLock::acquire(&locks, ".capacity", Wait::Upto(ACCOUNTING_WAIT))?;
+        let mut file = LedgerFile::open(&locks)?;
+        let ledger = match file.read() {
+            Some(ledger) => ledger,
+            None => {
+                let counted = self.count_ledger(None)?;
+                file.write(&counted)?;
+                counted
+            }
+        };
+        Ok(Accounts { _lock: lock, file, ledger })
+    }
+
+    /// The ledger as it stands (for metrics).
+    pub fn ledger(&self) -> Result<Ledger> {
+        Ok(self.accounts()?.ledger)
+    }
+
+    /// Counts the ledger again from the records and the storage (what sparse images and tmpfs
+    /// volumes wrote since shrinks their promise). `fresh` forgets the promises of copies in
+    /// progress (at start, where no copy of an earlier process goes on).
+    pub fn recount_capacity(&self, fresh: bool) -> Result<()> {
+        let mut accounts = self.accounts()?;
+        accounts.ledger = self.count_ledger((!fresh).then_some(&accounts.ledger))?;
+        accounts.save()
+    }
+
     /// What the pool of `kind` holds for a new volume, with the overcommit ratio applied.
     pub fn budget(&self, kind: Kind) -> Result<Budget> {
+        let accounts = self.accounts()?;
+        self.budget_in(kind, &accounts.ledger)
+    }
+
+    fn budget_in(&self, kind: Kind, ledger: &Ledger) -> Result<Budget> {
         let free = self.backend(kind).free_bytes(&self.cfg.root)?;
-        let promised = self.promised(in_memory(kind))?;
+        let promised = ledger.promised(in_memory(kind));
         let available = self.cfg.overcommit.scale(kind, free).saturating_sub(promised);
         Ok(Budget { free, promised, available })
     }
 
-    /// Takes the accounting lock and checks that `bytes` more of `kind` fit the budget;
-    /// [`Error::OutOfCapacity`] otherwise. Hold the result until the record is written.
+    /// Takes the accounting lock and checks that `bytes` more of `kind` fit the budget (counting
+    /// the ledger again before refusing); [`Error::OutOfCapacity`] otherwise. Hold the result
+    /// until the new volume is counted.
     pub(super) fn reserve(&self, kind: Kind, bytes: u64) -> Result<Reservation> {
-        let lock = VolumeLock::acquire(&self.cfg.root.join("locks"), ".capacity", Wait::Upto(ACCOUNTING_WAIT))?;
-        let reservation = Reservation { _lock: lock };
-        let budget = self.budget(kind)?;
+        let mut accounts = self.accounts()?;
+        let mut budget = self.budget_in(kind, &accounts.ledger)?;
+        if bytes > budget.available {
+            accounts.ledger = self.count_ledger(Some(&accounts.ledger))?;
+            accounts.save()?;
+            budget = self.budget_in(kind, &accounts.ledger)?;
+        }
         if bytes > budget.available {
             return Err(Error::OutOfCapacity {
                 pool: self.pool_name(kind),
@@ -137,7 +206,42 @@ impl Engine {
                 permille: self.cfg.overcommit.permille(kind),
             });
         }
-        Ok(reservation)
+        Ok(Reservation { accounts })
+    }
+
+    /// Checks that a copy of `bytes` of `kind` (a clone or a restore, made without holding the
+    /// accounting) fits, and promises it to volume `id` until [`Engine::settle_copy`].
+    pub(super) fn promise_copy(&self, id: &str, kind: Kind, bytes: u64) -> Result<()> {
+        let mut reservation = self.reserve(kind, bytes)?;
+        reservation.accounts.ledger.pend(id, kind, bytes);
+        reservation.accounts.save()
+    }
+
+    /// Ends the promise of the copy `id`, counting its volume in (`made`: with its storage and
+    /// record made, before it is renamed into place) or not (the copy failed; call before its
+    /// storage is removed).
+    pub(super) fn settle_copy(&self, id: &str, made: Option<&Share>) -> Result<()> {
+        let mut accounts = self.accounts()?;
+        accounts.ledger.settle(id);
+        if let Some(share) = made {
+            accounts.ledger.add(share);
+        }
+        accounts.save()
+    }
+
+    /// Counts volume `vol` out, then runs `leave` (which takes its storage out of `volumes/<id>`)
+    /// under the accounting lock; counts it in again when `leave` fails.
+    pub(super) fn uncounted<T>(&self, vol: &Volume, leave: impl FnOnce() -> Result<T>) -> Result<T> {
+        let mut accounts = self.accounts()?;
+        let share = self.share(vol, &self.dir(&vol.id));
+        accounts.ledger.remove(&share);
+        accounts.save()?;
+        let left = leave();
+        if left.is_err() {
+            accounts.ledger.add(&share);
+            accounts.save()?;
+        }
+        left
     }
 
     /// The pool of `kind`, as an error message names it.
@@ -148,68 +252,6 @@ impl Engine {
             format!("space on the data root's filesystem ({})", self.cfg.root.display())
         }
     }
-
-    /// What the existing volumes, and the ones being made aside (`.<id>.new`: a clone copies
-    /// there without holding the accounting lock), have promised and not yet written in one
-    /// pool: for the disk one `stat` of each image; for memory, each record of a volume without
-    /// an image, and a `statvfs` of each tmpfs mount.
-    fn promised(&self, memory: bool) -> Result<u64> {
-        let volumes = self.cfg.root.join("volumes");
-        let entries = std::fs::read_dir(&volumes).map_err(Error::io("list", &volumes))?;
-        let mut sum = 0u64;
-        for entry in entries {
-            let entry = entry.map_err(Error::io("list", &volumes))?;
-            let Some(name) = entry.file_name().to_str().map(str::to_owned) else { continue };
-            let being_made = super::aside::aside_of(&name).is_some_and(|(_, suffix)| suffix == super::aside::NEW);
-            if !being_made && super::validate::id("volume", &name).is_err() {
-                continue;
-            }
-            let dir = VolumeDir(entry.path());
-            let promise = if memory { self.tmpfs_promise(&dir) } else { image_promise(&dir)? };
-            sum = sum.saturating_add(promise);
-        }
-        Ok(sum)
-    }
-
-    /// The unwritten part of a tmpfs volume (0 for other volumes): its size, from its record or,
-    /// for one being made that has none yet, from its mount, less what its mount uses. A record
-    /// that cannot be read promises nothing here: it is reported where it is listed.
-    fn tmpfs_promise(&self, dir: &VolumeDir) -> u64 {
-        if dir.image().exists() {
-            return 0;
-        }
-        let capacity = match record::load(&dir.record()) {
-            Ok(Some(v)) if v.backend == Kind::Tmpfs => Some(v.capacity),
-            Ok(Some(_)) => return 0,
-            Ok(None) => None,
-            Err(e) => {
-                tracing::warn!(error = %e, "capacity accounting skips an unreadable record");
-                return 0;
-            }
-        };
-        let mounted = crate::sys::place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
-        let fs = if mounted { self.host.statvfs(&dir.data()).ok() } else { None };
-        match (capacity, fs) {
-            (Some(size), fs) => size.saturating_sub(fs.map_or(0, |f| f.used_bytes)),
-            (None, Some(fs)) => fs.total_bytes.saturating_sub(fs.used_bytes),
-            (None, None) => 0,
-        }
-    }
-}
-
-/// The unwritten part of a loop volume's image (0 for a volume without one).
-fn image_promise(dir: &VolumeDir) -> Result<u64> {
-    match std::fs::symlink_metadata(dir.image()) {
-        Ok(m) if m.is_file() => Ok(unwritten(m.len(), m.blocks())),
-        Ok(_) => Ok(0),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(0),
-        Err(e) => Err(Error::io("stat", dir.image())(e)),
-    }
-}
-
-/// The part of a file of `len` bytes with `blocks` 512-byte blocks allocated that is not written.
-fn unwritten(len: u64, blocks: u64) -> u64 {
-    len.saturating_sub(blocks.saturating_mul(512))
 }
 
 #[cfg(test)]

@@ -52,8 +52,14 @@ fn written_blocks_of_an_image_are_no_longer_promised() {
     let image = f.root.join("volumes/a/disk.img");
     let file = std::fs::OpenOptions::new().write(true).open(&image).unwrap();
     nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, (16 * MIB) as i64).unwrap();
+    assert_eq!(f.engine.budget(Kind::Loop).unwrap().promised, 40 * MIB, "until the ledger is counted again");
+    f.engine.recount_capacity(false).unwrap();
     let promised = f.engine.budget(Kind::Loop).unwrap().promised;
     assert_eq!(promised, 24 * MIB, "capacity minus st_blocks * 512");
+    // A create that does not fit counts again before it refuses: here it fits once counted.
+    file.set_len(40 * MIB).unwrap();
+    nix::fcntl::fallocate(&file, nix::fcntl::FallocateFlags::FALLOC_FL_KEEP_SIZE, 0, (40 * MIB) as i64).unwrap();
+    f.engine.create_volume(&req("b", Kind::Loop, 100 * MIB)).unwrap();
 }
 
 #[test]
@@ -143,4 +149,41 @@ fn a_stage_whose_node_state_cannot_be_written_leaves_no_mount_or_loop() {
         f.engine.stage_volume(id, &staging, &mount_access()).unwrap();
         f.engine.unstage_volume(id, &staging).unwrap();
     }
+}
+
+#[test]
+fn the_ledger_follows_creates_expansions_and_deletes_across_engines_on_one_root() {
+    let f = with_free(100 * MIB);
+    f.engine.create_volume(&req("a", Kind::Loop, 30 * MIB)).unwrap();
+    f.engine.create_volume(&req("t", Kind::Tmpfs, 10 * MIB)).unwrap();
+    // Another process on the same root (strata-flex) reads and writes the same ledger.
+    let host: Arc<FakeHost> = f.host.clone();
+    let other = Engine::new(Config::new(f.root.clone()), host).unwrap();
+    assert_eq!(other.budget(Kind::Loop).unwrap().promised, 30 * MIB);
+    other.create_volume(&req("b", Kind::Loop, 20 * MIB)).unwrap();
+    other.expand_volume("b", 25 * MIB).unwrap();
+    let ledger = f.engine.ledger().unwrap();
+    let loop_tally = ledger.tally(Kind::Loop);
+    assert_eq!((loop_tally.volumes, loop_tally.capacity, loop_tally.promised()), (2, 55 * MIB, 55 * MIB));
+    assert_eq!(ledger.promised(true), 10 * MIB, "tmpfs is promised against memory");
+    f.engine.delete_volume("a").unwrap();
+    f.engine.delete_volume("t").unwrap();
+    let ledger = other.ledger().unwrap();
+    assert_eq!((ledger.tally(Kind::Loop).volumes, ledger.promised(false), ledger.promised(true)), (1, 25 * MIB, 0));
+    // Counting from the records and images gives the same totals.
+    other.recount_capacity(false).unwrap();
+    assert_eq!(other.ledger().unwrap().tally(Kind::Loop), ledger.tally(Kind::Loop));
+}
+
+#[test]
+fn a_clone_promises_its_size_while_it_copies_and_a_failed_one_gives_it_back() {
+    let f = with_free(100 * MIB);
+    f.engine.create_volume(&req("src", Kind::Loop, 30 * MIB)).unwrap();
+    let from = crate::engine::Source::Volume("src".into());
+    f.engine.create_volume_from(&req("copy", Kind::Loop, 30 * MIB), &from).unwrap();
+    assert_eq!(f.engine.budget(Kind::Loop).unwrap().promised, 60 * MIB);
+    f.host.fail("CopyFile");
+    assert!(f.engine.create_volume_from(&req("bad", Kind::Loop, 30 * MIB), &from).is_err());
+    assert_eq!(f.engine.budget(Kind::Loop).unwrap().promised, 60 * MIB, "the failed copy promises nothing");
+    assert!(f.engine.create_volume_from(&req("big", Kind::Loop, 50 * MIB), &from).is_err(), "40 MiB left");
 }

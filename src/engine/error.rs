@@ -11,18 +11,25 @@ pub enum Error {
     InvalidId { kind: &'static str, id: String, reason: String },
     #[error("invalid {what} path {}: {reason}", quote_path(.path))]
     InvalidPath { what: &'static str, path: PathBuf, reason: String },
-    #[error("invalid argument: {0}")]
+    /// The request's own words say what is wrong: the gRPC code already says "invalid argument".
+    #[error("{0}")]
     InvalidArgument(String),
     #[error("volume {0} does not exist")]
     VolumeNotFound(String),
     #[error("snapshot {0} does not exist")]
     SnapshotNotFound(String),
-    #[error("a {kind} volume needs at least {needed} bytes here, more than the limit of {limit} bytes")]
+    #[error("a {kind} volume needs at least {} here, more than the limit of {}", size(*.needed), size(*.limit))]
     SizeOutOfRange { kind: &'static str, needed: u64, limit: u64 },
-    #[error("{requested} bytes requested, but the source needs at least {needed} bytes")]
+    #[error("{} requested, but the source needs at least {}", size(*.requested), size(*.needed))]
     CapacityBelowSource { requested: u64, needed: u64 },
     #[error("volume {id} already exists with different arguments: {reason}")]
     AlreadyExists { id: String, reason: String },
+    #[error(
+        "volume {id} is staged by strata-flex at {}: pods of a FlexVolume PV use it; a CSI pod can use it \
+         once they are gone (`strata-csi inspect {id}` shows its mounts)",
+        path.display()
+    )]
+    StagedByFlex { id: String, path: PathBuf },
     #[error("volume {id} is busy: another operation on it is in progress")]
     Busy { id: String },
     #[error("volume {id}: {reason}")]
@@ -30,9 +37,9 @@ pub enum Error {
     #[error("volume {id}: {reason}")]
     WrongKey { id: String, reason: String },
     #[error(
-        "not enough {pool}: {requested} bytes requested, {available} bytes available ({promised} bytes \
-         promised to volumes and not yet written; overcommit ratio {})",
-        f64::from(*.permille) / 1000.0
+        "not enough {pool}: {} requested, {} available ({} promised to volumes and not yet written; \
+         overcommit ratio {})",
+        size(*.requested), size(*.available), size(*.promised), f64::from(*.permille) / 1000.0
     )]
     OutOfCapacity { pool: String, requested: u64, available: u64, promised: u64, permille: u32 },
     #[error("{what}: {source}")]
@@ -45,8 +52,25 @@ pub enum Error {
     Record { path: PathBuf, reason: String },
     #[error("{what} {path}: {source}")]
     Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    #[error(
+        "the data root {} is held by another strata-csi serve (pid {}, listening at {}): one server per \
+         root; stop that one first, or give this one a root of its own",
+        root.display(), holder.pid, holder.endpoint
+    )]
+    RootHeld { root: PathBuf, holder: super::claim::Holder },
+    #[error(
+        "the data root {} belongs to node {recorded:?} (its volume ids name that node), not to {asked:?}: \
+         start with --node-id {recorded}, or give its volumes to {asked} deliberately with --rename-node",
+        root.display()
+    )]
+    NodeMismatch { root: PathBuf, recorded: String, asked: String },
     #[error(transparent)]
     Backend(#[from] crate::backend::Error),
+}
+
+/// A size in a message: readable, with the exact byte count beside it (`1.5Gi (1610612736 bytes)`).
+fn size(bytes: u64) -> String {
+    crate::quantity::with_bytes(bytes)
 }
 
 impl From<crate::sys::Error> for Error {

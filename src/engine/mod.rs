@@ -3,13 +3,16 @@
 
 mod aside;
 pub mod capacity;
+pub mod claim;
 pub mod crashpoint;
 pub mod encryption;
 mod error;
 mod exhausted;
+mod groupsync;
 mod health;
 mod inspect;
 mod isolate;
+pub mod ledger;
 pub mod lock;
 pub mod mount_policy;
 mod node;
@@ -20,6 +23,7 @@ mod quarantine;
 mod quote;
 pub mod reconcile;
 pub mod record;
+mod removals;
 mod repair;
 pub mod size;
 mod snapshot;
@@ -97,6 +101,11 @@ pub struct Engine {
     backends: BTreeMap<Kind, Box<dyn Backend>>,
     /// Contention on volume and snapshot locks, for metrics.
     locks: lock::LockStats,
+    /// Syncs of `volumes/`, shared by concurrent creates and deletes.
+    volumes_sync: groupsync::GroupSync,
+    /// Where a delete hands the removal of its volume's files, once the volume is renamed aside
+    /// durably (a long-lived server); `None`: the delete removes them itself (strata-flex).
+    removals: removals::Removals,
 }
 
 impl Engine {
@@ -108,7 +117,10 @@ impl Engine {
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
-        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks: lock::LockStats::default() })
+        let volumes_sync = groupsync::GroupSync::new(cfg.root.join("volumes"));
+        let locks = lock::LockStats::default();
+        let removals = removals::Removals::default();
+        Ok(Engine { cfg, node_prefixes: (prefixes, real), host, backends, locks, volumes_sync, removals })
     }
 
     pub fn config(&self) -> &Config {
@@ -188,6 +200,20 @@ impl Engine {
         Ok(self.scan_volumes()?.0)
     }
 
+    /// The ids of every volume directory, sorted (names only: no record is read).
+    pub fn volume_names(&self) -> Result<Vec<String>> {
+        self.volume_ids()
+    }
+
+    /// Volume `id` as a listing shows it: readable, in quarantine with why, or gone (`None`).
+    pub fn listed(&self, id: &str) -> Result<Option<std::result::Result<Volume, Quarantine>>> {
+        match self.load(id) {
+            Ok(found) => Ok(found.map(Ok)),
+            Err(Error::Quarantined { id, reason }) => Ok(Some(Err(Quarantine { id, reason }))),
+            Err(e) => Ok(Some(Err(Quarantine { id: id.to_owned(), reason: e.to_string() }))),
+        }
+    }
+
     /// Every volume, ordered by id: those that can be read, and those in quarantine with why.
     pub fn scan_volumes(&self) -> Result<(Vec<Volume>, Vec<Quarantine>)> {
         let (mut good, mut bad) = (Vec::new(), Vec::new());
@@ -262,10 +288,11 @@ impl Engine {
             return same_volume(&existing, asked, fs_type).map(|()| existing);
         }
         let req = &sized;
-        let _reserved = self.reserve(req.backend, req.capacity)?;
+        let mut reserved = self.reserve(req.backend, req.capacity)?;
         let mut vol = new_record(req, fs_type);
         let backend = self.backend(vol.backend);
-        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?))?;
+        let count = |vol: &Volume, dir: &VolumeDir| reserved.count(&self.share(vol, dir));
+        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?), count)?;
         Ok(vol)
     }
 
@@ -312,10 +339,13 @@ impl Engine {
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         if bytes > vol.capacity {
-            let _reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
-            self.backend(vol.backend).expand(&vol, &self.dir(id), bytes)?;
+            let mut reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
+            let dir = self.dir(id);
+            let before = self.share(&vol, &dir);
+            self.backend(vol.backend).expand(&vol, &dir, bytes)?;
             vol.capacity = bytes;
             vol.grow_fs = vol.backend.formats();
+            reserved.recount(&before, &self.share(&vol, &dir))?;
             self.save(&vol)?;
         }
         if vol.grow_fs {

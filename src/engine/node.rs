@@ -132,11 +132,14 @@ impl Engine {
         }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
         let fresh = vol.staging.is_none() && !mounted;
-        let table = if fresh { Vec::new() } else { self.host.mount_table()? };
+        let table = if fresh { crate::sys::MountTable::default() } else { self.host.mount_table()? };
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
                 (true, true) => self.unlock_staged(&mut vol, &place, key.as_ref()),
                 (true, false) => Err(already(id, other_access(staging, &s.access, access))),
+                (false, _) if s.path == self.default_staging(id) => {
+                    Err(Error::StagedByFlex { id: id.to_owned(), path: s.path })
+                }
                 (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
             };
         }
@@ -469,7 +472,7 @@ impl Engine {
 /// The mount table, read at most once per call, and only when a cheap check cannot decide.
 pub(super) struct LazyTable<'a> {
     host: &'a dyn Host,
-    table: Option<Vec<MountEntry>>,
+    table: Option<crate::sys::MountTable>,
 }
 
 impl<'a> LazyTable<'a> {
@@ -481,7 +484,7 @@ impl<'a> LazyTable<'a> {
         if self.table.is_none() {
             self.table = Some(self.host.mount_table()?);
         }
-        Ok(self.table.as_deref().unwrap_or_default())
+        Ok(self.table.as_deref().map_or(&[][..], |t| t.as_slice()))
     }
 }
 

@@ -17,6 +17,9 @@ impl Engine {
     pub fn reconcile(&self) -> Result<Report> {
         let mut report = Report::default();
         self.remove_orphan_dirs(&mut report)?;
+        if let Err(e) = self.recount_capacity(true) {
+            report.errors.push(format!("capacity ledger: {e}"));
+        }
         report.actions.extend(self.remove_old_lock_files());
         self.remove_snapshot_temps(&mut report);
         let (volumes, quarantined) = self.scan_volumes()?;

@@ -170,7 +170,7 @@ fn check_format(path: &Path, format: u32) -> Result<()> {
     Err(Error::Record { path: path.to_owned(), reason })
 }
 
-fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
+pub(super) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
     let bytes = match std::fs::read(path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),

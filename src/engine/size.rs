@@ -88,7 +88,11 @@ mod tests {
         assert!(
             matches!(err, Error::SizeOutOfRange { needed, limit, .. } if needed == 300 << 20 && limit == 100 << 20)
         );
-        assert!(err.to_string().contains("a loop volume needs at least 314572800 bytes"), "{err}");
+        let msg = err.to_string();
+        assert!(
+            msg.contains("a loop volume needs at least 300Mi (314572800 bytes) here, more than the limit of 100Mi"),
+            "{msg}"
+        );
     }
 
     #[test]

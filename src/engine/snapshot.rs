@@ -342,7 +342,7 @@ impl Engine {
         super::mount_policy::devices(backend, &req.parameters)?;
         let wanted = super::encryption::wanted(backend, fs_type, &req.parameters)?;
         let encryption = super::encryption::inherit(wanted, encryption)?;
-        drop(self.reserve(backend, req.capacity)?);
+        self.promise_copy(&req.id, backend, req.capacity)?;
         let mut vol = super::new_record(req, fs_type);
         vol.source = Some(source);
         vol.encryption = encryption;
@@ -351,13 +351,26 @@ impl Engine {
 
     /// Makes the new volume's directory, fills it with `copy`, fits it and writes the record;
     /// on any failure removes all of it.
+    /// The copy's promise in the capacity ledger (see [`Engine::promise_copy`]) becomes the new
+    /// volume's count, or ends when the copy fails.
     fn fill(&self, mut vol: Volume, copy: impl FnOnce(&mut Volume, &VolumeDir) -> Result<()>) -> Result<Volume> {
         let backend = self.backend(vol.backend);
-        self.make_volume(&mut vol, |vol, dir| {
-            copy(vol, dir)?;
-            vol.grow_fs = backend.fit(vol, dir)?;
-            Ok(())
-        })?;
+        let count = |vol: &Volume, dir: &VolumeDir| self.settle_copy(&vol.id, Some(&self.share(vol, dir)));
+        let made = self.make_volume(
+            &mut vol,
+            |vol, dir| {
+                copy(vol, dir)?;
+                vol.grow_fs = backend.fit(vol, dir)?;
+                Ok(())
+            },
+            count,
+        );
+        if let Err(e) = made {
+            if let Err(settling) = self.settle_copy(&vol.id, None) {
+                tracing::warn!(id = vol.id, error = %settling, "the failed copy's promise stays in the ledger until it is counted again");
+            }
+            return Err(e);
+        }
         Ok(vol)
     }
 }

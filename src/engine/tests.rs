@@ -552,3 +552,31 @@ fn an_older_strata_leftover_with_an_attached_image_is_detached_before_it_is_remo
     assert!(f.host.loop_list().unwrap().is_empty(), "the device on the leftover image is detached");
     assert!(!dir.exists());
 }
+
+#[test]
+fn a_server_delete_answers_once_aside_and_the_background_removes_the_rest() {
+    let f = fixture();
+    let engine = Arc::new(f.engine);
+    engine.remove_in_background();
+    engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let data = f.root.join("volumes/v/data");
+    std::fs::create_dir_all(data.join("a/b")).unwrap();
+    std::fs::write(data.join("a/b/file"), b"x").unwrap();
+    engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20)).unwrap();
+    engine.delete_volume("v").unwrap();
+    engine.delete_volume("t").unwrap();
+    assert!(!f.root.join("volumes/v").exists() && engine.get_volume("v").unwrap().is_none());
+    assert!(
+        f.host.calls().iter().any(|c| matches!(c, Call::Unmount { .. })),
+        "a tmpfs is unmounted in the call, its memory back at once"
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while (f.root.join("volumes/.v.del").exists() || f.root.join("volumes/.t.del").exists())
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    assert!(!f.root.join("volumes/.v.del").exists() && !f.root.join("volumes/.t.del").exists(), "removed after");
+    // The id is free again at once.
+    engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+}

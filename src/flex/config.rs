@@ -9,7 +9,7 @@
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::Overcommit;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -47,17 +47,22 @@ impl Default for Config {
     }
 }
 
-/// The file's shape; every key optional.
-#[derive(Debug, Default, Deserialize)]
+/// The file's shape; every key optional (`strata-flex settings` writes it).
+#[derive(Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
-struct FileConfig {
-    root: Option<PathBuf>,
-    kubelet_dir: Option<PathBuf>,
-    #[serde(default, deserialize_with = "nullable")]
-    log_file: Option<Option<PathBuf>>,
-    log_level: Option<String>,
-    lock_wait_seconds: Option<u64>,
-    overcommit: Option<BTreeMap<String, f64>>,
+pub(super) struct FileConfig {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub root: Option<PathBuf>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kubelet_dir: Option<PathBuf>,
+    #[serde(default, deserialize_with = "nullable", skip_serializing_if = "Option::is_none")]
+    pub log_file: Option<Option<PathBuf>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub log_level: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lock_wait_seconds: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub overcommit: Option<BTreeMap<String, f64>>,
 }
 
 /// Tells a `null` (no log) from a missing key (the default log).
@@ -92,7 +97,23 @@ fn apply_file(cfg: &mut Config, path: &Path, named: bool) -> Result<()> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(config_error(path, e.to_string())),
     };
-    let file: FileConfig = serde_json::from_str(&text).map_err(|e| config_error(path, e.to_string()))?;
+    let file = parse_file(&text, path)?;
+    apply(cfg, file, path)
+}
+
+/// The file's text as its keys.
+pub(super) fn parse_file(text: &str, path: &Path) -> Result<FileConfig> {
+    serde_json::from_str(text).map_err(|e| config_error(path, e.to_string()))
+}
+
+/// Checks settings as a call would read them from `file` at `path` (with no environment).
+pub(super) fn validate(file: FileConfig, path: &Path) -> Result<()> {
+    let mut cfg = Config::default();
+    apply(&mut cfg, file, path)?;
+    check(&cfg, path.parent(), path)
+}
+
+fn apply(cfg: &mut Config, file: FileConfig, path: &Path) -> Result<()> {
     cfg.root = file.root.unwrap_or(cfg.root.clone());
     cfg.kubelet_dir = file.kubelet_dir.unwrap_or(cfg.kubelet_dir.clone());
     if let Some(log) = file.log_file {

@@ -25,9 +25,18 @@ pub enum Error {
     /// The driver's configuration file or environment is wrong.
     #[error("configuration {path}: {reason}")]
     Config { path: PathBuf, reason: String },
-    /// A directory the driver needs cannot be used (`init`'s health check).
-    #[error("{what} {} is not usable: {reason}", path.display())]
+    /// A directory the driver needs cannot be used (`mount`'s node checks).
+    #[error("{what} {} is not usable: {reason} (`strata-flex check` on this node shows every check)", path.display())]
     Unusable { what: &'static str, path: PathBuf, reason: String },
+    /// This process may not mount (`mount`'s node checks).
+    #[error("{reason} (`strata-flex check` on this node shows every check)")]
+    NoMountRight { reason: String },
+    /// Options strata does not know: a misspelt one would otherwise be lost silently.
+    #[error(
+        "unknown option(s) {}; strata-flex knows backend, size, mountOptions, allocation and volumeID",
+        .keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
+    )]
+    UnknownOptions { keys: Vec<String> },
     /// `volumeID` names a volume that does not exist.
     #[error(
         "volume {id} named by option \"volumeID\" does not exist; create it first, or drop \

@@ -15,9 +15,10 @@ use crate::engine::size;
 /// `expandvolume`: nothing to do on this host, whether or not it holds the volume.
 pub fn expand_volume(opts: &Options, new_bytes: u64) -> Reply {
     Reply::success(format!(
-        "volume {}: nothing to do on this host for {new_bytes} bytes; the volume lives on one node, \
-         where kubelet's expandfs grows its storage and filesystem",
-        opts.id
+        "volume {}: nothing to do on this host for {}; the volume lives on one node, where kubelet's \
+         expandfs grows its storage and filesystem",
+        opts.id,
+        crate::quantity::with_bytes(new_bytes)
     ))
 }
 
@@ -31,5 +32,5 @@ pub fn expand_fs(driver: &Driver, opts: &Options, new_bytes: u64) -> Result<Repl
     let now = driver.engine.expand_volume(&opts.id, size::for_growth(vol.backend, new_bytes, 0))?;
     let fs =
         if vol.staging.is_some() { "its filesystem grew to fit" } else { "its filesystem grows at the next mount" };
-    Ok(Reply::success(format!("volume {} has {now} bytes; {fs}", opts.id)))
+    Ok(Reply::success(format!("volume {} has {}; {fs}", opts.id, crate::quantity::with_bytes(now))))
 }

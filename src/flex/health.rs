@@ -1,30 +1,82 @@
-//! `init`'s health check: kubelet (and the docs) treat a Success from `init` as "ready", so the
-//! data root must be a directory strata can create files in, and the kubelet dir one it can read.
+//! The node checks of strata-flex: the data root takes new files, the kubelet dir can be read,
+//! the log file can be written, and this process may mount. `init` makes none of them (it runs
+//! on hosts that have none of these, kube-controller-manager's container among them); `mount`
+//! makes the ones it needs and fails with the reason ([`for_mount`]), and `strata-flex check`
+//! reports every one to a person ([`node`]).
 
 use super::config::Config;
 use super::{Error, Result};
+use crate::sys::caps;
 use std::path::Path;
 
-/// Checks the data root (created if missing, as `mount` would) and the kubelet dir.
-pub fn check(cfg: &Config) -> Result<()> {
-    root(&cfg.root)?;
-    kubelet_dir(&cfg.kubelet_dir)
+/// What `mount` needs of the node, checked before it touches anything: a Failure names the
+/// first thing missing (the data root is created if missing, as the engine would).
+pub fn for_mount(cfg: &Config) -> Result<()> {
+    root(&cfg.root, true).map_err(|r| unusable("data root", &cfg.root, r))?;
+    kubelet_dir(&cfg.kubelet_dir).map_err(|r| unusable("kubelet dir", &cfg.kubelet_dir, r))?;
+    mount_right().map_err(|reason| Error::NoMountRight { reason })?;
+    Ok(())
 }
 
-fn root(path: &Path) -> Result<()> {
-    crate::engine::perm::make_dir(path).map_err(|e| unusable("data root", path, e.to_string()))?;
+/// Every check, for a person: what was checked, and what was found or why it fails. Nothing is
+/// created but a probe file, removed again.
+pub fn node(cfg: &Config) -> Vec<(&'static str, std::result::Result<String, String>)> {
+    let said = |r: std::result::Result<(), String>, p: &Path, what: &str| {
+        r.map(|()| format!("{} {what}", p.display())).map_err(|e| format!("{}: {e}", p.display()))
+    };
+    vec![
+        ("data root", said(root(&cfg.root, false), &cfg.root, "takes new files")),
+        ("kubelet dir", said(kubelet_dir(&cfg.kubelet_dir), &cfg.kubelet_dir, "can be read")),
+        ("log file", log_file(cfg.log_file.as_deref())),
+        ("mount", mount_right().map(|()| "this process has CAP_SYS_ADMIN".to_owned())),
+    ]
+}
+
+/// Whether a file can be made in `path`: made first when `create`, else a missing root is fine
+/// when its parent could take it.
+fn root(path: &Path, create: bool) -> std::result::Result<(), String> {
+    if create {
+        crate::engine::perm::make_dir(path).map_err(|e| e.to_string())?;
+    } else if !path.exists() {
+        let parent = path.parent().unwrap_or(Path::new("/"));
+        return writable(parent)
+            .map_err(|e| format!("does not exist, and its parent {} cannot take it: {e}", parent.display()));
+    }
     let probe = path.join(format!(".init-check.{}", std::process::id()));
     let created = crate::engine::perm::private_file().write(true).create_new(true).open(&probe);
     match created {
-        Ok(_) => std::fs::remove_file(&probe).map_err(|e| unusable("data root", path, format!("remove probe: {e}"))),
-        Err(e) => Err(unusable("data root", path, format!("cannot create a file in it: {e}"))),
+        Ok(_) => std::fs::remove_file(&probe).map_err(|e| format!("remove probe: {e}")),
+        Err(e) => Err(format!("cannot create a file in it: {e}")),
     }
 }
 
-fn kubelet_dir(path: &Path) -> Result<()> {
-    match std::fs::read_dir(path) {
-        Ok(_) => Ok(()),
-        Err(e) => Err(unusable("kubelet dir", path, e.to_string())),
+fn kubelet_dir(path: &Path) -> std::result::Result<(), String> {
+    std::fs::read_dir(path).map(drop).map_err(|e| e.to_string())
+}
+
+/// Whether the log file can be appended to (or made), without making it.
+fn log_file(path: Option<&Path>) -> std::result::Result<String, String> {
+    let Some(path) = path else { return Ok("off: strata-flex logs nothing".to_owned()) };
+    let problem = if path.exists() {
+        std::fs::OpenOptions::new().append(true).open(path).err().map(|e| e.to_string())
+    } else {
+        let dir = path.parent().unwrap_or(Path::new("/"));
+        writable(dir).err().map(|e| format!("its directory {} cannot take it: {e}", dir.display()))
+    };
+    match problem {
+        None => Ok(format!("{} can be written", path.display())),
+        Some(p) => Err(format!("{}: {p}; strata-flex calls log nothing", path.display())),
+    }
+}
+
+fn writable(dir: &Path) -> nix::Result<()> {
+    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
+}
+
+fn mount_right() -> std::result::Result<(), String> {
+    match caps::effective()? {
+        c if caps::may_mount(c) => Ok(()),
+        _ => Err("this process has no CAP_SYS_ADMIN, so it cannot mount: kubelet runs strata-flex as root".into()),
     }
 }
 
@@ -36,17 +88,30 @@ fn unusable(what: &'static str, path: &Path, reason: String) -> Error {
 mod tests {
     use super::*;
 
-    fn cfg(root: &Path, kubelet_dir: &Path) -> Config {
-        Config { root: root.to_owned(), kubelet_dir: kubelet_dir.to_owned(), ..Config::default() }
+    fn cfg(root: &Path, kubelet_dir: &Path, log: Option<&Path>) -> Config {
+        Config {
+            root: root.to_owned(),
+            kubelet_dir: kubelet_dir.to_owned(),
+            log_file: log.map(Path::to_owned),
+            ..Config::default()
+        }
     }
 
     #[test]
-    fn a_usable_root_is_created_and_left_clean() {
+    fn a_usable_root_is_created_for_mount_and_left_clean() {
         let tmp = tempfile::tempdir().unwrap();
         let root = tmp.path().join("strata");
-        check(&cfg(&root, tmp.path())).unwrap();
+        root_ok(&cfg(&root, tmp.path(), None));
         assert!(root.is_dir());
         assert_eq!(std::fs::read_dir(&root).unwrap().count(), 0, "no probe file left");
+    }
+
+    /// `for_mount` past the root and kubelet dir (the mount right depends on who runs the test).
+    fn root_ok(c: &Config) {
+        match for_mount(c) {
+            Ok(()) | Err(Error::NoMountRight { .. }) => {}
+            Err(e) => panic!("{e}"),
+        }
     }
 
     #[test]
@@ -54,12 +119,28 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let file = tmp.path().join("file");
         std::fs::write(&file, "").unwrap();
-        let err = check(&cfg(&file.join("root"), tmp.path())).unwrap_err().to_string();
+        let err = for_mount(&cfg(&file.join("root"), tmp.path(), None)).unwrap_err().to_string();
         assert!(err.contains("data root") && err.contains("file/root") && err.contains("Not a directory"), "{err}");
-        let err = check(&cfg(&file, tmp.path())).unwrap_err().to_string();
+        let err = for_mount(&cfg(&file, tmp.path(), None)).unwrap_err().to_string();
         assert!(err.starts_with("data root "), "{err}");
         let missing = tmp.path().join("no-kubelet");
-        let err = check(&cfg(&tmp.path().join("r"), &missing)).unwrap_err().to_string();
+        let err = for_mount(&cfg(&tmp.path().join("r"), &missing, None)).unwrap_err().to_string();
         assert!(err.contains("kubelet dir") && err.contains("no-kubelet") && err.contains("No such file"), "{err}");
+    }
+
+    #[test]
+    fn a_person_sees_every_check_and_nothing_is_made() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("strata");
+        let log = tmp.path().join("no-such-dir/flex.log");
+        let checks = node(&cfg(&root, tmp.path(), Some(&log)));
+        let names: Vec<&str> = checks.iter().map(|(n, _)| *n).collect();
+        assert_eq!(names, ["data root", "kubelet dir", "log file", "mount"]);
+        assert!(checks[0].1.is_ok() && checks[1].1.is_ok(), "{checks:?}");
+        let log_problem = checks[2].1.as_ref().unwrap_err();
+        assert!(log_problem.contains("no-such-dir") && log_problem.contains("log nothing"), "{log_problem}");
+        assert!(!root.exists(), "check does not make the data root");
+        let off = node(&cfg(&root, tmp.path(), None));
+        assert!(off[2].1.as_ref().unwrap().starts_with("off"), "{off:?}");
     }
 }

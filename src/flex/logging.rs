@@ -7,11 +7,14 @@ use std::sync::Mutex;
 use tracing::level_filters::LevelFilter;
 
 /// Sends `tracing` events to the configured log file. A log that cannot be opened means no
-/// log: the call itself must not fail for it.
-pub fn init(cfg: &Config) {
-    let Some(path) = &cfg.log_file else { return };
+/// log: the call itself must not fail for it, but the reason is returned (`init` says it).
+pub fn init(cfg: &Config) -> Option<String> {
+    let path = cfg.log_file.as_ref()?;
     let file = OpenOptions::new().create(true).append(true).mode(0o640).open(path);
-    let Ok(file) = file else { return };
+    let file = match file {
+        Ok(f) => f,
+        Err(e) => return Some(format!("log file {} cannot be opened ({e}): strata-flex logs nothing", path.display())),
+    };
     let level = cfg.log_level.parse().unwrap_or(LevelFilter::INFO);
     let _ = tracing_subscriber::fmt()
         .with_writer(Mutex::new(file))
@@ -19,4 +22,5 @@ pub fn init(cfg: &Config) {
         .with_max_level(level)
         .with_target(false)
         .try_init();
+    None
 }

@@ -5,8 +5,11 @@
 //! descriptors 1 and 2 point at `/dev/null` while the call runs (`stdio`).
 //!
 //! What strata does and leaves to kubelet:
-//! - `init` is the health check: Success (with the version) only when the data root takes new
-//!   files and the kubelet dir can be read (`health`). `strata-flex --version` prints the version.
+//! - `init` answers the driver's capabilities wherever it runs: kube-controller-manager runs it
+//!   too, often in a container without the data root or the kubelet dir. Only settings that
+//!   cannot be read fail it. `mount` checks the node first (data root, kubelet dir, the right to
+//!   mount: `health`) and fails with the reason; `strata-flex check` runs the same checks for a
+//!   person, and `--help` / `--version` answer a person (`human`).
 //! - `init` reports attach false (mount does attach and stage itself), selinuxRelabel true,
 //!   fsGroup true (kubelet chowns read-write mounts; strata only checks the gid), supportsMetrics
 //!   true (kubelet statfs's the pod dir) and requiresFSResize true.
@@ -44,12 +47,13 @@ mod encryption;
 mod error;
 mod expand;
 mod health;
+pub mod human;
 mod logging;
 mod mount;
 pub mod options;
-pub mod quantity;
 pub mod reply;
 pub mod secret;
+mod settings;
 mod stdio;
 mod unmount;
 
@@ -72,36 +76,29 @@ pub fn main(args: Vec<OsString>) -> i32 {
     }));
     let exe = std::env::current_exe().ok();
     let cfg = config::load(exe.as_deref(), &|k| std::env::var(k).ok());
-    if let Ok(cfg) = &cfg {
-        logging::init(cfg);
-    }
+    let log_problem = cfg.as_ref().ok().and_then(logging::init);
     let name = args.first().map(|a| a.to_string_lossy().into_owned());
     let span = tracing::info_span!("flex", pid = std::process::id(), cmd = name.as_deref().unwrap_or(""));
     let _entered = span.enter();
-    let result = cfg.and_then(|cfg| command::parse(&args).and_then(|c| run(c, cfg)));
+    let result = cfg.and_then(|cfg| command::parse(&args).and_then(|c| run(c, cfg, log_problem)));
     let reply = reply::from_result(result);
-    tracing::info!(status = ?reply.status, message = %reply.message, "reply");
+    tracing::info!(status = ?reply.status, text = %reply.message, "reply");
     reply::emit(&reply)
 }
 
-/// Does one parsed command.
-fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
+/// Does one parsed command; `log_problem` says why this call logs nothing, if it does not.
+fn run(cmd: Command, cfg: config::Config, log_problem: Option<String>) -> Result<Reply> {
     match cmd {
-        Command::Init => {
-            health::check(&cfg)?;
-            tracing::info!(version = VERSION, root = %cfg.root.display(), "init");
-            let message = format!("strata-flex {VERSION} is ready (data root {})", cfg.root.display());
-            Ok(Reply { capabilities: Some(reply::CAPABILITIES), ..Reply::success(message) })
-        }
+        Command::Init => Ok(init(&cfg, log_problem)),
         Command::Mount { target, json } => {
-            let opts = options::parse(&json)?;
+            let opts = options::parse_for_mount(&json)?;
             tracing::info!(target = %target.display(), ?opts, "mount");
-            let driver = open_for(cfg, &target)?;
+            let driver = open_for(cfg, &target, true)?;
             mount::mount(&driver, &target, &opts)
         }
         Command::Unmount { target } => {
             tracing::info!(target = %target.display(), "unmount");
-            let driver = open_for(cfg, &target)?;
+            let driver = open_for(cfg, &target, false)?;
             unmount::unmount(&driver, &target)
         }
         Command::ExpandVolume { json, new_bytes } => {
@@ -126,9 +123,27 @@ fn run(cmd: Command, cfg: config::Config) -> Result<Reply> {
     }
 }
 
-/// Checks the pod dir against the kubelet dir, then opens the engine (which makes the root).
-fn open_for(cfg: config::Config, target: &std::path::Path) -> Result<Driver> {
+/// `init`: the capabilities, wherever it runs (nothing on the host is checked or made).
+fn init(cfg: &config::Config, log_problem: Option<String>) -> Reply {
+    tracing::info!(version = crate::BUILD, root = %cfg.root.display(), "init");
+    let mut message = format!(
+        "strata-flex {}, data root {}: each mount checks the node (`strata-flex check` shows how)",
+        crate::BUILD,
+        cfg.root.display()
+    );
+    if let Some(problem) = log_problem {
+        message.push_str(&format!("; warning: {problem}"));
+    }
+    Reply { capabilities: Some(reply::CAPABILITIES), ..Reply::success(message) }
+}
+
+/// Checks the pod dir against the kubelet dir, then (for a mount) the node, then opens the
+/// engine (which makes the root).
+fn open_for(cfg: config::Config, target: &std::path::Path, mount: bool) -> Result<Driver> {
     let kubelet_dir = std::slice::from_ref(&cfg.kubelet_dir);
     crate::engine::validate::path_under("pod volume", target, kubelet_dir)?;
+    if mount {
+        health::for_mount(&cfg)?;
+    }
     Driver::open(cfg)
 }

@@ -30,10 +30,10 @@ pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
         tracing::debug!(gid, "fsGroup is applied by kubelet (init reports fsGroup: true)");
     }
     Ok(Reply::success(format!(
-        "volume {} ({}, {} bytes) mounted {} at {}",
+        "volume {} ({}, {}) mounted {} at {}",
         vol.id,
         vol.backend.as_str(),
-        vol.capacity,
+        crate::quantity::with_bytes(vol.capacity),
         if opts.readonly { "read-only" } else { "read-write" },
         target.display()
     )))

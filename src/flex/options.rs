@@ -1,10 +1,10 @@
 //! The `<json>` argument: kubelet's `kubernetes.io/*` keys merged with the user's options.
 
-use super::quantity::parse_bytes;
 use super::secret::{Secret, Secrets};
 use super::{Error, Result};
 use crate::backend::Kind;
 use crate::engine::{quote, validate};
+use crate::quantity::parse_bytes;
 use crate::sys::FsType;
 use std::collections::BTreeMap;
 
@@ -14,6 +14,8 @@ pub const VOLUME_NAME: &str = "kubernetes.io/pvOrVolumeName";
 pub const FS_GROUP: &str = "kubernetes.io/mounterArgs.FsGroup";
 pub const FS_GROUP_OLD: &str = "kubernetes.io/fsGroup";
 pub const SECRET_PREFIX: &str = "kubernetes.io/secret/";
+/// kubelet's keys; one strata does not know is kubelet's business, not a user's typo.
+const KUBELET_PREFIX: &str = "kubernetes.io/";
 pub const VOLUME_ID: &str = "volumeID";
 pub const BACKEND: &str = "backend";
 pub const SIZE: &str = "size";
@@ -66,8 +68,21 @@ pub struct Options {
     pub secrets: Secrets,
     /// `encryption` (`fscrypt` or `none`), if given (see [`super::encryption`]).
     pub encryption: Option<String>,
-    /// Option keys strata does not know, for the log.
+    /// Option keys strata does not know: kubelet's own (`kubernetes.io/*`, which a newer kubelet
+    /// may add) are logged, a user's refused by [`parse_for_mount`].
     pub ignored: Vec<String>,
+}
+
+/// [`parse`] for a `mount`, which also refuses options strata does not know outside kubelet's
+/// `kubernetes.io/` keys: a misspelt `sise` must not give a default-sized volume. (`expandfs` and
+/// `expandvolume` take what `mount` took; `strata-csi migrate-pv` notes them.)
+pub fn parse_for_mount(json: &str) -> Result<Options> {
+    let opts = parse(json)?;
+    let unknown: Vec<String> = opts.ignored.iter().filter(|k| !k.starts_with(KUBELET_PREFIX)).cloned().collect();
+    if !unknown.is_empty() {
+        return Err(Error::UnknownOptions { keys: unknown });
+    }
+    Ok(opts)
 }
 
 /// Parses and checks the options; nothing on the host is touched.

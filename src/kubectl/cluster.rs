@@ -93,8 +93,36 @@ impl Kubectl {
         if out.status.success() {
             return Ok(out.stdout);
         }
-        Err(classify(&args.join(" "), &String::from_utf8_lossy(&out.stderr)))
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        match classify(&args.join(" "), &stderr) {
+            Error::NoCluster { .. } if stderr.contains("localhost:8080") && !self.has_kubeconfig() => {
+                Err(no_kubeconfig(&|k| std::env::var_os(k)))
+            }
+            e => Err(e),
+        }
     }
+
+    /// Whether kubectl has a kubeconfig to read: `--kubeconfig`, a `KUBECONFIG` naming a file
+    /// that exists, or `~/.kube/config` (kubectl's fallback without any is localhost:8080).
+    fn has_kubeconfig(&self) -> bool {
+        self.flags.iter().any(|f| f.starts_with("--kubeconfig=")) || found_kubeconfig(&|k| std::env::var_os(k))
+    }
+}
+
+/// Whether `KUBECONFIG` or `$HOME/.kube/config` names a file that exists.
+fn found_kubeconfig(env: &dyn Fn(&str) -> Option<OsString>) -> bool {
+    let listed = env("KUBECONFIG").map(|v| std::env::split_paths(&v).any(|p| p.is_file())).unwrap_or(false);
+    listed || env("HOME").is_some_and(|h| std::path::Path::new(&h).join(".kube/config").is_file())
+}
+
+/// The error for a kubectl that had no kubeconfig, saying where it was looked for.
+fn no_kubeconfig(env: &dyn Fn(&str) -> Option<OsString>) -> Error {
+    let listed = match env("KUBECONFIG") {
+        Some(v) if !v.is_empty() => format!("KUBECONFIG ({}) names no file that exists", v.to_string_lossy()),
+        _ => "KUBECONFIG is not set".to_owned(),
+    };
+    let home = env("HOME").map_or("~/.kube/config".to_owned(), |h| format!("{}/.kube/config", h.to_string_lossy()));
+    Error::NoKubeconfig { env: listed, home }
 }
 
 /// Sorts a kubectl failure by what its stderr says (quoted, bounded).
@@ -122,6 +150,23 @@ fn classify(args: &str, stderr: &str) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_missing_kubeconfig_is_told_from_a_cluster_that_is_down() {
+        let home = tempfile::tempdir().unwrap();
+        let h = home.path().as_os_str().to_owned();
+        let none = |k: &str| (k == "HOME").then(|| h.clone());
+        assert!(!found_kubeconfig(&none));
+        let msg = no_kubeconfig(&none).to_string();
+        assert!(msg.starts_with("no kubeconfig found") && msg.contains("KUBECONFIG is not set"), "{msg}");
+        assert!(msg.contains(&format!("{}/.kube/config does not exist", home.path().display())), "{msg}");
+        std::fs::create_dir(home.path().join(".kube")).unwrap();
+        std::fs::write(home.path().join(".kube/config"), "").unwrap();
+        assert!(found_kubeconfig(&none));
+        let file = home.path().join(".kube/config").into_os_string();
+        let listed = |k: &str| (k == "KUBECONFIG").then(|| file.clone());
+        assert!(found_kubeconfig(&listed));
+    }
 
     #[test]
     fn failures_are_sorted_by_what_kubectl_says() {

@@ -18,7 +18,7 @@ pub fn run(k: &Kubectl, pv: &str, node: Option<&str>, apply: bool) -> Result<Str
         return Ok(out);
     }
     replaceable(name, &object)?;
-    print!("{out}");
+    crate::stdout::print(&out);
     out.clear();
     out.push_str(&k.delete_pv(name)?);
     let applied =

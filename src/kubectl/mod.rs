@@ -19,7 +19,7 @@ pub use cluster::Kubectl;
 
 /// `kubectl strata`.
 #[derive(Debug, Parser)]
-#[command(name = "kubectl-strata", version, about = "strata's volumes, nodes and snapshots, from the cluster")]
+#[command(name = "kubectl-strata", version = crate::BUILD, about = "strata's volumes, nodes and snapshots, from the cluster")]
 pub struct Cli {
     /// The kubeconfig file kubectl uses.
     #[arg(long, global = true)]
@@ -30,7 +30,8 @@ pub struct Cli {
     /// The namespace of claims and pods (default: the context's).
     #[arg(short = 'n', long, global = true)]
     pub namespace: Option<String>,
-    /// Output: a table (default), json or yaml.
+    /// Output: a table (default), wide (a table with more columns), name (`kind/name` per line),
+    /// json or yaml.
     #[arg(short = 'o', long, global = true, value_enum, default_value_t = Format::Table)]
     pub output: Format,
     /// strata's CSI driver name.
@@ -43,6 +44,8 @@ pub struct Cli {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum Format {
     Table,
+    Wide,
+    Name,
     Json,
     Yaml,
 }
@@ -83,6 +86,11 @@ pub enum Error {
     NoKubectl { program: String, source: std::io::Error },
     #[error("cannot reach the cluster: {message}")]
     NoCluster { message: String },
+    #[error(
+        "no kubeconfig found: no --kubeconfig was given, {env}, and {home} does not exist, so kubectl tried \
+         localhost:8080; point --kubeconfig or KUBECONFIG at your cluster's kubeconfig"
+    )]
+    NoKubeconfig { env: String, home: String },
     #[error("no permission: {message}")]
     Forbidden { message: String },
     #[error("the cluster has no {resource} (is the CRD installed?): {message}")]
@@ -116,10 +124,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let kubectl = Kubectl::from_env(&cli);
     match run(&cli, &kubectl) {
-        Ok(text) => {
-            print!("{text}");
-            ExitCode::SUCCESS
-        }
+        Ok(text) => crate::stdout::write(text.as_bytes()),
         Err(e) => {
             eprintln!("kubectl strata: error: {e}");
             ExitCode::FAILURE

@@ -36,10 +36,22 @@ pub fn cell(value: Option<&str>) -> String {
     value.unwrap_or("<none>").to_owned()
 }
 
-/// The rows in `format`: the table `table` builds, or the rows themselves as JSON or YAML.
-pub fn output<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce(&[T]) -> Table) -> Result<String, Error> {
+/// The rows in `format`: the table `table` builds (wide or not), each row's `kind/name` as
+/// `name` gives it (once each, as `kubectl get -o name`), or the rows themselves as JSON or YAML.
+pub fn output<T: Serialize>(
+    format: Format,
+    rows: &[T],
+    table: impl FnOnce(&[T], bool) -> Table,
+    name: impl Fn(&T) -> String,
+) -> Result<String, Error> {
     match format {
-        Format::Table => Ok(table(rows).render()),
+        Format::Table => Ok(table(rows, false).render()),
+        Format::Wide => Ok(table(rows, true).render()),
+        Format::Name => {
+            let mut names: Vec<String> = rows.iter().map(name).collect();
+            names.dedup();
+            Ok(names.into_iter().map(|n| n + "\n").collect())
+        }
         Format::Json => serde_json::to_string_pretty(rows).map(|s| s + "\n").map_err(|e| Error::Encode(e.to_string())),
         Format::Yaml => serde_norway::to_string(rows).map_err(|e| Error::Encode(e.to_string())),
     }
@@ -49,25 +61,11 @@ pub fn output<T: Serialize>(format: Format, rows: &[T], table: impl FnOnce(&[T])
 /// quantity (`53115920384`, `50652Mi`).
 pub fn quantity(q: Option<&str>) -> String {
     let Some(q) = q else { return "<none>".to_owned() };
-    let Ok(bytes) = crate::flex::quantity::parse_bytes(q) else { return q.to_owned() };
+    let Ok(bytes) = crate::quantity::parse_rounded_up(q) else { return q.to_owned() };
     human(bytes)
 }
 
-/// `bytes` in the largest binary unit that keeps it at least 1 (one decimal when not whole).
-pub fn human(bytes: u64) -> String {
-    const UNITS: [&str; 6] = ["", "Ki", "Mi", "Gi", "Ti", "Pi"];
-    let mut unit = 0;
-    let mut scaled = bytes as f64;
-    while scaled >= 1024.0 && unit < UNITS.len() - 1 {
-        scaled /= 1024.0;
-        unit += 1;
-    }
-    if (scaled - scaled.round()).abs() < 0.05 {
-        format!("{}{}", scaled.round(), UNITS[unit])
-    } else {
-        format!("{scaled:.1}{}", UNITS[unit])
-    }
-}
+pub use crate::quantity::human;
 
 #[cfg(test)]
 mod tests {

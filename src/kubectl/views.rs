@@ -12,13 +12,13 @@ use std::collections::{BTreeMap, BTreeSet};
 /// on `node` when given.
 pub fn volumes(cli: &Cli, k: &Kubectl, all: bool, node: Option<&str>) -> Result<String, Error> {
     let rows = volume_rows(cli, k, all, node)?;
-    output(cli.output, &rows, |rows| Table {
-        headers: &["NAME", "KIND", "NODE", "BACKEND", "SIZE", "PHASE", "CLAIM", "PODS"],
+    let table = |rows: &[Volume], wide: bool| Table {
+        headers: if wide { &VOLUME_COLUMNS } else { &VOLUME_COLUMNS[..8] },
         rows: rows
             .iter()
             .map(|v| {
                 let pods = if v.pods.is_empty() { "<none>".to_owned() } else { v.pods.join(",") };
-                vec![
+                let mut row = vec![
                     v.name.clone(),
                     v.kind.to_owned(),
                     cell(v.node.as_deref()),
@@ -27,11 +27,20 @@ pub fn volumes(cli: &Cli, k: &Kubectl, all: bool, node: Option<&str>) -> Result<
                     cell(v.phase.as_deref()),
                     cell(v.claim.as_deref()),
                     pods,
-                ]
+                ];
+                if wide {
+                    row.extend([cell(v.storage_class.as_deref()), v.volume_id.clone()]);
+                }
+                row
             })
             .collect(),
-    })
+    };
+    output(cli.output, &rows, table, |v| format!("persistentvolume/{}", v.name))
 }
+
+/// The columns of `volumes`; `-o wide` adds the last two.
+const VOLUME_COLUMNS: [&str; 10] =
+    ["NAME", "KIND", "NODE", "BACKEND", "SIZE", "PHASE", "CLAIM", "PODS", "STORAGECLASS", "VOLUME ID"];
 
 fn volume_rows(cli: &Cli, k: &Kubectl, all: bool, node: Option<&str>) -> Result<Vec<Volume>, Error> {
     let mut vols: Vec<Volume> = k
@@ -115,7 +124,7 @@ pub fn nodes(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
         row.volumes += 1;
     }
     let rows: Vec<NodeRow> = rows.into_values().collect();
-    output(cli.output, &rows, |rows| Table {
+    let table = |rows: &[NodeRow], _wide: bool| Table {
         headers: &["NODE", "STORAGECLASS", "FREE", "MAX VOLUME", "VOLUMES"],
         rows: rows
             .iter()
@@ -129,7 +138,8 @@ pub fn nodes(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
                 ]
             })
             .collect(),
-    })
+    };
+    output(cli.output, &rows, table, |r| format!("node/{}", r.node))
 }
 
 /// strata's VolumeSnapshotContents.
@@ -139,12 +149,12 @@ pub fn snapshots(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
         .iter()
         .filter_map(|c| objects::snapshot(c, &cli.driver))
         .collect();
-    output(cli.output, &rows, |rows| Table {
-        headers: &["NAME", "SNAPSHOT", "SOURCE VOLUME", "NODE", "SIZE", "READY", "POLICY"],
+    let table = |rows: &[Snapshot], wide: bool| Table {
+        headers: if wide { &SNAPSHOT_COLUMNS } else { &SNAPSHOT_COLUMNS[..7] },
         rows: rows
             .iter()
             .map(|s| {
-                vec![
+                let mut row = vec![
                     s.name.clone(),
                     cell(s.snapshot.as_deref()),
                     cell(s.source_volume.as_deref()),
@@ -152,8 +162,17 @@ pub fn snapshots(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
                     s.restore_size.map_or_else(|| "<none>".to_owned(), human),
                     s.ready.map_or_else(|| "<none>".to_owned(), |r| r.to_string()),
                     cell(s.deletion_policy.as_deref()),
-                ]
+                ];
+                if wide {
+                    row.push(cell(s.snapshot_handle.as_deref()));
+                }
+                row
             })
             .collect(),
-    })
+    };
+    output(cli.output, &rows, table, |s| format!("volumesnapshotcontent/{}", s.name))
 }
+
+/// The columns of `snapshots`; `-o wide` adds the last.
+const SNAPSHOT_COLUMNS: [&str; 8] =
+    ["NAME", "SNAPSHOT", "SOURCE VOLUME", "NODE", "SIZE", "READY", "POLICY", "SNAPSHOT HANDLE"];

@@ -14,7 +14,17 @@ const CONNECTION_LIMIT: Duration = Duration::from_secs(30);
 
 /// Binds the metrics listener (`host:port`; port 0 picks a free one).
 pub async fn bind(addr: &str) -> Result<TcpListener, Error> {
-    TcpListener::bind(addr).await.map_err(|source| Error::Listen { addr: addr.to_owned(), source })
+    let listen = |source| Error::Listen { addr: addr.to_owned(), source };
+    // `:PORT`, as the sidecars take it: every address, IPv6 and IPv4 (one dual-stack socket), or
+    // IPv4 alone on a host without IPv6.
+    if let Some(port) = addr.strip_prefix(':') {
+        let port: u16 = port.parse().map_err(|_| listen(std::io::ErrorKind::InvalidInput.into()))?;
+        return match TcpListener::bind((std::net::Ipv6Addr::UNSPECIFIED, port)).await {
+            Ok(l) => Ok(l),
+            Err(_) => TcpListener::bind((std::net::Ipv4Addr::UNSPECIFIED, port)).await.map_err(listen),
+        };
+    }
+    TcpListener::bind(addr).await.map_err(listen)
 }
 
 /// Answers scrapes on `listener` until the process ends.

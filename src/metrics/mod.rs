@@ -5,6 +5,7 @@
 mod http;
 mod node;
 mod ops;
+mod survey;
 
 pub use http::{bind, serve};
 pub use node::Start;
@@ -16,6 +17,7 @@ use prometheus_client::encoding::prometheus_text;
 use prometheus_client::metrics::info::Info;
 use prometheus_client::registry::Registry;
 use std::sync::Arc;
+use std::time::Duration;
 
 /// The `Content-Type` of what [`Metrics::render`] returns (Prometheus text format 0.0.4).
 pub const CONTENT_TYPE: &str = prometheus_text::CONTENT_TYPE;
@@ -38,19 +40,29 @@ pub struct Metrics {
     engine: Arc<Engine>,
     offered: Vec<Kind>,
     start: Start,
+    surveys: Arc<survey::Surveys>,
 }
 
 impl Metrics {
     /// Metrics over `engine`, whose CSI calls are counted in `ops`; `offered` are the backends
     /// GetCapacity answers for.
-    pub fn new(ops: Arc<Ops>, engine: Arc<Engine>, offered: Vec<Kind>, start: Start) -> Metrics {
-        Metrics { ops, engine, offered, start }
+    /// `survey_every`: how old the survey behind the per-volume gauges may get before a scrape
+    /// starts a new one in the background.
+    pub fn new(
+        ops: Arc<Ops>,
+        engine: Arc<Engine>,
+        offered: Vec<Kind>,
+        start: Start,
+        survey_every: Duration,
+    ) -> Metrics {
+        let surveys = survey::Surveys::new(engine.clone(), survey_every);
+        Metrics { ops, engine, offered, start, surveys }
     }
 
     /// The exposition, in the Prometheus text format. Reads the root: call it on a blocking
     /// thread.
     pub fn render(&self) -> Result<String, Error> {
-        let figures = node::Figures::take(&self.engine, &self.offered, self.start);
+        let figures = node::Figures::take(&self.engine, &self.offered, self.start, self.surveys.latest());
         let mut registry = Registry::default();
         registry.register_collector(Box::new(self.ops.clone()));
         registry.register_collector(Box::new(figures));

@@ -1,14 +1,16 @@
-//! The node's gauges, computed from the engine's state when metrics are scraped (a survey of
-//! the root, the mount table once, statvfs, the loop devices) instead of being kept up to date on
-//! every call. FlexVolume's volumes share the root, so they show here too.
+//! The node's gauges at a scrape: per backend from the capacity ledger (kept as volumes come and
+//! go) and the pools' free space, the rest from the latest background survey (see
+//! [`super::survey`]). FlexVolume's volumes share the root, so they show here too.
 
+use super::survey::Taken;
 use crate::backend::Kind;
-use crate::engine::{Engine, Survey};
+use crate::engine::Engine;
 use crate::sys::FsStats;
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeGaugeValue, NoLabelSet};
 use prometheus_client::metrics::MetricType;
 use std::collections::BTreeMap;
+use std::sync::Arc;
 
 /// What the server did once at start, exported as it stands.
 #[derive(Debug, Clone, Copy, Default)]
@@ -35,36 +37,42 @@ type Row = (&'static str, &'static str, fn(&PerBackend) -> Option<u64>);
 #[derive(Debug, Default)]
 pub struct Figures {
     backends: BTreeMap<Kind, PerBackend>,
-    survey: Option<Survey>,
+    survey: Option<Arc<Taken>>,
     root: Option<FsStats>,
-    loops: Option<usize>,
     lock_waits: u64,
     lock_wait_seconds: f64,
     start: Start,
 }
 
 impl Figures {
-    /// Reads the engine's state; a part that cannot be read is logged and left out.
-    pub fn take(engine: &Engine, offered: &[Kind], start: Start) -> Figures {
+    /// Reads the engine's state (the ledger, free space, lock counts) and takes the latest
+    /// survey; a part that cannot be read is logged and left out.
+    pub fn take(engine: &Engine, offered: &[Kind], start: Start, survey: Option<Arc<Taken>>) -> Figures {
         let mut f = Figures { start, ..Figures::default() };
         for kind in offered {
             let free = engine.free_bytes(*kind).map_err(|e| warn("free bytes", &e)).ok();
             f.backends.entry(*kind).or_default().free = free;
         }
-        if let Ok(survey) = engine.survey().map_err(|e| warn("volumes", &e)) {
-            for vol in &survey.volumes {
-                let b = f.backends.entry(vol.backend).or_default();
-                b.volumes += 1;
-                b.provisioned += vol.capacity;
-                b.promised += engine.promised_bytes(vol);
+        if let Ok(ledger) = engine.ledger().map_err(|e| warn("the capacity ledger", &e)) {
+            for kind in Kind::ALL {
+                let t = ledger.tally(kind);
+                if t.volumes == 0 && !f.backends.contains_key(&kind) {
+                    continue;
+                }
+                let b = f.backends.entry(kind).or_default();
+                b.volumes = t.volumes;
+                b.provisioned = t.capacity;
+                // A btrfs qgroup limit is handed out whole; dir volumes promise nothing.
+                b.promised = if kind == Kind::Btrfs { t.capacity } else { t.promised() };
             }
-            for snap in &survey.snapshots {
-                f.backends.entry(snap.backend).or_default().snapshots += 1;
-            }
-            f.survey = Some(survey);
         }
+        if let Some(s) = &survey {
+            for (kind, n) in &s.counted.snapshots {
+                f.backends.entry(*kind).or_default().snapshots = *n;
+            }
+        }
+        f.survey = survey;
         f.root = engine.root_stats().map_err(|e| warn("root size", &e)).ok();
-        f.loops = engine.loop_devices_attached().map_err(|e| warn("loop devices", &e)).ok();
         f.lock_waits = engine.lock_stats().waits();
         f.lock_wait_seconds = engine.lock_stats().wait_seconds();
         f
@@ -78,23 +86,25 @@ fn warn(what: &str, e: &crate::engine::Error) {
 impl Collector for Figures {
     fn encode(&self, mut enc: DescriptorEncoder) -> Result<(), std::fmt::Error> {
         self.encode_backends(&mut enc)?;
-        if let Some(s) = &self.survey {
-            let staged = s.volumes.iter().filter(|v| v.staging.is_some()).count();
-            let published = s.volumes.iter().filter(|v| !v.marked.is_empty()).count();
-            let publications: usize = s.volumes.iter().map(|v| v.marked.len()).sum();
-            gauge(&mut enc, "strata_volumes_staged", "Volumes staged on this node.", staged)?;
-            gauge(&mut enc, "strata_volumes_published", "Volumes published into at least one pod.", published)?;
-            gauge(&mut enc, "strata_publications", "Binds of volumes into pods on this node.", publications)?;
+        if let Some(taken) = &self.survey {
+            let s = &taken.counted;
+            gauge(&mut enc, "strata_volumes_staged", "Volumes staged on this node.", s.staged)?;
+            gauge(&mut enc, "strata_volumes_published", "Volumes published into at least one pod.", s.published)?;
+            gauge(&mut enc, "strata_publications", "Binds of volumes into pods on this node.", s.publications)?;
             let help = "Volumes whose record or node state does not read (destructive calls refused).";
             gauge(&mut enc, "strata_volumes_quarantined", help, s.quarantined)?;
             let help = "Volumes whose storage or staging has a problem (the CSI volume condition).";
             gauge(&mut enc, "strata_volumes_abnormal", help, s.abnormal)?;
-            gauge(
-                &mut enc,
-                "strata_snapshots_unreadable",
-                "Snapshot records that do not read.",
-                s.unreadable_snapshots,
-            )?;
+            let help = "Snapshot records that do not read.";
+            gauge(&mut enc, "strata_snapshots_unreadable", help, s.unreadable_snapshots)?;
+            if let Some(loops) = s.loops {
+                gauge(&mut enc, "strata_loop_devices_attached", "Loop devices attached to volume images.", loops)?;
+            }
+            let at = taken.at.duration_since(std::time::UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64());
+            let help = "When the survey behind the staged, published, quarantined, abnormal, snapshot and loop device gauges was taken (Unix seconds).";
+            gauge(&mut enc, "strata_survey_timestamp_seconds", help, at)?;
+            let help = "How long that survey took.";
+            gauge(&mut enc, "strata_survey_duration_seconds", help, taken.took.as_secs_f64())?;
         }
         if let Some(root) = &self.root {
             gauge(
@@ -105,9 +115,6 @@ impl Collector for Figures {
             )?;
             let help = "Bytes available on the filesystem of the data root.";
             gauge(&mut enc, "strata_root_free_bytes", help, root.available_bytes)?;
-        }
-        if let Some(loops) = self.loops {
-            gauge(&mut enc, "strata_loop_devices_attached", "Loop devices attached to volume images.", loops)?;
         }
         let help = "Actions the reconcile at start took (re-attached loops, finished or rolled back operations).";
         gauge(&mut enc, "strata_reconcile_actions", help, self.start.reconcile_actions)?;

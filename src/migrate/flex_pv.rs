@@ -36,8 +36,17 @@ pub struct FlexPv {
     pub options: BTreeMap<String, String>,
 }
 
-/// Every PersistentVolume in `text`; anything else, or a PV of another driver, is an error.
-pub fn read(text: &str) -> Result<Vec<FlexPv>, Error> {
+/// What the input holds: the strata/flex PVs, and a line for each document left out.
+#[derive(Debug)]
+pub struct Input {
+    pub pvs: Vec<FlexPv>,
+    pub left_out: Vec<String>,
+}
+
+/// Every strata/flex PersistentVolume in `text`. Other documents (the claim and the pod of a
+/// shipped example, PVs of other drivers) are left out and said so; an input with none to
+/// convert is an error that says what it held, and a strata/flex PV that cannot be read is one.
+pub fn read(text: &str) -> Result<Input, Error> {
     let mut docs = Vec::new();
     for doc in serde_norway::Deserializer::from_str(text) {
         let value = Value::deserialize(doc).map_err(|e| Error::Parse { reason: e.to_string() })?;
@@ -50,7 +59,18 @@ pub fn read(text: &str) -> Result<Vec<FlexPv>, Error> {
     if docs.is_empty() {
         return Err(Error::Empty);
     }
-    docs.iter().enumerate().map(|(i, d)| pv(i + 1, d)).collect()
+    let mut input = Input { pvs: Vec::new(), left_out: Vec::new() };
+    for (i, doc) in docs.iter().enumerate() {
+        match pv(i + 1, doc) {
+            Ok(pv) => input.pvs.push(pv),
+            Err(e @ (Error::NotAPv { .. } | Error::NotStrataFlex { .. })) => input.left_out.push(e.to_string()),
+            Err(e) => return Err(e),
+        }
+    }
+    if input.pvs.is_empty() {
+        return Err(Error::NoFlexPv { held: input.left_out.join("; ") });
+    }
+    Ok(input)
 }
 
 /// A `List` (or `PersistentVolumeList`) contributes its items; any other object itself.
@@ -66,7 +86,8 @@ fn pv(index: usize, doc: &Value) -> Result<FlexPv, Error> {
     let kind = doc["kind"].as_str().unwrap_or("document without a kind");
     if kind != "PersistentVolume" || doc["apiVersion"].as_str() != Some("v1") {
         let api = doc["apiVersion"].as_str().unwrap_or("?");
-        return Err(Error::NotAPv { index, kind: format!("{api} {kind}") });
+        let name = doc["metadata"]["name"].as_str().map_or(String::new(), |n| format!(" {n:?}"));
+        return Err(Error::NotAPv { index, kind: format!("{api} {kind}{name}") });
     }
     let name = doc["metadata"]["name"].as_str().unwrap_or("").to_owned();
     let field = |field: &str, reason: &str| Error::Field {

@@ -2,7 +2,8 @@
 //! engine volume, so a volume moves from FlexVolume to CSI without copying a byte.
 //!
 //! The input is one PV, several YAML documents, or a `List` (YAML or JSON, as `kubectl get pv -o
-//! yaml` prints it). The options are read exactly as `strata-flex` reads them at mount time
+//! yaml` prints it). Each strata/flex PV is converted; every other document (a claim, a pod, a
+//! PV of another driver) is left out with a note. The options are read exactly as `strata-flex` reads them at mount time
 //! ([`crate::flex::options::parse`] over kubelet's key merge), so the CSI PV names the volume that
 //! `strata-flex` mounted: engine id `volumeID` (or the PV name) on the owning node, as the CSI
 //! volume id `<engine id>@<node tag>` ([`crate::csi::volume_id`]). Everything that cannot be
@@ -16,7 +17,7 @@ pub use flex_pv::{FLEX_DRIVER, affinity_nodes};
 pub use output::migrate;
 
 use clap::Args as ClapArgs;
-use std::io::{Read, Write};
+use std::io::Read;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
@@ -47,6 +48,8 @@ pub enum Error {
     Parse { reason: String },
     #[error("the input holds no PersistentVolume")]
     Empty,
+    #[error("the input holds no PersistentVolume of strata/flex: {held}")]
+    NoFlexPv { held: String },
     #[error("document {index} is a {kind}, not a PersistentVolume")]
     NotAPv { index: usize, kind: String },
     #[error("PV {name:?} does not use strata/flex (it is {found}); migrate-pv only adopts strata/flex volumes")]
@@ -79,12 +82,7 @@ pub fn run(args: Args) -> ExitCode {
             for note in notes {
                 eprintln!("note: {note}");
             }
-            let mut out = std::io::stdout().lock();
-            if let Err(e) = out.write_all(yaml.as_bytes()).and_then(|()| out.flush()) {
-                eprintln!("strata-csi migrate-pv: cannot write the output: {e}");
-                return ExitCode::FAILURE;
-            }
-            ExitCode::SUCCESS
+            crate::stdout::write(yaml.as_bytes())
         }
         Err(e) => {
             eprintln!("strata-csi migrate-pv: error: {e}");

@@ -39,11 +39,11 @@ pub struct Adopted {
 /// Reads FlexVolume PVs of `strata/flex` from `text` and returns their CSI PVs for `driver`.
 /// `node` names the node that holds the volumes, unless their nodeAffinity does.
 pub fn migrate(text: &str, node: Option<&str>, driver: &str) -> Result<Migrated, Error> {
-    let pvs = flex_pv::read(text)?;
+    let input = flex_pv::read(text)?;
     let mut docs = Vec::new();
-    let mut notes = Vec::new();
+    let mut notes: Vec<String> = input.left_out.iter().map(|d| format!("left out: {d}")).collect();
     let mut volumes = Vec::new();
-    for pv in &pvs {
+    for pv in &input.pvs {
         let (doc, adopted) = convert(pv, node, driver, &mut notes)?;
         docs.push(yaml::to_string(&doc));
         volumes.push(adopted);

@@ -164,7 +164,10 @@ fn other_volumes_and_other_objects_are_refused() {
         (csi, "CSI volume of driver \"strata.csi.dev\""),
         (host, "hostPath volume"),
         (other.as_str(), "FlexVolume driver \"acme/nfs\""),
-        (pvc, "v1 PersistentVolumeClaim, not a PersistentVolume"),
+        (
+            pvc,
+            "no PersistentVolume of strata/flex: document 1 is a v1 PersistentVolumeClaim \"c\", not a PersistentVolume",
+        ),
         ("", "no PersistentVolume"),
         ("- a\n- b\n", "not an object"),
         ("{not yaml", "not YAML or JSON"),
@@ -172,9 +175,16 @@ fn other_volumes_and_other_objects_are_refused() {
         let err = migrate(input, Some("n1"), CSI_DRIVER).unwrap_err().to_string();
         assert!(err.contains(want), "{err} lacks {want}");
     }
-    // One foreign PV in a list refuses the whole input.
-    let both = format!("{BARE}---\n{csi}");
-    assert!(migrate(&both, Some("n1"), CSI_DRIVER).is_err());
+    // Beside a strata/flex PV, a foreign PV and a claim are left out and said so.
+    let all = format!("{BARE}---\n{csi}---\n{pvc}");
+    let out = migrate(&all, Some("n1"), CSI_DRIVER).unwrap();
+    assert_eq!(out.volumes.len(), 1);
+    let notes = out.notes.join("\n");
+    assert!(notes.contains("left out: PV \"a\" does not use strata/flex"), "{notes}");
+    assert!(notes.contains("left out: document 3 is a v1 PersistentVolumeClaim \"c\""), "{notes}");
+    // A strata/flex PV that cannot be read still refuses the whole input.
+    let broken = BARE.replace("[ReadWriteOnce]", "[ReadWriteMany]");
+    assert!(migrate(&format!("{broken}---\n{pvc}"), Some("n1"), CSI_DRIVER).is_err());
 }
 
 #[test]

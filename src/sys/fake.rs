@@ -248,8 +248,8 @@ impl Host for FakeHost {
         Ok(())
     }
 
-    fn mount_table(&self) -> Result<Vec<MountEntry>> {
-        Ok(self.lock().mounts.clone())
+    fn mount_table(&self) -> Result<super::MountTable> {
+        Ok(std::sync::Arc::new(self.lock().mounts.clone()))
     }
 
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf> {
@@ -313,11 +313,7 @@ impl Host for FakeHost {
 
     fn btrfs_subvolume_delete(&self, path: &Path) -> Result<()> {
         drop(self.record("SubvolumeDelete", Call::SubvolumeDelete { path: path.into() })?);
-        std::fs::remove_dir_all(path).map_err(|source| Error::Io {
-            what: "delete subvolume",
-            path: path.into(),
-            source,
-        })
+        Ok(super::tree::remove_tree(path)?)
     }
 
     fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()> {

@@ -1,9 +1,6 @@
 //! [`LinuxHost`]: the real host, through mount(2), loop ioctls, statvfs and system tools.
 
-use super::{
-    Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Place, Result, fdmount, fscrypt, loopdev,
-    mountinfo, tools,
-};
+use super::{Error, FsStats, FsType, Host, LoopDevice, MountOptions, Place, Result, fdmount, fscrypt, loopdev, tools};
 use nix::mount::MsFlags;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -81,9 +78,8 @@ impl Host for LinuxHost {
         fdmount::unmount(target, lazy).map_err(|errno| Error::Unmount { target: target.path().to_owned(), errno })
     }
 
-    fn mount_table(&self) -> Result<Vec<MountEntry>> {
-        let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::MountTable)?;
-        Ok(mountinfo::parse(&text))
+    fn mount_table(&self) -> Result<super::MountTable> {
+        super::mounttable::read()
     }
 
     fn is_mount_point(&self, place: &Place) -> Result<bool> {
@@ -363,7 +359,7 @@ mod tests {
     fn statx_agrees_with_the_mount_table() {
         let host = LinuxHost;
         let at = |p: &Path| Place::at(p).unwrap();
-        for m in host.mount_table().unwrap() {
+        for m in host.mount_table().unwrap().iter() {
             if m.mount_point != Path::new("/") {
                 assert!(host.is_mount_point(&at(&m.mount_point)).unwrap(), "{}", m.mount_point.display());
             }

@@ -1,5 +1,6 @@
 //! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
 
+pub mod caps;
 mod error;
 mod fake;
 mod fake_fscrypt;
@@ -10,6 +11,8 @@ mod linux;
 pub mod locked;
 mod loopdev;
 pub mod mountinfo;
+mod mounttable;
+pub use mounttable::MountTable;
 mod place;
 mod statx;
 pub use statx::{identity as statx_identity, mount_root_attr};
@@ -96,8 +99,9 @@ pub trait Host: Send + Sync + Debug {
     /// Unmounts the topmost mount at `target` (never through a symlink); `lazy` detaches it even
     /// while busy.
     fn unmount(&self, target: &Place, lazy: bool) -> Result<()>;
-    /// The current mount table of this process's mount namespace.
-    fn mount_table(&self) -> Result<Vec<MountEntry>>;
+    /// The current mount table of this process's mount namespace ([`LinuxHost`] reads it again
+    /// only after a mount or unmount).
+    fn mount_table(&self) -> Result<MountTable>;
     /// Whether something is mounted on `place` (it is the root of a mount); a missing path is not.
     /// The default asks the mount table; [`LinuxHost`] asks `statx(2)` and falls back to the
     /// table when statx cannot tell (a dead mount answers with an error, never "not mounted").

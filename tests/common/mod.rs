@@ -39,15 +39,16 @@ pub fn loops_under(dir: &Path) -> Vec<String> {
         .collect()
 }
 
-/// Every regular file at or below `dir` (recursively).
+/// Every entry but a directory at or below `dir` (a stack, not recursion; never through a
+/// symlink).
 pub fn files_under(dir: &Path) -> Vec<PathBuf> {
     let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else {
-        return out;
-    };
-    for e in entries.flatten() {
-        let p = e.path();
-        if p.is_dir() { out.extend(files_under(&p)) } else { out.push(p) }
+    let mut stack = vec![dir.to_owned()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).into_iter().flatten().flatten() {
+            let is_dir = e.file_type().is_ok_and(|t| t.is_dir());
+            if is_dir { stack.push(e.path()) } else { out.push(e.path()) }
+        }
     }
     out
 }

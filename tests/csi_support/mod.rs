@@ -3,6 +3,7 @@
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
 
 pub mod raw;
+pub mod strict_json;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -101,6 +102,11 @@ impl Server {
 
     pub fn endpoint(&self) -> String {
         format!("unix://{}", self.sock.display())
+    }
+
+    /// Sets the extra `serve` arguments of the next [`Server::spawn`].
+    pub fn set_extra(&mut self, extra: &[&str]) {
+        self.extra = extra.iter().map(|a| a.to_string()).collect();
     }
 
     /// Sets the command that the next [`Server::spawn`] runs the server under (empty: none).
@@ -218,7 +224,7 @@ pub fn cleanup(dir: &Path) {
     for _ in 0..4 {
         let mut mounts: Vec<PathBuf> = host
             .mount_table()
-            .map(|t| t.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir)).collect())
+            .map(|t| t.iter().map(|m| m.mount_point.clone()).filter(|m| m.starts_with(dir)).collect())
             .unwrap_or_default();
         if mounts.is_empty() {
             break;
@@ -329,7 +335,7 @@ pub fn mount_at(path: &str) -> Option<strata::sys::MountEntry> {
 pub fn mounts_under(dir: &Path) -> Vec<PathBuf> {
     let table = LinuxHost.mount_table().unwrap();
     let own = |m: &PathBuf| m.ends_with("volumes") && m.parent().is_some_and(|root| root.join("locks").is_dir());
-    table.into_iter().map(|m| m.mount_point).filter(|m| m.starts_with(dir) && !own(m)).collect()
+    table.iter().map(|m| m.mount_point.clone()).filter(|m| m.starts_with(dir) && !own(m)).collect()
 }
 
 /// Loop devices whose backing file lies at or below `dir`.

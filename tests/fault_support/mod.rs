@@ -192,7 +192,7 @@ pub fn same_fs(a: &Path, b: &Path) -> bool {
 
 /// The mount table of this process's namespace.
 fn table() -> Vec<strata::sys::MountEntry> {
-    LinuxHost.mount_table().expect("read the mount table")
+    LinuxHost.mount_table().expect("read the mount table").to_vec()
 }
 
 /// Mount points strictly below `dir`, deepest first; a data root's own `volumes` mount (the

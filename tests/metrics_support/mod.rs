@@ -43,6 +43,26 @@ pub fn scrape(addr: &str) -> String {
     body
 }
 
+/// `/metrics` once its survey (the per-volume gauges) was taken after this call began: scrapes
+/// until `strata_survey_timestamp_seconds` is at least the time of the call (each scrape starts
+/// a survey when the last is older than `--metrics-survey-seconds`; the tests give 0).
+pub fn scrape_surveyed(addr: &str) -> String {
+    let since = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs_f64();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = scrape(addr);
+        let taken = body
+            .lines()
+            .find_map(|l| l.strip_prefix("strata_survey_timestamp_seconds "))
+            .and_then(|v| v.trim().parse::<f64>().ok());
+        if taken.is_some_and(|t| t >= since) {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "no survey newer than the call after 20 s:\n{body}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 /// One sample as the parser read it.
 #[derive(Debug, serde::Deserialize)]
 pub struct Sample {

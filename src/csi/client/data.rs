@@ -2,8 +2,9 @@
 //! volume with its condition.
 
 use super::render;
-use super::request::{bytes, text};
+use super::request::text;
 use crate::csi::cli::ClientCommand;
+use crate::csi::convert::i64_of;
 use crate::csi::proto::controller_client::ControllerClient;
 use crate::csi::proto::node_client::NodeClient;
 use crate::csi::proto::volume_content_source::{SnapshotSource, Type, VolumeSource};
@@ -29,7 +30,7 @@ pub async fn single(
         ClientCommand::Expand { volume_id, size } => {
             let req = p::ControllerExpandVolumeRequest {
                 volume_id,
-                capacity_range: Some(p::CapacityRange { required_bytes: bytes(Some(&size))?, limit_bytes: 0 }),
+                capacity_range: Some(p::CapacityRange { required_bytes: i64_of(size), limit_bytes: 0 }),
                 ..Default::default()
             };
             let r = ctl.controller_expand_volume(req).await?.into_inner();
@@ -39,9 +40,7 @@ pub async fn single(
             let req = p::NodeExpandVolumeRequest {
                 volume_id,
                 volume_path: text(&path),
-                capacity_range: size
-                    .map(|s| Ok::<_, Status>(p::CapacityRange { required_bytes: bytes(Some(&s))?, limit_bytes: 0 }))
-                    .transpose()?,
+                capacity_range: size.map(|s| p::CapacityRange { required_bytes: i64_of(s), limit_bytes: 0 }),
                 ..Default::default()
             };
             let r = node.node_expand_volume(req).await?.into_inner();

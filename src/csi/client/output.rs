@@ -5,30 +5,47 @@ use super::render;
 use crate::csi::cli::OutputFormat;
 use serde_json::{Value, json};
 
-/// Prints an answer: in `format` if one is asked for, else as `table` (list commands), else as text.
-#[allow(clippy::print_stdout)] // the client's output is its job
-pub fn answer(value: &Value, format: Option<OutputFormat>, table: Option<fn(&Value) -> String>) {
-    match (format, table) {
-        (Some(f), _) => println!("{}", encode(value, f)),
-        (None, Some(table)) => print!("{}", table(value)),
-        (None, None) => print!("{}", render::text(value)),
-    }
+/// A list's table, normal or wide.
+pub type TableView = fn(&Value, bool) -> String;
+
+/// Prints an answer: in `format` if one is asked for, else as `table` (list commands), else as
+/// text. `-o name` prints the ids the answer names; an answer that names none prints as text.
+pub fn answer(value: &Value, format: Option<OutputFormat>, table: Option<TableView>) {
+    let text = match (format, table) {
+        (Some(f @ (OutputFormat::Json | OutputFormat::Yaml)), _) => format!("{}\n", encode(value, f)),
+        (Some(OutputFormat::Name), _) if !names(value).is_empty() => names(value),
+        (Some(OutputFormat::Wide), Some(table)) => table(value, true),
+        (_, Some(table)) => table(value, false),
+        (_, None) => render::text(value),
+    };
+    crate::stdout::print(&text);
+}
+
+/// The ids an answer names, one a line: a list's items', or the one volume's or snapshot's.
+fn names(value: &Value) -> String {
+    const IDS: [&str; 3] = ["volume_id", "snapshot_id", "deleted"];
+    let id = |v: &Value| IDS.iter().find_map(|k| v[*k].as_str().map(str::to_owned));
+    let items = ["volumes", "snapshots"].iter().find_map(|k| value[*k].as_array());
+    let ids: Vec<String> = match items {
+        Some(items) => items.iter().filter_map(id).collect(),
+        None => id(value).into_iter().collect(),
+    };
+    ids.into_iter().map(|i| i + "\n").collect()
 }
 
 /// Prints a failure: one line on stderr, and for `-o` the error object on stdout as well.
-#[allow(clippy::print_stderr, clippy::print_stdout)]
 pub fn failure(format: Option<OutputFormat>, code: &str, message: &str) {
     let message = one_line(message);
-    if let Some(f) = format {
-        println!("{}", encode(&json!({"error": {"code": code, "message": message}}), f));
+    crate::stdout::error(&format!("error: {code}: {message}"));
+    if let Some(f @ (OutputFormat::Json | OutputFormat::Yaml)) = format {
+        crate::stdout::print(&format!("{}\n", encode(&json!({"error": {"code": code, "message": message}}), f)));
     }
-    eprintln!("error: {code}: {message}");
 }
 
 fn encode(value: &Value, format: OutputFormat) -> String {
     match format {
-        OutputFormat::Json => serde_json::to_string_pretty(value).unwrap_or_default(),
         OutputFormat::Yaml => serde_norway::to_string(value).unwrap_or_default().trim_end().to_owned(),
+        _ => serde_json::to_string_pretty(value).unwrap_or_default(),
     }
 }
 
@@ -47,6 +64,15 @@ mod tests {
         let from_json: Value = serde_json::from_str(&encode(&v, OutputFormat::Json)).unwrap();
         let from_yaml: Value = serde_norway::from_str(&encode(&v, OutputFormat::Yaml)).unwrap();
         assert_eq!((from_json, from_yaml), (v.clone(), v));
+    }
+
+    #[test]
+    fn name_output_is_the_ids_an_answer_names() {
+        let list = json!({"volumes": [{"volume_id": "a@n"}, {"volume_id": "b@n"}], "next_token": ""});
+        assert_eq!(names(&list), "a@n\nb@n\n");
+        assert_eq!(names(&json!({"snapshot_id": "s@n", "size_bytes": 1})), "s@n\n");
+        assert_eq!(names(&json!({"deleted": "v@n"})), "v@n\n");
+        assert_eq!(names(&json!({"ready": true})), "", "info names nothing: it prints as text");
     }
 
     #[test]

@@ -47,21 +47,10 @@ fn scalar(v: &Value, key: &str) -> String {
     };
     match v.as_i64() {
         Some(n) if key.contains("bytes") || key.contains("capacity") || key.contains("size") => {
-            format!("{plain} ({})", human_bytes(n))
+            format!("{plain} ({})", u64::try_from(n).map_or_else(|_| n.to_string(), crate::quantity::human))
         }
         _ => plain,
     }
-}
-
-fn human_bytes(n: i64) -> String {
-    const UNITS: [&str; 6] = ["B", "KiB", "MiB", "GiB", "TiB", "PiB"];
-    let mut v = n as f64;
-    let mut unit = 0;
-    while v.abs() >= 1024.0 && unit < UNITS.len() - 1 {
-        v /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 { format!("{n} B") } else { format!("{v:.1} {}", UNITS[unit]) }
 }
 
 /// The canonical name of a gRPC code (`NOT_FOUND`).
@@ -118,9 +107,16 @@ pub fn snapshot(s: &p::Snapshot) -> Value {
         "snapshot_id": s.snapshot_id,
         "source_volume_id": s.source_volume_id,
         "size_bytes": s.size_bytes,
-        "creation_time": s.creation_time.as_ref().map(|t| t.seconds),
+        "creation_time": s.creation_time.as_ref().and_then(time),
         "ready_to_use": s.ready_to_use,
     })
+}
+
+/// A CSI timestamp as RFC 3339 in UTC, to the second (`2026-12-07T08:21:03Z`).
+fn time(t: &prost_types::Timestamp) -> Option<String> {
+    let secs = u64::try_from(t.seconds).ok()?;
+    let at = std::time::UNIX_EPOCH.checked_add(std::time::Duration::from_secs(secs))?;
+    Some(humantime::format_rfc3339_seconds(at).to_string())
 }
 
 pub fn info(info: &p::GetPluginInfoResponse, probe: &p::ProbeResponse, node: Option<&p::NodeGetInfoResponse>) -> Value {
@@ -211,10 +207,9 @@ mod tests {
     fn text_output_is_indented_with_human_sizes() {
         let v = json!({"volume_id": "v@n", "capacity_bytes": 1073741824, "ctx": {"backend": "dir"}, "list": []});
         let out = text(&v);
-        assert!(out.contains("capacity_bytes: 1073741824 (1.0 GiB)\n"), "{out}");
+        assert!(out.contains("capacity_bytes: 1073741824 (1Gi)\n"), "{out}");
         assert!(out.contains("ctx:\n  backend: dir\n"), "{out}");
         assert!(out.contains("list:\n  (none)\n"), "{out}");
-        assert_eq!(human_bytes(512), "512 B");
     }
 
     #[test]

@@ -3,7 +3,7 @@
 
 use super::{data, render};
 use crate::csi::cli::{AccessModeArg, CapArgs, ClientCommand};
-use crate::csi::convert::{self, parse_size};
+use crate::csi::convert::{self, i64_of};
 use crate::csi::proto::controller_client::ControllerClient;
 use crate::csi::proto::node_client::NodeClient;
 use crate::csi::proto::volume_capability::access_mode::Mode;
@@ -26,8 +26,8 @@ pub async fn single(
                 volume_content_source: data::content_source(from_snapshot, from_volume),
                 name,
                 capacity_range: Some(p::CapacityRange {
-                    required_bytes: bytes(size.as_deref())?,
-                    limit_bytes: bytes(limit.as_deref())?,
+                    required_bytes: size.map_or(0, i64_of),
+                    limit_bytes: limit.map_or(0, i64_of),
                 }),
                 volume_capabilities: vec![capability(&cap)],
                 parameters: params.into_iter().collect(),
@@ -39,8 +39,12 @@ pub async fn single(
             Ok(vol.as_ref().map(render::volume).unwrap_or(Value::Null))
         }
         ClientCommand::DeleteVolume { volume_id } => {
+            let absent = absent(ctl, &volume_id).await;
             ctl.delete_volume(p::DeleteVolumeRequest { volume_id: volume_id.clone(), ..Default::default() }).await?;
-            Ok(json!({"deleted": volume_id}))
+            match absent {
+                Some(why) => Err(Status::not_found(format!("{why}; nothing was deleted"))),
+                None => Ok(json!({"deleted": volume_id})),
+            }
         }
         ClientCommand::Capacity { params, node: on, cap } => {
             let req = p::GetCapacityRequest {
@@ -145,12 +149,16 @@ fn mode(m: AccessModeArg) -> Mode {
     }
 }
 
-/// A size argument in bytes (0 when absent).
-pub fn bytes(size: Option<&str>) -> Result<i64, Status> {
-    let Some(s) = size else { return Ok(0) };
-    parse_size(s)
-        .and_then(|b| i64::try_from(b).ok())
-        .ok_or_else(|| Status::invalid_argument(format!("{s:?} is not a size like 4096, 64Mi or 1G")))
+/// Why no volume `volume_id` exists, when the driver says so (ControllerGetVolume answers
+/// NOT_FOUND). DeleteVolume answers OK for an unknown id, as the spec asks, so "deleted" would
+/// claim what did not happen; its own error (another node's volume, say) still comes first. A
+/// driver without ControllerGetVolume is not asked.
+async fn absent(ctl: &mut ControllerClient<Channel>, volume_id: &str) -> Option<String> {
+    let asked = ctl.controller_get_volume(p::ControllerGetVolumeRequest { volume_id: volume_id.to_owned() }).await;
+    match asked {
+        Err(st) if st.code() == tonic::Code::NotFound => Some(st.message().to_owned()),
+        _ => None,
+    }
 }
 
 pub fn text(path: &Path) -> String {

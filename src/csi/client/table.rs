@@ -5,7 +5,7 @@ use crate::csi::cli::ClientCommand;
 use serde_json::Value;
 
 /// The table view of a command's answer, if it has one.
-pub fn for_command(cmd: &ClientCommand) -> Option<fn(&Value) -> String> {
+pub fn for_command(cmd: &ClientCommand) -> Option<super::output::TableView> {
     match cmd {
         ClientCommand::ListVolumes { .. } => Some(volumes),
         ClientCommand::ListSnapshots { .. } => Some(snapshots),
@@ -46,8 +46,8 @@ impl Table {
 
 /// list-volumes: ID, BACKEND (and fs type), SIZE, NODE (the topology), PUBLISHED (the nodes the
 /// answer names; shown only when the driver reports them, which strata does not: it has no
-/// controller publish), HEALTH.
-pub fn volumes(v: &Value) -> String {
+/// controller publish), HEALTH; `wide` adds SOURCE (what it was made from) and CONTEXT.
+pub fn volumes(v: &Value, wide: bool) -> String {
     let rows = items(v, "volumes")
         .iter()
         .map(|e| {
@@ -58,30 +58,57 @@ pub fn volumes(v: &Value) -> String {
             });
             let node = e["accessible_topology"].get(0).and_then(Value::as_object).and_then(|m| m.values().next());
             let published = e["published_node_ids"].as_array().filter(|a| !a.is_empty()).map(|a| join(a));
-            vec![text(&e["volume_id"]), backend, size(&e["capacity_bytes"]), node.and_then(text), published, health(e)]
+            let mut row = vec![
+                text(&e["volume_id"]),
+                backend,
+                size(&e["capacity_bytes"]),
+                node.and_then(text),
+                published,
+                health(e),
+            ];
+            if wide {
+                let source = e["content_source"].as_object().and_then(|s| s.values().next()).and_then(text);
+                row.extend([source, pairs(ctx)]);
+            }
+            row
         })
         .collect();
-    let headers = &["ID", "BACKEND", "SIZE", "NODE", "PUBLISHED", "HEALTH"];
-    let table = Table { headers, optional: &["PUBLISHED"], rows };
+    const HEADERS: [&str; 8] = ["ID", "BACKEND", "SIZE", "NODE", "PUBLISHED", "HEALTH", "SOURCE", "CONTEXT"];
+    let table = Table { headers: if wide { &HEADERS } else { &HEADERS[..6] }, optional: &["PUBLISHED"], rows };
     with_more(table.render(), v)
 }
 
-/// list-snapshots: ID, SOURCE, SIZE, READY, AGE.
-pub fn snapshots(v: &Value) -> String {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+/// A map's entries as `k=v,k=v`.
+fn pairs(map: &Value) -> Option<String> {
+    let m = map.as_object().filter(|m| !m.is_empty())?;
+    Some(m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join(","))
+}
+
+/// list-snapshots: ID, SOURCE, SIZE, READY, AGE; `wide` adds CREATED (RFC 3339).
+pub fn snapshots(v: &Value, wide: bool) -> String {
+    let now = std::time::SystemTime::now();
     let rows = items(v, "snapshots")
         .iter()
         .map(|s| {
-            let age = s["creation_time"].as_u64().map(|t| age(now.saturating_sub(t)));
+            let created = text(&s["creation_time"]);
+            let at = created.as_deref().and_then(|c| humantime::parse_rfc3339(c).ok());
+            let age = at.map(|t| age(now.duration_since(t).map_or(0, |d| d.as_secs())));
             let ready = s["ready_to_use"].as_bool().map(|r| r.to_string());
-            vec![text(&s["snapshot_id"]), text(&s["source_volume_id"]), size(&s["size_bytes"]), ready, age]
+            let mut row =
+                vec![text(&s["snapshot_id"]), text(&s["source_volume_id"]), size(&s["size_bytes"]), ready, age];
+            if wide {
+                row.push(created);
+            }
+            row
         })
         .collect();
-    with_more(Table { headers: &["ID", "SOURCE", "SIZE", "READY", "AGE"], optional: &[], rows }.render(), v)
+    const HEADERS: [&str; 6] = ["ID", "SOURCE", "SIZE", "READY", "AGE", "CREATED"];
+    let headers = if wide { &HEADERS[..] } else { &HEADERS[..5] };
+    with_more(Table { headers, optional: &[], rows }.render(), v)
 }
 
 /// capacity: one row of AVAILABLE, MAXIMUM (volume size), MINIMUM (volume size).
-pub fn capacity(v: &Value) -> String {
+pub fn capacity(v: &Value, _wide: bool) -> String {
     let row = vec![size(&v["available_capacity"]), size(&v["maximum_volume_size"]), size(&v["minimum_volume_size"])];
     Table { headers: &["AVAILABLE", "MAXIMUM", "MINIMUM"], optional: &[], rows: vec![row] }.render()
 }
@@ -116,14 +143,7 @@ fn health(entry: &Value) -> Option<String> {
 
 /// A byte count as a Kubernetes quantity: exact (`64Mi`) where it divides, else one decimal.
 fn size(v: &Value) -> Option<String> {
-    const UNITS: [(&str, u64); 5] =
-        [("Pi", 1 << 50), ("Ti", 1 << 40), ("Gi", 1 << 30), ("Mi", 1 << 20), ("Ki", 1 << 10)];
-    let n = v.as_u64()?;
-    Some(match UNITS.iter().find(|(_, u)| n >= *u) {
-        None => n.to_string(),
-        Some((name, u)) if n % u == 0 => format!("{}{name}", n / u),
-        Some((name, u)) => format!("{:.1}{name}", n as f64 / *u as f64),
-    })
+    v.as_u64().map(crate::quantity::human)
 }
 
 /// An age as kubectl shows it: `45s`, `12m`, `5h`, `3d`.

@@ -129,17 +129,6 @@ fn node_access_and_read_only_mode() {
 }
 
 #[test]
-fn sizes_parse_with_kubernetes_suffixes() {
-    assert_eq!(parse_size("4096"), Some(4096));
-    assert_eq!(parse_size("64Mi"), Some(64 << 20));
-    assert_eq!(parse_size("1G"), Some(1_000_000_000));
-    assert_eq!(parse_size("2Ti"), Some(2 << 40));
-    for bad in ["", "Mi", "1.5Gi", "-1", "1Xi", "99999999999Ti"] {
-        assert_eq!(parse_size(bad), None, "{bad}");
-    }
-}
-
-#[test]
 fn single_node_modes_are_accepted_and_multi_node_ones_refused() {
     let dir = Wanted { kind: Kind::Dir, fs_type: None };
     let mount = || AccessType::Mount(MountVolume::default());

@@ -17,6 +17,9 @@ fn kubelet_example_parses() {
     assert_eq!(o.backend, None);
     assert_eq!(o.secrets.0["password"].expose(), b"s3cr3t");
     assert_eq!(o.ignored, vec!["server".to_owned(), "share".to_owned()]);
+    // A mount refuses them: they are a user's, not kubelet's.
+    let err = parse_for_mount(POD).unwrap_err().to_string();
+    assert!(err.contains("unknown option(s) \"server\", \"share\""), "{err}");
     let shown = format!("{o:?}");
     assert!(!shown.contains("s3cr3t") && !shown.contains("czNjcjN0"), "{shown}");
 }
@@ -64,4 +67,12 @@ fn current_fs_group_key_wins_over_the_old_one() {
     )
     .unwrap();
     assert_eq!(o.fs_group, Some(2));
+}
+
+#[test]
+fn a_misspelt_option_fails_a_mount_and_kubelets_new_keys_do_not() {
+    let err = parse_for_mount(r#"{"kubernetes.io/pvOrVolumeName":"a","sise":"1Gi"}"#).unwrap_err().to_string();
+    assert!(err.contains("unknown option(s) \"sise\"") && err.contains("size"), "{err}");
+    let o = parse_for_mount(r#"{"kubernetes.io/pvOrVolumeName":"a","kubernetes.io/newKey":"x"}"#).unwrap();
+    assert_eq!(o.ignored, ["kubernetes.io/newKey"]);
 }

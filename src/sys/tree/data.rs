@@ -23,8 +23,7 @@ pub struct Copied {
 /// Copies the first `len` bytes of `src` into the empty file `dst`, which ends `len` bytes long.
 pub(super) fn copy(src: BorrowedFd<'_>, dst: BorrowedFd<'_>, len: u64) -> Result<Copied, Fail> {
     if len > 0 && rustix::fs::ioctl_ficlone(dst, src).is_ok() {
-        // A clone takes the source's length as it is now; the copy is of `len` bytes.
-        rustix::fs::ftruncate(dst, len).map_err(Fail::io("set the length of"))?;
+        // The clone is of the whole file as it is now (it may have grown since it was looked at).
         return Ok(Copied { bytes: 0, reflinked: true });
     }
     if len == 0 {

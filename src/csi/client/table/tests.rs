@@ -18,7 +18,7 @@ fn volumes_table_has_one_aligned_row_per_volume() {
          "volume_context": {"backend": "loop", "fsType": "xfs"}, "published_node_ids": ["n1", "n2"],
          "condition": {"abnormal": true, "message": "the staging mount at /s is gone"}},
     ], "next_token": ""});
-    let out = volumes(&v);
+    let out = volumes(&v, false);
     assert_eq!(
         cells(&out),
         vec![
@@ -33,19 +33,35 @@ fn volumes_table_has_one_aligned_row_per_volume() {
 }
 
 #[test]
+fn wide_volumes_add_the_source_and_the_context() {
+    let v = json!({"volumes": [{"volume_id": "c@n1", "capacity_bytes": 1024, "volume_context": {"backend": "dir"},
+                                "content_source": {"snapshot_id": "s@n1"}}], "next_token": ""});
+    assert_eq!(
+        cells(&volumes(&v, true)),
+        vec![
+            vec!["ID", "BACKEND", "SIZE", "NODE", "HEALTH", "SOURCE", "CONTEXT"],
+            vec!["c@n1", "dir", "1Ki", "-", "-", "s@n1", "backend=dir"],
+        ]
+    );
+}
+
+#[test]
 fn pages_with_more_say_how_to_get_the_next() {
-    let out = volumes(&json!({"volumes": [], "next_token": "7"}));
+    let out = volumes(&json!({"volumes": [], "next_token": "7"}), false);
     assert_eq!(out, "ID   BACKEND   SIZE   NODE   HEALTH\n(more: --starting-token 7)\n", "PUBLISHED: no row knows");
 }
 
 #[test]
 fn snapshots_and_capacity_tables() {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs();
+    let two_hours_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+    let created = humantime::format_rfc3339_seconds(two_hours_ago).to_string();
     let v = json!({"snapshots": [{"snapshot_id": "s@n", "source_volume_id": "v@n", "size_bytes": 1048576,
-                                  "creation_time": now - 7200, "ready_to_use": true}], "next_token": ""});
-    assert_eq!(cells(&snapshots(&v))[1], vec!["s@n", "v@n", "1Mi", "true", "2h"]);
+                                  "creation_time": created, "ready_to_use": true}], "next_token": ""});
+    assert_eq!(cells(&snapshots(&v, false))[1], vec!["s@n", "v@n", "1Mi", "true", "2h"]);
+    let wide = cells(&snapshots(&v, true));
+    assert_eq!((wide[0][5].as_str(), wide[1][5].as_str()), ("CREATED", created.as_str()));
     let c = json!({"available_capacity": 1610612736u64, "maximum_volume_size": null, "minimum_volume_size": 1});
-    assert_eq!(cells(&capacity(&c)), vec![vec!["AVAILABLE", "MAXIMUM", "MINIMUM"], vec!["1.5Gi", "-", "1"]]);
+    assert_eq!(cells(&capacity(&c, false)), vec![vec!["AVAILABLE", "MAXIMUM", "MINIMUM"], vec!["1.5Gi", "-", "1"]]);
 }
 
 #[test]
