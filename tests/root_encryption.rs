@@ -72,6 +72,18 @@ fn write_marker(target: &str) {
     nix::unistd::sync();
 }
 
+/// Creates volume `name` with `params`, stages it with [`KEY`], publishes it and writes the
+/// marker file; returns its id, staging and target.
+async fn written(c: &mut Clients, s: &Server, name: &str, params: &[(&str, &str)]) -> (String, String, String) {
+    let id = create(c, name, 64 << 20, params).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
+    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
+    write_marker(&t);
+    (id, st, t)
+}
+
 /// Stages and publishes with `key`, checks the marker reads back, and closes.
 async fn reads_back(c: &mut Clients, id: &str, st: &str, t: &str, key: &str) {
     c.node.node_stage_volume(keyed_stage(id, st, key)).await.expect("stage with the right key");
@@ -111,12 +123,7 @@ async fn an_unstaged_loop_volume_is_ciphertext_and_only_its_key_opens_it() {
     require_root();
     let s = Server::start();
     let mut c = s.clients().await;
-    let id = create(&mut c, "pvc-enc", 64 << 20, &encrypted_loop()).await;
-    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
-    std::fs::create_dir_all(s.path("pods/a")).unwrap();
-    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
-    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
-    write_marker(&t);
+    let (id, st, t) = written(&mut c, &s, "pvc-enc", &encrypted_loop()).await;
     let listed: Vec<_> = std::fs::read_dir(&t).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(listed, [NAME], "the pod sees the encrypted directory, not the filesystem root");
     let right = key_id(KEY, local(&id));
@@ -146,12 +153,7 @@ async fn snapshot_and_restore_stay_encrypted_and_need_the_same_secret() {
     require_root();
     let s = Server::start();
     let mut c = s.clients().await;
-    let id = create(&mut c, "pvc-src", 64 << 20, &encrypted_loop()).await;
-    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
-    std::fs::create_dir_all(s.path("pods/a")).unwrap();
-    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
-    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
-    write_marker(&t);
+    let (id, st, t) = written(&mut c, &s, "pvc-src", &encrypted_loop()).await;
     let req = p::CreateSnapshotRequest { name: "snap".into(), source_volume_id: id.clone(), ..Default::default() };
     let snap = c.ctl.create_snapshot(req).await.unwrap().into_inner().snapshot.unwrap();
     close(&mut c, &id, &st, &t).await;
@@ -223,12 +225,7 @@ async fn a_dir_volume_on_an_encrypt_capable_root_locks_at_unstage() {
     let fs = EncryptFs::new();
     let s = Server::start_as(NODE, Some(fs.mnt.join("root")), &[]);
     let mut c = s.clients().await;
-    let id = create(&mut c, "pvc-d", 1 << 20, &[("encryption", "fscrypt")]).await;
-    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
-    std::fs::create_dir_all(s.path("pods/a")).unwrap();
-    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
-    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
-    write_marker(&t);
+    let (id, st, t) = written(&mut c, &s, "pvc-d", &[("encryption", "fscrypt")]).await;
     close(&mut c, &id, &st, &t).await;
     let vdir = s.root.join("volumes").join(local(&id));
     let (right, wrong_id) = (key_id(KEY, local(&id)), key_id(WRONG, local(&id)));
@@ -315,12 +312,7 @@ async fn an_unstage_while_files_are_open_says_so_and_its_retry_finishes() {
     require_root();
     let s = Server::start();
     let mut c = s.clients().await;
-    let id = create(&mut c, "pvc-busy", 64 << 20, &encrypted_loop()).await;
-    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
-    std::fs::create_dir_all(s.path("pods/a")).unwrap();
-    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
-    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
-    write_marker(&t);
+    let (id, st, t) = written(&mut c, &s, "pvc-busy", &encrypted_loop()).await;
     c.node.node_unpublish_volume(unpublish_req(&id, &t)).await.unwrap();
     // A process on the node still holds a file of the volume open.
     let held = std::fs::File::open(Path::new(&st).join("data").join(NAME)).unwrap();
@@ -340,12 +332,7 @@ async fn an_encrypted_volume_grows_and_keeps_its_data() {
     require_root();
     let s = Server::start();
     let mut c = s.clients().await;
-    let id = create(&mut c, "pvc-grow", 64 << 20, &encrypted_loop()).await;
-    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
-    std::fs::create_dir_all(s.path("pods/a")).unwrap();
-    c.node.node_stage_volume(keyed_stage(&id, &st, KEY)).await.unwrap();
-    c.node.node_publish_volume(publish_req(&id, &st, &t, mount_cap())).await.unwrap();
-    write_marker(&t);
+    let (id, st, t) = written(&mut c, &s, "pvc-grow", &encrypted_loop()).await;
     let grow = p::ControllerExpandVolumeRequest {
         volume_id: id.clone(),
         capacity_range: Some(p::CapacityRange { required_bytes: 256 << 20, limit_bytes: 0 }),

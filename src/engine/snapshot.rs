@@ -43,6 +43,18 @@ struct Like<'a> {
     encryption: Option<&'a super::encryption::Encryption>,
 }
 
+impl<'a> From<&'a Snapshot> for Like<'a> {
+    fn from(s: &'a Snapshot) -> Like<'a> {
+        Like { backend: s.backend, size: s.size_bytes, fs_type: s.fs_type, encryption: s.encryption.as_ref() }
+    }
+}
+
+impl<'a> From<&'a Volume> for Like<'a> {
+    fn from(v: &'a Volume) -> Like<'a> {
+        Like { backend: v.backend, size: v.capacity, fs_type: v.fs_type, encryption: v.encryption.as_ref() }
+    }
+}
+
 /// What a caller asks for when it takes a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
@@ -275,13 +287,7 @@ impl Engine {
         validate::id("snapshot", sid)?;
         let _snap_lock = self.lock_snapshot(sid)?;
         let snap = self.get_snapshot(sid)?.ok_or_else(|| Error::SnapshotNotFound(sid.to_owned()))?;
-        let like = Like {
-            backend: snap.backend,
-            size: snap.size_bytes,
-            fs_type: snap.fs_type,
-            encryption: snap.encryption.as_ref(),
-        };
-        let vol = self.new_volume_like(req, &like, Source::Snapshot(sid.into()))?;
+        let vol = self.new_volume_like(req, &Like::from(&snap), Source::Snapshot(sid.into()))?;
         let from = self.snapshot_dir(sid);
         self.fill(vol, |vol, dir| {
             let started = std::time::Instant::now();
@@ -300,13 +306,7 @@ impl Engine {
         let _src_lock = self.lock(vid)?;
         let src = self.load(vid)?.ok_or_else(|| Error::VolumeNotFound(vid.to_owned()))?;
         super::encryption::check_copy(src.backend, src.encryption.as_ref())?;
-        let like = Like {
-            backend: src.backend,
-            size: src.capacity,
-            fs_type: src.fs_type,
-            encryption: src.encryption.as_ref(),
-        };
-        let vol = self.new_volume_like(req, &like, Source::Volume(vid.into()))?;
+        let vol = self.new_volume_like(req, &Like::from(&src), Source::Volume(vid.into()))?;
         let staging = self.staged_here(&src, &self.host.mount_table()?);
         let backend = self.backend(src.backend);
         self.fill(vol, |vol, dir| {
