@@ -225,10 +225,25 @@ async fn a_kill_mid_create_volume_leaves_no_volume_and_the_retry_makes_it() {
     assert_clean(&s);
 }
 
+const KEY: &str = "a-long-enough-key-for-the-crash-test-0123456789";
+
 /// A stage of an encrypted volume with its Secret's key.
 fn keyed_stage(vol: &str, st: &str) -> p::NodeStageVolumeRequest {
-    let secrets = [("key".to_owned(), "a-long-enough-key-for-the-crash-test-0123456789".to_owned())].into();
+    keyed_stage_with(vol, st, KEY)
+}
+
+fn keyed_stage_with(vol: &str, st: &str, key: &str) -> p::NodeStageVolumeRequest {
+    let secrets = [("key".to_owned(), key.to_owned())].into();
     p::NodeStageVolumeRequest { secrets, ..stage_req(vol, st, mount_cap()) }
+}
+
+/// Whether the key `key` derives for `id` is in the keyring of the filesystem mounted at `dir`.
+fn key_present(dir: &str, key: &str, id: &str) -> bool {
+    use strata::engine::encryption::{MasterKey, Secret};
+    let master = MasterKey::derive(&Secret::new(key.as_bytes()).unwrap(), id).unwrap();
+    let f = std::fs::File::open(dir).unwrap();
+    let status = strata::sys::fscrypt::status(std::os::fd::AsFd::as_fd(&f), &master.id).unwrap();
+    status == strata::sys::fscrypt::KeyStatus::Present
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -248,6 +263,12 @@ async fn a_kill_between_adding_the_key_and_recording_the_stage_converges() {
     assert!(!record.contains("key_identifier"), "killed before the identifier was recorded: {record}");
     restart(&mut s, None);
     let mut c = s.clients().await;
+    // Only the directory's policy knows the key now: a wrong key is told from it, and neither
+    // added nor recorded.
+    let wrong_key = "not-the-key-that-made-this-volume-0123456789abcdef";
+    let wrong = c.node.node_stage_volume(keyed_stage_with(&vol, &st, wrong_key)).await.unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::PermissionDenied, "{wrong:?}");
+    assert!(!key_present(&st, wrong_key, "pvc-key") && key_present(&st, KEY, "pvc-key"));
     c.node.node_stage_volume(keyed_stage(&vol, &st)).await.unwrap();
     c.node.node_publish_volume(publish_req(&vol, &st, &t, mount_cap())).await.unwrap();
     std::fs::write(Path::new(&t).join("f"), b"written after the kill").unwrap();

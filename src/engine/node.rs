@@ -127,8 +127,9 @@ impl Engine {
         if adoptable && self.owns_mount(id, Some(&vol), &place)? {
             let device = self.device_of(id, None)?;
             vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
-            self.save_state(&vol)?;
-            return self.unlock_staged(&mut vol, &place, key.as_ref());
+            // The key first: a wrong one leaves the adopted mount unrecorded, as it was.
+            self.unlock_staged(&mut vol, &place, key.as_ref())?;
+            return self.save_state(&vol);
         }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
         let fresh = vol.staging.is_none() && !mounted;
