@@ -61,6 +61,7 @@ fn another_user_cannot_reach_the_root_records_images_or_volume_data() {
         "snapshots/snap/snapshot.json",
         "snapshots/snap/disk.img",
         "locks/ids.lock",
+        "locks/capacity.ledger",
     ];
     assert_denied("ls", r);
     for file in files {

@@ -22,7 +22,7 @@ use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
 use std::path::Path;
 
 /// The ledger's file in `locks/`.
-const FILE: &str = "capacity.ledger";
+pub const FILE: &str = "capacity.ledger";
 const FORMAT: u32 = 1;
 
 /// What the volumes of one kind add up to.

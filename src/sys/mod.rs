@@ -99,8 +99,7 @@ pub trait Host: Send + Sync + Debug {
     /// Unmounts the topmost mount at `target` (never through a symlink); `lazy` detaches it even
     /// while busy.
     fn unmount(&self, target: &Place, lazy: bool) -> Result<()>;
-    /// The current mount table of this process's mount namespace ([`LinuxHost`] reads it again
-    /// only after a mount or unmount).
+    /// The current mount table of this process's mount namespace.
     fn mount_table(&self) -> Result<MountTable>;
     /// Whether something is mounted on `place` (it is the root of a mount); a missing path is not.
     /// The default asks the mount table; [`LinuxHost`] asks `statx(2)` and falls back to the

@@ -99,7 +99,9 @@ impl Env {
             loops_under(self.tmp.path()).into_iter().filter(|l| !l.ends_with("btrfs.img")).collect();
         assert!(loops.is_empty(), "leaked loop devices: {loops:?}");
         let mut files = files_under(&self.root.join("volumes"));
-        let kept = |f: &PathBuf| f.file_name().is_some_and(|n| n == strata::engine::lock::LOCK_FILE);
+        let kept = |f: &PathBuf| {
+            f.file_name().is_some_and(|n| n == strata::engine::lock::LOCK_FILE || n == strata::engine::ledger::FILE)
+        };
         files.extend(files_under(&self.root.join("locks")).into_iter().filter(|f| !kept(f)));
         files.extend(files_under(&self.kubelet));
         assert!(files.is_empty(), "files left behind: {files:?}");
