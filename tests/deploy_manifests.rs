@@ -111,7 +111,7 @@ fn the_driver_name_is_the_one_the_binary_reports_and_every_object_uses_it() {
             _ => {}
         }
     }
-    assert_eq!(classes, 4);
+    assert_eq!(classes, 5, "four in the base, the encrypted one in examples");
     let inline = find(&examples, "Pod", "inline-scratch");
     assert_eq!(inline["spec"]["volumes"][0]["csi"]["driver"], name.as_str());
 }

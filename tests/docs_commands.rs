@@ -102,9 +102,13 @@ fn run_doc(doc: &str) -> String {
 #[test]
 fn the_cli_page_runs_as_written() {
     let out = run_doc("docs/cli.md");
-    for step in
-        ["ready: true", "published: demo@demo-node", "staged_by: strata-csi (CSI)", "snapshot_id: demo-snap@demo-node"]
-    {
+    for step in [
+        "ready: true",
+        "published: demo@demo-node",
+        "staged_by: strata-csi (CSI)",
+        "snapshot_id: demo-snap@demo-node",
+        "key_in_kernel: yes",
+    ] {
         assert!(out.contains(step), "docs/cli.md did not show {step:?}:\n{out}");
     }
     assert!(out.contains("deleted: demo@demo-node"), "{out}");

@@ -441,3 +441,36 @@ fn an_ext4_online_grow_refused_for_lack_of_cap_sys_resource_names_the_capability
     w.unmount("p", vol).ok();
     w.finish();
 }
+
+#[test]
+fn an_encrypted_loop_volume_opens_only_with_its_secret() {
+    use base64::Engine as _;
+    let w = World::new();
+    let b64 = |k: &str| base64::engine::general_purpose::STANDARD.encode(k);
+    let (key, wrong) =
+        ("flex-volume-key-0f9e8d7c6b5a49382716a5b4c3d2e1f0", "flex-volume-key-but-not-the-right-one-123456789");
+    let mount = |pod: &str, k: Option<&str>| {
+        let secret = k.map(b64);
+        let mut user = vec![("backend", "loop"), ("size", "64Mi"), ("encryption", "fscrypt")];
+        user.extend(secret.as_deref().map(|s| ("kubernetes.io/secret/key", s)));
+        w.mount(pod, "pv-enc", "rw", &user)
+    };
+    mount("pod-a", Some(key)).ok();
+    let a = w.pod_path("pod-a", "pv-enc");
+    std::fs::write(a.join("note.txt"), "FLEX-PLAINTEXT-MARKER").unwrap();
+    w.unmount("pod-a", "pv-enc").ok();
+    assert_eq!(w.loops(), Vec::<String>::new());
+    let image = w.root.join("volumes/pv-enc/disk.img");
+    let grep = std::process::Command::new("grep").args(["-q", "-a", "FLEX-PLAINTEXT-MARKER"]).arg(&image).status();
+    assert_eq!(grep.unwrap().code(), Some(1), "plaintext in the image");
+    mount("pod-b", Some(wrong)).failed("does not open it");
+    mount("pod-b", None).failed("carries no secrets");
+    assert_eq!((w.node_mounts(), w.loops()), (Vec::<String>::new(), Vec::<String>::new()));
+    mount("pod-b", Some(key)).ok();
+    let b = w.pod_path("pod-b", "pv-enc");
+    assert_eq!(std::fs::read_to_string(b.join("note.txt")).unwrap(), "FLEX-PLAINTEXT-MARKER");
+    w.unmount("pod-b", "pv-enc").ok();
+    let log = std::fs::read_to_string(&w.log).unwrap();
+    assert!(!log.contains(key) && !log.contains(&b64(key)) && !log.contains(&b64(wrong)), "{log}");
+    w.finish();
+}

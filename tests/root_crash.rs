@@ -224,3 +224,70 @@ async fn a_kill_mid_create_volume_leaves_no_volume_and_the_retry_makes_it() {
     delete_all(&mut c, &vol.volume_id, None).await;
     assert_clean(&s);
 }
+
+const KEY: &str = "a-long-enough-key-for-the-crash-test-0123456789";
+
+/// A stage of an encrypted volume with its Secret's key.
+fn keyed_stage(vol: &str, st: &str) -> p::NodeStageVolumeRequest {
+    keyed_stage_with(vol, st, KEY)
+}
+
+fn keyed_stage_with(vol: &str, st: &str, key: &str) -> p::NodeStageVolumeRequest {
+    let secrets = [("key".to_owned(), key.to_owned())].into();
+    p::NodeStageVolumeRequest { secrets, ..stage_req(vol, st, mount_cap()) }
+}
+
+/// Whether the key `key` derives for `id` is in the keyring of the filesystem mounted at `dir`.
+fn key_present(dir: &str, key: &str, id: &str) -> bool {
+    use strata::engine::encryption::{MasterKey, Secret};
+    let master = MasterKey::derive(&Secret::new(key.as_bytes()).unwrap(), id).unwrap();
+    let f = std::fs::File::open(dir).unwrap();
+    let status = strata::sys::fscrypt::status(std::os::fd::AsFd::as_fd(&f), &master.id).unwrap();
+    status == strata::sys::fscrypt::KeyStatus::Present
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_kill_between_adding_the_key_and_recording_the_stage_converges() {
+    require_root();
+    let mut s = Server::start();
+    let mut c = s.clients().await;
+    let vol = create(&mut c, "pvc-key", 16 << 20, &[("backend", "loop"), ("encryption", "fscrypt")]).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    std::fs::create_dir_all(s.path("pods/a")).unwrap();
+    // The first stage: killed with the policy set and the key in the kernel, nothing recorded
+    // (neither the stage nor the key identifier). The retry adopts the mount and the policy.
+    restart(&mut s, Some("stage:key-added"));
+    let mut c = s.clients().await;
+    dies(c.node.node_stage_volume(keyed_stage(&vol, &st)), &mut s).await;
+    let record = std::fs::read_to_string(s.root.join("volumes/pvc-key/volume.json")).unwrap();
+    assert!(!record.contains("key_identifier"), "killed before the identifier was recorded: {record}");
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    // Only the directory's policy knows the key now: a wrong key is told from it, and neither
+    // added nor recorded.
+    let wrong_key = "not-the-key-that-made-this-volume-0123456789abcdef";
+    let wrong = c.node.node_stage_volume(keyed_stage_with(&vol, &st, wrong_key)).await.unwrap_err();
+    assert_eq!(wrong.code(), tonic::Code::PermissionDenied, "{wrong:?}");
+    assert!(!key_present(&st, wrong_key, "pvc-key") && key_present(&st, KEY, "pvc-key"));
+    c.node.node_stage_volume(keyed_stage(&vol, &st)).await.unwrap();
+    c.node.node_publish_volume(publish_req(&vol, &st, &t, mount_cap())).await.unwrap();
+    std::fs::write(Path::new(&t).join("f"), b"written after the kill").unwrap();
+    close(&mut c, &vol, &st, &t).await;
+    let record = std::fs::read_to_string(s.root.join("volumes/pvc-key/volume.json")).unwrap();
+    assert!(record.contains("key_identifier"), "{record}");
+    // A later stage killed the same way, then given up on: the unstage removes the key and the mount.
+    restart(&mut s, Some("stage:key-added"));
+    let mut c = s.clients().await;
+    dies(c.node.node_stage_volume(keyed_stage(&vol, &st)), &mut s).await;
+    restart(&mut s, None);
+    let mut c = s.clients().await;
+    c.node.node_unstage_volume(unstage_req(&vol, &st)).await.unwrap();
+    assert!(mount_at(&st).is_none());
+    assert!(s.log_text().contains("key removed from the kernel"), "{}", s.log_text());
+    c.node.node_stage_volume(keyed_stage(&vol, &st)).await.unwrap();
+    c.node.node_publish_volume(publish_req(&vol, &st, &t, mount_cap())).await.unwrap();
+    assert_eq!(std::fs::read(Path::new(&t).join("f")).unwrap(), b"written after the kill");
+    close(&mut c, &vol, &st, &t).await;
+    delete_all(&mut c, &vol, None).await;
+    assert_clean(&s);
+}

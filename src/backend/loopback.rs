@@ -60,10 +60,11 @@ impl LoopBackend {
         file.sync_all().map_err(Error::io("sync", image))
     }
 
-    /// Formats the device if (and only if) it carries no signature at all.
-    fn ensure_fs(&self, device: &Path, fs: FsType) -> Result<()> {
+    /// Formats the device if (and only if) it carries no signature at all; an encrypted
+    /// volume's ext4 gets the `encrypt` feature.
+    fn ensure_fs(&self, device: &Path, fs: FsType, encrypt: bool) -> Result<()> {
         match self.host.probe_fs(device)? {
-            None => Ok(self.host.mkfs(device, fs)?),
+            None => Ok(self.host.mkfs(device, fs, encrypt)?),
             Some(found) if found == fs.as_str() => Ok(()),
             Some(found) => {
                 Err(Error::WrongFilesystem { device: device.to_owned(), found, expected: fs.as_str().to_owned() })
@@ -157,7 +158,7 @@ impl Backend for LoopBackend {
             return Ok(());
         };
         let fs = fs_of(vol);
-        self.ensure_fs(device, fs)?;
+        self.ensure_fs(device, fs, vol.encryption.is_some())?;
         let grow = vol.grow_fs;
         if grow && fs == FsType::Ext4 {
             self.host.grow_fs_offline(fs, device)?;

@@ -369,6 +369,10 @@ pub enum ClientCommand {
         /// The staging path (a directory under an --allowed-path-prefix of the server).
         #[arg(long)]
         staging_path: PathBuf,
+        /// A stage secret NAME=FILE (repeatable): the secret NAME's value is FILE's contents, as
+        /// they are (an encrypted volume's is `key`); never on the command line itself.
+        #[arg(long = "secret-file", value_parser = parse_pair)]
+        secret_files: Vec<(String, String)>,
         #[command(flatten)]
         cap: CapArgs,
     },

@@ -18,6 +18,7 @@ pub const TOPOLOGY_KEY: &str = "topology.strata.csi.dev/node";
 pub const PARAM_BACKEND: &str = "backend";
 /// `thick` preallocates a loop image; `thin` (the default) leaves it sparse.
 pub use crate::engine::capacity::PARAM_ALLOCATION;
+pub use crate::engine::encryption::PARAM_ENCRYPTION;
 pub use crate::engine::mount_policy::PARAM_DEVICES;
 /// StorageClass parameter carrying the fs type (when the capability has none).
 pub const PARAM_FSTYPE: &str = "csi.storage.k8s.io/fstype";
@@ -34,10 +35,13 @@ pub struct Wanted {
 /// Reads StorageClass parameters and capabilities into a backend and fs type. Unknown
 /// parameters, unknown fs types, conflicting fs types and unsupported capabilities are refused.
 pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabled: &[Kind]) -> Result<Wanted, Status> {
-    let known = |k: &str| [PARAM_BACKEND, PARAM_ALLOCATION, PARAM_DEVICES].contains(&k) || k.starts_with(K8S_PREFIX);
+    let known = |k: &str| {
+        [PARAM_BACKEND, PARAM_ALLOCATION, PARAM_DEVICES, PARAM_ENCRYPTION].contains(&k) || k.starts_with(K8S_PREFIX)
+    };
     if let Some(k) = params.keys().find(|k| !known(k)) {
         return Err(invalid(format!(
-            "unknown parameter {}; strata knows {PARAM_BACKEND:?}, {PARAM_ALLOCATION:?}, {PARAM_DEVICES:?} and {K8S_PREFIX}*",
+            "unknown parameter {}; strata knows {PARAM_BACKEND:?}, {PARAM_ALLOCATION:?}, {PARAM_DEVICES:?}, \
+             {PARAM_ENCRYPTION:?} and {K8S_PREFIX}*",
             quote(k)
         )));
     }
@@ -60,6 +64,12 @@ pub fn wanted(params: &HashMap<String, String>, caps: &[VolumeCapability], enabl
     let want = Wanted { kind, fs_type };
     for cap in caps {
         check_capability(cap, &want).map_err(invalid)?;
+    }
+    let encrypted = params.get(PARAM_ENCRYPTION).is_some_and(|e| !e.is_empty() && e != "none");
+    if encrypted && caps.iter().any(|c| matches!(c.access_type, Some(AccessType::Block(_)))) {
+        return Err(invalid(
+            "an encrypted volume (fscrypt encrypts files) is a filesystem; raw block access cannot be encrypted".into(),
+        ));
     }
     Ok(want)
 }

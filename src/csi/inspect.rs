@@ -129,6 +129,14 @@ pub fn describe(i: &Inspection) -> Value {
     if let Some(s) = &v.staging {
         out["staging"] = json!({"path": s.path, "mount": mount(i.staging_mount.as_ref())});
     }
+    if let Some(e) = &v.encryption {
+        out["encryption"] = json!({
+            "scheme": e.scheme,
+            "key_derivation_id": e.key_derivation_id,
+            "key_identifier": e.key_identifier.as_deref().unwrap_or("none yet (set at the first stage)"),
+            "key_in_kernel": i.key_in_kernel.map_or("unknown", |k| if k { "yes" } else { "no" }),
+        });
+    }
     out["loop_devices"] = json!(i.loop_devices);
     let pubs: Vec<Value> = i
         .publications

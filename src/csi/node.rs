@@ -11,6 +11,7 @@ use super::proto::{
     NodeUnstageVolumeResponse,
 };
 use super::{Driver, convert, ephemeral, require, required};
+use crate::engine::encryption::StageKey;
 use std::path::PathBuf;
 use tonic::{Request, Response, Status};
 
@@ -29,14 +30,16 @@ impl Node for Driver {
         &self,
         req: Request<NodeStageVolumeRequest>,
     ) -> Result<Response<NodeStageVolumeResponse>, Status> {
-        let r = req.into_inner();
+        let mut r = req.into_inner();
+        // Out of the request (and its strings wiped) before anything can fail or log.
+        let key = StageKey::take_csi(&mut r.secrets);
         self.rpc("NodeStageVolume", &r.volume_id, async {
             require(&r.volume_id, "volume_id")?;
             require(&r.staging_target_path, "staging_target_path")?;
             let cap = required(r.volume_capability.as_ref(), "volume_capability")?.clone();
             let local = self.local(&r.volume_id)?;
             let staging = PathBuf::from(&r.staging_target_path);
-            self.blocking(move |e| stage(e, &local, &staging, &cap)).await?;
+            self.blocking(move |e| stage(e, &local, &staging, &cap, &key)).await?;
             Ok(NodeStageVolumeResponse {})
         })
         .await

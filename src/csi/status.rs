@@ -33,6 +33,7 @@ fn code_of(e: &Error) -> Code {
         | Error::Quarantined { .. }
         | Error::RootHeld { .. }
         | Error::NodeMismatch { .. } => Code::FailedPrecondition,
+        Error::WrongKey { .. } => Code::PermissionDenied,
         Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Code::ResourceExhausted,
         Error::Unsupported(_) => Code::InvalidArgument,
         Error::Record { .. } | Error::Io { .. } => Code::Internal,

@@ -40,6 +40,8 @@ pub enum Error {
     CopyFailed { what: String, cause: super::record::Cause, message: String },
     #[error("volume {id}: {reason}")]
     FailedPrecondition { id: String, reason: String },
+    #[error("volume {id}: {reason}")]
+    WrongKey { id: String, reason: String },
     #[error(
         "not enough {pool}: {} requested, {} available ({} promised to volumes and not yet written; \
          overcommit ratio {})",

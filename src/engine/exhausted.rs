@@ -93,7 +93,8 @@ fn host_resource(e: &HostError) -> Option<Resource> {
         | HostError::Mount { errno, .. }
         | HostError::Remount { errno, .. }
         | HostError::Unmount { errno, .. }
-        | HostError::Statvfs { errno, .. } => Resource::of_errno(*errno as i32),
+        | HostError::Statvfs { errno, .. }
+        | HostError::Fscrypt { errno, .. } => Resource::of_errno(*errno as i32),
         HostError::MountTable(source)
         | HostError::Loop { source, .. }
         | HostError::ToolSpawn { source, .. }
@@ -114,6 +115,7 @@ fn host_path(e: &HostError) -> Option<&Path> {
         HostError::Loop { path, .. }
         | HostError::Tool { path, .. }
         | HostError::Statvfs { path, .. }
+        | HostError::Fscrypt { path, .. }
         | HostError::Io { path, .. }
         | HostError::Place { path, .. } => Some(path),
         HostError::Copy { to, .. } => Some(to),

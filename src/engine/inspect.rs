@@ -30,6 +30,8 @@ pub struct Inspection {
     pub loop_devices: Vec<PathBuf>,
     /// Usage seen at the staging path; `None` when not staged, `Err` with the reason.
     pub usage: Option<std::result::Result<Usage, String>>,
+    /// For an encrypted volume, whether its key is in the kernel now.
+    pub key_in_kernel: Option<bool>,
     /// How far the copy filling the volume is, while one is (a clone or a restore).
     pub copy: Option<String>,
 }
@@ -71,7 +73,18 @@ impl Engine {
         });
         let condition = self.condition_in(&volume, &table);
         let copy = volume.copy.as_ref().map(|c| self.copy_state(&super::CopyKey::Volume(id.to_owned()), c, &dir));
-        Ok(Some(Inspection { volume, condition, staged_by, staging_mount, publications, loop_devices, usage, copy }))
+        let key_in_kernel = self.key_in_kernel(&volume);
+        Ok(Some(Inspection {
+            volume,
+            condition,
+            staged_by,
+            staging_mount,
+            publications,
+            loop_devices,
+            usage,
+            copy,
+            key_in_kernel,
+        }))
     }
 
     /// Inspects snapshot `id`; `None` when no record of it exists.

@@ -6,6 +6,7 @@ pub mod capacity;
 pub mod claim;
 mod copies;
 pub mod crashpoint;
+pub mod encryption;
 mod error;
 mod exhausted;
 mod groups;
@@ -308,6 +309,9 @@ impl Engine {
         validate::id("volume", &req.id)?;
         capacity::allocation(req.backend, &req.parameters)?;
         mount_policy::devices(req.backend, &req.parameters)?;
+        if encryption::wanted(req.backend, req.fs_type, &req.parameters)? {
+            self.check_encryption(req.backend)?;
+        }
         if req.capacity == 0 {
             return Err(Error::InvalidArgument("the capacity must be more than 0 bytes".into()));
         }
@@ -358,8 +362,10 @@ impl Engine {
             ));
         }
         // A device still attached is detached while the volume is whole: a failure here
-        // leaves the volume as it was, for the retry.
+        // leaves the volume as it was, for the retry. A dir volume's key left in the kernel by
+        // a stage cut short goes first.
         self.backend(vol.backend).detach(&vol, &dir)?;
+        self.lock_key(&vol, None)?;
         self.remove_volume(&vol)
     }
 
@@ -406,6 +412,13 @@ impl Engine {
         };
         let backend = self.backend(vol.backend);
         if let Err(online) = backend.grow_fs(vol, &device, Some(&path)) {
+            if vol.encryption.is_some() {
+                // Mounted again, its keyring would be a new, empty one: no offline grow here.
+                let reason = format!(
+                    "its device grew, but the filesystem could not grow online ({online}); it grows when the volume is next staged"
+                );
+                return Err(Error::precondition(&vol.id, reason));
+            }
             if let Some(p) = self.publications(vol)?.first() {
                 let reason = format!(
                     "its device grew, but the filesystem could not grow while {} uses it ({online}); \
@@ -470,6 +483,9 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         grow_fs: false,
         omitted: record::Omitted::default(),
         copy: None,
+        encryption: encryption::wanted(req.backend, fs_type, &req.parameters)
+            .unwrap_or(false)
+            .then(|| encryption::for_new(&req.id)),
     }
 }
 
@@ -500,6 +516,8 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
     Ok(())
 }
 
+#[cfg(test)]
+mod encryption_tests;
 #[cfg(test)]
 mod fault_tests;
 #[cfg(test)]

@@ -1,5 +1,6 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
+use super::encryption::{MasterKey, StageKey};
 use super::mount_policy::{self, Use};
 use super::paths::{make_dir, make_target, remove_empty, remove_target, shows};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
@@ -72,16 +73,35 @@ impl Engine {
     /// [`Engine::stage_volume`] after `check` accepts the volume's record (a front-end's own
     /// conditions, such as a CSI capability), under the lock and without a second read.
     pub fn stage_volume_checked(&self, id: &str, staging: &Path, access: &Access, check: Check) -> Result<()> {
-        self.named(self.stage_now(id, staging, access, check))
+        self.stage_volume_keyed(id, staging, access, &StageKey::none(), check)
     }
 
-    fn stage_now(&self, id: &str, staging: &Path, access: &Access, check: Check) -> Result<()> {
+    /// [`Engine::stage_volume_checked`] with the key from the stage's secrets, which an
+    /// encrypted volume needs at every stage (see [`super::encryption`]).
+    pub fn stage_volume_keyed(
+        &self,
+        id: &str,
+        staging: &Path,
+        access: &Access,
+        key: &StageKey,
+        check: Check,
+    ) -> Result<()> {
+        self.named(self.stage_now(id, staging, access, key, check))
+    }
+
+    fn stage_now(&self, id: &str, staging: &Path, access: &Access, key: &StageKey, check: Check) -> Result<()> {
         validate::id("volume", id)?;
         let place = self.node_place("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
         self.refuse_unfinished(&vol)?;
+        if vol.encryption.is_some() && matches!(access, Access::Block) {
+            return Err(Error::InvalidArgument(format!(
+                "volume {id} is encrypted (fscrypt encrypts files): it is a filesystem, never a raw block device"
+            )));
+        }
+        let key = &self.stage_key(&vol, key)?;
         let access = &match access {
             Access::Mount { flags } => Access::Mount { flags: mount_policy::for_volume(&vol, Use::Stage, flags)? },
             Access::Block => Access::Block,
@@ -97,7 +117,7 @@ impl Engine {
         let mounted = self.host.is_mount_point(&place)?;
         if let Some(s) = self.staged_by_identity(&vol, &place).filter(|_| mounted) {
             return if &s.access == access {
-                Ok(())
+                self.unlock_staged(&mut vol, &place, key.as_ref())
             } else {
                 Err(already(id, other_access(staging, &s.access, access)))
             };
@@ -108,6 +128,8 @@ impl Engine {
         if adoptable && self.owns_mount(id, Some(&vol), &place)? {
             let device = self.device_of(id, None)?;
             vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
+            // The key first: a wrong one leaves the adopted mount unrecorded, as it was.
+            self.unlock_staged(&mut vol, &place, key.as_ref())?;
             return self.save_state(&vol);
         }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
@@ -115,7 +137,7 @@ impl Engine {
         let table = if fresh { crate::sys::MountTable::default() } else { self.host.mount_table()? };
         if let Some(s) = self.staged_here(&vol, &table) {
             return match (s.path == staging, &s.access == access) {
-                (true, true) => Ok(()),
+                (true, true) => self.unlock_staged(&mut vol, &place, key.as_ref()),
                 (true, false) => Err(already(id, other_access(staging, &s.access, access))),
                 (false, _) if s.path == self.default_staging(id) => {
                     Err(Error::StagedByFlex { id: id.to_owned(), path: s.path })
@@ -128,15 +150,34 @@ impl Engine {
         }
         let done = self.stage_undoable(&vol, &place, access)?;
         super::crashpoint::hit("stage:mounted");
+        let learnt = match key.as_ref().map(|k| self.unlock(&mut vol, &place, k)).transpose() {
+            Ok(learnt) => learnt.unwrap_or(false),
+            Err(e) => {
+                self.undo_stage(&vol, &place, &done);
+                return Err(e);
+            }
+        };
+        super::crashpoint::hit("stage:key-added");
         vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device: done.device.clone() });
         if let Err(e) = self.save_state(&vol) {
             // Unrecorded, the mount would make every retry answer "already holds another mount".
             self.undo_stage(&vol, &place, &done);
             return Err(e);
         }
-        if vol.grow_fs && matches!(access, Access::Mount { .. }) {
-            vol.grow_fs = false; // the backend's stage grew it
+        let grew = vol.grow_fs && matches!(access, Access::Mount { .. });
+        if grew || learnt {
+            vol.grow_fs &= !grew; // the backend's stage grew it
             self.save(&vol)?;
+        }
+        Ok(())
+    }
+
+    /// An encrypted volume found staged already (a retry, a restart, a second pod): its key goes
+    /// into the kernel again, since a reboot or an unstage that found files busy removed it.
+    fn unlock_staged(&self, vol: &mut Volume, place: &Place, key: Option<&MasterKey>) -> Result<()> {
+        let Some(key) = key else { return Ok(()) };
+        if self.unlock(vol, place, key)? {
+            self.save(vol)?;
         }
         Ok(())
     }
@@ -167,6 +208,9 @@ impl Engine {
     /// effort: the call fails with its own error either way.
     fn undo_stage(&self, vol: &Volume, staging: &Place, done: &Staged) {
         if done.mounted {
+            if let Err(e) = self.lock_key(vol, Some(staging)) {
+                tracing::warn!(error = %e, "undoing a failed stage: remove the key");
+            }
             if let Err(e) = self.host.unmount(staging, false) {
                 tracing::warn!(error = %e, "undoing a failed stage: unmount");
             }
@@ -175,6 +219,9 @@ impl Engine {
             if let Err(e) = self.backend(vol.backend).detach(vol, &self.dir(&vol.id)) {
                 tracing::warn!(error = %e, "undoing a failed stage: detach");
             }
+        }
+        if let Err(e) = self.lock_key(vol, None) {
+            tracing::warn!(error = %e, "undoing a failed stage: remove the key");
         }
         if done.made_dir {
             let _ = staging.remove_dir();
@@ -200,10 +247,12 @@ impl Engine {
         if let Some(place) = &place {
             if self.host.is_mount_point(place)? {
                 self.check_staged_mount(&vol, place)?;
+                self.lock_key(&vol, Some(place))?; // a loop volume's keyring goes with its mount
                 self.host.unmount(place, false)?;
                 unmounted = Some(place);
             }
         }
+        self.lock_key(&vol, None)?; // a dir volume's, once nothing binds it
         if let Err(e) = self.backend(vol.backend).detach(&vol, &self.dir(id)) {
             // Put the staging back as it was, so the call changes nothing and its retry starts over.
             if let (Some(place), Some(s)) = (unmounted, &vol.staging) {
@@ -312,7 +361,8 @@ impl Engine {
             return Err(Error::precondition(id, reason));
         }
         let block = matches!(s.access, Access::Block);
-        let source = s.bind_source().to_owned();
+        self.check_unlocked(&vol, &staging_place)?;
+        let source = self.publish_source(&vol, s.bind_source());
         let publication = Publication { target: target.to_owned(), readonly, block };
         let mounted = self.host.is_mount_point(&place)?;
         let table = if mounted { table.get()? } else { &[] };

@@ -60,7 +60,7 @@ impl Engine {
             _ => {}
         }
         let table = table.get()?;
-        let want = staged_identity(table, s);
+        let want = staged_identity(table, s, &self.publish_source(vol, s.bind_source()));
         Ok(want.is_some() && table.iter().filter(|m| m.mount_point == target).any(|m| Some(m.identity()) == want))
     }
 
@@ -69,7 +69,8 @@ impl Engine {
     /// of the data directory itself.
     fn binds_of_volume(&self, vol: &Volume, s: &Staging, table: &[MountEntry]) -> Vec<Publication> {
         let block = matches!(s.access, Access::Block);
-        let mut want: Vec<Identity> = staged_identity(table, s).into_iter().collect();
+        let source = self.publish_source(vol, s.bind_source());
+        let mut want: Vec<Identity> = staged_identity(table, s, &source).into_iter().collect();
         if !block && vol.backend != Kind::Loop {
             want.extend(bind_identity(table, &self.dir(&vol.id).data()));
         }
@@ -83,10 +84,11 @@ impl Engine {
     }
 }
 /// What a bind of the staged volume shows in the mount table: the staging mount's device and
-/// root (filesystem), or the device node's (block).
-fn staged_identity(table: &[MountEntry], s: &Staging) -> Option<Identity> {
+/// root (filesystem), a directory in it (`source`, an encrypted loop volume's), or the device
+/// node's (block).
+fn staged_identity(table: &[MountEntry], s: &Staging, source: &Path) -> Option<Identity> {
     match &s.access {
-        Access::Block => bind_identity(table, s.bind_source()),
-        Access::Mount { .. } => mount_at(table, &s.path).map(MountEntry::identity),
+        Access::Mount { .. } if source == s.path => mount_at(table, &s.path).map(MountEntry::identity),
+        _ => bind_identity(table, source),
     }
 }

@@ -76,14 +76,19 @@ impl Engine {
             if self.staged_here(&vol, &table).is_none() {
                 let place = self.node_place_if_any("staging", &s.path).ok().flatten();
                 let free = place.as_ref().filter(|p| p.stat().is_ok_and(|st| st.is_some()));
-                if let Some(place) = free.filter(|_| mount_at(&table, &s.path).is_none()) {
+                // An encrypted volume's key is never kept: mounted again without it, the staging
+                // would look done to a CO that then skips the NodeStageVolume that brings it.
+                let keyless = vol.encryption.is_some();
+                if let Some(place) = free.filter(|_| mount_at(&table, &s.path).is_none() && !keyless) {
                     let device = self.attach_and_stage(&vol, place, &s.access)?;
                     vol.staging = Some(super::Staging { device, ..s.clone() });
                     report.actions.push(format!("volume {}: staged again at {}", vol.id, s.path.display()));
                 } else {
                     vol.staging = None;
+                    let why =
+                        if keyless { " (encrypted: the next NodeStageVolume stages it with its key)" } else { "" };
                     report.actions.push(format!(
-                        "volume {}: staging at {} is gone; forgot it",
+                        "volume {}: staging at {} is gone; forgot it{why}",
                         vol.id,
                         s.path.display()
                     ));
@@ -91,7 +96,13 @@ impl Engine {
                 changed = true;
             }
         }
-        if changed { self.save_state(&vol) } else { Ok(()) }
+        if changed {
+            self.save_state(&vol)?;
+        }
+        if let Some(note) = self.forget_idle_key(&vol)? {
+            report.actions.push(format!("volume {}: {note}", vol.id));
+        }
+        Ok(())
     }
 
     /// Removes what interrupted creates and deletes left: their aside directories, and volume

@@ -95,6 +95,9 @@ pub struct Volume {
     /// What the copy that made this volume (a clone or a restore) left out of its source.
     #[serde(default, skip_serializing_if = "Omitted::is_none")]
     pub omitted: Omitted,
+    /// How the volume is encrypted, if it is (`encryption: fscrypt`): never a key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::encryption::Encryption>,
     /// The copy that is still filling this volume (a clone or a restore in the background).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<CopyIntent>,
@@ -206,6 +209,9 @@ pub struct Snapshot {
     /// What the copy left out of the volume.
     #[serde(default, skip_serializing_if = "Omitted::is_none")]
     pub omitted: Omitted,
+    /// The source volume's encryption: a snapshot of an encrypted volume is its ciphertext.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<super::encryption::Encryption>,
     /// The copy still under way: the snapshot is cut but not ready to use yet.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<CopyIntent>,
@@ -364,6 +370,7 @@ mod tests {
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
             omitted: Omitted { devices: 2, mounts: 0 },
+            encryption: Some(crate::engine::encryption::for_new("v1")),
             copy: None,
         }
     }

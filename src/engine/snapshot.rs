@@ -7,6 +7,27 @@ use crate::backend::VolumeDir;
 use crate::engine::lock::VolumeLock;
 use std::time::Duration;
 
+/// What a new volume takes from its source: kind, least size, filesystem, encryption.
+#[derive(Debug, Clone, Copy)]
+pub(super) struct Like<'a> {
+    backend: crate::backend::Kind,
+    size: u64,
+    fs_type: Option<crate::sys::FsType>,
+    encryption: Option<&'a super::encryption::Encryption>,
+}
+
+impl<'a> From<&'a Snapshot> for Like<'a> {
+    fn from(s: &'a Snapshot) -> Like<'a> {
+        Like { backend: s.backend, size: s.size_bytes, fs_type: s.fs_type, encryption: s.encryption.as_ref() }
+    }
+}
+
+impl<'a> From<&'a Volume> for Like<'a> {
+    fn from(v: &'a Volume) -> Like<'a> {
+        Like { backend: v.backend, size: v.capacity, fs_type: v.fs_type, encryption: v.encryption.as_ref() }
+    }
+}
+
 /// What a caller asks for when it takes a snapshot.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SnapshotRequest {
@@ -196,14 +217,8 @@ impl Engine {
     }
 
     /// The record of a volume made from a source, after checking the request fits the source.
-    pub(super) fn new_volume_like(
-        &self,
-        req: &CreateRequest,
-        backend: crate::backend::Kind,
-        size: u64,
-        fs_type: Option<crate::sys::FsType>,
-        source: Source,
-    ) -> Result<Volume> {
+    pub(super) fn new_volume_like(&self, req: &CreateRequest, like: &Like, source: Source) -> Result<Volume> {
+        let Like { backend, size, fs_type, encryption } = *like;
         if req.backend != backend {
             let msg = format!(
                 "the source is a {} volume; a {} volume cannot be made from it",
@@ -223,9 +238,12 @@ impl Engine {
         }
         super::capacity::allocation(backend, &req.parameters)?;
         super::mount_policy::devices(backend, &req.parameters)?;
+        let wanted = super::encryption::wanted(backend, fs_type, &req.parameters)?;
+        let encryption = super::encryption::inherit(wanted, encryption)?;
         self.promise_copy(&req.id, backend, req.capacity)?;
         let mut vol = super::new_record(req, fs_type);
         vol.source = Some(source);
+        vol.encryption = encryption;
         Ok(vol)
     }
 }

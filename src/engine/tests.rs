@@ -126,7 +126,7 @@ fn loop_stage_formats_once_and_restage_keeps_the_filesystem() {
         f.host.calls(),
         vec![
             Call::LoopAttach { file: image.clone(), readonly: false },
-            Call::Mkfs { device: dev.clone(), fs: FsType::Ext4 },
+            Call::Mkfs { device: dev.clone(), fs: FsType::Ext4, encrypt: false },
             mount.clone()
         ]
     );

@@ -79,7 +79,12 @@ fn create_request(opts: &Options) -> Result<CreateRequest> {
         backend,
         capacity: size::for_new(backend, fs_type, opts.size.unwrap_or(0), 0)?,
         fs_type,
-        parameters: opts.allocation.iter().map(|a| (ALLOCATION.to_owned(), a.clone())).collect(),
+        parameters: opts
+            .allocation
+            .iter()
+            .map(|a| (ALLOCATION.to_owned(), a.clone()))
+            .chain(super::encryption::parameter(opts.encryption.as_ref()))
+            .collect(),
     })
 }
 
@@ -113,6 +118,11 @@ fn matches(vol: &Volume, opts: &Options) -> Result<()> {
         if FsType::parse(&opts.fs_type) != Some(had) {
             return Err(differ("fsType", had.as_str(), &opts.fs_type));
         }
+    }
+    let wanted = opts.encryption.as_deref().is_some_and(|e| !e.is_empty() && e != "none");
+    if opts.encryption.is_some() && wanted != vol.encryption.is_some() {
+        let (had, asked) = if wanted { ("none", "fscrypt") } else { ("fscrypt", "none") };
+        return Err(differ("encryption", had, asked));
     }
     if let Some(size) = opts.size.filter(|s| *s != vol.capacity) {
         tracing::info!(id = %vol.id, capacity = vol.capacity, size, "size option differs from the volume; using the volume");

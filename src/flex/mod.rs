@@ -17,7 +17,8 @@
 //!   node-local volume) only checks its arguments and answers Success; `expandfs` (kubelet, on
 //!   the volume's node) grows the storage and the filesystem.
 //! - Volumes are never deleted by this front-end: FlexVolume has no delete call.
-//! - Secrets (`kubernetes.io/secret/*`) are decoded and kept redacted; no backend uses them yet.
+//! - Secrets (`kubernetes.io/secret/*`) are decoded once and kept redacted; an encrypted volume's
+//!   key is the Secret's entry `key` (`encryption`, below).
 //!
 //! Options (`flexVolume.options`, next to kubelet's `kubernetes.io/*` keys, which they override):
 //! - `backend`: `dir` (default), `loop`, `btrfs` or `tmpfs`; `size`: a quantity (`64Mi`, `1Gi`,
@@ -28,8 +29,10 @@
 //! - `volumeID`: use this existing volume (made by `strata-csi`, say) instead of the one named
 //!   after the PV. Without it the volume is the PV's name, or for an inline volume the pod's
 //!   volume name, so inline volumes of the same name share one volume on a node.
-//! - An existing volume must agree with `backend` and `fsType` when they are given; `size` may
-//!   differ (the volume may have been expanded).
+//! - `encryption: fscrypt`: an encrypted volume (loop ext4, or dir on a root that can encrypt),
+//!   keyed by the PV's `secretRef` Secret (its `type` must be `strata/flex`, entry `key`).
+//! - An existing volume must agree with `backend`, `fsType` and `encryption` when they are
+//!   given; `size` may differ (the volume may have been expanded).
 //!
 //! ```yaml
 //! flexVolume: {driver: "strata/flex", fsType: xfs, options: {backend: loop, size: 10Gi}}
@@ -40,6 +43,7 @@
 mod command;
 pub mod config;
 mod driver;
+mod encryption;
 mod error;
 mod expand;
 mod health;

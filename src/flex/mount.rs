@@ -15,7 +15,8 @@ pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
     let staging = driver.staging(&vol.id);
     let access = Access::Mount { flags: opts.mount_flags.clone() };
     let engine = &driver.engine;
-    if let Err(e) = engine.stage_volume(&vol.id, &staging, &access) {
+    let key = super::encryption::stage_key(&opts.secrets);
+    if let Err(e) = engine.stage_volume_keyed(&vol.id, &staging, &access, &key, &|_| Ok(())) {
         if created {
             let _ = engine.delete_volume(&vol.id);
         }

@@ -24,7 +24,8 @@ pub const MOUNT_OPTIONS: &str = "mountOptions";
 pub const ALLOCATION: &str = crate::engine::capacity::PARAM_ALLOCATION;
 
 /// Keys strata reads, or knows and ignores (pod identity, for the log).
-const KNOWN: [&str; 15] = [
+const KNOWN: [&str; 16] = [
+    super::encryption::OPTION,
     FS_TYPE,
     READ_WRITE,
     VOLUME_NAME,
@@ -65,6 +66,8 @@ pub struct Options {
     /// The pod's fsGroup; kubelet applies it (init says fsGroup: true), strata only checks it.
     pub fs_group: Option<u32>,
     pub secrets: Secrets,
+    /// `encryption` (`fscrypt` or `none`), if given (see [`super::encryption`]).
+    pub encryption: Option<String>,
     /// Option keys strata does not know: kubelet's own (`kubernetes.io/*`, which a newer kubelet
     /// may add) are logged, a user's refused by [`parse_for_mount`].
     pub ignored: Vec<String>,
@@ -104,6 +107,7 @@ pub fn parse(json: &str) -> Result<Options> {
         readonly: readonly(map.get(READ_WRITE))?,
         fs_group: fs_group(&map)?,
         secrets,
+        encryption: map.get(super::encryption::OPTION).cloned(),
         ignored: map.keys().filter(|k| !KNOWN.contains(&k.as_str())).cloned().collect(),
     })
 }

@@ -6,6 +6,7 @@ use super::yaml::{self, Node};
 use crate::backend::Kind;
 use crate::csi::convert::{PARAM_BACKEND, TOPOLOGY_KEY};
 use crate::csi::volume_id::{MAX_VOLUME_ID, VolumeId, node_tag};
+use crate::engine::encryption::{FSCRYPT, PARAM_ENCRYPTION};
 use crate::flex::options::{self, Options};
 
 /// Annotation on the CSI PV that records where it came from.
@@ -82,6 +83,10 @@ fn convert(pv: &FlexPv, node: Option<&str>, driver: &str, notes: &mut Vec<String
     }
     if read_only {
         csi.push(("readOnly".to_owned(), Node::Bool(true)));
+    }
+    if let Some(secret) = stage_secret(pv, &opts, notes) {
+        attributes.push((PARAM_ENCRYPTION.to_owned(), Node::str(FSCRYPT)));
+        csi.push(("nodeStageSecretRef".to_owned(), secret));
     }
     csi.push(("volumeAttributes".to_owned(), Node::Map(attributes)));
 
@@ -213,11 +218,38 @@ fn mount_options(pv: &FlexPv, opts: &Options) -> Vec<String> {
     out
 }
 
+/// Whether the options ask for an encrypted volume.
+fn encrypted(opts: &Options) -> bool {
+    opts.encryption.as_deref().is_some_and(|e| !e.is_empty() && e != "none")
+}
+
+/// An encrypted volume's key Secret as the CSI PV's `nodeStageSecretRef` (its namespace is the
+/// secretRef's, else the claim's, where kubelet looked for it under FlexVolume).
+fn stage_secret(pv: &FlexPv, opts: &Options, notes: &mut Vec<String>) -> Option<Node> {
+    let name = &pv.name;
+    if !encrypted(opts) {
+        return None;
+    }
+    let Some(secret) = &pv.secret_ref else {
+        notes.push(format!("PV {name:?} is encrypted but names no secretRef: add nodeStageSecretRef for its key"));
+        return None;
+    };
+    let (namespace, secret_name) = match secret.split_once('/') {
+        Some((ns, n)) => (ns.to_owned(), n.to_owned()),
+        None => (pv.claim_ref.as_ref().map_or("default".to_owned(), |(ns, _)| ns.clone()), secret.clone()),
+    };
+    notes.push(format!(
+        "PV {name:?} is encrypted: secretRef {secret} became nodeStageSecretRef {namespace}/{secret_name} (CSI \
+         ignores the Secret's type strata/flex; its entry key is the volume's key)"
+    ));
+    Some(Node::map([("name", Node::str(&secret_name)), ("namespace", Node::str(&namespace))]))
+}
+
 /// Notes for what the CSI PV leaves out because strata never used it.
 fn note_dropped(pv: &FlexPv, opts: &Options, backend: Kind, notes: &mut Vec<String>) {
     let name = &pv.name;
-    if let Some(secret) = &pv.secret_ref {
-        notes.push(format!("PV {name:?}: secretRef {secret} dropped; strata-flex decoded secrets but never used them"));
+    if let Some(secret) = pv.secret_ref.as_ref().filter(|_| !encrypted(opts)) {
+        notes.push(format!("PV {name:?}: secretRef {secret} dropped; strata-flex uses secrets only for encryption"));
     }
     for key in &opts.ignored {
         notes.push(format!("PV {name:?}: option {key:?} dropped; strata-flex ignored it too"));

@@ -127,6 +127,21 @@ fn secret_ref_and_read_only_are_handled_and_said() {
 }
 
 #[test]
+fn an_encrypted_volume_keeps_its_key_secret_as_the_stage_secret() {
+    let input = BARE.replace(
+        "    driver: strata/flex\n",
+        "    driver: strata/flex\n    secretRef: {name: vol-key}\n    options: {backend: loop, encryption: fscrypt}\n",
+    );
+    let (pv, out) = one(&input, Some("n1"));
+    let csi = &pv["spec"]["csi"];
+    assert_eq!(csi["nodeStageSecretRef"]["name"], "vol-key");
+    assert!(csi["nodeStageSecretRef"]["namespace"].is_string(), "{csi}");
+    assert_eq!(csi["volumeAttributes"]["encryption"], "fscrypt");
+    let notes = out.notes.join("\n");
+    assert!(notes.contains("became nodeStageSecretRef") && !notes.contains("dropped;"), "{notes}");
+}
+
+#[test]
 fn read_only_many_alone_becomes_a_read_only_single_node_pv_and_rwx_is_refused() {
     let rox = BARE.replace("[ReadWriteOnce]", "[ReadOnlyMany]");
     let (pv, _) = one(&rox, Some("n1"));

@@ -26,6 +26,8 @@ pub enum Error {
     Statvfs { path: PathBuf, errno: nix::Error },
     #[error("copy {from} to {to}: {source}")]
     Copy { from: PathBuf, to: PathBuf, source: std::io::Error },
+    #[error("fscrypt: {what} {path}: {errno}")]
+    Fscrypt { what: &'static str, path: PathBuf, errno: nix::Error },
     #[error("{path}: {source}")]
     Place { path: PathBuf, source: super::PlaceError },
     #[error("{what} {path}: {source}")]

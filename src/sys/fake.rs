@@ -16,7 +16,7 @@ pub enum Call {
     LoopAttach { file: PathBuf, readonly: bool },
     LoopDetach { device: PathBuf },
     LoopSetCapacity { device: PathBuf },
-    Mkfs { device: PathBuf, fs: FsType },
+    Mkfs { device: PathBuf, fs: FsType, encrypt: bool },
     GrowFs { fs: FsType, device: PathBuf, mountpoint: PathBuf },
     GrowFsOffline { fs: FsType, device: PathBuf },
     SubvolumeCreate { path: PathBuf },
@@ -30,6 +30,9 @@ pub enum Call {
     Freeze { mountpoint: PathBuf },
     Thaw { mountpoint: PathBuf },
     RenameDir { from: PathBuf, to: PathBuf },
+    FscryptSetPolicy { dir: PathBuf },
+    FscryptAddKey { fs: PathBuf },
+    FscryptRemoveKey { fs: PathBuf },
 }
 
 #[derive(Debug, Default)]
@@ -49,6 +52,7 @@ struct State {
     stats: FsStats,
     /// Files can share extents (see [`FakeHost::set_reflink`]).
     reflink: bool,
+    crypt: super::fake_fscrypt::Crypt,
 }
 
 /// A host that changes nothing outside memory, for unit tests of the engine and backends.
@@ -126,6 +130,18 @@ impl FakeHost {
         let mut st = self.lock();
         st.loops.clear();
         st.mounts.truncate(1);
+        st.crypt.reboot();
+    }
+
+    /// Makes the filesystem mounted from `source` (`/dev/fakeroot` for the root) unable to
+    /// encrypt, as ext4 without its `encrypt` feature.
+    pub fn no_fscrypt_on(&self, source: &str) {
+        self.lock().crypt.unsupported.insert(source.to_owned());
+    }
+
+    /// The fscrypt keys in every filesystem's keyring.
+    pub fn fscrypt_keys(&self) -> Vec<super::fscrypt::KeyId> {
+        self.lock().crypt.keys()
     }
 
     /// Whether anything but the root filesystem is mounted.
@@ -174,6 +190,10 @@ impl FakeHost {
             shared: false,
         });
     }
+}
+
+fn fscrypt_error(what: &'static str, place: &Place, errno: nix::Error) -> Error {
+    Error::Fscrypt { what, path: place.path().to_owned(), errno }
 }
 
 fn einval(what: &'static str, path: &Path) -> Error {
@@ -241,6 +261,8 @@ impl Host for FakeHost {
         let mut st = self.record("Unmount", Call::Unmount { target: target.into(), lazy })?;
         let pos = st.mounts.iter().rposition(|m| m.mount_point == target).ok_or_else(|| einval("unmount", target))?;
         st.mounts.remove(pos);
+        let State { crypt, mounts, .. } = &mut *st;
+        crypt.forget_unmounted(mounts);
         Ok(())
     }
 
@@ -282,8 +304,8 @@ impl Host for FakeHost {
         Ok(id.and_then(|f| st.formatted.get(&f).map(|fs| fs.as_str().to_owned())))
     }
 
-    fn mkfs(&self, device: &Path, fs: FsType) -> Result<()> {
-        let mut st = self.record("Mkfs", Call::Mkfs { device: device.into(), fs })?;
+    fn mkfs(&self, device: &Path, fs: FsType, encrypt: bool) -> Result<()> {
+        let mut st = self.record("Mkfs", Call::Mkfs { device: device.into(), fs, encrypt })?;
         let file = st.loops.iter().find(|(n, _)| Path::new(&format!("/dev/loop{n}")) == device).map(|(_, f)| f.clone());
         let file = file.ok_or_else(|| einval("mkfs", device))?;
         st.formatted.insert(super::file_identity(&file).ok_or_else(|| einval("mkfs", device))?, fs);
@@ -396,5 +418,34 @@ impl Host for FakeHost {
             }
         }
         Ok(())
+    }
+
+    fn fscrypt_policy(&self, dir: &Place) -> Result<super::fscrypt::Policy> {
+        let st = self.lock();
+        st.crypt.policy(&st.mounts, dir).map_err(|e| fscrypt_error("read the policy of", dir, e))
+    }
+
+    fn fscrypt_set_policy(&self, dir: &Place, id: &super::fscrypt::KeyId) -> Result<()> {
+        let mut st = self.record("FscryptSetPolicy", Call::FscryptSetPolicy { dir: dir.path().into() })?;
+        let State { crypt, mounts, .. } = &mut *st;
+        crypt.set_policy(mounts, dir, id).map_err(|e| fscrypt_error("set the policy of", dir, e))
+    }
+
+    fn fscrypt_add_key(&self, fs: &Place, key: &[u8; super::fscrypt::KEY_SIZE]) -> Result<super::fscrypt::KeyId> {
+        let mut st = self.record("FscryptAddKey", Call::FscryptAddKey { fs: fs.path().into() })?;
+        let State { crypt, mounts, .. } = &mut *st;
+        let id = super::fscrypt::identifier(key);
+        crypt.add(mounts, fs, id).map_err(|e| fscrypt_error("add a key to the filesystem of", fs, e))
+    }
+
+    fn fscrypt_remove_key(&self, fs: &Place, id: &super::fscrypt::KeyId) -> Result<super::fscrypt::Removal> {
+        let mut st = self.record("FscryptRemoveKey", Call::FscryptRemoveKey { fs: fs.path().into() })?;
+        let State { crypt, mounts, .. } = &mut *st;
+        Ok(crypt.remove(mounts, fs, id))
+    }
+
+    fn fscrypt_key_status(&self, fs: &Place, id: &super::fscrypt::KeyId) -> Result<super::fscrypt::KeyStatus> {
+        let st = self.lock();
+        Ok(st.crypt.status(&st.mounts, fs, id))
     }
 }

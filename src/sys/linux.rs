@@ -1,6 +1,6 @@
 //! [`LinuxHost`]: the real host, through mount(2), loop ioctls, statvfs and system tools.
 
-use super::{Error, FsStats, FsType, Host, LoopDevice, MountOptions, Place, Result, fdmount, loopdev, tools};
+use super::{Error, FsStats, FsType, Host, LoopDevice, MountOptions, Place, Result, fdmount, fscrypt, loopdev, tools};
 use nix::mount::MsFlags;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -141,13 +141,23 @@ impl Host for LinuxHost {
         }
     }
 
-    fn mkfs(&self, device: &Path, fs: FsType) -> Result<()> {
+    fn mkfs(&self, device: &Path, fs: FsType, encrypt: bool) -> Result<()> {
         let dev = device.as_os_str();
-        match fs {
-            FsType::Ext4 => {
-                tools::run("mkfs.ext4", &[OsStr::new("-q"), OsStr::new("-E"), OsStr::new("nodiscard"), dev], device)
+        match (fs, encrypt) {
+            (FsType::Ext4, _) => {
+                let mut args = vec![OsStr::new("-q"), OsStr::new("-E"), OsStr::new("nodiscard")];
+                if encrypt {
+                    args.extend([OsStr::new("-O"), OsStr::new("encrypt")]);
+                }
+                args.push(dev);
+                tools::run("mkfs.ext4", &args, device)
             }
-            FsType::Xfs => tools::run("mkfs.xfs", &[OsStr::new("-q"), OsStr::new("-K"), dev], device),
+            (FsType::Xfs, false) => tools::run("mkfs.xfs", &[OsStr::new("-q"), OsStr::new("-K"), dev], device),
+            (FsType::Xfs, true) => Err(Error::Tool {
+                tool: "mkfs.xfs".into(),
+                path: device.to_owned(),
+                detail: "xfs has no fscrypt support here; encrypted volumes are ext4".into(),
+            }),
         }
         .map(drop)
     }
@@ -271,6 +281,26 @@ impl Host for LinuxHost {
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
         rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, rustix::fs::RenameFlags::NOREPLACE)
             .map_err(|e| Error::Io { what: "rename", path: from.to_owned(), source: e.into() })
+    }
+
+    fn fscrypt_policy(&self, dir: &Place) -> Result<fscrypt::Policy> {
+        fscrypt::at("read the policy of", dir, fscrypt::policy)
+    }
+
+    fn fscrypt_set_policy(&self, dir: &Place, id: &fscrypt::KeyId) -> Result<()> {
+        fscrypt::at("set the policy of", dir, |fd| fscrypt::set(fd, id))
+    }
+
+    fn fscrypt_add_key(&self, fs: &Place, key: &[u8; fscrypt::KEY_SIZE]) -> Result<fscrypt::KeyId> {
+        fscrypt::at("add a key to the filesystem of", fs, |fd| fscrypt::add(fd, key))
+    }
+
+    fn fscrypt_remove_key(&self, fs: &Place, id: &fscrypt::KeyId) -> Result<fscrypt::Removal> {
+        fscrypt::at("remove a key from the filesystem of", fs, |fd| fscrypt::remove(fd, id))
+    }
+
+    fn fscrypt_key_status(&self, fs: &Place, id: &fscrypt::KeyId) -> Result<fscrypt::KeyStatus> {
+        fscrypt::at("read a key's status on the filesystem of", fs, |fd| fscrypt::status(fd, id))
     }
 }
 

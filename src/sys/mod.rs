@@ -3,9 +3,12 @@
 pub mod caps;
 mod error;
 mod fake;
+mod fake_fscrypt;
 mod fdmount;
 mod freeze;
+pub mod fscrypt;
 mod linux;
+pub mod locked;
 mod loopdev;
 pub mod mountinfo;
 mod mounttable;
@@ -141,8 +144,8 @@ pub trait Host: Send + Sync + Debug {
 
     /// The filesystem signature on a block device, if any (`ext4`, `xfs`, ...).
     fn probe_fs(&self, device: &Path) -> Result<Option<String>>;
-    /// Makes a filesystem on a blank device.
-    fn mkfs(&self, device: &Path, fs: FsType) -> Result<()>;
+    /// Makes a filesystem on a blank device; with `encrypt`, ext4's `encrypt` feature (fscrypt).
+    fn mkfs(&self, device: &Path, fs: FsType, encrypt: bool) -> Result<()>;
     /// Grows a mounted filesystem to fill its device.
     fn grow_fs(&self, fs: FsType, device: &Path, mountpoint: &Path) -> Result<()>;
     /// Grows an unmounted filesystem to fill its device (ext4 only: check, then resize).
@@ -188,6 +191,20 @@ pub trait Host: Send + Sync + Debug {
     /// Renames the directory `from` (strata's own, under its data root) to `to`, which must not
     /// exist; what is mounted inside it and the loop devices backed by files inside it follow.
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()>;
+
+    /// The fscrypt policy of the directory at `dir` ([`fscrypt::Policy::Unsupported`] where its
+    /// filesystem cannot encrypt).
+    fn fscrypt_policy(&self, dir: &Place) -> Result<fscrypt::Policy>;
+    /// Sets strata's v2 policy naming `id` on the empty directory at `dir`; the key must be in
+    /// its filesystem's keyring.
+    fn fscrypt_set_policy(&self, dir: &Place, id: &fscrypt::KeyId) -> Result<()>;
+    /// Adds `key` to the keyring of the filesystem holding the directory `fs`; returns the
+    /// identifier the kernel computed for it.
+    fn fscrypt_add_key(&self, fs: &Place, key: &[u8; fscrypt::KEY_SIZE]) -> Result<fscrypt::KeyId>;
+    /// Removes key `id` from the keyring of the filesystem holding `fs`; says what it left.
+    fn fscrypt_remove_key(&self, fs: &Place, id: &fscrypt::KeyId) -> Result<fscrypt::Removal>;
+    /// The status of key `id` in the keyring of the filesystem holding `fs`.
+    fn fscrypt_key_status(&self, fs: &Place, id: &fscrypt::KeyId) -> Result<fscrypt::KeyStatus>;
 }
 
 /// A [`Place`] for a path strata owns (under its data root): its parent opened as it is.

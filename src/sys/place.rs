@@ -195,6 +195,14 @@ impl Place {
         rustix::fs::openat(&self.parent, self.name.as_os_str(), flags, Mode::empty()).map_err(Into::into)
     }
 
+    /// The place `name` inside the directory at this place (one plain component), held the same
+    /// way: this place's directory is opened as the parent without following a symlink.
+    pub fn child(&self, name: &str) -> std::io::Result<Place> {
+        let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC;
+        let parent = rustix::fs::openat(&self.parent, self.name.as_os_str(), flags, Mode::empty())?;
+        Ok(Place { parent, name: name.into(), path: self.path.join(name) })
+    }
+
     /// `/proc/self/fd/<parent>/<name>`: names the place for syscalls that take only a path; the
     /// parent is the held fd, and the caller must not follow the final name (`UMOUNT_NOFOLLOW`).
     pub fn nofollow_path(&self) -> PathBuf {

@@ -54,11 +54,12 @@ pub async fn single(
             };
             Ok(render::capacity(&ctl.get_capacity(req).await?.into_inner()))
         }
-        ClientCommand::Stage { volume_id, staging_path, cap } => {
+        ClientCommand::Stage { volume_id, staging_path, secret_files, cap } => {
             node.node_stage_volume(p::NodeStageVolumeRequest {
                 volume_id: volume_id.clone(),
                 staging_target_path: text(&staging_path),
                 volume_capability: Some(capability(&cap)),
+                secrets: secrets(&secret_files)?,
                 ..Default::default()
             })
             .await?;
@@ -106,6 +107,17 @@ pub async fn single(
         }
         other => data::single(ctl, node, other).await,
     }
+}
+
+/// Stage secrets read from files (`NAME=FILE`); the values go only into the request.
+fn secrets(files: &[(String, String)]) -> Result<HashMap<String, String>, Status> {
+    files
+        .iter()
+        .map(|(name, file)| match std::fs::read_to_string(file) {
+            Ok(value) => Ok((name.clone(), value)),
+            Err(e) => Err(Status::invalid_argument(format!("--secret-file {name}={file}: {e}"))),
+        })
+        .collect()
 }
 
 /// The capability the arguments describe.

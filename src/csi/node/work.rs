@@ -8,15 +8,17 @@ use crate::csi::proto::{
     NodeGetVolumeStatsResponse, NodePublishVolumeRequest, VolumeCapability, VolumeUsage, volume_usage,
 };
 use crate::csi::provision::{self, existing};
+use crate::engine::encryption::StageKey;
 use crate::engine::{Access, Bind, Engine, Error as EngineError, Volume, quote_path};
 use crate::sys::MountOptions;
 use std::path::Path;
 use tonic::Status;
 
-/// Stages after checking that the capability suits the volume.
-pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability) -> Result<(), Status> {
+/// Stages after checking that the capability suits the volume, with the key from the stage's
+/// secrets (an encrypted volume needs it).
+pub fn stage(e: &Engine, local: &str, staging: &Path, cap: &VolumeCapability, key: &StageKey) -> Result<(), Status> {
     let suits = |vol: &Volume| suits(cap, vol);
-    e.stage_volume_checked(local, staging, &convert::access(cap)?, &suits)?;
+    e.stage_volume_keyed(local, staging, &convert::access(cap)?, key, &suits)?;
     Ok(())
 }
 

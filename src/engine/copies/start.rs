@@ -9,6 +9,7 @@ use super::{PROGRESS_FILE, intent, log_copy};
 use crate::backend::VolumeDir;
 use crate::engine::lock::VolumeLock;
 use crate::engine::record::{self, Stamp};
+use crate::engine::snapshot::Like;
 use crate::engine::{CreateRequest, Engine, Error, Result, Snapshot, SnapshotRequest, Source, Volume, crashpoint};
 use crate::sys::tree::{CopyReport, Progress};
 use std::sync::Arc;
@@ -57,6 +58,7 @@ impl Engine {
         hold: Hold,
         group: Option<&str>,
     ) -> Result<(Snapshot, Option<CopyJob>)> {
+        crate::engine::encryption::check_copy(vol.backend, vol.encryption.as_ref())?;
         let mut snap = new_snapshot(req, &vol, group);
         let dest = self.snapshot_temp(&req.id);
         self.remove_snapshot_temp(&dest, vol.backend)?;
@@ -176,7 +178,7 @@ impl Engine {
             return Err(self.copying(&CopyKey::Snapshot(sid.to_owned())));
         }
         let source = Source::Snapshot(sid.into());
-        let mut vol = self.new_volume_like(req, snap.backend, snap.size_bytes, snap.fs_type, source.clone())?;
+        let mut vol = self.new_volume_like(req, &Like::from(&snap), source.clone())?;
         let (from, backend, started) = (self.snapshot_dir(sid), self.backend(snap.backend), Instant::now());
         self.made_from_source(&mut vol, |vol, dir| {
             match backend.restore_instantly(&from, vol, dir)? {
@@ -207,7 +209,8 @@ impl Engine {
         let src = self.load(vid)?.ok_or_else(|| Error::VolumeNotFound(vid.to_owned()))?;
         self.ready_source(&src)?;
         let source = Source::Volume(vid.into());
-        let mut vol = self.new_volume_like(req, src.backend, src.capacity, src.fs_type, source.clone())?;
+        crate::engine::encryption::check_copy(src.backend, src.encryption.as_ref())?;
+        let mut vol = self.new_volume_like(req, &Like::from(&src), source.clone())?;
         let hold = self.hold_source(&src, src_lock)?;
         let (mut later, started) = (None, Instant::now());
         self.made_from_source(&mut vol, |vol, dir| {
@@ -377,5 +380,6 @@ fn new_snapshot(req: &SnapshotRequest, vol: &Volume, group: Option<&str>) -> Sna
         omitted: record::Omitted::default(),
         copy: None,
         group: group.map(str::to_owned),
+        encryption: vol.encryption.clone(),
     }
 }
