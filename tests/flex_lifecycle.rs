@@ -474,3 +474,26 @@ fn an_encrypted_loop_volume_opens_only_with_its_secret() {
     assert!(!log.contains(key) && !log.contains(&b64(key)) && !log.contains(&b64(wrong)), "{log}");
     w.finish();
 }
+
+/// The options of the mount at `path`, from the kernel's table.
+fn options_at(path: &Path) -> Vec<String> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").expect("mountinfo");
+    let table = strata::sys::mountinfo::parse(&text);
+    let m = table.iter().rev().find(|m| m.mount_point == path).expect("a mount at the pod dir");
+    m.mount_options.clone()
+}
+
+#[test]
+fn a_dir_volume_is_nodev_unless_its_options_allow_devices() {
+    let w = World::new();
+    w.mount("pod-a", "pv-nodev", "rw", &[("backend", "dir")]).ok();
+    assert!(options_at(&w.pod_dir("pod-a", "pv-nodev")).iter().any(|o| o == "nodev"));
+    w.mount("pod-b", "pv-dev", "rw", &[("backend", "dir"), ("devices", "allow")]).ok();
+    assert!(!options_at(&w.pod_dir("pod-b", "pv-dev")).iter().any(|o| o == "nodev"), "devices: allow");
+    w.mount("pod-c", "pv-bad", "rw", &[("backend", "loop"), ("devices", "allow")])
+        .failed("devices: allow is for dir volumes");
+    for (pod, pv) in [("pod-a", "pv-nodev"), ("pod-b", "pv-dev")] {
+        w.unmount(pod, pv).ok();
+    }
+    w.finish();
+}

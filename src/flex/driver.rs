@@ -83,6 +83,7 @@ fn create_request(opts: &Options) -> Result<CreateRequest> {
             .allocation
             .iter()
             .map(|a| (ALLOCATION.to_owned(), a.clone()))
+            .chain(opts.devices.iter().map(|d| (super::options::DEVICES.to_owned(), d.clone())))
             .chain(super::encryption::parameter(opts.encryption.as_ref()))
             .collect(),
     })

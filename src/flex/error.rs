@@ -33,7 +33,7 @@ pub enum Error {
     NoMountRight { reason: String },
     /// Options strata does not know: a misspelt one would otherwise be lost silently.
     #[error(
-        "unknown option(s) {}; strata-flex knows backend, size, mountOptions, allocation and volumeID",
+        "unknown option(s) {}; strata-flex knows backend, size, mountOptions, allocation, devices, encryption and volumeID",
         .keys.iter().map(|k| quote(k)).collect::<Vec<_>>().join(", ")
     )]
     UnknownOptions { keys: Vec<String> },

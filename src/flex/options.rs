@@ -22,9 +22,11 @@ pub const SIZE: &str = "size";
 pub const MOUNT_OPTIONS: &str = "mountOptions";
 /// `thick` preallocates a loop image (as the CSI StorageClass parameter of the same name).
 pub const ALLOCATION: &str = crate::engine::capacity::PARAM_ALLOCATION;
+/// `allow` lets a `dir` volume's mounts reach device nodes (as the CSI parameter of that name).
+pub const DEVICES: &str = crate::engine::mount_policy::PARAM_DEVICES;
 
 /// Keys strata reads, or knows and ignores (pod identity, for the log).
-const KNOWN: [&str; 16] = [
+const KNOWN: [&str; 17] = [
     super::encryption::OPTION,
     FS_TYPE,
     READ_WRITE,
@@ -36,6 +38,7 @@ const KNOWN: [&str; 16] = [
     SIZE,
     MOUNT_OPTIONS,
     ALLOCATION,
+    DEVICES,
     "kubernetes.io/pod.name",
     "kubernetes.io/pod.namespace",
     "kubernetes.io/pod.uid",
@@ -60,6 +63,8 @@ pub struct Options {
     pub fs_type: String,
     /// `allocation` (`thin` or `thick`), if given.
     pub allocation: Option<String>,
+    /// `devices` (`allow` or `deny`), if given.
+    pub devices: Option<String>,
     /// `mountOptions`, split at commas.
     pub mount_flags: Vec<String>,
     pub readonly: bool,
@@ -103,6 +108,7 @@ pub fn parse(json: &str) -> Result<Options> {
         size: map.get(SIZE).map(|s| size(s)).transpose()?,
         fs_type,
         allocation: map.get(ALLOCATION).cloned(),
+        devices: map.get(DEVICES).cloned(),
         mount_flags: map.get(MOUNT_OPTIONS).map(|m| flags(m)).unwrap_or_default(),
         readonly: readonly(map.get(READ_WRITE))?,
         fs_group: fs_group(&map)?,
