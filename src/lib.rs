@@ -12,6 +12,7 @@ pub mod kubectl;
 pub mod metrics;
 pub mod migrate;
 pub mod quantity;
+pub mod quote;
 pub mod stdout;
 pub mod sys;
 

@@ -10,7 +10,7 @@
 //! refuses them with that hint, while [`parse_rounded_up`] (for quantities Kubernetes itself
 //! wrote, such as `966367641600m`) takes them.
 
-use crate::engine::quote;
+use crate::quote::quote;
 
 /// Binary suffixes with their powers of two.
 const BINARY: [(&str, u32); 6] = [("Ki", 10), ("Mi", 20), ("Gi", 30), ("Ti", 40), ("Pi", 50), ("Ei", 60)];

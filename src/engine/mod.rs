@@ -22,7 +22,6 @@ mod paths;
 pub mod perm;
 mod publications;
 mod quarantine;
-mod quote;
 pub mod reconcile;
 pub mod record;
 mod removals;
@@ -51,6 +50,7 @@ pub use snapshot::SnapshotRequest;
 pub use survey::Survey;
 
 use crate::backend::{self, Backend, Kind, Usage, VolumeDir};
+use crate::quote;
 use crate::sys::{FsType, Host};
 use lock::VolumeLock;
 use std::collections::BTreeMap;
