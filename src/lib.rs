@@ -11,6 +11,7 @@ pub mod flex;
 pub mod kubectl;
 pub mod metrics;
 pub mod migrate;
+pub mod program;
 pub mod quantity;
 pub mod quote;
 pub mod stdout;

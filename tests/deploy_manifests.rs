@@ -423,7 +423,7 @@ fn the_snapshot_step_turns_group_snapshots_on_in_the_node_snapshotter_and_may_us
 
 #[test]
 fn one_drain_time_everywhere() {
-    let secs = strata::csi::cli::DRAIN_SECONDS;
+    let secs = strata::program::csi::cli::DRAIN_SECONDS;
     let docs = manifests("kubernetes");
     for name in ["strata-node", "strata-controller"] {
         let workload = docs.iter().find(|d| d.name() == name).unwrap();

@@ -1,5 +1,5 @@
 //! `strata-csi`: the strata CSI driver (`serve`) and a CSI client (`client`).
 
 fn main() -> std::process::ExitCode {
-    strata::csi::app::main()
+    strata::program::csi::main()
 }

@@ -2,9 +2,7 @@
 //! parses its request, runs engine calls on the blocking pool and maps the result; engine errors
 //! become statuses in exactly one place (`status.rs`).
 
-pub mod app;
 mod authority;
-pub mod cli;
 pub mod client;
 pub mod codec;
 mod controller;
@@ -14,15 +12,12 @@ mod ephemeral;
 mod expand;
 mod group;
 mod identity;
-mod inspect;
 mod limits;
-mod manual;
 mod node;
 mod paging;
 mod probe;
 pub mod proto;
 mod provision;
-mod repair;
 pub mod server;
 mod snapshot;
 mod source;

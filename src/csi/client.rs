@@ -1,7 +1,7 @@
 //! Connecting to a CSI endpoint, and saying in words why it failed: an operator needs "no such
 //! socket" or "permission denied" and the path tried, not "transport error".
 
-use crate::csi::server::Endpoint;
+use super::server::Endpoint;
 use std::error::Error as _;
 use std::io::ErrorKind;
 use tonic::transport::Channel;

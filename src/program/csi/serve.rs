@@ -1,7 +1,8 @@
 //! The `strata-csi` program: parse the command line, then serve or run a client command.
 
 use super::cli::{Cli, Command, LogFormat, LogLevel, ServeArgs};
-use super::{Driver, Options, client, server};
+use super::client;
+use crate::csi::{Driver, Options, server};
 use crate::engine::{self, Engine, Wait};
 use crate::metrics;
 use clap::Parser;
@@ -167,7 +168,7 @@ fn claim_root(args: &ServeArgs, node_id: &str, from_hostname: bool) -> Result<en
 /// Says what the claim of the root did to the node id it records.
 fn log_identity(change: &engine::claim::IdentityChange, node_id: &str) {
     use engine::claim::IdentityChange;
-    let tag = super::volume_id::node_tag(node_id);
+    let tag = crate::csi::volume_id::node_tag(node_id);
     match change {
         IdentityChange::Same => {}
         IdentityChange::Recorded => {
@@ -181,7 +182,7 @@ fn log_identity(change: &engine::claim::IdentityChange, node_id: &str) {
             "node renamed (--rename-node): the data root's volumes and snapshots now have ids <name>@{tag}, not \
              <name>@{}; PersistentVolumes and VolumeSnapshotContents that name the old ids no longer reach them \
              (docs/operations.md, \"Renaming a node\")",
-            super::volume_id::node_tag(from)
+            crate::csi::volume_id::node_tag(from)
         ),
     }
 }

@@ -2,13 +2,13 @@
 //! snapshot and expansion commands are in `data`.
 
 use super::{data, render};
-use crate::csi::cli::{AccessModeArg, CapArgs, ClientCommand};
 use crate::csi::convert::{self, i64_of};
 use crate::csi::proto::controller_client::ControllerClient;
 use crate::csi::proto::node_client::NodeClient;
 use crate::csi::proto::volume_capability::access_mode::Mode;
 use crate::csi::proto::volume_capability::{AccessMode, AccessType, BlockVolume, MountVolume};
 use crate::csi::proto::{self as p, VolumeCapability};
+use crate::program::csi::cli::{AccessModeArg, CapArgs, ClientCommand};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::path::Path;

@@ -1,7 +1,7 @@
 //! kubectl-style tables of the list commands and capacity: one row per item, aligned columns,
 //! sizes as quantities (`64Mi`); `-o json|yaml` gives the full answer instead.
 
-use crate::csi::cli::ClientCommand;
+use crate::program::csi::cli::ClientCommand;
 use serde_json::Value;
 
 /// The table view of a command's answer, if it has one.

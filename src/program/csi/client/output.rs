@@ -2,7 +2,7 @@
 //! or yaml for scripts (`-o`), and an error as one `error: CODE: message` line on stderr.
 
 use super::render;
-use crate::csi::cli::OutputFormat;
+use crate::program::csi::cli::OutputFormat;
 use serde_json::{Value, json};
 
 /// A list's table, normal or wide.

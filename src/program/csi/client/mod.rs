@@ -2,7 +2,6 @@
 //! default, `-o json|yaml` (or `--json`) for scripts; a gRPC error prints its code and message on
 //! one line and exits non-zero.
 
-mod connect;
 mod data;
 pub(crate) mod output;
 mod render;
@@ -10,11 +9,11 @@ mod request;
 mod table;
 
 use super::cli::{ClientArgs, ClientCommand, OutputFormat};
-use super::proto::controller_client::ControllerClient;
-use super::proto::identity_client::IdentityClient;
-use super::proto::node_client::NodeClient;
-use super::proto::{self as p};
-pub use connect::connect;
+use crate::csi::client::{connect, why_unreachable};
+use crate::csi::proto::controller_client::ControllerClient;
+use crate::csi::proto::identity_client::IdentityClient;
+use crate::csi::proto::node_client::NodeClient;
+use crate::csi::proto::{self as p};
 use serde_json::{Value, json};
 use std::process::ExitCode;
 use std::time::Duration;
@@ -26,7 +25,7 @@ pub async fn run(args: ClientArgs) -> ExitCode {
     let channel = match connect(&args.endpoint).await {
         Ok(c) => c,
         Err(e) => {
-            let msg = connect::why_unreachable(&args.endpoint, &e);
+            let msg = why_unreachable(&args.endpoint, &e);
             return fail(format, "UNAVAILABLE", &msg);
         }
     };

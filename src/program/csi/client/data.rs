@@ -3,12 +3,12 @@
 
 use super::render;
 use super::request::text;
-use crate::csi::cli::ClientCommand;
 use crate::csi::convert::i64_of;
 use crate::csi::proto::controller_client::ControllerClient;
 use crate::csi::proto::node_client::NodeClient;
 use crate::csi::proto::volume_content_source::{SnapshotSource, Type, VolumeSource};
 use crate::csi::proto::{self as p};
+use crate::program::csi::cli::ClientCommand;
 use serde_json::{Value, json};
 use tonic::Status;
 use tonic::transport::Channel;

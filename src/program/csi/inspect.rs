@@ -3,7 +3,7 @@
 
 use super::cli::InspectArgs;
 use super::client::output;
-use super::volume_id::VolumeId;
+use crate::csi::volume_id::VolumeId;
 use crate::engine::{self, Engine, FrontEnd, Inspection, Wait};
 use crate::sys::MountEntry;
 use serde_json::{Value, json};
@@ -56,7 +56,7 @@ fn local_id(volume_id: &str, root: &std::path::Path) -> Result<String, (&'static
     let Some(id) = VolumeId::parse(volume_id) else { return Ok(volume_id.to_owned()) };
     let here = engine::claim::recorded_node(root).map_err(|e| ("INTERNAL", e.to_string()))?;
     match here {
-        Some(node) if super::volume_id::node_tag(&node) != id.node_tag => Err((
+        Some(node) if crate::csi::volume_id::node_tag(&node) != id.node_tag => Err((
             "NOT_FOUND",
             format!(
                 "volume {} lives on node {}, not here: the data root {} belongs to node {node}; inspect it on its node",

@@ -4,8 +4,8 @@
 //! them from a ConfigMap. `--rename-node` alone has no variable: renaming a node is a decision
 //! for one start, never a setting left behind.
 
-use super::server::Endpoint;
 use crate::backend::Kind;
+use crate::csi::server::Endpoint;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 use std::path::PathBuf;
 
@@ -166,7 +166,7 @@ pub struct ServeArgs {
     #[arg(
         long,
         env = "STRATA_MAX_CONNECTIONS",
-        default_value_t = super::server::MAX_CONNECTIONS,
+        default_value_t = crate::csi::server::MAX_CONNECTIONS,
         value_parser = clap::value_parser!(u32).range(1..)
     )]
     pub max_connections: u32,
