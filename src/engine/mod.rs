@@ -165,11 +165,6 @@ impl Engine {
         VolumeDir(self.cfg.root.join("volumes").join(id))
     }
 
-    /// Where volume `id`'s record lives (whether or not it exists).
-    pub fn record_path(&self, id: &str) -> PathBuf {
-        self.dir(id).record()
-    }
-
     /// The staging path the engine uses for front-ends that have none of their own (FlexVolume).
     pub fn default_staging(&self, id: &str) -> PathBuf {
         self.cfg.root.join("staging").join(id)

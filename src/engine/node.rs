@@ -316,13 +316,6 @@ impl Engine {
         self.publish_volume_checked(id, &Bind { staging, target, opts, alone: false, block: None }, &|_| Ok(()))
     }
 
-    /// [`Engine::publish_volume_with`] for a volume that one publication at a time may use (CSI
-    /// SINGLE_NODE_SINGLE_WRITER): refused with [`Error::FailedPrecondition`] while the volume is
-    /// published at another target; checked under the volume's lock.
-    pub fn publish_volume_alone(&self, id: &str, staging: &Path, target: &Path, opts: &MountOptions) -> Result<()> {
-        self.publish_volume_checked(id, &Bind { staging, target, opts, alone: true, block: None }, &|_| Ok(()))
-    }
-
     /// Publishes as `bind` says, after `check` accepts the volume's record (under the lock).
     pub fn publish_volume_checked(&self, id: &str, bind: &Bind, check: Check) -> Result<()> {
         self.named(self.publish_now(id, bind, check))

@@ -4,9 +4,7 @@
 
 use super::lock::LockStats;
 use super::{Engine, Result, Snapshot, Volume};
-use crate::backend::Kind;
 use crate::sys::FsStats;
-use std::os::unix::fs::MetadataExt;
 
 /// What exists under the root, read once.
 #[derive(Debug, Default)]
@@ -43,20 +41,6 @@ impl Engine {
         }
         out.abnormal = self.volume_conditions(&out.volumes)?.iter().filter(|c| c.abnormal).count();
         Ok(out)
-    }
-
-    /// Capacity handed out to `vol` that its storage does not hold yet: the unallocated part of
-    /// a sparse loop image, the whole limit of a tmpfs or a btrfs qgroup, nothing for `dir`
-    /// (which enforces no size).
-    pub fn promised_bytes(&self, vol: &Volume) -> u64 {
-        match vol.backend {
-            Kind::Dir => 0,
-            Kind::Tmpfs | Kind::Btrfs => vol.capacity,
-            Kind::Loop => {
-                let allocated = std::fs::metadata(self.dir(&vol.id).image()).map_or(0, |m| m.blocks() * 512);
-                vol.capacity.saturating_sub(allocated)
-            }
-        }
     }
 
     /// Size and free space of the filesystem holding the data root.

@@ -198,9 +198,16 @@ fn publish_alone_refuses_a_second_target_under_the_lock() {
     let (s, a, b) = (f.staging("v"), f.target("a"), f.target("b"));
     f.engine.stage_volume("v", &s, &mount_access()).unwrap();
     let opts = MountOptions::default();
-    f.engine.publish_volume_alone("v", &s, &a, &opts).unwrap();
-    f.engine.publish_volume_alone("v", &s, &a, &opts).unwrap();
-    let e = f.engine.publish_volume_alone("v", &s, &b, &opts).unwrap_err();
+    let alone = |target| {
+        f.engine.publish_volume_checked(
+            "v",
+            &Bind { staging: &s, target, opts: &opts, alone: true, block: None },
+            &|_| Ok(()),
+        )
+    };
+    alone(&a).unwrap();
+    alone(&a).unwrap();
+    let e = alone(&b).unwrap_err();
     assert!(matches!(e, Error::FailedPrecondition { .. }) && e.to_string().contains("one publication"), "{e}");
     assert!(!b.exists(), "a refused publish makes no target");
     f.engine.publish_volume_with("v", &s, &b, &opts).unwrap();

@@ -2,7 +2,9 @@
 
 pub mod caps;
 mod error;
+#[cfg(test)]
 mod fake;
+#[cfg(test)]
 mod fake_fscrypt;
 mod fdmount;
 mod freeze;
@@ -20,6 +22,8 @@ mod tools;
 pub mod tree;
 
 pub use error::{Error, Result};
+/// The recording fake host, for unit tests only: never part of the library strata ships.
+#[cfg(test)]
 pub use fake::{Call, FakeHost};
 pub use linux::LinuxHost;
 pub use mountinfo::MountEntry;
@@ -84,7 +88,7 @@ pub struct MountOptions {
     pub options: Vec<String>,
 }
 
-/// Everything strata asks of the host. [`LinuxHost`] does it; [`FakeHost`] records it.
+/// Everything strata asks of the host. [`LinuxHost`] does it; the unit tests' `FakeHost` records it.
 pub trait Host: Send + Sync + Debug {
     /// Bind-mounts `source` (a path strata owns) onto `target` with the per-mount flags of `opts`
     /// (`ro`, `nosuid`, `nodev`, `noexec`, atime flags) in force before the mount is visible:
