@@ -18,14 +18,6 @@ impl Graph {
         self.edges.get(from).is_some_and(|t| t.contains(to))
     }
 
-    pub fn without(&self, from: &str, to: &str) -> Graph {
-        let mut g = self.clone();
-        if let Some(t) = g.edges.get_mut(from) {
-            t.remove(to);
-        }
-        g
-    }
-
     /// Every circle: each component of two or more nodes that reach each other, sorted.
     pub fn circles(&self) -> Vec<Vec<String>> {
         let mut tarjan = Tarjan {
@@ -45,11 +37,6 @@ impl Graph {
         circles.iter_mut().for_each(|c| c.sort());
         circles.sort();
         circles
-    }
-
-    /// Whether `from` and `to` are on one circle.
-    pub fn on_circle(&self, from: &str, to: &str) -> bool {
-        self.circles().iter().any(|c| c.iter().any(|n| n == from) && c.iter().any(|n| n == to))
     }
 }
 

@@ -23,13 +23,20 @@ pub struct Analysis {
     pub evidence: BTreeMap<(String, String), String>,
     /// Every function outside test code: its file, name, first line and length.
     pub functions: Vec<(String, functions::Function)>,
+    /// The crate itself: its files, their modules and tokens outside test code.
+    pub krate: source::Crate,
 }
 
 /// Reads the crate whose `src/` is `src`.
 pub fn analyse(src: &Path) -> Result<Analysis, String> {
     let krate = source::read(src)?;
-    let mut analysis =
-        Analysis { files: Graph::default(), folders: Graph::default(), evidence: BTreeMap::new(), functions: vec![] };
+    let mut analysis = Analysis {
+        files: Graph::default(),
+        folders: Graph::default(),
+        evidence: BTreeMap::new(),
+        functions: vec![],
+        krate: source::Crate { files: vec![], by_module: BTreeMap::new() },
+    };
     for edge in imports::edges(&krate) {
         let (from, to) = (&krate.files[edge.from], &krate.files[edge.to]);
         let at = format!("{}:{}", from.path, edge.line);
@@ -48,6 +55,7 @@ pub fn analyse(src: &Path) -> Result<Analysis, String> {
         let found = functions::functions(&file.tokens);
         analysis.functions.extend(found.into_iter().map(|f| (file.path.clone(), f)));
     }
+    analysis.krate = krate;
     Ok(analysis)
 }
 
