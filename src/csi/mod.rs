@@ -18,6 +18,7 @@ mod paging;
 mod probe;
 pub mod proto;
 mod provision;
+mod reuse;
 pub mod server;
 mod snapshot;
 mod source;

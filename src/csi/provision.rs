@@ -1,5 +1,6 @@
-//! Controller-side work behind the thin handlers: create (idempotent by name; from a content
-//! source in `source`), capacity, capability validation and paged listing with volume health.
+//! Controller-side work behind the thin handlers: create (idempotent by name, see `reuse`; from a
+//! content source in `source`), capacity, capability validation and paged listing with volume
+//! health.
 
 use super::convert::{self, i64_of, invalid};
 use super::copies::Pending;
@@ -9,11 +10,12 @@ use super::proto::{
     ListVolumesResponse, ValidateVolumeCapabilitiesRequest, ValidateVolumeCapabilitiesResponse, VolumeCondition,
     list_volumes_response::Entry, list_volumes_response::VolumeStatus,
 };
+use super::reuse::reuse;
 use super::source::create_from;
 use super::volume_id::VolumeId;
 use super::{Driver, paging, require};
 use crate::backend::Kind;
-use crate::engine::{Condition, CreateRequest, Engine, Quarantine, Volume, quote, size};
+use crate::engine::{Condition, CreateRequest, Engine, Quarantine, Volume, size};
 use tonic::Status;
 
 impl Driver {
@@ -165,28 +167,6 @@ pub(super) fn quarantined_condition(q: &Quarantine) -> Condition {
 fn create_or_reuse(engine: &Engine, mut req: CreateRequest, range: Option<&CapacityRange>) -> Result<Volume, Status> {
     reuse(engine, &mut req, range)?;
     Ok(engine.create_volume(&req)?)
-}
-
-/// Whether the volume `req` names exists; if so, checks that it has this name and fits the range,
-/// and takes over its size so that the engine sees the same request. ALREADY_EXISTS otherwise.
-pub(super) fn reuse(engine: &Engine, req: &mut CreateRequest, range: Option<&CapacityRange>) -> Result<bool, Status> {
-    let Some(old) = engine.get_volume(&req.id)? else { return Ok(false) };
-    if old.name != req.name {
-        return Err(Status::already_exists(format!(
-            "volume id {} already belongs to the volume named {}",
-            req.id,
-            quote(&old.name)
-        )));
-    }
-    if !convert::fits(old.capacity, range)? {
-        return Err(Status::already_exists(format!(
-            "volume {} exists with {} bytes, outside the requested capacity range",
-            quote(&req.name),
-            old.capacity
-        )));
-    }
-    req.capacity = old.capacity;
-    Ok(true)
 }
 
 /// An engine condition as CSI's.

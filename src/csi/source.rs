@@ -14,7 +14,7 @@
 use super::convert::{self, invalid};
 use super::proto::volume_content_source::Type;
 use super::proto::{CapacityRange, VolumeContentSource};
-use super::provision::reuse;
+use super::reuse::reuse;
 use super::volume_id::VolumeId;
 use super::{Driver, require};
 use crate::engine::{CopyJob, CreateRequest, Engine, Error, Source, Volume};
