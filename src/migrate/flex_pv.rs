@@ -82,31 +82,15 @@ fn expand(value: Value, docs: &mut Vec<Value>) {
     }
 }
 
+/// Document `index` as a strata flex PV; NotAPv or NotStrataFlex for one that is left out.
 fn pv(index: usize, doc: &Value) -> Result<FlexPv, Error> {
-    let kind = doc["kind"].as_str().unwrap_or("document without a kind");
-    if kind != "PersistentVolume" || doc["apiVersion"].as_str() != Some("v1") {
-        let api = doc["apiVersion"].as_str().unwrap_or("?");
-        let name = doc["metadata"]["name"].as_str().map_or(String::new(), |n| format!(" {n:?}"));
-        return Err(Error::NotAPv { index, kind: format!("{api} {kind}{name}") });
-    }
+    is_pv(index, doc)?;
     let name = doc["metadata"]["name"].as_str().unwrap_or("").to_owned();
-    let field = |field: &str, reason: &str| Error::Field {
-        name: name.clone(),
-        field: field.to_owned(),
-        reason: reason.to_owned(),
-    };
     if name.is_empty() {
-        return Err(field("metadata.name", "is missing"));
+        return Err(field_error(&name, "metadata.name", "is missing"));
     }
     let spec = &doc["spec"];
-    let flex = match spec.get("flexVolume") {
-        Some(f) if f["driver"].as_str() == Some(FLEX_DRIVER) => f,
-        Some(f) => {
-            let driver = f["driver"].as_str().unwrap_or("(no driver)");
-            return Err(Error::NotStrataFlex { name, found: format!("FlexVolume driver {driver:?}") });
-        }
-        None => return Err(Error::NotStrataFlex { name: name.clone(), found: source_kind(spec) }),
-    };
+    let flex = flex_source(spec, &name)?;
     Ok(FlexPv {
         labels: strings(&doc["metadata"]["labels"], "metadata.labels", &name)?,
         annotations: strings(&doc["metadata"]["annotations"], "metadata.annotations", &name)?,
@@ -123,15 +107,48 @@ fn pv(index: usize, doc: &Value) -> Result<FlexPv, Error> {
         claim_ref: claim_ref(&spec["claimRef"]),
         affinity_nodes: affinity_nodes(&spec["nodeAffinity"]),
         fs_type: opt_string(&flex["fsType"], "spec.flexVolume.fsType", &name)?.unwrap_or_default(),
-        read_only: match &flex["readOnly"] {
-            Value::Null => false,
-            Value::Bool(b) => *b,
-            _ => return Err(field("spec.flexVolume.readOnly", "is not true or false")),
-        },
+        read_only: read_only(&flex["readOnly"], &name)?,
         secret_ref: secret_ref(&flex["secretRef"]),
         options: strings(&flex["options"], "spec.flexVolume.options", &name)?,
         name,
     })
+}
+
+/// NotAPv unless `doc` is a v1 PersistentVolume.
+fn is_pv(index: usize, doc: &Value) -> Result<(), Error> {
+    let kind = doc["kind"].as_str().unwrap_or("document without a kind");
+    if kind != "PersistentVolume" || doc["apiVersion"].as_str() != Some("v1") {
+        let api = doc["apiVersion"].as_str().unwrap_or("?");
+        let name = doc["metadata"]["name"].as_str().map_or(String::new(), |n| format!(" {n:?}"));
+        return Err(Error::NotAPv { index, kind: format!("{api} {kind}{name}") });
+    }
+    Ok(())
+}
+
+/// The PV's `flexVolume` source; NotStrataFlex unless it is one of strata's.
+fn flex_source<'a>(spec: &'a Value, name: &str) -> Result<&'a Value, Error> {
+    match spec.get("flexVolume") {
+        Some(f) if f["driver"].as_str() == Some(FLEX_DRIVER) => Ok(f),
+        Some(f) => {
+            let driver = f["driver"].as_str().unwrap_or("(no driver)");
+            Err(Error::NotStrataFlex { name: name.to_owned(), found: format!("FlexVolume driver {driver:?}") })
+        }
+        None => Err(Error::NotStrataFlex { name: name.to_owned(), found: source_kind(spec) }),
+    }
+}
+
+/// `spec.flexVolume.readOnly`: false when absent.
+fn read_only(value: &Value, name: &str) -> Result<bool, Error> {
+    match value {
+        Value::Null => Ok(false),
+        Value::Bool(b) => Ok(*b),
+        _ => Err(field_error(name, "spec.flexVolume.readOnly", "is not true or false")),
+    }
+}
+
+/// A field of PV `name` that is not what it should be.
+fn field_error(name: &str, field: &str, reason: &str) -> Error {
+    Error::Field { name: name.to_owned(), field: field.to_owned(), reason: reason.to_owned() }
 }
 
 /// What kind of volume source a PV without `flexVolume` has, for the refusal.

@@ -53,43 +53,89 @@ pub fn migrate(text: &str, node: Option<&str>, driver: &str) -> Result<Migrated,
 
 /// The CSI PV of one flex PV.
 fn convert(pv: &FlexPv, node: Option<&str>, driver: &str, notes: &mut Vec<String>) -> Result<(Node, Adopted), Error> {
-    let name = &pv.name;
     let opts = flex_options(pv)?;
     let node = owning_node(pv, node)?;
-    let handle = VolumeId::new(&opts.id, &node_tag(&node)).to_string();
-    if handle.len() > MAX_VOLUME_ID || VolumeId::parse(&handle).is_none() {
-        return Err(Error::IdTooLong { name: name.clone(), len: handle.len(), id: handle });
-    }
+    let handle = volume_handle(pv, &opts, &node)?;
     let backend = opts.backend.unwrap_or(FLEX_DEFAULT_BACKEND);
     let fs_type = if backend.formats() {
-        Some(options::loop_fs_type(&opts.fs_type).map_err(|source| Error::Options { name: name.clone(), source })?)
+        let fs =
+            options::loop_fs_type(&opts.fs_type).map_err(|source| Error::Options { name: pv.name.clone(), source })?;
+        Some(fs.as_str())
     } else {
         None
     };
     let mut read_only = pv.read_only;
     let access_modes = access_modes(pv, &mut read_only, notes)?;
     note_dropped(pv, &opts, backend, notes);
+    let target = Target { driver, handle: &handle, backend, fs_type, read_only };
+    let csi = csi_source(pv, &opts, &target, notes);
+    let spec = spec(pv, &opts, access_modes, csi, &node, notes);
+    let doc = Node::Map(vec![
+        ("apiVersion".to_owned(), Node::str("v1")),
+        ("kind".to_owned(), Node::str("PersistentVolume")),
+        ("metadata".to_owned(), metadata(pv)),
+        ("spec".to_owned(), spec),
+    ]);
+    let adopted = Adopted { pv: pv.name.clone(), engine_id: opts.id, node, volume_handle: handle };
+    Ok((doc, adopted))
+}
 
-    let mut attributes = vec![(PARAM_BACKEND.to_owned(), Node::str(backend.as_str()))];
-    if let Some(fs) = fs_type {
-        attributes.push(("fsType".to_owned(), Node::str(fs.as_str())));
+/// The CSI volume id of the PV's volume on `node`; an error if it would not be a valid one.
+fn volume_handle(pv: &FlexPv, opts: &Options, node: &str) -> Result<String, Error> {
+    let handle = VolumeId::new(&opts.id, &node_tag(node)).to_string();
+    if handle.len() > MAX_VOLUME_ID || VolumeId::parse(&handle).is_none() {
+        return Err(Error::IdTooLong { name: pv.name.clone(), len: handle.len(), id: handle });
+    }
+    Ok(handle)
+}
+
+/// What the CSI source of a PV says about its volume.
+#[derive(Debug)]
+struct Target<'a> {
+    driver: &'a str,
+    handle: &'a str,
+    backend: Kind,
+    /// The filesystem of a backend that formats its volumes.
+    fs_type: Option<&'a str>,
+    read_only: bool,
+}
+
+/// The PV's `spec.csi`: driver, handle, fs type, read-only, the stage secret of an encrypted
+/// volume and the volume attributes (the StorageClass parameters that made such a volume).
+fn csi_source(pv: &FlexPv, opts: &Options, target: &Target, notes: &mut Vec<String>) -> Node {
+    let mut attributes = vec![(PARAM_BACKEND.to_owned(), Node::str(target.backend.as_str()))];
+    if let Some(fs) = target.fs_type {
+        attributes.push(("fsType".to_owned(), Node::str(fs)));
     }
     if let Some(size) = pv.options.get(options::SIZE) {
         attributes.push((options::SIZE.to_owned(), Node::str(size)));
     }
-    let mut csi = vec![("driver".to_owned(), Node::str(driver)), ("volumeHandle".to_owned(), Node::str(&handle))];
-    if let Some(fs) = fs_type {
-        csi.push(("fsType".to_owned(), Node::str(fs.as_str())));
+    let mut csi =
+        vec![("driver".to_owned(), Node::str(target.driver)), ("volumeHandle".to_owned(), Node::str(target.handle))];
+    if let Some(fs) = target.fs_type {
+        csi.push(("fsType".to_owned(), Node::str(fs)));
     }
-    if read_only {
+    if target.read_only {
         csi.push(("readOnly".to_owned(), Node::Bool(true)));
     }
-    if let Some(secret) = stage_secret(pv, &opts, notes) {
+    if let Some(secret) = stage_secret(pv, opts, notes) {
         attributes.push((PARAM_ENCRYPTION.to_owned(), Node::str(FSCRYPT)));
         csi.push(("nodeStageSecretRef".to_owned(), secret));
     }
     csi.push(("volumeAttributes".to_owned(), Node::Map(attributes)));
+    Node::Map(csi)
+}
 
+/// The PV's `spec`: what the flex PV's spec said, with `csi` for its source and node affinity to
+/// `node`.
+fn spec(
+    pv: &FlexPv,
+    opts: &Options,
+    access_modes: Vec<String>,
+    csi: Node,
+    node: &str,
+    notes: &mut Vec<String>,
+) -> Node {
     let mut spec = vec![
         ("capacity".to_owned(), Node::Map(pv.capacity.iter().map(|(k, v)| (k.clone(), Node::str(v))).collect())),
         ("accessModes".to_owned(), Node::List(access_modes.into_iter().map(Node::Str).collect())),
@@ -103,22 +149,33 @@ fn convert(pv: &FlexPv, node: Option<&str>, driver: &str, notes: &mut Vec<String
     if let Some(class) = &pv.storage_class {
         spec.push(("storageClassName".to_owned(), Node::str(class)));
     }
-    let mount_options = mount_options(pv, &opts);
+    let mount_options = mount_options(pv, opts);
     if !mount_options.is_empty() {
         spec.push(("mountOptions".to_owned(), Node::List(mount_options.into_iter().map(Node::Str).collect())));
     }
-    if let Some((namespace, claim)) = &pv.claim_ref {
-        let claim_ref = Node::map([("namespace", Node::str(namespace)), ("name", Node::str(claim))]);
+    if let Some(claim_ref) = claim_ref(pv, notes) {
         spec.push(("claimRef".to_owned(), claim_ref));
-        notes.push(format!(
-            "PV {name:?} keeps its claimRef to {namespace}/{claim} (without uid): delete that PVC before \
-             applying, then create it again with volumeName: {name}"
-        ));
     }
-    spec.push(("csi".to_owned(), Node::Map(csi)));
-    spec.push(("nodeAffinity".to_owned(), node_affinity(&node)));
+    spec.push(("csi".to_owned(), csi));
+    spec.push(("nodeAffinity".to_owned(), node_affinity(node)));
+    Node::Map(spec)
+}
 
-    let mut metadata = vec![("name".to_owned(), Node::str(name))];
+/// The PV's claimRef, kept without its uid, with a note on how to bind the claim again.
+fn claim_ref(pv: &FlexPv, notes: &mut Vec<String>) -> Option<Node> {
+    let (namespace, claim) = pv.claim_ref.as_ref()?;
+    let name = &pv.name;
+    notes.push(format!(
+        "PV {name:?} keeps its claimRef to {namespace}/{claim} (without uid): delete that PVC before \
+         applying, then create it again with volumeName: {name}"
+    ));
+    Some(Node::map([("namespace", Node::str(namespace)), ("name", Node::str(claim))]))
+}
+
+/// The PV's `metadata`: its name, labels and the annotations worth keeping, with where it came
+/// from.
+fn metadata(pv: &FlexPv) -> Node {
+    let mut metadata = vec![("name".to_owned(), Node::str(&pv.name))];
     if !pv.labels.is_empty() {
         metadata
             .push(("labels".to_owned(), Node::Map(pv.labels.iter().map(|(k, v)| (k.clone(), Node::str(v))).collect())));
@@ -127,15 +184,7 @@ fn convert(pv: &FlexPv, node: Option<&str>, driver: &str, notes: &mut Vec<String
         pv.annotations.iter().filter(|(k, _)| keep_annotation(k)).map(|(k, v)| (k.clone(), Node::str(v))).collect();
     annotations.push((MIGRATED_FROM.to_owned(), Node::str(FLEX_DRIVER)));
     metadata.push(("annotations".to_owned(), Node::Map(annotations)));
-
-    let doc = Node::Map(vec![
-        ("apiVersion".to_owned(), Node::str("v1")),
-        ("kind".to_owned(), Node::str("PersistentVolume")),
-        ("metadata".to_owned(), Node::Map(metadata)),
-        ("spec".to_owned(), Node::Map(spec)),
-    ]);
-    let adopted = Adopted { pv: name.clone(), engine_id: opts.id, node, volume_handle: handle };
-    Ok((doc, adopted))
+    Node::Map(metadata)
 }
 
 /// The options as strata-flex reads them at mount: kubelet's base keys, then the PV's options
