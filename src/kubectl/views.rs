@@ -98,6 +98,12 @@ pub fn nodes(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
         .iter()
         .filter_map(|pv| objects::volume(pv, &cli.driver))
         .collect();
+    output(cli.output, &node_rows(caps, vols), node_table, |r| format!("node/{}", r.node))
+}
+
+/// One row per node and StorageClass, sorted: each capacity object's, and one for the volumes
+/// of a node and class that have none.
+fn node_rows(caps: Vec<Capacity>, vols: Vec<Volume>) -> Vec<NodeRow> {
     let mut rows: BTreeMap<(String, Option<String>), NodeRow> = BTreeMap::new();
     for c in caps {
         let key = (c.node.clone(), Some(c.storage_class.clone()));
@@ -123,8 +129,12 @@ pub fn nodes(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
         });
         row.volumes += 1;
     }
-    let rows: Vec<NodeRow> = rows.into_values().collect();
-    let table = |rows: &[NodeRow], _wide: bool| Table {
+    rows.into_values().collect()
+}
+
+/// The nodes table: free bytes and the largest volume as quantities.
+fn node_table(rows: &[NodeRow], _wide: bool) -> Table {
+    Table {
         headers: &["NODE", "STORAGECLASS", "FREE", "MAX VOLUME", "VOLUMES"],
         rows: rows
             .iter()
@@ -138,8 +148,7 @@ pub fn nodes(cli: &Cli, k: &Kubectl) -> Result<String, Error> {
                 ]
             })
             .collect(),
-    };
-    output(cli.output, &rows, table, |r| format!("node/{}", r.node))
+    }
 }
 
 /// strata's VolumeSnapshotContents.
