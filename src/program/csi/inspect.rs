@@ -129,13 +129,8 @@ pub fn describe(i: &Inspection) -> Value {
     if let Some(s) = &v.staging {
         out["staging"] = json!({"path": s.path, "mount": mount(i.staging_mount.as_ref())});
     }
-    if let Some(e) = &v.encryption {
-        out["encryption"] = json!({
-            "scheme": e.scheme,
-            "key_derivation_id": e.key_derivation_id,
-            "key_identifier": e.key_identifier.as_deref().unwrap_or("none yet (set at the first stage)"),
-            "key_in_kernel": i.key_in_kernel.map_or("unknown", |k| if k { "yes" } else { "no" }),
-        });
+    if let Some(e) = encryption(i) {
+        out["encryption"] = e;
     }
     out["loop_devices"] = json!(i.loop_devices);
     let pubs: Vec<Value> = i
@@ -147,15 +142,31 @@ pub fn describe(i: &Inspection) -> Value {
     if let Some(c) = &i.copy {
         out["copy"] = json!(c);
     }
-    out["usage"] = match &i.usage {
+    out["usage"] = usage(i);
+    out
+}
+
+/// An encrypted volume's scheme and key, and whether the kernel holds the key.
+fn encryption(i: &Inspection) -> Option<Value> {
+    let e = i.volume.encryption.as_ref()?;
+    Some(json!({
+        "scheme": e.scheme,
+        "key_derivation_id": e.key_derivation_id,
+        "key_identifier": e.key_identifier.as_deref().unwrap_or("none yet (set at the first stage)"),
+        "key_in_kernel": i.key_in_kernel.map_or("unknown", |k| if k { "yes" } else { "no" }),
+    }))
+}
+
+/// The staged filesystem's usage, or why there is none.
+fn usage(i: &Inspection) -> Value {
+    match &i.usage {
         None => json!("not staged"),
         Some(Ok(u)) => json!({
             "used_bytes": u.used_bytes, "available_bytes": u.available_bytes, "total_bytes": u.total_bytes,
             "used_inodes": u.used_inodes, "free_inodes": u.free_inodes,
         }),
         Some(Err(reason)) => json!(format!("unknown: {reason}")),
-    };
-    out
+    }
 }
 
 /// What the kernel has mounted at a recorded path.

@@ -101,33 +101,49 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         .await
         .map_err(|e| format!("opening the engine did not finish: {e}"))??;
     let engine = Arc::new(engine);
+    start_background_work(&engine, copies);
+    let driver = Arc::new(driver(engine, &args, node_id, metrics_listener, start));
+    driver.log_readiness().await;
+    let drain = Duration::from_secs(args.drain_seconds);
+    let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
+    server::serve(driver, &args.endpoint, drain, max_connections).await.map_err(|e| e.to_string())
+}
+
+/// Starts what runs beside the calls: removals left to finish, the ledger's recount and the
+/// copies a stopped server left.
+fn start_background_work(engine: &Arc<Engine>, copies: Vec<engine::CopyJob>) {
     engine.remove_in_background();
     count_capacity_every(engine.clone(), LEDGER_RECOUNT);
     for job in copies {
         let engine = engine.clone();
         tokio::task::spawn_blocking(move || engine.run_copy(job));
     }
-    let mut driver = Driver::new(
+}
+
+/// The CSI driver over `engine`, counting its calls for the metrics address if there is one
+/// (which starts answering scrapes here).
+fn driver(
+    engine: Arc<Engine>,
+    args: &ServeArgs,
+    node_id: String,
+    metrics_listener: Option<tokio::net::TcpListener>,
+    start: metrics::Start,
+) -> Driver {
+    let driver = Driver::new(
         engine.clone(),
         Options {
-            name: args.driver_name,
+            name: args.driver_name.clone(),
             node_id,
             max_volumes_per_node: args.max_volumes_per_node,
             backends: args.backends.clone(),
             controller_only: args.controller_only,
         },
     );
-    if let Some(listener) = metrics_listener {
-        let ops = Arc::new(metrics::Ops::default());
-        let survey_every = Duration::from_secs(args.metrics_survey_seconds);
-        serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends, start, survey_every));
-        driver = driver.counted(ops);
-    }
-    let driver = Arc::new(driver);
-    driver.log_readiness().await;
-    let drain = Duration::from_secs(args.drain_seconds);
-    let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
-    server::serve(driver, &args.endpoint, drain, max_connections).await.map_err(|e| e.to_string())
+    let Some(listener) = metrics_listener else { return driver };
+    let ops = Arc::new(metrics::Ops::default());
+    let survey_every = Duration::from_secs(args.metrics_survey_seconds);
+    serve_metrics(listener, metrics::Metrics::new(ops.clone(), engine, args.backends.clone(), start, survey_every));
+    driver.counted(ops)
 }
 
 /// How often the server counts the capacity ledger again (what sparse images and tmpfs volumes
