@@ -15,7 +15,9 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
+use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
+use tonic::transport::server::Router;
 
 /// Mode of the socket: the sidecars (same user or group) may connect, nobody else.
 const SOCKET_MODE: u32 = 0o660;
@@ -90,10 +92,29 @@ pub async fn serve(
     drain: Duration,
     max_connections: usize,
 ) -> Result<(), Error> {
+    let (stop_rx, force_rx) = on_signals(drain)?;
+    let stop = async {
+        let _ = stop_rx.await;
+    };
+    let (served, socket) = listen(router(driver), endpoint, max_connections, stop).await?;
+    let result = tokio::select! {
+        r = served => r.map_err(Error::from),
+        _ = force_rx => Ok(()),
+    };
+    if let Some(socket) = socket {
+        socket.remove();
+    }
+    tracing::info!("stopped");
+    result
+}
+
+/// Installs the SIGTERM and SIGINT handlers. The first signal fires the first receiver (stop
+/// accepting, drain); a second signal or `drain` elapsing fires the second (stop waiting).
+fn on_signals(drain: Duration) -> Result<(oneshot::Receiver<()>, oneshot::Receiver<()>), Error> {
     let mut term = signal(SignalKind::terminate()).map_err(Error::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(Error::Signal)?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let (force_tx, force_rx) = tokio::sync::oneshot::channel::<()>();
+    let (stop_tx, stop_rx) = oneshot::channel::<()>();
+    let (force_tx, force_rx) = oneshot::channel::<()>();
     tokio::spawn(async move {
         let first = tokio::select! { _ = term.recv() => "SIGTERM", _ = int.recv() => "SIGINT" };
         tracing::info!(signal = first, "stopping: draining calls in flight");
@@ -105,18 +126,30 @@ pub async fn serve(
         }
         let _ = force_tx.send(());
     });
-    let stop = async {
-        let _ = stop_rx.await;
-    };
+    Ok((stop_rx, force_rx))
+}
+
+/// The CSI services of `driver`: Identity, Controller, GroupController and Node.
+fn router(driver: Arc<Driver>) -> Router {
     // The header-list and frame limits h2 enforces are the ones the `authority` adapter holds to.
-    let router = tonic::transport::Server::builder()
+    tonic::transport::Server::builder()
         .http2_max_header_list_size(MAX_HEADER_LIST)
         .max_frame_size(MAX_FRAME)
         .add_service(IdentityServer::from_arc(driver.clone()))
         .add_service(ControllerServer::from_arc(driver.clone()))
         .add_service(GroupControllerServer::from_arc(driver.clone()))
-        .add_service(NodeServer::from_arc(driver));
-    let (served, socket): (Serving<'_>, _) = match endpoint {
+        .add_service(NodeServer::from_arc(driver))
+}
+
+/// Listens at `endpoint` and returns the server until `stop`, with the socket file it made (a
+/// unix endpoint's).
+async fn listen<'a>(
+    router: Router,
+    endpoint: &Endpoint,
+    max_connections: usize,
+    stop: impl Future<Output = ()> + Send + 'a,
+) -> Result<(Serving<'a>, Option<SocketFile>), Error> {
+    Ok(match endpoint {
         Endpoint::Unix(path) => {
             let (listener, socket) = bind_unix(path)?;
             tracing::info!(%endpoint, "serving");
@@ -125,29 +158,24 @@ pub async fn serve(
             (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), Some(socket))
         }
         Endpoint::Tcp(addr) => {
-            let listener = tokio::net::TcpListener::bind(addr)
-                .await
-                .map_err(|source| Error::Tcp { addr: addr.clone(), source })?;
-            // The address bound (a port 0 resolved), and what TCP gives up: a unix socket's mode.
-            let bound = listener.local_addr().map_or_else(|_| addr.clone(), |a| a.to_string());
-            tracing::warn!(
-                endpoint = %format!("tcp://{bound}"),
-                "this TCP endpoint has no authentication: anyone who reaches it can create, mount and delete volumes"
-            );
-            tracing::info!(endpoint = %format!("tcp://{bound}"), "serving");
-            let incoming = slots::Limited::new(listener, max_connections);
+            let incoming = slots::Limited::new(bind_tcp(addr).await?, max_connections);
             (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), None)
         }
-    };
-    let result = tokio::select! {
-        r = served => r.map_err(Error::from),
-        _ = force_rx => Ok(()),
-    };
-    if let Some(socket) = socket {
-        socket.remove();
-    }
-    tracing::info!("stopped");
-    result
+    })
+}
+
+/// Listens on TCP at `addr`, warning that nothing authenticates its clients.
+async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, Error> {
+    let listener =
+        tokio::net::TcpListener::bind(addr).await.map_err(|source| Error::Tcp { addr: addr.to_owned(), source })?;
+    // The address bound (a port 0 resolved), and what TCP gives up: a unix socket's mode.
+    let bound = listener.local_addr().map_or_else(|_| addr.to_owned(), |a| a.to_string());
+    tracing::warn!(
+        endpoint = %format!("tcp://{bound}"),
+        "this TCP endpoint has no authentication: anyone who reaches it can create, mount and delete volumes"
+    );
+    tracing::info!(endpoint = %format!("tcp://{bound}"), "serving");
+    Ok(listener)
 }
 
 /// The server future, whichever the transport.
