@@ -1,4 +1,5 @@
-//! `strata-csi`: the strata CSI driver (`serve`) and a CSI client (`client`).
+//! `strata-csi`: the strata CSI driver (`serve`), a CSI client (`client`) and the node tools
+//! beside them; all of it is wired in `strata::program::csi`.
 
 fn main() -> std::process::ExitCode {
     strata::program::csi::main()

@@ -1,6 +1,15 @@
-//! The CSI front-end: a thin gRPC adapter from CSI v1.12.0 onto the volume engine. Each RPC
-//! parses its request, runs engine calls on the blocking pool and maps the result; engine errors
-//! become statuses in exactly one place (`status.rs`).
+//! The CSI side of strata, over the volume engine:
+//! - the driver ([`Driver`]): the Identity, Controller, GroupController and Node services of CSI
+//!   v1.12.0, a thin gRPC adapter; each RPC parses its request, runs engine calls on the blocking
+//!   pool and maps the result, and engine errors become statuses in exactly one place
+//!   (`status.rs`);
+//! - the server (`server`): the socket, the connection limit, the request codec and its size
+//!   limits (`codec`, `limits`), signals and draining, and the `:authority` HTTP/2 rewriter
+//!   (`authority`) that lets every client in;
+//! - the client transport (`client`): connecting to any CSI endpoint and saying why it failed,
+//!   for `strata-csi client` and the benchmark;
+//! - what other modules share with CSI: the generated messages (`proto`), conversions
+//!   (`convert`) and volume ids (`volume_id`).
 
 mod authority;
 pub mod client;
@@ -49,7 +58,7 @@ pub struct Options {
     pub controller_only: bool,
 }
 
-/// The CSI services (Identity, Controller, Node) over one engine.
+/// The CSI services (Identity, Controller, GroupController, Node) over one engine.
 #[derive(Debug)]
 pub struct Driver {
     engine: Arc<Engine>,

@@ -1,5 +1,6 @@
 //! Serving the CSI services on a unix socket (or TCP) until SIGTERM or SIGINT, then draining the
-//! calls in flight before exiting.
+//! calls in flight before exiting: the endpoint's syntax, the check before start that no other
+//! server holds the socket, the socket file's life, and at most so many connections at once.
 
 mod slots;
 

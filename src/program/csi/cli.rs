@@ -1,4 +1,5 @@
-//! Command line of `strata-csi`: `serve` runs the driver, `client` drives any CSI endpoint.
+//! Command line of `strata-csi`: `serve` runs the driver, `client` drives any CSI endpoint, and
+//! the node tools beside them (`inspect`, `repair`, `bench`, `migrate-pv`, `completions`, `man`).
 //! Every `serve` flag can also come from the environment variable of the same name
 //! (`--node-id` is `STRATA_NODE_ID`; a list is comma-separated), which is how the manifests set
 //! them from a ConfigMap. `--rename-node` alone has no variable: renaming a node is a decision

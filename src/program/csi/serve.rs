@@ -1,4 +1,6 @@
-//! The `strata-csi` program: parse the command line, then serve or run a client command.
+//! `strata-csi`'s entry point (`main`: parse the command line, build the runtime, run the
+//! command) and the wiring of `serve`: claim the root, open and reconcile the engine, start the
+//! background work and the metrics address, then serve the CSI services until a signal.
 
 use super::cli::{Cli, Command, LogFormat, LogLevel, ServeArgs};
 use super::client;
