@@ -170,7 +170,7 @@ async fn sources_that_cannot_be_copied_here_are_refused_clearly() {
 
 /// 1 MiB of bytes derived from `seed`.
 fn pattern(seed: u8) -> Vec<u8> {
-    (0..1u32 << 20).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..1u32 << 20).map(|i| i.to_le_bytes()[0].wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 /// Write, snapshot, overwrite; restore (into a larger volume) holds the old data, a clone the

@@ -61,6 +61,10 @@ pub fn percentile(sorted: &[f64], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }
+    #[allow(
+        clippy::cast_possible_truncation,
+        reason = "a rank between 0 and the number of values (p is 0..=100), clamped to one below"
+    )]
     let rank = (p / 100.0 * sorted.len() as f64).ceil() as usize;
     sorted[rank.clamp(1, sorted.len()) - 1]
 }

@@ -58,7 +58,7 @@ impl Reply {
 
 /// One HTTP/2 frame.
 pub fn frame(kind: u8, flags: u8, stream: u32, payload: &[u8]) -> Vec<u8> {
-    let len = (payload.len() as u32).to_be_bytes();
+    let len = u32::try_from(payload.len()).unwrap().to_be_bytes();
     let mut out = vec![len[1], len[2], len[3], kind, flags];
     out.extend_from_slice(&stream.to_be_bytes());
     out.extend_from_slice(payload);
@@ -78,7 +78,7 @@ pub fn call(sock: &Path, authority: Option<&[u8]>, method: &str, body: &[u8]) ->
     fields.extend([(&b"content-type"[..], &b"application/grpc"[..]), (b"te", b"trailers")]);
     let block = loona_hpack::Encoder::new().encode(fields);
     let mut grpc = vec![0];
-    grpc.extend_from_slice(&(body.len() as u32).to_be_bytes());
+    grpc.extend_from_slice(&u32::try_from(body.len()).unwrap().to_be_bytes());
     grpc.extend_from_slice(body);
     let mut out = PREFACE.to_vec();
     out.extend(frame(SETTINGS, 0, 0, &[]));

@@ -468,7 +468,7 @@ mod tests {
         let n = value - 127;
         let mut b = vec![0x00, 5];
         b.extend_from_slice(b"x-big");
-        b.extend_from_slice(&[0x7f, (n & 0x7f) as u8 | 0x80, (n >> 7) as u8]);
+        b.extend_from_slice(&[0x7f, u8::try_from(n & 0x7f | 0x80).unwrap(), u8::try_from(n >> 7).unwrap()]);
         b.extend(std::iter::repeat_n(b'v', value));
         assert_eq!(b.len(), total);
         b

@@ -79,20 +79,25 @@ fn literal(name: &[u8], value: &[u8], out: &mut Vec<u8>) {
 
 /// A string literal (H bit clear) with its length as a 7-bit-prefix integer.
 fn string(s: &[u8], out: &mut Vec<u8>) {
-    const PREFIX_MAX: usize = 127;
-    let mut n = s.len();
-    if n < PREFIX_MAX {
-        out.push(n as u8);
-    } else {
-        out.push(PREFIX_MAX as u8);
-        n -= PREFIX_MAX;
-        while n >= 0x80 {
-            out.push((n & 0x7f) as u8 | 0x80);
-            n >>= 7;
+    const PREFIX_MAX: u8 = 127;
+    match u8::try_from(s.len()) {
+        Ok(n) if n < PREFIX_MAX => out.push(n),
+        _ => {
+            out.push(PREFIX_MAX);
+            let mut n = s.len() - usize::from(PREFIX_MAX);
+            while n >= 0x80 {
+                out.push(low7(n) | 0x80);
+                n >>= 7;
+            }
+            out.push(low7(n));
         }
-        out.push(n as u8);
     }
     out.extend_from_slice(s);
+}
+
+/// The low seven bits of `n`: one digit of an HPACK integer.
+fn low7(n: usize) -> u8 {
+    n.to_le_bytes()[0] & 0x7f
 }
 
 #[cfg(test)]
@@ -162,7 +167,10 @@ mod tests {
     fn long_strings_use_the_integer_continuation() {
         let mut out = Vec::new();
         string(&[b'v'; 1000], &mut out);
-        assert_eq!(&out[..3], &[127, (1000 - 127) as u8 & 0x7f | 0x80, ((1000 - 127) >> 7) as u8]);
+        assert_eq!(
+            &out[..3],
+            &[127, u8::try_from((1000 - 127) & 0x7f | 0x80).unwrap(), u8::try_from((1000 - 127) >> 7).unwrap()]
+        );
         assert_eq!(
             fields(&{
                 let mut b = Vec::new();
