@@ -9,12 +9,12 @@
 //! header block costs no decoding here. A client that needs its authority rewritten keeps having
 //! every block rewritten: h2's dynamic table then stays empty, and the two contexts never meet.
 
+use super::error::Error;
 use super::hpack::Transcoder;
-use super::{Error, MAX_FRAME, MAX_HEADER_LIST};
+use super::limits::{HEAD_LEN, MAX_FRAME, MAX_HEADER_LIST};
 
 /// `PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n`, which a client sends before its first frame.
 const PREFACE_LEN: usize = 24;
-pub(super) const HEAD_LEN: usize = 9;
 const HEADERS: u8 = 0x1;
 const CONTINUATION: u8 = 0x9;
 const END_STREAM: u8 = 0x1;

@@ -1,7 +1,8 @@
 //! Re-encodes a client's header block: decoded with the client's HPACK context, written back
 //! with literals that never touch the receiver's dynamic table, the authority made acceptable.
 
-use super::{Error, MAX_HEADER_LIST};
+use super::error::Error;
+use super::limits::MAX_HEADER_LIST;
 
 /// What stands in for an authority that is not an RFC 3986 authority (the value kubelet sends).
 const STAND_IN: &[u8] = b"localhost";

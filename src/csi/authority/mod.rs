@@ -16,8 +16,12 @@
 //! refuses one ([`frames::refusal`]); a client that stops in the middle of a frame or a header
 //! block for [`STALL`] is disconnected.
 
+mod error;
 mod frames;
 mod hpack;
+mod limits;
+
+pub use limits::{MAX_FRAME, MAX_HEADER_LIST};
 
 use std::io;
 use std::pin::Pin;
@@ -27,41 +31,11 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::time::{Instant, Sleep};
 use tonic::transport::server::Connected;
 
-/// The largest header list the server takes, as RFC 7541 section 4.1 sizes it (each field's name
-/// and value and 32 bytes). It is given to h2 (SETTINGS_MAX_HEADER_LIST_SIZE, which h2 enforces
-/// on the decoded list: over it the stream is refused with 431) and bounds what the adapter keeps
-/// of one block, in both forms: encoded, a block over it ends the connection (the adapter would
-/// otherwise have to hold it); decoded, h2 is handed the fields until the sum reaches it, enough
-/// for h2 to refuse the stream as over the limit, and the rest is only decoded. An encoded block
-/// is no longer than its decoded list for any encoder that uses Huffman only where it is shorter
-/// (a literal spends a few bytes of the 32 on its type and lengths; an index is smaller still),
-/// so every block h2 would take fits. 16 KiB, hyper's default, set here so the two cannot drift.
-pub const MAX_HEADER_LIST: u32 = 16 * 1024;
-
-/// The largest frame the server takes (SETTINGS_MAX_FRAME_SIZE): the HTTP/2 default and least,
-/// and hyper's, set here for the same reason.
-pub const MAX_FRAME: u32 = 16 * 1024;
-
 /// How long a client may take over one unit of its stream (the preface, a frame, or a header
 /// block from its HEADERS to its END_HEADERS) once it has begun it. A client writes each at once;
 /// one that stops half-way holds a connection (and what was buffered of it) for nothing. Idle
 /// connections between frames are left alone: the sidecars keep theirs open for good.
 pub const STALL: Duration = Duration::from_secs(10);
-
-/// What ends a connection whose client breaks HTTP/2 framing, HPACK or the server's limits.
-#[derive(Debug, thiserror::Error)]
-pub enum Error {
-    #[error("HPACK: {0}")]
-    Hpack(String),
-    #[error("header block of stream {stream}: {bytes} bytes or more, over the {MAX_HEADER_LIST} allowed")]
-    BlockTooLarge { stream: u32, bytes: usize },
-    #[error("header block of stream {stream}: more than {max} CONTINUATION frames")]
-    TooManyContinuations { stream: u32, max: usize },
-    #[error("header frame of {len} bytes: over the {MAX_FRAME} allowed")]
-    FrameTooLarge { head: [u8; frames::HEAD_LEN], len: usize },
-    #[error("HTTP/2 framing: {0}")]
-    Framing(&'static str),
-}
 
 /// Bytes read from the socket at a time.
 const READ_CHUNK: usize = 16 * 1024;
@@ -276,6 +250,7 @@ impl<S: Connected> Connected for AuthorityFix<S> {
 
 #[cfg(test)]
 mod tests {
+    use super::error::Error;
     use super::*;
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     use tokio::net::UnixStream;
