@@ -1,7 +1,8 @@
 //! The HTTP side of the metrics: `GET /metrics` on a TCP listener of its own, HTTP/1.1 by
 //! `hyper`, each scrape rendered on a blocking thread (it reads the root).
 
-use super::{CONTENT_TYPE, Error, Metrics};
+use super::error::Error;
+use super::exposition::{CONTENT_TYPE, Metrics};
 use http_body_util::Full;
 use hyper::body::Bytes;
 use hyper::{Method, Request, Response, StatusCode};
