@@ -1,6 +1,6 @@
 //! Reading the input: YAML or JSON documents (or a `List`) into the fields of FlexVolume PVs.
 
-use super::Error;
+use super::error::Error;
 use serde::Deserialize;
 use serde_json::Value;
 use std::collections::BTreeMap;

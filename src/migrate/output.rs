@@ -1,6 +1,6 @@
 //! Building the CSI PV of an adopted FlexVolume PV, and the notes about what changed.
 
-use super::Error;
+use super::error::Error;
 use super::flex_pv::{self, FLEX_DRIVER, FlexPv};
 use super::yaml::{self, Node};
 use crate::backend::Kind;
