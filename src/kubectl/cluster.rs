@@ -1,7 +1,8 @@
 //! Running `kubectl`: the user's flags passed on, JSON read back, and its failures sorted into
 //! no cluster, no permission, no such resource type, not found, or anything else.
 
-use super::{Cli, Error};
+use super::cli::Cli;
+use super::error::Error;
 use serde_json::Value;
 use std::ffi::OsString;
 use std::io::Write;

@@ -2,8 +2,8 @@
 //! it into the CSI PV with `strata-csi migrate-pv`'s code ([`crate::migrate`]), prints it, and
 //! with `--apply` replaces the PV in the cluster.
 
-use super::Error;
 use super::cluster::{Kubectl, Scope};
+use super::error::Error;
 use serde_json::Value;
 
 /// The CSI PV (and notes as YAML comments); with `apply`, kubectl's answers after it.

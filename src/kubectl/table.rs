@@ -1,7 +1,8 @@
 //! Output of the plugin: kubectl-style tables (headers in capitals, columns padded, `<none>` for
 //! what is unknown), or the rows as JSON or YAML.
 
-use super::{Error, Format};
+use super::cli::Format;
+use super::error::Error;
 use serde::Serialize;
 
 /// Rows of cells under headers.

@@ -1,10 +1,11 @@
 //! The three read commands: `volumes`, `nodes` and `snapshots`, each a few `kubectl get`s
 //! joined into rows.
 
+use super::cli::Cli;
 use super::cluster::{Kubectl, Scope};
+use super::error::Error;
 use super::objects::{self, Capacity, Snapshot, Volume};
 use super::table::{Table, cell, human, output, quantity};
-use super::{Cli, Error};
 use serde::Serialize;
 use std::collections::{BTreeMap, BTreeSet};
 
