@@ -37,7 +37,6 @@ const ARGUMENT_PARSING: &[&str] = &[
     "src/flex/options.rs",
     "src/flex/settings.rs",
     "src/program/csi/cli.rs",
-    "src/program/csi/client/request.rs",
     "src/csi/convert.rs",
 ];
 
