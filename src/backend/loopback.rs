@@ -331,7 +331,7 @@ fn is_einval(e: &crate::sys::Error) -> bool {
 }
 
 fn is_errno(e: &crate::sys::Error, errno: i32) -> bool {
-    matches!(e, crate::sys::Error::Io { source, .. } if source.raw_os_error() == Some(errno))
+    matches!(e, crate::sys::Error::Os { action: crate::sys::Action::Other(_), errno: n, .. } if *n as i32 == errno)
 }
 
 /// Whether the volume asked for a preallocated image (`allocation: thick`).

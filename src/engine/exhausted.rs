@@ -3,7 +3,7 @@
 
 use super::{Engine, Error, Result};
 use crate::backend::Error as BackendError;
-use crate::sys::{Error as HostError, PlaceError};
+use crate::sys::{Action, Error as HostError};
 use nix::errno::Errno;
 use std::path::{Path, PathBuf};
 
@@ -68,8 +68,9 @@ impl Error {
         match self {
             Error::Backend(BackendError::Host(h)) => match h {
                 HostError::Tool { detail, .. } => detail.contains("Input/output error"),
-                HostError::Mount { errno, .. } => *errno == Errno::EIO,
-                HostError::Loop { source, .. } | HostError::Io { source, .. } => eio(source),
+                HostError::Os { action: Action::Mount { .. } | Action::Loop(_) | Action::Other(_), errno, .. } => {
+                    *errno == Errno::EIO
+                }
                 _ => false,
             },
             Error::Backend(BackendError::Io { source, .. }) | Error::Io { source, .. } => eio(source),
@@ -81,7 +82,7 @@ impl Error {
     fn path(&self) -> Option<&Path> {
         match self {
             Error::Io { path, .. } | Error::Backend(BackendError::Io { path, .. }) => Some(path),
-            Error::Backend(BackendError::Host(h)) => host_path(h),
+            Error::Backend(BackendError::Host(h)) => h.path(),
             _ => None,
         }
     }
@@ -89,38 +90,8 @@ impl Error {
 
 fn host_resource(e: &HostError) -> Option<Resource> {
     match e {
-        HostError::Bind { errno, .. }
-        | HostError::Mount { errno, .. }
-        | HostError::Remount { errno, .. }
-        | HostError::Unmount { errno, .. }
-        | HostError::Statvfs { errno, .. }
-        | HostError::Fscrypt { errno, .. } => Resource::of_errno(*errno as i32),
-        HostError::MountTable(source)
-        | HostError::Loop { source, .. }
-        | HostError::ToolSpawn { source, .. }
-        | HostError::Copy { source, .. }
-        | HostError::Io { source, .. }
-        | HostError::Place { source: PlaceError::Io { source, .. }, .. } => Resource::of_io(source),
         HostError::Tool { detail, .. } => Resource::of_text(detail),
-        HostError::Tree(t) => t.errno().and_then(Resource::of_errno),
-        HostError::Place { .. } => None,
-    }
-}
-
-fn host_path(e: &HostError) -> Option<&Path> {
-    match e {
-        HostError::Bind { target, .. } | HostError::Mount { target, .. } | HostError::Remount { target, .. } => {
-            Some(target)
-        }
-        HostError::Loop { path, .. }
-        | HostError::Tool { path, .. }
-        | HostError::Statvfs { path, .. }
-        | HostError::Fscrypt { path, .. }
-        | HostError::Io { path, .. }
-        | HostError::Place { path, .. } => Some(path),
-        HostError::Copy { to, .. } => Some(to),
-        HostError::Tree(t) => Some(t.path()),
-        _ => None,
+        _ => e.errno().and_then(|errno| Resource::of_errno(errno as i32)),
     }
 }
 
@@ -200,12 +171,8 @@ mod tests {
         assert_eq!(io(libc::ENFILE).resource(), Some(Resource::NodeFiles));
         assert_eq!(io(libc::ENOMEM).resource(), Some(Resource::Memory));
         assert_eq!(io(libc::EIO).resource(), None);
-        let mount = HostError::Mount {
-            source_path: "tmpfs".into(),
-            target: "/t".into(),
-            fstype: "tmpfs".into(),
-            errno: Errno::ENOMEM,
-        };
+        let mount =
+            HostError::at(Action::Mount { source: "tmpfs".into(), fstype: "tmpfs".into() }, "/t", Errno::ENOMEM);
         assert_eq!(Error::from(mount).resource(), Some(Resource::Memory));
         let tool = HostError::Tool {
             tool: "mkfs.ext4".into(),

@@ -265,12 +265,10 @@ pub(super) fn at<T>(
     place: &super::Place,
     f: impl FnOnce(BorrowedFd<'_>) -> nix::Result<T>,
 ) -> super::Result<T> {
-    let fail = |errno| super::Error::Fscrypt { what, path: place.path().to_owned(), errno };
-    let dir = place
-        .open_dir()
-        .map_err(|e| fail(e.raw_os_error().map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw)))?;
+    let action = super::Action::Fscrypt(what);
+    let dir = place.open_dir().map_err(super::Error::on(action.clone(), place.path()))?;
     use std::os::fd::AsFd;
-    f(dir.as_fd()).map_err(fail)
+    f(dir.as_fd()).map_err(super::Error::on(action, place.path()))
 }
 
 #[cfg(test)]

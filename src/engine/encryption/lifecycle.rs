@@ -199,7 +199,7 @@ impl Engine {
 
 fn not_encryptable(id: &str, dir: &Place, e: crate::sys::Error) -> Error {
     let errno = match &e {
-        crate::sys::Error::Fscrypt { errno, .. } => Some(*errno),
+        crate::sys::Error::Os { action: crate::sys::Action::Fscrypt(_), errno, .. } => Some(*errno),
         _ => None,
     };
     match errno {
