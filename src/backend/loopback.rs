@@ -166,7 +166,7 @@ impl Backend for LoopBackend {
         self.host.mount(device, staging, fs.as_str(), &stage_options(fs, flags))?;
         if grow && fs == FsType::Xfs {
             if let Err(e) = self.host.grow_fs(fs, device, staging.path()) {
-                let _ = self.host.unmount(staging, false);
+                crate::undo::log("a failed grow: unmount", self.host.unmount(staging, false));
                 return Err(e.into());
             }
         }
@@ -241,7 +241,7 @@ impl Backend for LoopBackend {
             Ok(()) => {}
             Err(e) if ours && is_errno(&e, libc::EBUSY) => {}
             Err(e) => {
-                let _ = std::fs::remove_file(&marker);
+                crate::undo::log("a failed freeze: remove its marker", std::fs::remove_file(&marker));
                 return Err(e.into());
             }
         }

@@ -56,7 +56,7 @@ impl Engine {
             other => other?,
         }
         if let Err(e) = self.host.make_private(&place) {
-            let _ = self.host.unmount(&place, false);
+            crate::undo::log("a failed isolation: unmount", self.host.unmount(&place, false));
             return Err(e.into());
         }
         Ok(Isolation::Done)

@@ -330,7 +330,10 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
         }
     };
     write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        crate::undo::log(
+            "a failed record write: remove the temp file",
+            crate::undo::missing_ok(std::fs::remove_file(&tmp)),
+        );
         Error::io("write record", path)(e)
     })
 }
