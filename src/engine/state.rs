@@ -48,7 +48,7 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
         Ok(None) => Ok(None),
         Ok(Some(bytes)) => super::record::unseal::<NodeState>(&bytes)
             .map(Some)
-            .map_err(|reason| Error::Record { path: path.clone(), reason }),
+            .map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() }),
         Err(e) => Err(Error::io("read node state", &path)(e)),
     };
     match parsed {
@@ -112,7 +112,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64) {
 pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
     let path = dir.node_state();
     let state = NodeState { format: FORMAT, ..state.clone() };
-    let json = super::record::seal(&state).map_err(|reason| Error::Record { path: path.clone(), reason })?;
+    let json = super::record::seal(&state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
     let spare = dir.0.join(".node.json.next");
     let write = || -> std::io::Result<()> {
         overwrite(&spare, json)?;
