@@ -49,7 +49,7 @@ mod tests {
         assert_eq!(code(path), Code::InvalidArgument);
         let block = Error::Backend(BackendError::BlockUnsupported);
         assert_eq!(code(block), Code::InvalidArgument);
-        let io = Error::Io { what: "read", path: PathBuf::from("/x"), source: std::io::Error::other("boom") };
+        let io = Error::io("read", "/x")(std::io::Error::other("boom"));
         assert_eq!(code(io), Code::Internal);
         let unmount = |errno| Error::Backend(BackendError::Host(HostError::at(Action::Unmount, "/t", errno)));
         assert_eq!(code(unmount(Errno::EBUSY)), Code::FailedPrecondition, "in use: retried later");
@@ -76,9 +76,9 @@ mod tests {
     #[test]
     fn exhaustion_anywhere_is_resource_exhausted() {
         let enospc = || std::io::Error::from_raw_os_error(libc::ENOSPC);
-        let record = Error::Io { what: "write node state", path: PathBuf::from("/r/n.json"), source: enospc() };
+        let record = Error::io("write node state", "/r/n.json")(enospc());
         assert_eq!(code(record), Code::ResourceExhausted);
-        let image = Error::Backend(BackendError::Io { what: "size", path: PathBuf::from("/r/i"), source: enospc() });
+        let image = Error::Backend(BackendError::io("size", "/r/i")(enospc()));
         assert_eq!(code(image), Code::ResourceExhausted);
         for errno in [Errno::ENOMEM, Errno::EMFILE, Errno::ENFILE, Errno::EDQUOT] {
             let bind = HostError::at(Action::Bind { source: "/a".into() }, "/b", errno);

@@ -57,8 +57,9 @@ pub enum Error {
     Quarantined { id: String, reason: String },
     #[error("volume record {path}: {reason}")]
     Record { path: PathBuf, reason: String },
-    #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// Key material could not be kept in locked memory.
+    #[error("keep a key in locked memory: {0}")]
+    KeyMemory(crate::sys::locked::LockError),
     #[error(
         "the data root {} is held by another strata-csi serve (pid {}, listening at {}): one server per \
          root; stop that one first, or give this one a root of its own",
@@ -137,14 +138,16 @@ impl Error {
             Error::WrongKey { .. } => Class::Permission,
             Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Class::Exhausted,
             Error::Unsupported(_) => Class::Invalid,
-            Error::Record { .. } | Error::Io { .. } => Class::Internal,
+            Error::Record { .. } | Error::KeyMemory(_) => Class::Internal,
             Error::Backend(b) => backend_class(b),
         }
     }
 
+    /// For `map_err`: the step `what` on `path` failed; a host error of the one sys shape
+    /// ([`crate::sys::Error::io`]), so it is classified like every other.
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { what, path, source }
+        move |source| Error::from(HostError::io(what, path, source))
     }
 
     pub(crate) fn precondition(id: &str, reason: impl Into<String>) -> Error {
@@ -161,7 +164,6 @@ fn backend_class(e: &crate::backend::Error) -> Class {
         | BackendError::Missing { .. }
         | BackendError::NotStagedHere(_) => Class::Precondition,
         BackendError::Host(h) => host_class(h),
-        BackendError::Io { .. } => Class::Internal,
     }
 }
 

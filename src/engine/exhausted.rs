@@ -34,10 +34,6 @@ impl Resource {
         }
     }
 
-    fn of_io(e: &std::io::Error) -> Option<Resource> {
-        e.raw_os_error().and_then(Resource::of_errno)
-    }
-
     /// A tool's output that says what ran out (mkfs, resize2fs: their own wording is strerror's).
     fn of_text(text: &str) -> Option<Resource> {
         [
@@ -54,9 +50,7 @@ impl Error {
     /// The resource whose exhaustion caused this error, if one did.
     pub fn resource(&self) -> Option<Resource> {
         match self {
-            Error::Io { source, .. } => Resource::of_io(source),
             Error::Exhausted { source, .. } => source.resource(),
-            Error::Backend(BackendError::Io { source, .. }) => Resource::of_io(source),
             Error::Backend(BackendError::Host(h)) => host_resource(h),
             _ => None,
         }
@@ -64,7 +58,6 @@ impl Error {
 
     /// An I/O error (EIO) of a device or a tool working on one.
     fn is_io_failure(&self) -> bool {
-        let eio = |e: &std::io::Error| e.raw_os_error() == Some(libc::EIO);
         match self {
             Error::Backend(BackendError::Host(h)) => match h {
                 HostError::Tool { detail, .. } => detail.contains("Input/output error"),
@@ -73,7 +66,6 @@ impl Error {
                 }
                 _ => false,
             },
-            Error::Backend(BackendError::Io { source, .. }) | Error::Io { source, .. } => eio(source),
             _ => false,
         }
     }
@@ -81,7 +73,6 @@ impl Error {
     /// The path the error names, where it names one.
     fn path(&self) -> Option<&Path> {
         match self {
-            Error::Io { path, .. } | Error::Backend(BackendError::Io { path, .. }) => Some(path),
             Error::Backend(BackendError::Host(h)) => h.path(),
             _ => None,
         }
@@ -160,7 +151,7 @@ mod tests {
     use super::*;
 
     fn io(errno: i32) -> Error {
-        Error::Io { what: "write record", path: "/r/x".into(), source: std::io::Error::from_raw_os_error(errno) }
+        Error::io("write record", "/r/x")(std::io::Error::from_raw_os_error(errno))
     }
 
     #[test]
@@ -188,11 +179,7 @@ mod tests {
         use crate::sys::FsStats;
         let f = crate::engine::tests::fixture();
         let root = f.root.display().to_string();
-        let at = |p: &Path| Error::Io {
-            what: "write",
-            path: p.to_owned(),
-            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
-        };
+        let at = |p: &Path| Error::io("write", p)(std::io::Error::from_raw_os_error(libc::ENOSPC));
         let msg = |e: Error| f.engine.explain(e).to_string();
         let record = f.root.join("volumes/v/volume.json");
         let in_tmpfs = f.root.join("volumes/v/data/file");
@@ -202,7 +189,7 @@ mod tests {
         assert!(msg(at(Path::new("/k/stage"))).starts_with("no space left on the filesystem holding /k/stage"));
         f.host.set_stats(FsStats { total_inodes: 100, free_inodes: 0, available_bytes: 1 << 20, ..FsStats::default() });
         assert!(msg(at(&in_tmpfs)).starts_with(&format!("out of inodes on the data root's filesystem ({root})")));
-        let emfile = Error::Io { what: "open", path: record, source: std::io::Error::from_raw_os_error(libc::EMFILE) };
+        let emfile = Error::io("open", record)(std::io::Error::from_raw_os_error(libc::EMFILE));
         assert!(msg(emfile).starts_with("too many open files in the strata process"));
         assert_eq!(msg(Error::VolumeNotFound("v".into())), "volume v does not exist");
     }

@@ -71,7 +71,8 @@ fn read_settled(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
             return Ok(Some(bytes));
         }
     }
-    Err(std::io::Error::other("it kept changing while being read"))
+    // It kept changing while being read: try again later (EAGAIN, the one errno that says so).
+    Err(std::io::Error::from_raw_os_error(libc::EAGAIN))
 }
 
 /// An open node state file and its inode, change time and size when it was opened.

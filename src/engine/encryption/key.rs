@@ -145,7 +145,7 @@ impl MasterKey {
 }
 
 fn locked_error(e: crate::sys::locked::LockError) -> Error {
-    Error::Io { what: "keep a key in locked memory", path: "(memory)".into(), source: std::io::Error::other(e) }
+    Error::KeyMemory(e)
 }
 
 #[cfg(test)]
