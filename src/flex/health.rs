@@ -14,7 +14,7 @@ use std::path::{Path, PathBuf};
 pub fn for_mount(cfg: &Config) -> Result<()> {
     root(&cfg.root, true).map_err(|r| unusable("data root", &cfg.root, r))?;
     kubelet_dir(&cfg.kubelet_dir).map_err(|r| unusable("kubelet dir", &cfg.kubelet_dir, r))?;
-    mount_right().map_err(|reason| Error::NoMountRight { reason: reason.to_string() })?;
+    mount_right().map_err(|reason| Error::NoMountRight { reason: Box::new(reason) })?;
     Ok(())
 }
 
@@ -108,7 +108,7 @@ fn mount_right() -> std::result::Result<(), Problem> {
 }
 
 fn unusable(what: &'static str, path: &Path, reason: Problem) -> Error {
-    Error::Unusable { what, path: path.to_owned(), reason: reason.to_string() }
+    Error::Unusable { what, path: path.to_owned(), reason: Box::new(reason) }
 }
 
 #[cfg(test)]
