@@ -16,6 +16,7 @@ pub mod quantity;
 pub mod quote;
 pub mod stdout;
 pub mod sys;
+pub mod undo;
 
 /// The version and the commit it was built from (`0.1.0 (commit 4507e50abc12)`; `unknown` when
 /// built outside git without `STRATA_COMMIT`), as `--version` prints it.

@@ -343,7 +343,13 @@ fn an_unmount_outlasts_a_moment_of_use_but_not_a_user_that_stays() {
     // A user that stays: EBUSY, and the mount is still there.
     let file = std::fs::File::create(at.join("open")).unwrap();
     let held = LinuxHost.unmount(&place, false);
-    assert!(matches!(held, Err(strata::sys::Error::Unmount { errno: nix::errno::Errno::EBUSY, .. })), "{held:?}");
+    assert!(
+        matches!(
+            held,
+            Err(strata::sys::Error::Os { action: strata::sys::Action::Unmount, errno: nix::errno::Errno::EBUSY, .. })
+        ),
+        "{held:?}"
+    );
     assert_eq!(mounts_under(&at).len(), 1);
     // A use that ends a few milliseconds later (as a concurrent lookup through the mount does):
     // the unmount waits it out.

@@ -8,8 +8,6 @@ pub type Result<T> = std::result::Result<T, Error>;
 pub enum Error {
     #[error(transparent)]
     Host(#[from] crate::sys::Error),
-    #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
     #[error("raw block access is only available for loop volumes")]
     BlockUnsupported,
     #[error("{device} carries a {found} filesystem, but the volume is {expected}; refusing to mount or format it")]
@@ -25,8 +23,9 @@ pub enum Error {
 }
 
 impl Error {
+    /// For `map_err`: the step `what` on `path` failed, as a host error of the one sys shape.
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { what, path, source }
+        move |source| Error::Host(crate::sys::Error::io(what, path, source))
     }
 }

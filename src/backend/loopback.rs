@@ -166,7 +166,7 @@ impl Backend for LoopBackend {
         self.host.mount(device, staging, fs.as_str(), &stage_options(fs, flags))?;
         if grow && fs == FsType::Xfs {
             if let Err(e) = self.host.grow_fs(fs, device, staging.path()) {
-                let _ = self.host.unmount(staging, false);
+                crate::undo::log("a failed grow: unmount", self.host.unmount(staging, false));
                 return Err(e.into());
             }
         }
@@ -241,7 +241,7 @@ impl Backend for LoopBackend {
             Ok(()) => {}
             Err(e) if ours && is_errno(&e, libc::EBUSY) => {}
             Err(e) => {
-                let _ = std::fs::remove_file(&marker);
+                crate::undo::log("a failed freeze: remove its marker", std::fs::remove_file(&marker));
                 return Err(e.into());
             }
         }
@@ -331,7 +331,7 @@ fn is_einval(e: &crate::sys::Error) -> bool {
 }
 
 fn is_errno(e: &crate::sys::Error, errno: i32) -> bool {
-    matches!(e, crate::sys::Error::Io { source, .. } if source.raw_os_error() == Some(errno))
+    matches!(e, crate::sys::Error::Os { action: crate::sys::Action::Other(_), errno: n, .. } if *n as i32 == errno)
 }
 
 /// Whether the volume asked for a preallocated image (`allocation: thick`).

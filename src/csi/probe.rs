@@ -71,7 +71,7 @@ impl Driver {
     }
 }
 
-fn checks(engine: &Engine, backends: &[Kind], node: bool, caps: &Result<u64, String>) -> Vec<Check> {
+fn checks(engine: &Engine, backends: &[Kind], node: bool, caps: &crate::sys::Result<u64>) -> Vec<Check> {
     let root = &engine.config().root;
     let mut root_problems = Vec::new();
     if let Err(e) = nix::unistd::access(root, nix::unistd::AccessFlags::W_OK) {
@@ -99,7 +99,7 @@ fn checks(engine: &Engine, backends: &[Kind], node: bool, caps: &Result<u64, Str
 }
 
 /// A node server mounts: without CAP_SYS_ADMIN every stage and publish would fail.
-fn privilege_problems(caps: &Result<u64, String>) -> Vec<String> {
+fn privilege_problems(caps: &crate::sys::Result<u64>) -> Vec<String> {
     match caps {
         Ok(c) if caps::may_mount(*c) => Vec::new(),
         Ok(_) => vec![

@@ -195,7 +195,7 @@ impl SocketFile {
         let same = std::fs::symlink_metadata(&self.path)
             .is_ok_and(|m| m.file_type().is_socket() && m.dev() == self.dev && m.ino() == self.ino);
         if same {
-            let _ = std::fs::remove_file(&self.path);
+            crate::undo::log("remove the socket", std::fs::remove_file(&self.path));
         }
     }
 }
@@ -264,7 +264,7 @@ fn bind_private(path: &Path) -> std::io::Result<std::os::unix::net::UnixListener
         )?;
         Ok(listener)
     })();
-    let _ = std::fs::remove_dir_all(&private);
+    crate::undo::log("remove the private bind directory", std::fs::remove_dir_all(&private));
     result
 }
 

@@ -67,7 +67,7 @@ impl Engine {
             .and_then(|()| count(vol, &aside))
             .and_then(|()| self.rename_durably(&aside, &dir));
         if let Err(e) = made {
-            let _ = self.remove_leftover(&aside);
+            crate::undo::log("a failed create: remove what it made", self.remove_leftover(&aside));
             return Err(e);
         }
         Ok(())

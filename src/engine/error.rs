@@ -1,6 +1,7 @@
 //! Engine errors: each says what the caller asked that cannot be done, and why.
 
 use super::quote::quote_path;
+use crate::sys::{Action, Errno, Error as HostError};
 use std::path::PathBuf;
 
 pub type Result<T> = std::result::Result<T, Error>;
@@ -56,8 +57,9 @@ pub enum Error {
     Quarantined { id: String, reason: String },
     #[error("volume record {path}: {reason}")]
     Record { path: PathBuf, reason: String },
-    #[error("{what} {path}: {source}")]
-    Io { what: &'static str, path: PathBuf, source: std::io::Error },
+    /// Key material could not be kept in locked memory.
+    #[error("keep a key in locked memory: {0}")]
+    KeyMemory(crate::sys::locked::LockError),
     #[error(
         "the data root {} is held by another strata-csi serve (pid {}, listening at {}): one server per \
          root; stop that one first, or give this one a root of its own",
@@ -85,14 +87,119 @@ impl From<crate::sys::Error> for Error {
     }
 }
 
+/// What kind of failure an error is, decided here once for every layer below: each front-end
+/// maps classes to its own codes and never looks at an errno.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Class {
+    /// The request is wrong (an id, a path, a parameter, an option the kernel refuses); the
+    /// same request fails again.
+    Invalid,
+    /// The volume or snapshot named does not exist.
+    NotFound,
+    /// A size that cannot be given.
+    OutOfRange,
+    /// It exists already with other arguments, or another front-end holds it.
+    Exists,
+    /// Busy for now (another operation, a copy, a device held open): the retry may succeed.
+    Busy,
+    /// Something has to change first (a mount still in use, a missing tool, a quarantined
+    /// volume, a root held by another server).
+    Precondition,
+    /// The caller may not (a wrong encryption key).
+    Permission,
+    /// A resource ran out: space, quota, open files, memory (see [`Error::resource`]).
+    Exhausted,
+    /// A fault of the host or of strata.
+    Internal,
+}
+
 impl Error {
+    /// This error's class: the one place where engine, backend and host errors (and the errno
+    /// a host error carries) are classified.
+    pub fn class(&self) -> Class {
+        if self.resource().is_some() {
+            return Class::Exhausted;
+        }
+        match self {
+            Error::InvalidId { .. } | Error::InvalidPath { .. } | Error::InvalidArgument(_) => Class::Invalid,
+            Error::VolumeNotFound(_) | Error::SnapshotNotFound(_) => Class::NotFound,
+            Error::CapacityBelowSource { .. } | Error::SizeOutOfRange { .. } => Class::OutOfRange,
+            Error::AlreadyExists { .. } | Error::StagedByFlex { .. } => Class::Exists,
+            Error::Busy { .. } | Error::CopyBusy { .. } | Error::Copying { .. } => Class::Busy,
+            Error::CopyFailed { cause, .. } => match cause {
+                super::record::Cause::Exhausted => Class::Exhausted,
+                super::record::Cause::Interrupted => Class::Busy,
+                super::record::Cause::Failed => Class::Internal,
+            },
+            Error::FailedPrecondition { .. }
+            | Error::Quarantined { .. }
+            | Error::RootHeld { .. }
+            | Error::NodeMismatch { .. } => Class::Precondition,
+            Error::WrongKey { .. } => Class::Permission,
+            Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Class::Exhausted,
+            Error::Unsupported(_) => Class::Invalid,
+            Error::Record { .. } | Error::KeyMemory(_) => Class::Internal,
+            Error::Backend(b) => backend_class(b),
+        }
+    }
+
+    /// For `map_err`: the step `what` on `path` failed; a host error of the one sys shape
+    /// ([`crate::sys::Error::io`]), so it is classified like every other.
     pub(crate) fn io(what: &'static str, path: impl Into<PathBuf>) -> impl FnOnce(std::io::Error) -> Error {
         let path = path.into();
-        move |source| Error::Io { what, path, source }
+        move |source| Error::from(HostError::io(what, path, source))
     }
 
     pub(crate) fn precondition(id: &str, reason: impl Into<String>) -> Error {
         Error::FailedPrecondition { id: id.to_owned(), reason: reason.into() }
+    }
+}
+
+fn backend_class(e: &crate::backend::Error) -> Class {
+    use crate::backend::Error as BackendError;
+    match e {
+        BackendError::BlockUnsupported | BackendError::Unsupported(_) => Class::Invalid,
+        BackendError::WrongFilesystem { .. }
+        | BackendError::NotBtrfs { .. }
+        | BackendError::Missing { .. }
+        | BackendError::NotStagedHere(_) => Class::Precondition,
+        BackendError::Host(h) => host_class(h),
+    }
+}
+
+fn host_class(e: &HostError) -> Class {
+    match e {
+        // A tool strata needs is missing or cannot run on this node: the node must change.
+        HostError::NotInstalled { .. } | HostError::Os { action: Action::Start { .. }, .. } => Class::Precondition,
+        HostError::Os { action, errno, .. } => errno_class(action, *errno),
+        HostError::Tree(t) => tree_class(t),
+        HostError::Tool { .. } | HostError::Place { .. } => Class::Internal,
+    }
+}
+
+/// The class of a host call's errno, by what the call was doing.
+fn errno_class(action: &Action, errno: Errno) -> Class {
+    match (action, errno) {
+        // A process still uses the mount: the CO retries once the pod's containers are gone.
+        (Action::Unmount, Errno::EBUSY) => Class::Precondition,
+        // A device another process holds open exclusively for now (a mkfs that outlived a
+        // killed server, say): the retry mounts it.
+        (Action::Mount { .. }, Errno::EBUSY) => Class::Busy,
+        // A mount the kernel refused as invalid: an option or flag the request asked for that
+        // this kernel or filesystem does not take. The retry with the same arguments fails again.
+        (Action::Mount { .. } | Action::Bind { .. } | Action::Remount, Errno::EINVAL) => Class::Invalid,
+        _ => Class::Internal,
+    }
+}
+
+/// A walk over a volume's contents: a mount inside it waits for its owner to unmount it; a tree
+/// that kept changing while strata copied it is worth a retry.
+fn tree_class(e: &crate::sys::tree::Error) -> Class {
+    use crate::sys::tree::Error as TreeError;
+    match e {
+        TreeError::MountInside { .. } => Class::Precondition,
+        TreeError::Changed { .. } | TreeError::Cancelled { .. } => Class::Busy,
+        TreeError::Io { .. } | TreeError::NotADirectory { .. } | TreeError::DestinationExists { .. } => Class::Internal,
     }
 }
 

@@ -3,7 +3,7 @@
 
 use super::{Engine, Error, Result};
 use crate::backend::Error as BackendError;
-use crate::sys::{Error as HostError, PlaceError};
+use crate::sys::{Action, Error as HostError};
 use nix::errno::Errno;
 use std::path::{Path, PathBuf};
 
@@ -34,10 +34,6 @@ impl Resource {
         }
     }
 
-    fn of_io(e: &std::io::Error) -> Option<Resource> {
-        e.raw_os_error().and_then(Resource::of_errno)
-    }
-
     /// A tool's output that says what ran out (mkfs, resize2fs: their own wording is strerror's).
     fn of_text(text: &str) -> Option<Resource> {
         [
@@ -54,9 +50,7 @@ impl Error {
     /// The resource whose exhaustion caused this error, if one did.
     pub fn resource(&self) -> Option<Resource> {
         match self {
-            Error::Io { source, .. } => Resource::of_io(source),
             Error::Exhausted { source, .. } => source.resource(),
-            Error::Backend(BackendError::Io { source, .. }) => Resource::of_io(source),
             Error::Backend(BackendError::Host(h)) => host_resource(h),
             _ => None,
         }
@@ -64,15 +58,14 @@ impl Error {
 
     /// An I/O error (EIO) of a device or a tool working on one.
     fn is_io_failure(&self) -> bool {
-        let eio = |e: &std::io::Error| e.raw_os_error() == Some(libc::EIO);
         match self {
             Error::Backend(BackendError::Host(h)) => match h {
                 HostError::Tool { detail, .. } => detail.contains("Input/output error"),
-                HostError::Mount { errno, .. } => *errno == Errno::EIO,
-                HostError::Loop { source, .. } | HostError::Io { source, .. } => eio(source),
+                HostError::Os { action: Action::Mount { .. } | Action::Loop(_) | Action::Other(_), errno, .. } => {
+                    *errno == Errno::EIO
+                }
                 _ => false,
             },
-            Error::Backend(BackendError::Io { source, .. }) | Error::Io { source, .. } => eio(source),
             _ => false,
         }
     }
@@ -80,8 +73,7 @@ impl Error {
     /// The path the error names, where it names one.
     fn path(&self) -> Option<&Path> {
         match self {
-            Error::Io { path, .. } | Error::Backend(BackendError::Io { path, .. }) => Some(path),
-            Error::Backend(BackendError::Host(h)) => host_path(h),
+            Error::Backend(BackendError::Host(h)) => h.path(),
             _ => None,
         }
     }
@@ -89,38 +81,8 @@ impl Error {
 
 fn host_resource(e: &HostError) -> Option<Resource> {
     match e {
-        HostError::Bind { errno, .. }
-        | HostError::Mount { errno, .. }
-        | HostError::Remount { errno, .. }
-        | HostError::Unmount { errno, .. }
-        | HostError::Statvfs { errno, .. }
-        | HostError::Fscrypt { errno, .. } => Resource::of_errno(*errno as i32),
-        HostError::MountTable(source)
-        | HostError::Loop { source, .. }
-        | HostError::ToolSpawn { source, .. }
-        | HostError::Copy { source, .. }
-        | HostError::Io { source, .. }
-        | HostError::Place { source: PlaceError::Io { source, .. }, .. } => Resource::of_io(source),
         HostError::Tool { detail, .. } => Resource::of_text(detail),
-        HostError::Tree(t) => t.errno().and_then(Resource::of_errno),
-        HostError::Place { .. } => None,
-    }
-}
-
-fn host_path(e: &HostError) -> Option<&Path> {
-    match e {
-        HostError::Bind { target, .. } | HostError::Mount { target, .. } | HostError::Remount { target, .. } => {
-            Some(target)
-        }
-        HostError::Loop { path, .. }
-        | HostError::Tool { path, .. }
-        | HostError::Statvfs { path, .. }
-        | HostError::Fscrypt { path, .. }
-        | HostError::Io { path, .. }
-        | HostError::Place { path, .. } => Some(path),
-        HostError::Copy { to, .. } => Some(to),
-        HostError::Tree(t) => Some(t.path()),
-        _ => None,
+        _ => e.errno().and_then(|errno| Resource::of_errno(errno as i32)),
     }
 }
 
@@ -189,7 +151,7 @@ mod tests {
     use super::*;
 
     fn io(errno: i32) -> Error {
-        Error::Io { what: "write record", path: "/r/x".into(), source: std::io::Error::from_raw_os_error(errno) }
+        Error::io("write record", "/r/x")(std::io::Error::from_raw_os_error(errno))
     }
 
     #[test]
@@ -200,12 +162,8 @@ mod tests {
         assert_eq!(io(libc::ENFILE).resource(), Some(Resource::NodeFiles));
         assert_eq!(io(libc::ENOMEM).resource(), Some(Resource::Memory));
         assert_eq!(io(libc::EIO).resource(), None);
-        let mount = HostError::Mount {
-            source_path: "tmpfs".into(),
-            target: "/t".into(),
-            fstype: "tmpfs".into(),
-            errno: Errno::ENOMEM,
-        };
+        let mount =
+            HostError::at(Action::Mount { source: "tmpfs".into(), fstype: "tmpfs".into() }, "/t", Errno::ENOMEM);
         assert_eq!(Error::from(mount).resource(), Some(Resource::Memory));
         let tool = HostError::Tool {
             tool: "mkfs.ext4".into(),
@@ -221,11 +179,7 @@ mod tests {
         use crate::sys::FsStats;
         let f = crate::engine::tests::fixture();
         let root = f.root.display().to_string();
-        let at = |p: &Path| Error::Io {
-            what: "write",
-            path: p.to_owned(),
-            source: std::io::Error::from_raw_os_error(libc::ENOSPC),
-        };
+        let at = |p: &Path| Error::io("write", p)(std::io::Error::from_raw_os_error(libc::ENOSPC));
         let msg = |e: Error| f.engine.explain(e).to_string();
         let record = f.root.join("volumes/v/volume.json");
         let in_tmpfs = f.root.join("volumes/v/data/file");
@@ -235,7 +189,7 @@ mod tests {
         assert!(msg(at(Path::new("/k/stage"))).starts_with("no space left on the filesystem holding /k/stage"));
         f.host.set_stats(FsStats { total_inodes: 100, free_inodes: 0, available_bytes: 1 << 20, ..FsStats::default() });
         assert!(msg(at(&in_tmpfs)).starts_with(&format!("out of inodes on the data root's filesystem ({root})")));
-        let emfile = Error::Io { what: "open", path: record, source: std::io::Error::from_raw_os_error(libc::EMFILE) };
+        let emfile = Error::io("open", record)(std::io::Error::from_raw_os_error(libc::EMFILE));
         assert!(msg(emfile).starts_with("too many open files in the strata process"));
         assert_eq!(msg(Error::VolumeNotFound("v".into())), "volume v does not exist");
     }

@@ -16,7 +16,7 @@ pub enum FrontEnd {
 }
 
 /// One volume as the records and the kernel describe it.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub struct Inspection {
     /// The record (staging from the node state; `publications` are the kernel-confirmed ones).
     pub volume: Volume,
@@ -29,7 +29,7 @@ pub struct Inspection {
     /// Loop devices whose backing file is the volume's image.
     pub loop_devices: Vec<PathBuf>,
     /// Usage seen at the staging path; `None` when not staged, `Err` with the reason.
-    pub usage: Option<std::result::Result<Usage, String>>,
+    pub usage: Option<std::result::Result<Usage, crate::backend::Error>>,
     /// For an encrypted volume, whether its key is in the kernel now.
     pub key_in_kernel: Option<bool>,
     /// How far the copy filling the volume is, while one is (a clone or a restore).
@@ -69,7 +69,7 @@ impl Engine {
         let publications = recorded.into_iter().map(|p| (p.clone(), mount_at(&table, &p.target).cloned())).collect();
         let usage = staging.map(|s| {
             let backend = self.backend(volume.backend);
-            backend.usage(&volume, &dir, &s.path).map_err(|e| e.to_string())
+            backend.usage(&volume, &dir, &s.path)
         });
         let condition = self.condition_in(&volume, &table);
         let copy = volume.copy.as_ref().map(|c| self.copy_state(&super::CopyKey::Volume(id.to_owned()), c, &dir));

@@ -46,11 +46,17 @@ impl Engine {
             return Ok(Isolation::Shared(m.mount_point.clone()));
         }
         match self.host.bind_mount(&volumes, &place, &crate::sys::MountOptions::default()) {
-            Err(crate::sys::Error::Bind { errno: nix::errno::Errno::EPERM, .. }) => return Ok(Isolation::NotPermitted),
+            Err(crate::sys::Error::Os {
+                action: crate::sys::Action::Bind { .. },
+                errno: nix::errno::Errno::EPERM,
+                ..
+            }) => {
+                return Ok(Isolation::NotPermitted);
+            }
             other => other?,
         }
         if let Err(e) = self.host.make_private(&place) {
-            let _ = self.host.unmount(&place, false);
+            crate::undo::log("a failed isolation: unmount", self.host.unmount(&place, false));
             return Err(e.into());
         }
         Ok(Isolation::Done)

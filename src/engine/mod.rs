@@ -34,7 +34,7 @@ pub mod validate;
 
 pub use capacity::{Allocation, Budget, Overcommit};
 pub use copies::{CopyJob, CopyKey, CopyProgress, CopyStats, JobState, PROGRESS_FILE};
-pub use error::{Error, Result};
+pub use error::{Class, Error, Result};
 pub use exhausted::Resource;
 pub use groups::{Group, GroupRequest, GroupView, member_id};
 pub use health::Condition;

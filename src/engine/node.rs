@@ -208,23 +208,15 @@ impl Engine {
     /// effort: the call fails with its own error either way.
     fn undo_stage(&self, vol: &Volume, staging: &Place, done: &Staged) {
         if done.mounted {
-            if let Err(e) = self.lock_key(vol, Some(staging)) {
-                tracing::warn!(error = %e, "undoing a failed stage: remove the key");
-            }
-            if let Err(e) = self.host.unmount(staging, false) {
-                tracing::warn!(error = %e, "undoing a failed stage: unmount");
-            }
+            crate::undo::log("a failed stage: remove the key", self.lock_key(vol, Some(staging)));
+            crate::undo::log("a failed stage: unmount", self.host.unmount(staging, false));
         }
         if done.fresh {
-            if let Err(e) = self.backend(vol.backend).detach(vol, &self.dir(&vol.id)) {
-                tracing::warn!(error = %e, "undoing a failed stage: detach");
-            }
+            crate::undo::log("a failed stage: detach", self.backend(vol.backend).detach(vol, &self.dir(&vol.id)));
         }
-        if let Err(e) = self.lock_key(vol, None) {
-            tracing::warn!(error = %e, "undoing a failed stage: remove the key");
-        }
+        crate::undo::log("a failed stage: remove the key", self.lock_key(vol, None));
         if done.made_dir {
-            let _ = staging.remove_dir();
+            crate::undo::log("a failed stage: remove the staging directory", staging.remove_dir());
         }
     }
 
@@ -380,9 +372,9 @@ impl Engine {
             .and_then(|()| Ok(self.host.bind_mount(&source, &place, &flags)?))
             .inspect(|()| super::crashpoint::hit("publish:bound"));
         if let Err(e) = bound {
-            let _ = self.forget_publication(&mut vol, target);
+            crate::undo::log("a failed publish: forget the publication", self.forget_publication(&mut vol, target));
             if made {
-                let _ = remove_target(&place);
+                crate::undo::log("a failed publish: remove the target", remove_target(&place));
             }
             return Err(e);
         }

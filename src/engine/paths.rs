@@ -26,7 +26,7 @@ impl Engine {
         let place = match Place::beneath(prefix, path) {
             Ok(place) => place,
             Err(PlaceError::ParentMissing) => return Ok(None),
-            Err(PlaceError::Io { what: action, source }) => return Err(Error::io(action, path)(source)),
+            Err(PlaceError::Io { what: action, errno }) => return Err(Error::io(action, path)(errno.into())),
             Err(e) => return Err(invalid(what, path, &e.to_string())),
         };
         match place.stat() {

@@ -257,7 +257,18 @@ pub(super) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
         Err(e) => return Err(Error::io("read record", path)(e)),
     };
-    unseal(&bytes).map(Some).map_err(|reason| Error::Record { path: path.to_owned(), reason })
+    unseal(&bytes).map(Some).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })
+}
+
+/// Why JSON cannot be sealed or unsealed.
+#[derive(Debug, thiserror::Error)]
+pub(super) enum Sealing {
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    #[error("a record must be a JSON object")]
+    NotAnObject,
+    #[error("checksum mismatch (stored {stored}, contents give {want:?}): damaged on disk")]
+    Checksum { stored: serde_json::Value, want: String },
 }
 
 /// The key of the checksum a sealed JSON object carries.
@@ -266,33 +277,33 @@ const CHECKSUM: &str = "checksum";
 /// `value` as pretty JSON with a `checksum` member: `sha256:` and the hex digest of the compact
 /// JSON of everything else (members in key order), so a record damaged on disk is told from a
 /// good one even where it still parses.
-pub(super) fn seal<T: Serialize>(value: &T) -> std::result::Result<Vec<u8>, String> {
-    let mut json = serde_json::to_value(value).map_err(|e| e.to_string())?;
-    json.as_object_mut().ok_or("a record must be a JSON object")?.remove(CHECKSUM);
+pub(super) fn seal<T: Serialize>(value: &T) -> std::result::Result<Vec<u8>, Sealing> {
+    let mut json = serde_json::to_value(value)?;
+    json.as_object_mut().ok_or(Sealing::NotAnObject)?.remove(CHECKSUM);
     let digest = digest(&json)?;
     if let Some(obj) = json.as_object_mut() {
         obj.insert(CHECKSUM.to_owned(), serde_json::Value::String(digest));
     }
-    serde_json::to_vec_pretty(&json).map_err(|e| e.to_string())
+    Ok(serde_json::to_vec_pretty(&json)?)
 }
 
 /// Parses sealed JSON, checking its checksum when it has one (records written before checksums
 /// have none and are taken as they are).
-pub(super) fn unseal<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, String> {
-    let mut json: serde_json::Value = serde_json::from_slice(bytes).map_err(|e| e.to_string())?;
+pub(super) fn unseal<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::result::Result<T, Sealing> {
+    let mut json: serde_json::Value = serde_json::from_slice(bytes)?;
     let stored = json.as_object_mut().and_then(|obj| obj.remove(CHECKSUM));
     if let Some(stored) = stored {
         let want = digest(&json)?;
         if stored.as_str() != Some(want.as_str()) {
-            return Err(format!("checksum mismatch (stored {stored}, contents give {want:?}): damaged on disk"));
+            return Err(Sealing::Checksum { stored, want });
         }
     }
-    serde_json::from_value(json).map_err(|e| e.to_string())
+    Ok(serde_json::from_value(json)?)
 }
 
-fn digest(value: &serde_json::Value) -> std::result::Result<String, String> {
+fn digest(value: &serde_json::Value) -> std::result::Result<String, Sealing> {
     use sha2::Digest;
-    let compact = serde_json::to_vec(value).map_err(|e| e.to_string())?;
+    let compact = serde_json::to_vec(value)?;
     let hex: String = sha2::Sha256::digest(&compact).iter().map(|b| format!("{b:02x}")).collect();
     Ok(format!("sha256:{hex}"))
 }
@@ -315,7 +326,7 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
     let dir =
         path.parent().ok_or_else(|| Error::Record { path: path.to_owned(), reason: "no parent directory".into() })?;
     let tmp = dir.join(format!(".{}.tmp", path.file_name().and_then(|n| n.to_str()).unwrap_or("record")));
-    let json = seal(value).map_err(|reason| Error::Record { path: path.to_owned(), reason })?;
+    let json = seal(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     let write = || -> std::io::Result<()> {
         let mut f = super::perm::private_file().write(true).create(true).truncate(true).open(&tmp)?;
         super::perm::narrow(&f, &f.metadata()?)?;
@@ -330,7 +341,10 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
         }
     };
     write().map_err(|e| {
-        let _ = std::fs::remove_file(&tmp);
+        crate::undo::log(
+            "a failed record write: remove the temp file",
+            crate::undo::missing_ok(std::fs::remove_file(&tmp)),
+        );
         Error::io("write record", path)(e)
     })
 }
@@ -339,7 +353,7 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
 /// aside), and forces it to disk. The directory is renamed into place later, and its parent
 /// synced then; no temporary file is needed, so no inode beyond the record's own.
 pub fn write_fresh<T: Serialize>(path: &Path, value: &T) -> Result<()> {
-    let json = seal(value).map_err(|reason| Error::Record { path: path.to_owned(), reason })?;
+    let json = seal(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     let write = || -> std::io::Result<()> {
         // A new file gets FILE_MODE (umask can only narrow it): nothing to tighten.
         let mut f = super::perm::private_file().write(true).create_new(true).open(path)?;

@@ -48,7 +48,7 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
         Ok(None) => Ok(None),
         Ok(Some(bytes)) => super::record::unseal::<NodeState>(&bytes)
             .map(Some)
-            .map_err(|reason| Error::Record { path: path.clone(), reason }),
+            .map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() }),
         Err(e) => Err(Error::io("read node state", &path)(e)),
     };
     match parsed {
@@ -71,7 +71,8 @@ fn read_settled(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
             return Ok(Some(bytes));
         }
     }
-    Err(std::io::Error::other("it kept changing while being read"))
+    // It kept changing while being read: try again later (EAGAIN, the one errno that says so).
+    Err(std::io::Error::from_raw_os_error(libc::EAGAIN))
 }
 
 /// An open node state file and its inode, change time and size when it was opened.
@@ -112,7 +113,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64) {
 pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
     let path = dir.node_state();
     let state = NodeState { format: FORMAT, ..state.clone() };
-    let json = super::record::seal(&state).map_err(|reason| Error::Record { path: path.clone(), reason })?;
+    let json = super::record::seal(&state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
     let spare = dir.0.join(".node.json.next");
     let write = || -> std::io::Result<()> {
         overwrite(&spare, json)?;

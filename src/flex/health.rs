@@ -6,23 +6,53 @@
 
 use super::config::Config;
 use super::{Error, Result};
-use crate::sys::caps;
-use std::path::Path;
+use crate::sys::{Errno, ToErrno, caps};
+use std::path::{Path, PathBuf};
 
 /// What `mount` needs of the node, checked before it touches anything: a Failure names the
 /// first thing missing (the data root is created if missing, as the engine would).
 pub fn for_mount(cfg: &Config) -> Result<()> {
     root(&cfg.root, true).map_err(|r| unusable("data root", &cfg.root, r))?;
     kubelet_dir(&cfg.kubelet_dir).map_err(|r| unusable("kubelet dir", &cfg.kubelet_dir, r))?;
-    mount_right().map_err(|reason| Error::NoMountRight { reason })?;
+    mount_right().map_err(|reason| Error::NoMountRight { reason: Box::new(reason) })?;
     Ok(())
+}
+
+/// Why a node check fails: what is missing or refused, and the OS error that said so.
+#[derive(Debug, thiserror::Error)]
+pub enum Problem {
+    /// A check of `path` failed.
+    #[error("{}: {problem}", path.display())]
+    At { path: PathBuf, problem: Box<Problem> },
+    /// The data root could not be made.
+    #[error("{0}")]
+    MakeRoot(crate::engine::Error),
+    #[error("does not exist, and its parent {} cannot take it: {errno}", parent.display())]
+    ParentRefuses { parent: PathBuf, errno: Errno },
+    #[error("cannot create a file in it: {0}")]
+    CannotCreate(std::io::Error),
+    #[error("remove probe: {0}")]
+    RemoveProbe(std::io::Error),
+    /// The kubelet dir cannot be read.
+    #[error("{0}")]
+    Unreadable(std::io::Error),
+    #[error("{}: {source}; strata-flex calls log nothing", path.display())]
+    LogUnwritable { path: PathBuf, source: std::io::Error },
+    #[error("{}: its directory {} cannot take it: {errno}; strata-flex calls log nothing", path.display(), dir.display())]
+    LogDirRefuses { path: PathBuf, dir: PathBuf, errno: Errno },
+    /// This process's capabilities cannot be read.
+    #[error("{0}")]
+    Capabilities(crate::sys::Error),
+    #[error("this process has no CAP_SYS_ADMIN, so it cannot mount: kubelet runs strata-flex as root")]
+    NoCapSysAdmin,
 }
 
 /// Every check, for a person: what was checked, and what was found or why it fails. Nothing is
 /// created but a probe file, removed again.
-pub fn node(cfg: &Config) -> Vec<(&'static str, std::result::Result<String, String>)> {
-    let said = |r: std::result::Result<(), String>, p: &Path, what: &str| {
-        r.map(|()| format!("{} {what}", p.display())).map_err(|e| format!("{}: {e}", p.display()))
+pub fn node(cfg: &Config) -> Vec<(&'static str, std::result::Result<String, Problem>)> {
+    let said = |r: std::result::Result<(), Problem>, p: &Path, what: &str| {
+        r.map(|()| format!("{} {what}", p.display()))
+            .map_err(|e| Problem::At { path: p.to_owned(), problem: Box::new(e) })
     };
     vec![
         ("data root", said(root(&cfg.root, false), &cfg.root, "takes new files")),
@@ -34,54 +64,51 @@ pub fn node(cfg: &Config) -> Vec<(&'static str, std::result::Result<String, Stri
 
 /// Whether a file can be made in `path`: made first when `create`, else a missing root is fine
 /// when its parent could take it.
-fn root(path: &Path, create: bool) -> std::result::Result<(), String> {
+fn root(path: &Path, create: bool) -> std::result::Result<(), Problem> {
     if create {
-        crate::engine::perm::make_dir(path).map_err(|e| e.to_string())?;
+        crate::engine::perm::make_dir(path).map_err(Problem::MakeRoot)?;
     } else if !path.exists() {
         let parent = path.parent().unwrap_or(Path::new("/"));
-        return writable(parent)
-            .map_err(|e| format!("does not exist, and its parent {} cannot take it: {e}", parent.display()));
+        return writable(parent).map_err(|errno| Problem::ParentRefuses { parent: parent.to_owned(), errno });
     }
     let probe = path.join(format!(".init-check.{}", std::process::id()));
     let created = crate::engine::perm::private_file().write(true).create_new(true).open(&probe);
     match created {
-        Ok(_) => std::fs::remove_file(&probe).map_err(|e| format!("remove probe: {e}")),
-        Err(e) => Err(format!("cannot create a file in it: {e}")),
+        Ok(_) => std::fs::remove_file(&probe).map_err(Problem::RemoveProbe),
+        Err(e) => Err(Problem::CannotCreate(e)),
     }
 }
 
-fn kubelet_dir(path: &Path) -> std::result::Result<(), String> {
-    std::fs::read_dir(path).map(drop).map_err(|e| e.to_string())
+fn kubelet_dir(path: &Path) -> std::result::Result<(), Problem> {
+    std::fs::read_dir(path).map(drop).map_err(Problem::Unreadable)
 }
 
 /// Whether the log file can be appended to (or made), without making it.
-fn log_file(path: Option<&Path>) -> std::result::Result<String, String> {
+fn log_file(path: Option<&Path>) -> std::result::Result<String, Problem> {
     let Some(path) = path else { return Ok("off: strata-flex logs nothing".to_owned()) };
-    let problem = if path.exists() {
-        std::fs::OpenOptions::new().append(true).open(path).err().map(|e| e.to_string())
+    if path.exists() {
+        let opened = std::fs::OpenOptions::new().append(true).open(path);
+        opened.map_err(|source| Problem::LogUnwritable { path: path.to_owned(), source })?;
     } else {
         let dir = path.parent().unwrap_or(Path::new("/"));
-        writable(dir).err().map(|e| format!("its directory {} cannot take it: {e}", dir.display()))
-    };
-    match problem {
-        None => Ok(format!("{} can be written", path.display())),
-        Some(p) => Err(format!("{}: {p}; strata-flex calls log nothing", path.display())),
+        writable(dir).map_err(|errno| Problem::LogDirRefuses { path: path.to_owned(), dir: dir.to_owned(), errno })?;
     }
+    Ok(format!("{} can be written", path.display()))
 }
 
-fn writable(dir: &Path) -> nix::Result<()> {
-    nix::unistd::access(dir, nix::unistd::AccessFlags::W_OK | nix::unistd::AccessFlags::X_OK)
+fn writable(dir: &Path) -> std::result::Result<(), Errno> {
+    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).map_err(ToErrno::to_errno)
 }
 
-fn mount_right() -> std::result::Result<(), String> {
-    match caps::effective()? {
+fn mount_right() -> std::result::Result<(), Problem> {
+    match caps::effective().map_err(Problem::Capabilities)? {
         c if caps::may_mount(c) => Ok(()),
-        _ => Err("this process has no CAP_SYS_ADMIN, so it cannot mount: kubelet runs strata-flex as root".into()),
+        _ => Err(Problem::NoCapSysAdmin),
     }
 }
 
-fn unusable(what: &'static str, path: &Path, reason: String) -> Error {
-    Error::Unusable { what, path: path.to_owned(), reason }
+fn unusable(what: &'static str, path: &Path, reason: Problem) -> Error {
+    Error::Unusable { what, path: path.to_owned(), reason: Box::new(reason) }
 }
 
 #[cfg(test)]
@@ -137,7 +164,7 @@ mod tests {
         let names: Vec<&str> = checks.iter().map(|(n, _)| *n).collect();
         assert_eq!(names, ["data root", "kubelet dir", "log file", "mount"]);
         assert!(checks[0].1.is_ok() && checks[1].1.is_ok(), "{checks:?}");
-        let log_problem = checks[2].1.as_ref().unwrap_err();
+        let log_problem = checks[2].1.as_ref().unwrap_err().to_string();
         assert!(log_problem.contains("no-such-dir") && log_problem.contains("log nothing"), "{log_problem}");
         assert!(!root.exists(), "check does not make the data root");
         let off = node(&cfg(&root, tmp.path(), None));

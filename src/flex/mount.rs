@@ -18,7 +18,7 @@ pub fn mount(driver: &Driver, target: &Path, opts: &Options) -> Result<Reply> {
     let key = super::encryption::stage_key(&opts.secrets);
     if let Err(e) = engine.stage_volume_keyed(&vol.id, &staging, &access, &key, &|_| Ok(())) {
         if created {
-            let _ = engine.delete_volume(&vol.id);
+            crate::undo::log("a failed stage: delete the new volume", engine.delete_volume(&vol.id));
         }
         return Err(staged_elsewhere(driver, &vol.id, &staging).unwrap_or(e.into()));
     }
@@ -52,13 +52,9 @@ fn roll_back(driver: &Driver, id: &str, created: bool) {
     let engine = &driver.engine;
     let unused = engine.live_publications(id).is_ok_and(|p| p.is_empty());
     if unused {
-        if let Err(e) = engine.unstage_volume(id, &driver.staging(id)) {
-            tracing::warn!(id, error = %e, "could not unstage after a failed publish");
-        }
+        crate::undo::log("a failed publish: unstage", engine.unstage_volume(id, &driver.staging(id)));
         if created {
-            if let Err(e) = engine.delete_volume(id) {
-                tracing::warn!(id, error = %e, "could not delete the new volume after a failed publish");
-            }
+            crate::undo::log("a failed publish: delete the new volume", engine.delete_volume(id));
         }
     }
 }

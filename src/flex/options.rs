@@ -139,7 +139,7 @@ fn take_secrets(map: &mut BTreeMap<String, String>) -> Result<Secrets> {
     let mut secrets = Secrets::default();
     for key in keys {
         let encoded = map.remove(&key).unwrap_or_default();
-        let secret = Secret::decode(&encoded).map_err(|reason| Error::Option { key: key.clone(), reason })?;
+        let secret = Secret::decode(&encoded).map_err(|e| Error::Option { key: key.clone(), reason: e.to_string() })?;
         secrets.0.insert(key[SECRET_PREFIX.len()..].to_owned(), secret);
     }
     Ok(secrets)

@@ -4,16 +4,18 @@ use base64::Engine as _;
 use std::collections::BTreeMap;
 use std::fmt;
 
+/// A secret that is not standard base64: what is wrong, never the value.
+#[derive(Debug, thiserror::Error)]
+#[error("is not standard base64 ({0})")]
+pub struct NotBase64(&'static str);
+
 /// The decoded bytes of one secret key. `Debug` prints `<redacted>`; there is no `Display`.
 pub struct Secret(Vec<u8>);
 
 impl Secret {
     /// Decodes kubelet's standard, padded base64; the error never quotes the value.
-    pub fn decode(encoded: &str) -> Result<Secret, String> {
-        base64::engine::general_purpose::STANDARD
-            .decode(encoded)
-            .map(Secret)
-            .map_err(|e| format!("is not standard base64 ({})", describe(&e)))
+    pub fn decode(encoded: &str) -> Result<Secret, NotBase64> {
+        base64::engine::general_purpose::STANDARD.decode(encoded).map(Secret).map_err(|e| NotBase64(describe(&e)))
     }
 
     /// The secret's bytes, for the code that needs them.
@@ -65,7 +67,7 @@ mod tests {
 
     #[test]
     fn bad_base64_error_does_not_quote_the_value() {
-        let err = Secret::decode("qq*qq").unwrap_err();
+        let err = Secret::decode("qq*qq").unwrap_err().to_string();
         assert!(!err.contains('*') && !err.contains("qq"), "{err}");
         assert!(Secret::decode("czNjcjN").is_err(), "unpadded is refused");
     }

@@ -36,8 +36,26 @@ pub struct Args {
     pub overcommit: Option<String>,
 }
 
+/// Why the settings cannot be merged.
+#[derive(Debug, thiserror::Error)]
+pub enum SettingsError {
+    /// The existing file cannot be used; it is never overwritten.
+    #[error("{0}; fix or remove it first")]
+    Broken(super::Error),
+    #[error("{}: {source}", path.display())]
+    Read { path: PathBuf, source: std::io::Error },
+    /// `--overcommit` (its parser's own words).
+    #[error("--overcommit: {0}")]
+    Overcommit(String),
+    #[error("{0}")]
+    Json(#[from] serde_json::Error),
+    /// The merged settings are what a call would refuse.
+    #[error(transparent)]
+    Refused(super::Error),
+}
+
 /// The merged settings as one line of JSON.
-pub fn merged(args: &Args) -> Result<String, String> {
+pub fn merged(args: &Args) -> Result<String, SettingsError> {
     let mut file = existing(&args.file)?;
     if let Some(root) = &args.root {
         file.root = Some(root.clone());
@@ -57,27 +75,29 @@ pub fn merged(args: &Args) -> Result<String, String> {
     if let Some(pairs) = args.overcommit.as_deref() {
         file.overcommit = overcommit(pairs)?;
     }
-    let json = serde_json::to_string(&file).map_err(|e| e.to_string())?;
-    validate(parse_file(&json, &args.file).map_err(|e| e.to_string())?, &args.file).map_err(|e| e.to_string())?;
+    let json = serde_json::to_string(&file)?;
+    validate(parse_file(&json, &args.file).map_err(SettingsError::Refused)?, &args.file)
+        .map_err(SettingsError::Refused)?;
     Ok(json + "\n")
 }
 
 /// The file's settings; none when it does not exist.
-fn existing(path: &Path) -> Result<FileConfig, String> {
+fn existing(path: &Path) -> Result<FileConfig, SettingsError> {
     match std::fs::read_to_string(path) {
-        Ok(text) => parse_file(&text, path).map_err(|e| format!("{e}; fix or remove it first")),
+        Ok(text) => parse_file(&text, path).map_err(SettingsError::Broken),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(FileConfig::default()),
-        Err(e) => Err(format!("{}: {e}", path.display())),
+        Err(source) => Err(SettingsError::Read { path: path.to_owned(), source }),
     }
 }
 
-fn overcommit(pairs: &str) -> Result<Option<BTreeMap<String, f64>>, String> {
+/// Parses `--overcommit` (argument parsing: its errors are the parser's words).
+fn overcommit(pairs: &str) -> Result<Option<BTreeMap<String, f64>>, SettingsError> {
     if pairs == "none" {
         return Ok(None);
     }
     let mut map = BTreeMap::new();
     for pair in pairs.split(',').filter(|p| !p.trim().is_empty()) {
-        let (kind, ratio): (Kind, f64) = Overcommit::parse_pair(pair).map_err(|e| format!("--overcommit: {e}"))?;
+        let (kind, ratio): (Kind, f64) = Overcommit::parse_pair(pair).map_err(SettingsError::Overcommit)?;
         map.insert(kind.as_str().to_owned(), ratio);
     }
     Ok((!map.is_empty()).then_some(map))
@@ -125,10 +145,11 @@ mod tests {
             (Args { overcommit: Some("tmpfs=0.5".into()), ..args(&file) }, "between 1 and 1000"),
             (Args { overcommit: Some("ram=2".into()), ..args(&file) }, "unknown backend"),
         ] {
-            let err = merged(&a).unwrap_err();
+            let err = merged(&a).unwrap_err().to_string();
             assert!(err.contains(want), "{err}");
         }
         std::fs::write(&file, "{\"rooot\": 1}").unwrap();
-        assert!(merged(&args(&file)).unwrap_err().contains("fix or remove"), "a broken file is not overwritten");
+        let broken = merged(&args(&file)).unwrap_err().to_string();
+        assert!(broken.contains("fix or remove"), "a broken file is not overwritten: {broken}");
     }
 }

@@ -4,10 +4,13 @@
 /// `CAP_SYS_ADMIN`: mount, umount and the loop ioctls.
 pub const CAP_SYS_ADMIN: u32 = 21;
 
+const STATUS: &str = "/proc/self/status";
+
 /// The effective capability set.
-pub fn effective() -> Result<u64, String> {
-    let status = std::fs::read_to_string("/proc/self/status").map_err(|e| format!("/proc/self/status: {e}"))?;
-    parse_cap_eff(&status).ok_or_else(|| "/proc/self/status has no CapEff line".into())
+pub fn effective() -> super::Result<u64> {
+    let status = std::fs::read_to_string(STATUS).map_err(super::Error::on(super::Action::Other("read"), STATUS))?;
+    // No CapEff line: the kernel's answer has no such data (ENODATA).
+    parse_cap_eff(&status).ok_or_else(|| super::Error::io("find CapEff in", STATUS, super::Errno::ENODATA))
 }
 
 /// Whether `caps` hold CAP_SYS_ADMIN.

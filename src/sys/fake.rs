@@ -1,6 +1,6 @@
 //! [`FakeHost`]: an in-memory host that records every call and keeps a consistent mount table.
 
-use super::{Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Place, Result};
+use super::{Action, Errno, Error, FsStats, FsType, Host, LoopDevice, MountEntry, MountOptions, Place, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
@@ -92,8 +92,8 @@ impl FakeHost {
         self.fail_with(op, libc::EIO);
     }
 
-    /// Makes every later call of `op` fail with `errno` (a bind fails as [`Error::Bind`], as
-    /// the real host's does; the rest as [`Error::Io`]).
+    /// Makes every later call of `op` fail with `errno` (a bind fails as [`Action::Bind`], as
+    /// the real host's does; the rest as [`Action::Other`]).
     pub fn fail_with(&self, op: &'static str, errno: i32) {
         self.lock().failing.insert(op, errno);
     }
@@ -155,11 +155,7 @@ impl FakeHost {
         st.counted += 1;
         let errno = st.failing.get(op).copied().or((st.fail_at == Some(st.counted)).then_some(libc::EIO));
         if let Some(errno) = errno {
-            return Err(Error::Io {
-                what: op,
-                path: PathBuf::from("/fake"),
-                source: std::io::Error::from_raw_os_error(errno),
-            });
+            return Err(Error::io(op, PathBuf::from("/fake"), Errno::from_raw(errno)));
         }
         Ok(st)
     }
@@ -192,12 +188,12 @@ impl FakeHost {
     }
 }
 
-fn fscrypt_error(what: &'static str, place: &Place, errno: nix::Error) -> Error {
-    Error::Fscrypt { what, path: place.path().to_owned(), errno }
+fn fscrypt_error(what: &'static str, place: &Place, errno: Errno) -> Error {
+    Error::at(Action::Fscrypt(what), place.path(), errno)
 }
 
 fn einval(what: &'static str, path: &Path) -> Error {
-    Error::Io { what, path: path.to_owned(), source: std::io::Error::from_raw_os_error(libc::EINVAL) }
+    Error::io(what, path, Errno::EINVAL)
 }
 
 impl Host for FakeHost {
@@ -207,11 +203,7 @@ impl Host for FakeHost {
             Call::Bind { source: source.into(), target: target.path().into(), readonly, options: opts.options.clone() };
         let target = target.path();
         let mut st = self.record("Bind", call).map_err(|e| match e {
-            Error::Io { source: errno, .. } => Error::Bind {
-                source_path: source.into(),
-                target: target.into(),
-                errno: nix::errno::Errno::from_raw(errno.raw_os_error().unwrap_or(libc::EIO)),
-            },
+            Error::Os { errno, .. } => Error::at(Action::Bind { source: source.into() }, target, errno),
             other => other,
         })?;
         let (major, minor, root) = super::bind_identity(&st.mounts, source).ok_or_else(|| einval("bind", source))?;
@@ -326,7 +318,7 @@ impl Host for FakeHost {
 
     fn btrfs_subvolume_create(&self, path: &Path) -> Result<()> {
         drop(self.record("SubvolumeCreate", Call::SubvolumeCreate { path: path.into() })?);
-        std::fs::create_dir(path).map_err(|source| Error::Io { what: "create subvolume", path: path.into(), source })
+        std::fs::create_dir(path).map_err(Error::on(Action::Other("create subvolume"), path))
     }
 
     fn btrfs_subvolume_delete(&self, path: &Path) -> Result<()> {
@@ -336,7 +328,7 @@ impl Host for FakeHost {
 
     fn btrfs_snapshot(&self, source: &Path, dest: &Path, readonly: bool) -> Result<()> {
         drop(self.record("Snapshot", Call::Snapshot { source: source.into(), dest: dest.into(), readonly })?);
-        std::fs::create_dir(dest).map_err(|source| Error::Io { what: "snapshot", path: dest.into(), source })
+        std::fs::create_dir(dest).map_err(Error::on(Action::Other("snapshot"), dest))
     }
 
     fn btrfs_quota_enable(&self, path: &Path) -> Result<()> {
@@ -399,13 +391,9 @@ impl Host for FakeHost {
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
         let mut st = self.record("RenameDir", Call::RenameDir { from: from.into(), to: to.into() })?;
         if to.exists() {
-            return Err(Error::Io {
-                what: "rename",
-                path: from.into(),
-                source: std::io::ErrorKind::AlreadyExists.into(),
-            });
+            return Err(Error::io("rename", from, Errno::EEXIST));
         }
-        std::fs::rename(from, to).map_err(|source| Error::Io { what: "rename", path: from.into(), source })?;
+        std::fs::rename(from, to).map_err(Error::on(Action::Other("rename"), from))?;
         let moved = |p: &Path| p.strip_prefix(from).ok().map(|rest| to.join(rest));
         for m in &mut st.mounts {
             if let Some(p) = moved(&m.mount_point) {

@@ -12,7 +12,7 @@ pub const FITHAW: libc::c_ulong = 0xC004_5878;
 /// Runs FIFREEZE or FITHAW on the filesystem mounted at `mountpoint` (opened without following a
 /// symlink there).
 pub fn ioctl(mountpoint: &Place, request: libc::c_ulong, what: &'static str) -> Result<()> {
-    let err = |source| Error::Io { what, path: mountpoint.path().to_owned(), source };
+    let err = |source: std::io::Error| Error::io(what, mountpoint.path(), source);
     let dir = mountpoint.open_dir().map_err(err)?;
     // SAFETY: `dir` is an open descriptor for the whole call; both requests take an int argument
     // that the kernel ignores, passed by value.

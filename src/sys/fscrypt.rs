@@ -224,7 +224,7 @@ pub fn set(dir: BorrowedFd<'_>, id: &KeyId) -> nix::Result<()> {
 pub fn add(fs: BorrowedFd<'_>, key: &[u8; KEY_SIZE]) -> nix::Result<KeyId> {
     let mut arg = Locked::<AddKey>::zeroed().map_err(|_| nix::errno::Errno::ENOMEM)?;
     arg.spec.kind = KEY_SPEC_TYPE_IDENTIFIER;
-    arg.raw_size = KEY_SIZE as u32;
+    arg.raw_size = u32::try_from(KEY_SIZE).map_err(|_| nix::errno::Errno::EOVERFLOW)?;
     arg.raw.copy_from_slice(key);
     let ptr: *mut AddKey = &mut *arg;
     // SAFETY: `fs` is open for the call; `ptr` points to a live `fscrypt_add_key_arg` whose
@@ -265,12 +265,10 @@ pub(super) fn at<T>(
     place: &super::Place,
     f: impl FnOnce(BorrowedFd<'_>) -> nix::Result<T>,
 ) -> super::Result<T> {
-    let fail = |errno| super::Error::Fscrypt { what, path: place.path().to_owned(), errno };
-    let dir = place
-        .open_dir()
-        .map_err(|e| fail(e.raw_os_error().map_or(nix::errno::Errno::EIO, nix::errno::Errno::from_raw)))?;
+    let action = super::Action::Fscrypt(what);
+    let dir = place.open_dir().map_err(super::Error::on(action.clone(), place.path()))?;
     use std::os::fd::AsFd;
-    f(dir.as_fd()).map_err(fail)
+    f(dir.as_fd()).map_err(super::Error::on(action, place.path()))
 }
 
 #[cfg(test)]

@@ -1,6 +1,9 @@
 //! [`LinuxHost`]: the real host, through mount(2), loop ioctls, statvfs and system tools.
 
-use super::{Error, FsStats, FsType, Host, LoopDevice, MountOptions, Place, Result, fdmount, fscrypt, loopdev, tools};
+use super::{
+    Action, Errno, Error, FsStats, FsType, Host, LoopDevice, MountOptions, Place, Result, fdmount, fscrypt, loopdev,
+    tools,
+};
 use nix::mount::MsFlags;
 use std::ffi::OsStr;
 use std::path::Path;
@@ -46,36 +49,30 @@ fn data_arg(data: &str) -> Option<&str> {
 impl Host for LinuxHost {
     fn bind_mount(&self, source: &Path, target: &Place, opts: &MountOptions) -> Result<()> {
         let (flags, _data) = split_options(opts);
-        fdmount::bind(source, target, fdmount::Attrs::from_flags(flags)).map_err(|errno| Error::Bind {
-            source_path: source.to_owned(),
-            target: target.path().to_owned(),
-            errno,
-        })
+        fdmount::bind(source, target, fdmount::Attrs::from_flags(flags))
+            .map_err(Error::on(Action::Bind { source: source.to_owned() }, target.path()))
     }
 
     fn mount(&self, source: &Path, target: &Place, fstype: &str, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
-        fdmount::mount_on(Some(source), target, Some(fstype), flags, data_arg(&data)).map_err(|errno| Error::Mount {
-            source_path: source.to_owned(),
-            target: target.path().to_owned(),
-            fstype: fstype.to_owned(),
-            errno,
-        })
+        let action = Action::Mount { source: source.to_owned(), fstype: fstype.to_owned() };
+        fdmount::mount_on(Some(source), target, Some(fstype), flags, data_arg(&data))
+            .map_err(Error::on(action, target.path()))
     }
 
     fn remount(&self, target: &Place, opts: &MountOptions) -> Result<()> {
         let (flags, data) = split_options(opts);
         fdmount::mount_on(None, target, None, flags | MsFlags::MS_REMOUNT, data_arg(&data))
-            .map_err(|errno| Error::Remount { target: target.path().to_owned(), errno })
+            .map_err(Error::on(Action::Remount, target.path()))
     }
 
     fn make_private(&self, target: &Place) -> Result<()> {
         fdmount::mount_on(None, target, None, MsFlags::MS_PRIVATE, None)
-            .map_err(|errno| Error::Remount { target: target.path().to_owned(), errno })
+            .map_err(Error::on(Action::Remount, target.path()))
     }
 
     fn unmount(&self, target: &Place, lazy: bool) -> Result<()> {
-        fdmount::unmount(target, lazy).map_err(|errno| Error::Unmount { target: target.path().to_owned(), errno })
+        fdmount::unmount(target, lazy).map_err(Error::on(Action::Unmount, target.path()))
     }
 
     fn mount_table(&self) -> Result<super::MountTable> {
@@ -119,11 +116,7 @@ impl Host for LinuxHost {
     }
 
     fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
-        let backing = loopdev::backing(device).map_err(|source| Error::Loop {
-            what: "status",
-            path: device.to_owned(),
-            source,
-        })?;
+        let backing = loopdev::backing(device).map_err(Error::on(Action::Loop("status"), device))?;
         Ok(backing.is_some() && backing == super::file_identity(file))
     }
 
@@ -184,7 +177,7 @@ impl Host for LinuxHost {
     }
 
     fn statvfs(&self, path: &Path) -> Result<FsStats> {
-        let st = nix::sys::statvfs::statvfs(path).map_err(|errno| Error::Statvfs { path: path.to_owned(), errno })?;
+        let st = nix::sys::statvfs::statvfs(path).map_err(Error::on(Action::Statvfs, path))?;
         let frag = st.fragment_size();
         let total = st.blocks() * frag;
         let free = st.blocks_free() * frag;
@@ -232,7 +225,7 @@ impl Host for LinuxHost {
     }
 
     fn is_btrfs(&self, path: &Path) -> Result<bool> {
-        let st = nix::sys::statfs::statfs(path).map_err(|errno| Error::Statvfs { path: path.to_owned(), errno })?;
+        let st = nix::sys::statfs::statfs(path).map_err(Error::on(Action::Statvfs, path))?;
         Ok(st.filesystem_type().0 == BTRFS_SUPER_MAGIC)
     }
 
@@ -254,20 +247,14 @@ impl Host for LinuxHost {
     }
 
     fn memory_available(&self) -> Result<u64> {
-        let text = std::fs::read_to_string("/proc/meminfo").map_err(|source| Error::Io {
-            what: "read",
-            path: "/proc/meminfo".into(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string("/proc/meminfo").map_err(Error::on(Action::Other("read"), "/proc/meminfo"))?;
         let kib = text
             .lines()
             .find_map(|l| l.strip_prefix("MemAvailable:"))
             .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok());
-        kib.map(|k| k * 1024).ok_or_else(|| Error::Io {
-            what: "parse MemAvailable in",
-            path: "/proc/meminfo".into(),
-            source: std::io::ErrorKind::InvalidData.into(),
-        })
+        // No MemAvailable line: the kernel's answer has no such data (ENODATA).
+        kib.map(|k| k * 1024).ok_or_else(|| Error::io("parse MemAvailable in", "/proc/meminfo", Errno::ENODATA))
     }
 
     fn reflink_file(&self, source: &Path, dest: &Path) -> Result<bool> {
@@ -280,7 +267,7 @@ impl Host for LinuxHost {
 
     fn rename_dir(&self, from: &Path, to: &Path) -> Result<()> {
         rustix::fs::renameat_with(rustix::fs::CWD, from, rustix::fs::CWD, to, rustix::fs::RenameFlags::NOREPLACE)
-            .map_err(|e| Error::Io { what: "rename", path: from.to_owned(), source: e.into() })
+            .map_err(Error::on(Action::Other("rename"), from))
     }
 
     fn fscrypt_policy(&self, dir: &Place) -> Result<fscrypt::Policy> {

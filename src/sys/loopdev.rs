@@ -1,6 +1,6 @@
 //! Loop devices driven by ioctls on `/dev/loop-control` and `/dev/loopN`, listed from sysfs.
 
-use super::{Error, LoopDevice, Result};
+use super::{Action, Error, LoopDevice, Result};
 use std::fs::{File, OpenOptions};
 use std::os::fd::AsRawFd;
 use std::os::unix::ffi::OsStrExt;
@@ -42,7 +42,7 @@ struct LoopConfig {
 }
 
 fn io_err<'a>(what: &'static str, path: &'a Path) -> impl FnOnce(std::io::Error) -> Error + 'a {
-    move |source| Error::Loop { what, path: path.to_owned(), source }
+    move |source| Error::at(Action::Loop(what), path, source)
 }
 
 /// Runs an ioctl whose argument is a plain integer or pointer; maps -1 to the OS error.

@@ -21,7 +21,7 @@ pub use statx::{identity as statx_identity, mount_root_attr};
 mod tools;
 pub mod tree;
 
-pub use error::{Error, Result};
+pub use error::{Action, Errno, Error, Result, ToErrno};
 /// The recording fake host, for unit tests only: never part of the library strata ships.
 #[cfg(test)]
 pub use fake::{Call, FakeHost};

@@ -8,7 +8,7 @@
 //! (a delete asking whether its volume is in use) must see the kernel as it is.
 
 use super::mountinfo::{self, MountEntry};
-use super::{Error, Result};
+use super::{Action, Error, Result};
 use std::sync::Arc;
 
 /// The mount table, shared: callers hold it as long as they need, and pass it around freely.
@@ -16,6 +16,7 @@ pub type MountTable = Arc<Vec<MountEntry>>;
 
 /// The current mount table of this process's namespace.
 pub fn read() -> Result<MountTable> {
-    let text = std::fs::read_to_string("/proc/self/mountinfo").map_err(Error::MountTable)?;
+    const PATH: &str = "/proc/self/mountinfo";
+    let text = std::fs::read_to_string(PATH).map_err(Error::on(Action::ReadMountTable, PATH))?;
     Ok(Arc::new(mountinfo::parse(&text)))
 }

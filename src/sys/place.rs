@@ -32,8 +32,22 @@ pub enum PlaceError {
     /// The path does not stay beneath the prefix (never expected without `..`, refused earlier).
     #[error("leaves its allowed prefix")]
     Escapes,
-    #[error("{what}: {source}")]
-    Io { what: &'static str, source: std::io::Error },
+    #[error("{what}: {errno}")]
+    Io { what: &'static str, errno: super::Errno },
+}
+
+impl PlaceError {
+    /// The OS error behind this one, where a system call failed.
+    pub fn errno(&self) -> Option<super::Errno> {
+        match self {
+            PlaceError::Io { errno, .. } => Some(*errno),
+            _ => None,
+        }
+    }
+
+    fn io(what: &'static str, errno: Errno) -> PlaceError {
+        PlaceError::Io { what, errno: super::ToErrno::to_errno(errno) }
+    }
 }
 
 /// What is at a place, from `statx` without following it.
@@ -99,7 +113,7 @@ impl Place {
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = rustix::fs::open(prefix, flags, Mode::empty()).map_err(|e| match e {
             Errno::NOENT => PlaceError::ParentMissing,
-            e => PlaceError::Io { what: "open the allowed prefix", source: e.into() },
+            e => PlaceError::io("open the allowed prefix", e),
         })?;
         let parent = if parts.is_empty() {
             root
@@ -107,7 +121,7 @@ impl Place {
             walk_beneath(root, &parts)?
         } else {
             match openat2_beneath(&root, &parts) {
-                Err(PlaceError::Io { source, .. }) if source.raw_os_error() == Some(libc::ENOSYS) => {
+                Err(PlaceError::Io { errno: super::Errno::ENOSYS, .. }) => {
                     NO_OPENAT2.store(true, Ordering::Relaxed);
                     walk_beneath(root, &parts)?
                 }
@@ -226,7 +240,7 @@ fn openat2_beneath(root: &OwnedFd, parts: &[&OsStr]) -> Result<OwnedFd, PlaceErr
         Errno::NOENT => PlaceError::ParentMissing,
         Errno::NOTDIR => PlaceError::NotDirectory,
         Errno::XDEV => PlaceError::Escapes,
-        e => PlaceError::Io { what: "resolve the parent directory", source: e.into() },
+        e => PlaceError::io("resolve the parent directory", e),
     })
 }
 
@@ -239,7 +253,7 @@ fn walk_beneath(root: OwnedFd, parts: &[&OsStr]) -> Result<OwnedFd, PlaceError> 
             Ok(next) => next,
             Err(Errno::NOENT) => return Err(PlaceError::ParentMissing),
             Err(Errno::NOTDIR | Errno::LOOP) => return Err(why_not_dir(&dir, part)),
-            Err(e) => return Err(PlaceError::Io { what: "resolve the parent directory", source: e.into() }),
+            Err(e) => return Err(PlaceError::io("resolve the parent directory", e)),
         };
     }
     Ok(dir)

@@ -1,6 +1,6 @@
 //! External tools (mkfs, blkid, resize2fs, xfs_growfs, btrfs), run by absolute path with stdio captured.
 
-use super::{Error, Result};
+use super::{Action, Error, Result};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -29,13 +29,7 @@ pub fn run(tool: &str, args: &[&std::ffi::OsStr], subject: &Path) -> Result<Outp
 
 /// Runs a tool and returns its raw result whatever the exit status.
 pub fn output(tool: &str, args: &[&std::ffi::OsStr]) -> Result<std::process::Output> {
-    let path = locate(tool).ok_or_else(|| Error::ToolSpawn {
-        tool: tool.to_owned(),
-        source: std::io::Error::new(
-            std::io::ErrorKind::NotFound,
-            "not installed in /usr/sbin, /sbin, /usr/bin or /bin",
-        ),
-    })?;
+    let path = locate(tool).ok_or_else(|| Error::NotInstalled { tool: tool.to_owned() })?;
     Command::new(&path)
         .args(args)
         .env("LC_ALL", "C")
@@ -43,7 +37,7 @@ pub fn output(tool: &str, args: &[&std::ffi::OsStr]) -> Result<std::process::Out
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .output()
-        .map_err(|source| Error::ToolSpawn { tool: tool.to_owned(), source })
+        .map_err(Error::on(Action::Start { tool: tool.to_owned() }, &path))
 }
 
 /// The longest line quoted from a tool.
@@ -85,7 +79,7 @@ mod tests {
     #[test]
     fn missing_tool_is_a_spawn_error() {
         let err = run("strata-no-such-tool", &[], Path::new("/x")).unwrap_err();
-        assert!(matches!(err, Error::ToolSpawn { .. }), "{err}");
+        assert!(matches!(err, Error::NotInstalled { .. }), "{err}");
     }
 
     #[test]

@@ -172,7 +172,7 @@ impl Engine {
         let copied = copied.map_err(|e| self.explain(e));
         let failure = copied.as_ref().err().map(failure_of);
         if failure.is_some() {
-            let _ = self.reset_target(target);
+            crate::undo::log("a failed copy: remove what it made", self.reset_target(target));
         }
         match target {
             Target::Snapshot { id } => self.settle_snapshot_record(id, &copied, failure)?,

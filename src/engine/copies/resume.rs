@@ -107,7 +107,7 @@ impl Engine {
 
     /// Records that the copy into `target` failed, after removing what it made.
     pub(super) fn record_failure(&self, target: &Target, failure: CopyFailure) -> Result<()> {
-        let _ = self.reset_target(target);
+        crate::undo::log("a failed copy: remove what it made", self.reset_target(target));
         match target {
             Target::Snapshot { id } => {
                 let path = self.snapshot_record(id);

@@ -86,7 +86,7 @@ impl Engine {
         });
         match made {
             Err(e) => {
-                let _ = self.remove_snapshot_temp(&dest, vol.backend);
+                crate::undo::log("a failed snapshot: remove its temp", self.remove_snapshot_temp(&dest, vol.backend));
                 Err(e)
             }
             Ok(None) => Ok((snap, None)),

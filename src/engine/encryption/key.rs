@@ -57,7 +57,18 @@ impl Secret {
 /// The key a stage was given, or why it has none; checked only when the volume is encrypted, so
 /// a CO that passes secrets to every stage does not break unencrypted volumes.
 #[derive(Debug, Default)]
-pub struct StageKey(Option<std::result::Result<Secret, String>>);
+pub struct StageKey(Option<std::result::Result<Secret, NoKey>>);
+
+/// Why the secrets a stage was given hold no usable key.
+#[derive(Debug, thiserror::Error)]
+pub enum NoKey {
+    /// The `key` entry is not a key strata can use.
+    #[error(transparent)]
+    Invalid(Box<Error>),
+    /// No `key` entry; the names of the entries that came (names are not secret), clipped.
+    #[error("the stage secrets have no entry {:?} (they have {names})", SECRET_KEY)]
+    Missing { names: String },
+}
 
 impl StageKey {
     /// No secrets at all.
@@ -67,7 +78,7 @@ impl StageKey {
 
     /// A key given as bytes (FlexVolume's decoded `kubernetes.io/secret/key`).
     pub fn from_bytes(bytes: &[u8]) -> StageKey {
-        StageKey(Some(Secret::new(bytes).map_err(|e| e.to_string())))
+        StageKey(Some(Secret::new(bytes).map_err(|e| NoKey::Invalid(Box::new(e)))))
     }
 
     /// Takes the `key` entry out of a CSI secrets map, and wipes every value of the map (the
@@ -92,7 +103,7 @@ impl StageKey {
         let mut names = names.to_vec();
         names.sort_unstable();
         let names = crate::engine::clip(&names.join(", "));
-        StageKey(Some(Err(format!("the stage secrets have no entry {SECRET_KEY:?} (they have {names})"))))
+        StageKey(Some(Err(NoKey::Missing { names })))
     }
 
     /// The key, or INVALID_ARGUMENT saying why there is none.
@@ -134,7 +145,7 @@ impl MasterKey {
 }
 
 fn locked_error(e: crate::sys::locked::LockError) -> Error {
-    Error::Io { what: "keep a key in locked memory", path: "(memory)".into(), source: std::io::Error::other(e) }
+    Error::KeyMemory(e)
 }
 
 #[cfg(test)]

@@ -74,7 +74,7 @@ impl Engine {
             Policy::None if recorded.is_none() => {
                 self.add_key(fs, key)?;
                 if let Err(e) = self.host.fscrypt_set_policy(&dir, &key.id) {
-                    let _ = self.host.fscrypt_remove_key(fs, &key.id);
+                    crate::undo::log("a failed policy: remove the key", self.host.fscrypt_remove_key(fs, &key.id));
                     return Err(not_encryptable(&vol.id, &dir, e));
                 }
             }
@@ -89,7 +89,7 @@ impl Engine {
     fn add_key(&self, fs: &Place, key: &MasterKey) -> Result<()> {
         let got = self.host.fscrypt_add_key(fs, key.bytes())?;
         if got != key.id {
-            let _ = self.host.fscrypt_remove_key(fs, &got);
+            crate::undo::log("an unexpected key: remove it", self.host.fscrypt_remove_key(fs, &got));
             let why = format!("the kernel named the key {}, strata computed {}", got.hex(), key.id.hex());
             return Err(Error::Unsupported(format!("this kernel's fscrypt key identifiers ({why})")));
         }
@@ -199,7 +199,7 @@ impl Engine {
 
 fn not_encryptable(id: &str, dir: &Place, e: crate::sys::Error) -> Error {
     let errno = match &e {
-        crate::sys::Error::Fscrypt { errno, .. } => Some(*errno),
+        crate::sys::Error::Os { action: crate::sys::Action::Fscrypt(_), errno, .. } => Some(*errno),
         _ => None,
     };
     match errno {

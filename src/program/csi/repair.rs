@@ -17,8 +17,8 @@ pub fn run(args: &RepairArgs) -> ExitCode {
     }
 }
 
-fn repair(args: &RepairArgs) -> Result<(), String> {
-    let engine = Engine::new(Config::new(&args.root), Arc::new(crate::sys::LinuxHost)).map_err(|e| e.to_string())?;
+fn repair(args: &RepairArgs) -> crate::engine::Result<()> {
+    let engine = Engine::new(Config::new(&args.root), Arc::new(crate::sys::LinuxHost))?;
     // Repair works beside a serving server (each step holds the volume's lock); say which one.
     if let Ok(Some(h)) = crate::engine::claim::holder(&args.root) {
         crate::stdout::error(&format!(
@@ -29,7 +29,7 @@ fn repair(args: &RepairArgs) -> Result<(), String> {
         ));
     }
     if let Some(id) = &args.rebuild {
-        let vol = engine.repair_rebuild(id, args.capacity).map_err(|e| e.to_string())?;
+        let vol = engine.repair_rebuild(id, args.capacity)?;
         let staged =
             vol.staging.as_ref().map_or("not staged".to_owned(), |s| format!("staged at {}", s.path.display()));
         crate::stdout::print(&format!(
@@ -41,11 +41,11 @@ fn repair(args: &RepairArgs) -> Result<(), String> {
         return Ok(());
     }
     if let Some(id) = &args.drop {
-        let to = engine.repair_drop(id).map_err(|e| e.to_string())?;
+        let to = engine.repair_drop(id)?;
         crate::stdout::print(&format!("volume {id} set aside at {}; nothing was deleted\n", to.display()));
         return Ok(());
     }
-    let quarantined = engine.quarantined().map_err(|e| e.to_string())?;
+    let quarantined = engine.quarantined()?;
     if quarantined.is_empty() {
         crate::stdout::print(&format!("no quarantined volumes under {}\n", args.root.display()));
     }

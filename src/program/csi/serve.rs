@@ -69,18 +69,44 @@ fn limit_malloc_arenas() {
     }
 }
 
+/// Why `strata-csi serve` could not start, or stopped.
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    /// `--overcommit` (its parser's own words).
+    #[error("{0}")]
+    Overcommit(String),
+    #[error("no --node-id given and {path} is unreadable: {source}")]
+    HostnameUnreadable { path: &'static str, source: std::io::Error },
+    #[error("no --node-id given and the hostname is empty")]
+    HostnameEmpty,
+    #[error(transparent)]
+    Server(#[from] server::Error),
+    #[error(transparent)]
+    Metrics(#[from] metrics::Error),
+    #[error("{0} (no --node-id was given: the hostname)")]
+    ClaimByHostname(engine::Error),
+    #[error(transparent)]
+    Claim(engine::Error),
+    #[error("opening the engine did not finish: {0}")]
+    OpenUnfinished(tokio::task::JoinError),
+    #[error("cannot open the data root {}: {source}", root.display())]
+    Open { root: std::path::PathBuf, source: engine::Error },
+    #[error("reconcile of {} failed: {source}", root.display())]
+    Reconcile { root: std::path::PathBuf, source: engine::Error },
+}
+
 /// Opens the engine, reconciles the root with the host, and serves.
-async fn serve(args: ServeArgs) -> Result<(), String> {
-    let overcommit = args.overcommit()?;
+async fn serve(args: ServeArgs) -> Result<(), ServeError> {
+    let overcommit = args.overcommit().map_err(ServeError::Overcommit)?;
     let (node_id, from_hostname) = match args.node_id.clone() {
         Some(n) if !n.is_empty() => (n, false),
         _ => (hostname()?, true),
     };
     // Before the engine touches the root (isolates it, reconciles): a second server on a live
     // socket, or a metrics address that cannot be bound, stops the start here.
-    server::preflight(&args.endpoint).map_err(|e| e.to_string())?;
+    server::preflight(&args.endpoint)?;
     let metrics_listener = match &args.metrics_address {
-        Some(addr) => Some(metrics::bind(addr).await.map_err(|e| e.to_string())?),
+        Some(addr) => Some(metrics::bind(addr).await?),
         None => None,
     };
     tracing::info!(
@@ -99,16 +125,15 @@ async fn serve(args: ServeArgs) -> Result<(), String> {
         overcommit,
     };
     let rate = args.copy_rate.unwrap_or(0);
-    let (engine, start, copies) = tokio::task::spawn_blocking(move || open(cfg, rate))
-        .await
-        .map_err(|e| format!("opening the engine did not finish: {e}"))??;
+    let (engine, start, copies) =
+        tokio::task::spawn_blocking(move || open(cfg, rate)).await.map_err(ServeError::OpenUnfinished)??;
     let engine = Arc::new(engine);
     start_background_work(&engine, copies);
     let driver = Arc::new(driver(engine, &args, node_id, metrics_listener, start));
     driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
-    server::serve(driver, &args.endpoint, drain, max_connections).await.map_err(|e| e.to_string())
+    Ok(server::serve(driver, &args.endpoint, drain, max_connections).await?)
 }
 
 /// Starts what runs beside the calls: removals left to finish, the ledger's recount and the
@@ -170,13 +195,11 @@ fn count_capacity_every(engine: Arc<Engine>, period: Duration) {
 
 /// Claims the data root for this server and node (see [`engine::claim`]) before anything else
 /// touches it, and says what that did to the node id it records.
-fn claim_root(args: &ServeArgs, node_id: &str, from_hostname: bool) -> Result<engine::claim::RootClaim, String> {
+fn claim_root(args: &ServeArgs, node_id: &str, from_hostname: bool) -> Result<engine::claim::RootClaim, ServeError> {
     let claim = engine::claim::claim(&args.root, node_id, &args.endpoint.to_string(), args.rename_node).map_err(
         |e| match e {
-            engine::Error::NodeMismatch { .. } if from_hostname => {
-                format!("{e} (no --node-id was given: the hostname)")
-            }
-            e => e.to_string(),
+            engine::Error::NodeMismatch { .. } if from_hostname => ServeError::ClaimByHostname(e),
+            e => ServeError::Claim(e),
         },
     )?;
     log_identity(&claim.identity, node_id);
@@ -216,15 +239,15 @@ fn serve_metrics(listener: tokio::net::TcpListener, all: metrics::Metrics) {
 
 /// Opens the engine, resumes the copies a stopped server left and reconciles, logging each
 /// action and each problem; the resumed copies come back to be run.
-fn open(cfg: engine::Config, copy_rate: u64) -> Result<(Engine, metrics::Start, Vec<engine::CopyJob>), String> {
+fn open(cfg: engine::Config, copy_rate: u64) -> Result<(Engine, metrics::Start, Vec<engine::CopyJob>), ServeError> {
     let root = cfg.root.clone();
     let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost))
-        .map_err(|e| format!("cannot open the data root {}: {e}", root.display()))?
+        .map_err(|source| ServeError::Open { root: root.clone(), source })?
         .with_copy_rate(copy_rate);
     log_isolation(engine.isolate_volumes());
     let mut resumed = engine::reconcile::Report::default();
     let copies = engine.resume_copies(&mut resumed);
-    let mut report = engine.reconcile().map_err(|e| format!("reconcile of {} failed: {e}", root.display()))?;
+    let mut report = engine.reconcile().map_err(|source| ServeError::Reconcile { root, source })?;
     report.actions.splice(0..0, resumed.actions);
     report.errors.splice(0..0, resumed.errors);
     for action in &report.actions {
@@ -262,13 +285,12 @@ fn log_isolation(result: engine::Result<engine::Isolation>) {
     }
 }
 
-fn hostname() -> Result<String, String> {
+fn hostname() -> Result<String, ServeError> {
     let path = "/proc/sys/kernel/hostname";
-    let name =
-        std::fs::read_to_string(path).map_err(|e| format!("no --node-id given and {path} is unreadable: {e}"))?;
+    let name = std::fs::read_to_string(path).map_err(|source| ServeError::HostnameUnreadable { path, source })?;
     let name = name.trim();
     if name.is_empty() {
-        return Err("no --node-id given and the hostname is empty".into());
+        return Err(ServeError::HostnameEmpty);
     }
     Ok(name.to_owned())
 }

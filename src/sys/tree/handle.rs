@@ -28,7 +28,8 @@ pub(super) struct Handle {
 impl Handle {
     /// The handle of the open file `fd`.
     pub(super) fn of(fd: BorrowedFd<'_>) -> Result<Handle, Errno> {
-        let mut raw = RawHandle { bytes: HANDLE_MAX as u32, kind: 0, data: [0; HANDLE_MAX] };
+        let bytes = u32::try_from(HANDLE_MAX).map_err(|_| Errno::OVERFLOW)?;
+        let mut raw = RawHandle { bytes, kind: 0, data: [0; HANDLE_MAX] };
         let mut mount_id: libc::c_int = 0;
         // SAFETY: `raw` is a `struct file_handle` with room for `bytes` handle bytes, `mount_id`
         // a live local, the path an empty C string: with AT_EMPTY_PATH the kernel names `fd`.
@@ -51,7 +52,8 @@ impl Handle {
     /// Opens the file again with `flags` (`O_PATH`, `O_RDONLY | O_DIRECTORY`, ...); `mount` is
     /// any descriptor on its filesystem. Needs CAP_DAC_READ_SEARCH.
     pub(super) fn open(&self, mount: BorrowedFd<'_>, flags: libc::c_int) -> Result<OwnedFd, Errno> {
-        let mut raw = RawHandle { bytes: self.data.len() as u32, kind: self.kind, data: [0; HANDLE_MAX] };
+        let bytes = u32::try_from(self.data.len()).map_err(|_| Errno::OVERFLOW)?;
+        let mut raw = RawHandle { bytes, kind: self.kind, data: [0; HANDLE_MAX] };
         raw.data[..self.data.len()].copy_from_slice(&self.data);
         // SAFETY: `raw` is a `struct file_handle` holding `bytes` valid handle bytes; the kernel
         // only reads it.

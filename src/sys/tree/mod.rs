@@ -94,7 +94,7 @@ pub fn copy_file_with(source: &Path, dest: &Path, progress: &Progress) -> Result
     });
     copied.map_err(|f| {
         drop(dst);
-        let _ = std::fs::remove_file(dest);
+        crate::undo::log("a failed copy: remove the file", std::fs::remove_file(dest));
         walk::named(f, dest.to_owned())
     })
 }
@@ -111,7 +111,7 @@ pub fn reflink_file(source: &Path, dest: &Path) -> Result<bool> {
     match cloned {
         Ok(()) => Ok(true),
         Err(e) => {
-            let _ = std::fs::remove_file(dest);
+            crate::undo::log("a failed reflink: remove the file", std::fs::remove_file(dest));
             match e {
                 Errno::OPNOTSUPP | Errno::XDEV | Errno::INVAL | Errno::NOTTY | Errno::PERM => Ok(false),
                 e => Err(io_at("clone", dest, e)),
