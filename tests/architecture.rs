@@ -13,7 +13,7 @@ use std::path::Path;
 
 /// The layers, bottom first. A module may import only from a lower layer.
 const LAYERS: &[&[&str]] = &[
-    &["quote", "stdout", "crashpoint"],
+    &["quote", "stdout", "crashpoint", "undo"],
     &["quantity"],
     &["sys"],
     &["volume"],
