@@ -6,7 +6,8 @@
 
 use super::config::Config;
 use super::{Error, Result};
-use crate::sys::{Errno, ToErrno, caps};
+use crate::sys::access::{may_write_into, refusal};
+use crate::sys::caps;
 use std::path::{Path, PathBuf};
 
 /// What `mount` needs of the node, checked before it touches anything: a Failure names the
@@ -27,8 +28,8 @@ pub enum Problem {
     /// The data root could not be made.
     #[error("{0}")]
     MakeRoot(crate::engine::Error),
-    #[error("does not exist, and its parent {} cannot take it: {errno}", parent.display())]
-    ParentRefuses { parent: PathBuf, errno: Errno },
+    #[error("does not exist, and its parent {} cannot take it: {}", parent.display(), refusal(.error))]
+    ParentRefuses { parent: PathBuf, error: crate::sys::Error },
     #[error("cannot create a file in it: {0}")]
     CannotCreate(std::io::Error),
     #[error("remove probe: {0}")]
@@ -38,8 +39,8 @@ pub enum Problem {
     Unreadable(std::io::Error),
     #[error("{}: {source}; strata-flex calls log nothing", path.display())]
     LogUnwritable { path: PathBuf, source: std::io::Error },
-    #[error("{}: its directory {} cannot take it: {errno}; strata-flex calls log nothing", path.display(), dir.display())]
-    LogDirRefuses { path: PathBuf, dir: PathBuf, errno: Errno },
+    #[error("{}: its directory {} cannot take it: {}; strata-flex calls log nothing", path.display(), dir.display(), refusal(.error))]
+    LogDirRefuses { path: PathBuf, dir: PathBuf, error: crate::sys::Error },
     /// This process's capabilities cannot be read.
     #[error("{0}")]
     Capabilities(crate::sys::Error),
@@ -69,7 +70,7 @@ fn root(path: &Path, create: bool) -> std::result::Result<(), Problem> {
         crate::engine::perm::make_dir(path).map_err(Problem::MakeRoot)?;
     } else if !path.exists() {
         let parent = path.parent().unwrap_or(Path::new("/"));
-        return writable(parent).map_err(|errno| Problem::ParentRefuses { parent: parent.to_owned(), errno });
+        return may_write_into(parent).map_err(|error| Problem::ParentRefuses { parent: parent.to_owned(), error });
     }
     let probe = path.join(format!(".init-check.{}", std::process::id()));
     let created = crate::engine::perm::private_file().write(true).create_new(true).open(&probe);
@@ -91,13 +92,13 @@ fn log_file(path: Option<&Path>) -> std::result::Result<String, Problem> {
         opened.map_err(|source| Problem::LogUnwritable { path: path.to_owned(), source })?;
     } else {
         let dir = path.parent().unwrap_or(Path::new("/"));
-        writable(dir).map_err(|errno| Problem::LogDirRefuses { path: path.to_owned(), dir: dir.to_owned(), errno })?;
+        may_write_into(dir).map_err(|error| Problem::LogDirRefuses {
+            path: path.to_owned(),
+            dir: dir.to_owned(),
+            error,
+        })?;
     }
     Ok(format!("{} can be written", path.display()))
-}
-
-fn writable(dir: &Path) -> std::result::Result<(), Errno> {
-    rustix::fs::access(dir, rustix::fs::Access::WRITE_OK | rustix::fs::Access::EXEC_OK).map_err(ToErrno::to_errno)
 }
 
 fn mount_right() -> std::result::Result<(), Problem> {

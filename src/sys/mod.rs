@@ -1,5 +1,6 @@
 //! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
 
+pub mod access;
 pub mod caps;
 mod error;
 #[cfg(test)]
