@@ -29,7 +29,7 @@ pub enum Problem {
     #[error("{0}")]
     MakeRoot(crate::engine::Error),
     #[error("does not exist, and its parent {} cannot take it: {}", parent.display(), refusal(.error))]
-    ParentRefuses { parent: PathBuf, error: crate::sys::Error },
+    ParentRefuses { parent: PathBuf, error: Box<crate::sys::Error> },
     #[error("cannot create a file in it: {0}")]
     CannotCreate(std::io::Error),
     #[error("remove probe: {0}")]
@@ -40,7 +40,7 @@ pub enum Problem {
     #[error("{}: {source}; strata-flex calls log nothing", path.display())]
     LogUnwritable { path: PathBuf, source: std::io::Error },
     #[error("{}: its directory {} cannot take it: {}; strata-flex calls log nothing", path.display(), dir.display(), refusal(.error))]
-    LogDirRefuses { path: PathBuf, dir: PathBuf, error: crate::sys::Error },
+    LogDirRefuses { path: PathBuf, dir: PathBuf, error: Box<crate::sys::Error> },
     /// This process's capabilities cannot be read.
     #[error("{0}")]
     Capabilities(crate::sys::Error),
@@ -70,7 +70,8 @@ fn root(path: &Path, create: bool) -> std::result::Result<(), Problem> {
         crate::engine::perm::make_dir(path).map_err(Problem::MakeRoot)?;
     } else if !path.exists() {
         let parent = path.parent().unwrap_or(Path::new("/"));
-        return may_write_into(parent).map_err(|error| Problem::ParentRefuses { parent: parent.to_owned(), error });
+        return may_write_into(parent)
+            .map_err(|error| Problem::ParentRefuses { parent: parent.to_owned(), error: Box::new(error) });
     }
     let probe = path.join(format!(".init-check.{}", std::process::id()));
     let created = crate::engine::perm::private_file().write(true).create_new(true).open(&probe);
