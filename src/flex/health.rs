@@ -96,7 +96,7 @@ fn log_file(path: Option<&Path>) -> std::result::Result<String, Problem> {
         may_write_into(dir).map_err(|error| Problem::LogDirRefuses {
             path: path.to_owned(),
             dir: dir.to_owned(),
-            error,
+            error: Box::new(error),
         })?;
     }
     Ok(format!("{} can be written", path.display()))
