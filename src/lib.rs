@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod crashpoint;
 pub mod csi;
 pub mod engine;
 pub mod flex;
@@ -16,6 +17,7 @@ pub mod quantity;
 pub mod quote;
 pub mod stdout;
 pub mod sys;
+pub mod volume;
 
 /// The version and the commit it was built from (`0.1.0 (commit 4507e50abc12)`; `unknown` when
 /// built outside git without `STRATA_COMMIT`), as `--version` prints it.

@@ -8,77 +8,14 @@ mod tmpfs;
 
 pub use error::{Error, Result};
 
-use crate::engine::record::{Access, Staging, Volume};
+pub use crate::volume::{Kind, RECORD_FILE, VolumeDir};
+
 use crate::sys::tree::{CopyReport, Progress};
-use crate::sys::{FsType, Host, MountEntry, Place};
+use crate::sys::{Host, MountEntry, Place};
+use crate::volume::{Access, Spec, Staging};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-
-/// The kinds of volume strata can make.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Kind {
-    Dir,
-    Loop,
-    Btrfs,
-    Tmpfs,
-}
-
-impl Kind {
-    pub const ALL: [Kind; 4] = [Kind::Dir, Kind::Loop, Kind::Btrfs, Kind::Tmpfs];
-
-    /// Every kind's name, for messages that say what is accepted.
-    pub const CHOICES: &str = "dir, loop, btrfs or tmpfs";
-
-    pub fn parse(name: &str) -> Option<Kind> {
-        Kind::ALL.into_iter().find(|k| k.as_str() == name)
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Kind::Dir => "dir",
-            Kind::Loop => "loop",
-            Kind::Btrfs => "btrfs",
-            Kind::Tmpfs => "tmpfs",
-        }
-    }
-
-    /// Whether volumes of this kind can be handed out as raw block devices.
-    pub fn supports_block(self) -> bool {
-        self == Kind::Loop
-    }
-
-    /// Whether volumes of this kind carry a filesystem that strata makes (and so a fs type).
-    pub fn formats(self) -> bool {
-        self == Kind::Loop
-    }
-}
-
-/// The name of a volume's record in its directory.
-pub const RECORD_FILE: &str = "volume.json";
-
-/// Where a volume's files live: `<root>/volumes/<id>/`.
-#[derive(Debug, Clone)]
-pub struct VolumeDir(pub PathBuf);
-
-impl VolumeDir {
-    /// The data directory (dir), subvolume (btrfs) or tmpfs mount point (tmpfs).
-    pub fn data(&self) -> PathBuf {
-        self.0.join("data")
-    }
-    /// The backing file of a loop volume.
-    pub fn image(&self) -> PathBuf {
-        self.0.join("disk.img")
-    }
-    pub fn record(&self) -> PathBuf {
-        self.0.join(RECORD_FILE)
-    }
-    /// Where the volume is staged and published on this node (node state, beside the record).
-    pub fn node_state(&self) -> PathBuf {
-        self.0.join("node.json")
-    }
-}
 
 /// The device a volume is reachable through, and whether this call attached it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -138,49 +75,42 @@ pub trait Backend: Send + Sync + Debug {
         self.free_bytes(root).map(drop)
     }
     /// Makes the volume's storage (a directory, a sparse file, a subvolume, a tmpfs).
-    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()>;
+    fn provision(&self, vol: &Spec, dir: &VolumeDir) -> Result<()>;
     /// Removes the volume's storage; storage already gone is fine.
-    fn delete(&self, vol: &Volume, dir: &VolumeDir) -> Result<()>;
+    fn delete(&self, vol: &Spec, dir: &VolumeDir) -> Result<()>;
     /// Makes the volume reachable as a device (loop).
-    fn attach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<Attachment> {
+    fn attach(&self, _vol: &Spec, _dir: &VolumeDir) -> Result<Attachment> {
         Ok(Attachment { device: None, fresh: false })
     }
     /// Undoes [`Backend::attach`].
-    fn detach(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<()> {
+    fn detach(&self, _vol: &Spec, _dir: &VolumeDir) -> Result<()> {
         Ok(())
     }
     /// Mounts the volume at `staging` (after `attach`, with its device if any).
-    fn stage(
-        &self,
-        vol: &Volume,
-        dir: &VolumeDir,
-        device: Option<&Path>,
-        staging: &Place,
-        access: &Access,
-    ) -> Result<()>;
+    fn stage(&self, vol: &Spec, dir: &VolumeDir, device: Option<&Path>, staging: &Place, access: &Access)
+    -> Result<()>;
     /// Whether `staging` really holds this volume, judged from the mount table: by default, a
     /// bind of the volume's data directory.
-    fn holds(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        _device: Option<&Path>,
-        staging: &Path,
-        table: &[MountEntry],
-    ) -> bool {
-        holds_bind(table, &dir.data(), staging)
+    fn holds(&self, dir: &VolumeDir, staging: &Staging, table: &[MountEntry]) -> bool {
+        holds_bind(table, &dir.data(), &staging.path)
     }
+    /// Whether `place` (the staging path itself, or a publication's target) is a mount root that
+    /// shows the volume staged as `staging`, proven from kernel identities with a `stat` or two
+    /// rather than the mount table: by default, the volume's data directory itself (same device
+    /// and inode) for the kinds that bind it ([`shows_bind`]). `None` when it cannot be shown
+    /// cheaply; the caller then asks the mount table.
+    fn shows(&self, dir: &VolumeDir, staging: &Staging, place: &Place) -> Option<bool>;
     /// Grows the volume's storage (file and loop device, qgroup, tmpfs size) to `bytes`.
-    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()>;
+    fn expand(&self, vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()>;
     /// Grows the volume's filesystem on `device` to fill it: online when `mounted_at` is given,
     /// offline otherwise. Only backends that format (loop) have anything to do.
-    fn grow_fs(&self, _vol: &Volume, _device: &Path, _mounted_at: Option<&Path>) -> Result<()> {
+    fn grow_fs(&self, _vol: &Spec, _device: &Path, _mounted_at: Option<&Path>) -> Result<()> {
         Ok(())
     }
     /// Usage as seen at `path`, where the volume is staged or published.
-    fn usage(&self, vol: &Volume, dir: &VolumeDir, path: &Path) -> Result<Usage>;
+    fn usage(&self, vol: &Spec, dir: &VolumeDir, path: &Path) -> Result<Usage>;
     /// What is wrong with the volume's storage, if anything (missing file, subvolume, mount).
-    fn storage_problem(&self, vol: &Volume, dir: &VolumeDir) -> Option<String>;
+    fn storage_problem(&self, vol: &Spec, dir: &VolumeDir) -> Option<String>;
 
     /// Whether a copy of this kind reads an image that must stay still until the copy ends
     /// (loop), rather than a tree that is copied as it is (dir, tmpfs) or shared at once (btrfs).
@@ -189,7 +119,7 @@ pub trait Backend: Send + Sync + Debug {
     }
     /// Holds the volume's filesystem still for a copy while `staging` has it mounted (loop:
     /// FIFREEZE, recorded first so that a kill is undone); `None` when there is nothing to hold.
-    fn freeze_for_copy(&self, _vol: &Volume, _dir: &VolumeDir, _staging: Option<&Staging>) -> Result<Option<Frozen>> {
+    fn freeze_for_copy(&self, _vol: &Spec, _dir: &VolumeDir, _staging: Option<&Staging>) -> Result<Option<Frozen>> {
         Ok(None)
     }
     /// Undoes [`Backend::freeze_for_copy`].
@@ -200,7 +130,7 @@ pub trait Backend: Send + Sync + Debug {
     /// an image, a btrfs snapshot); `None` where it cannot, and then nothing is left at `dest`.
     fn copy_instantly(
         &self,
-        _vol: &Volume,
+        _vol: &Spec,
         _dir: &VolumeDir,
         _dest: &VolumeDir,
         _ro: bool,
@@ -208,14 +138,14 @@ pub trait Backend: Send + Sync + Debug {
         Ok(None)
     }
     /// [`Backend::copy_instantly`] of a snapshot into a new volume (a restore).
-    fn restore_instantly(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir) -> Result<Option<CopyReport>> {
+    fn restore_instantly(&self, _from: &VolumeDir, _vol: &Spec, _dir: &VolumeDir) -> Result<Option<CopyReport>> {
         Ok(None)
     }
     /// Copies the volume's contents into `dest` (a snapshot, or a new volume for a clone),
     /// counting in `progress`. A loop image is read as it is: the caller holds it still.
     fn copy_out(
         &self,
-        _vol: &Volume,
+        _vol: &Spec,
         _dir: &VolumeDir,
         _dest: &VolumeDir,
         _readonly: bool,
@@ -224,7 +154,7 @@ pub trait Backend: Send + Sync + Debug {
         Err(Error::Unsupported("snapshots and clones"))
     }
     /// Fills a new volume from a snapshot made by [`Backend::copy_out`].
-    fn copy_in(&self, _from: &VolumeDir, _vol: &Volume, _dir: &VolumeDir, _progress: &Progress) -> Result<CopyReport> {
+    fn copy_in(&self, _from: &VolumeDir, _vol: &Spec, _dir: &VolumeDir, _progress: &Progress) -> Result<CopyReport> {
         Err(Error::Unsupported("restoring snapshots"))
     }
     /// Bytes of data a copy of the volume (or of the snapshot at `dir`) will read: allocated
@@ -233,12 +163,12 @@ pub trait Backend: Send + Sync + Debug {
         0
     }
     /// Sizes a freshly copied volume to its capacity; true when its filesystem must grow at stage.
-    fn fit(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<bool> {
+    fn fit(&self, _vol: &Spec, _dir: &VolumeDir) -> Result<bool> {
         Ok(false)
     }
     /// Undoes what a call killed half-way left on the host (a loop volume's frozen filesystem);
     /// says what it did, if anything.
-    fn recover(&self, _vol: &Volume, _dir: &VolumeDir) -> Result<Option<String>> {
+    fn recover(&self, _vol: &Spec, _dir: &VolumeDir) -> Result<Option<String>> {
         Ok(None)
     }
     /// Removes a copy made by [`Backend::copy_out`]; a copy already gone is fine.
@@ -297,7 +227,8 @@ pub(crate) fn holds_bind(table: &[MountEntry], source: &Path, staging: &Path) ->
     }
 }
 
-/// The fs type of a volume that must have one.
-pub(crate) fn fs_of(vol: &Volume) -> FsType {
-    vol.fs_type.unwrap_or(FsType::Ext4)
+/// Whether `place` is a mount root showing the volume's data directory itself (the backends whose
+/// volume is a directory tree, see [`Backend::shows`]).
+pub(crate) fn shows_bind(host: &dyn Host, dir: &VolumeDir, place: &Place) -> Option<bool> {
+    host.same_mount_root(place, &dir.data())
 }

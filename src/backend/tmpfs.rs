@@ -2,10 +2,10 @@
 //! Snapshots are tree copies kept on disk under the root (`snapshots/<id>/data`), so they outlive
 //! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
-use crate::engine::record::{Access, Volume};
+use super::{Backend, Error, Kind, Result, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
 use crate::sys::tree::{self, CopyReport, Progress};
 use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
+use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
 
@@ -29,6 +29,10 @@ impl TmpfsBackend {
 }
 
 impl Backend for TmpfsBackend {
+    fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
+        shows_bind(&*self.host, dir, place)
+    }
+
     fn kind(&self) -> Kind {
         Kind::Tmpfs
     }
@@ -38,7 +42,7 @@ impl Backend for TmpfsBackend {
     }
 
     /// Mounts the tmpfs at the data directory (also used by reconcile after a reboot).
-    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn provision(&self, vol: &Spec, dir: &VolumeDir) -> Result<()> {
         make_dir(&dir.data(), 0o755)?;
         if !self.mounted(dir)? {
             self.host.mount(Path::new("tmpfs"), &place_at(&dir.data())?, "tmpfs", &options(vol.capacity))?;
@@ -46,7 +50,7 @@ impl Backend for TmpfsBackend {
         Ok(())
     }
 
-    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn delete(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         if self.mounted(dir)? {
             self.host.unmount(&place_at(&dir.data())?, false)?;
         }
@@ -60,7 +64,7 @@ impl Backend for TmpfsBackend {
     /// the node, and the volume still exists.
     fn stage(
         &self,
-        vol: &Volume,
+        vol: &Spec,
         dir: &VolumeDir,
         _device: Option<&Path>,
         staging: &Place,
@@ -72,11 +76,11 @@ impl Backend for TmpfsBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
+    fn expand(&self, _vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.remount(&place_at(&dir.data())?, &options(bytes))?)
     }
 
-    fn usage(&self, _vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+    fn usage(&self, _vol: &Spec, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         Ok(self.host.statvfs(&dir.data())?.into())
     }
 
@@ -86,7 +90,7 @@ impl Backend for TmpfsBackend {
     /// pass for data, so that is refused.
     fn copy_out(
         &self,
-        vol: &Volume,
+        vol: &Spec,
         dir: &VolumeDir,
         dest: &VolumeDir,
         readonly: bool,
@@ -101,7 +105,7 @@ impl Backend for TmpfsBackend {
         Ok(self.host.copy_tree(&dir.data(), &dest.data(), progress)?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
+    fn copy_in(&self, from: &VolumeDir, vol: &Spec, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
         self.provision(vol, dir)?;
         Ok(self.host.copy_tree(&from.data(), &dir.data(), progress)?)
     }
@@ -115,7 +119,7 @@ impl Backend for TmpfsBackend {
     }
 
     /// Sizes the new volume's tmpfs to its own capacity (a clone's was mounted at the source's).
-    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+    fn fit(&self, vol: &Spec, dir: &VolumeDir) -> Result<bool> {
         self.expand(vol, dir, vol.capacity)?;
         Ok(false)
     }
@@ -124,7 +128,7 @@ impl Backend for TmpfsBackend {
         Ok(tree::remove_tree(&at.data()).map_err(crate::sys::Error::from)?)
     }
 
-    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+    fn storage_problem(&self, _vol: &Spec, dir: &VolumeDir) -> Option<String> {
         match self.mounted(dir) {
             Ok(true) => None,
             Ok(false) => Some(format!("the tmpfs at {} is not mounted", dir.data().display())),
@@ -136,14 +140,18 @@ impl Backend for TmpfsBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::FORMAT;
     use crate::sys::{Call, FakeHost};
+    use crate::volume::Allocation;
 
-    fn volume() -> Volume {
-        let json = format!(
-            r#"{{"format":{FORMAT},"id":"t","name":"t","backend":"tmpfs","capacity":1048576,"created_unix":0}}"#
-        );
-        serde_json::from_str(&json).unwrap()
+    fn volume() -> Spec {
+        Spec {
+            kind: Kind::Tmpfs,
+            capacity: 1048576,
+            fs_type: None,
+            allocation: Allocation::Thin,
+            encrypted: false,
+            grow_fs: false,
+        }
     }
 
     #[test]

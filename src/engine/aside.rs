@@ -121,7 +121,7 @@ impl Engine {
     /// background worker.
     fn hand_over(&self, vol: &Volume, aside: &VolumeDir) -> Result<()> {
         if matches!(vol.backend, Kind::Loop | Kind::Tmpfs) {
-            self.backend(vol.backend).delete(vol, aside)?;
+            self.backend(vol.backend).delete(&vol.spec(), aside)?;
         }
         if !self.removals.hand_over(&vol.id) {
             return self.remove_aside(aside, Some(vol));
@@ -205,7 +205,7 @@ impl Engine {
                 &read
             }
         };
-        self.backend(vol.backend).delete(vol, at)?;
+        self.backend(vol.backend).delete(&vol.spec(), at)?;
         Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE).map_err(crate::sys::Error::from)?)
     }
 

@@ -5,7 +5,6 @@ mod aside;
 pub mod capacity;
 pub mod claim;
 mod copies;
-pub mod crashpoint;
 pub mod encryption;
 mod error;
 mod exhausted;
@@ -32,7 +31,9 @@ mod state;
 mod survey;
 pub mod validate;
 
-pub use capacity::{Allocation, Budget, Overcommit};
+pub use crate::crashpoint;
+pub use crate::volume::Allocation;
+pub use capacity::{Budget, Overcommit};
 pub use copies::{CopyJob, CopyKey, CopyProgress, CopyStats, JobState, PROGRESS_FILE};
 pub use error::{Error, Result};
 pub use exhausted::Resource;
@@ -327,7 +328,7 @@ impl Engine {
         let mut vol = new_record(req, fs_type);
         let backend = self.backend(vol.backend);
         let count = |vol: &Volume, dir: &VolumeDir| reserved.count(&self.share(vol, dir));
-        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?), count)?;
+        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(&vol.spec(), dir)?), count)?;
         Ok(vol)
     }
 
@@ -359,7 +360,7 @@ impl Engine {
         // A device still attached is detached while the volume is whole: a failure here
         // leaves the volume as it was, for the retry. A dir volume's key left in the kernel by
         // a stage cut short goes first.
-        self.backend(vol.backend).detach(&vol, &dir)?;
+        self.backend(vol.backend).detach(&vol.spec(), &dir)?;
         self.lock_key(&vol, None)?;
         self.remove_volume(&vol)
     }
@@ -384,7 +385,7 @@ impl Engine {
             let mut reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
             let dir = self.dir(id);
             let before = self.share(&vol, &dir);
-            self.backend(vol.backend).expand(&vol, &dir, bytes)?;
+            self.backend(vol.backend).expand(&vol.spec(), &dir, bytes)?;
             vol.capacity = bytes;
             vol.grow_fs = vol.backend.formats();
             reserved.recount(&before, &self.share(&vol, &dir))?;
@@ -406,7 +407,7 @@ impl Engine {
             return Ok(());
         };
         let backend = self.backend(vol.backend);
-        if let Err(online) = backend.grow_fs(vol, &device, Some(&path)) {
+        if let Err(online) = backend.grow_fs(&vol.spec(), &device, Some(&path)) {
             if vol.encryption.is_some() {
                 // Mounted again, its keyring would be a new, empty one: no offline grow here.
                 let reason = format!(
@@ -427,7 +428,7 @@ impl Engine {
                 return Err(Error::precondition(&vol.id, format!("{} no longer holds it", path.display())));
             }
             self.host.unmount(&place, false)?;
-            backend.stage(vol, &self.dir(&vol.id), Some(&device), &place, &access)?;
+            backend.stage(&vol.spec(), &self.dir(&vol.id), Some(&device), &place, &access)?;
         }
         vol.grow_fs = false;
         self.save(vol)
@@ -440,10 +441,10 @@ impl Engine {
         if !path.exists() {
             return Err(Error::InvalidPath { what: "volume", path: path.to_owned(), reason: "does not exist".into() });
         }
-        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol.spec(), &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
-        Ok(self.backend(vol.backend).usage(&vol, &self.dir(id), path)?)
+        Ok(self.backend(vol.backend).usage(&vol.spec(), &self.dir(id), path)?)
     }
 }
 

@@ -4,7 +4,7 @@ use super::encryption::{MasterKey, StageKey};
 use super::mount_policy::{self, Use};
 use super::paths::{make_dir, make_target, remove_empty, remove_target, shows};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
-use crate::backend::{Attachment, Kind, VolumeDir};
+use crate::backend::{Attachment, VolumeDir};
 use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at};
 use std::path::{Path, PathBuf};
 
@@ -44,7 +44,7 @@ impl Engine {
     /// Whether the volume's record says it is staged and the mount table agrees.
     pub(super) fn staged_here(&self, vol: &Volume, table: &[MountEntry]) -> Option<Staging> {
         let s = vol.staging.as_ref()?;
-        let held = self.backend(vol.backend).holds(vol, &self.dir(&vol.id), s.device.as_deref(), &s.path, table);
+        let held = self.backend(vol.backend).holds(&self.dir(&vol.id), s, table);
         held.then(|| s.clone())
     }
 
@@ -54,13 +54,7 @@ impl Engine {
     /// when it cannot be shown cheaply; the caller then asks the mount table.
     fn staged_by_identity(&self, vol: &Volume, staging: &Place) -> Option<Staging> {
         let s = vol.staging.as_ref().filter(|s| s.path == staging.path())?;
-        let proven = match (vol.backend, &s.access, &s.device) {
-            (Kind::Dir | Kind::Tmpfs | Kind::Btrfs, _, _) => {
-                self.host.same_mount_root(staging, &self.dir(&vol.id).data())
-            }
-            (Kind::Loop, Access::Mount { .. }, Some(device)) => self.host.mounted_from(staging, device),
-            _ => None,
-        };
+        let proven = self.backend(vol.backend).shows(&self.dir(&vol.id), s, staging);
         (proven == Some(true)).then(|| s.clone())
     }
 
@@ -191,13 +185,15 @@ impl Engine {
     fn stage_undoable(&self, vol: &Volume, staging: &Place, access: &Access) -> Result<Staged> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
-        let Attachment { device, fresh } = backend.attach(vol, &dir)?;
+        let Attachment { device, fresh } = backend.attach(&vol.spec(), &dir)?;
         let made_dir = match access {
             Access::Block => Ok(false),
             Access::Mount { .. } => make_dir(staging),
         };
         let done = Staged { device, fresh, made_dir: matches!(made_dir, Ok(true)), mounted: false };
-        if let Err(e) = made_dir.and_then(|_| Ok(backend.stage(vol, &dir, done.device.as_deref(), staging, access)?)) {
+        if let Err(e) =
+            made_dir.and_then(|_| Ok(backend.stage(&vol.spec(), &dir, done.device.as_deref(), staging, access)?))
+        {
             self.undo_stage(vol, staging, &done);
             return Err(e);
         }
@@ -216,7 +212,7 @@ impl Engine {
             }
         }
         if done.fresh {
-            if let Err(e) = self.backend(vol.backend).detach(vol, &self.dir(&vol.id)) {
+            if let Err(e) = self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id)) {
                 tracing::warn!(error = %e, "undoing a failed stage: detach");
             }
         }
@@ -242,7 +238,7 @@ impl Engine {
                 return Ok(()); // not staged at `staging`: nothing to undo there, nothing forgotten
             }
         }
-        self.backend(vol.backend).recover(&vol, &self.dir(id))?; // never unmount a frozen filesystem
+        self.backend(vol.backend).recover(&vol.spec(), &self.dir(id))?; // never unmount a frozen filesystem
         let mut unmounted = None;
         if let Some(place) = &place {
             if self.host.is_mount_point(place)? {
@@ -253,11 +249,13 @@ impl Engine {
             }
         }
         self.lock_key(&vol, None)?; // a dir volume's, once nothing binds it
-        if let Err(e) = self.backend(vol.backend).detach(&vol, &self.dir(id)) {
+        if let Err(e) = self.backend(vol.backend).detach(&vol.spec(), &self.dir(id)) {
             // Put the staging back as it was, so the call changes nothing and its retry starts over.
             if let (Some(place), Some(s)) = (unmounted, &vol.staging) {
                 let device = s.device.as_deref();
-                if let Err(again) = self.backend(vol.backend).stage(&vol, &self.dir(id), device, place, &s.access) {
+                if let Err(again) =
+                    self.backend(vol.backend).stage(&vol.spec(), &self.dir(id), device, place, &s.access)
+                {
                     tracing::warn!(id, error = %again, "could not stage again after a failed detach");
                 }
             }
@@ -331,7 +329,7 @@ impl Engine {
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
         let options = mount_policy::for_volume(&vol, Use::Publish, &opts.options)?;
-        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol.spec(), &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
         let mut table = LazyTable::new(self.host.as_ref());

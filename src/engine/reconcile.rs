@@ -52,11 +52,11 @@ impl Engine {
         let Some(mut vol) = self.load(&listed.id)? else { return Ok(()) };
         let dir = self.volume_dir(&vol.id);
         let backend = self.backend(vol.backend);
-        if let Some(note) = backend.recover(&vol, &dir)? {
+        if let Some(note) = backend.recover(&vol.spec(), &dir)? {
             report.actions.push(format!("volume {}: {note}", vol.id));
         }
         if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none() {
-            backend.provision(&vol, &dir)?;
+            backend.provision(&vol.spec(), &dir)?;
             report.actions.push(format!("volume {}: mounted a new empty tmpfs (its contents did not survive)", vol.id));
         }
         let mut changed = false;

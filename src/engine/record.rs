@@ -2,8 +2,9 @@
 //! fsync dir), and the JSON writer node state shares with them.
 
 use super::{Error, Result};
-use crate::backend::Kind;
 use crate::sys::FsType;
+pub use crate::volume::{Access, Staging};
+use crate::volume::{Allocation, Kind, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,38 +16,6 @@ pub const FORMAT: u32 = 1;
 /// knows no background copies refuses it, so it never takes a half-copied volume or snapshot
 /// for a whole one. The record goes back to [`FORMAT`] when the copy is whole.
 pub const FORMAT_COPYING: u32 = 2;
-
-/// How a volume is consumed: as a mounted filesystem or as a raw block device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "type")]
-pub enum Access {
-    Mount {
-        /// Extra mount options for the stage mount (loop) or the bind (others).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        flags: Vec<String>,
-    },
-    Block,
-}
-
-/// Where and how a volume is staged on this node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Staging {
-    pub path: PathBuf,
-    pub access: Access,
-    /// The loop device, for `loop` volumes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<PathBuf>,
-}
-
-impl Staging {
-    /// What a publication binds: the loop device node (block access), else the staging mount.
-    pub fn bind_source(&self) -> &Path {
-        match (&self.access, &self.device) {
-            (Access::Block, Some(device)) => device,
-            _ => &self.path,
-        }
-    }
-}
 
 /// One bind of the volume into a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -101,6 +70,20 @@ pub struct Volume {
     /// The copy that is still filling this volume (a clone or a restore in the background).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub copy: Option<CopyIntent>,
+}
+
+impl Volume {
+    /// What the volume's backend needs to know of it.
+    pub fn spec(&self) -> Spec {
+        Spec {
+            kind: self.backend,
+            capacity: self.capacity,
+            fs_type: self.fs_type,
+            allocation: Allocation::of(&self.parameters),
+            encrypted: self.encryption.is_some(),
+            grow_fs: self.grow_fs,
+        }
+    }
 }
 
 /// A copy that fills a volume or a snapshot in the background, recorded before it starts and
