@@ -2,10 +2,13 @@
 
 use super::{Backend, Error, Kind, Result, Usage, VolumeDir, shows_bind, stage_bind};
 use crate::sys::tree::{CopyReport, Progress};
-use crate::sys::{Host, Place};
+use crate::sys::{Host, MountEntry, Place};
 use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The inode number of every btrfs subvolume's root directory.
+const SUBVOLUME_INO: u64 = 256;
 
 #[derive(Debug)]
 pub struct BtrfsBackend {
@@ -19,6 +22,14 @@ impl BtrfsBackend {
 }
 
 impl Backend for BtrfsBackend {
+    /// A subvolume's root directory on btrfs.
+    fn found_in(&self, dir: &VolumeDir, _table: &[MountEntry]) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let data = dir.data();
+        std::fs::symlink_metadata(&data).is_ok_and(|m| m.is_dir() && m.ino() == SUBVOLUME_INO)
+            && self.require_btrfs(&data).is_ok()
+    }
+
     fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
         shows_bind(&*self.host, dir, place)
     }

@@ -3,7 +3,7 @@
 use super::{Backend, Kind, Result, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
 use crate::sys::tree;
 use crate::sys::tree::{CopyReport, Progress};
-use crate::sys::{Host, Place};
+use crate::sys::{Host, MountEntry, Place};
 use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
@@ -14,6 +14,11 @@ pub struct DirBackend {
 }
 
 impl Backend for DirBackend {
+    /// A dir volume's tree is what is left when no other kind finds its storage.
+    fn found_in(&self, _dir: &VolumeDir, _table: &[MountEntry]) -> bool {
+        true
+    }
+
     fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
         shows_bind(&*self.host, dir, place)
     }

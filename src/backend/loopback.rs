@@ -1,7 +1,7 @@
 //! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
 //! With `allocation: thick` the file is preallocated (fallocate) whenever it is made or grows.
 
-use super::{Attachment, Backend, Error, Frozen, Kind, Result, Usage, VolumeDir};
+use super::{Attachment, Backend, Error, Found, Frozen, Kind, Result, Usage, VolumeDir};
 use crate::sys::tree::{Copied, CopyReport, Progress};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
 use crate::volume::{Access, Allocation, Spec, Staging};
@@ -96,6 +96,30 @@ impl LoopBackend {
 }
 
 impl Backend for LoopBackend {
+    /// An image file.
+    fn found_in(&self, dir: &VolumeDir, _table: &[MountEntry]) -> bool {
+        dir.image().exists()
+    }
+
+    /// The image's length, and the filesystem on it (ext4 when none is told).
+    fn found_size(&self, dir: &VolumeDir) -> Result<Found> {
+        let image = dir.image();
+        let size = std::fs::metadata(&image).map_err(Error::io("stat", &image))?.len();
+        let probed = self.host.probe_fs(&image)?;
+        Ok(Found {
+            capacity: Some(size),
+            fs_type: Some(probed.as_deref().and_then(FsType::parse).unwrap_or(FsType::Ext4)),
+        })
+    }
+
+    fn binds_data(&self) -> bool {
+        false
+    }
+
+    fn deletes_at_once(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> Kind {
         Kind::Loop
     }

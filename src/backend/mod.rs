@@ -12,7 +12,7 @@ pub use crate::volume::{Kind, RECORD_FILE, VolumeDir};
 
 use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{Host, MountEntry, Place};
-use crate::volume::{Access, Spec, Staging};
+use crate::volume::{Access, FsType, Spec, Staging};
 use std::fmt::Debug;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +100,35 @@ pub trait Backend: Send + Sync + Debug {
     /// and inode) for the kinds that bind it ([`shows_bind`]). `None` when it cannot be shown
     /// cheaply; the caller then asks the mount table.
     fn shows(&self, dir: &VolumeDir, staging: &Staging, place: &Place) -> Option<bool>;
+    /// Whether the storage in `dir` is of this kind, judged from the disk and the mount table
+    /// (`table`) where no record says: repair, and leftovers of interrupted calls. Asked in
+    /// [`DETECTION_ORDER`]; the last asked takes whatever is left.
+    fn found_in(&self, dir: &VolumeDir, table: &[MountEntry]) -> bool;
+    /// What the storage found in `dir` says of the volume's size and filesystem, for a record
+    /// rebuilt without one: nothing, by default (a tree keeps no size of its own).
+    fn found_size(&self, _dir: &VolumeDir) -> Result<Found> {
+        Ok(Found::default())
+    }
+    /// Whether the volume's data directory itself is what its stage binds, so that any bind of
+    /// it shows the volume in use: every kind but loop, whose data is the filesystem on its device.
+    fn binds_data(&self) -> bool {
+        true
+    }
+    /// Whether a delete removes the storage in the call, before it hands the rest of the
+    /// directory to the background removal: an image (a loop device may hold it), a tmpfs (it
+    /// holds memory).
+    fn deletes_at_once(&self) -> bool {
+        false
+    }
+    /// Whether the storage and its contents outlive a reboot (not a tmpfs's).
+    fn outlives_boot(&self) -> bool {
+        true
+    }
+    /// Remakes storage that did not survive a reboot (an empty tmpfs where its mount is gone
+    /// from `table`); says what it did, if anything.
+    fn remake_lost(&self, _vol: &Spec, _dir: &VolumeDir, _table: &[MountEntry]) -> Result<Option<String>> {
+        Ok(None)
+    }
     /// Grows the volume's storage (file and loop device, qgroup, tmpfs size) to `bytes`.
     fn expand(&self, vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()>;
     /// Grows the volume's filesystem on `device` to fill it: online when `mounted_at` is given,
@@ -175,6 +204,20 @@ pub trait Backend: Send + Sync + Debug {
     fn delete_copy(&self, _at: &VolumeDir) -> Result<()> {
         Ok(())
     }
+}
+
+/// The order the kinds are asked in whether a volume directory without a record holds theirs
+/// ([`Backend::found_in`]): an image is a loop volume's, a tmpfs mount on its data directory a
+/// tmpfs volume's, a subvolume a btrfs volume's; anything else a dir volume's tree.
+pub const DETECTION_ORDER: [Kind; 4] = [Kind::Loop, Kind::Tmpfs, Kind::Btrfs, Kind::Dir];
+
+/// What storage found without a record says of its volume (see [`Backend::found_size`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Found {
+    /// The size the storage has, if it keeps one.
+    pub capacity: Option<u64>,
+    /// The filesystem on it, for the kinds that format.
+    pub fs_type: Option<FsType>,
 }
 
 /// A filesystem frozen for a copy (see [`Backend::freeze_for_copy`]): where it is mounted, and

@@ -2,9 +2,9 @@
 //! Snapshots are tree copies kept on disk under the root (`snapshots/<id>/data`), so they outlive
 //! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
+use super::{Backend, Error, Found, Kind, Result, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
 use crate::sys::tree::{self, CopyReport, Progress};
-use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
+use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at, place_at};
 use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
@@ -29,6 +29,31 @@ impl TmpfsBackend {
 }
 
 impl Backend for TmpfsBackend {
+    /// A tmpfs mounted on the data directory.
+    fn found_in(&self, dir: &VolumeDir, table: &[MountEntry]) -> bool {
+        mount_at(table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs")
+    }
+
+    fn found_size(&self, dir: &VolumeDir) -> Result<Found> {
+        Ok(Found { capacity: Some(self.host.statvfs(&dir.data())?.total_bytes), fs_type: None })
+    }
+
+    fn deletes_at_once(&self) -> bool {
+        true
+    }
+
+    fn outlives_boot(&self) -> bool {
+        false
+    }
+
+    fn remake_lost(&self, vol: &Spec, dir: &VolumeDir, table: &[MountEntry]) -> Result<Option<String>> {
+        if mount_at(table, &dir.data()).is_some() {
+            return Ok(None);
+        }
+        self.provision(vol, dir)?;
+        Ok(Some("mounted a new empty tmpfs (its contents did not survive)".to_owned()))
+    }
+
     fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
         shows_bind(&*self.host, dir, place)
     }

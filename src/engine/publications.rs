@@ -4,7 +4,6 @@
 
 use super::node::LazyTable;
 use super::{Access, Engine, Publication, Result, Staging, Volume};
-use crate::backend::Kind;
 use crate::sys::mountinfo::Identity;
 use crate::sys::{MountEntry, bind_identity, mount_at};
 use std::path::Path;
@@ -64,7 +63,7 @@ impl Engine {
         let block = matches!(s.access, Access::Block);
         let source = self.publish_source(vol, s.bind_source());
         let mut want: Vec<Identity> = staged_identity(table, s, &source).into_iter().collect();
-        if !block && vol.backend != Kind::Loop {
+        if !block && self.backend(vol.backend).binds_data() {
             want.extend(bind_identity(table, &self.dir(&vol.id).data()));
         }
         let root = &self.cfg.root;

@@ -106,7 +106,7 @@ impl Engine {
         let dir = self.dir(id);
         let table = self.host.mount_table()?;
         let mut want = Vec::new();
-        if backend != Kind::Loop {
+        if self.backend(backend).binds_data() {
             want.extend(bind_identity(&table, &dir.data()));
         }
         let device = if dir.image().exists() {

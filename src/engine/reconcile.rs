@@ -1,7 +1,6 @@
 //! Start-up reconcile: bring the host back in line with the records after a crash or reboot.
 
 use super::{Engine, Result, Volume};
-use crate::backend::Kind;
 use crate::sys::mount_at;
 
 /// What reconcile found and did, one line per action, for the log.
@@ -55,9 +54,8 @@ impl Engine {
         if let Some(note) = backend.recover(&vol.spec(), &dir)? {
             report.actions.push(format!("volume {}: {note}", vol.id));
         }
-        if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none() {
-            backend.provision(&vol.spec(), &dir)?;
-            report.actions.push(format!("volume {}: mounted a new empty tmpfs (its contents did not survive)", vol.id));
+        if let Some(note) = backend.remake_lost(&vol.spec(), &dir, &self.host.mount_table()?)? {
+            report.actions.push(format!("volume {}: {note}", vol.id));
         }
         let mut changed = false;
         if vol.staging_in_record && vol.staging.is_some() {
