@@ -30,11 +30,24 @@ pub(super) fn drop_old_intents(dir: &VolumeDir) -> Result<()> {
     Ok(())
 }
 
+impl VolumeDir {
+    /// A directory with nothing in it holds nothing to keep.
+    fn is_empty_dir(&self) -> bool {
+        std::fs::read_dir(&self.0).is_ok_and(|mut d| d.next().is_none())
+    }
+}
+
 /// Intent files strata 0.1 wrote inside a volume's own directory; a directory holding one and no
 /// record is still a leftover (an upgrade may find one).
 pub(super) const OLD_INTENTS: [&str; 2] = [".creating", ".deleting"];
 
 impl Engine {
+    /// Whether `dir` is what an interrupted call left: no record, and an older strata's intent
+    /// file (or nothing at all) there.
+    pub(super) fn leftover(&self, dir: &VolumeDir) -> bool {
+        !dir.record().exists() && (OLD_INTENTS.iter().any(|i| dir.0.join(i).exists()) || dir.is_empty_dir())
+    }
+
     pub(super) fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("volumes").join(format!(".{id}{suffix}")))
     }

@@ -3,6 +3,7 @@
 
 mod aside;
 pub mod capacity;
+mod cause;
 pub mod claim;
 mod copies;
 pub mod encryption;
@@ -11,6 +12,7 @@ mod exhausted;
 mod groups;
 mod groupsync;
 mod health;
+mod holder;
 mod inspect;
 mod isolate;
 pub mod ledger;

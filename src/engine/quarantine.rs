@@ -16,13 +16,6 @@ pub struct Quarantine {
     pub reason: String,
 }
 
-impl VolumeDir {
-    /// A directory with nothing in it holds nothing to keep.
-    fn is_empty_dir(&self) -> bool {
-        std::fs::read_dir(&self.0).is_ok_and(|mut d| d.next().is_none())
-    }
-}
-
 /// Moves `dir` (under `volumes/` or `snapshots/`) to `.quarantine/<name>.<unix seconds>` beside
 /// it, for an operator: inside the same directory (which may be a mount of its own), under a
 /// name no id takes. Mounts inside it and loop devices on files in it follow it.
@@ -70,13 +63,6 @@ impl Engine {
         }
         vol.marked = node.publications;
         Ok(Some(vol))
-    }
-
-    /// Whether `dir` is what an interrupted call left: no record, and an older strata's intent
-    /// file (or nothing at all) there.
-    pub(super) fn leftover(&self, dir: &VolumeDir) -> bool {
-        !dir.record().exists()
-            && (super::aside::OLD_INTENTS.iter().any(|i| dir.0.join(i).exists()) || dir.is_empty_dir())
     }
 
     /// Why the volume `id` is quarantined, if it is.

@@ -1,6 +1,7 @@
 //! Volume records: one JSON file per volume (0600), written atomically (temp, fsync, rename,
 //! fsync dir), and the JSON writer node state shares with them.
 
+pub use super::cause::Cause;
 use super::{Error, Result};
 use crate::sys::FsType;
 pub use crate::volume::{Access, Staging};
@@ -128,18 +129,6 @@ impl Stamp {
 pub struct CopyFailure {
     pub cause: Cause,
     pub message: String,
-}
-
-/// The kind of a copy's failure, which decides the code the next call answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cause {
-    /// Space, inodes, open files or memory ran out.
-    Exhausted,
-    /// The tree kept changing, or the source's point in time was lost (a restart): worth a retry.
-    Interrupted,
-    /// Anything else (an I/O error).
-    Failed,
 }
 
 /// What a copy of a volume's tree left out: a snapshot or clone is data, not devices, and what
