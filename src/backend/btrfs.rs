@@ -1,6 +1,6 @@
 //! `btrfs`: a subvolume under the root (which must be on btrfs), its size held by a qgroup limit.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, shows_bind, stage_bind};
+use super::{Backend, Error, Kind, Result, Rules, Usage, VolumeDir, shows_bind, stage_bind};
 use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{Host, MountEntry, Place};
 use crate::volume::{Access, Spec, Staging};
@@ -9,6 +9,16 @@ use std::sync::Arc;
 
 /// The inode number of every btrfs subvolume's root directory.
 const SUBVOLUME_INO: u64 = 256;
+
+/// The rules of btrfs volumes.
+#[derive(Debug)]
+pub struct BtrfsRules;
+
+impl Rules for BtrfsRules {
+    fn kind(&self) -> Kind {
+        Kind::Btrfs
+    }
+}
 
 #[derive(Debug)]
 pub struct BtrfsBackend {

@@ -1,12 +1,30 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
-use super::{Backend, Kind, Result, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
+use super::{Backend, DeviceNodes, Kind, Result, Rules, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
 use crate::sys::tree;
 use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{Host, MountEntry, Place};
-use crate::volume::{Access, Spec, Staging};
+use crate::volume::{Access, FsType, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The rules of dir volumes.
+#[derive(Debug)]
+pub struct DirRules;
+
+impl Rules for DirRules {
+    fn kind(&self) -> Kind {
+        Kind::Dir
+    }
+
+    fn device_nodes(&self) -> DeviceNodes {
+        DeviceNodes::Optional
+    }
+
+    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), String> {
+        Ok(())
+    }
+}
 
 #[derive(Debug)]
 pub struct DirBackend {

@@ -1,13 +1,73 @@
 //! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
 //! With `allocation: thick` the file is preallocated (fallocate) whenever it is made or grows.
 
-use super::{Attachment, Backend, Error, Found, Frozen, Kind, Result, Usage, VolumeDir};
+use super::{Attachment, Backend, Error, Found, Frozen, Kind, Promise, Result, Rules, Usage, VolumeDir};
 use crate::sys::tree::{Copied, CopyReport, Progress};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
 use crate::volume::{Access, Allocation, Spec, Staging};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Loop images are sized in whole filesystem blocks.
+const ALIGN: u64 = 4096;
+/// mkfs.xfs refuses a filesystem smaller than 300 MiB.
+const XFS_MIN: u64 = 300 << 20;
+/// The smallest loop image that holds a useful ext4 filesystem.
+const EXT4_MIN: u64 = 16 << 20;
+
+/// Superblock options a loop volume's stage mount takes, whatever its filesystem.
+const STAGE: [&str; 6] = ["lazytime", "sync", "dirsync", "discard", "nodiscard", "noquota"];
+/// Superblock options of one filesystem only.
+const EXT4_STAGE: [&str; 2] = ["errors=remount-ro", "errors=continue"];
+const XFS_STAGE: [&str; 1] = ["nouuid"];
+
+/// The rules of loop volumes.
+#[derive(Debug)]
+pub struct LoopRules;
+
+impl Rules for LoopRules {
+    fn kind(&self) -> Kind {
+        Kind::Loop
+    }
+
+    fn minimum(&self, fs: Option<FsType>) -> u64 {
+        match fs {
+            Some(FsType::Xfs) => XFS_MIN,
+            _ => EXT4_MIN,
+        }
+    }
+
+    fn aligned(&self, bytes: u64) -> u64 {
+        bytes.div_ceil(ALIGN).saturating_mul(ALIGN)
+    }
+
+    fn stage_fs_options(&self, fs: Option<FsType>) -> Vec<&'static str> {
+        let own: &[&str] = match fs.unwrap_or(FsType::Ext4) {
+            FsType::Ext4 => &EXT4_STAGE,
+            FsType::Xfs => &XFS_STAGE,
+        };
+        STAGE.iter().chain(own).copied().collect()
+    }
+
+    fn preallocates(&self) -> bool {
+        true
+    }
+
+    fn encryptable(&self, fs: Option<FsType>) -> std::result::Result<(), String> {
+        match fs {
+            None | Some(FsType::Ext4) => Ok(()),
+            Some(FsType::Xfs) => {
+                Err("encryption: fscrypt needs ext4 (xfs has no fscrypt support in strata); leave fsType empty or ext4"
+                    .into())
+            }
+        }
+    }
+
+    fn copies_ciphertext(&self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug)]
 pub struct LoopBackend {
@@ -96,6 +156,18 @@ impl LoopBackend {
 }
 
 impl Backend for LoopBackend {
+    /// A sparse image's size, and its allocated blocks; not made yet (a copy still to run), it
+    /// will be, at the volume's size.
+    fn promise(&self, vol: &Spec, dir: &VolumeDir) -> Promise {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(dir.image()) {
+            Ok(m) if m.is_file() => {
+                Promise { sized: m.len().max(vol.capacity), written: m.blocks().saturating_mul(512) }
+            }
+            _ => Promise { sized: vol.capacity, written: 0 },
+        }
+    }
+
     /// An image file.
     fn found_in(&self, dir: &VolumeDir, _table: &[MountEntry]) -> bool {
         dir.image().exists()

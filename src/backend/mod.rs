@@ -64,8 +64,79 @@ impl Usage {
     }
 }
 
+/// What a kind decides without touching the host: its sizes, the mount options it takes, whether
+/// it can be encrypted or preallocated, and which capacity pool it draws from. Reachable from a
+/// [`Kind`] alone ([`rules`]), since the front-ends size and check a request before any engine
+/// call; [`Backend`] holds the decisions that ask the host.
+pub trait Rules: Send + Sync + Debug {
+    fn kind(&self) -> Kind;
+    /// The smallest volume with filesystem `fs`.
+    fn minimum(&self, _fs: Option<FsType>) -> u64 {
+        1
+    }
+    /// `bytes` rounded up to what a volume is sized in.
+    fn aligned(&self, bytes: u64) -> u64 {
+        bytes
+    }
+    /// Superblock options its own filesystem's mount (its stage) takes beyond the per-mount
+    /// flags: none for the kinds whose stage is a bind.
+    fn stage_fs_options(&self, _fs: Option<FsType>) -> Vec<&'static str> {
+        Vec::new()
+    }
+    /// Options every mount of a volume carries, whatever was asked (tmpfs: `nosuid,nodev`).
+    fn always_options(&self) -> &'static [&'static str] {
+        &[]
+    }
+    /// What its mounts do with device nodes, and so whether `devices: allow` means anything.
+    fn device_nodes(&self) -> DeviceNodes {
+        DeviceNodes::Untouched
+    }
+    /// Whether it draws from memory (tmpfs) rather than the data root's filesystem.
+    fn in_memory(&self) -> bool {
+        false
+    }
+    /// Whether its storage can be preallocated (`allocation: thick`).
+    fn preallocates(&self) -> bool {
+        false
+    }
+    /// Whether a volume with filesystem `fs` can be encrypted with fscrypt; why not otherwise.
+    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), String> {
+        Err(format!(
+            "encryption: fscrypt is for loop (ext4) and dir volumes; a {} volume cannot be encrypted",
+            self.kind().as_str()
+        ))
+    }
+    /// Whether an encrypted volume's copy is its ciphertext, taken without its key (an image).
+    fn copies_ciphertext(&self) -> bool {
+        false
+    }
+}
+
+/// What a kind's mounts do with device nodes (see [`Rules::device_nodes`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceNodes {
+    /// `nodev` unless the volume's class says `devices: allow` (dir).
+    Optional,
+    /// Always `nodev` (tmpfs).
+    Never,
+    /// Never made `nodev` by strata (loop, btrfs).
+    Untouched,
+}
+
+/// The rules of `kind`.
+pub fn rules(kind: Kind) -> &'static dyn Rules {
+    match kind {
+        Kind::Dir => &dir::DirRules,
+        Kind::Loop => &loopback::LoopRules,
+        Kind::Btrfs => &btrfs::BtrfsRules,
+        Kind::Tmpfs => &tmpfs::TmpfsRules,
+    }
+}
+
 /// What a backend does for the engine. The engine has validated arguments, holds the volume's
 /// lock and keeps the record; a backend makes the change on the host and must be idempotent.
+/// Dispatch is a `Box<dyn Backend>` per kind, made once at start: the engine never names a kind,
+/// and a new kind is one file and one line in [`make`] and [`rules`].
 pub trait Backend: Send + Sync + Debug {
     fn kind(&self) -> Kind;
     /// Bytes a new volume of this kind could still get.
@@ -128,6 +199,12 @@ pub trait Backend: Send + Sync + Debug {
     /// from `table`); says what it did, if anything.
     fn remake_lost(&self, _vol: &Spec, _dir: &VolumeDir, _table: &[MountEntry]) -> Result<Option<String>> {
         Ok(None)
+    }
+    /// What the volume promises its pool beyond what the pool's free figure shows (see
+    /// `engine::capacity`): the size it will take and what of it is written now. Nothing, by
+    /// default (dir enforces no size; a btrfs qgroup read costs a process).
+    fn promise(&self, _vol: &Spec, _dir: &VolumeDir) -> Promise {
+        Promise::default()
     }
     /// Grows the volume's storage (file and loop device, qgroup, tmpfs size) to `bytes`.
     fn expand(&self, vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()>;
@@ -218,6 +295,14 @@ pub struct Found {
     pub capacity: Option<u64>,
     /// The filesystem on it, for the kinds that format.
     pub fs_type: Option<FsType>,
+}
+
+/// The part of a volume's size that its pool does not see until it is written: the size it will
+/// take (`sized`) and what of it is written now (see [`Backend::promise`]).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Promise {
+    pub sized: u64,
+    pub written: u64,
 }
 
 /// A filesystem frozen for a copy (see [`Backend::freeze_for_copy`]): where it is mounted, and

@@ -2,12 +2,40 @@
 //! Snapshots are tree copies kept on disk under the root (`snapshots/<id>/data`), so they outlive
 //! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
-use super::{Backend, Error, Found, Kind, Result, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
+use super::{
+    Backend, DeviceNodes, Error, Found, Kind, Promise, Result, Rules, Usage, VolumeDir, make_dir, shows_bind,
+    stage_bind,
+};
 use crate::sys::tree::{self, CopyReport, Progress};
 use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at, place_at};
 use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
+
+/// tmpfs volumes are never a way to run setuid programs or reach devices.
+const ALWAYS: [&str; 2] = ["nosuid", "nodev"];
+
+/// The rules of tmpfs volumes.
+#[derive(Debug)]
+pub struct TmpfsRules;
+
+impl Rules for TmpfsRules {
+    fn kind(&self) -> Kind {
+        Kind::Tmpfs
+    }
+
+    fn always_options(&self) -> &'static [&'static str] {
+        &ALWAYS
+    }
+
+    fn device_nodes(&self) -> DeviceNodes {
+        DeviceNodes::Never
+    }
+
+    fn in_memory(&self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug)]
 pub struct TmpfsBackend {
@@ -29,6 +57,13 @@ impl TmpfsBackend {
 }
 
 impl Backend for TmpfsBackend {
+    /// Its size, and what its mount uses now.
+    fn promise(&self, vol: &Spec, dir: &VolumeDir) -> Promise {
+        let mounted = place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
+        let used = if mounted { self.host.statvfs(&dir.data()).map_or(0, |f| f.used_bytes) } else { 0 };
+        Promise { sized: vol.capacity, written: used }
+    }
+
     /// A tmpfs mounted on the data directory.
     fn found_in(&self, dir: &VolumeDir, table: &[MountEntry]) -> bool {
         mount_at(table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs")
