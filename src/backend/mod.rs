@@ -288,6 +288,12 @@ pub trait Backend: Send + Sync + Debug {
 /// tmpfs volume's, a subvolume a btrfs volume's; anything else a dir volume's tree.
 pub const DETECTION_ORDER: [Kind; 4] = [Kind::Loop, Kind::Tmpfs, Kind::Btrfs, Kind::Dir];
 
+/// The kind of the storage in `dir`, which has no readable record: the first in
+/// [`DETECTION_ORDER`] whose backend finds its storage there, dir's tree when none does.
+pub fn detect<'a>(dir: &VolumeDir, table: &[MountEntry], backend: impl Fn(Kind) -> &'a dyn Backend) -> Kind {
+    DETECTION_ORDER.into_iter().find(|&k| backend(k).found_in(dir, table)).unwrap_or(Kind::Dir)
+}
+
 /// What storage found without a record says of its volume (see [`Backend::found_size`]).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Found {

@@ -220,12 +220,10 @@ impl Engine {
         Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE).map_err(crate::sys::Error::from)?)
     }
 
-    /// What a volume directory without a (readable) record holds: the first kind in
-    /// [`crate::backend::DETECTION_ORDER`] whose backend finds its storage there.
+    /// What a volume directory without a (readable) record holds (see [`crate::backend::detect`]).
     pub(super) fn guess(&self, at: &VolumeDir) -> Kind {
         let table = self.host.mount_table().unwrap_or_default();
-        let found = crate::backend::DETECTION_ORDER.into_iter().find(|&k| self.backend(k).found_in(at, &table));
-        found.unwrap_or(Kind::Dir)
+        crate::backend::detect(at, &table, |k| self.backend(k))
     }
 
     /// Every id with an aside directory under `volumes/`.

@@ -37,8 +37,10 @@ impl Overcommit {
         if !ratio.is_finite() || !(1.0..=1000.0).contains(&ratio) {
             return Err(format!("overcommit ratio {ratio} of {} is not between 1 and 1000", kind.as_str()));
         }
-        // In range, so the cast cannot truncate.
-        self.0.insert(kind, (ratio * 1000.0).round() as u32);
+        // In range (1000 to 1,000,000 after scaling), so the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked to be in 1..=1000 above")]
+        let permille = (ratio * 1000.0).round() as u32;
+        self.0.insert(kind, permille);
         Ok(())
     }
 
