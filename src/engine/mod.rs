@@ -15,6 +15,7 @@ mod health;
 mod holder;
 mod inspect;
 mod isolate;
+mod kernel;
 pub mod ledger;
 pub mod lock;
 pub mod mount_policy;
@@ -32,6 +33,7 @@ mod snapshot;
 mod state;
 mod survey;
 pub mod validate;
+mod volumes;
 
 pub use crate::crashpoint;
 pub use crate::volume::Allocation;
@@ -189,33 +191,6 @@ impl Engine {
                 None => Error::Busy { id },
             }
         })
-    }
-
-    /// A volume's record with its node state (where it is staged and published).
-    fn load_existing(&self, id: &str) -> Result<Volume> {
-        self.load(id)?.ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
-    }
-
-    /// Writes the record, durably. A staging that an older record carried moves to the node
-    /// state file first, since the record no longer holds it.
-    fn save(&self, vol: &Volume) -> Result<()> {
-        if vol.staging_in_record {
-            self.write_node_state(vol)?;
-        }
-        record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Durable)
-    }
-
-    /// Records where the volume is staged and published (node state, no fsync; see [`state`]).
-    fn save_state(&self, vol: &Volume) -> Result<()> {
-        if vol.staging_in_record {
-            return self.save(vol);
-        }
-        self.write_node_state(vol)
-    }
-
-    fn write_node_state(&self, vol: &Volume) -> Result<()> {
-        let node = state::NodeState::new(vol.staging.clone(), vol.marked.clone());
-        state::save(&self.dir(&vol.id), &node)
     }
 
     /// A volume's record, if it exists, without its publications.

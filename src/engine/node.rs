@@ -1,8 +1,9 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
 use super::encryption::{MasterKey, StageKey};
+use super::kernel::shows;
 use super::mount_policy::{self, Use};
-use super::paths::{make_dir, make_target, remove_empty, remove_target, shows};
+use super::paths::{make_dir, make_target, remove_empty, remove_target};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
 use crate::backend::{Attachment, VolumeDir};
 use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at};
