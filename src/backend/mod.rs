@@ -366,3 +366,44 @@ pub(crate) fn holds_bind(table: &[MountEntry], source: &Path, staging: &Path) ->
 pub(crate) fn shows_bind(host: &dyn Host, dir: &VolumeDir, place: &Place) -> Option<bool> {
     host.same_mount_root(place, &dir.data())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sys::FakeHost;
+
+    /// Asks the kinds of [`DETECTION_ORDER`] about `dir` with the mount table `mountinfo`.
+    fn detected(dir: &VolumeDir, mountinfo: &str) -> Kind {
+        let host: Arc<dyn Host> = Arc::new(FakeHost::new());
+        let backends: Vec<(Kind, Box<dyn Backend>)> =
+            Kind::ALL.into_iter().map(|k| (k, make(k, host.clone()))).collect();
+        let backend = |k: Kind| backends.iter().find(|(kind, _)| *kind == k).map(|(_, b)| b.as_ref()).unwrap();
+        detect(dir, &crate::sys::mountinfo::parse(mountinfo), backend)
+    }
+
+    #[test]
+    fn storage_without_a_record_is_told_by_its_backends_in_order() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = VolumeDir(tmp.path().to_owned());
+        std::fs::create_dir(dir.data()).unwrap();
+        assert_eq!(detected(&dir, ""), Kind::Dir, "a plain tree");
+        let data = dir.data().display().to_string();
+        let tmpfs = format!("40 30 0:50 / {data} rw,nosuid,nodev shared:9 - tmpfs tmpfs rw,size=1024k\n");
+        assert_eq!(detected(&dir, &tmpfs), Kind::Tmpfs, "a tmpfs on the data directory");
+        let other = format!("40 30 0:50 / {data} rw shared:9 - ext4 /dev/sda1 rw\n");
+        assert_eq!(detected(&dir, &other), Kind::Dir, "another filesystem's mount is no tmpfs");
+        std::fs::write(dir.image(), b"").unwrap();
+        assert_eq!(detected(&dir, &tmpfs), Kind::Loop, "an image comes first");
+    }
+
+    #[test]
+    fn every_kind_has_its_own_rules_and_backend() {
+        let host: Arc<dyn Host> = Arc::new(FakeHost::new());
+        for kind in Kind::ALL {
+            assert_eq!(rules(kind).kind(), kind);
+            assert_eq!(make(kind, host.clone()).kind(), kind);
+        }
+        assert!(DETECTION_ORDER.iter().all(|k| Kind::ALL.contains(k)));
+        assert_eq!(DETECTION_ORDER.len(), Kind::ALL.len());
+    }
+}
