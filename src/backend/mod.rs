@@ -342,6 +342,11 @@ pub fn make(kind: Kind, host: Arc<dyn Host>) -> Box<dyn Backend> {
     }
 }
 
+/// Every kind's backend, acting through `host`.
+pub fn make_all(host: &Arc<dyn Host>) -> std::collections::BTreeMap<Kind, Box<dyn Backend>> {
+    Kind::ALL.into_iter().map(|k| (k, make(k, host.clone()))).collect()
+}
+
 /// Binds `source` onto `staging` unless the staging path already holds it (shared by the
 /// backends whose volume is a directory tree).
 pub(crate) fn stage_bind(host: &dyn Host, source: &Path, staging: &Place, access: &Access) -> Result<()> {

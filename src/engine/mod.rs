@@ -126,7 +126,7 @@ impl Engine {
     pub fn new(mut cfg: Config, host: Arc<dyn Host>) -> Result<Engine> {
         perm::open_root(&cfg.root)?;
         cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
-        let backends = Kind::ALL.into_iter().map(|k| (k, backend::make(k, host.clone()))).collect();
+        let backends = backend::make_all(&host);
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
