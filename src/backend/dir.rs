@@ -1,6 +1,8 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
-use super::{Backend, DeviceNodes, Kind, Result, Rules, Usage, VolumeDir, make_dir, shows_bind, stage_bind};
+use super::{
+    Backend, DeviceNodes, Kind, Result, Rules, Unencryptable, Usage, VolumeDir, make_dir, shows_bind, stage_bind,
+};
 use crate::sys::tree;
 use crate::sys::tree::{CopyReport, Progress};
 use crate::sys::{Host, MountEntry, Place};
@@ -21,7 +23,7 @@ impl Rules for DirRules {
         DeviceNodes::Optional
     }
 
-    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), String> {
+    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
         Ok(())
     }
 }

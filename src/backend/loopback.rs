@@ -1,7 +1,7 @@
 //! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
 //! With `allocation: thick` the file is preallocated (fallocate) whenever it is made or grows.
 
-use super::{Attachment, Backend, Error, Found, Frozen, Kind, Promise, Result, Rules, Usage, VolumeDir};
+use super::{Attachment, Backend, Error, Found, Frozen, Kind, Promise, Result, Rules, Unencryptable, Usage, VolumeDir};
 use crate::sys::tree::{Copied, CopyReport, Progress};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
 use crate::volume::{Access, Allocation, Spec, Staging};
@@ -54,13 +54,10 @@ impl Rules for LoopRules {
         true
     }
 
-    fn encryptable(&self, fs: Option<FsType>) -> std::result::Result<(), String> {
+    fn encryptable(&self, fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
         match fs {
             None | Some(FsType::Ext4) => Ok(()),
-            Some(FsType::Xfs) => {
-                Err("encryption: fscrypt needs ext4 (xfs has no fscrypt support in strata); leave fsType empty or ext4"
-                    .into())
-            }
+            Some(other) => Err(Unencryptable::Filesystem(other)),
         }
     }
 

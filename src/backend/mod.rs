@@ -100,16 +100,27 @@ pub trait Rules: Send + Sync + Debug {
         false
     }
     /// Whether a volume with filesystem `fs` can be encrypted with fscrypt; why not otherwise.
-    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), String> {
-        Err(format!(
-            "encryption: fscrypt is for loop (ext4) and dir volumes; a {} volume cannot be encrypted",
-            self.kind().as_str()
-        ))
+    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
+        Err(Unencryptable::Kind(self.kind()))
     }
     /// Whether an encrypted volume's copy is its ciphertext, taken without its key (an image).
     fn copies_ciphertext(&self) -> bool {
         false
     }
+}
+
+/// Why a volume cannot be encrypted (see [`Rules::encryptable`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Unencryptable {
+    /// Its kind carries no fscrypt support in strata.
+    #[error("encryption: fscrypt is for loop (ext4) and dir volumes; a {} volume cannot be encrypted", .0.as_str())]
+    Kind(Kind),
+    /// Its filesystem has none.
+    #[error(
+        "encryption: fscrypt needs ext4 ({} has no fscrypt support in strata); leave fsType empty or ext4",
+        .0.as_str()
+    )]
+    Filesystem(FsType),
 }
 
 /// What a kind's mounts do with device nodes (see [`Rules::device_nodes`]).

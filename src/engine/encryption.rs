@@ -51,7 +51,10 @@ impl Encryption {
 pub fn wanted(kind: Kind, fs: Option<FsType>, params: &BTreeMap<String, String>) -> Result<bool> {
     match params.get(PARAM_ENCRYPTION).map(String::as_str) {
         None | Some("" | "none") => Ok(false),
-        Some(FSCRYPT) => crate::backend::rules(kind).encryptable(fs).map(|()| true).map_err(Error::InvalidArgument),
+        Some(FSCRYPT) => crate::backend::rules(kind)
+            .encryptable(fs)
+            .map(|()| true)
+            .map_err(|e| Error::InvalidArgument(e.to_string())),
         Some(other) => {
             Err(Error::InvalidArgument(format!("encryption {} is neither fscrypt nor none", super::quote(other))))
         }
