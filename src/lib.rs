@@ -5,6 +5,7 @@
 
 pub mod backend;
 pub mod bench;
+pub mod crashpoint;
 pub mod csi;
 pub mod engine;
 pub mod flex;
@@ -17,6 +18,7 @@ pub mod quote;
 pub mod stdout;
 pub mod sys;
 pub mod undo;
+pub mod volume;
 
 /// The version and the commit it was built from (`0.1.0 (commit 4507e50abc12)`; `unknown` when
 /// built outside git without `STRATA_COMMIT`), as `--version` prints it.

@@ -1,11 +1,24 @@
 //! `btrfs`: a subvolume under the root (which must be on btrfs), its size held by a qgroup limit.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, stage_bind};
-use crate::engine::record::{Access, Volume};
+use super::{Backend, Error, Kind, Result, Rules, Usage, VolumeDir, shows_bind, stage_bind};
 use crate::sys::tree::{CopyReport, Progress};
-use crate::sys::{Host, Place};
+use crate::sys::{Host, MountEntry, Place};
+use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The inode number of every btrfs subvolume's root directory.
+const SUBVOLUME_INO: u64 = 256;
+
+/// The rules of btrfs volumes.
+#[derive(Debug)]
+pub struct BtrfsRules;
+
+impl Rules for BtrfsRules {
+    fn kind(&self) -> Kind {
+        Kind::Btrfs
+    }
+}
 
 #[derive(Debug)]
 pub struct BtrfsBackend {
@@ -19,6 +32,18 @@ impl BtrfsBackend {
 }
 
 impl Backend for BtrfsBackend {
+    /// A subvolume's root directory on btrfs.
+    fn found_in(&self, dir: &VolumeDir, _table: &[MountEntry]) -> bool {
+        use std::os::unix::fs::MetadataExt;
+        let data = dir.data();
+        std::fs::symlink_metadata(&data).is_ok_and(|m| m.is_dir() && m.ino() == SUBVOLUME_INO)
+            && self.require_btrfs(&data).is_ok()
+    }
+
+    fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
+        shows_bind(&*self.host, dir, place)
+    }
+
     fn kind(&self) -> Kind {
         Kind::Btrfs
     }
@@ -28,7 +53,7 @@ impl Backend for BtrfsBackend {
         Ok(self.host.statvfs(root)?.available_bytes)
     }
 
-    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn provision(&self, vol: &Spec, dir: &VolumeDir) -> Result<()> {
         self.require_btrfs(&dir.0)?;
         let data = dir.data();
         if !data.exists() {
@@ -40,7 +65,7 @@ impl Backend for BtrfsBackend {
         chmod.map_err(Error::io("chmod", &data))
     }
 
-    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn delete(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         if dir.data().exists() {
             self.host.btrfs_subvolume_delete(&dir.data())?;
         }
@@ -49,7 +74,7 @@ impl Backend for BtrfsBackend {
 
     fn stage(
         &self,
-        _vol: &Volume,
+        _vol: &Spec,
         dir: &VolumeDir,
         _device: Option<&Path>,
         staging: &Place,
@@ -61,40 +86,40 @@ impl Backend for BtrfsBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
+    fn expand(&self, _vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.btrfs_qgroup_limit(&dir.data(), bytes)?)
     }
 
-    fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+    fn usage(&self, vol: &Spec, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         let used = self.host.btrfs_qgroup_usage(&dir.data())?;
         let fs = self.host.statvfs(&dir.data())?;
         Ok(Usage::within(vol.capacity, used, fs.used_inodes, fs))
     }
 
-    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+    fn storage_problem(&self, _vol: &Spec, dir: &VolumeDir) -> Option<String> {
         (!dir.data().is_dir()).then(|| format!("the subvolume {} is missing", dir.data().display()))
     }
 
     /// A snapshot of the subvolume: atomic, and whole at once.
-    fn copy_instantly(&self, _vol: &Volume, dir: &VolumeDir, dest: &VolumeDir, ro: bool) -> Result<Option<CopyReport>> {
+    fn copy_instantly(&self, _vol: &Spec, dir: &VolumeDir, dest: &VolumeDir, ro: bool) -> Result<Option<CopyReport>> {
         self.host.btrfs_snapshot(&dir.data(), &dest.data(), ro)?;
         Ok(Some(CopyReport::default()))
     }
 
-    fn restore_instantly(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<Option<CopyReport>> {
+    fn restore_instantly(&self, from: &VolumeDir, _vol: &Spec, dir: &VolumeDir) -> Result<Option<CopyReport>> {
         self.host.btrfs_snapshot(&from.data(), &dir.data(), false)?;
         Ok(Some(CopyReport::default()))
     }
 
-    fn copy_out(&self, v: &Volume, dir: &VolumeDir, dest: &VolumeDir, ro: bool, _p: &Progress) -> Result<CopyReport> {
+    fn copy_out(&self, v: &Spec, dir: &VolumeDir, dest: &VolumeDir, ro: bool, _p: &Progress) -> Result<CopyReport> {
         Ok(self.copy_instantly(v, dir, dest, ro)?.unwrap_or_default())
     }
 
-    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir, _p: &Progress) -> Result<CopyReport> {
+    fn copy_in(&self, from: &VolumeDir, vol: &Spec, dir: &VolumeDir, _p: &Progress) -> Result<CopyReport> {
         Ok(self.restore_instantly(from, vol, dir)?.unwrap_or_default())
     }
 
-    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+    fn fit(&self, vol: &Spec, dir: &VolumeDir) -> Result<bool> {
         self.host.btrfs_qgroup_limit(&dir.data(), vol.capacity)?;
         Ok(false)
     }

@@ -1,12 +1,32 @@
 //! `dir`: a directory under the root, bind-mounted; its size is recorded but not enforced.
 
-use super::{Backend, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
-use crate::engine::record::{Access, Volume};
+use super::{
+    Backend, DeviceNodes, Kind, Result, Rules, Unencryptable, Usage, VolumeDir, make_dir, shows_bind, stage_bind,
+};
 use crate::sys::tree;
 use crate::sys::tree::{CopyReport, Progress};
-use crate::sys::{Host, Place};
+use crate::sys::{Host, MountEntry, Place};
+use crate::volume::{Access, FsType, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
+
+/// The rules of dir volumes.
+#[derive(Debug)]
+pub struct DirRules;
+
+impl Rules for DirRules {
+    fn kind(&self) -> Kind {
+        Kind::Dir
+    }
+
+    fn device_nodes(&self) -> DeviceNodes {
+        DeviceNodes::Optional
+    }
+
+    fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
+        Ok(())
+    }
+}
 
 #[derive(Debug)]
 pub struct DirBackend {
@@ -14,6 +34,15 @@ pub struct DirBackend {
 }
 
 impl Backend for DirBackend {
+    /// A dir volume's tree is what is left when no other kind finds its storage.
+    fn found_in(&self, _dir: &VolumeDir, _table: &[MountEntry]) -> bool {
+        true
+    }
+
+    fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
+        shows_bind(&*self.host, dir, place)
+    }
+
     fn kind(&self) -> Kind {
         Kind::Dir
     }
@@ -22,17 +51,17 @@ impl Backend for DirBackend {
         Ok(self.host.statvfs(root)?.available_bytes)
     }
 
-    fn provision(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn provision(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         make_dir(&dir.data(), 0o777)
     }
 
-    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn delete(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         Ok(tree::remove_tree(&dir.data()).map_err(crate::sys::Error::from)?)
     }
 
     fn stage(
         &self,
-        _vol: &Volume,
+        _vol: &Spec,
         dir: &VolumeDir,
         _device: Option<&Path>,
         staging: &Place,
@@ -41,19 +70,19 @@ impl Backend for DirBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn expand(&self, _vol: &Volume, _dir: &VolumeDir, _bytes: u64) -> Result<()> {
+    fn expand(&self, _vol: &Spec, _dir: &VolumeDir, _bytes: u64) -> Result<()> {
         Ok(())
     }
 
     /// Capacity is the recorded size; used is what the tree holds; available is bounded by both
     /// the recorded size and the real free space of the filesystem.
-    fn usage(&self, vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+    fn usage(&self, vol: &Spec, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         let tree = tree::measure(&dir.data()).map_err(crate::sys::Error::from)?;
         let fs = self.host.statvfs(&dir.data())?;
         Ok(Usage::within(vol.capacity, tree.bytes, tree.inodes, fs))
     }
 
-    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+    fn storage_problem(&self, _vol: &Spec, dir: &VolumeDir) -> Option<String> {
         (!dir.data().is_dir()).then(|| format!("the data directory {} is missing", dir.data().display()))
     }
 
@@ -61,7 +90,7 @@ impl Backend for DirBackend {
     /// is while the copy walks it.
     fn copy_out(
         &self,
-        _vol: &Volume,
+        _vol: &Spec,
         dir: &VolumeDir,
         dest: &VolumeDir,
         _ro: bool,
@@ -70,7 +99,7 @@ impl Backend for DirBackend {
         Ok(self.host.copy_tree(&dir.data(), &dest.data(), progress)?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
+    fn copy_in(&self, from: &VolumeDir, _vol: &Spec, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
         Ok(self.host.copy_tree(&from.data(), &dir.data(), progress)?)
     }
 

@@ -1,13 +1,70 @@
 //! `loop`: a sparse file (0600) attached to a loop device, formatted ext4 or xfs on first stage.
 //! With `allocation: thick` the file is preallocated (fallocate) whenever it is made or grows.
 
-use super::{Attachment, Backend, Error, Frozen, Kind, Result, Usage, VolumeDir, fs_of};
-use crate::engine::record::{Access, Staging, Volume};
+use super::{Attachment, Backend, Error, Found, Frozen, Kind, Promise, Result, Rules, Unencryptable, Usage, VolumeDir};
 use crate::sys::tree::{Copied, CopyReport, Progress};
 use crate::sys::{FsType, Host, MountEntry, MountOptions, Place, mount_at};
+use crate::volume::{Access, Allocation, Spec, Staging};
 use std::fs::OpenOptions;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+
+/// Loop images are sized in whole filesystem blocks.
+const ALIGN: u64 = 4096;
+/// mkfs.xfs refuses a filesystem smaller than 300 MiB.
+const XFS_MIN: u64 = 300 << 20;
+/// The smallest loop image that holds a useful ext4 filesystem.
+const EXT4_MIN: u64 = 16 << 20;
+
+/// Superblock options a loop volume's stage mount takes, whatever its filesystem.
+const STAGE: [&str; 6] = ["lazytime", "sync", "dirsync", "discard", "nodiscard", "noquota"];
+/// Superblock options of one filesystem only.
+const EXT4_STAGE: [&str; 2] = ["errors=remount-ro", "errors=continue"];
+const XFS_STAGE: [&str; 1] = ["nouuid"];
+
+/// The rules of loop volumes.
+#[derive(Debug)]
+pub struct LoopRules;
+
+impl Rules for LoopRules {
+    fn kind(&self) -> Kind {
+        Kind::Loop
+    }
+
+    fn minimum(&self, fs: Option<FsType>) -> u64 {
+        match fs {
+            Some(FsType::Xfs) => XFS_MIN,
+            _ => EXT4_MIN,
+        }
+    }
+
+    fn aligned(&self, bytes: u64) -> u64 {
+        bytes.div_ceil(ALIGN).saturating_mul(ALIGN)
+    }
+
+    fn stage_fs_options(&self, fs: Option<FsType>) -> Vec<&'static str> {
+        let own: &[&str] = match fs.unwrap_or(FsType::Ext4) {
+            FsType::Ext4 => &EXT4_STAGE,
+            FsType::Xfs => &XFS_STAGE,
+        };
+        STAGE.iter().chain(own).copied().collect()
+    }
+
+    fn preallocates(&self) -> bool {
+        true
+    }
+
+    fn encryptable(&self, fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
+        match fs {
+            None | Some(FsType::Ext4) => Ok(()),
+            Some(other) => Err(Unencryptable::Filesystem(other)),
+        }
+    }
+
+    fn copies_ciphertext(&self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug)]
 pub struct LoopBackend {
@@ -47,7 +104,7 @@ impl LoopBackend {
 
     /// Sizes the open image to `bytes` (never shrinks), preallocating it for a thick volume, and
     /// makes it durable.
-    fn size_image(&self, vol: &Volume, file: &std::fs::File, image: &Path, bytes: u64) -> Result<()> {
+    fn size_image(&self, vol: &Spec, file: &std::fs::File, image: &Path, bytes: u64) -> Result<()> {
         let len = file.metadata().map_err(Error::io("stat", image))?.len();
         if bytes > len {
             file.set_len(bytes).map_err(Error::io("size", image))?;
@@ -96,6 +153,42 @@ impl LoopBackend {
 }
 
 impl Backend for LoopBackend {
+    /// A sparse image's size, and its allocated blocks; not made yet (a copy still to run), it
+    /// will be, at the volume's size.
+    fn promise(&self, vol: &Spec, dir: &VolumeDir) -> Promise {
+        use std::os::unix::fs::MetadataExt;
+        match std::fs::symlink_metadata(dir.image()) {
+            Ok(m) if m.is_file() => {
+                Promise { sized: m.len().max(vol.capacity), written: m.blocks().saturating_mul(512) }
+            }
+            _ => Promise { sized: vol.capacity, written: 0 },
+        }
+    }
+
+    /// An image file.
+    fn found_in(&self, dir: &VolumeDir, _table: &[MountEntry]) -> bool {
+        dir.image().exists()
+    }
+
+    /// The image's length, and the filesystem on it (ext4 when none is told).
+    fn found_size(&self, dir: &VolumeDir) -> Result<Found> {
+        let image = dir.image();
+        let size = std::fs::metadata(&image).map_err(Error::io("stat", &image))?.len();
+        let probed = self.host.probe_fs(&image)?;
+        Ok(Found {
+            capacity: Some(size),
+            fs_type: Some(probed.as_deref().and_then(FsType::parse).unwrap_or(FsType::Ext4)),
+        })
+    }
+
+    fn binds_data(&self) -> bool {
+        false
+    }
+
+    fn deletes_at_once(&self) -> bool {
+        true
+    }
+
     fn kind(&self) -> Kind {
         Kind::Loop
     }
@@ -104,9 +197,9 @@ impl Backend for LoopBackend {
         Ok(self.host.statvfs(root)?.available_bytes)
     }
 
-    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn provision(&self, vol: &Spec, dir: &VolumeDir) -> Result<()> {
         let image = dir.image();
-        let file = crate::engine::perm::private_file()
+        let file = crate::volume::private_file()
             .create(true)
             .truncate(false)
             .write(true)
@@ -115,7 +208,7 @@ impl Backend for LoopBackend {
         self.size_image(vol, &file, &image, vol.capacity)
     }
 
-    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn delete(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         let image = dir.image();
         for device in self.devices_of(&image)? {
             self.host.loop_detach_backing(&device, &image)?;
@@ -126,7 +219,7 @@ impl Backend for LoopBackend {
         }
     }
 
-    fn attach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Attachment> {
+    fn attach(&self, _vol: &Spec, dir: &VolumeDir) -> Result<Attachment> {
         let image = dir.image();
         if !image.exists() {
             return Err(Error::Missing { path: image });
@@ -137,7 +230,7 @@ impl Backend for LoopBackend {
         Ok(Attachment { device: Some(self.host.loop_attach(&image, false)?), fresh: true })
     }
 
-    fn detach(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn detach(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         let image = dir.image();
         for device in self.devices_of(&image)? {
             self.host.loop_detach_backing(&device, &image)?;
@@ -147,7 +240,7 @@ impl Backend for LoopBackend {
 
     fn stage(
         &self,
-        vol: &Volume,
+        vol: &Spec,
         _dir: &VolumeDir,
         device: Option<&Path>,
         staging: &Place,
@@ -157,8 +250,8 @@ impl Backend for LoopBackend {
         let Access::Mount { flags } = access else {
             return Ok(());
         };
-        let fs = fs_of(vol);
-        self.ensure_fs(device, fs, vol.encryption.is_some())?;
+        let fs = vol.fs();
+        self.ensure_fs(device, fs, vol.encrypted)?;
         let grow = vol.grow_fs;
         if grow && fs == FsType::Ext4 {
             self.host.grow_fs_offline(fs, device)?;
@@ -173,26 +266,26 @@ impl Backend for LoopBackend {
         Ok(())
     }
 
-    fn holds(
-        &self,
-        vol: &Volume,
-        dir: &VolumeDir,
-        device: Option<&Path>,
-        staging: &Path,
-        table: &[MountEntry],
-    ) -> bool {
-        let Some(device) = device else { return false };
+    fn holds(&self, dir: &VolumeDir, staging: &Staging, table: &[MountEntry]) -> bool {
+        let Some(device) = staging.device.as_deref() else { return false };
         if !self.host.loop_backs(device, &dir.image()).unwrap_or(false) {
             return false;
         }
-        let block = vol.staging.as_ref().is_some_and(|s| matches!(s.access, Access::Block));
-        match mount_at(table, staging) {
+        match mount_at(table, &staging.path) {
             Some(m) => Path::new(&m.source) == device,
-            None => block, // block access: the device is the staging; a filesystem needs its mount
+            None => matches!(staging.access, Access::Block), // block: the device is the staging
         }
     }
 
-    fn expand(&self, vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
+    fn shows(&self, _dir: &VolumeDir, staging: &Staging, place: &Place) -> Option<bool> {
+        match (&staging.access, &staging.device) {
+            (Access::Block, Some(device)) => self.host.same_mount_root(place, device),
+            (Access::Mount { .. }, Some(device)) => self.host.mounted_from(place, device),
+            _ => None,
+        }
+    }
+
+    fn expand(&self, vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()> {
         let image = dir.image();
         let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
         self.size_image(vol, &file, &image, bytes)?;
@@ -202,14 +295,14 @@ impl Backend for LoopBackend {
         Ok(())
     }
 
-    fn grow_fs(&self, vol: &Volume, device: &Path, mounted_at: Option<&Path>) -> Result<()> {
+    fn grow_fs(&self, vol: &Spec, device: &Path, mounted_at: Option<&Path>) -> Result<()> {
         match mounted_at {
-            Some(path) => Ok(self.host.grow_fs(fs_of(vol), device, path)?),
-            None => Ok(self.host.grow_fs_offline(fs_of(vol), device)?),
+            Some(path) => Ok(self.host.grow_fs(vol.fs(), device, path)?),
+            None => Ok(self.host.grow_fs_offline(vol.fs(), device)?),
         }
     }
 
-    fn usage(&self, vol: &Volume, _dir: &VolumeDir, path: &Path) -> Result<Usage> {
+    fn usage(&self, vol: &Spec, _dir: &VolumeDir, path: &Path) -> Result<Usage> {
         let meta = std::fs::metadata(path).map_err(Error::io("stat", path))?;
         if !meta.is_dir() {
             return Ok(Usage { total_bytes: vol.capacity, ..Usage::default() });
@@ -217,7 +310,7 @@ impl Backend for LoopBackend {
         Ok(self.host.statvfs(path)?.into())
     }
 
-    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+    fn storage_problem(&self, _vol: &Spec, dir: &VolumeDir) -> Option<String> {
         (!dir.image().is_file()).then(|| format!("the backing file {} is missing", dir.image().display()))
     }
 
@@ -229,7 +322,7 @@ impl Backend for LoopBackend {
     /// before the thaw is undone at the next call, unstage or start. One that a marker shows
     /// strata froze and never thawed (a killed copy) is still frozen: the kernel answers EBUSY,
     /// and the freeze is taken over as it is.
-    fn freeze_for_copy(&self, _vol: &Volume, dir: &VolumeDir, staging: Option<&Staging>) -> Result<Option<Frozen>> {
+    fn freeze_for_copy(&self, _vol: &Spec, dir: &VolumeDir, staging: Option<&Staging>) -> Result<Option<Frozen>> {
         let Some(s) = staging.filter(|s| matches!(s.access, Access::Mount { .. })) else { return Ok(None) };
         let place = self.staged_fs(s)?;
         let marker = dir.0.join(FROZEN);
@@ -245,7 +338,7 @@ impl Backend for LoopBackend {
                 return Err(e.into());
             }
         }
-        crate::engine::crashpoint::hit("snapshot:frozen");
+        crate::crashpoint::hit("snapshot:frozen");
         Ok(Some(Frozen { place, marker }))
     }
 
@@ -256,24 +349,18 @@ impl Backend for LoopBackend {
         std::fs::remove_file(&frozen.marker).map_err(Error::io("remove", &frozen.marker))
     }
 
-    fn copy_instantly(
-        &self,
-        _vol: &Volume,
-        dir: &VolumeDir,
-        dest: &VolumeDir,
-        _ro: bool,
-    ) -> Result<Option<CopyReport>> {
+    fn copy_instantly(&self, _vol: &Spec, dir: &VolumeDir, dest: &VolumeDir, _ro: bool) -> Result<Option<CopyReport>> {
         Ok(self.host.reflink_file(&dir.image(), &dest.image())?.then(reflinked))
     }
 
-    fn restore_instantly(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir) -> Result<Option<CopyReport>> {
+    fn restore_instantly(&self, from: &VolumeDir, _vol: &Spec, dir: &VolumeDir) -> Result<Option<CopyReport>> {
         Ok(self.host.reflink_file(&from.image(), &dir.image())?.then(reflinked))
     }
 
     /// Copies the image as it is (the caller holds it still: frozen, or not staged and locked).
     fn copy_out(
         &self,
-        _vol: &Volume,
+        _vol: &Spec,
         dir: &VolumeDir,
         dest: &VolumeDir,
         _ro: bool,
@@ -287,16 +374,16 @@ impl Backend for LoopBackend {
         std::fs::metadata(dir.image()).map_or(0, |m| (m.blocks() * 512).min(m.len()))
     }
 
-    fn recover(&self, _vol: &Volume, dir: &VolumeDir) -> Result<Option<String>> {
+    fn recover(&self, _vol: &Spec, dir: &VolumeDir) -> Result<Option<String>> {
         self.thaw_leftover(dir)
     }
 
-    fn copy_in(&self, from: &VolumeDir, _vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
+    fn copy_in(&self, from: &VolumeDir, _vol: &Spec, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
         Ok(image_report(self.host.copy_file(&from.image(), &dir.image(), progress)?))
     }
 
     /// Grows the copied image to the volume's capacity; the filesystem follows at stage.
-    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+    fn fit(&self, vol: &Spec, dir: &VolumeDir) -> Result<bool> {
         let image = dir.image();
         let file = OpenOptions::new().write(true).open(&image).map_err(Error::io("open", &image))?;
         let len = file.metadata().map_err(Error::io("stat", &image))?.len();
@@ -335,6 +422,6 @@ fn is_errno(e: &crate::sys::Error, errno: i32) -> bool {
 }
 
 /// Whether the volume asked for a preallocated image (`allocation: thick`).
-fn thick(vol: &Volume) -> bool {
-    vol.parameters.get(crate::engine::capacity::PARAM_ALLOCATION).is_some_and(|a| a == "thick")
+fn thick(vol: &Spec) -> bool {
+    vol.allocation == Allocation::Thick
 }

@@ -2,12 +2,40 @@
 //! Snapshots are tree copies kept on disk under the root (`snapshots/<id>/data`), so they outlive
 //! the node's memory; a restore or a clone is a new tmpfs filled with a copy of the tree.
 
-use super::{Backend, Error, Kind, Result, Usage, VolumeDir, make_dir, stage_bind};
-use crate::engine::record::{Access, Volume};
+use super::{
+    Backend, DeviceNodes, Error, Found, Kind, Promise, Result, Rules, Usage, VolumeDir, make_dir, shows_bind,
+    stage_bind,
+};
 use crate::sys::tree::{self, CopyReport, Progress};
-use crate::sys::{Host, MountOptions, Place, mount_at, place_at};
+use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at, place_at};
+use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
+
+/// tmpfs volumes are never a way to run setuid programs or reach devices.
+const ALWAYS: [&str; 2] = ["nosuid", "nodev"];
+
+/// The rules of tmpfs volumes.
+#[derive(Debug)]
+pub struct TmpfsRules;
+
+impl Rules for TmpfsRules {
+    fn kind(&self) -> Kind {
+        Kind::Tmpfs
+    }
+
+    fn always_options(&self) -> &'static [&'static str] {
+        &ALWAYS
+    }
+
+    fn device_nodes(&self) -> DeviceNodes {
+        DeviceNodes::Never
+    }
+
+    fn in_memory(&self) -> bool {
+        true
+    }
+}
 
 #[derive(Debug)]
 pub struct TmpfsBackend {
@@ -29,6 +57,42 @@ impl TmpfsBackend {
 }
 
 impl Backend for TmpfsBackend {
+    /// Its size, and what its mount uses now.
+    fn promise(&self, vol: &Spec, dir: &VolumeDir) -> Promise {
+        let mounted = place_at(&dir.data()).is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
+        let used = if mounted { self.host.statvfs(&dir.data()).map_or(0, |f| f.used_bytes) } else { 0 };
+        Promise { sized: vol.capacity, written: used }
+    }
+
+    /// A tmpfs mounted on the data directory.
+    fn found_in(&self, dir: &VolumeDir, table: &[MountEntry]) -> bool {
+        mount_at(table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs")
+    }
+
+    fn found_size(&self, dir: &VolumeDir) -> Result<Found> {
+        Ok(Found { capacity: Some(self.host.statvfs(&dir.data())?.total_bytes), fs_type: None })
+    }
+
+    fn deletes_at_once(&self) -> bool {
+        true
+    }
+
+    fn outlives_boot(&self) -> bool {
+        false
+    }
+
+    fn remake_lost(&self, vol: &Spec, dir: &VolumeDir, table: &[MountEntry]) -> Result<Option<String>> {
+        if mount_at(table, &dir.data()).is_some() {
+            return Ok(None);
+        }
+        self.provision(vol, dir)?;
+        Ok(Some("mounted a new empty tmpfs (its contents did not survive)".to_owned()))
+    }
+
+    fn shows(&self, dir: &VolumeDir, _staging: &Staging, place: &Place) -> Option<bool> {
+        shows_bind(&*self.host, dir, place)
+    }
+
     fn kind(&self) -> Kind {
         Kind::Tmpfs
     }
@@ -38,7 +102,7 @@ impl Backend for TmpfsBackend {
     }
 
     /// Mounts the tmpfs at the data directory (also used by reconcile after a reboot).
-    fn provision(&self, vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn provision(&self, vol: &Spec, dir: &VolumeDir) -> Result<()> {
         make_dir(&dir.data(), 0o755)?;
         if !self.mounted(dir)? {
             self.host.mount(Path::new("tmpfs"), &place_at(&dir.data())?, "tmpfs", &options(vol.capacity))?;
@@ -46,7 +110,7 @@ impl Backend for TmpfsBackend {
         Ok(())
     }
 
-    fn delete(&self, _vol: &Volume, dir: &VolumeDir) -> Result<()> {
+    fn delete(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         if self.mounted(dir)? {
             self.host.unmount(&place_at(&dir.data())?, false)?;
         }
@@ -60,7 +124,7 @@ impl Backend for TmpfsBackend {
     /// the node, and the volume still exists.
     fn stage(
         &self,
-        vol: &Volume,
+        vol: &Spec,
         dir: &VolumeDir,
         _device: Option<&Path>,
         staging: &Place,
@@ -72,11 +136,11 @@ impl Backend for TmpfsBackend {
         stage_bind(self.host.as_ref(), &dir.data(), staging, access)
     }
 
-    fn expand(&self, _vol: &Volume, dir: &VolumeDir, bytes: u64) -> Result<()> {
+    fn expand(&self, _vol: &Spec, dir: &VolumeDir, bytes: u64) -> Result<()> {
         Ok(self.host.remount(&place_at(&dir.data())?, &options(bytes))?)
     }
 
-    fn usage(&self, _vol: &Volume, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
+    fn usage(&self, _vol: &Spec, dir: &VolumeDir, _path: &Path) -> Result<Usage> {
         Ok(self.host.statvfs(&dir.data())?.into())
     }
 
@@ -86,7 +150,7 @@ impl Backend for TmpfsBackend {
     /// pass for data, so that is refused.
     fn copy_out(
         &self,
-        vol: &Volume,
+        vol: &Spec,
         dir: &VolumeDir,
         dest: &VolumeDir,
         readonly: bool,
@@ -101,7 +165,7 @@ impl Backend for TmpfsBackend {
         Ok(self.host.copy_tree(&dir.data(), &dest.data(), progress)?)
     }
 
-    fn copy_in(&self, from: &VolumeDir, vol: &Volume, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
+    fn copy_in(&self, from: &VolumeDir, vol: &Spec, dir: &VolumeDir, progress: &Progress) -> Result<CopyReport> {
         self.provision(vol, dir)?;
         Ok(self.host.copy_tree(&from.data(), &dir.data(), progress)?)
     }
@@ -115,7 +179,7 @@ impl Backend for TmpfsBackend {
     }
 
     /// Sizes the new volume's tmpfs to its own capacity (a clone's was mounted at the source's).
-    fn fit(&self, vol: &Volume, dir: &VolumeDir) -> Result<bool> {
+    fn fit(&self, vol: &Spec, dir: &VolumeDir) -> Result<bool> {
         self.expand(vol, dir, vol.capacity)?;
         Ok(false)
     }
@@ -124,7 +188,7 @@ impl Backend for TmpfsBackend {
         Ok(tree::remove_tree(&at.data()).map_err(crate::sys::Error::from)?)
     }
 
-    fn storage_problem(&self, _vol: &Volume, dir: &VolumeDir) -> Option<String> {
+    fn storage_problem(&self, _vol: &Spec, dir: &VolumeDir) -> Option<String> {
         match self.mounted(dir) {
             Ok(true) => None,
             Ok(false) => Some(format!("the tmpfs at {} is not mounted", dir.data().display())),
@@ -136,14 +200,18 @@ impl Backend for TmpfsBackend {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::engine::record::FORMAT;
     use crate::sys::{Call, FakeHost};
+    use crate::volume::Allocation;
 
-    fn volume() -> Volume {
-        let json = format!(
-            r#"{{"format":{FORMAT},"id":"t","name":"t","backend":"tmpfs","capacity":1048576,"created_unix":0}}"#
-        );
-        serde_json::from_str(&json).unwrap()
+    fn volume() -> Spec {
+        Spec {
+            kind: Kind::Tmpfs,
+            capacity: 1048576,
+            fs_type: None,
+            allocation: Allocation::Thin,
+            encrypted: false,
+            grow_fs: false,
+        }
     }
 
     #[test]

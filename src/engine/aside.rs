@@ -30,14 +30,24 @@ pub(super) fn drop_old_intents(dir: &VolumeDir) -> Result<()> {
     Ok(())
 }
 
-/// The inode number of every btrfs subvolume's root directory.
-const BTRFS_SUBVOLUME_INO: u64 = 256;
+impl VolumeDir {
+    /// A directory with nothing in it holds nothing to keep.
+    fn is_empty_dir(&self) -> bool {
+        std::fs::read_dir(&self.0).is_ok_and(|mut d| d.next().is_none())
+    }
+}
 
 /// Intent files strata 0.1 wrote inside a volume's own directory; a directory holding one and no
 /// record is still a leftover (an upgrade may find one).
 pub(super) const OLD_INTENTS: [&str; 2] = [".creating", ".deleting"];
 
 impl Engine {
+    /// Whether `dir` is what an interrupted call left: no record, and an older strata's intent
+    /// file (or nothing at all) there.
+    pub(super) fn leftover(&self, dir: &VolumeDir) -> bool {
+        !dir.record().exists() && (OLD_INTENTS.iter().any(|i| dir.0.join(i).exists()) || dir.is_empty_dir())
+    }
+
     pub(super) fn aside(&self, id: &str, suffix: &str) -> VolumeDir {
         VolumeDir(self.cfg.root.join("volumes").join(format!(".{id}{suffix}")))
     }
@@ -120,8 +130,9 @@ impl Engine {
     /// Removes what must go at once (an image, a tmpfs) and hands the rest of the aside to the
     /// background worker.
     fn hand_over(&self, vol: &Volume, aside: &VolumeDir) -> Result<()> {
-        if matches!(vol.backend, Kind::Loop | Kind::Tmpfs) {
-            self.backend(vol.backend).delete(vol, aside)?;
+        let backend = self.backend(vol.backend);
+        if backend.deletes_at_once() {
+            backend.delete(&vol.spec(), aside)?;
         }
         if !self.removals.hand_over(&vol.id) {
             return self.remove_aside(aside, Some(vol));
@@ -205,26 +216,14 @@ impl Engine {
                 &read
             }
         };
-        self.backend(vol.backend).delete(vol, at)?;
+        self.backend(vol.backend).delete(&vol.spec(), at)?;
         Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE).map_err(crate::sys::Error::from)?)
     }
 
-    /// What an aside without a record holds: an image is a loop volume's, a mount on its data
-    /// directory a tmpfs volume's, a subvolume a btrfs volume's; else a dir volume's tree.
-    fn guess(&self, aside: &VolumeDir) -> Kind {
-        use std::os::unix::fs::MetadataExt;
-        let data = aside.data();
-        if aside.image().exists() {
-            Kind::Loop
-        } else if self.host.mount_table().is_ok_and(|t| crate::sys::mount_at(&t, &data).is_some()) {
-            Kind::Tmpfs
-        } else if std::fs::symlink_metadata(&data).is_ok_and(|m| m.is_dir() && m.ino() == BTRFS_SUBVOLUME_INO)
-            && nix::sys::statfs::statfs(&data).is_ok_and(|f| f.filesystem_type() == nix::sys::statfs::BTRFS_SUPER_MAGIC)
-        {
-            Kind::Btrfs
-        } else {
-            Kind::Dir
-        }
+    /// What a volume directory without a (readable) record holds (see [`crate::backend::detect`]).
+    pub(super) fn guess(&self, at: &VolumeDir) -> Kind {
+        let table = self.host.mount_table().unwrap_or_default();
+        crate::backend::detect(at, &table, |k| self.backend(k))
     }
 
     /// Every id with an aside directory under `volumes/`.

@@ -13,11 +13,11 @@ use super::ledger::{Ledger, LedgerFile, Share};
 use super::lock::{VolumeLock, Wait};
 use super::{Engine, Error, Result, Volume};
 use crate::backend::Kind;
+use crate::volume::Allocation;
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-/// The StorageClass parameter (FlexVolume option) that asks for a preallocated loop image.
-pub const PARAM_ALLOCATION: &str = "allocation";
+pub use crate::volume::PARAM_ALLOCATION;
 
 /// How long a create waits for another create's accounting (held for the create's provision).
 const ACCOUNTING_WAIT: Duration = Duration::from_secs(30);
@@ -37,8 +37,10 @@ impl Overcommit {
         if !ratio.is_finite() || !(1.0..=1000.0).contains(&ratio) {
             return Err(format!("overcommit ratio {ratio} of {} is not between 1 and 1000", kind.as_str()));
         }
-        // In range, so the cast cannot truncate.
-        self.0.insert(kind, (ratio * 1000.0).round() as u32);
+        // In range (1000 to 1,000,000 after scaling), so the cast cannot truncate.
+        #[allow(clippy::cast_possible_truncation, clippy::cast_sign_loss, reason = "checked to be in 1..=1000 above")]
+        let permille = (ratio * 1000.0).round() as u32;
+        self.0.insert(kind, permille);
         Ok(())
     }
 
@@ -77,18 +79,11 @@ pub struct Budget {
     pub available: u64,
 }
 
-/// Whether a new loop image is preallocated (`allocation: thick`) or sparse (the default).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Allocation {
-    Thin,
-    Thick,
-}
-
 /// The allocation `params` ask for; `thick` is for loop volumes only.
 pub fn allocation(kind: Kind, params: &BTreeMap<String, String>) -> Result<Allocation> {
     match params.get(PARAM_ALLOCATION).map(String::as_str) {
         None | Some("" | "thin") => Ok(Allocation::Thin),
-        Some("thick") if kind == Kind::Loop => Ok(Allocation::Thick),
+        Some("thick") if crate::backend::rules(kind).preallocates() => Ok(Allocation::Thick),
         Some("thick") => Err(Error::InvalidArgument(format!(
             "allocation: thick preallocates loop images; a {} volume has none",
             kind.as_str()
@@ -101,7 +96,7 @@ pub fn allocation(kind: Kind, params: &BTreeMap<String, String>) -> Result<Alloc
 
 /// The pool a kind draws from: memory (tmpfs) or the data root's filesystem.
 pub(super) fn in_memory(kind: Kind) -> bool {
-    kind == Kind::Tmpfs
+    crate::backend::rules(kind).in_memory()
 }
 
 /// The accounting lock, held, and the ledger read under it (see [`super::ledger`]): every

@@ -5,6 +5,8 @@
 //! `<root>/server.lock` (an `flock`, released by the kernel when the process ends, however
 //! it ends) and writes its pid and socket there, so a second server is refused by name.
 
+pub use super::holder::Holder;
+
 use super::record::{self, Durability};
 use super::{Error, Result, perm};
 use serde::{Deserialize, Serialize};
@@ -23,13 +25,6 @@ const FORMAT: u32 = 1;
 struct Identity {
     format: u32,
     node_id: String,
-}
-
-/// Who holds the root: what the server lock's file says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Holder {
-    pub pid: u32,
-    pub endpoint: String,
 }
 
 /// The root, held by this process until dropped (the process's end releases it too).

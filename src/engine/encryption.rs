@@ -51,17 +51,10 @@ impl Encryption {
 pub fn wanted(kind: Kind, fs: Option<FsType>, params: &BTreeMap<String, String>) -> Result<bool> {
     match params.get(PARAM_ENCRYPTION).map(String::as_str) {
         None | Some("" | "none") => Ok(false),
-        Some(FSCRYPT) => match (kind, fs) {
-            (Kind::Loop, None | Some(FsType::Ext4)) | (Kind::Dir, _) => Ok(true),
-            (Kind::Loop, Some(FsType::Xfs)) => Err(Error::InvalidArgument(
-                "encryption: fscrypt needs ext4 (xfs has no fscrypt support in strata); leave fsType empty or ext4"
-                    .into(),
-            )),
-            (other, _) => Err(Error::InvalidArgument(format!(
-                "encryption: fscrypt is for loop (ext4) and dir volumes; a {} volume cannot be encrypted",
-                other.as_str()
-            ))),
-        },
+        Some(FSCRYPT) => crate::backend::rules(kind)
+            .encryptable(fs)
+            .map(|()| true)
+            .map_err(|e| Error::InvalidArgument(e.to_string())),
         Some(other) => {
             Err(Error::InvalidArgument(format!("encryption {} is neither fscrypt nor none", super::quote(other))))
         }
@@ -96,7 +89,7 @@ pub fn inherit(wanted: bool, source: Option<&Encryption>) -> Result<Option<Encry
 /// would need the key at a controller call (the CO passes it only to stages) and a copy with the
 /// same key would share its keyring with the source, so one's unstage would lock the other.
 pub fn check_copy(kind: Kind, enc: Option<&Encryption>) -> Result<()> {
-    if enc.is_none() || kind == Kind::Loop {
+    if enc.is_none() || crate::backend::rules(kind).copies_ciphertext() {
         return Ok(());
     }
     Err(Error::InvalidArgument(format!(

@@ -38,7 +38,7 @@ pub enum Error {
     #[error("{what} is being copied in the background: {progress}; the copy goes on, retry later")]
     Copying { what: String, progress: String },
     #[error("the copy that made {what} failed ({message}); what it made is removed, and the next try starts again")]
-    CopyFailed { what: String, cause: super::record::Cause, message: String },
+    CopyFailed { what: String, cause: super::cause::Cause, message: String },
     #[error("volume {id}: {reason}")]
     FailedPrecondition { id: String, reason: String },
     #[error("volume {id}: {reason}")]
@@ -65,7 +65,7 @@ pub enum Error {
          root; stop that one first, or give this one a root of its own",
         root.display(), holder.pid, holder.endpoint
     )]
-    RootHeld { root: PathBuf, holder: super::claim::Holder },
+    RootHeld { root: PathBuf, holder: super::holder::Holder },
     #[error(
         "the data root {} belongs to node {recorded:?} (its volume ids name that node), not to {asked:?}: \
          start with --node-id {recorded}, or give its volumes to {asked} deliberately with --rename-node",

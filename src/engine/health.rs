@@ -36,7 +36,7 @@ impl Engine {
         }
         let dir = self.dir(&vol.id);
         let mut problems = Vec::new();
-        problems.extend(self.backend(vol.backend).storage_problem(vol, &dir));
+        problems.extend(self.backend(vol.backend).storage_problem(&vol.spec(), &dir));
         if let Some(s) = &vol.staging {
             match mount_at(table, &s.path) {
                 None if matches!(s.access, Access::Mount { .. }) => {

@@ -69,7 +69,7 @@ impl Engine {
         let publications = recorded.into_iter().map(|p| (p.clone(), mount_at(&table, &p.target).cloned())).collect();
         let usage = staging.map(|s| {
             let backend = self.backend(volume.backend);
-            backend.usage(&volume, &dir, &s.path)
+            backend.usage(&volume.spec(), &dir, &s.path)
         });
         let condition = self.condition_in(&volume, &table);
         let copy = volume.copy.as_ref().map(|c| self.copy_state(&super::CopyKey::Volume(id.to_owned()), c, &dir));

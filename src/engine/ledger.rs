@@ -15,10 +15,10 @@
 //! fit counts again before it refuses; strata-csi counts every few minutes).
 
 use super::{Engine, Error, Result, Volume, record};
-use crate::backend::{Kind, VolumeDir};
+use crate::backend::{Kind, Promise, VolumeDir};
 use std::collections::BTreeMap;
 use std::io::{Read, Seek, Write};
-use std::os::unix::fs::{MetadataExt, OpenOptionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 /// The ledger's file in `locks/`.
@@ -80,7 +80,7 @@ impl Ledger {
     /// What the volumes of the kinds of one pool (memory: tmpfs; disk: the others) promise,
     /// copies in progress included.
     pub fn promised(&self, memory: bool) -> u64 {
-        let in_pool = |k: &Kind| super::capacity::in_memory(*k) == memory;
+        let in_pool = |k: &Kind| crate::backend::rules(*k).in_memory() == memory;
         let counted: u64 = self.kinds.iter().filter(|(k, _)| in_pool(k)).map(|(_, t)| t.promised()).sum();
         let pending: u64 = self.pending.values().filter(|p| in_pool(&p.kind)).map(|p| p.bytes).sum();
         counted.saturating_add(pending)
@@ -156,20 +156,7 @@ impl Engine {
     /// kinds whose pool does not see their size until they write it (sparse loop images, tmpfs)
     /// that size and what of it is written now.
     pub(super) fn share(&self, vol: &Volume, dir: &VolumeDir) -> Share {
-        let (sized, written) = match vol.backend {
-            Kind::Loop => match std::fs::symlink_metadata(dir.image()) {
-                Ok(m) if m.is_file() => (m.len().max(vol.capacity), m.blocks().saturating_mul(512)),
-                // Not made yet (a copy still to run): it will be, at the volume's size.
-                _ => (vol.capacity, 0),
-            },
-            Kind::Tmpfs => {
-                let place = crate::sys::place_at(&dir.data());
-                let mounted = place.is_ok_and(|p| self.host.is_mount_point(&p).unwrap_or(false));
-                let used = if mounted { self.host.statvfs(&dir.data()).map_or(0, |f| f.used_bytes) } else { 0 };
-                (vol.capacity, used)
-            }
-            Kind::Dir | Kind::Btrfs => (0, 0),
-        };
+        let Promise { sized, written } = self.backend(vol.backend).promise(&vol.spec(), dir);
         Share { kind: vol.backend, capacity: vol.capacity, sized, written }
     }
 

@@ -125,8 +125,9 @@ fn byte_of(id: &str) -> i64 {
 fn set_lock(file: &File, offset: i64, kind: libc::c_int) -> nix::Result<()> {
     // SAFETY: `flock` is plain old data; all-zero is a valid value that the fields below complete.
     let mut range: libc::flock = unsafe { std::mem::zeroed() };
-    range.l_type = kind as libc::c_short;
-    range.l_whence = libc::SEEK_SET as libc::c_short;
+    // F_WRLCK, F_UNLCK and SEEK_SET are small constants (1, 2, 0) that fit a c_short.
+    range.l_type = libc::c_short::try_from(kind).map_err(|_| nix::errno::Errno::EINVAL)?;
+    range.l_whence = libc::c_short::try_from(libc::SEEK_SET).map_err(|_| nix::errno::Errno::EINVAL)?;
     range.l_start = offset;
     range.l_len = 1;
     nix::fcntl::fcntl(file, nix::fcntl::FcntlArg::F_OFD_SETLK(&range)).map(drop)

@@ -3,17 +3,19 @@
 
 mod aside;
 pub mod capacity;
+mod cause;
 pub mod claim;
 mod copies;
-pub mod crashpoint;
 pub mod encryption;
 mod error;
 mod exhausted;
 mod groups;
 mod groupsync;
 mod health;
+mod holder;
 mod inspect;
 mod isolate;
+mod kernel;
 pub mod ledger;
 pub mod lock;
 pub mod mount_policy;
@@ -31,8 +33,11 @@ mod snapshot;
 mod state;
 mod survey;
 pub mod validate;
+mod volumes;
 
-pub use capacity::{Allocation, Budget, Overcommit};
+pub use crate::crashpoint;
+pub use crate::volume::Allocation;
+pub use capacity::{Budget, Overcommit};
 pub use copies::{CopyJob, CopyKey, CopyProgress, CopyStats, JobState, PROGRESS_FILE};
 pub use error::{Class, Error, Result};
 pub use exhausted::Resource;
@@ -121,7 +126,7 @@ impl Engine {
     pub fn new(mut cfg: Config, host: Arc<dyn Host>) -> Result<Engine> {
         perm::open_root(&cfg.root)?;
         cfg.root = std::fs::canonicalize(&cfg.root).map_err(Error::io("resolve", &cfg.root))?;
-        let backends = Kind::ALL.into_iter().map(|k| (k, backend::make(k, host.clone()))).collect();
+        let backends = backend::make_all(&host);
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
@@ -186,33 +191,6 @@ impl Engine {
                 None => Error::Busy { id },
             }
         })
-    }
-
-    /// A volume's record with its node state (where it is staged and published).
-    fn load_existing(&self, id: &str) -> Result<Volume> {
-        self.load(id)?.ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
-    }
-
-    /// Writes the record, durably. A staging that an older record carried moves to the node
-    /// state file first, since the record no longer holds it.
-    fn save(&self, vol: &Volume) -> Result<()> {
-        if vol.staging_in_record {
-            self.write_node_state(vol)?;
-        }
-        record::save_json(&self.dir(&vol.id).record(), vol, record::Durability::Durable)
-    }
-
-    /// Records where the volume is staged and published (node state, no fsync; see [`state`]).
-    fn save_state(&self, vol: &Volume) -> Result<()> {
-        if vol.staging_in_record {
-            return self.save(vol);
-        }
-        self.write_node_state(vol)
-    }
-
-    fn write_node_state(&self, vol: &Volume) -> Result<()> {
-        let node = state::NodeState::new(vol.staging.clone(), vol.marked.clone());
-        state::save(&self.dir(&vol.id), &node)
     }
 
     /// A volume's record, if it exists, without its publications.
@@ -327,7 +305,7 @@ impl Engine {
         let mut vol = new_record(req, fs_type);
         let backend = self.backend(vol.backend);
         let count = |vol: &Volume, dir: &VolumeDir| reserved.count(&self.share(vol, dir));
-        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(vol, dir)?), count)?;
+        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(&vol.spec(), dir)?), count)?;
         Ok(vol)
     }
 
@@ -359,7 +337,7 @@ impl Engine {
         // A device still attached is detached while the volume is whole: a failure here
         // leaves the volume as it was, for the retry. A dir volume's key left in the kernel by
         // a stage cut short goes first.
-        self.backend(vol.backend).detach(&vol, &dir)?;
+        self.backend(vol.backend).detach(&vol.spec(), &dir)?;
         self.lock_key(&vol, None)?;
         self.remove_volume(&vol)
     }
@@ -384,7 +362,7 @@ impl Engine {
             let mut reserved = self.reserve(vol.backend, bytes - vol.capacity)?;
             let dir = self.dir(id);
             let before = self.share(&vol, &dir);
-            self.backend(vol.backend).expand(&vol, &dir, bytes)?;
+            self.backend(vol.backend).expand(&vol.spec(), &dir, bytes)?;
             vol.capacity = bytes;
             vol.grow_fs = vol.backend.formats();
             reserved.recount(&before, &self.share(&vol, &dir))?;
@@ -406,7 +384,7 @@ impl Engine {
             return Ok(());
         };
         let backend = self.backend(vol.backend);
-        if let Err(online) = backend.grow_fs(vol, &device, Some(&path)) {
+        if let Err(online) = backend.grow_fs(&vol.spec(), &device, Some(&path)) {
             if vol.encryption.is_some() {
                 // Mounted again, its keyring would be a new, empty one: no offline grow here.
                 let reason = format!(
@@ -427,7 +405,7 @@ impl Engine {
                 return Err(Error::precondition(&vol.id, format!("{} no longer holds it", path.display())));
             }
             self.host.unmount(&place, false)?;
-            backend.stage(vol, &self.dir(&vol.id), Some(&device), &place, &access)?;
+            backend.stage(&vol.spec(), &self.dir(&vol.id), Some(&device), &place, &access)?;
         }
         vol.grow_fs = false;
         self.save(vol)
@@ -440,10 +418,10 @@ impl Engine {
         if !path.exists() {
             return Err(Error::InvalidPath { what: "volume", path: path.to_owned(), reason: "does not exist".into() });
         }
-        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol.spec(), &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
-        Ok(self.backend(vol.backend).usage(&vol, &self.dir(id), path)?)
+        Ok(self.backend(vol.backend).usage(&vol.spec(), &self.dir(id), path)?)
     }
 }
 

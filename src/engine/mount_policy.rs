@@ -10,7 +10,7 @@
 //! volume is never a way to reach a device from another pod that mounts it.
 
 use super::{Error, Result, quote};
-use crate::backend::Kind;
+use crate::backend::{DeviceNodes, Kind, rules};
 use crate::sys::FsType;
 
 /// Which mount the options are for.
@@ -29,16 +29,6 @@ const PER_MOUNT: [&str; 9] =
 /// What the kernel does anyway: accepted and dropped.
 const DEFAULTS: [&str; 5] = ["defaults", "exec", "async", "atime", "diratime"];
 
-/// Superblock options a loop volume's stage mount takes, whatever its filesystem.
-const LOOP_STAGE: [&str; 6] = ["lazytime", "sync", "dirsync", "discard", "nodiscard", "noquota"];
-
-/// Superblock options of one filesystem only.
-const EXT4_STAGE: [&str; 2] = ["errors=remount-ro", "errors=continue"];
-const XFS_STAGE: [&str; 1] = ["nouuid"];
-
-/// tmpfs volumes are never a way to run setuid programs or reach devices.
-const TMPFS_ALWAYS: [&str; 2] = ["nosuid", "nodev"];
-
 /// The parameter that lets a `dir` volume's mounts reach device nodes (`devices: allow`).
 pub const PARAM_DEVICES: &str = "devices";
 
@@ -47,12 +37,14 @@ pub const PARAM_DEVICES: &str = "devices";
 pub fn devices(kind: Kind, params: &std::collections::BTreeMap<String, String>) -> Result<bool> {
     match params.get(PARAM_DEVICES).map(String::as_str) {
         None | Some("" | "deny") => Ok(false),
-        Some("allow") if kind == Kind::Dir => Ok(true),
-        Some("allow") => Err(Error::InvalidArgument(format!(
-            "devices: allow is for dir volumes; a {} volume's mounts are {}",
-            kind.as_str(),
-            if kind == Kind::Tmpfs { "always nodev" } else { "never made nodev by strata" }
-        ))),
+        Some("allow") => match rules(kind).device_nodes() {
+            DeviceNodes::Optional => Ok(true),
+            nodes => Err(Error::InvalidArgument(format!(
+                "devices: allow is for dir volumes; a {} volume's mounts are {}",
+                kind.as_str(),
+                if nodes == DeviceNodes::Never { "always nodev" } else { "never made nodev by strata" }
+            ))),
+        },
         Some(other) => Err(Error::InvalidArgument(format!("devices {} is neither allow nor deny", quote(other)))),
     }
 }
@@ -61,7 +53,8 @@ pub fn devices(kind: Kind, params: &std::collections::BTreeMap<String, String>) 
 /// parameters allow devices.
 pub fn for_volume(vol: &super::Volume, at: Use, options: &[String]) -> Result<Vec<String>> {
     let mut out = check(vol.backend, vol.fs_type, at, options)?;
-    if vol.backend == Kind::Dir && !devices(vol.backend, &vol.parameters)? && !out.iter().any(|o| o == "nodev") {
+    let optional = rules(vol.backend).device_nodes() == DeviceNodes::Optional;
+    if optional && !devices(vol.backend, &vol.parameters)? && !out.iter().any(|o| o == "nodev") {
         out.push("nodev".to_owned());
     }
     Ok(out)
@@ -84,11 +77,9 @@ pub fn check(kind: Kind, fs: Option<FsType>, at: Use, options: &[String]) -> Res
             out.push(opt.to_owned());
         }
     }
-    if kind == Kind::Tmpfs {
-        for flag in TMPFS_ALWAYS {
-            if !out.iter().any(|o| o == flag) {
-                out.push(flag.to_owned());
-            }
+    for &flag in rules(kind).always_options() {
+        if !out.iter().any(|o| o == flag) {
+            out.push(flag.to_owned());
         }
     }
     Ok(out)
@@ -100,14 +91,10 @@ fn allowed(kind: Kind, fs: Option<FsType>, at: Use, opt: &str) -> bool {
 
 /// The superblock options this mount takes beyond the per-mount flags.
 fn fs_stage_options(kind: Kind, fs: Option<FsType>, at: Use) -> Vec<&'static str> {
-    if kind != Kind::Loop || at != Use::Stage {
-        return Vec::new();
+    match at {
+        Use::Stage => rules(kind).stage_fs_options(fs),
+        Use::Publish => Vec::new(),
     }
-    let own: &[&str] = match fs.unwrap_or(FsType::Ext4) {
-        FsType::Ext4 => &EXT4_STAGE,
-        FsType::Xfs => &XFS_STAGE,
-    };
-    LOOP_STAGE.iter().chain(own).copied().collect()
 }
 
 fn refused(kind: Kind, fs: Option<FsType>, at: Use, opt: &str) -> Error {
@@ -120,10 +107,13 @@ fn refused(kind: Kind, fs: Option<FsType>, at: Use, opt: &str) -> Error {
         "errors" if opt == "errors=panic" => "it would panic the node's kernel on a filesystem error",
         _ => "it is not on the allowlist",
     };
-    let mount = match (kind, at) {
-        (Kind::Loop, Use::Stage) => format!("the {} mount of a loop volume", fs.unwrap_or(FsType::Ext4).as_str()),
-        (_, Use::Stage) => format!("the staging bind of a {} volume", kind.as_str()),
-        (_, Use::Publish) => format!("a publish bind of a {} volume", kind.as_str()),
+    let own_fs = !rules(kind).stage_fs_options(fs).is_empty();
+    let mount = match at {
+        Use::Stage if own_fs => {
+            format!("the {} mount of a {} volume", fs.unwrap_or(FsType::Ext4).as_str(), kind.as_str())
+        }
+        Use::Stage => format!("the staging bind of a {} volume", kind.as_str()),
+        Use::Publish => format!("a publish bind of a {} volume", kind.as_str()),
     };
     let allowed: Vec<&str> = PER_MOUNT.iter().copied().chain(fs_stage_options(kind, fs, at)).collect();
     Error::InvalidArgument(format!(

@@ -1,10 +1,11 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
 use super::encryption::{MasterKey, StageKey};
+use super::kernel::shows;
 use super::mount_policy::{self, Use};
-use super::paths::{make_dir, make_target, remove_empty, remove_target, shows};
+use super::paths::{make_dir, make_target, remove_empty, remove_target};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
-use crate::backend::{Attachment, Kind, VolumeDir};
+use crate::backend::{Attachment, VolumeDir};
 use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at};
 use std::path::{Path, PathBuf};
 
@@ -44,7 +45,7 @@ impl Engine {
     /// Whether the volume's record says it is staged and the mount table agrees.
     pub(super) fn staged_here(&self, vol: &Volume, table: &[MountEntry]) -> Option<Staging> {
         let s = vol.staging.as_ref()?;
-        let held = self.backend(vol.backend).holds(vol, &self.dir(&vol.id), s.device.as_deref(), &s.path, table);
+        let held = self.backend(vol.backend).holds(&self.dir(&vol.id), s, table);
         held.then(|| s.clone())
     }
 
@@ -54,13 +55,7 @@ impl Engine {
     /// when it cannot be shown cheaply; the caller then asks the mount table.
     fn staged_by_identity(&self, vol: &Volume, staging: &Place) -> Option<Staging> {
         let s = vol.staging.as_ref().filter(|s| s.path == staging.path())?;
-        let proven = match (vol.backend, &s.access, &s.device) {
-            (Kind::Dir | Kind::Tmpfs | Kind::Btrfs, _, _) => {
-                self.host.same_mount_root(staging, &self.dir(&vol.id).data())
-            }
-            (Kind::Loop, Access::Mount { .. }, Some(device)) => self.host.mounted_from(staging, device),
-            _ => None,
-        };
+        let proven = self.backend(vol.backend).shows(&self.dir(&vol.id), s, staging);
         (proven == Some(true)).then(|| s.clone())
     }
 
@@ -96,14 +91,25 @@ impl Engine {
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
         self.refuse_unfinished(&vol)?;
+        let (access, key) = self.stage_terms(&vol, access, key)?;
+        if self.stage_found(&mut vol, &place, &access, key.as_ref())? {
+            return Ok(());
+        }
+        self.stage_afresh(&mut vol, &place, &access, key.as_ref())
+    }
+
+    /// What a stage of `vol` with `access` applies: the access with its mount options checked
+    /// against the volume's allowlist, and the volume's key (encrypted volumes) from `key`.
+    fn stage_terms(&self, vol: &Volume, access: &Access, key: &StageKey) -> Result<(Access, Option<MasterKey>)> {
         if vol.encryption.is_some() && matches!(access, Access::Block) {
             return Err(Error::InvalidArgument(format!(
-                "volume {id} is encrypted (fscrypt encrypts files): it is a filesystem, never a raw block device"
+                "volume {} is encrypted (fscrypt encrypts files): it is a filesystem, never a raw block device",
+                vol.id
             )));
         }
-        let key = &self.stage_key(&vol, key)?;
-        let access = &match access {
-            Access::Mount { flags } => Access::Mount { flags: mount_policy::for_volume(&vol, Use::Stage, flags)? },
+        let key = self.stage_key(vol, key)?;
+        let access = match access {
+            Access::Mount { flags } => Access::Mount { flags: mount_policy::for_volume(vol, Use::Stage, flags)? },
             Access::Block => Access::Block,
         };
         if matches!(access, Access::Block) && !vol.backend.supports_block() {
@@ -112,62 +118,74 @@ impl Engine {
                 vol.backend.as_str()
             )));
         }
+        Ok((access, key))
+    }
+
+    /// Finishes a stage that is there already (a retry, or a stage killed before its node state
+    /// was written) and says so with `true`; `false` when `place` is free for a new stage. A stage
+    /// elsewhere or with the other access, or another mount at `place`, is refused.
+    fn stage_found(&self, vol: &mut Volume, place: &Place, access: &Access, key: Option<&MasterKey>) -> Result<bool> {
+        let (id, staging) = (vol.id.clone(), place.path());
         // What is mounted at the place is decided on the held place itself (statx), never by a
         // path string that a rename can make point elsewhere: nothing is ever stacked on a mount.
-        let mounted = self.host.is_mount_point(&place)?;
-        if let Some(s) = self.staged_by_identity(&vol, &place).filter(|_| mounted) {
-            return if &s.access == access {
-                self.unlock_staged(&mut vol, &place, key.as_ref())
-            } else {
-                Err(already(id, other_access(staging, &s.access, access)))
-            };
+        let mounted = self.host.is_mount_point(place)?;
+        if let Some(s) = self.staged_by_identity(vol, place).filter(|_| mounted) {
+            if &s.access != access {
+                return Err(already(&id, other_access(staging, &s.access, access)));
+            }
+            return self.unlock_staged(vol, place, key).map(|()| true);
         }
         // A stage killed between its mount and its node-state write: the kernel shows this
         // volume's mount there, nothing records it. Adopt it and finish the stage.
         let adoptable = mounted && vol.staging.is_none() && matches!(access, Access::Mount { .. });
-        if adoptable && self.owns_mount(id, Some(&vol), &place)? {
-            let device = self.device_of(id, None)?;
+        if adoptable && self.owns_mount(&id, Some(vol), place)? {
+            let device = self.device_of(&id, None)?;
             vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device });
             // The key first: a wrong one leaves the adopted mount unrecorded, as it was.
-            self.unlock_staged(&mut vol, &place, key.as_ref())?;
-            return self.save_state(&vol);
+            self.unlock_staged(vol, place, key)?;
+            return self.save_state(vol).map(|()| true);
         }
         // Not staged by the record and nothing mounted at `staging`: no mount-table read needed.
         let fresh = vol.staging.is_none() && !mounted;
         let table = if fresh { crate::sys::MountTable::default() } else { self.host.mount_table()? };
-        if let Some(s) = self.staged_here(&vol, &table) {
+        if let Some(s) = self.staged_here(vol, &table) {
             return match (s.path == staging, &s.access == access) {
-                (true, true) => self.unlock_staged(&mut vol, &place, key.as_ref()),
-                (true, false) => Err(already(id, other_access(staging, &s.access, access))),
-                (false, _) if s.path == self.default_staging(id) => {
-                    Err(Error::StagedByFlex { id: id.to_owned(), path: s.path })
-                }
-                (false, _) => Err(already(id, format!("it is staged at {}", s.path.display()))),
+                (true, true) => self.unlock_staged(vol, place, key).map(|()| true),
+                (true, false) => Err(already(&id, other_access(staging, &s.access, access))),
+                (false, _) if s.path == self.default_staging(&id) => Err(Error::StagedByFlex { id, path: s.path }),
+                (false, _) => Err(already(&id, format!("it is staged at {}", s.path.display()))),
             };
         }
         if mounted || mount_at(&table, staging).is_some() {
-            return Err(already(id, format!("{} already holds another mount", staging.display())));
+            return Err(already(&id, format!("{} already holds another mount", staging.display())));
         }
-        let done = self.stage_undoable(&vol, &place, access)?;
+        Ok(false)
+    }
+
+    /// Stages `vol` at the free `place`: attach, mount, add its key, record it; a failure undoes
+    /// what this call did.
+    fn stage_afresh(&self, vol: &mut Volume, place: &Place, access: &Access, key: Option<&MasterKey>) -> Result<()> {
+        let done = self.stage_undoable(vol, place, access)?;
         super::crashpoint::hit("stage:mounted");
-        let learnt = match key.as_ref().map(|k| self.unlock(&mut vol, &place, k)).transpose() {
+        let learnt = match key.map(|k| self.unlock(vol, place, k)).transpose() {
             Ok(learnt) => learnt.unwrap_or(false),
             Err(e) => {
-                self.undo_stage(&vol, &place, &done);
+                self.undo_stage(vol, place, &done);
                 return Err(e);
             }
         };
         super::crashpoint::hit("stage:key-added");
-        vol.staging = Some(Staging { path: staging.to_owned(), access: access.clone(), device: done.device.clone() });
-        if let Err(e) = self.save_state(&vol) {
+        let path = place.path().to_owned();
+        vol.staging = Some(Staging { path, access: access.clone(), device: done.device.clone() });
+        if let Err(e) = self.save_state(vol) {
             // Unrecorded, the mount would make every retry answer "already holds another mount".
-            self.undo_stage(&vol, &place, &done);
+            self.undo_stage(vol, place, &done);
             return Err(e);
         }
         let grew = vol.grow_fs && matches!(access, Access::Mount { .. });
         if grew || learnt {
             vol.grow_fs &= !grew; // the backend's stage grew it
-            self.save(&vol)?;
+            self.save(vol)?;
         }
         Ok(())
     }
@@ -191,13 +209,15 @@ impl Engine {
     fn stage_undoable(&self, vol: &Volume, staging: &Place, access: &Access) -> Result<Staged> {
         let dir = self.dir(&vol.id);
         let backend = self.backend(vol.backend);
-        let Attachment { device, fresh } = backend.attach(vol, &dir)?;
+        let Attachment { device, fresh } = backend.attach(&vol.spec(), &dir)?;
         let made_dir = match access {
             Access::Block => Ok(false),
             Access::Mount { .. } => make_dir(staging),
         };
         let done = Staged { device, fresh, made_dir: matches!(made_dir, Ok(true)), mounted: false };
-        if let Err(e) = made_dir.and_then(|_| Ok(backend.stage(vol, &dir, done.device.as_deref(), staging, access)?)) {
+        if let Err(e) =
+            made_dir.and_then(|_| Ok(backend.stage(&vol.spec(), &dir, done.device.as_deref(), staging, access)?))
+        {
             self.undo_stage(vol, staging, &done);
             return Err(e);
         }
@@ -212,7 +232,10 @@ impl Engine {
             crate::undo::log("a failed stage: unmount", self.host.unmount(staging, false));
         }
         if done.fresh {
-            crate::undo::log("a failed stage: detach", self.backend(vol.backend).detach(vol, &self.dir(&vol.id)));
+            crate::undo::log(
+                "a failed stage: detach",
+                self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id)),
+            );
         }
         crate::undo::log("a failed stage: remove the key", self.lock_key(vol, None));
         if done.made_dir {
@@ -234,7 +257,7 @@ impl Engine {
                 return Ok(()); // not staged at `staging`: nothing to undo there, nothing forgotten
             }
         }
-        self.backend(vol.backend).recover(&vol, &self.dir(id))?; // never unmount a frozen filesystem
+        self.backend(vol.backend).recover(&vol.spec(), &self.dir(id))?; // never unmount a frozen filesystem
         let mut unmounted = None;
         if let Some(place) = &place {
             if self.host.is_mount_point(place)? {
@@ -245,11 +268,13 @@ impl Engine {
             }
         }
         self.lock_key(&vol, None)?; // a dir volume's, once nothing binds it
-        if let Err(e) = self.backend(vol.backend).detach(&vol, &self.dir(id)) {
+        if let Err(e) = self.backend(vol.backend).detach(&vol.spec(), &self.dir(id)) {
             // Put the staging back as it was, so the call changes nothing and its retry starts over.
             if let (Some(place), Some(s)) = (unmounted, &vol.staging) {
                 let device = s.device.as_deref();
-                if let Err(again) = self.backend(vol.backend).stage(&vol, &self.dir(id), device, place, &s.access) {
+                if let Err(again) =
+                    self.backend(vol.backend).stage(&vol.spec(), &self.dir(id), device, place, &s.access)
+                {
                     tracing::warn!(id, error = %again, "could not stage again after a failed detach");
                 }
             }
@@ -314,7 +339,7 @@ impl Engine {
     }
 
     fn publish_now(&self, id: &str, bind: &Bind, check: Check) -> Result<()> {
-        let Bind { staging, target, opts, alone, block } = *bind;
+        let Bind { staging, target, opts, .. } = *bind;
         let readonly = opts.readonly || opts.options.iter().any(|o| o == "ro");
         validate::id("volume", id)?;
         let staging_place = self.node_place("staging", staging)?;
@@ -323,28 +348,11 @@ impl Engine {
         let mut vol = self.load_existing(id)?;
         check(&vol)?;
         let options = mount_policy::for_volume(&vol, Use::Publish, &opts.options)?;
-        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol, &self.dir(id)) {
+        if let Some(problem) = self.backend(vol.backend).storage_problem(&vol.spec(), &self.dir(id)) {
             return Err(Error::precondition(id, problem));
         }
         let mut table = LazyTable::new(self.host.as_ref());
-        let s = match self.staged_by_identity(&vol, &staging_place) {
-            Some(s) => Some(s),
-            None => self.staged_here(&vol, table.get()?).filter(|s| s.path == staging),
-        };
-        let Some(s) = s else {
-            return Err(Error::precondition(id, format!("it is not staged at {}; stage it first", staging.display())));
-        };
-        if let Some(block) = block.filter(|b| *b != matches!(s.access, Access::Block)) {
-            let (asked, staged) = if block { ("block", "filesystem") } else { ("filesystem", "block") };
-            let why = format!("it is staged at {} for {staged} access; the publish asks for {asked}", s.path.display());
-            return Err(Error::precondition(id, why));
-        }
-        let others = if alone { self.publications(&vol)? } else { Vec::new() };
-        if let Some(p) = others.into_iter().find(|p| p.target != target) {
-            let reason =
-                format!("it is published at {}, and its access mode allows one publication", p.target.display());
-            return Err(Error::precondition(id, reason));
-        }
+        let s = self.staged_for_publish(&vol, &staging_place, bind, &mut table)?;
         let block = matches!(s.access, Access::Block);
         self.check_unlocked(&vol, &staging_place)?;
         let source = self.publish_source(&vol, s.bind_source());
@@ -379,6 +387,32 @@ impl Engine {
             return Err(e);
         }
         Ok(())
+    }
+
+    /// The staging a publish of `vol` binds from: it must be staged at `staging` with the access
+    /// the publish asks for, and when it may have one publication only, not published elsewhere.
+    fn staged_for_publish(&self, vol: &Volume, staging: &Place, bind: &Bind, table: &mut LazyTable) -> Result<Staging> {
+        let id = &vol.id;
+        let s = match self.staged_by_identity(vol, staging) {
+            Some(s) => Some(s),
+            None => self.staged_here(vol, table.get()?).filter(|s| s.path == staging.path()),
+        };
+        let Some(s) = s else {
+            let why = format!("it is not staged at {}; stage it first", staging.path().display());
+            return Err(Error::precondition(id, why));
+        };
+        if let Some(block) = bind.block.filter(|b| *b != matches!(s.access, Access::Block)) {
+            let (asked, staged) = if block { ("block", "filesystem") } else { ("filesystem", "block") };
+            let why = format!("it is staged at {} for {staged} access; the publish asks for {asked}", s.path.display());
+            return Err(Error::precondition(id, why));
+        }
+        let others = if bind.alone { self.publications(vol)? } else { Vec::new() };
+        if let Some(p) = others.into_iter().find(|p| p.target != bind.target) {
+            let reason =
+                format!("it is published at {}, and its access mode allows one publication", p.target.display());
+            return Err(Error::precondition(id, reason));
+        }
+        Ok(s)
     }
 
     /// Records a publication in node state (before its bind); the same target again replaces it.

@@ -2,9 +2,9 @@
 //! [`Place`] once (checked shape, resolved beneath its prefix, never through a symlink), and
 //! targets are made, recognised and removed only through that handle.
 
-use super::{Engine, Error, Result, Volume, validate};
-use crate::sys::{MountEntry, Place, PlaceError, PlaceKind, bind_identity, loop_for, mount_at};
-use std::path::{Path, PathBuf};
+use super::{Engine, Error, Result, validate};
+use crate::sys::{Place, PlaceError, PlaceKind};
+use std::path::Path;
 
 /// Mode of the staging and target directories strata makes (kubelet makes its own 0750).
 const DIR_MODE: u32 = 0o750;
@@ -37,67 +37,6 @@ impl Engine {
             Err(e) => Err(Error::io("stat", path)(e)),
         }
     }
-
-    /// Whether the topmost mount at `place` is one of this volume's: a bind of its data
-    /// directory (dir, btrfs, tmpfs), its loop device's filesystem, or its device node (block).
-    /// Decided by `statx` where it can be, else by the mount table; a volume that strata does
-    /// not know owns nothing.
-    pub(super) fn owns_mount(&self, id: &str, vol: Option<&Volume>, place: &Place) -> Result<bool> {
-        let data = self.dir(id).data();
-        let device = self.device_of(id, vol)?;
-        let mut proofs = vec![self.host.same_mount_root(place, &data)];
-        if let Some(dev) = &device {
-            proofs.push(self.host.mounted_from(place, dev));
-            proofs.push(self.host.same_mount_root(place, dev));
-        }
-        if proofs.contains(&Some(true)) {
-            return Ok(true);
-        }
-        if proofs.iter().all(Option::is_some) {
-            return Ok(false);
-        }
-        let table = self.host.mount_table()?;
-        let Some(m) = mount_at(&table, place.path()) else { return Ok(false) };
-        let from_device = device.as_ref().is_some_and(|d| Path::new(&m.source) == d.as_path());
-        Ok(from_device || shows(&table, &data, m) || device.as_ref().is_some_and(|d| shows(&table, d, m)))
-    }
-
-    /// The loop device of a volume: the one its node state names, else the one the kernel shows
-    /// attached to its image.
-    pub(super) fn device_of(&self, id: &str, vol: Option<&Volume>) -> Result<Option<PathBuf>> {
-        let image = self.dir(id).image();
-        let recorded = vol.and_then(|v| v.staging.as_ref()).and_then(|s| s.device.clone());
-        if !image.exists() {
-            // The image was unlinked under a live device: only the kernel's name for it is left.
-            // No image and no recorded device (every dir, btrfs and tmpfs volume): no device.
-            if recorded.is_none() {
-                return Ok(None);
-            }
-            let loops = self.host.loop_list()?;
-            return Ok(recorded.filter(|d| loops.iter().any(|l| l.device == *d && l.backing_file == image)));
-        }
-        if let Some(dev) = recorded {
-            if self.host.loop_backs(&dev, &image)? {
-                return Ok(Some(dev));
-            }
-        }
-        Ok(loop_for(&self.host.loop_list()?, &image).map(|l| l.device.clone()))
-    }
-
-    /// What holds the topmost mount at `place`, for a message.
-    pub(super) fn mount_source(&self, place: &Place) -> String {
-        let table = self.host.mount_table().unwrap_or_default();
-        mount_at(&table, place.path()).map_or("unknown".to_owned(), |m| format!("{} ({})", m.source, m.fs_type))
-    }
-}
-
-/// Whether mount `m` is a bind of `source` (same device and subtree).
-pub(super) fn shows(table: &[MountEntry], source: &Path, m: &MountEntry) -> bool {
-    let want = match mount_at(table, source) {
-        Some(s) => Some(s.identity()),
-        None => bind_identity(table, source),
-    };
-    want == Some(m.identity())
 }
 
 fn invalid(what: &'static str, path: &Path, reason: &str) -> Error {

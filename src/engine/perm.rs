@@ -3,14 +3,13 @@
 //! binds, which do not depend on these modes, so volume data directories keep their own.
 
 use super::{Error, Result};
-use std::fs::{DirBuilder, OpenOptions};
-use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
+use std::fs::DirBuilder;
+use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
 use std::path::Path;
 
 /// Mode of every directory strata keeps its own state in.
 pub const DIR_MODE: u32 = 0o700;
-/// Mode of every file strata keeps its own state in (records, node state, locks, images).
-pub const FILE_MODE: u32 = 0o600;
+pub use crate::volume::{FILE_MODE, private_file};
 
 /// The directories of the root strata makes; `volumes/<id>/data` is the volume's, not strata's.
 pub const ROOT_DIRS: [&str; 5] = ["volumes", "snapshots", "staging", "locks", "locks/snapshots"];
@@ -21,13 +20,6 @@ const OWN_FILES: [&str; 5] = ["volume.json", "node.json", ".node.json.next", "sn
 /// Creates `path` and any missing parents as [`DIR_MODE`] directories; an existing one is kept.
 pub fn make_dir(path: &Path) -> Result<()> {
     DirBuilder::new().recursive(true).mode(DIR_MODE).create(path).map_err(Error::io("create", path))
-}
-
-/// Options that create a file with [`FILE_MODE`] (umask can only narrow it).
-pub fn private_file() -> OpenOptions {
-    let mut o = OpenOptions::new();
-    o.mode(FILE_MODE);
-    o
 }
 
 /// Creates the root and its directories, and tightens a root left looser by an older strata:

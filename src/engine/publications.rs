@@ -4,7 +4,6 @@
 
 use super::node::LazyTable;
 use super::{Access, Engine, Publication, Result, Staging, Volume};
-use crate::backend::Kind;
 use crate::sys::mountinfo::Identity;
 use crate::sys::{MountEntry, bind_identity, mount_at};
 use std::path::Path;
@@ -46,14 +45,7 @@ impl Engine {
         // A recorded target is resolved as a request's would be; one that no longer resolves
         // (a symlink swapped in on the way) is judged by the mount table alone.
         let place = self.node_place_if_any("target", target).ok().flatten();
-        let proven = place.as_ref().and_then(|place| match (&s.access, &s.device, vol.backend) {
-            (Access::Block, Some(device), _) => self.host.same_mount_root(place, device),
-            (Access::Mount { .. }, Some(device), Kind::Loop) => self.host.mounted_from(place, device),
-            (_, _, Kind::Dir | Kind::Tmpfs | Kind::Btrfs) => {
-                self.host.same_mount_root(place, &self.dir(&vol.id).data())
-            }
-            _ => None,
-        });
+        let proven = place.as_ref().and_then(|place| self.backend(vol.backend).shows(&self.dir(&vol.id), s, place));
         match (proven, &place) {
             (Some(true), _) => return Ok(true),
             (Some(false), Some(place)) if !self.host.is_mount_point(place)? => return Ok(false),
@@ -71,7 +63,7 @@ impl Engine {
         let block = matches!(s.access, Access::Block);
         let source = self.publish_source(vol, s.bind_source());
         let mut want: Vec<Identity> = staged_identity(table, s, &source).into_iter().collect();
-        if !block && vol.backend != Kind::Loop {
+        if !block && self.backend(vol.backend).binds_data() {
             want.extend(bind_identity(table, &self.dir(&vol.id).data()));
         }
         let root = &self.cfg.root;

@@ -4,9 +4,7 @@
 //! [`super::aside`]), so a volume's own directory without a record is never strata's leftover,
 //! except an empty one or one holding an older strata's intent file.
 
-use super::{Engine, Error, Result, Volume, record, state};
-use crate::backend::{Kind, VolumeDir};
-use crate::sys::{MountEntry, bind_identity, loop_for};
+use super::{Engine, Error, Result};
 use std::path::{Path, PathBuf};
 
 /// A volume that cannot be used until an operator repairs it.
@@ -14,13 +12,6 @@ use std::path::{Path, PathBuf};
 pub struct Quarantine {
     pub id: String,
     pub reason: String,
-}
-
-impl VolumeDir {
-    /// A directory with nothing in it holds nothing to keep.
-    fn is_empty_dir(&self) -> bool {
-        std::fs::read_dir(&self.0).is_ok_and(|mut d| d.next().is_none())
-    }
 }
 
 /// Moves `dir` (under `volumes/` or `snapshots/`) to `.quarantine/<name>.<unix seconds>` beside
@@ -39,46 +30,6 @@ pub(super) fn set_aside(dir: &Path) -> Result<PathBuf> {
 }
 
 impl Engine {
-    /// Reads a volume's record and node state; damage becomes [`Error::Quarantined`].
-    pub(super) fn load(&self, id: &str) -> Result<Option<Volume>> {
-        let dir = self.dir(id);
-        let quarantined = |reason: String| Error::Quarantined { id: id.to_owned(), reason };
-        let vol = match record::load(&dir.record()) {
-            Err(Error::Record { path, reason }) => {
-                return Err(quarantined(format!("record {}: {reason}", path.display())));
-            }
-            other => other?,
-        };
-        let Some(mut vol) = vol else {
-            if dir.0.exists() && !self.leftover(&dir) {
-                return Err(quarantined(format!(
-                    "{} exists but holds no record (moved aside, lost, or left by an older strata); its \
-                     contents are kept",
-                    dir.0.display()
-                )));
-            }
-            return Ok(None);
-        };
-        let node = match state::load(&dir) {
-            Err(Error::Record { path, reason }) => {
-                return Err(quarantined(format!("node state {}: {reason}", path.display())));
-            }
-            other => other?,
-        };
-        if node.staging.is_some() {
-            vol.staging = node.staging;
-        }
-        vol.marked = node.publications;
-        Ok(Some(vol))
-    }
-
-    /// Whether `dir` is what an interrupted call left: no record, and an older strata's intent
-    /// file (or nothing at all) there.
-    pub(super) fn leftover(&self, dir: &VolumeDir) -> bool {
-        !dir.record().exists()
-            && (super::aside::OLD_INTENTS.iter().any(|i| dir.0.join(i).exists()) || dir.is_empty_dir())
-    }
-
     /// Why the volume `id` is quarantined, if it is.
     pub fn quarantine_of(&self, id: &str) -> Option<Quarantine> {
         match self.load(id) {
@@ -97,48 +48,4 @@ impl Engine {
         }
         Ok(out)
     }
-
-    /// Mounts the kernel shows holding the volume, wherever they are: binds of its data
-    /// directory (and the mount on it for tmpfs), filesystems from its loop device, binds of its
-    /// device node. The data root's own mounts (a tmpfs volume's mount, the volumes' private
-    /// mount) do not count. Records play no part: this is what destructive calls ask.
-    pub(super) fn kernel_users(&self, id: &str, backend: Kind) -> Result<Vec<PathBuf>> {
-        let dir = self.dir(id);
-        let table = self.host.mount_table()?;
-        let mut want = Vec::new();
-        if backend != Kind::Loop {
-            want.extend(bind_identity(&table, &dir.data()));
-        }
-        let device = if dir.image().exists() {
-            loop_for(&self.host.loop_list()?, &dir.image()).map(|l| l.device.clone())
-        } else {
-            None
-        };
-        if let Some(dev) = &device {
-            want.extend(bind_identity(&table, dev));
-        }
-        let rdev = device.as_deref().and_then(device_numbers);
-        let from_device = |m: &MountEntry| {
-            device.as_ref().is_some_and(|d| Path::new(&m.source) == d.as_path())
-                || rdev.is_some_and(|(ma, mi)| (m.major, m.minor) == (ma, mi))
-        };
-        let users = table.iter().filter(|m| want.contains(&m.identity()) || from_device(m));
-        Ok(users.filter(|m| !self.internal_mount(m, &dir)).map(|m| m.mount_point.clone()).collect())
-    }
-
-    /// The data root's own mounts of a volume: a tmpfs volume's mount on its data directory.
-    fn internal_mount(&self, m: &MountEntry, dir: &VolumeDir) -> bool {
-        m.mount_point == dir.data() || m.mount_point == self.cfg.root.join("volumes")
-    }
-}
-
-/// The major and minor numbers of the block device node `dev`.
-fn device_numbers(dev: &Path) -> Option<(u32, u32)> {
-    use std::os::unix::fs::{FileTypeExt, MetadataExt};
-    let meta = std::fs::metadata(dev).ok()?;
-    if !meta.file_type().is_block_device() {
-        return None;
-    }
-    let rdev = meta.rdev();
-    Some((libc::major(rdev), libc::minor(rdev)))
 }

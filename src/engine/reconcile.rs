@@ -1,7 +1,6 @@
 //! Start-up reconcile: bring the host back in line with the records after a crash or reboot.
 
 use super::{Engine, Result, Volume};
-use crate::backend::Kind;
 use crate::sys::mount_at;
 
 /// What reconcile found and did, one line per action, for the log.
@@ -52,12 +51,11 @@ impl Engine {
         let Some(mut vol) = self.load(&listed.id)? else { return Ok(()) };
         let dir = self.volume_dir(&vol.id);
         let backend = self.backend(vol.backend);
-        if let Some(note) = backend.recover(&vol, &dir)? {
+        if let Some(note) = backend.recover(&vol.spec(), &dir)? {
             report.actions.push(format!("volume {}: {note}", vol.id));
         }
-        if vol.backend == Kind::Tmpfs && mount_at(&self.host.mount_table()?, &dir.data()).is_none() {
-            backend.provision(&vol, &dir)?;
-            report.actions.push(format!("volume {}: mounted a new empty tmpfs (its contents did not survive)", vol.id));
+        if let Some(note) = backend.remake_lost(&vol.spec(), &dir, &self.host.mount_table()?)? {
+            report.actions.push(format!("volume {}: {note}", vol.id));
         }
         let mut changed = false;
         if vol.staging_in_record && vol.staging.is_some() {
@@ -71,31 +69,7 @@ impl Engine {
                 vol.marked.len()
             ));
         }
-        let table = self.host.mount_table()?;
-        if let Some(s) = vol.staging.clone() {
-            if self.staged_here(&vol, &table).is_none() {
-                let place = self.node_place_if_any("staging", &s.path).ok().flatten();
-                let free = place.as_ref().filter(|p| p.stat().is_ok_and(|st| st.is_some()));
-                // An encrypted volume's key is never kept: mounted again without it, the staging
-                // would look done to a CO that then skips the NodeStageVolume that brings it.
-                let keyless = vol.encryption.is_some();
-                if let Some(place) = free.filter(|_| mount_at(&table, &s.path).is_none() && !keyless) {
-                    let device = self.attach_and_stage(&vol, place, &s.access)?;
-                    vol.staging = Some(super::Staging { device, ..s.clone() });
-                    report.actions.push(format!("volume {}: staged again at {}", vol.id, s.path.display()));
-                } else {
-                    vol.staging = None;
-                    let why =
-                        if keyless { " (encrypted: the next NodeStageVolume stages it with its key)" } else { "" };
-                    report.actions.push(format!(
-                        "volume {}: staging at {} is gone; forgot it{why}",
-                        vol.id,
-                        s.path.display()
-                    ));
-                }
-                changed = true;
-            }
-        }
+        changed |= self.restage(&mut vol, report)?;
         if changed {
             self.save_state(&vol)?;
         }
@@ -103,6 +77,32 @@ impl Engine {
             report.actions.push(format!("volume {}: {note}", vol.id));
         }
         Ok(())
+    }
+
+    /// Stages `vol` again where its node state says it is staged and the kernel no longer shows
+    /// it (a reboot), or forgets that staging when it cannot be: the place is gone or holds
+    /// another mount, or the volume is encrypted (its key is never kept). True when it changed.
+    fn restage(&self, vol: &mut Volume, report: &mut Report) -> Result<bool> {
+        let Some(s) = vol.staging.clone() else { return Ok(false) };
+        let table = self.host.mount_table()?;
+        if self.staged_here(vol, &table).is_some() {
+            return Ok(false);
+        }
+        let place = self.node_place_if_any("staging", &s.path).ok().flatten();
+        let free = place.as_ref().filter(|p| p.stat().is_ok_and(|st| st.is_some()));
+        // An encrypted volume's key is never kept: mounted again without it, the staging
+        // would look done to a CO that then skips the NodeStageVolume that brings it.
+        let keyless = vol.encryption.is_some();
+        if let Some(place) = free.filter(|_| mount_at(&table, &s.path).is_none() && !keyless) {
+            let device = self.attach_and_stage(vol, place, &s.access)?;
+            vol.staging = Some(super::Staging { device, ..s.clone() });
+            report.actions.push(format!("volume {}: staged again at {}", vol.id, s.path.display()));
+        } else {
+            vol.staging = None;
+            let why = if keyless { " (encrypted: the next NodeStageVolume stages it with its key)" } else { "" };
+            report.actions.push(format!("volume {}: staging at {} is gone; forgot it{why}", vol.id, s.path.display()));
+        }
+        Ok(true)
     }
 
     /// Removes what interrupted creates and deletes left: their aside directories, and volume

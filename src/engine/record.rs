@@ -1,9 +1,11 @@
 //! Volume records: one JSON file per volume (0600), written atomically (temp, fsync, rename,
 //! fsync dir), and the JSON writer node state shares with them.
 
+pub use super::cause::Cause;
 use super::{Error, Result};
-use crate::backend::Kind;
 use crate::sys::FsType;
+pub use crate::volume::{Access, Staging};
+use crate::volume::{Allocation, Kind, Spec};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -15,38 +17,6 @@ pub const FORMAT: u32 = 1;
 /// knows no background copies refuses it, so it never takes a half-copied volume or snapshot
 /// for a whole one. The record goes back to [`FORMAT`] when the copy is whole.
 pub const FORMAT_COPYING: u32 = 2;
-
-/// How a volume is consumed: as a mounted filesystem or as a raw block device.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase", tag = "type")]
-pub enum Access {
-    Mount {
-        /// Extra mount options for the stage mount (loop) or the bind (others).
-        #[serde(default, skip_serializing_if = "Vec::is_empty")]
-        flags: Vec<String>,
-    },
-    Block,
-}
-
-/// Where and how a volume is staged on this node.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Staging {
-    pub path: PathBuf,
-    pub access: Access,
-    /// The loop device, for `loop` volumes.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub device: Option<PathBuf>,
-}
-
-impl Staging {
-    /// What a publication binds: the loop device node (block access), else the staging mount.
-    pub fn bind_source(&self) -> &Path {
-        match (&self.access, &self.device) {
-            (Access::Block, Some(device)) => device,
-            _ => &self.path,
-        }
-    }
-}
 
 /// One bind of the volume into a pod.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -103,6 +73,20 @@ pub struct Volume {
     pub copy: Option<CopyIntent>,
 }
 
+impl Volume {
+    /// What the volume's backend needs to know of it.
+    pub fn spec(&self) -> Spec {
+        Spec {
+            kind: self.backend,
+            capacity: self.capacity,
+            fs_type: self.fs_type,
+            allocation: Allocation::of(&self.parameters),
+            encrypted: self.encryption.is_some(),
+            grow_fs: self.grow_fs,
+        }
+    }
+}
+
 /// A copy that fills a volume or a snapshot in the background, recorded before it starts and
 /// dropped from the record when the copy is whole: what a restart resumes it from.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -145,18 +129,6 @@ impl Stamp {
 pub struct CopyFailure {
     pub cause: Cause,
     pub message: String,
-}
-
-/// The kind of a copy's failure, which decides the code the next call answers with.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Cause {
-    /// Space, inodes, open files or memory ran out.
-    Exhausted,
-    /// The tree kept changing, or the source's point in time was lost (a restart): worth a retry.
-    Interrupted,
-    /// Anything else (an I/O error).
-    Failed,
 }
 
 /// What a copy of a volume's tree left out: a snapshot or clone is data, not devices, and what

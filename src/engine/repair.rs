@@ -4,12 +4,11 @@
 
 use super::state::NodeState;
 use super::{Access, CreateRequest, Engine, Error, Publication, Result, Staging, Volume, record, state, validate};
-use crate::backend::Kind;
-use crate::sys::{FsType, loop_for, mount_at};
+use crate::sys::{loop_for, mount_at};
 use std::path::PathBuf;
 
-/// The capacity a rebuilt `dir` or `btrfs` record gets when the operator names none: the
-/// default size of a new volume (their storage does not say).
+/// The capacity a rebuilt record gets when neither the operator nor the storage names one (dir,
+/// btrfs): the default size of a new volume.
 const DEFAULT_CAPACITY: u64 = 1 << 30;
 
 impl Engine {
@@ -49,7 +48,7 @@ impl Engine {
         if !dir.0.is_dir() {
             return Err(Error::VolumeNotFound(id.to_owned()));
         }
-        let backend = record::load(&dir.record()).ok().flatten().map_or_else(|| self.guess_kind(id), |v| v.backend);
+        let backend = record::load(&dir.record()).ok().flatten().map_or_else(|| self.guess(&dir), |v| v.backend);
         if let Some(user) = self.kernel_users(id, backend)?.first() {
             let reason = format!("the kernel shows it in use at {}; unmount it first", user.display());
             return Err(Error::precondition(id, reason));
@@ -62,33 +61,13 @@ impl Engine {
         Ok(to)
     }
 
-    /// What a volume's storage says it is.
-    fn guess_kind(&self, id: &str) -> Kind {
-        let dir = self.dir(id);
-        if dir.image().exists() {
-            return Kind::Loop;
-        }
-        let table = self.host.mount_table().unwrap_or_default();
-        if mount_at(&table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs") {
-            return Kind::Tmpfs;
-        }
-        let subvolume = std::fs::metadata(dir.data()).is_ok_and(|m| std::os::unix::fs::MetadataExt::ino(&m) == 256);
-        if subvolume && self.host.is_btrfs(&dir.data()).unwrap_or(false) { Kind::Btrfs } else { Kind::Dir }
-    }
-
     /// A record for the storage found in the volume's directory.
     fn record_from_storage(&self, id: &str, capacity: Option<u64>) -> Result<Volume> {
         let dir = self.dir(id);
-        let kind = self.guess_kind(id);
-        let (size, fs_type) = match kind {
-            Kind::Loop => {
-                let size = std::fs::metadata(dir.image()).map_err(Error::io("stat", dir.image()))?.len();
-                let probed = self.host.probe_fs(&dir.image())?;
-                (size, Some(probed.as_deref().and_then(FsType::parse).unwrap_or(FsType::Ext4)))
-            }
-            Kind::Tmpfs => (self.host.statvfs(&dir.data())?.total_bytes, None),
-            Kind::Dir | Kind::Btrfs => (DEFAULT_CAPACITY, None),
-        };
+        let kind = self.guess(&dir);
+        let found = self.backend(kind).found_size(&dir)?;
+        let fs_type = found.fs_type;
+        let size = found.capacity.unwrap_or(DEFAULT_CAPACITY);
         let req = CreateRequest {
             id: id.to_owned(),
             name: id.to_owned(),

@@ -1,5 +1,6 @@
-//! Size policy, the same for every front-end: the default size, each kind's minimum (mkfs.xfs
-//! refuses less than 300 MiB), alignment of loop images, and limits.
+//! Size policy, the same for every front-end: the default size, each kind's minimum and alignment
+//! (its backend's [`crate::backend::Rules`]: mkfs.xfs refuses less than 300 MiB, loop images are
+//! whole 4 KiB blocks), and limits.
 
 use super::{Error, Result};
 use crate::backend::Kind;
@@ -7,28 +8,14 @@ use crate::sys::FsType;
 
 /// The size of a volume whose request names none.
 pub const DEFAULT: u64 = 1 << 30;
-/// Loop images are sized in whole filesystem blocks.
-const LOOP_ALIGN: u64 = 4096;
-/// mkfs.xfs refuses a filesystem smaller than 300 MiB.
-const XFS_MIN: u64 = 300 << 20;
-/// The smallest loop image that holds a useful ext4 filesystem.
-const EXT4_MIN: u64 = 16 << 20;
-
-/// The smallest volume of `kind` with `fs` (ext4 for a loop volume without one).
+/// The smallest volume of `kind` with `fs` (its backend's rules: ext4 for a loop volume without one).
 pub fn minimum(kind: Kind, fs: Option<FsType>) -> u64 {
-    match (kind, fs) {
-        (Kind::Loop, Some(FsType::Xfs)) => XFS_MIN,
-        (Kind::Loop, _) => EXT4_MIN,
-        _ => 1,
-    }
+    crate::backend::rules(kind).minimum(fs)
 }
 
 /// `bytes` rounded up to what a volume of `kind` is sized in (whole 4 KiB blocks for loop images).
 pub fn aligned(kind: Kind, bytes: u64) -> u64 {
-    match kind {
-        Kind::Loop => bytes.div_ceil(LOOP_ALIGN).saturating_mul(LOOP_ALIGN),
-        _ => bytes,
-    }
+    crate::backend::rules(kind).aligned(bytes)
 }
 
 /// The size to create for `required` bytes (0: the default) under `limit` (0: none): raised to

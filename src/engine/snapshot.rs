@@ -207,7 +207,7 @@ impl Engine {
     /// Removes a copy whose backend is not known, trying each backend's way.
     fn remove_any_copy(&self, temp: &VolumeDir) -> Result<()> {
         let mut last = Ok(());
-        for kind in crate::backend::Kind::ALL {
+        for &kind in self.backends.keys() {
             last = self.remove_snapshot_temp(temp, kind);
             if last.is_ok() {
                 break;

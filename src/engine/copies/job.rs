@@ -127,7 +127,7 @@ impl Engine {
             Origin::Volume(src) => {
                 let (backend, dir) = (self.backend(src.backend), self.dir(&src.id));
                 progress.set_total(backend.copy_size(&dir));
-                backend.copy_out(src, &dir, &dest, readonly, progress)?
+                backend.copy_out(&src.spec(), &dir, &dest, readonly, progress)?
             }
             Origin::Snapshot { id, backend } => {
                 let Target::Volume(vol) = target else {
@@ -135,11 +135,11 @@ impl Engine {
                 };
                 let from = self.snapshot_dir(id);
                 progress.set_total(self.backend(*backend).copy_size(&from));
-                self.backend(*backend).copy_in(&from, vol, &dest, progress)?
+                self.backend(*backend).copy_in(&from, &vol.spec(), &dest, progress)?
             }
         };
         let grow = match target {
-            Target::Volume(vol) => self.backend(vol.backend).fit(vol, &dest)?,
+            Target::Volume(vol) => self.backend(vol.backend).fit(&vol.spec(), &dest)?,
             Target::Snapshot { .. } => false,
         };
         Ok((report, grow))
@@ -155,7 +155,7 @@ impl Engine {
                     None => Ok(()),
                 }
             }
-            Target::Volume(vol) => Ok(self.backend(vol.backend).delete(vol, &self.dir(&vol.id))?),
+            Target::Volume(vol) => Ok(self.backend(vol.backend).delete(&vol.spec(), &self.dir(&vol.id))?),
         }
     }
 

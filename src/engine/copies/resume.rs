@@ -4,7 +4,6 @@
 
 use super::job::{CopyJob, Hold, Origin, Target};
 use super::registry::CopyKey;
-use crate::backend::Kind;
 use crate::engine::record::{self, Cause, CopyFailure, CopyIntent, Stamp};
 use crate::engine::{Engine, Error, Result, Source, reconcile};
 
@@ -95,7 +94,7 @@ impl Engine {
         let src = self.load(vid).map_err(later)?.ok_or_else(|| Lost::Cut(format!("volume {vid} is gone")))?;
         let rebooted = intent.boot != super::boot_id();
         let backend = self.backend(src.backend);
-        if rebooted && (backend.copy_needs_still_source() || src.backend == Kind::Tmpfs) {
+        if rebooted && (backend.copy_needs_still_source() || !backend.outlives_boot()) {
             return Err(Lost::Cut(format!("the node restarted, and volume {vid} did not stay as it was cut")));
         }
         let hold = self.hold_source(&src, lock).map_err(later)?;

@@ -153,7 +153,7 @@ impl Engine {
         let Some(intent) = vol.copy.clone() else { return Ok((vol, None)) };
         let key = CopyKey::Volume(vol.id.clone());
         if let Some(f) = &intent.failed {
-            self.backend(vol.backend).detach(&vol, &self.dir(&vol.id))?;
+            self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id))?;
             self.remove_volume(&vol)?;
             return Err(Error::CopyFailed { what: key.to_string(), cause: f.cause, message: f.message.clone() });
         }
@@ -181,11 +181,11 @@ impl Engine {
         let mut vol = self.new_volume_like(req, &Like::from(&snap), source.clone())?;
         let (from, backend, started) = (self.snapshot_dir(sid), self.backend(snap.backend), Instant::now());
         self.made_from_source(&mut vol, |vol, dir| {
-            match backend.restore_instantly(&from, vol, dir)? {
+            match backend.restore_instantly(&from, &vol.spec(), dir)? {
                 Some(report) => {
                     log_copy(&CopyKey::Volume(vol.id.clone()), &source, &report, started);
                     vol.omitted = (&report).into();
-                    vol.grow_fs = backend.fit(vol, dir)?;
+                    vol.grow_fs = backend.fit(&vol.spec(), dir)?;
                 }
                 None => set_copying(vol, intent(source.clone(), None)),
             }
@@ -218,7 +218,7 @@ impl Engine {
                 Captured::Whole(report) => {
                     log_copy(&CopyKey::Volume(vol.id.clone()), &source, &report, started);
                     vol.omitted = (&report).into();
-                    vol.grow_fs = self.backend(vol.backend).fit(vol, dir)?;
+                    vol.grow_fs = self.backend(vol.backend).fit(&vol.spec(), dir)?;
                 }
                 Captured::Later(hold) => {
                     set_copying(vol, intent(source.clone(), hold.still));
@@ -251,7 +251,7 @@ impl Engine {
         if backend.copy_needs_still_source() {
             let dir = self.dir(&vol.id);
             let staging = self.staged_here(vol, &self.host.mount_table()?);
-            hold.frozen = backend.freeze_for_copy(vol, &dir, staging.as_ref())?;
+            hold.frozen = backend.freeze_for_copy(&vol.spec(), &dir, staging.as_ref())?;
             hold.still = Stamp::of(&dir.image());
         }
         Ok(hold)
@@ -260,7 +260,7 @@ impl Engine {
     /// Copies `vol` into `dest` at once where the filesystem shares extents (the hold is let go
     /// at once); else the copy comes later, and the hold goes with it.
     pub(in crate::engine) fn capture(&self, vol: &Volume, hold: Hold, dest: &VolumeDir, ro: bool) -> Result<Captured> {
-        match self.backend(vol.backend).copy_instantly(vol, &self.dir(&vol.id), dest, ro) {
+        match self.backend(vol.backend).copy_instantly(&vol.spec(), &self.dir(&vol.id), dest, ro) {
             Ok(Some(report)) => {
                 hold.release()?;
                 Ok(Captured::Whole(report))

@@ -13,8 +13,8 @@ impl Engine {
     /// Refuses `encryption: fscrypt` for a dir volume when the data root's filesystem cannot
     /// encrypt (only ext4 made with `-O encrypt` or given it by `tune2fs -O encrypt` can here).
     pub(in crate::engine) fn check_encryption(&self, kind: Kind) -> Result<()> {
-        if kind != Kind::Dir {
-            return Ok(());
+        if kind.formats() {
+            return Ok(()); // its own filesystem, made by strata with encryption on
         }
         let volumes = self.cfg.root.join("volumes");
         let place = crate::sys::place_at(&volumes)?;
@@ -45,12 +45,10 @@ impl Engine {
     /// filesystem (for the keyring): a loop volume's `data` on its staging mount, a dir volume's
     /// `data` under the root.
     fn crypt_places(&self, vol: &Volume, staging: Option<&Place>) -> Result<(Option<Place>, Place)> {
-        match (vol.backend, staging) {
-            (Kind::Loop, Some(staging)) => {
-                Ok((None, staging.child(LOOP_DATA).map_err(Error::io("open", staging.path()))?))
-            }
-            (Kind::Loop, None) => Err(Error::precondition(&vol.id, "its filesystem is not mounted")),
-            _ => {
+        match (vol.backend.formats(), staging) {
+            (true, Some(staging)) => Ok((None, staging.child(LOOP_DATA).map_err(Error::io("open", staging.path()))?)),
+            (true, None) => Err(Error::precondition(&vol.id, "its filesystem is not mounted")),
+            (false, _) => {
                 let dir = self.dir(&vol.id);
                 Ok((Some(crate::sys::place_at(&dir.0)?), crate::sys::place_at(&dir.data())?))
             }
@@ -64,7 +62,7 @@ impl Engine {
     pub(in crate::engine) fn unlock(&self, vol: &mut Volume, staging: &Place, key: &MasterKey) -> Result<bool> {
         let (own, dir) = self.crypt_places(vol, Some(staging))?;
         let fs = own.as_ref().unwrap_or(staging);
-        if vol.backend == Kind::Loop {
+        if vol.backend.formats() {
             dir.mkdir(0o755).map_err(Error::io("create directory", dir.path()))?;
         }
         let recorded = vol.encryption.as_ref().and_then(Encryption::key_id);
@@ -100,7 +98,7 @@ impl Engine {
     /// mount before the unmount (`staging`), a dir volume's after it (`None`). Files still open
     /// keep the key alive: FAILED_PRECONDITION, and the retry asks the kernel again.
     pub(in crate::engine) fn lock_key(&self, vol: &Volume, staging: Option<&Place>) -> Result<()> {
-        if vol.encryption.is_none() || (vol.backend == Kind::Loop) != staging.is_some() {
+        if vol.encryption.is_none() || vol.backend.formats() != staging.is_some() {
             return Ok(());
         }
         let (own, dir) = self.crypt_places(vol, staging)?;
@@ -155,7 +153,7 @@ impl Engine {
     /// A dir volume that is not staged keeps no key in the kernel: one left by a stage that was
     /// killed after adding it and never retried nor unstaged is removed (at start). Says so.
     pub(in crate::engine) fn forget_idle_key(&self, vol: &Volume) -> Result<Option<String>> {
-        if vol.encryption.is_none() || vol.backend != Kind::Dir || vol.staging.is_some() {
+        if vol.encryption.is_none() || vol.backend.formats() || vol.staging.is_some() {
             return Ok(None);
         }
         let (own, dir) = self.crypt_places(vol, None)?;
@@ -172,14 +170,14 @@ impl Engine {
     /// keyring at all: `Some(false)`).
     pub(in crate::engine) fn key_in_kernel(&self, vol: &Volume) -> Option<bool> {
         vol.encryption.as_ref()?;
-        let staging = match (&vol.staging, vol.backend) {
+        let staging = match (&vol.staging, vol.backend.formats()) {
             // Inspect runs beside the server with its own prefixes: a recorded staging outside
             // them is still read (only a key's status, never a change).
-            (Some(s), Kind::Loop) => match self.node_place_if_any("staging", &s.path) {
+            (Some(s), true) => match self.node_place_if_any("staging", &s.path) {
                 Ok(Some(place)) => Some(place),
                 _ => crate::sys::place_at(&s.path).ok(),
             },
-            (None, Kind::Loop) => return Some(false),
+            (None, true) => return Some(false),
             _ => None,
         };
         let (own, dir) = self.crypt_places(vol, staging.as_ref()).ok()?;
@@ -190,8 +188,8 @@ impl Engine {
 
     /// A loop volume's publications bind its encrypted directory, not its filesystem root.
     pub(in crate::engine) fn publish_source(&self, vol: &Volume, staged: &std::path::Path) -> PathBuf {
-        match (&vol.encryption, vol.backend) {
-            (Some(_), Kind::Loop) => staged.join(LOOP_DATA),
+        match (&vol.encryption, vol.backend.formats()) {
+            (Some(_), true) => staged.join(LOOP_DATA),
             _ => staged.to_owned(),
         }
     }

@@ -1,0 +1,114 @@
+//! What the kernel shows of a volume, asked rather than taken from records: its loop device, and
+//! whether a mount at a place is one of its.
+
+use super::{Engine, Result, Volume};
+use crate::backend::{Kind, VolumeDir};
+use crate::sys::{MountEntry, Place, bind_identity, loop_for, mount_at};
+use std::path::{Path, PathBuf};
+
+impl Engine {
+    /// Whether the topmost mount at `place` is one of this volume's: a bind of its data
+    /// directory (dir, btrfs, tmpfs), its loop device's filesystem, or its device node (block).
+    /// Decided by `statx` where it can be, else by the mount table; a volume that strata does
+    /// not know owns nothing.
+    pub(super) fn owns_mount(&self, id: &str, vol: Option<&Volume>, place: &Place) -> Result<bool> {
+        let data = self.dir(id).data();
+        let device = self.device_of(id, vol)?;
+        let mut proofs = vec![self.host.same_mount_root(place, &data)];
+        if let Some(dev) = &device {
+            proofs.push(self.host.mounted_from(place, dev));
+            proofs.push(self.host.same_mount_root(place, dev));
+        }
+        if proofs.contains(&Some(true)) {
+            return Ok(true);
+        }
+        if proofs.iter().all(Option::is_some) {
+            return Ok(false);
+        }
+        let table = self.host.mount_table()?;
+        let Some(m) = mount_at(&table, place.path()) else { return Ok(false) };
+        let from_device = device.as_ref().is_some_and(|d| Path::new(&m.source) == d.as_path());
+        Ok(from_device || shows(&table, &data, m) || device.as_ref().is_some_and(|d| shows(&table, d, m)))
+    }
+
+    /// The loop device of a volume: the one its node state names, else the one the kernel shows
+    /// attached to its image.
+    pub(super) fn device_of(&self, id: &str, vol: Option<&Volume>) -> Result<Option<PathBuf>> {
+        let image = self.dir(id).image();
+        let recorded = vol.and_then(|v| v.staging.as_ref()).and_then(|s| s.device.clone());
+        if !image.exists() {
+            // The image was unlinked under a live device: only the kernel's name for it is left.
+            // No image and no recorded device (every dir, btrfs and tmpfs volume): no device.
+            if recorded.is_none() {
+                return Ok(None);
+            }
+            let loops = self.host.loop_list()?;
+            return Ok(recorded.filter(|d| loops.iter().any(|l| l.device == *d && l.backing_file == image)));
+        }
+        if let Some(dev) = recorded {
+            if self.host.loop_backs(&dev, &image)? {
+                return Ok(Some(dev));
+            }
+        }
+        Ok(loop_for(&self.host.loop_list()?, &image).map(|l| l.device.clone()))
+    }
+
+    /// Mounts the kernel shows holding the volume, wherever they are: binds of its data
+    /// directory (and the mount on it for tmpfs), filesystems from its loop device, binds of its
+    /// device node. The data root's own mounts (a tmpfs volume's mount, the volumes' private
+    /// mount) do not count. Records play no part: this is what destructive calls ask.
+    pub(super) fn kernel_users(&self, id: &str, backend: Kind) -> Result<Vec<PathBuf>> {
+        let dir = self.dir(id);
+        let table = self.host.mount_table()?;
+        let mut want = Vec::new();
+        if self.backend(backend).binds_data() {
+            want.extend(bind_identity(&table, &dir.data()));
+        }
+        let device = if dir.image().exists() {
+            loop_for(&self.host.loop_list()?, &dir.image()).map(|l| l.device.clone())
+        } else {
+            None
+        };
+        if let Some(dev) = &device {
+            want.extend(bind_identity(&table, dev));
+        }
+        let rdev = device.as_deref().and_then(device_numbers);
+        let from_device = |m: &MountEntry| {
+            device.as_ref().is_some_and(|d| Path::new(&m.source) == d.as_path())
+                || rdev.is_some_and(|(ma, mi)| (m.major, m.minor) == (ma, mi))
+        };
+        let users = table.iter().filter(|m| want.contains(&m.identity()) || from_device(m));
+        Ok(users.filter(|m| !self.internal_mount(m, &dir)).map(|m| m.mount_point.clone()).collect())
+    }
+
+    /// The data root's own mounts of a volume: a tmpfs volume's mount on its data directory.
+    fn internal_mount(&self, m: &MountEntry, dir: &VolumeDir) -> bool {
+        m.mount_point == dir.data() || m.mount_point == self.cfg.root.join("volumes")
+    }
+
+    /// What holds the topmost mount at `place`, for a message.
+    pub(super) fn mount_source(&self, place: &Place) -> String {
+        let table = self.host.mount_table().unwrap_or_default();
+        mount_at(&table, place.path()).map_or("unknown".to_owned(), |m| format!("{} ({})", m.source, m.fs_type))
+    }
+}
+
+/// Whether mount `m` is a bind of `source` (same device and subtree).
+pub(super) fn shows(table: &[MountEntry], source: &Path, m: &MountEntry) -> bool {
+    let want = match mount_at(table, source) {
+        Some(s) => Some(s.identity()),
+        None => bind_identity(table, source),
+    };
+    want == Some(m.identity())
+}
+
+/// The major and minor numbers of the block device node `dev`.
+fn device_numbers(dev: &Path) -> Option<(u32, u32)> {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let meta = std::fs::metadata(dev).ok()?;
+    if !meta.file_type().is_block_device() {
+        return None;
+    }
+    let rdev = meta.rdev();
+    Some((libc::major(rdev), libc::minor(rdev)))
+}
