@@ -38,6 +38,7 @@ const ARGUMENT_PARSING: &[&str] = &[
     "src/flex/settings.rs",
     "src/program/csi/cli.rs",
     "src/csi/convert.rs",
+    "src/engine/overcommit.rs",
 ];
 
 fn analysis() -> Analysis {

@@ -38,7 +38,12 @@ fn of_volume(id: &str) -> Type {
 
 /// `len` bytes derived from `seed`.
 fn pattern(seed: u8, len: usize) -> Vec<u8> {
-    (0..len).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed).wrapping_add((i >> 12) as u8)).collect()
+    (0..len).map(|i| low_byte(i).wrapping_mul(31).wrapping_add(seed).wrapping_add(low_byte(i >> 12))).collect()
+}
+
+/// The low byte of `i`: the pattern wraps on purpose.
+fn low_byte(i: usize) -> u8 {
+    i.to_le_bytes()[0]
 }
 
 /// Writes `data` to `file` and syncs it.

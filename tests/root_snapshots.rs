@@ -12,7 +12,7 @@ use strata::sys::FsType;
 
 /// 1 MiB of bytes derived from `seed`.
 fn pattern(seed: u8) -> Vec<u8> {
-    (0..1u32 << 20).map(|i| (i as u8).wrapping_mul(31).wrapping_add(seed)).collect()
+    (0..1u32 << 20).map(|i| i.to_le_bytes()[0].wrapping_mul(31).wrapping_add(seed)).collect()
 }
 
 /// snapshot → overwrite → restore and clone: each copy holds what was there at its point.
@@ -97,7 +97,7 @@ fn snapshot_under_writer(fs: FsType, capacity: u64) {
         s.spawn(|| {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::fs::write(pod.join(format!("f{}", n % 64)), pattern(n as u8)).unwrap();
+                std::fs::write(pod.join(format!("f{}", n % 64)), pattern(n.to_le_bytes()[0])).unwrap();
                 n += 1;
             }
         });
@@ -207,7 +207,7 @@ fn btrfs_quota_is_enforced_and_grows() {
         use std::io::Write;
         let mut f = std::fs::File::create(pod.join(name))?;
         for i in 0..mib {
-            f.write_all(&pattern(i as u8))?;
+            f.write_all(&pattern(i.to_le_bytes()[0]))?;
         }
         f.sync_all()
     };

@@ -27,10 +27,10 @@ pub enum Error {
     Config { path: PathBuf, reason: String },
     /// A directory the driver needs cannot be used (`mount`'s node checks).
     #[error("{what} {} is not usable: {reason} (`strata-flex check` on this node shows every check)", path.display())]
-    Unusable { what: &'static str, path: PathBuf, reason: Box<super::health::Problem> },
+    Unusable { what: &'static str, path: PathBuf, reason: Box<super::problem::Problem> },
     /// This process may not mount (`mount`'s node checks).
     #[error("{reason} (`strata-flex check` on this node shows every check)")]
-    NoMountRight { reason: Box<super::health::Problem> },
+    NoMountRight { reason: Box<super::problem::Problem> },
     /// Options strata does not know: a misspelt one would otherwise be lost silently.
     #[error(
         "unknown option(s) {}; strata-flex knows backend, size, mountOptions, allocation, devices, encryption and volumeID",

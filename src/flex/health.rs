@@ -5,10 +5,11 @@
 //! reports every one to a person ([`node`]).
 
 use super::config::Config;
+use super::problem::Problem;
 use super::{Error, Result};
-use crate::sys::access::{may_write_into, refusal};
+use crate::sys::access::may_write_into;
 use crate::sys::caps;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 
 /// What `mount` needs of the node, checked before it touches anything: a Failure names the
 /// first thing missing (the data root is created if missing, as the engine would).
@@ -17,35 +18,6 @@ pub fn for_mount(cfg: &Config) -> Result<()> {
     kubelet_dir(&cfg.kubelet_dir).map_err(|r| unusable("kubelet dir", &cfg.kubelet_dir, r))?;
     mount_right().map_err(|reason| Error::NoMountRight { reason: Box::new(reason) })?;
     Ok(())
-}
-
-/// Why a node check fails: what is missing or refused, and the OS error that said so.
-#[derive(Debug, thiserror::Error)]
-pub enum Problem {
-    /// A check of `path` failed.
-    #[error("{}: {problem}", path.display())]
-    At { path: PathBuf, problem: Box<Problem> },
-    /// The data root could not be made.
-    #[error("{0}")]
-    MakeRoot(crate::engine::Error),
-    #[error("does not exist, and its parent {} cannot take it: {}", parent.display(), refusal(.error))]
-    ParentRefuses { parent: PathBuf, error: Box<crate::sys::Error> },
-    #[error("cannot create a file in it: {0}")]
-    CannotCreate(std::io::Error),
-    #[error("remove probe: {0}")]
-    RemoveProbe(std::io::Error),
-    /// The kubelet dir cannot be read.
-    #[error("{0}")]
-    Unreadable(std::io::Error),
-    #[error("{}: {source}; strata-flex calls log nothing", path.display())]
-    LogUnwritable { path: PathBuf, source: std::io::Error },
-    #[error("{}: its directory {} cannot take it: {}; strata-flex calls log nothing", path.display(), dir.display(), refusal(.error))]
-    LogDirRefuses { path: PathBuf, dir: PathBuf, error: Box<crate::sys::Error> },
-    /// This process's capabilities cannot be read.
-    #[error("{0}")]
-    Capabilities(crate::sys::Error),
-    #[error("this process has no CAP_SYS_ADMIN, so it cannot mount: kubelet runs strata-flex as root")]
-    NoCapSysAdmin,
 }
 
 /// Every check, for a person: what was checked, and what was found or why it fails. Nothing is

@@ -51,6 +51,7 @@ pub mod human;
 mod logging;
 mod mount;
 pub mod options;
+mod problem;
 pub mod reply;
 pub mod secret;
 mod settings;

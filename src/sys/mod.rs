@@ -2,6 +2,7 @@
 
 pub mod access;
 pub mod caps;
+mod errno;
 mod error;
 #[cfg(test)]
 mod fake;
@@ -22,7 +23,8 @@ pub use statx::{identity as statx_identity, mount_root_attr};
 mod tools;
 pub mod tree;
 
-pub use error::{Action, Errno, Error, Result, ToErrno};
+pub use errno::{Errno, ToErrno};
+pub use error::{Action, Error, Result};
 /// The recording fake host, for unit tests only: never part of the library strata ships.
 #[cfg(test)]
 pub use fake::{Call, FakeHost};

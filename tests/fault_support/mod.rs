@@ -50,7 +50,7 @@ impl Prng {
 
     /// A number in `0..n` (`n` > 0).
     pub fn below(&mut self, n: usize) -> usize {
-        (self.next_u64() % n as u64) as usize
+        usize::try_from(self.next_u64() % n as u64).expect("below n, which is a usize")
     }
 
     /// True with probability `percent` / 100.
@@ -66,7 +66,7 @@ impl Prng {
     /// An index drawn with the given weights (not all zero).
     pub fn weighted(&mut self, weights: &[u32]) -> usize {
         let total: u32 = weights.iter().sum();
-        let mut x = (self.next_u64() % u64::from(total)) as u32;
+        let mut x = u32::try_from(self.next_u64() % u64::from(total)).expect("below total, which is a u32");
         for (i, w) in weights.iter().enumerate() {
             if x < *w {
                 return i;
