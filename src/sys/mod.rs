@@ -1,4 +1,7 @@
-//! The one seam to the host: every mount, loop ioctl and external tool passes through [`Host`].
+//! The host: every mount, loop ioctl, fscrypt step and external tool passes through [`Host`] (so a
+//! fake can record them), with the fd-based paths ([`Place`]), the tree engine for volume contents
+//! and the errors they return. Plain file steps on strata's own state (a record's
+//! `renameat2`, an image's `fallocate`) are made by their owners with nix directly.
 
 pub mod access;
 pub mod caps;
