@@ -143,8 +143,7 @@ impl ScratchExt4 {
 
 impl Drop for ScratchExt4 {
     fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
-        let _ = LinuxHost.loop_detach(&self.device);
+        common::unmount_and_detach(&self.mount, &self.device);
     }
 }
 

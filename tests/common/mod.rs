@@ -98,7 +98,30 @@ impl ScratchBtrfs {
 
 impl Drop for ScratchBtrfs {
     fn drop(&mut self) {
-        let _ = nix::mount::umount2(&self.mount, nix::mount::MntFlags::MNT_DETACH);
-        let _ = LinuxHost.loop_detach(Path::new(&self.device));
+        unmount_and_detach(&self.mount, Path::new(&self.device));
     }
+}
+
+/// Unmounts a scratch filesystem for real, then detaches its loop device. After a lazy unmount
+/// the filesystem may still hold the device, and a detach then fails and leaks it, so both steps
+/// are retried while busy (up to 5 s each), and a device left attached fails the test.
+#[allow(dead_code)]
+pub fn unmount_and_detach(mount: &Path, device: &Path) {
+    let unmounted = retry_while_busy(|| nix::mount::umount2(mount, nix::mount::MntFlags::empty()).is_ok());
+    if !unmounted {
+        let _ = nix::mount::umount2(mount, nix::mount::MntFlags::MNT_DETACH);
+    }
+    let detached = retry_while_busy(|| LinuxHost.loop_detach(device).is_ok());
+    assert!(detached || std::thread::panicking(), "{} stays attached", device.display());
+}
+
+/// Tries `step` for up to 5 s; whether it succeeded.
+fn retry_while_busy(mut step: impl FnMut() -> bool) -> bool {
+    for _ in 0..50 {
+        if step() {
+            return true;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    false
 }
