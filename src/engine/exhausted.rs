@@ -23,8 +23,8 @@ pub enum Resource {
 }
 
 impl Resource {
-    fn of_errno(errno: i32) -> Option<Resource> {
-        match Errno::from_raw(errno) {
+    fn of_errno(errno: Errno) -> Option<Resource> {
+        match errno {
             Errno::ENOSPC => Some(Resource::Space),
             Errno::EDQUOT => Some(Resource::Quota),
             Errno::EMFILE => Some(Resource::ProcessFiles),
@@ -82,7 +82,7 @@ impl Error {
 fn host_resource(e: &HostError) -> Option<Resource> {
     match e {
         HostError::Tool { detail, .. } => Resource::of_text(detail),
-        _ => e.errno().and_then(|errno| Resource::of_errno(errno as i32)),
+        _ => e.errno().and_then(Resource::of_errno),
     }
 }
 
