@@ -73,36 +73,34 @@ fn a_file_that_is_not_a_socket_is_never_removed() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_calls_in_flight_finish() {
     let mut s = Server::start();
-    let mut c = s.clients().await;
-    let id = create(&mut c, "pvc-slow", 4096, &[]).await;
-    // Enough files that deleting the volume takes a while (tens of milliseconds).
-    let data = s.root.join("volumes/pvc-slow/data");
-    for d in 0..30 {
-        let d = data.join(format!("d{d}"));
-        std::fs::create_dir(&d).unwrap();
-        for f in 0..200 {
-            std::fs::File::create(d.join(format!("f{f}"))).unwrap();
-        }
-    }
+    let c = s.clients().await;
+    // The test holds the capacity accounting lock, as another create would: a loop CreateVolume
+    // waits for it (up to 30 s), so the call is in flight for as long as the test says.
+    let accounting =
+        strata::engine::lock::VolumeLock::acquire(&s.root.join("locks"), ".capacity", strata::engine::Wait::No)
+            .unwrap();
     let mut ctl = c.ctl.clone();
-    let del =
-        tokio::spawn(
-            async move { ctl.delete_volume(p::DeleteVolumeRequest { volume_id: id, ..Default::default() }).await },
-        );
-    // Signal as soon as the server has started the call.
-    while !s.log_text().contains("DeleteVolume") {
+    let req = create_req("pvc-slow", 16 << 20, &[("backend", "loop")]);
+    let create = tokio::spawn(async move { ctl.create_volume(req).await });
+    while !s.log_text().contains("CreateVolume") {
         tokio::time::sleep(Duration::from_millis(1)).await;
     }
     nix::sys::signal::kill(s.pid(), Signal::SIGTERM).unwrap();
-    del.await.unwrap().expect("the call in flight completes");
+    while !s.log_text().contains("stopping") {
+        tokio::time::sleep(Duration::from_millis(1)).await;
+    }
+    assert!(!create.is_finished(), "the call waits for the accounting lock");
+    drop(accounting);
+    let made = create.await.unwrap().expect("the call in flight completes").into_inner();
     let status = s.stop(Signal::SIGTERM);
     assert!(status.success(), "{status}");
-    assert!(!data.exists());
+    let id = made.volume.unwrap().volume_id;
+    assert!(s.root.join("volumes").join(id.rsplit_once('@').unwrap().0).join("volume.json").exists());
     let log = s.log_text();
     let stopping = log.find("stopping").expect("logged the stop");
-    let started = log.find("DeleteVolume").expect("logged the call");
+    let started = log.find("CreateVolume").expect("logged the call");
     assert!(started < stopping, "the call started before the signal:\n{log}");
-    assert!(log[stopping..].contains("DeleteVolume"), "and finished after it:\n{log}");
+    assert!(log[stopping..].contains("CreateVolume"), "and finished after it:\n{log}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
