@@ -47,19 +47,22 @@ pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<Creat
     })
 }
 
-/// The transport floor of one endpoint: NodeGetCapabilities, a call that does no work.
-pub async fn rpc_floor(t: &Target, b: Budget) -> Result<Summary> {
+/// The transport floor of one endpoint: NodeGetCapabilities, a call that does no work, and the
+/// server CPU it takes.
+pub async fn rpc_floor(t: &Target, b: Budget) -> Result<(Summary, Option<f64>)> {
     let mut node = NodeClient::new(t.channel.clone());
+    let (cpu, mut ops) = (CpuMeter::start(t.pid), 0);
     let samples = b
         .run_async(async |_| {
             let start = Instant::now();
             node.node_get_capabilities(NodeGetCapabilitiesRequest {})
                 .await
                 .map_err(Error::rpc("NodeGetCapabilities"))?;
+            ops += 1;
             Ok(start.elapsed())
         })
         .await?;
-    Ok(samples.summary())
+    Ok((samples.summary(), cpu.per_op_us(ops)))
 }
 
 /// Per-call samples of many cycles.

@@ -85,8 +85,12 @@ fn driver(d: &Driver, bind: f64) -> String {
     let mut out = format!("\n## CSI: {} ({})\n\n", d.label, d.endpoint);
     out += &memory(d);
     out += &format!("\n{DRIVER_HEAD}");
-    out +=
-        &row_cpu("NodeGetCapabilities (the call floor)", &d.rpc_floor, None, &times(ratio(d.rpc_floor.p50_us, bind)));
+    out += &row_cpu(
+        "NodeGetCapabilities (the call floor)",
+        &d.rpc_floor,
+        d.rpc_floor_cpu_us,
+        &times(ratio(d.rpc_floor.p50_us, bind)),
+    );
     if let Some(cd) = &d.create_delete {
         let name = format!("CreateVolume + DeleteVolume ({})", cd.class);
         out += &row_cpu(&name, &cd.pair, cd.server_cpu_us, &times(ratio(cd.pair.p50_us, bind)));

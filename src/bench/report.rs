@@ -53,6 +53,9 @@ pub struct Driver {
     pub memory: MemoryFigures,
     /// NodeGetCapabilities round trip: what any call costs before it does work.
     pub rpc_floor: Summary,
+    /// Server CPU per NodeGetCapabilities: what the transport alone costs the server.
+    #[serde(default)]
+    pub rpc_floor_cpu_us: Option<f64>,
     pub create_delete: Option<CreateDelete>,
     pub cycles: Vec<CycleFigures>,
     pub at_scale: Option<AtScale>,

@@ -191,7 +191,7 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
     tokio::time::sleep(Duration::from_millis(200)).await;
     d.memory.at_rest = mem();
     let Some(primary) = classes.first() else { return Ok(d) };
-    d.rpc_floor = figures::rpc_floor(t, budget(args)).await?;
+    (d.rpc_floor, d.rpc_floor_cpu_us) = figures::rpc_floor(t, budget(args)).await?;
     d.create_delete = Some(figures::create_delete(t, primary, budget(args)).await?);
     for c in classes {
         d.cycles.push(figures::cycle(t, c, &format!("cy-{}", c.label.replace(' ', "-")), budget(args)).await?);
