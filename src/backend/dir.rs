@@ -23,6 +23,10 @@ impl Rules for DirRules {
         DeviceNodes::Optional
     }
 
+    fn journaled_create(&self) -> bool {
+        true
+    }
+
     fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
         Ok(())
     }

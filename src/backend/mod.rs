@@ -103,6 +103,13 @@ pub trait Rules: Send + Sync + Debug {
     fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
         Err(Unencryptable::Kind(self.kind()))
     }
+    /// Whether an empty new volume is only its record and directories, which the engine can
+    /// make again from the record: its create is then made durable by the intent journal (see
+    /// `engine::intents`) rather than by syncs of its own; kinds with storage to format or
+    /// allocate sync it.
+    fn journaled_create(&self) -> bool {
+        false
+    }
     /// Whether an encrypted volume's copy is its ciphertext, taken without its key (an image).
     fn copies_ciphertext(&self) -> bool {
         false

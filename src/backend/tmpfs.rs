@@ -32,6 +32,10 @@ impl Rules for TmpfsRules {
         DeviceNodes::Never
     }
 
+    fn journaled_create(&self) -> bool {
+        true
+    }
+
     fn in_memory(&self) -> bool {
         true
     }

@@ -6,6 +6,7 @@
 //! (on filesystems that scan recently freed inodes at every create, each inode made and removed
 //! per call costs as much as a record's fsync).
 
+use super::record::Durability;
 use super::{Engine, Error, Result, Volume, crashpoint, record};
 use crate::backend::{Kind, VolumeDir};
 use crate::sys::tree;
@@ -71,11 +72,17 @@ impl Engine {
             .mode(super::perm::DIR_MODE)
             .create(&aside.0)
             .map_err(Error::io("create", &aside.0))?;
-        let made = fill(vol, &aside)
-            .and_then(|()| record::write_fresh(&aside.record(), &*vol))
-            .inspect(|()| crashpoint::hit("create:recorded"))
-            .and_then(|()| count(vol, &aside))
-            .and_then(|()| self.rename_durably(&aside, &dir));
+        let made = fill(vol, &aside).and_then(|()| {
+            let intent = self.create_intent(vol);
+            let durability = if intent.is_some() { Durability::Cached } else { Durability::Durable };
+            record::write_fresh(&aside.record(), &*vol, durability)?;
+            crashpoint::hit("create:recorded");
+            count(vol, &aside)?;
+            match intent {
+                Some(entry) => self.rename_journaled(&aside, &dir, &entry),
+                None => self.rename_durably(&aside, &dir),
+            }
+        });
         if let Err(e) = made {
             crate::undo::log("a failed create: remove what it made", self.remove_leftover(&aside));
             return Err(e);
@@ -85,7 +92,7 @@ impl Engine {
 
     /// Renames the volume directory `from` to `to` and syncs `volumes/`, so the rename survives a
     /// power loss once this returns.
-    fn rename_durably(&self, from: &VolumeDir, to: &VolumeDir) -> Result<()> {
+    pub(super) fn rename_durably(&self, from: &VolumeDir, to: &VolumeDir) -> Result<()> {
         self.host.rename_dir(&from.0, &to.0)?;
         self.volumes_sync.sync().map_err(Error::io("sync", self.cfg.root.join("volumes")))
     }
@@ -108,7 +115,7 @@ impl Engine {
         }
         self.remove_leftover(&aside)?;
         let dir = self.dir(&vol.id);
-        self.uncounted(vol, || self.rename_durably(&dir, &aside))?;
+        self.uncounted(vol, || self.rename_away(vol, &dir, &aside))?;
         crashpoint::hit("delete:unrecorded");
         let removed = match self.removals.started() {
             true => self.hand_over(vol, &aside),

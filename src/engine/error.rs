@@ -57,6 +57,9 @@ pub enum Error {
     Quarantined { id: String, reason: String },
     #[error("volume record {path}: {reason}")]
     Record { path: PathBuf, reason: String },
+    /// The intent journal (`<root>/journal`) cannot be read or written as it must.
+    #[error("intent journal {path}: {reason}")]
+    Journal { path: PathBuf, reason: String },
     /// Key material could not be kept in locked memory.
     #[error("keep a key in locked memory: {0}")]
     KeyMemory(crate::sys::locked::LockError),
@@ -138,7 +141,7 @@ impl Error {
             Error::WrongKey { .. } => Class::Permission,
             Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Class::Exhausted,
             Error::Unsupported(_) => Class::Invalid,
-            Error::Record { .. } | Error::KeyMemory(_) => Class::Internal,
+            Error::Record { .. } | Error::Journal { .. } | Error::KeyMemory(_) => Class::Internal,
             Error::Backend(b) => backend_class(b),
         }
     }

@@ -1,10 +1,10 @@
-//! Group commit of `volumes/`'s directory sync: creates and deletes that rename a volume
-//! directory make the rename durable by syncing `volumes/`; callers that arrive while a sync runs
-//! wait for the next one, which covers all of them, so eight concurrent creates share a sync or
-//! two instead of paying eight (csi-provisioner runs many workers).
+//! Group commit of a sync: of `volumes/` (creates and deletes that rename a volume directory
+//! make the rename durable by syncing it) and of the intent journal's file. Callers that arrive
+//! while a sync runs wait for the next one, which covers all of them, so eight concurrent creates
+//! share a sync or two instead of paying eight (csi-provisioner runs many workers).
 
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::{Condvar, Mutex, PoisonError};
 
 #[derive(Debug, Default)]
@@ -16,20 +16,33 @@ struct Turns {
     running: bool,
 }
 
-/// The syncs of one directory.
-#[derive(Debug)]
+/// One sync, run for whoever asks.
+type SyncFn = Box<dyn Fn() -> std::io::Result<()> + Send + Sync>;
+
+/// The syncs of one directory or file.
 pub(super) struct GroupSync {
-    dir: PathBuf,
+    run: SyncFn,
     turns: Mutex<Turns>,
     finished: Condvar,
 }
 
+impl std::fmt::Debug for GroupSync {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("GroupSync").field("turns", &self.turns).finish_non_exhaustive()
+    }
+}
+
 impl GroupSync {
-    pub(super) fn new(dir: PathBuf) -> GroupSync {
-        GroupSync { dir, turns: Mutex::new(Turns::default()), finished: Condvar::new() }
+    /// Syncs of the directory `dir` (opened for each sync).
+    pub(super) fn dir(dir: PathBuf) -> GroupSync {
+        GroupSync::new(Box::new(move || File::open(&dir)?.sync_all()))
     }
 
-    /// Returns once a sync of the directory that began after this call has finished.
+    pub(super) fn new(run: SyncFn) -> GroupSync {
+        GroupSync { run, turns: Mutex::new(Turns::default()), finished: Condvar::new() }
+    }
+
+    /// Returns once a sync that began after this call has finished.
     pub(super) fn sync(&self) -> std::io::Result<()> {
         let mut turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
         turns.asked += 1;
@@ -42,7 +55,7 @@ impl GroupSync {
                 turns.running = true;
                 let covers = turns.asked;
                 drop(turns);
-                let synced = sync_dir(&self.dir);
+                let synced = (self.run)();
                 turns = self.turns.lock().unwrap_or_else(PoisonError::into_inner);
                 turns.running = false;
                 if synced.is_ok() {
@@ -58,10 +71,6 @@ impl GroupSync {
     }
 }
 
-fn sync_dir(dir: &Path) -> std::io::Result<()> {
-    File::open(dir)?.sync_all()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -70,7 +79,7 @@ mod tests {
     #[test]
     fn concurrent_callers_share_syncs_and_each_returns_after_one_that_began_after_it() {
         let d = tempfile::tempdir().unwrap();
-        let group = Arc::new(GroupSync::new(d.path().to_owned()));
+        let group = Arc::new(GroupSync::dir(d.path().to_owned()));
         let threads: Vec<_> = (0..16)
             .map(|_| {
                 let g = group.clone();
@@ -87,7 +96,7 @@ mod tests {
     #[test]
     fn a_sync_that_fails_is_an_error_for_its_callers() {
         let d = tempfile::tempdir().unwrap();
-        let group = GroupSync::new(d.path().join("missing"));
+        let group = GroupSync::dir(d.path().join("missing"));
         assert!(group.sync().is_err());
     }
 }

@@ -14,7 +14,9 @@ mod groupsync;
 mod health;
 mod holder;
 mod inspect;
+mod intents;
 mod isolate;
+mod journal;
 mod kernel;
 pub mod ledger;
 pub mod lock;
@@ -117,6 +119,9 @@ pub struct Engine {
     removals: removals::Removals,
     /// The copies running in this process.
     copies: Arc<copies::Registry>,
+    /// The intent journal, once a long-lived server started it ([`Engine::start_journal`]):
+    /// creates and deletes append to it instead of syncing; unset, they sync (strata-flex).
+    journal: std::sync::OnceLock<Arc<journal::Ring>>,
     /// Bytes per second a copy may take at most; 0: no limit.
     copy_rate: u64,
 }
@@ -130,7 +135,7 @@ impl Engine {
         let mut prefixes = cfg.allowed_prefixes.clone();
         prefixes.push(cfg.root.join("staging"));
         let real = validate::resolve(&prefixes);
-        let volumes_sync = groupsync::GroupSync::new(cfg.root.join("volumes"));
+        let volumes_sync = groupsync::GroupSync::dir(cfg.root.join("volumes"));
         let locks = lock::LockStats::default();
         let removals = removals::Removals::default();
         let copies = Arc::new(copies::Registry::default());
@@ -144,6 +149,7 @@ impl Engine {
             removals,
             copies,
             copy_rate: 0,
+            journal: std::sync::OnceLock::new(),
         })
     }
 
@@ -448,6 +454,7 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
         fs_type,
         parameters: req.parameters.clone(),
         created_unix: SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0),
+        incarnation: Some(incarnation()),
         staging: None,
         staging_in_record: false,
         publications: Vec::new(),
@@ -460,6 +467,16 @@ fn new_record(req: &CreateRequest, fs_type: Option<FsType>) -> Volume {
             .unwrap_or(false)
             .then(|| encryption::for_new(&req.id)),
     }
+}
+
+/// A new volume's incarnation: now, in nanoseconds since the epoch, and never one that this
+/// process handed out before (two creates of an id within the clock's resolution differ).
+fn incarnation() -> u64 {
+    static LAST: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let now =
+        SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX));
+    let before = LAST.fetch_max(now, std::sync::atomic::Ordering::Relaxed);
+    if before >= now { LAST.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1 } else { now }
 }
 
 /// Whether an existing volume answers the same create request.

@@ -40,6 +40,11 @@ pub struct Volume {
     #[serde(default)]
     pub parameters: BTreeMap<String, String>,
     pub created_unix: u64,
+    /// Tells this volume from another of the same id made before or after it: its creation
+    /// time in nanoseconds since the epoch (the intent journal's replay compares them). Records
+    /// of older strata have none.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incarnation: Option<u64>,
     /// Where the volume is staged on this node. Kept in its own file beside the record (node
     /// state, see `engine::state`); records written before that carried it here, so it is still
     /// read from the record but never written to it.
@@ -322,15 +327,19 @@ pub fn save_json<T: Serialize>(path: &Path, value: &T, durability: Durability) -
 }
 
 /// Writes `value` to `path`, a new file in a directory no reader looks at yet (a volume made
-/// aside), and forces it to disk. The directory is renamed into place later, and its parent
-/// synced then; no temporary file is needed, so no inode beyond the record's own.
-pub fn write_fresh<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+/// aside), and forces it to disk when `durability` says so (else the intent journal covers it).
+/// The directory is renamed into place later, and its parent synced then; no temporary file is
+/// needed, so no inode beyond the record's own.
+pub fn write_fresh<T: Serialize>(path: &Path, value: &T, durability: Durability) -> Result<()> {
     let json = seal(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     let write = || -> std::io::Result<()> {
         // A new file gets FILE_MODE (umask can only narrow it): nothing to tighten.
         let mut f = super::perm::private_file().write(true).create_new(true).open(path)?;
         f.write_all(&json)?;
-        f.sync_all()
+        match durability {
+            Durability::Durable => f.sync_all(),
+            Durability::Cached => Ok(()),
+        }
     };
     write().map_err(Error::io("write record", path))
 }
@@ -349,6 +358,7 @@ mod tests {
             fs_type: Some(FsType::Xfs),
             parameters: BTreeMap::from([("backend".into(), "loop".into())]),
             created_unix: 1,
+            incarnation: None,
             staging: None,
             staging_in_record: false,
             publications: Vec::new(),

@@ -127,7 +127,6 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let rate = args.copy_rate.unwrap_or(0);
     let (engine, start, copies) =
         tokio::task::spawn_blocking(move || open(cfg, rate)).await.map_err(ServeError::OpenUnfinished)??;
-    let engine = Arc::new(engine);
     start_background_work(&engine, copies);
     let driver = Arc::new(driver(engine, &args, node_id, metrics_listener, start));
     driver.log_readiness().await;
@@ -237,15 +236,20 @@ fn serve_metrics(listener: tokio::net::TcpListener, all: metrics::Metrics) {
     });
 }
 
-/// Opens the engine, resumes the copies a stopped server left and reconciles, logging each
-/// action and each problem; the resumed copies come back to be run.
-fn open(cfg: engine::Config, copy_rate: u64) -> Result<(Engine, metrics::Start, Vec<engine::CopyJob>), ServeError> {
+/// Opens the engine, replays its intent journal, resumes the copies a stopped server left and
+/// reconciles, logging each action and each problem; the resumed copies come back to be run.
+fn open(
+    cfg: engine::Config,
+    copy_rate: u64,
+) -> Result<(Arc<Engine>, metrics::Start, Vec<engine::CopyJob>), ServeError> {
     let root = cfg.root.clone();
     let engine = Engine::new(cfg, Arc::new(crate::sys::LinuxHost))
         .map_err(|source| ServeError::Open { root: root.clone(), source })?
         .with_copy_rate(copy_rate);
+    let engine = Arc::new(engine);
     log_isolation(engine.isolate_volumes());
-    let mut resumed = engine::reconcile::Report::default();
+    let replayed = engine.start_journal().map_err(|source| ServeError::Reconcile { root: root.clone(), source })?;
+    let mut resumed = engine::reconcile::Report { actions: replayed, ..Default::default() };
     let copies = engine.resume_copies(&mut resumed);
     let mut report = engine.reconcile().map_err(|source| ServeError::Reconcile { root, source })?;
     report.actions.splice(0..0, resumed.actions);

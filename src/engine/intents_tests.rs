@@ -1,0 +1,168 @@
+//! Journaled creates and deletes, and their replay after what a power cut can leave: every state
+//! a lost write can leave converges to what the calls answered.
+
+use super::super::tests::{fixture, req};
+use super::*;
+use crate::backend::Kind;
+use crate::engine::Config;
+use std::time::Instant;
+
+struct Node {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    engine: Arc<Engine>,
+}
+
+/// An engine that journals (no background checkpoints: the test decides what reached the disk).
+fn node() -> Node {
+    let f = fixture();
+    let engine = Arc::new(f.engine);
+    engine.open_journal().unwrap();
+    Node { _tmp: f._tmp, root: f.root, engine }
+}
+
+impl Node {
+    /// The same root after a power cut: a new engine replays the journal.
+    fn restart(self) -> (Node, Vec<String>) {
+        let root = self.root.clone();
+        let cfg = Config { allowed_prefixes: Vec::new(), ..Config::new(root.clone()) };
+        drop(self.engine);
+        let engine = Arc::new(Engine::new(cfg, Arc::new(crate::sys::FakeHost::new())).unwrap());
+        let (_, actions) = engine.open_journal().unwrap();
+        (Node { _tmp: self._tmp, root, engine }, actions)
+    }
+
+    fn vol(&self, id: &str) -> PathBuf {
+        self.root.join("volumes").join(id)
+    }
+
+    fn on_disk(&self, id: &str) -> Option<Volume> {
+        record::load(&self.vol(id).join("volume.json")).unwrap()
+    }
+}
+
+fn create(n: &Node, id: &str, kind: Kind) -> Volume {
+    n.engine.create_volume(&req(id, kind, 1 << 20)).unwrap()
+}
+
+#[test]
+fn a_journaled_create_writes_one_entry_and_answers_the_same_volume_again() {
+    let n = node();
+    let vol = create(&n, "v1", Kind::Dir);
+    assert!(vol.incarnation.is_some());
+    assert_eq!(n.engine.journal.get().unwrap().uncovered(), 1);
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+    assert!(n.vol("v1").join("data").is_dir());
+    assert_eq!(create(&n, "v1", Kind::Dir).incarnation, vol.incarnation, "the same request is the same volume");
+    assert_eq!(n.engine.journal.get().unwrap().uncovered(), 1);
+    let (n, actions) = n.restart();
+    assert!(actions.is_empty(), "nothing was lost, nothing to do: {actions:?}");
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+}
+
+#[test]
+fn a_create_whose_directory_never_reached_the_disk_is_made_again() {
+    let n = node();
+    let vol = create(&n, "v1", Kind::Dir);
+    std::fs::remove_dir_all(n.vol("v1")).unwrap();
+    let (n, actions) = n.restart();
+    assert_eq!(actions, ["volume v1: made again, empty, as its create left it (intent journal)"]);
+    let back = n.on_disk("v1").unwrap();
+    assert_eq!((back.incarnation, back.capacity, back.name), (vol.incarnation, vol.capacity, vol.name));
+    assert!(n.vol("v1").join("data").is_dir());
+}
+
+#[test]
+fn a_create_whose_rename_and_record_were_lost_is_renamed_and_recorded() {
+    let n = node();
+    let vol = create(&n, "v1", Kind::Dir);
+    std::fs::write(n.vol("v1").join("data/kept"), b"a pod's file").unwrap();
+    std::fs::write(n.vol("v1").join("volume.json"), b"").unwrap();
+    std::fs::rename(n.vol("v1"), n.vol(".v1.new")).unwrap();
+    let (n, actions) = n.restart();
+    assert_eq!(actions, ["volume v1: its directory renamed into place (intent journal)"]);
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+    assert_eq!(std::fs::read(n.vol("v1").join("data/kept")).unwrap(), b"a pod's file", "nothing of it is lost");
+    assert!(!n.vol(".v1.new").exists());
+}
+
+#[test]
+fn a_create_whose_record_was_lost_in_place_gets_it_again() {
+    let n = node();
+    let vol = create(&n, "v1", Kind::Tmpfs);
+    std::fs::remove_file(n.vol("v1").join("volume.json")).unwrap();
+    let (n, actions) = n.restart();
+    assert_eq!(actions, ["volume v1: its record written again (intent journal)"]);
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+}
+
+/// Copies a volume directory (what the disk may still hold after a lost rename).
+fn keep(n: &Node, id: &str) -> PathBuf {
+    let copy = n.root.join(format!("kept-{id}"));
+    let status = std::process::Command::new("cp").arg("-a").arg(n.vol(id)).arg(&copy).status().unwrap();
+    assert!(status.success());
+    copy
+}
+
+#[test]
+fn a_deleted_volume_that_comes_back_is_removed() {
+    let n = node();
+    create(&n, "v1", Kind::Dir);
+    let old = keep(&n, "v1");
+    n.engine.delete_volume("v1").unwrap();
+    assert!(n.on_disk("v1").is_none());
+    std::fs::rename(&old, n.vol("v1")).unwrap();
+    let (n, actions) = n.restart();
+    assert_eq!(actions, ["volume v1: deleted, was back: removed (intent journal)"]);
+    assert!(!n.vol("v1").exists() && !n.vol(".v1.del").exists());
+}
+
+#[test]
+fn replay_keeps_a_volume_made_later_outside_the_journal_and_removes_an_older_one() {
+    let n = node();
+    create(&n, "v1", Kind::Dir);
+    let first = keep(&n, "v1");
+    n.engine.delete_volume("v1").unwrap();
+    let second = create(&n, "v1", Kind::Dir);
+    // The last entry of v1 is the second create; the disk holds the first volume instead.
+    std::fs::remove_dir_all(n.vol("v1")).unwrap();
+    std::fs::rename(&first, n.vol("v1")).unwrap();
+    let (n, actions) = n.restart();
+    assert_eq!(actions, ["volume v1: made again, empty, as its create left it (intent journal)"]);
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, second.incarnation);
+    // A delete entry leaves alone a volume of the id that is not the one it deleted.
+    create(&n, "v2", Kind::Dir);
+    n.engine.delete_volume("v2").unwrap();
+    let mut newer = create(&n, "v2", Kind::Dir);
+    newer.incarnation = newer.incarnation.map(|i| i + 1);
+    record::save_json(&n.vol("v2").join("volume.json"), &newer, record::Durability::Durable).unwrap();
+    let (n, _) = n.restart();
+    assert_eq!(n.on_disk("v2").unwrap().incarnation, newer.incarnation);
+}
+
+#[test]
+fn without_the_journal_creates_and_deletes_sync_and_write_no_entry() {
+    let f = fixture();
+    f.engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap();
+    f.engine.delete_volume("v1").unwrap();
+    assert!(!f.root.join("journal").exists());
+}
+
+#[test]
+fn the_checkpoint_covers_the_entries_and_a_restart_replays_nothing() {
+    let f = fixture();
+    let engine = Arc::new(f.engine);
+    engine.start_journal().unwrap();
+    engine.create_volume(&req("v1", Kind::Dir, 1 << 20)).unwrap();
+    engine.create_volume(&req("v2", Kind::Dir, 1 << 20)).unwrap();
+    engine.delete_volume("v2").unwrap();
+    let ring = engine.journal.get().unwrap().clone();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while ring.uncovered() > 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(ring.uncovered(), 0, "a checkpoint came within its delay");
+    drop((engine, ring));
+    let (_, found) = Ring::open(&f.root.join("journal")).unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
