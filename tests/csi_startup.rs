@@ -267,3 +267,16 @@ fn a_tcp_endpoint_logs_its_real_address_and_warns() {
     child.wait().unwrap();
     cleanup(dir.path());
 }
+
+#[test]
+fn a_journal_that_is_not_strata_s_stops_the_start_and_says_what_to_do() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir(&root).unwrap();
+    std::fs::write(root.join("journal"), b"copied from somewhere else").unwrap();
+    let sock = format!("unix://{}", dir.path().join("csi.sock").display());
+    let out = refused_start(&["--endpoint", &sock, "--node-id", "vm"], &root);
+    let err = stderr(&out);
+    assert!(err.contains("intent journal") && err.contains("move it aside"), "{err}");
+    assert_eq!(std::fs::read(root.join("journal")).unwrap(), b"copied from somewhere else", "left as it was");
+}

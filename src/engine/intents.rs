@@ -219,7 +219,12 @@ fn sync_paths(paths: &[PathBuf]) -> Result<()> {
 }
 
 fn journal_error(root: &Path, e: serde_json::Error) -> Error {
-    Error::Journal { path: root.join("journal"), reason: format!("an entry is not what this strata writes: {e}") }
+    Error::Journal {
+        path: root.join("journal"),
+        reason: format!(
+            "an entry is not what this strata writes ({e}): move the file aside to start with a new one (operations.md, \"The intent journal\")"
+        ),
+    }
 }
 
 fn not_started(root: &Path) -> Error {

@@ -79,7 +79,10 @@ impl Ring {
         let file = super::perm::private_file().read(true).write(true).open(path).map_err(Error::io("open", path))?;
         let size = file.metadata().map_err(Error::io("stat", path))?.len();
         if size != file_size() {
-            let reason = format!("{size} bytes, not the {} of a strata journal", file_size());
+            let reason = format!(
+                "{size} bytes, not the {} of a strata journal: move it aside to start with a new one (operations.md, \"The intent journal\")",
+                file_size()
+            );
             return Err(Error::Journal { path: path.to_owned(), reason });
         }
         let (checkpointed, headers_written) = read_headers(&file, path)?;
