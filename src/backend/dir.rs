@@ -27,6 +27,10 @@ impl Rules for DirRules {
         true
     }
 
+    fn pooled(&self) -> bool {
+        true
+    }
+
     fn encryptable(&self, _fs: Option<FsType>) -> std::result::Result<(), Unencryptable> {
         Ok(())
     }

@@ -110,6 +110,11 @@ pub trait Rules: Send + Sync + Debug {
     fn journaled_create(&self) -> bool {
         false
     }
+    /// Whether a new volume's storage needs nothing from its request (a `dir` volume's empty
+    /// directory), so the engine may make a few ahead (see `engine::pool`).
+    fn pooled(&self) -> bool {
+        false
+    }
     /// Whether an encrypted volume's copy is its ciphertext, taken without its key (an image).
     fn copies_ciphertext(&self) -> bool {
         false

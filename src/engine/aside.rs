@@ -90,6 +90,39 @@ impl Engine {
         Ok(())
     }
 
+    /// A pool entry and the journal entry for a create of `vol`, when its kind is pooled, the
+    /// journal covers it and an entry is ready.
+    pub(super) fn pooled(&self, vol: &Volume) -> Option<(VolumeDir, Vec<u8>)> {
+        if !crate::backend::rules(vol.backend).pooled() {
+            return None;
+        }
+        let intent = self.create_intent(vol)?;
+        Some((self.pool.take(vol.backend)?, intent))
+    }
+
+    /// [`Engine::make_volume`] from a pool entry (storage made, record file empty): writes the
+    /// record into it and renames it into place with its journal entry `intent`.
+    pub(super) fn make_from_pool(
+        &self,
+        vol: &mut Volume,
+        entry: VolumeDir,
+        intent: &[u8],
+        count: impl FnOnce(&Volume, &VolumeDir) -> Result<()>,
+    ) -> Result<()> {
+        let dir = self.dir(&vol.id);
+        let made = self.remove_leftover(&dir).and_then(|()| {
+            record::write_into(&entry.record(), &*vol)?;
+            crashpoint::hit("create:recorded");
+            count(vol, &entry)?;
+            self.rename_journaled(&entry, &dir, intent)
+        });
+        if let Err(e) = made {
+            crate::undo::log("a failed create: remove the pool entry it took", self.remove_leftover(&entry));
+            return Err(e);
+        }
+        Ok(())
+    }
+
     /// Renames the volume directory `from` to `to` and syncs `volumes/`, so the rename survives a
     /// power loss once this returns.
     pub(super) fn rename_durably(&self, from: &VolumeDir, to: &VolumeDir) -> Result<()> {
@@ -256,7 +289,7 @@ pub(super) fn aside_of(name: &str) -> Option<(&str, &'static str)> {
 }
 
 /// A record for an aside that has none, enough for a backend to find and remove its storage.
-fn placeholder(aside: &VolumeDir, kind: Kind) -> Volume {
+pub(super) fn placeholder(aside: &VolumeDir, kind: Kind) -> Volume {
     let id = aside.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
     let req = super::CreateRequest {
         id: id.clone(),

@@ -64,7 +64,7 @@ impl Engine {
         let path = self.cfg.root.join("journal");
         let (ring, found) = Ring::open(&path)?;
         let upto = found.last().map(|f| f.seq);
-        let actions = self.replay(found)?;
+        let actions = self.replay(found, &self.pool_entries()?)?;
         if let Some(upto) = upto {
             sync_paths(&[self.cfg.root.join("volumes")])?;
             ring.mark(upto)?;
@@ -104,8 +104,9 @@ impl Engine {
         Ok(())
     }
 
-    /// Replays the last entry of each id, in id order.
-    fn replay(&self, found: Vec<Found>) -> Result<Vec<String>> {
+    /// Replays the last entry of each id, in id order; `pooled` are the volume directories made
+    /// ahead that the last server left (a create's rename out of one may be what was lost).
+    fn replay(&self, found: Vec<Found>, pooled: &[VolumeDir]) -> Result<Vec<String>> {
         let mut last = BTreeMap::new();
         for f in found {
             let intent: Intent = serde_json::from_slice(&f.payload).map_err(|e| journal_error(&self.cfg.root, e))?;
@@ -116,7 +117,7 @@ impl Engine {
             super::validate::id("volume", &id)?;
             let _lock = self.lock(&id)?;
             let done = match intent {
-                Intent::Create { record } => self.replay_create(*record)?,
+                Intent::Create { record } => self.replay_create(*record, pooled)?,
                 Intent::Delete { id, incarnation } => self.replay_delete(&id, incarnation)?,
             };
             actions.extend(done.map(|what| format!("volume {id}: {what} (intent journal)")));
@@ -125,7 +126,7 @@ impl Engine {
     }
 
     /// Makes sure the volume of `want` is in place, as the create left it at the latest.
-    fn replay_create(&self, want: Volume) -> Result<Option<&'static str>> {
+    fn replay_create(&self, want: Volume, pooled: &[VolumeDir]) -> Result<Option<&'static str>> {
         let dir = self.dir(&want.id);
         match record::load(&dir.record()) {
             Ok(Some(there)) if there.incarnation >= want.incarnation => return Ok(None),
@@ -134,12 +135,14 @@ impl Engine {
             Ok(None) | Err(_) if dir.0.exists() => return self.rerecord(&want, &dir).map(Some),
             Ok(None) | Err(_) => {}
         }
-        let aside = self.aside(&want.id, super::aside::NEW);
-        let aside_is_it = match record::load(&aside.record()) {
+        let new = self.aside(&want.id, super::aside::NEW);
+        let new_is_it = match record::load(&new.record()) {
             Ok(Some(there)) => there.incarnation == want.incarnation,
-            Ok(None) | Err(_) => aside.0.exists(),
+            Ok(None) | Err(_) => new.0.exists(),
         };
-        if aside_is_it {
+        let is_it = |e: &&VolumeDir| matches!(record::load(&e.record()), Ok(Some(there)) if there.incarnation == want.incarnation);
+        let aside = if new_is_it { Some(new) } else { pooled.iter().find(is_it).cloned() };
+        if let Some(aside) = aside {
             self.rename_durably(&aside, &dir)?;
             self.rerecord(&want, &dir)?;
             return Ok(Some("its directory renamed into place"));

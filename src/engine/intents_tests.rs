@@ -25,8 +25,13 @@ impl Node {
     /// The same root after a power cut: a new engine replays the journal.
     fn restart(self) -> (Node, Vec<String>) {
         let root = self.root.clone();
+        let engine = Arc::downgrade(&self.engine);
         let cfg = Config { allowed_prefixes: Vec::new(), ..Config::new(root.clone()) };
         drop(self.engine);
+        // The pool's thread lets go of the old engine within a second.
+        while engine.strong_count() > 0 {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         let engine = Arc::new(Engine::new(cfg, Arc::new(crate::sys::FakeHost::new())).unwrap());
         let (_, actions) = engine.open_journal().unwrap();
         (Node { _tmp: self._tmp, root, engine }, actions)
@@ -165,4 +170,58 @@ fn the_checkpoint_covers_the_entries_and_a_restart_replays_nothing() {
     drop((engine, ring));
     let (_, found) = Ring::open(&f.root.join("journal")).unwrap();
     assert!(found.is_empty(), "{found:?}");
+}
+
+/// Waits until the pool holds `n` entries of dir volumes.
+fn pool_holds(engine: &Engine, n: usize) -> Vec<VolumeDir> {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let entries = engine.pool_entries().unwrap();
+        if entries.len() >= n || Instant::now() > deadline {
+            return entries;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+#[test]
+fn a_create_takes_a_directory_made_ahead_and_the_start_removes_the_rest() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let n = node();
+    n.engine.start_pool();
+    let entries = pool_holds(&n.engine, 8);
+    assert_eq!(entries.len(), 8, "eight made ahead");
+    let inodes: Vec<u64> = entries.iter().map(|e| std::fs::metadata(&e.0).unwrap().ino()).collect();
+    let vol = create(&n, "v1", Kind::Dir);
+    let made = std::fs::metadata(n.vol("v1")).unwrap();
+    assert!(inodes.contains(&made.ino()), "the volume is one of the directories made ahead");
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+    let data = std::fs::metadata(n.vol("v1").join("data")).unwrap();
+    assert_eq!(data.permissions().mode() & 0o7777, 0o777);
+    assert_eq!(pool_holds(&n.engine, 8).len(), 8, "and another is made");
+    // A tmpfs volume is not pooled.
+    create(&n, "t1", Kind::Tmpfs);
+    assert!(!inodes.contains(&std::fs::metadata(n.vol("t1")).unwrap().ino()));
+    let (n, _) = n.restart();
+    let report = n.engine.reconcile().unwrap();
+    assert!(
+        report.actions.iter().any(|a| a == "removed 8 volume directories the last server made ahead"),
+        "{report:?}"
+    );
+    assert!(n.engine.pool_entries().unwrap().is_empty());
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+}
+
+#[test]
+fn a_create_from_the_pool_whose_rename_was_lost_is_taken_back_with_what_a_pod_wrote() {
+    let n = node();
+    n.engine.start_pool();
+    pool_holds(&n.engine, 8);
+    let vol = create(&n, "v1", Kind::Dir);
+    std::fs::write(n.vol("v1").join("data/kept"), b"a pod's file").unwrap();
+    std::fs::rename(n.vol("v1"), n.vol(".pool-1-999")).unwrap();
+    let (n, actions) = n.restart();
+    assert_eq!(actions, ["volume v1: its directory renamed into place (intent journal)"]);
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+    assert_eq!(std::fs::read(n.vol("v1").join("data/kept")).unwrap(), b"a pod's file");
 }

@@ -111,9 +111,10 @@ impl Ledger {
     }
 }
 
-/// The id of this boot, or an empty string where the kernel does not say.
+/// The id of this boot (read once per process, see `copies::boot_id`), not at every create and
+/// delete.
 fn boot_id() -> String {
-    std::fs::read_to_string("/proc/sys/kernel/random/boot_id").map(|s| s.trim().to_owned()).unwrap_or_default()
+    super::copies::boot_id().to_owned()
 }
 
 /// The ledger file, open for reading and writing.

@@ -24,6 +24,7 @@ pub mod mount_policy;
 mod node;
 mod paths;
 pub mod perm;
+mod pool;
 mod publications;
 mod quarantine;
 pub mod reconcile;
@@ -122,6 +123,8 @@ pub struct Engine {
     /// The intent journal, once a long-lived server started it ([`Engine::start_journal`]):
     /// creates and deletes append to it instead of syncing; unset, they sync (strata-flex).
     journal: std::sync::OnceLock<Arc<journal::Ring>>,
+    /// Volume directories made ahead for creates ([`Engine::start_pool`]).
+    pool: pool::Pool,
     /// Bytes per second a copy may take at most; 0: no limit.
     copy_rate: u64,
 }
@@ -150,6 +153,7 @@ impl Engine {
             copies,
             copy_rate: 0,
             journal: std::sync::OnceLock::new(),
+            pool: pool::Pool::default(),
         })
     }
 
@@ -311,7 +315,10 @@ impl Engine {
         let mut vol = new_record(req, fs_type);
         let backend = self.backend(vol.backend);
         let count = |vol: &Volume, dir: &VolumeDir| reserved.count(&self.share(vol, dir));
-        self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(&vol.spec(), dir)?), count)?;
+        match self.pooled(&vol) {
+            Some((entry, intent)) => self.make_from_pool(&mut vol, entry, &intent, count)?,
+            None => self.make_volume(&mut vol, |vol, dir| Ok(backend.provision(&vol.spec(), dir)?), count)?,
+        }
         Ok(vol)
     }
 

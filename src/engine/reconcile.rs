@@ -110,6 +110,7 @@ impl Engine {
     /// directory without a record and without an intent is kept (it is quarantined, see
     /// [`Engine::quarantined`]).
     fn remove_orphan_dirs(&self, report: &mut Report) -> Result<()> {
+        self.remove_pool_entries(report)?;
         for id in self.aside_ids()? {
             let Ok(_lock) = self.lock(&id) else {
                 continue;
@@ -136,6 +137,23 @@ impl Engine {
                 }
                 Err(e) => report.errors.push(format!("leftover {}: {e}", dir.0.display())),
             }
+        }
+        Ok(())
+    }
+
+    /// Removes the volume directories made ahead that the last server left (empty: the journal's
+    /// replay, before this, took back any a create had renamed).
+    fn remove_pool_entries(&self, report: &mut Report) -> Result<()> {
+        let entries = self.pool_entries()?;
+        let mut removed = 0;
+        for entry in &entries {
+            match self.remove_leftover(entry) {
+                Ok(()) => removed += 1,
+                Err(e) => report.errors.push(format!("volume directory made ahead {}: {e}", entry.0.display())),
+            }
+        }
+        if removed > 0 {
+            report.actions.push(format!("removed {removed} volume directories the last server made ahead"));
         }
         Ok(())
     }

@@ -344,6 +344,17 @@ pub fn write_fresh<T: Serialize>(path: &Path, value: &T, durability: Durability)
     write().map_err(Error::io("write record", path))
 }
 
+/// Writes `value` into the empty file at `path` that a volume directory made ahead holds (see
+/// `engine::pool`): no inode is made; the intent journal makes it durable.
+pub fn write_into<T: Serialize>(path: &Path, value: &T) -> Result<()> {
+    let json = seal(value).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::OpenOptions::new().write(true).truncate(true).open(path)?;
+        f.write_all(&json)
+    };
+    write().map_err(Error::io("write record", path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

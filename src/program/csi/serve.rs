@@ -139,6 +139,7 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
 /// copies a stopped server left.
 fn start_background_work(engine: &Arc<Engine>, copies: Vec<engine::CopyJob>) {
     engine.remove_in_background();
+    engine.start_pool();
     count_capacity_every(engine.clone(), LEDGER_RECOUNT);
     for job in copies {
         let engine = engine.clone();

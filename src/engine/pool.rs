@@ -1,0 +1,128 @@
+//! Volume directories made ahead (a long-lived server with the intent journal): for kinds whose
+//! new volume needs nothing from the request ([`crate::backend::Rules::pooled`]: a `dir` volume's
+//! empty directory), a background thread keeps a few `volumes/.pool-<pid>-<n>/` ready, each with
+//! its storage and an empty record file. A create takes one, writes its record into the file it
+//! finds there and renames the directory into place: no inode is made in the call (on this VM's
+//! ext4 each costs an allocator scan, see performance.md). Entries are never shown to a pod
+//! before their rename; the start removes those a stopped server left (after the journal's replay
+//! has taken back any whose rename a power cut lost).
+
+use super::{Engine, Result};
+use crate::backend::{Kind, VolumeDir};
+use std::collections::BTreeMap;
+use std::os::unix::fs::DirBuilderExt;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
+use std::time::Duration;
+
+/// Entries kept ready per pooled kind.
+const READY: usize = 8;
+/// The name prefix of an entry in `volumes/` (no id starts with '.').
+pub(super) const PREFIX: &str = ".pool-";
+
+/// The entries ready, per kind.
+#[derive(Debug, Default)]
+pub(super) struct Pool {
+    ready: Mutex<BTreeMap<Kind, Vec<VolumeDir>>>,
+    taken: Condvar,
+}
+
+impl Pool {
+    /// An entry of `kind`, if one is ready.
+    pub(super) fn take(&self, kind: Kind) -> Option<VolumeDir> {
+        let entry = self.ready.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&kind)?.pop();
+        self.taken.notify_all();
+        entry
+    }
+
+    /// Waits until `kind` has fewer than [`READY`] entries (or a while passed); whether it has.
+    fn wants(&self, kind: Kind) -> bool {
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        let short = |r: &BTreeMap<Kind, Vec<VolumeDir>>| r.get(&kind).map_or(0, Vec::len) < READY;
+        if short(&ready) {
+            return true;
+        }
+        let (ready, _) = self.taken.wait_timeout(ready, Duration::from_secs(1)).unwrap_or_else(PoisonError::into_inner);
+        short(&ready)
+    }
+
+    fn add(&self, kind: Kind, entry: VolumeDir) {
+        self.ready.lock().unwrap_or_else(PoisonError::into_inner).entry(kind).or_default().push(entry);
+    }
+}
+
+impl Engine {
+    /// Starts keeping entries ready for every pooled kind this engine serves; after reconcile
+    /// (which removes what an earlier server left) and only with the journal running.
+    pub fn start_pool(self: &Arc<Self>) {
+        if self.journal.get().is_none() {
+            return;
+        }
+        for kind in Kind::ALL.into_iter().filter(|&k| crate::backend::rules(k).pooled()) {
+            let engine = Arc::downgrade(self);
+            let worker = std::thread::Builder::new().name("pool".into()).spawn(move || fill(&engine, kind));
+            if let Err(e) = worker {
+                tracing::warn!(error = %e, "no volume directories made ahead: creates make their own");
+            }
+        }
+    }
+
+    /// Makes one entry of `kind` at `at`: the directory, the kind's storage, an empty record.
+    fn make_entry(&self, kind: Kind, at: &VolumeDir) -> Result<()> {
+        std::fs::DirBuilder::new()
+            .mode(super::perm::DIR_MODE)
+            .create(&at.0)
+            .map_err(super::Error::io("create", &at.0))?;
+        let made =
+            self.backend(kind).provision(&super::aside::placeholder(at, kind).spec(), at).map_err(Into::into).and_then(
+                |()| {
+                    let record = at.record();
+                    super::perm::private_file()
+                        .write(true)
+                        .create_new(true)
+                        .open(&record)
+                        .map_err(super::Error::io("create", record))
+                },
+            );
+        if made.is_err() {
+            crate::undo::log("a failed pool entry: remove it", self.remove_leftover(at));
+        }
+        made.map(drop)
+    }
+
+    /// The entries in `volumes/` (a stopped server's, at start).
+    pub(super) fn pool_entries(&self) -> Result<Vec<VolumeDir>> {
+        let dir = self.cfg.root.join("volumes");
+        let names = std::fs::read_dir(&dir).map_err(super::Error::io("list", &dir))?;
+        Ok(names
+            .filter_map(|e| e.ok()?.file_name().into_string().ok())
+            .filter(|n| n.starts_with(PREFIX))
+            .map(|n| VolumeDir(dir.join(n)))
+            .collect())
+    }
+}
+
+/// Keeps `kind`'s entries ready until the engine is gone.
+fn fill(engine: &Weak<Engine>, kind: Kind) {
+    let mut made = 0u64;
+    loop {
+        let Some(e) = engine.upgrade() else { return };
+        if !e.pool.wants(kind) {
+            continue;
+        }
+        made += 1;
+        let at = VolumeDir(entry_path(&e.cfg.root, made));
+        match e.make_entry(kind, &at) {
+            Ok(()) => e.pool.add(kind, at),
+            Err(err) => {
+                tracing::warn!(error = %err, "a volume directory made ahead failed; creates make their own meanwhile");
+                drop(e);
+                std::thread::sleep(Duration::from_secs(5));
+            }
+        }
+    }
+}
+
+fn entry_path(root: &Path, n: u64) -> PathBuf {
+    root.join("volumes").join(format!("{PREFIX}{}-{n}", std::process::id()))
+}
