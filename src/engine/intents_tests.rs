@@ -188,7 +188,7 @@ fn pool_holds(engine: &Engine, n: usize) -> Vec<VolumeDir> {
 fn a_create_takes_a_directory_made_ahead_and_the_start_removes_the_rest() {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let n = node();
-    n.engine.start_pool();
+    n.engine.start_pool(&Kind::ALL);
     let entries = pool_holds(&n.engine, 8);
     assert_eq!(entries.len(), 8, "eight made ahead");
     let inodes: Vec<u64> = entries.iter().map(|e| std::fs::metadata(&e.0).unwrap().ino()).collect();
@@ -215,7 +215,7 @@ fn a_create_takes_a_directory_made_ahead_and_the_start_removes_the_rest() {
 #[test]
 fn a_create_from_the_pool_whose_rename_was_lost_is_taken_back_with_what_a_pod_wrote() {
     let n = node();
-    n.engine.start_pool();
+    n.engine.start_pool(&Kind::ALL);
     pool_holds(&n.engine, 8);
     let vol = create(&n, "v1", Kind::Dir);
     std::fs::write(n.vol("v1").join("data/kept"), b"a pod's file").unwrap();
@@ -224,4 +224,17 @@ fn a_create_from_the_pool_whose_rename_was_lost_is_taken_back_with_what_a_pod_wr
     assert_eq!(actions, ["volume v1: its directory renamed into place (intent journal)"]);
     assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
     assert_eq!(std::fs::read(n.vol("v1").join("data/kept")).unwrap(), b"a pod's file");
+}
+
+#[test]
+fn a_stopped_pool_removes_its_directories_and_creates_make_their_own() {
+    let n = node();
+    n.engine.start_pool(&[Kind::Dir]);
+    assert_eq!(pool_holds(&n.engine, 8).len(), 8);
+    n.engine.stop_pool();
+    std::thread::sleep(Duration::from_millis(1200));
+    assert!(n.engine.pool_entries().unwrap().is_empty(), "{:?}", n.engine.pool_entries());
+    let vol = create(&n, "v1", Kind::Dir);
+    assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
+    assert!(n.engine.pool_entries().unwrap().is_empty());
 }

@@ -12,6 +12,7 @@ use crate::backend::{Kind, VolumeDir};
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
@@ -25,11 +26,16 @@ pub(super) const PREFIX: &str = ".pool-";
 pub(super) struct Pool {
     ready: Mutex<BTreeMap<Kind, Vec<VolumeDir>>>,
     taken: Condvar,
+    /// No more entries are made or handed out ([`Engine::stop_pool`]).
+    stopped: AtomicBool,
 }
 
 impl Pool {
     /// An entry of `kind`, if one is ready.
     pub(super) fn take(&self, kind: Kind) -> Option<VolumeDir> {
+        if self.stopped.load(Ordering::Relaxed) {
+            return None;
+        }
         let entry = self.ready.lock().unwrap_or_else(PoisonError::into_inner).get_mut(&kind)?.pop();
         self.taken.notify_all();
         entry
@@ -46,24 +52,43 @@ impl Pool {
         short(&ready)
     }
 
-    fn add(&self, kind: Kind, entry: VolumeDir) {
-        self.ready.lock().unwrap_or_else(PoisonError::into_inner).entry(kind).or_default().push(entry);
+    /// Keeps `entry` ready; gives it back when the pool has stopped.
+    fn add(&self, kind: Kind, entry: VolumeDir) -> Option<VolumeDir> {
+        let mut ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        if self.stopped.load(Ordering::Relaxed) {
+            return Some(entry);
+        }
+        ready.entry(kind).or_default().push(entry);
+        None
     }
 }
 
 impl Engine {
-    /// Starts keeping entries ready for every pooled kind this engine serves; after reconcile
-    /// (which removes what an earlier server left) and only with the journal running.
-    pub fn start_pool(self: &Arc<Self>) {
+    /// Starts keeping entries ready for every pooled kind of `kinds` (the backends creates may
+    /// use); after reconcile (which removes what an earlier server left) and only with the
+    /// journal running.
+    pub fn start_pool(self: &Arc<Self>, kinds: &[Kind]) {
         if self.journal.get().is_none() {
             return;
         }
-        for kind in Kind::ALL.into_iter().filter(|&k| crate::backend::rules(k).pooled()) {
+        for &kind in kinds.iter().filter(|&&k| crate::backend::rules(k).pooled()) {
             let engine = Arc::downgrade(self);
             let worker = std::thread::Builder::new().name("pool".into()).spawn(move || fill(&engine, kind));
             if let Err(e) = worker {
                 tracing::warn!(error = %e, "no volume directories made ahead: creates make their own");
             }
+        }
+    }
+
+    /// Stops the pool and removes the entries it holds (a server stopping).
+    pub fn stop_pool(&self) {
+        let ready = {
+            let mut ready = self.pool.ready.lock().unwrap_or_else(PoisonError::into_inner);
+            self.pool.stopped.store(true, Ordering::Relaxed);
+            std::mem::take(&mut *ready)
+        };
+        for entry in ready.into_values().flatten() {
+            crate::undo::log("a volume directory made ahead: remove it", self.remove_leftover(&entry));
         }
     }
 
@@ -107,13 +132,20 @@ fn fill(engine: &Weak<Engine>, kind: Kind) {
     let mut made = 0u64;
     loop {
         let Some(e) = engine.upgrade() else { return };
+        if e.pool.stopped.load(Ordering::Relaxed) {
+            return;
+        }
         if !e.pool.wants(kind) {
             continue;
         }
         made += 1;
         let at = VolumeDir(entry_path(&e.cfg.root, made));
         match e.make_entry(kind, &at) {
-            Ok(()) => e.pool.add(kind, at),
+            Ok(()) => {
+                if let Some(unwanted) = e.pool.add(kind, at) {
+                    crate::undo::log("a volume directory made ahead: remove it", e.remove_leftover(&unwanted));
+                }
+            }
             Err(err) => {
                 tracing::warn!(error = %err, "a volume directory made ahead failed; creates make their own meanwhile");
                 drop(e);

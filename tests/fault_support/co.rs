@@ -717,7 +717,9 @@ impl Co {
         let mut mounts = super::mounts_below(&root);
         mounts.extend(super::mounts_below(&kubelet));
         let loops = super::loops_of(&self.loop_needle);
+        // The directories made ahead for dir creates (`volumes/.pool-*`) are the server's own.
         let mut files = super::entries_below(&root.join("volumes"));
+        files.retain(|f| !f.to_string_lossy().contains("/.pool-"));
         files.extend(super::entries_below(&root.join("snapshots")));
         for (what, left) in [
             ("mounts", mounts.iter().map(|m| m.display().to_string()).collect::<Vec<_>>()),

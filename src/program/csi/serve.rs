@@ -128,18 +128,24 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let (engine, start, copies) =
         tokio::task::spawn_blocking(move || open(cfg, rate)).await.map_err(ServeError::OpenUnfinished)??;
     start_background_work(&engine, copies);
-    let driver = Arc::new(driver(engine, &args, node_id, metrics_listener, start));
+    if !args.controller_only {
+        engine.start_pool(&args.backends);
+    }
+    let driver = Arc::new(driver(engine.clone(), &args, node_id, metrics_listener, start));
     driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
-    Ok(server::serve(driver, &args.endpoint, drain, max_connections).await?)
+    let served = server::serve(driver, &args.endpoint, drain, max_connections).await;
+    // A server stopped on purpose leaves no directory made ahead behind (a kill's are removed at
+    // the next start).
+    let _ = tokio::task::spawn_blocking(move || engine.stop_pool()).await;
+    Ok(served?)
 }
 
 /// Starts what runs beside the calls: removals left to finish, the ledger's recount and the
 /// copies a stopped server left.
 fn start_background_work(engine: &Arc<Engine>, copies: Vec<engine::CopyJob>) {
     engine.remove_in_background();
-    engine.start_pool();
     count_capacity_every(engine.clone(), LEDGER_RECOUNT);
     for job in copies {
         let engine = engine.clone();
