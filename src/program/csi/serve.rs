@@ -254,8 +254,9 @@ fn open(
         .map_err(|source| ServeError::Open { root: root.clone(), source })?
         .with_copy_rate(copy_rate);
     let engine = Arc::new(engine);
-    log_isolation(engine.isolate_volumes());
+    // Before the volumes are isolated: a start refused here leaves no mount.
     let replayed = engine.start_journal().map_err(|source| ServeError::Reconcile { root: root.clone(), source })?;
+    log_isolation(engine.isolate_volumes());
     let mut resumed = engine::reconcile::Report { actions: replayed, ..Default::default() };
     let copies = engine.resume_copies(&mut resumed);
     let mut report = engine.reconcile().map_err(|source| ServeError::Reconcile { root, source })?;
