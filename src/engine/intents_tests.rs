@@ -238,3 +238,15 @@ fn a_stopped_pool_removes_its_directories_and_creates_make_their_own() {
     assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
     assert!(n.engine.pool_entries().unwrap().is_empty());
 }
+
+#[test]
+fn a_checkpoint_at_stop_leaves_nothing_to_replay_so_later_damage_stays_damage() {
+    let n = node();
+    create(&n, "v1", Kind::Dir);
+    n.engine.checkpoint_now().unwrap();
+    assert_eq!(n.engine.journal.get().unwrap().uncovered(), 0);
+    std::fs::write(n.vol("v1").join("volume.json"), b"{\"format\":1,\"id\":").unwrap();
+    let (n, actions) = n.restart();
+    assert!(actions.is_empty(), "{actions:?}");
+    assert!(record::load(&n.vol("v1").join("volume.json")).is_err(), "the damage is left for quarantine");
+}

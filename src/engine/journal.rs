@@ -47,6 +47,9 @@ pub(super) struct Ring {
     /// A checkpoint moved on (appenders waiting for a slot) or work arrived (the checkpointer).
     changed: Condvar,
     flushes: GroupSync,
+    /// Held by a checkpoint from its [`Ring::take`] to its [`Ring::mark`], so that no other
+    /// marks entries as covered before their state is synced.
+    checkpointing: Mutex<()>,
 }
 
 #[derive(Debug)]
@@ -96,6 +99,7 @@ impl Ring {
             state: Mutex::new(state),
             changed: Condvar::new(),
             flushes: GroupSync::new(Box::new(move || sync_file.sync_data())),
+            checkpointing: Mutex::new(()),
         };
         Ok((ring, found))
     }
@@ -135,27 +139,43 @@ impl Ring {
         Ok(seq)
     }
 
-    /// Waits for entries to checkpoint: until the oldest has waited `delay`, or at once when half
-    /// the ring is used or `stop` says so. Returns the highest sequence number taken and what to
-    /// sync to cover it; `None` when `stop` says so and nothing is pending.
+    /// Waits for entries to checkpoint ([`Ring::wait_due`]) and takes them ([`Ring::take_now`]).
+    #[cfg(test)]
     pub(super) fn take(&self, delay: Duration, stop: &dyn Fn() -> bool) -> Option<(u64, Vec<PathBuf>)> {
+        if !self.wait_due(delay, stop) {
+            return None;
+        }
+        self.take_now()
+    }
+
+    /// Waits until entries are due for a checkpoint: the oldest has waited `delay`, or half the
+    /// ring is used, or `stop` says so. False when `stop` says so and nothing is pending.
+    pub(super) fn wait_due(&self, delay: Duration, stop: &dyn Fn() -> bool) -> bool {
         let mut state = self.lock();
         loop {
             let used = state.next - 1 - state.checkpointed;
-            match state.first_pending {
-                Some(since) if stop() || used >= SLOTS / 2 || since.elapsed() >= delay => break,
-                Some(since) => {
-                    let left = delay.saturating_sub(since.elapsed());
-                    state = self.changed.wait_timeout(state, left).unwrap_or_else(PoisonError::into_inner).0;
-                }
-                None if stop() => return None,
-                None => {
-                    state = self.changed.wait_timeout(state, delay).unwrap_or_else(PoisonError::into_inner).0;
-                }
-            }
+            let wait = match state.first_pending {
+                Some(since) if stop() || used >= SLOTS / 2 || since.elapsed() >= delay => return true,
+                Some(since) => delay.saturating_sub(since.elapsed()),
+                None if stop() => return false,
+                None => delay,
+            };
+            state = self.changed.wait_timeout(state, wait).unwrap_or_else(PoisonError::into_inner).0;
         }
-        state.first_pending = None;
+    }
+
+    /// Takes what the entries not yet taken need synced, and the highest sequence number they
+    /// reach; `None` when nothing is pending. Hold [`Ring::checkpoint_turn`] from here to
+    /// [`Ring::mark`].
+    pub(super) fn take_now(&self) -> Option<(u64, Vec<PathBuf>)> {
+        let mut state = self.lock();
+        state.first_pending.take()?;
         Some((state.next - 1, std::mem::take(&mut state.pending)))
+    }
+
+    /// The turn of one checkpoint: hold it from [`Ring::take_now`] to [`Ring::mark`].
+    pub(super) fn checkpoint_turn(&self) -> MutexGuard<'_, ()> {
+        self.checkpointing.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Records that every entry up to `upto` is covered: its state is synced.

@@ -137,8 +137,14 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let served = server::serve(driver, &args.endpoint, drain, max_connections).await;
     // A server stopped on purpose leaves no directory made ahead behind (a kill's are removed at
-    // the next start).
-    let _ = tokio::task::spawn_blocking(move || engine.stop_pool()).await;
+    // the next start), and its journal is checkpointed, so that start has nothing to replay.
+    let stopped = tokio::task::spawn_blocking(move || {
+        engine.stop_pool();
+        engine.checkpoint_now()
+    });
+    if let Ok(Err(e)) = stopped.await {
+        tracing::warn!(error = %e, "the last journal checkpoint failed; the next start replays the journal");
+    }
     Ok(served?)
 }
 
