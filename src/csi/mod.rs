@@ -24,7 +24,6 @@ mod identity;
 mod limits;
 mod node;
 mod paging;
-mod pool;
 mod probe;
 pub mod proto;
 mod provision;
@@ -59,11 +58,6 @@ pub struct Options {
     pub controller_only: bool,
 }
 
-/// At most this many engine calls run at once (more wait for a thread); a thread idle this long
-/// leaves, so a burst of calls leaves no threads (and their allocator caches) behind.
-const ENGINE_THREADS: usize = 64;
-const ENGINE_THREAD_IDLE: std::time::Duration = std::time::Duration::from_secs(2);
-
 /// The CSI services (Identity, Controller, GroupController, Node) over one engine.
 #[derive(Debug)]
 pub struct Driver {
@@ -72,15 +66,12 @@ pub struct Driver {
     node_tag: String,
     /// Where calls are counted; `None` with metrics off.
     ops: Option<Arc<Ops>>,
-    /// The threads engine calls run on.
-    pool: pool::Pool,
 }
 
 impl Driver {
     pub fn new(engine: Arc<Engine>, opts: Options) -> Driver {
         let node_tag = volume_id::node_tag(&opts.node_id);
-        let pool = pool::Pool::new(ENGINE_THREADS, ENGINE_THREAD_IDLE);
-        Driver { engine, opts, node_tag, ops: None, pool }
+        Driver { engine, opts, node_tag, ops: None }
     }
 
     /// Counts every call (method, status code, duration) in `ops`.
@@ -89,7 +80,7 @@ impl Driver {
         self
     }
 
-    /// Runs blocking engine work on the engine's threads ([`pool`]), inside the caller's span.
+    /// Runs blocking engine work on the blocking pool, inside the caller's span.
     async fn blocking<T, E, F>(&self, f: F) -> Result<T, Status>
     where
         F: FnOnce(&Engine) -> Result<T, E> + Send + 'static,
@@ -99,10 +90,9 @@ impl Driver {
     {
         let engine = self.engine.clone();
         let span = tracing::Span::current();
-        self.pool
-            .run(move || span.in_scope(|| f(&engine)))
+        tokio::task::spawn_blocking(move || span.in_scope(|| f(&engine)))
             .await
-            .ok_or_else(|| Status::internal("the engine call did not finish: it panicked"))?
+            .map_err(|e| Status::internal(format!("the engine call did not finish: {e}")))?
             .map_err(Into::into)
     }
 
