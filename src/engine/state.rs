@@ -96,8 +96,11 @@ impl Opened {
     /// `path` no longer names it.
     fn read_if_settled(mut self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         use std::os::unix::fs::MetadataExt;
-        let mut bytes = Vec::new();
-        self.file.read_to_end(&mut bytes)?;
+        // Room for the size it had when opened and a byte more, so the read that finds the end
+        // needs no growing; read through `take`, which asks the file for its size no second time.
+        let len = usize::try_from(self.stamp.3).unwrap_or(0);
+        let mut bytes = Vec::with_capacity(len.saturating_add(1));
+        (&mut self.file).take(u64::MAX).read_to_end(&mut bytes)?;
         let named = std::fs::metadata(path).map(|m| m.ino()).ok();
         let settled = stamp(&self.file.metadata()?) == self.stamp && named == Some(self.stamp.0);
         Ok(settled.then_some(bytes))
