@@ -189,6 +189,7 @@ impl Engine {
         }
         let engine = std::sync::Arc::downgrade(self);
         let worker = std::thread::Builder::new().name("removals".into()).spawn(move || {
+            crate::sys::background_priority();
             for id in handed {
                 let Some(engine) = engine.upgrade() else { return };
                 engine.finish_removal(&id);

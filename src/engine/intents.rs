@@ -198,6 +198,7 @@ impl Engine {
 fn spawn_checkpoints(ring: Arc<Ring>, volumes: PathBuf, engine: Weak<Engine>) {
     let gone = move || engine.strong_count() == 0;
     let worker = std::thread::Builder::new().name("checkpoints".into()).spawn(move || {
+        crate::sys::background_priority();
         while ring.wait_due(CHECKPOINT_DELAY, &gone) {
             let turn = ring.checkpoint_turn();
             let Some((upto, paths)) = ring.take_now() else { continue };

@@ -129,6 +129,7 @@ impl Engine {
 
 /// Keeps `kind`'s entries ready until the engine is gone.
 fn fill(engine: &Weak<Engine>, kind: Kind) {
+    crate::sys::background_priority();
     let mut made = 0u64;
     loop {
         let Some(e) = engine.upgrade() else { return };
