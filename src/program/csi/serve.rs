@@ -127,17 +127,19 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     let rate = args.copy_rate.unwrap_or(0);
     let (engine, start, copies) =
         tokio::task::spawn_blocking(move || open(cfg, rate)).await.map_err(ServeError::OpenUnfinished)??;
-    start_background_work(&engine, copies);
-    if !args.controller_only {
-        engine.start_pool(&args.backends);
-    }
+    start_background_work(&engine, copies, (!args.controller_only).then_some(&args.backends[..]));
     let driver = Arc::new(driver(engine.clone(), &args, node_id, metrics_listener, start));
     driver.log_readiness().await;
     let drain = Duration::from_secs(args.drain_seconds);
     let max_connections = usize::try_from(args.max_connections).unwrap_or(usize::MAX);
     let served = server::serve(driver, &args.endpoint, drain, max_connections).await;
-    // A server stopped on purpose leaves no directory made ahead behind (a kill's are removed at
-    // the next start), and its journal is checkpointed, so that start has nothing to replay.
+    stop_background_work(engine).await;
+    Ok(served?)
+}
+
+/// A server stopped on purpose leaves no directory made ahead behind (a kill's are removed at
+/// the next start), and its journal is checkpointed, so that start has nothing to replay.
+async fn stop_background_work(engine: Arc<Engine>) {
     let stopped = tokio::task::spawn_blocking(move || {
         engine.stop_pool();
         engine.checkpoint_now()
@@ -145,13 +147,16 @@ async fn serve(args: ServeArgs) -> Result<(), ServeError> {
     if let Ok(Err(e)) = stopped.await {
         tracing::warn!(error = %e, "the last journal checkpoint failed; the next start replays the journal");
     }
-    Ok(served?)
 }
 
-/// Starts what runs beside the calls: removals left to finish, the ledger's recount and the
-/// copies a stopped server left.
-fn start_background_work(engine: &Arc<Engine>, copies: Vec<engine::CopyJob>) {
+/// Starts what runs beside the calls: removals left to finish, the ledger's recount, the copies
+/// a stopped server left and, for the backends `pooled` (none on a controller-only server), the
+/// volume directories made ahead.
+fn start_background_work(engine: &Arc<Engine>, copies: Vec<engine::CopyJob>, pooled: Option<&[crate::backend::Kind]>) {
     engine.remove_in_background();
+    if let Some(kinds) = pooled {
+        engine.start_pool(kinds);
+    }
     count_capacity_every(engine.clone(), LEDGER_RECOUNT);
     for job in copies {
         let engine = engine.clone();
