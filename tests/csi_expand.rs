@@ -47,11 +47,7 @@ async fn controller_expand_answers_from_the_request_on_any_server() {
     assert_eq!((r.capacity_bytes, r.node_expansion_required), (128 << 20, true));
     let r = cc.ctl.controller_expand_volume(expand_req("pvc-y@some-other-node", 5000)).await.unwrap().into_inner();
     assert_eq!(r.capacity_bytes, 5000, "exactly the required bytes, whatever the node");
-    let held: Vec<_> = std::fs::read_dir(central.root.join("volumes"))
-        .unwrap()
-        .flatten()
-        .filter(|e| !e.file_name().to_string_lossy().starts_with(".pool-"))
-        .collect();
+    let held = volume_entries(&central.root);
     assert!(held.is_empty(), "the central instance holds no volume");
     // The owner answers the same way and records nothing until NodeExpandVolume.
     let r = oc.ctl.controller_expand_volume(expand_req(&id, 128 << 20)).await.unwrap().into_inner();

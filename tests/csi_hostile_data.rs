@@ -252,10 +252,7 @@ async fn a_tree_100_000_deep_goes_through_stats_snapshot_clone_delete_and_restar
     c.ctl.delete_snapshot(del_snap).await.expect("delete of a deep snapshot");
     // The deletes answered once the volumes were aside; the server removes the deep trees after.
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
-    let left = || -> Vec<_> {
-        let names = std::fs::read_dir(s.root.join("volumes")).unwrap().flatten().map(|e| e.file_name());
-        names.filter(|n| !n.to_string_lossy().starts_with(".pool-")).collect()
-    };
+    let left = || volume_entries(&s.root);
     while !left().is_empty() && std::time::Instant::now() < deadline {
         std::thread::sleep(std::time::Duration::from_millis(50));
     }

@@ -64,12 +64,7 @@ async fn oversized_maps_are_refused_by_size_and_never_stored_or_echoed() {
     assert_eq!(c.node.node_stage_volume(stage).await.unwrap_err().code(), Code::InvalidArgument);
 
     // Nothing was recorded for the refused volumes (beside the directories made ahead for dir creates).
-    let volumes: Vec<_> = std::fs::read_dir(s.root.join("volumes"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .filter(|n| !n.starts_with(".pool-"))
-        .collect();
+    let volumes = volume_entries(&s.root);
     assert!(volumes.is_empty(), "{volumes:?}");
 }
 

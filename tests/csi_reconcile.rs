@@ -85,9 +85,7 @@ async fn a_power_cut_that_lost_journaled_writes_converges_to_what_the_calls_answ
         let a = create(&mut c, "pvc-a", 1 << 20, &[]).await;
         let b = create(&mut c, "pvc-b", 1 << 20, &[("backend", "tmpfs")]).await;
         create(&mut c, "pvc-c", 1 << 20, &[]).await;
-        assert!(
-            std::process::Command::new("cp").arg("-a").arg(vols.join("pvc-c")).arg(&kept).status().unwrap().success()
-        );
+        strata::sys::tree::copy_tree(&vols.join("pvc-c"), &kept).unwrap();
         c.ctl
             .delete_volume(p::DeleteVolumeRequest { volume_id: "pvc-c@node-a".into(), ..Default::default() })
             .await
@@ -99,7 +97,7 @@ async fn a_power_cut_that_lost_journaled_writes_converges_to_what_the_calls_answ
     // What the disk lost: pvc-a entirely, pvc-b's record, pvc-c's delete.
     std::fs::remove_dir_all(vols.join("pvc-a")).unwrap();
     std::fs::write(vols.join("pvc-b/volume.json"), b"").unwrap();
-    assert!(std::process::Command::new("cp").arg("-a").arg(&kept).arg(vols.join("pvc-c")).status().unwrap().success());
+    strata::sys::tree::copy_tree(&kept, &vols.join("pvc-c")).unwrap();
 
     s.spawn();
     let log = s.log_text();

@@ -101,11 +101,11 @@ fn a_create_whose_record_was_lost_in_place_gets_it_again() {
     assert_eq!(n.on_disk("v1").unwrap().incarnation, vol.incarnation);
 }
 
-/// Copies a volume directory (what the disk may still hold after a lost rename).
+/// Copies a volume directory (what the disk may still hold after a lost rename), with the
+/// project's own tree copy.
 fn keep(n: &Node, id: &str) -> PathBuf {
     let copy = n.root.join(format!("kept-{id}"));
-    let status = std::process::Command::new("cp").arg("-a").arg(n.vol(id)).arg(&copy).status().unwrap();
-    assert!(status.success());
+    crate::sys::tree::copy_tree(&n.vol(id), &copy).unwrap();
     copy
 }
 

@@ -215,6 +215,13 @@ impl Drop for Server {
     }
 }
 
+/// The names in `<root>/volumes` other than the directories a running server keeps made ahead for
+/// creates (`.pool-*`): its volumes and whatever calls left there.
+pub fn volume_entries(root: &Path) -> Vec<String> {
+    let names = std::fs::read_dir(root.join("volumes")).unwrap().flatten();
+    names.map(|e| e.file_name().to_string_lossy().into_owned()).filter(|n| !n.starts_with(".pool-")).collect()
+}
+
 /// Unmounts everything below `dir` (deepest first) and detaches loops backed by files in it.
 pub fn cleanup(dir: &Path) {
     let host = LinuxHost;
