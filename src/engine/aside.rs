@@ -96,8 +96,15 @@ impl Engine {
         if !crate::backend::rules(vol.backend).pooled() {
             return None;
         }
-        let intent = self.create_intent(vol)?;
-        Some((self.pool.take(vol.backend)?, intent))
+        // The entry first: with none ready, the create's intent is made once, by make_volume.
+        let entry = self.pool.take(vol.backend)?;
+        match self.create_intent(vol) {
+            Some(intent) => Some((entry, intent)),
+            None => {
+                self.give_back(vol.backend, entry);
+                None
+            }
+        }
     }
 
     /// [`Engine::make_volume`] from a pool entry (storage made, record file empty): writes the

@@ -92,6 +92,14 @@ impl Engine {
         }
     }
 
+    /// Keeps `entry` ready (one just made, or one a create took and did not use); removes it
+    /// when the pool has stopped.
+    pub(super) fn give_back(&self, kind: Kind, entry: VolumeDir) {
+        if let Some(unwanted) = self.pool.add(kind, entry) {
+            crate::undo::log("a volume directory made ahead: remove it", self.remove_leftover(&unwanted));
+        }
+    }
+
     /// Makes one entry of `kind` at `at`: the directory, the kind's storage, an empty record.
     fn make_entry(&self, kind: Kind, at: &VolumeDir) -> Result<()> {
         std::fs::DirBuilder::new()
@@ -142,11 +150,7 @@ fn fill(engine: &Weak<Engine>, kind: Kind) {
         made += 1;
         let at = VolumeDir(entry_path(&e.cfg.root, made));
         match e.make_entry(kind, &at) {
-            Ok(()) => {
-                if let Some(unwanted) = e.pool.add(kind, at) {
-                    crate::undo::log("a volume directory made ahead: remove it", e.remove_leftover(&unwanted));
-                }
-            }
+            Ok(()) => e.give_back(kind, at),
             Err(err) => {
                 tracing::warn!(error = %err, "a volume directory made ahead failed; creates make their own meanwhile");
                 drop(e);
