@@ -27,6 +27,10 @@ impl Rules for DirRules {
         true
     }
 
+    fn quick_calls(&self) -> bool {
+        true
+    }
+
     fn pooled(&self) -> bool {
         true
     }

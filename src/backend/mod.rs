@@ -115,6 +115,12 @@ pub trait Rules: Send + Sync + Debug {
     fn pooled(&self) -> bool {
         false
     }
+    /// Whether its create, delete, stage and unstage take bounded time: nothing to format,
+    /// allocate, flush or detach (a directory, a tmpfs), so a server may run them on its polling
+    /// thread (see `engine::quick`).
+    fn quick_calls(&self) -> bool {
+        false
+    }
     /// Whether an encrypted volume's copy is its ciphertext, taken without its key (an image).
     fn copies_ciphertext(&self) -> bool {
         false

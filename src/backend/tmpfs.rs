@@ -36,6 +36,10 @@ impl Rules for TmpfsRules {
         true
     }
 
+    fn quick_calls(&self) -> bool {
+        true
+    }
+
     fn in_memory(&self) -> bool {
         true
     }

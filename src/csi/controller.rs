@@ -71,7 +71,7 @@ impl Controller for Driver {
                     r.volume_id, id.node_tag
                 )));
             }
-            self.blocking(move |e| e.delete_volume(&id.local)).await?;
+            self.quick(move |e| e.delete_volume(&id.local)).await?;
             Ok(DeleteVolumeResponse {})
         })
         .await

@@ -21,6 +21,7 @@ mod ephemeral;
 mod expand;
 mod group;
 mod identity;
+mod inline;
 mod limits;
 mod node;
 mod paging;
@@ -66,12 +67,14 @@ pub struct Driver {
     node_tag: String,
     /// Where calls are counted; `None` with metrics off.
     ops: Option<Arc<Ops>>,
+    /// Which engine calls run, for the ones that may run on the polling thread.
+    inline: inline::Inline,
 }
 
 impl Driver {
     pub fn new(engine: Arc<Engine>, opts: Options) -> Driver {
         let node_tag = volume_id::node_tag(&opts.node_id);
-        Driver { engine, opts, node_tag, ops: None }
+        Driver { engine, opts, node_tag, ops: None, inline: inline::Inline::default() }
     }
 
     /// Counts every call (method, status code, duration) in `ops`.
@@ -90,10 +93,28 @@ impl Driver {
     {
         let engine = self.engine.clone();
         let span = tracing::Span::current();
+        let _running = self.inline.pooled();
         tokio::task::spawn_blocking(move || span.in_scope(|| f(&engine)))
             .await
             .map_err(|e| Status::internal(format!("the engine call did not finish: {e}")))?
             .map_err(Into::into)
+    }
+
+    /// [`Driver::blocking`] for a call that is usually short: on the polling thread when it runs
+    /// alone and the engine does not decline it (see `inline`).
+    async fn quick<T, E, F>(&self, f: F) -> Result<T, Status>
+    where
+        F: Fn(&Engine) -> Result<T, E> + Send + 'static,
+        E: Into<Status>,
+        T: Send + 'static,
+        E: Send + 'static,
+    {
+        if let Some(_turn) = self.inline.turn().await {
+            if let Some(done) = crate::engine::quick::on_poller(|| f(&self.engine)) {
+                return done.map_err(Into::into);
+            }
+        }
+        self.blocking(f).await
     }
 
     /// The engine id of a volume this node owns. Ids of other nodes and ids strata never made

@@ -39,7 +39,7 @@ impl Node for Driver {
             let cap = required(r.volume_capability.as_ref(), "volume_capability")?.clone();
             let local = self.local(&r.volume_id)?;
             let staging = PathBuf::from(&r.staging_target_path);
-            self.blocking(move |e| stage(e, &local, &staging, &cap, &key)).await?;
+            self.quick(move |e| stage(e, &local, &staging, &cap, &key)).await?;
             Ok(NodeStageVolumeResponse {})
         })
         .await
@@ -55,7 +55,7 @@ impl Node for Driver {
             require(&r.staging_target_path, "staging_target_path")?;
             let local = self.local(&r.volume_id)?;
             let staging = PathBuf::from(&r.staging_target_path);
-            self.blocking(move |e| e.unstage_volume(&local, &staging)).await?;
+            self.quick(move |e| e.unstage_volume(&local, &staging)).await?;
             Ok(NodeUnstageVolumeResponse {})
         })
         .await
@@ -76,7 +76,7 @@ impl Node for Driver {
             }
             require(&r.staging_target_path, "staging_target_path")?;
             let local = self.local(&r.volume_id)?;
-            self.blocking(move |e| publish(e, &local, &r)).await?;
+            self.quick(move |e| publish(e, &local, &r)).await?;
             Ok(NodePublishVolumeResponse {})
         })
         .await
@@ -95,7 +95,7 @@ impl Node for Driver {
                 return self.unpublish_ephemeral(&r.volume_id, target).await;
             }
             let local = self.local(&r.volume_id)?;
-            self.blocking(move |e| e.unpublish_volume(&local, &target)).await?;
+            self.quick(move |e| e.unpublish_volume(&local, &target)).await?;
             Ok(NodeUnpublishVolumeResponse {})
         })
         .await

@@ -47,7 +47,7 @@ impl Driver {
         };
         let range = r.capacity_range;
         let Some(source) = source else {
-            return self.blocking(move |e| create_or_reuse(e, req, range.as_ref())).await;
+            return self.quick(move |e| create_or_reuse(e, req.clone(), range.as_ref())).await;
         };
         let start = std::sync::Arc::new(move |e: &Engine| {
             create_from(e, req.clone(), range.as_ref(), &source).map(|(vol, job)| (vol, job.into_iter().collect()))

@@ -60,6 +60,9 @@ pub enum Error {
     /// The intent journal (`<root>/journal`) cannot be read or written as it must.
     #[error("intent journal {path}: {reason}")]
     Journal { path: PathBuf, reason: String },
+    /// A call on the polling thread that may take long ([`super::quick`]); never answered.
+    #[error("this call may take long; it runs again on a blocking thread")]
+    NotQuick,
     /// Key material could not be kept in locked memory.
     #[error("keep a key in locked memory: {0}")]
     KeyMemory(crate::sys::locked::LockError),
@@ -141,7 +144,7 @@ impl Error {
             Error::WrongKey { .. } => Class::Permission,
             Error::OutOfCapacity { .. } | Error::Exhausted { .. } => Class::Exhausted,
             Error::Unsupported(_) => Class::Invalid,
-            Error::Record { .. } | Error::Journal { .. } | Error::KeyMemory(_) => Class::Internal,
+            Error::Record { .. } | Error::Journal { .. } | Error::KeyMemory(_) | Error::NotQuick => Class::Internal,
             Error::Backend(b) => backend_class(b),
         }
     }

@@ -27,6 +27,7 @@ pub mod perm;
 mod pool;
 mod publications;
 mod quarantine;
+pub mod quick;
 pub mod reconcile;
 pub mod record;
 mod removals;
@@ -289,6 +290,7 @@ impl Engine {
     }
 
     fn create_empty(&self, req: &CreateRequest) -> Result<Volume> {
+        quick::unless_quick(crate::backend::rules(req.backend).quick_calls())?;
         validate::id("volume", &req.id)?;
         capacity::allocation(req.backend, &req.parameters)?;
         mount_policy::devices(req.backend, &req.parameters)?;
@@ -328,7 +330,11 @@ impl Engine {
         validate::id("volume", id)?;
         let _lock = self.lock(id)?;
         let dir = self.dir(id);
-        let Some(vol) = self.load(id)? else {
+        let vol = self.load(id)?;
+        // A delete behind the removal of an earlier volume of the id waits for it.
+        let quick = vol.as_ref().is_some_and(|v| crate::backend::rules(v.backend).quick_calls());
+        quick::unless_quick(quick && !self.removals.is_pending(id))?;
+        let Some(vol) = vol else {
             // What an older strata's create or delete killed half-way left (the load proved
             // it), storage first: finish.
             self.remove_leftover(&dir)?;

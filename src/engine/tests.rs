@@ -58,7 +58,7 @@ impl Fixture {
         pod.join("vol")
     }
 
-    fn volume_entries(&self) -> Vec<String> {
+    pub(super) fn volume_entries(&self) -> Vec<String> {
         let mut v: Vec<String> = std::fs::read_dir(self.root.join("volumes"))
             .unwrap()
             .map(|e| e.unwrap().file_name().into_string().unwrap())
