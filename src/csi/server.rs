@@ -2,6 +2,7 @@
 //! calls in flight before exiting: the endpoint's syntax, the check before start that no other
 //! server holds the socket, the socket file's life, and at most so many connections at once.
 
+mod quiet;
 mod slots;
 
 use super::Driver;
@@ -155,6 +156,7 @@ async fn listen<'a>(
             let (listener, socket) = bind_unix(path)?;
             tracing::info!(%endpoint, "serving");
             // Any client may connect, whatever it sends as `:authority` (see `authority`).
+            let listener = quiet::Listener::new(listener);
             let incoming = slots::Limited::new(listener, max_connections).map(|conn| conn.map(AuthorityFix::new));
             (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), Some(socket))
         }
