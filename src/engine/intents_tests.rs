@@ -289,3 +289,48 @@ fn concurrent_journaled_creates_and_deletes_leave_nothing_to_replay_but_what_the
     assert!(actions.is_empty(), "{actions:?}");
     assert_eq!(engine.volume_ids().unwrap(), kept);
 }
+
+#[test]
+fn a_deleted_dir_volume_s_directory_comes_back_to_the_pool_with_nothing_of_the_volume_in_it() {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let n = node();
+    n.engine.remove_in_background();
+    n.engine.start_pool(&[Kind::Dir]);
+    pool_holds(&n.engine, 8);
+    create(&n, "v1", Kind::Dir);
+    let outer = std::fs::metadata(n.vol("v1")).unwrap().ino();
+    let data = n.vol("v1").join("data");
+    let old_data = std::fs::metadata(&data).unwrap().ino();
+    std::fs::write(data.join("secret"), b"a pod's file").unwrap();
+    std::fs::create_dir(data.join("sub")).unwrap();
+    std::fs::set_permissions(&data, std::fs::Permissions::from_mode(0o700)).unwrap();
+    rustix::fs::setxattr(&data, "user.tenant", b"first", rustix::fs::XattrFlags::empty()).unwrap();
+    std::fs::write(n.vol("v1").join(".node.json.next"), b"{}").unwrap();
+    n.engine.delete_volume("v1").unwrap();
+
+    let entries = pool_holds(&n.engine, 9);
+    let back = entries.iter().find(|e| std::fs::metadata(&e.0).unwrap().ino() == outer);
+    let back = back.unwrap_or_else(|| panic!("the deleted volume's directory is not in the pool: {entries:?}"));
+    let mut inside: Vec<_> = std::fs::read_dir(&back.0).unwrap().map(|e| e.unwrap().file_name()).collect();
+    inside.sort();
+    assert_eq!(inside, ["data", "volume.json"], "nothing of the volume but its directory");
+    assert_eq!(std::fs::metadata(back.record()).unwrap().len(), 0, "the record file is empty");
+    let fresh = std::fs::metadata(back.data()).unwrap();
+    assert_ne!(fresh.ino(), old_data, "a new data directory");
+    assert_eq!(fresh.permissions().mode() & 0o7777, 0o777);
+    assert_eq!(std::fs::read_dir(back.data()).unwrap().count(), 0);
+    let mut names = [0u8; 256];
+    assert_eq!(rustix::fs::listxattr(back.data(), &mut names).unwrap(), 0, "no attribute of the pod's");
+    assert!(!n.vol(".v1.del").exists());
+
+    // Creates take it like any entry; a tmpfs volume's directory is never taken back.
+    for i in 0..12 {
+        create(&n, &format!("w{i}"), Kind::Dir);
+    }
+    let vol = create(&n, "t1", Kind::Tmpfs);
+    let tmpfs_dir = std::fs::metadata(n.vol("t1")).unwrap().ino();
+    n.engine.delete_volume(&vol.id).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    let entries = n.engine.pool_entries().unwrap();
+    assert!(entries.iter().all(|e| std::fs::metadata(&e.0).unwrap().ino() != tmpfs_dir), "{entries:?}");
+}

@@ -12,12 +12,16 @@ use crate::backend::{Kind, VolumeDir};
 use std::collections::BTreeMap;
 use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError, Weak};
 use std::time::Duration;
 
-/// Entries kept ready per pooled kind.
-const READY: usize = 8;
+/// Entries kept ready per pooled kind: deleted volumes' directories are taken back up to this.
+const READY: usize = 12;
+/// The background thread makes entries only below this: in a stream of creates and deletes, the
+/// deletes' directories keep the pool above it and no directory is made or freed (see
+/// [`Engine::recycle`]).
+const LOW: usize = 8;
 /// The name prefix of an entry in `volumes/` (no id starts with '.').
 pub(super) const PREFIX: &str = ".pool-";
 
@@ -28,6 +32,8 @@ pub(super) struct Pool {
     taken: Condvar,
     /// No more entries are made or handed out ([`Engine::stop_pool`]).
     stopped: AtomicBool,
+    /// The number of the next entry's name.
+    named: AtomicU64,
 }
 
 impl Pool {
@@ -41,10 +47,16 @@ impl Pool {
         entry
     }
 
-    /// Waits until `kind` has fewer than [`READY`] entries (or a while passed); whether it has.
+    /// Whether `kind` has fewer than [`READY`] entries (a deleted volume's directory is welcome).
+    pub(super) fn short(&self, kind: Kind) -> bool {
+        let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
+        !self.stopped.load(Ordering::Relaxed) && ready.get(&kind).map_or(0, Vec::len) < READY
+    }
+
+    /// Waits until `kind` has fewer than [`LOW`] entries (or a while passed); whether it has.
     fn wants(&self, kind: Kind) -> bool {
         let ready = self.ready.lock().unwrap_or_else(PoisonError::into_inner);
-        let short = |r: &BTreeMap<Kind, Vec<VolumeDir>>| r.get(&kind).map_or(0, Vec::len) < READY;
+        let short = |r: &BTreeMap<Kind, Vec<VolumeDir>>| r.get(&kind).map_or(0, Vec::len) < LOW;
         if short(&ready) {
             return true;
         }
@@ -123,6 +135,11 @@ impl Engine {
         made.map(drop)
     }
 
+    /// A name for a new entry.
+    pub(super) fn next_entry(&self) -> VolumeDir {
+        VolumeDir(entry_path(&self.cfg.root, self.pool.named.fetch_add(1, Ordering::Relaxed) + 1))
+    }
+
     /// The entries in `volumes/` (a stopped server's, at start).
     pub(super) fn pool_entries(&self) -> Result<Vec<VolumeDir>> {
         let dir = self.cfg.root.join("volumes");
@@ -138,7 +155,6 @@ impl Engine {
 /// Keeps `kind`'s entries ready until the engine is gone.
 fn fill(engine: &Weak<Engine>, kind: Kind) {
     crate::sys::background_priority();
-    let mut made = 0u64;
     loop {
         let Some(e) = engine.upgrade() else { return };
         if e.pool.stopped.load(Ordering::Relaxed) {
@@ -147,8 +163,7 @@ fn fill(engine: &Weak<Engine>, kind: Kind) {
         if !e.pool.wants(kind) {
             continue;
         }
-        made += 1;
-        let at = VolumeDir(entry_path(&e.cfg.root, made));
+        let at = e.next_entry();
         match e.make_entry(kind, &at) {
             Ok(()) => e.give_back(kind, at),
             Err(err) => {
