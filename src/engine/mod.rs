@@ -290,7 +290,8 @@ impl Engine {
     }
 
     fn create_empty(&self, req: &CreateRequest) -> Result<Volume> {
-        quick::unless_quick(crate::backend::rules(req.backend).quick_calls())?;
+        let encrypted = encryption::wanted(req.backend, req.fs_type, &req.parameters).unwrap_or(true);
+        quick::unless_quick(crate::backend::rules(req.backend).quick_calls() && !encrypted)?;
         validate::id("volume", &req.id)?;
         capacity::allocation(req.backend, &req.parameters)?;
         mount_policy::devices(req.backend, &req.parameters)?;
@@ -331,9 +332,7 @@ impl Engine {
         let _lock = self.lock(id)?;
         let dir = self.dir(id);
         let vol = self.load(id)?;
-        // A delete behind the removal of an earlier volume of the id waits for it.
-        let quick = vol.as_ref().is_some_and(|v| crate::backend::rules(v.backend).quick_calls());
-        quick::unless_quick(quick && !self.removals.is_pending(id))?;
+        quick::unless_quick(vol.as_ref().is_some_and(|v| self.quick_delete(v)))?;
         let Some(vol) = vol else {
             // What an older strata's create or delete killed half-way left (the load proved
             // it), storage first: finish.
@@ -359,6 +358,17 @@ impl Engine {
         self.backend(vol.backend).detach(&vol.spec(), &dir)?;
         self.lock_key(&vol, None)?;
         self.remove_volume(&vol)
+    }
+
+    /// Whether the delete of `vol` takes bounded time: a quick, unencrypted kind whose storage the
+    /// background removal takes (a tmpfs's unmount frees its memory in the call), and no earlier
+    /// volume of the id still being removed (the delete would wait for it).
+    fn quick_delete(&self, vol: &Volume) -> bool {
+        crate::backend::rules(vol.backend).quick_calls()
+            && vol.encryption.is_none()
+            && !self.backend(vol.backend).deletes_at_once()
+            && self.removals.started()
+            && !self.removals.is_pending(&vol.id)
     }
 
     /// The directory of the FlexVolume front-end's per-volume locks (`locks/flex/ids.lock`).

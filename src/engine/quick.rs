@@ -2,9 +2,10 @@
 //! thread wake-ups of a hand-off to a blocking thread, about a sixth of a node call's CPU. Only
 //! calls of bounded time may run there, since every connection waits while one runs: the engine
 //! declines, before it changes anything, a call on a kind whose create, delete, stage or unstage
-//! formats, allocates, flushes or detaches (see [`crate::backend::Rules::quick_calls`]), or one
-//! that must wait (a delete behind an earlier removal of its id); the caller then runs the call
-//! again on a blocking thread.
+//! formats, allocates, flushes or detaches (see [`crate::backend::Rules::quick_calls`]), a call
+//! on an encrypted volume (removing its key evicts its cached files), a delete whose storage goes
+//! in the call (a tmpfs's unmount frees its memory) or that must wait (behind an earlier removal
+//! of its id); the caller then runs the call again on a blocking thread.
 
 use super::{Error, Result};
 use std::cell::Cell;
@@ -74,8 +75,17 @@ mod tests {
         let staging = f.staging("d");
         assert!(on_poller(|| f.engine.stage_volume("d", &staging, &mount_access())).unwrap().is_ok());
         assert!(on_poller(|| f.engine.unstage_volume("d", &staging)).unwrap().is_ok());
+        // Without a background removal, the delete would remove the pod's files in the call.
+        assert!(on_poller(|| f.engine.delete_volume("d")).is_none());
+        let (queue, _held) = std::sync::mpsc::channel();
+        assert!(f.engine.removals.start(queue));
         assert!(on_poller(|| f.engine.delete_volume("d")).unwrap().is_ok());
         assert!(f.engine.get_volume("d").unwrap().is_none());
+
+        // A tmpfs's unmount frees its memory in the delete: not on the poller.
+        assert!(on_poller(|| f.engine.create_volume(&req("t", Kind::Tmpfs, 1 << 20))).unwrap().is_ok());
+        assert!(on_poller(|| f.engine.delete_volume("t")).is_none());
+        assert!(f.engine.get_volume("t").unwrap().is_some());
     }
 
     #[test]
