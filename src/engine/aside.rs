@@ -250,7 +250,7 @@ impl Engine {
                 .open(aside.record())
                 .and_then(|f| f.set_len(0))
                 .map_err(Error::io("empty", aside.record()))?;
-            Ok(self.backend(kind).provision(&placeholder(aside, kind).spec(), aside)?)
+            self.entry_storage(kind, aside)
         });
         let entry = self.next_entry();
         match cleaned.and_then(|()| self.host.rename_dir(&aside.0, &entry.0).map_err(Error::from)) {

@@ -290,12 +290,12 @@ impl Engine {
     }
 
     fn create_empty(&self, req: &CreateRequest) -> Result<Volume> {
-        let encrypted = encryption::wanted(req.backend, req.fs_type, &req.parameters).unwrap_or(true);
-        quick::unless_quick(crate::backend::rules(req.backend).quick_calls() && !encrypted)?;
         validate::id("volume", &req.id)?;
         capacity::allocation(req.backend, &req.parameters)?;
         mount_policy::devices(req.backend, &req.parameters)?;
-        if encryption::wanted(req.backend, req.fs_type, &req.parameters)? {
+        let encrypted = encryption::wanted(req.backend, req.fs_type, &req.parameters)?;
+        quick::unless_quick(quick::kind(req.backend, encrypted))?;
+        if encrypted {
             self.check_encryption(req.backend)?;
         }
         if req.capacity == 0 {
@@ -364,8 +364,7 @@ impl Engine {
     /// background removal takes (a tmpfs's unmount frees its memory in the call), and no earlier
     /// volume of the id still being removed (the delete would wait for it).
     fn quick_delete(&self, vol: &Volume) -> bool {
-        crate::backend::rules(vol.backend).quick_calls()
-            && vol.encryption.is_none()
+        quick::volume(vol)
             && !self.backend(vol.backend).deletes_at_once()
             && self.removals.started()
             && !self.removals.is_pending(&vol.id)

@@ -89,7 +89,7 @@ impl Engine {
         let place = self.node_place("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
-        super::quick::unless_quick(crate::backend::rules(vol.backend).quick_calls() && vol.encryption.is_none())?;
+        super::quick::unless_quick(super::quick::volume(&vol))?;
         check(&vol)?;
         self.refuse_unfinished(&vol)?;
         let (access, key) = self.stage_terms(&vol, access, key)?;
@@ -250,7 +250,7 @@ impl Engine {
         let place = self.node_place_if_any("staging", staging)?;
         let _lock = self.lock(id)?;
         let mut vol = self.load_existing(id)?;
-        super::quick::unless_quick(crate::backend::rules(vol.backend).quick_calls() && vol.encryption.is_none())?;
+        super::quick::unless_quick(super::quick::volume(&vol))?;
         if let Some(p) = self.publications(&vol)?.first() {
             return Err(Error::precondition(id, format!("it is still published at {}", p.target.display())));
         }

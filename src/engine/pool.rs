@@ -118,21 +118,24 @@ impl Engine {
             .mode(super::perm::DIR_MODE)
             .create(&at.0)
             .map_err(super::Error::io("create", &at.0))?;
-        let made =
-            self.backend(kind).provision(&super::aside::placeholder(at, kind).spec(), at).map_err(Into::into).and_then(
-                |()| {
-                    let record = at.record();
-                    super::perm::private_file()
-                        .write(true)
-                        .create_new(true)
-                        .open(&record)
-                        .map_err(super::Error::io("create", record))
-                },
-            );
+        let made = self.entry_storage(kind, at).and_then(|()| {
+            let record = at.record();
+            super::perm::private_file()
+                .write(true)
+                .create_new(true)
+                .open(&record)
+                .map_err(super::Error::io("create", record))
+        });
         if made.is_err() {
             crate::undo::log("a failed pool entry: remove it", self.remove_leftover(at));
         }
         made.map(drop)
+    }
+
+    /// Makes the storage of an entry of `kind` at `at` (a `dir` volume's empty `data/`): what
+    /// needs nothing from a request.
+    pub(super) fn entry_storage(&self, kind: Kind, at: &VolumeDir) -> Result<()> {
+        Ok(self.backend(kind).provision(&super::aside::placeholder(at, kind).spec(), at)?)
     }
 
     /// A name for a new entry.

@@ -27,6 +27,17 @@ pub fn on_poller<R>(call: impl FnOnce() -> R) -> Option<R> {
     (!DECLINED.with(Cell::take)).then_some(done)
 }
 
+/// Whether the calls on a volume of `kind` take bounded time: a quick kind, and no key to add or
+/// remove (`encrypted`).
+pub(super) fn kind(kind: crate::backend::Kind, encrypted: bool) -> bool {
+    crate::backend::rules(kind).quick_calls() && !encrypted
+}
+
+/// [`kind`] of the volume `vol`.
+pub(super) fn volume(vol: &super::Volume) -> bool {
+    kind(vol.backend, vol.encryption.is_some())
+}
+
 /// Declines the call when it runs on the polling thread and `quick` says it may take long.
 pub(super) fn unless_quick(quick: bool) -> Result<()> {
     if quick || !ON_POLLER.with(Cell::get) {
