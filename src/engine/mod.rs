@@ -20,6 +20,7 @@ mod journal;
 mod kernel;
 pub mod ledger;
 pub mod lock;
+mod memo;
 pub mod mount_policy;
 mod node;
 mod paths;

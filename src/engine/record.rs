@@ -2,6 +2,7 @@
 //! fsync dir), and the JSON writer node state shares with them.
 
 pub use super::cause::Cause;
+use super::memo::Memo;
 use super::{Error, Result};
 use crate::sys::FsType;
 pub use crate::volume::{Access, Staging};
@@ -211,8 +212,17 @@ pub fn format_for(copy: Option<&CopyIntent>) -> u32 {
 
 /// Reads a volume record; `Ok(None)` when there is none.
 pub fn load(path: &Path) -> Result<Option<Volume>> {
-    let vol = load_json::<Volume>(path)?.map(|v| check_format(path, v.format).map(|()| v)).transpose()?;
-    Ok(vol.map(|v| Volume { staging_in_record: v.staging.is_some(), ..v }))
+    /// Records by their bytes (see [`super::memo`]).
+    static PARSED: Memo<Vec<u8>, Volume> = Memo::new();
+    let Some(bytes) = read_bytes(path)? else { return Ok(None) };
+    if let Some(vol) = PARSED.find(|k| *k == bytes) {
+        return Ok(Some(vol));
+    }
+    let vol = unseal::<Volume>(&bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
+    check_format(path, vol.format)?;
+    let vol = Volume { staging_in_record: vol.staging.is_some(), ..vol };
+    PARSED.keep(bytes, vol.clone());
+    Ok(Some(vol))
 }
 
 /// Reads a snapshot record; `Ok(None)` when there is none.
@@ -229,12 +239,47 @@ fn check_format(path: &Path, format: u32) -> Result<()> {
 }
 
 pub(super) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<Option<T>> {
-    let bytes = match std::fs::read(path) {
-        Ok(b) => b,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(Error::io("read record", path)(e)),
-    };
+    let Some(bytes) = read_bytes(path)? else { return Ok(None) };
     unseal(&bytes).map(Some).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })
+}
+
+/// A record file's bytes; `None` when there is none.
+fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
+    let read = || -> std::io::Result<Vec<u8>> {
+        let mut file = std::fs::File::open(path)?;
+        let len = file.metadata()?.len();
+        read_sized(&mut file, len)
+    };
+    match read() {
+        Ok(b) => Ok(Some(b)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(Error::io("read record", path)(e)),
+    }
+}
+
+/// Reads a regular file to its end, expecting `len` bytes: a read that stops short at `len`
+/// is its end (a regular file's read returns less than asked only there), so a file of the size
+/// it had when measured costs one read, not two.
+pub(super) fn read_sized(file: &mut impl std::io::Read, len: u64) -> std::io::Result<Vec<u8>> {
+    let len = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 20);
+    let mut bytes = vec![0; len + 1];
+    let mut filled = 0;
+    loop {
+        let n = match file.read(&mut bytes[filled..]) {
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e),
+        };
+        filled += n;
+        if n == 0 || (filled == len && filled < bytes.len()) {
+            break;
+        }
+        if filled == bytes.len() {
+            bytes.resize(filled * 2, 0);
+        }
+    }
+    bytes.truncate(filled);
+    Ok(bytes)
 }
 
 /// Why JSON cannot be sealed or unsealed.
@@ -280,9 +325,14 @@ pub(super) fn unseal<T: serde::de::DeserializeOwned>(bytes: &[u8]) -> std::resul
 
 fn digest(value: &serde_json::Value) -> std::result::Result<String, Sealing> {
     use sha2::Digest;
+    use std::fmt::Write;
     let compact = serde_json::to_vec(value)?;
-    let hex: String = sha2::Sha256::digest(&compact).iter().map(|b| format!("{b:02x}")).collect();
-    Ok(format!("sha256:{hex}"))
+    let mut text = String::with_capacity(71);
+    text.push_str("sha256:");
+    for b in sha2::Sha256::digest(&compact) {
+        let _ = write!(text, "{b:02x}");
+    }
+    Ok(text)
 }
 
 /// How far a record write must reach before it returns.
@@ -431,6 +481,36 @@ mod tests {
         assert!(old.staging_in_record);
         save_json(&p, &old, Durability::Durable).unwrap();
         assert!(!std::fs::read_to_string(&p).unwrap().contains("staging"));
+    }
+
+    #[test]
+    fn a_kept_record_never_hides_a_change_or_damage_on_disk() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("volume.json");
+        save_json(&p, &sample(), Durability::Cached).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(sample()));
+        assert_eq!(load(&p).unwrap(), Some(sample()), "read again from the same bytes");
+        let grown = Volume { capacity: 2 << 30, ..sample() };
+        save_json(&p, &grown, Durability::Cached).unwrap();
+        assert_eq!(load(&p).unwrap(), Some(grown), "new bytes are parsed anew");
+        let text = std::fs::read_to_string(&p).unwrap();
+        std::fs::write(&p, text.replace("pvc-1", "pvc-2")).unwrap();
+        let err = load(&p).unwrap_err().to_string();
+        assert!(err.contains("checksum mismatch"), "{err}");
+        save_json(&p, &sample(), Durability::Cached).unwrap();
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(load(&p).unwrap(), None, "a removed record is gone, whatever was kept");
+    }
+
+    #[test]
+    fn a_sized_read_gets_the_whole_file_whatever_its_size_was_said_to_be() {
+        let text: Vec<u8> = (0..5000u32).map(|i| (i % 251) as u8).collect();
+        for said in [0, 1, 300, 4999, 5000, 5001, 1 << 30] {
+            let got = read_sized(&mut std::io::Cursor::new(&text), said).unwrap();
+            assert_eq!(got, text, "said {said}");
+        }
+        assert_eq!(read_sized(&mut std::io::Cursor::new(b""), 0).unwrap(), b"");
+        assert_eq!(read_sized(&mut std::io::Cursor::new(b""), 10).unwrap(), b"");
     }
 
     #[test]

@@ -10,11 +10,12 @@
 //! and is still reading when the next write overwrites it could see a mix: readers take the
 //! file's change time and inode before and after reading, and read again when they moved.
 
+use super::memo::Memo;
 use super::record::{Publication, Staging};
 use super::{Error, Result};
 use crate::backend::VolumeDir;
 use serde::{Deserialize, Serialize};
-use std::io::{ErrorKind, Read, Write};
+use std::io::{ErrorKind, Write};
 use std::path::Path;
 
 /// The node state format this build writes and reads.
@@ -46,9 +47,9 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
     let path = dir.node_state();
     let parsed = match read_settled(&path) {
         Ok(None) => Ok(None),
-        Ok(Some(bytes)) => super::record::unseal::<NodeState>(&bytes)
-            .map(Some)
-            .map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() }),
+        Ok(Some(bytes)) => {
+            unseal(bytes).map(Some).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })
+        }
         Err(e) => Err(Error::io("read node state", &path)(e)),
     };
     match parsed {
@@ -60,6 +61,29 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
         Ok(None) => Ok(NodeState::default()),
         Err(e) => Err(e),
     }
+}
+
+/// Node states by the bytes they were read from, and the bytes they were sealed to (see
+/// [`super::memo`]): a node cycle goes through the same few states.
+static UNSEALED: Memo<Vec<u8>, NodeState> = Memo::new();
+static SEALED: Memo<NodeState, Vec<u8>> = Memo::new();
+
+fn unseal(bytes: Vec<u8>) -> std::result::Result<NodeState, super::record::Sealing> {
+    if let Some(state) = UNSEALED.find(|k| *k == bytes) {
+        return Ok(state);
+    }
+    let state = super::record::unseal::<NodeState>(&bytes)?;
+    UNSEALED.keep(bytes, state.clone());
+    Ok(state)
+}
+
+fn seal(state: NodeState) -> std::result::Result<Vec<u8>, super::record::Sealing> {
+    if let Some(json) = SEALED.find(|k| *k == state) {
+        return Ok(json);
+    }
+    let json = super::record::seal(&state)?;
+    SEALED.keep(state, json.clone());
+    Ok(json)
 }
 
 /// The bytes of `path` as one write left them: read again while its inode or change time moved
@@ -96,11 +120,7 @@ impl Opened {
     /// `path` no longer names it.
     fn read_if_settled(mut self, path: &Path) -> std::io::Result<Option<Vec<u8>>> {
         use std::os::unix::fs::MetadataExt;
-        // Room for the size it had when opened and a byte more, so the read that finds the end
-        // needs no growing; read through `take`, which asks the file for its size no second time.
-        let len = usize::try_from(self.stamp.3).unwrap_or(0);
-        let mut bytes = Vec::with_capacity(len.saturating_add(1));
-        (&mut self.file).take(u64::MAX).read_to_end(&mut bytes)?;
+        let bytes = super::record::read_sized(&mut self.file, self.stamp.3)?;
         let named = std::fs::metadata(path).map(|m| m.ino()).ok();
         let settled = stamp(&self.file.metadata()?) == self.stamp && named == Some(self.stamp.0);
         Ok(settled.then_some(bytes))
@@ -116,7 +136,7 @@ fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64) {
 pub(super) fn save(dir: &VolumeDir, state: &NodeState) -> Result<()> {
     let path = dir.node_state();
     let state = NodeState { format: FORMAT, ..state.clone() };
-    let json = super::record::seal(&state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
+    let json = seal(state).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })?;
     let spare = dir.0.join(".node.json.next");
     let write = || -> std::io::Result<()> {
         overwrite(&spare, json)?;
@@ -222,6 +242,7 @@ mod tests {
         save(&d, &staged()).unwrap();
         let good = std::fs::read_to_string(d.node_state()).unwrap();
         assert!(good.contains("\"checksum\": \"sha256:"), "{good}");
+        assert_eq!(load(&d).unwrap(), staged(), "read (and kept by its bytes) before the damage");
         std::fs::write(d.node_state(), good.replace("/pods/a/mount", "/pods/b/mount")).unwrap();
         let err = load(&d).unwrap_err().to_string();
         assert!(err.contains("checksum mismatch"), "{err}");

@@ -1,0 +1,66 @@
+//! The last few results of a pure function, kept beside their arguments: sealing a record or node
+//! state (checksum, pretty JSON) and unsealing one (parse, checksum check) cost more than the
+//! syscalls around them, and a volume's node cycle seals and unseals the same few states over and
+//! over. A result is taken only for an argument equal to the one it came from, so a hit returns
+//! exactly what the function would; nothing here is a view of the disk.
+
+use std::sync::Mutex;
+
+/// How many results a memo keeps: enough for the states a handful of volumes cycle through at
+/// once, few enough that a look-up (a length check, then a compare) costs next to nothing.
+const SLOTS: usize = 32;
+
+/// Up to [`SLOTS`] argument–result pairs; the oldest goes first.
+#[derive(Debug)]
+pub(super) struct Memo<K, V> {
+    slots: Mutex<Ring<K, V>>,
+}
+
+#[derive(Debug)]
+struct Ring<K, V> {
+    pairs: Vec<(K, V)>,
+    next: usize,
+}
+
+impl<K, V: Clone> Memo<K, V> {
+    pub const fn new() -> Memo<K, V> {
+        Memo { slots: Mutex::new(Ring { pairs: Vec::new(), next: 0 }) }
+    }
+
+    /// The result kept for the argument `is` accepts.
+    pub fn find(&self, is: impl Fn(&K) -> bool) -> Option<V> {
+        let ring = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        ring.pairs.iter().find(|(k, _)| is(k)).map(|(_, v)| v.clone())
+    }
+
+    /// Keeps `value` as the result for `key`, in place of the oldest pair when full.
+    pub fn keep(&self, key: K, value: V) {
+        let mut ring = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        if ring.pairs.len() < SLOTS {
+            ring.pairs.push((key, value));
+            return;
+        }
+        let at = ring.next;
+        ring.pairs[at] = (key, value);
+        ring.next = (at + 1) % SLOTS;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_what_was_kept_and_forgets_the_oldest_when_full() {
+        let memo: Memo<u32, String> = Memo::new();
+        assert_eq!(memo.find(|k| *k == 1), None);
+        for k in 0..SLOTS as u32 {
+            memo.keep(k, format!("v{k}"));
+        }
+        assert_eq!(memo.find(|k| *k == 0).as_deref(), Some("v0"));
+        memo.keep(999, "new".into());
+        assert_eq!(memo.find(|k| *k == 0), None, "the oldest pair made room");
+        assert_eq!(memo.find(|k| *k == 1).as_deref(), Some("v1"));
+        assert_eq!(memo.find(|k| *k == 999).as_deref(), Some("new"));
+    }
+}
