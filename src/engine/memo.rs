@@ -52,9 +52,9 @@ mod tests {
 
     #[test]
     fn finds_what_was_kept_and_forgets_the_oldest_when_full() {
-        let memo: Memo<u32, String> = Memo::new();
+        let memo: Memo<usize, String> = Memo::new();
         assert_eq!(memo.find(|k| *k == 1), None);
-        for k in 0..SLOTS as u32 {
+        for k in 0..SLOTS {
             memo.keep(k, format!("v{k}"));
         }
         assert_eq!(memo.find(|k| *k == 0).as_deref(), Some("v0"));
