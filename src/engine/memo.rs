@@ -10,6 +10,10 @@ use std::sync::Mutex;
 /// once, few enough that a look-up (a length check, then a compare) costs next to nothing.
 const SLOTS: usize = 32;
 
+/// The largest file (in bytes) whose result is kept: a node state with many long publication
+/// paths can reach hundreds of KiB, and 32 of those are not worth their memory.
+pub(super) const LARGEST: usize = 16 << 10;
+
 /// Up to [`SLOTS`] argument–result pairs; the oldest goes first.
 #[derive(Debug)]
 pub(super) struct Memo<K, V> {

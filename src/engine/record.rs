@@ -221,7 +221,9 @@ pub fn load(path: &Path) -> Result<Option<Volume>> {
     let vol = unseal::<Volume>(&bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
     check_format(path, vol.format)?;
     let vol = Volume { staging_in_record: vol.staging.is_some(), ..vol };
-    PARSED.keep(bytes, vol.clone());
+    if bytes.len() <= super::memo::LARGEST {
+        PARSED.keep(bytes, vol.clone());
+    }
     Ok(Some(vol))
 }
 

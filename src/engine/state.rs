@@ -73,7 +73,9 @@ fn unseal(bytes: Vec<u8>) -> std::result::Result<NodeState, super::record::Seali
         return Ok(state);
     }
     let state = super::record::unseal::<NodeState>(&bytes)?;
-    UNSEALED.keep(bytes, state.clone());
+    if bytes.len() <= super::memo::LARGEST {
+        UNSEALED.keep(bytes, state.clone());
+    }
     Ok(state)
 }
 
@@ -82,7 +84,9 @@ fn seal(state: NodeState) -> std::result::Result<Vec<u8>, super::record::Sealing
         return Ok(json);
     }
     let json = super::record::seal(&state)?;
-    SEALED.keep(state, json.clone());
+    if json.len() <= super::memo::LARGEST {
+        SEALED.keep(state, json.clone());
+    }
     Ok(json)
 }
 
@@ -232,6 +236,25 @@ mod tests {
         let quiet = Opened::open(&d.node_state()).unwrap().unwrap();
         assert!(quiet.read_if_settled(&d.node_state()).unwrap().is_some());
         assert_eq!(load(&d).unwrap(), NodeState { format: FORMAT, ..NodeState::default() });
+    }
+
+    #[test]
+    fn a_large_node_state_is_read_and_written_but_not_kept() {
+        let (_t, d) = dir();
+        let publications: Vec<Publication> = (0..200)
+            .map(|i| Publication {
+                target: format!("/pods/{i}/{}", "x".repeat(100)).into(),
+                readonly: false,
+                block: false,
+            })
+            .collect();
+        let big = NodeState { format: FORMAT, staging: staged().staging, publications };
+        save(&d, &big).unwrap();
+        assert!(std::fs::metadata(d.node_state()).unwrap().len() > super::super::memo::LARGEST as u64);
+        assert_eq!(load(&d).unwrap(), big);
+        assert_eq!(load(&d).unwrap(), big);
+        assert!(UNSEALED.find(|k| k.len() > super::super::memo::LARGEST).is_none());
+        assert!(SEALED.find(|k| *k == big).is_none());
     }
 
     #[test]
