@@ -104,6 +104,35 @@ async fn garbled_or_missing_node_state_never_lets_delete_remove_data_in_use() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_delete_never_removes_files_that_a_mount_strata_did_not_make_still_shows() {
+    require_root();
+    let s = Server::start();
+    let mut c = s.clients().await;
+    let id = create(&mut c, "pvc-stray", 1 << 20, &[]).await;
+    let data = record(&s, &id, "data");
+    std::fs::write(data.join("precious"), b"data").unwrap();
+    // A bind strata never made nor recorded (an operator's, a subPath mount left behind).
+    let stray = s.path("stray");
+    std::fs::create_dir_all(&stray).unwrap();
+    let bound = std::process::Command::new("mount").arg("--bind").arg(&data).arg(&stray).status().unwrap();
+    assert!(bound.success());
+    // Node state shows nothing: the call answers, and the removal asks the whole mount table.
+    delete(&mut c, &id).await.unwrap();
+    let quarantine = s.root.join("volumes/.quarantine");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while !quarantine.exists() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let kept: Vec<PathBuf> = std::fs::read_dir(&quarantine).unwrap().map(|e| e.unwrap().path()).collect();
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(std::fs::read(kept[0].join("data/precious")).unwrap(), b"data");
+    assert_eq!(std::fs::read(Path::new(&stray).join("precious")).unwrap(), b"data", "the mount still shows it");
+    let unbound = std::process::Command::new("umount").arg(&stray).status().unwrap();
+    assert!(unbound.success());
+    assert!(!listed(&mut c).await.iter().any(|(v, _, _)| v == &id), "the volume is gone for the CO");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn unstage_at_the_wrong_path_changes_nothing() {
     require_root();
     let s = Server::start();

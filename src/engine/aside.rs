@@ -16,6 +16,9 @@ use std::os::unix::fs::DirBuilderExt;
 pub(super) const NEW: &str = ".new";
 /// How long a delete waits for the files of an earlier volume of the same id to go.
 const REMOVAL_WAIT: std::time::Duration = std::time::Duration::from_secs(30);
+/// The most removals that share one read of the mount table (a table of 10,000 mounts takes
+/// the kernel about 15 ms to write out and strata as long again to read).
+const REMOVAL_BATCH: usize = 255;
 
 /// The suffix of a volume being deleted.
 pub(super) const DEL: &str = ".del";
@@ -73,6 +76,7 @@ impl Engine {
             .create(&aside.0)
             .map_err(Error::io("create", &aside.0))?;
         let made = fill(vol, &aside).and_then(|()| {
+            super::state::make_empty(&aside)?;
             let intent = self.create_intent(vol);
             let durability = if intent.is_some() { Durability::Cached } else { Durability::Durable };
             record::write_fresh(&aside.record(), &*vol, durability)?;
@@ -197,10 +201,18 @@ impl Engine {
         let engine = std::sync::Arc::downgrade(self);
         let worker = std::thread::Builder::new().name("removals".into()).spawn(move || {
             crate::sys::background_priority();
-            for id in handed {
+            while let Ok(first) = handed.recv() {
+                // What came meanwhile goes with it: one read of the mount table for all.
+                let batch: Vec<String> = std::iter::once(first).chain(handed.try_iter().take(REMOVAL_BATCH)).collect();
                 let Some(engine) = engine.upgrade() else { return };
-                engine.finish_removal(&id);
-                engine.removals.finished(&id);
+                let table = engine.host.mount_table();
+                if let Err(e) = &table {
+                    tracing::warn!(error = %e, "the mount table cannot be read: deleted volumes' files are kept");
+                }
+                for id in &batch {
+                    engine.finish_removal(id, table.as_ref().ok().map(|t| t.as_slice()));
+                    engine.removals.finished(id);
+                }
             }
         });
         if let Err(e) = worker {
@@ -209,12 +221,23 @@ impl Engine {
     }
 
     /// Removes the aside of a delete that answered already. It takes no volume lock (the id is
-    /// free again: a create may use it meanwhile); the aside's name is this removal's alone. One
-    /// that cannot be removed goes to `volumes/.quarantine/` for an operator (the CO was told
-    /// the volume is gone, so it is never renamed back).
-    fn finish_removal(&self, id: &str) {
+    /// free again: a create may use it meanwhile); the aside's name is this removal's alone.
+    /// First the kernel is asked (`table`, read once for a batch, after the asides were made):
+    /// files that a mount still shows are kept. Those, and an aside that cannot be removed, go
+    /// to `volumes/.quarantine/` for an operator (the CO was told the volume is gone, so it is
+    /// never renamed back).
+    fn finish_removal(&self, id: &str, table: Option<&[crate::sys::MountEntry]>) {
         let started = std::time::Instant::now();
         let aside = self.aside(id, DEL);
+        let unused = match table {
+            Some(table) => self.unused_aside_in(table, &aside),
+            None => Err(Error::precondition(id, "the mount table could not be read")),
+        };
+        if let Err(e) = unused {
+            let moved = super::quarantine::set_aside(&aside.0).map(|to| to.display().to_string());
+            tracing::warn!(id, error = %e, moved_to = ?moved, "a deleted volume's files are kept: a mount still shows them");
+            return;
+        }
         if self.recycle(&aside) {
             tracing::debug!(
                 id,
@@ -278,13 +301,17 @@ impl Engine {
     }
 
     /// Finishes what an interrupted create or delete of `id` left aside; none is fine. A delete
-    /// whose files the background worker is removing is left to it.
+    /// whose files the background worker is removing is left to it; one that a mount still
+    /// shows (its delete left that check to the removal) is refused.
     pub(super) fn finish_asides(&self, id: &str) -> Result<Vec<String>> {
         let mut done = Vec::new();
         let suffixes: &[&str] = if self.removals.is_pending(id) { &[NEW] } else { &[NEW, DEL] };
         for &suffix in suffixes {
             let aside = self.aside(id, suffix);
             if aside.0.exists() {
+                if suffix == DEL {
+                    self.unused_aside(&aside)?;
+                }
                 self.remove_leftover(&aside)?;
                 done.push(format!("removed {} left by an interrupted create or delete", aside.0.display()));
             }
@@ -319,6 +346,27 @@ impl Engine {
         };
         self.backend(vol.backend).delete(&vol.spec(), at)?;
         Ok(tree::remove_tree_last(&at.0, crate::backend::RECORD_FILE).map_err(crate::sys::Error::from)?)
+    }
+
+    /// Refuses (FAILED_PRECONDITION) when the kernel shows a mount of what the deleted volume
+    /// set aside at `aside` holds: the whole mount table, asked before anything is removed.
+    fn unused_aside(&self, aside: &VolumeDir) -> Result<()> {
+        self.unused_aside_in(&self.host.mount_table()?, aside)
+    }
+
+    /// [`Engine::unused_aside`] as `table` shows the mounts.
+    fn unused_aside_in(&self, table: &[crate::sys::MountEntry], aside: &VolumeDir) -> Result<()> {
+        let kind = match record::load(&aside.record()) {
+            Ok(Some(vol)) => vol.backend,
+            _ => crate::backend::detect(aside, table, |k| self.backend(k)),
+        };
+        match self.kernel_users_in(table, aside, kind)?.first() {
+            None => Ok(()),
+            Some(place) => Err(Error::precondition(
+                &aside.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),
+                format!("the kernel shows it mounted at {}", place.display()),
+            )),
+        }
     }
 
     /// What a volume directory without a (readable) record holds (see [`crate::backend::detect`]).

@@ -315,7 +315,10 @@ fn a_deleted_dir_volume_s_directory_comes_back_to_the_pool_with_nothing_of_the_v
     let back = back.unwrap_or_else(|| panic!("the deleted volume's directory is not in the pool: {entries:?}"));
     let mut inside: Vec<_> = std::fs::read_dir(&back.0).unwrap().map(|e| e.unwrap().file_name()).collect();
     inside.sort();
-    assert_eq!(inside, ["data", "volume.json"], "nothing of the volume but its directory");
+    assert_eq!(inside, ["data", "node.json", "volume.json"], "nothing of the volume but its directory");
+    let node = crate::backend::VolumeDir(back.0.clone());
+    let empty = crate::engine::state::NodeState::new(None, Vec::new());
+    assert_eq!(crate::engine::state::load_if_any(&node).unwrap(), Some(empty), "an empty node state");
     assert_eq!(std::fs::metadata(back.record()).unwrap().len(), 0, "the record file is empty");
     // A new data directory (its inode number may be the old one's, freed and taken again).
     let fresh = std::fs::metadata(back.data()).unwrap();

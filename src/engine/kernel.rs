@@ -58,11 +58,20 @@ impl Engine {
     /// device node. The data root's own mounts (a tmpfs volume's mount, the volumes' private
     /// mount) do not count. Records play no part: this is what destructive calls ask.
     pub(super) fn kernel_users(&self, id: &str, backend: Kind) -> Result<Vec<PathBuf>> {
-        let dir = self.dir(id);
-        let table = self.host.mount_table()?;
+        self.kernel_users_of(&self.dir(id), backend)
+    }
+
+    /// [`Engine::kernel_users`] of the volume directory `dir` (a volume's, or one set aside).
+    pub(super) fn kernel_users_of(&self, dir: &VolumeDir, backend: Kind) -> Result<Vec<PathBuf>> {
+        self.kernel_users_in(&self.host.mount_table()?, dir, backend)
+    }
+
+    /// [`Engine::kernel_users_of`] as `table` shows them (one read of the table for many).
+    pub(super) fn kernel_users_in(&self, table: &[MountEntry], dir: &VolumeDir, backend: Kind) -> Result<Vec<PathBuf>> {
+        let dir = dir.clone();
         let mut want = Vec::new();
         if self.backend(backend).binds_data() {
-            want.extend(bind_identity(&table, &dir.data()));
+            want.extend(bind_identity(table, &dir.data()));
         }
         let device = if dir.image().exists() {
             loop_for(&self.host.loop_list()?, &dir.image()).map(|l| l.device.clone())
@@ -70,7 +79,7 @@ impl Engine {
             None
         };
         if let Some(dev) = &device {
-            want.extend(bind_identity(&table, dev));
+            want.extend(bind_identity(table, dev));
         }
         let rdev = device.as_deref().and_then(device_numbers);
         let from_device = |m: &MountEntry| {
@@ -79,6 +88,18 @@ impl Engine {
         };
         let users = table.iter().filter(|m| want.contains(&m.identity()) || from_device(m));
         Ok(users.filter(|m| !self.internal_mount(m, &dir)).map(|m| m.mount_point.clone()).collect())
+    }
+
+    /// Where the volume's node state says it is staged and published, each place counted only
+    /// while the kernel shows the volume there (`statx`; the mount table only where that cannot
+    /// tell): what a delete asks in the call when the background removal asks the rest.
+    pub(super) fn recorded_users(&self, vol: &Volume) -> Result<Vec<PathBuf>> {
+        let Some(s) = &vol.staging else { return Ok(Vec::new()) };
+        let mut users: Vec<PathBuf> = self.publications(vol)?.into_iter().map(|p| p.target).collect();
+        if self.staging_live(vol, s)? {
+            users.push(s.path.clone());
+        }
+        Ok(users)
     }
 
     /// The data root's own mounts of a volume: a tmpfs volume's mount on its data directory.

@@ -295,7 +295,7 @@ impl Engine {
 
     /// Whether the volume's recorded staging `s` still holds it (statx on its place, else the
     /// mount table).
-    fn staging_live(&self, vol: &Volume, s: &Staging) -> Result<bool> {
+    pub(super) fn staging_live(&self, vol: &Volume, s: &Staging) -> Result<bool> {
         let place = self.node_place_if_any("staging", &s.path).ok().flatten();
         if place.is_some_and(|p| self.staged_by_identity(vol, &p).is_some()) {
             return Ok(true);

@@ -132,10 +132,11 @@ impl Engine {
         made.map(drop)
     }
 
-    /// Makes the storage of an entry of `kind` at `at` (a `dir` volume's empty `data/`): what
-    /// needs nothing from a request.
+    /// Makes the storage of an entry of `kind` at `at` (a `dir` volume's empty `data/`) and its
+    /// empty node state: what needs nothing from a request.
     pub(super) fn entry_storage(&self, kind: Kind, at: &VolumeDir) -> Result<()> {
-        Ok(self.backend(kind).provision(&super::aside::placeholder(at, kind).spec(), at)?)
+        self.backend(kind).provision(&super::aside::placeholder(at, kind).spec(), at)?;
+        super::state::make_empty(at)
     }
 
     /// A name for a new entry.

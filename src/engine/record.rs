@@ -62,6 +62,11 @@ pub struct Volume {
     /// The publications node state records, not yet checked against the kernel.
     #[serde(skip)]
     pub(crate) marked: Vec<Publication>,
+    /// Whether the volume's node state file was found. Every volume this strata makes gets one
+    /// when it is made, so a missing one was lost (or the volume is an older strata's): a delete
+    /// then asks the whole mount table in the call (see `Engine::delete_volume`).
+    #[serde(skip)]
+    pub(crate) node_state_found: bool,
     /// The snapshot or volume this volume was made from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<Source>,
@@ -430,6 +435,7 @@ mod tests {
             staging_in_record: false,
             publications: Vec::new(),
             marked: Vec::new(),
+            node_state_found: false,
             source: Some(Source::Snapshot("s1".into())),
             grow_fs: true,
             omitted: Omitted { devices: 2, mounts: 0 },

@@ -44,6 +44,11 @@ impl NodeState {
 /// reconcile resets the state when the kernel shows the volume unused (a write cut short by a
 /// kernel crash or power loss, after which nothing is staged).
 pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
+    Ok(load_if_any(dir)?.unwrap_or_default())
+}
+
+/// [`load`], telling a missing file (`None`) from an empty state.
+pub(super) fn load_if_any(dir: &VolumeDir) -> Result<Option<NodeState>> {
     let path = dir.node_state();
     let parsed = match read_settled(&path) {
         Ok(None) => Ok(None),
@@ -53,12 +58,12 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
         Err(e) => Err(Error::io("read node state", &path)(e)),
     };
     match parsed {
-        Ok(Some(s)) if s.format == FORMAT => Ok(s),
+        Ok(Some(s)) if s.format == FORMAT => Ok(Some(s)),
         Ok(Some(s)) => Err(Error::Record {
             path,
             reason: format!("node state format {} is not {FORMAT}; this strata is too old for it", s.format),
         }),
-        Ok(None) => Ok(NodeState::default()),
+        Ok(None) => Ok(None),
         Err(e) => Err(e),
     }
 }
@@ -134,6 +139,11 @@ impl Opened {
 fn stamp(m: &std::fs::Metadata) -> (u64, i64, i64, u64) {
     use std::os::unix::fs::MetadataExt;
     (m.ino(), m.ctime(), m.ctime_nsec(), m.len())
+}
+
+/// Writes the empty node state of a volume being made (see `Volume::node_state_found`).
+pub(super) fn make_empty(dir: &VolumeDir) -> Result<()> {
+    save(dir, &NodeState::new(None, Vec::new()))
 }
 
 /// Writes the node state; an empty one is written too (its file stays for the next write).

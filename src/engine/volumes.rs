@@ -24,12 +24,14 @@ impl Engine {
             }
             return Ok(None);
         };
-        let node = match state::load(&dir) {
+        let node = match state::load_if_any(&dir) {
             Err(Error::Record { path, reason }) => {
                 return Err(quarantined(format!("node state {}: {reason}", path.display())));
             }
             other => other?,
         };
+        vol.node_state_found = node.is_some();
+        let node = node.unwrap_or_default();
         if node.staging.is_some() {
             vol.staging = node.staging;
         }

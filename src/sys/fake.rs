@@ -393,11 +393,21 @@ impl Host for FakeHost {
         if to.exists() {
             return Err(Error::io("rename", from, Errno::EEXIST));
         }
+        // The kernel shows a bind of a directory inside `from` at its new place too: the root
+        // of every mount from that subtree moves with it.
+        let (old_root, new_root) = (super::bind_identity(&st.mounts, from), super::bind_identity(&st.mounts, to));
         std::fs::rename(from, to).map_err(Error::on(Action::Other("rename"), from))?;
         let moved = |p: &Path| p.strip_prefix(from).ok().map(|rest| to.join(rest));
         for m in &mut st.mounts {
             if let Some(p) = moved(&m.mount_point) {
                 m.mount_point = p;
+            }
+            if let (Some((major, minor, old)), Some((_, _, new))) = (&old_root, &new_root) {
+                if (m.major, m.minor) == (*major, *minor) {
+                    if let Ok(rest) = m.root.strip_prefix(old) {
+                        m.root = new.join(rest);
+                    }
+                }
             }
         }
         for file in st.loops.values_mut() {
