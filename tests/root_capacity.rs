@@ -136,9 +136,11 @@ async fn a_full_disk_is_resource_exhausted_and_leaves_nothing_until_space_is_bac
     assert_eq!(mounts_under(&s.kubelet), vec![PathBuf::from(&pub_stage)], "only the stage made before");
     assert_eq!(loops_under(&s.root), Vec::<PathBuf>::new());
     assert!(Path::new(&dir_stage).is_dir() && Path::new(&loop_stage).is_dir(), "the CO's staging dirs stay");
+    // Node state's two files were made with the volume and at its stage, so recording a
+    // publication overwrites blocks it has: a publish needs no new space on the data root.
     let publish = publish_req(&published, &pub_stage, &target, mount_cap());
-    exhausted(c.node.node_publish_volume(publish.clone()).await, &full);
-    assert!(mount_at(&target).is_none() && !Path::new(&target).exists(), "no bind, no target left");
+    c.node.node_publish_volume(publish.clone()).await.expect("publish on a full data root");
+    assert!(mount_at(&target).is_some());
 
     fs.free_all();
     c.node.node_stage_volume(stage_req(&dir, &dir_stage, mount_cap())).await.expect("stage dir once space is back");

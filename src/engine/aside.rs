@@ -186,6 +186,8 @@ impl Engine {
             backend.delete(&vol.spec(), aside)?;
         }
         if !self.removals.hand_over(&vol.id) {
+            // No worker after all: the call removes, and asks first what the worker would have.
+            self.unused_aside(aside)?;
             return self.remove_aside(aside, Some(vol));
         }
         Ok(())
