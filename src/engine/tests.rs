@@ -569,8 +569,9 @@ fn gone_soon(path: &Path) -> bool {
     !path.exists()
 }
 
-#[test]
-fn a_server_delete_leaves_the_mount_table_to_the_removal_which_keeps_what_a_mount_shows() {
+/// A server's engine (removing in the background) with `dir` volume `v` staged and published,
+/// a file in it (the temporary directory last: it goes when dropped).
+fn in_use_in_a_server() -> (Arc<Engine>, Arc<FakeHost>, PathBuf, tempfile::TempDir) {
     let f = fixture();
     let (s, t) = (f.staging("v"), f.target("a"));
     let engine = Arc::new(f.engine);
@@ -579,36 +580,36 @@ fn a_server_delete_leaves_the_mount_table_to_the_removal_which_keeps_what_a_moun
     std::fs::write(f.root.join("volumes/v/data/file"), b"kept").unwrap();
     engine.stage_volume("v", &s, &mount_access()).unwrap();
     engine.publish_volume("v", &s, &t, false).unwrap();
+    (engine, f.host, f.root, f._tmp)
+}
+
+#[test]
+fn a_server_delete_leaves_the_mount_table_to_the_removal_which_keeps_what_a_mount_shows() {
+    let (engine, host, root, _tmp) = in_use_in_a_server();
     let refused = engine.delete_volume("v").unwrap_err();
     assert!(matches!(refused, Error::FailedPrecondition { .. }), "node state shows it in use: {refused}");
     // Node state that says nothing (a mount strata never recorded): the call answers from it.
     state::make_empty(&engine.volume_dir("v")).unwrap();
-    f.host.clear_calls();
+    host.clear_calls();
     engine.delete_volume("v").unwrap();
     assert!(engine.get_volume("v").unwrap().is_none());
-    assert!(gone_soon(&f.root.join("volumes/.v.del")));
+    assert!(gone_soon(&root.join("volumes/.v.del")));
     let kept: Vec<_> =
-        std::fs::read_dir(f.root.join("volumes/.quarantine")).unwrap().map(|e| e.unwrap().path()).collect();
+        std::fs::read_dir(root.join("volumes/.quarantine")).unwrap().map(|e| e.unwrap().path()).collect();
     assert_eq!(kept.len(), 1, "{kept:?}");
     assert!(kept[0].file_name().unwrap().to_string_lossy().starts_with(".v.del."), "{kept:?}");
     assert_eq!(std::fs::read(kept[0].join("data/file")).unwrap(), b"kept", "nothing a mount shows is removed");
-    assert!(!f.host.calls().iter().any(|c| matches!(c, Call::Unmount { .. })), "the mounts stay: {:?}", f.host.calls());
+    assert!(!host.calls().iter().any(|c| matches!(c, Call::Unmount { .. })), "the mounts stay: {:?}", host.calls());
 }
 
 #[test]
 fn a_server_delete_without_node_state_asks_the_whole_mount_table_in_the_call() {
-    let f = fixture();
-    let (s, t) = (f.staging("v"), f.target("a"));
-    let engine = Arc::new(f.engine);
-    engine.remove_in_background();
-    engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
-    engine.stage_volume("v", &s, &mount_access()).unwrap();
-    engine.publish_volume("v", &s, &t, false).unwrap();
+    let (engine, _host, root, _tmp) = in_use_in_a_server();
     // Lost: the volume may be in use anywhere, so the kernel decides before the answer.
     std::fs::remove_file(engine.volume_dir("v").node_state()).unwrap();
     let refused = engine.delete_volume("v").unwrap_err().to_string();
     assert!(refused.contains("in use at"), "{refused}");
-    assert!(f.root.join("volumes/v/data").is_dir());
+    assert_eq!(std::fs::read(root.join("volumes/v/data/file")).unwrap(), b"kept");
 }
 
 #[test]
