@@ -68,7 +68,6 @@ impl Engine {
 
     /// [`Engine::kernel_users_of`] as `table` shows them (one read of the table for many).
     pub(super) fn kernel_users_in(&self, table: &[MountEntry], dir: &VolumeDir, backend: Kind) -> Result<Vec<PathBuf>> {
-        let dir = dir.clone();
         let mut want = Vec::new();
         if self.backend(backend).binds_data() {
             want.extend(bind_identity(table, &dir.data()));
@@ -87,7 +86,7 @@ impl Engine {
                 || rdev.is_some_and(|(ma, mi)| (m.major, m.minor) == (ma, mi))
         };
         let users = table.iter().filter(|m| want.contains(&m.identity()) || from_device(m));
-        Ok(users.filter(|m| !self.internal_mount(m, &dir)).map(|m| m.mount_point.clone()).collect())
+        Ok(users.filter(|m| !self.internal_mount(m, dir)).map(|m| m.mount_point.clone()).collect())
     }
 
     /// Where the volume's node state says it is staged and published, each place counted only

@@ -37,6 +37,27 @@ impl<K, V: Clone> Memo<K, V> {
         ring.pairs.iter().find(|(k, _)| is(k)).map(|(_, v)| v.clone())
     }
 
+    /// The result for `key`: the one kept, or `make`'s, kept when `bytes` (the file's size,
+    /// whichever side of the pair it is) is at most [`LARGEST`].
+    pub fn through<E>(
+        &self,
+        key: K,
+        bytes: impl FnOnce(&K, &V) -> usize,
+        make: impl FnOnce(&K) -> Result<V, E>,
+    ) -> Result<V, E>
+    where
+        K: PartialEq,
+    {
+        if let Some(value) = self.find(|k| *k == key) {
+            return Ok(value);
+        }
+        let value = make(&key)?;
+        if bytes(&key, &value) <= LARGEST {
+            self.keep(key, value.clone());
+        }
+        Ok(value)
+    }
+
     /// Keeps `value` as the result for `key`, in place of the oldest pair when full.
     pub fn keep(&self, key: K, value: V) {
         let mut ring = self.slots.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -66,5 +87,23 @@ mod tests {
         assert_eq!(memo.find(|k| *k == 0), None, "the oldest pair made room");
         assert_eq!(memo.find(|k| *k == 1).as_deref(), Some("v1"));
         assert_eq!(memo.find(|k| *k == 999).as_deref(), Some("new"));
+    }
+
+    #[test]
+    fn through_makes_once_and_keeps_only_what_is_small() {
+        let memo: Memo<usize, String> = Memo::new();
+        let made = std::cell::Cell::new(0);
+        let make = |k: &usize| -> Result<String, ()> {
+            made.set(made.get() + 1);
+            Ok("x".repeat(*k))
+        };
+        assert_eq!(memo.through(3, |_, v| v.len(), make).unwrap(), "xxx");
+        assert_eq!(memo.through(3, |_, v| v.len(), make).unwrap(), "xxx");
+        assert_eq!(made.get(), 1, "the second came from the memo");
+        memo.through(LARGEST + 1, |_, v| v.len(), make).unwrap();
+        memo.through(LARGEST + 1, |_, v| v.len(), make).unwrap();
+        assert_eq!(made.get(), 3, "a large result is made each time");
+        assert!(memo.through(7, |_, _: &String| 0, |_| Err::<String, _>("no")).is_err());
+        assert_eq!(memo.find(|k| *k == 7), None, "an error is not kept");
     }
 }

@@ -220,16 +220,13 @@ pub fn load(path: &Path) -> Result<Option<Volume>> {
     /// Records by their bytes (see [`super::memo`]).
     static PARSED: Memo<Vec<u8>, Volume> = Memo::new();
     let Some(bytes) = read_bytes(path)? else { return Ok(None) };
-    if let Some(vol) = PARSED.find(|k| *k == bytes) {
-        return Ok(Some(vol));
-    }
-    let vol = unseal::<Volume>(&bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
-    check_format(path, vol.format)?;
-    let vol = Volume { staging_in_record: vol.staging.is_some(), ..vol };
-    if bytes.len() <= super::memo::LARGEST {
-        PARSED.keep(bytes, vol.clone());
-    }
-    Ok(Some(vol))
+    let parse = |bytes: &Vec<u8>| {
+        let vol =
+            unseal::<Volume>(bytes).map_err(|e| Error::Record { path: path.to_owned(), reason: e.to_string() })?;
+        check_format(path, vol.format)?;
+        Ok(Volume { staging_in_record: vol.staging.is_some(), ..vol })
+    };
+    PARSED.through(bytes, |bytes, _| bytes.len(), parse).map(Some)
 }
 
 /// Reads a snapshot record; `Ok(None)` when there is none.

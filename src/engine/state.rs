@@ -74,25 +74,11 @@ static UNSEALED: Memo<Vec<u8>, NodeState> = Memo::new();
 static SEALED: Memo<NodeState, Vec<u8>> = Memo::new();
 
 fn unseal(bytes: Vec<u8>) -> std::result::Result<NodeState, super::record::Sealing> {
-    if let Some(state) = UNSEALED.find(|k| *k == bytes) {
-        return Ok(state);
-    }
-    let state = super::record::unseal::<NodeState>(&bytes)?;
-    if bytes.len() <= super::memo::LARGEST {
-        UNSEALED.keep(bytes, state.clone());
-    }
-    Ok(state)
+    UNSEALED.through(bytes, |bytes, _| bytes.len(), |bytes| super::record::unseal::<NodeState>(bytes))
 }
 
 fn seal(state: NodeState) -> std::result::Result<Vec<u8>, super::record::Sealing> {
-    if let Some(json) = SEALED.find(|k| *k == state) {
-        return Ok(json);
-    }
-    let json = super::record::seal(&state)?;
-    if json.len() <= super::memo::LARGEST {
-        SEALED.keep(state, json.clone());
-    }
-    Ok(json)
+    SEALED.through(state, |_, json| json.len(), super::record::seal)
 }
 
 /// The bytes of `path` as one write left them: read again while its inode or change time moved
