@@ -54,6 +54,32 @@ async fn a_removed_backing_file_makes_the_volume_abnormal() {
     close(&mut c, &id, &st, &t).await;
 }
 
+fn remount_tmpfs(data: &std::path::Path, how: &str) {
+    let out = std::process::Command::new("mount").args(["-o", &format!("remount,{how}")]).arg(data).output().unwrap();
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// The staging's own path answers for a healthy volume (statx, statfs); a filesystem that went
+/// read-only under a read-write staging is still told, through the mount table.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tmpfs_gone_read_only_under_its_staging_is_abnormal_and_heals() {
+    require_root();
+    let s = Server::start();
+    let mut c = s.clients().await;
+    let id = create(&mut c, "pvc-mem", 8 << 20, &[("backend", "tmpfs")]).await;
+    let (st, t) = (s.path("staging"), s.path("pods/a/vol"));
+    open(&mut c, &id, &st, &t, mount_cap()).await;
+    let stats = c.node.node_get_volume_stats(stats_req(&id, &t)).await.unwrap().into_inner();
+    assert_eq!(stats.volume_condition.map(|c| (c.abnormal, c.message)), Some((false, "healthy".into())));
+    let data = s.root.join(format!("volumes/{}/data", id.split('@').next().unwrap()));
+    remount_tmpfs(&data, "ro");
+    let sick = condition(&mut c, &id).await;
+    remount_tmpfs(&data, "rw");
+    assert!(sick.abnormal && sick.message.contains("went read-only"), "{sick:?}");
+    assert!(!condition(&mut c, &id).await.abnormal);
+    close(&mut c, &id, &st, &t).await;
+}
+
 /// The log after the server has started and answered one call.
 fn started_log(s: &Server) -> String {
     let out = s.client(&["info"]);

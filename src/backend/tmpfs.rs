@@ -12,6 +12,9 @@ use crate::volume::{Access, Spec, Staging};
 use std::path::Path;
 use std::sync::Arc;
 
+/// `statfs(2)`'s type of a tmpfs.
+const TMPFS_MAGIC: u64 = 0x0102_1994;
+
 /// tmpfs volumes are never a way to run setuid programs or reach devices.
 const ALWAYS: [&str; 2] = ["nosuid", "nodev"];
 
@@ -58,7 +61,14 @@ fn options(bytes: u64) -> MountOptions {
 }
 
 impl TmpfsBackend {
+    /// Whether a tmpfs is the topmost mount on the data directory: `statx` and `statfs` there,
+    /// the mount table only when they cannot tell.
     fn mounted(&self, dir: &VolumeDir) -> Result<bool> {
+        if let Ok(place) = place_at(&dir.data()) {
+            if let Some(facts) = self.host.fs_facts(&place) {
+                return Ok(facts.magic == TMPFS_MAGIC && self.host.is_mount_point(&place)?);
+            }
+        }
         let table = self.host.mount_table()?;
         Ok(mount_at(&table, &dir.data()).is_some_and(|m| m.fs_type == "tmpfs"))
     }

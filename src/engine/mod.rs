@@ -552,6 +552,8 @@ fn same_volume(existing: &Volume, req: &CreateRequest, fs_type: Option<FsType>) 
 mod encryption_tests;
 #[cfg(test)]
 mod fault_tests;
+#[cfg(test)]
+mod health_tests;
 mod overcommit;
 #[cfg(test)]
 mod snapshot_tests;

@@ -53,7 +53,7 @@ impl Engine {
     /// itself (bind backends: same device and inode) or the filesystem of its loop device: what
     /// [`Engine::staged_here`] checks in the mount table, proven with two `stat` calls. `None`
     /// when it cannot be shown cheaply; the caller then asks the mount table.
-    fn staged_by_identity(&self, vol: &Volume, staging: &Place) -> Option<Staging> {
+    pub(super) fn staged_by_identity(&self, vol: &Volume, staging: &Place) -> Option<Staging> {
         let s = vol.staging.as_ref().filter(|s| s.path == staging.path())?;
         let proven = self.backend(vol.backend).shows(&self.dir(&vol.id), s, staging);
         (proven == Some(true)).then(|| s.clone())

@@ -53,6 +53,10 @@ struct State {
     /// Files can share extents (see [`FakeHost::set_reflink`]).
     reflink: bool,
     crypt: super::fake_fscrypt::Crypt,
+    /// Answers `same_mount_root` and `fs_facts` from the table, as statx and statfs would.
+    statx: bool,
+    /// Reads of the whole mount table so far.
+    table_reads: usize,
 }
 
 /// A host that changes nothing outside memory, for unit tests of the engine and backends.
@@ -118,6 +122,26 @@ impl FakeHost {
     /// the file (and says so); without it, a reflink is refused as on ext4.
     pub fn set_reflink(&self, on: bool) {
         self.lock().reflink = on;
+    }
+
+    /// Makes the host answer what `statx` and `statfs` would (mount roots, read-only, tmpfs):
+    /// the engine's ways around reading the whole table then run as on the real host.
+    pub fn answer_statx(&self, on: bool) {
+        self.lock().statx = on;
+    }
+
+    /// How many times the whole mount table was read.
+    pub fn table_reads(&self) -> usize {
+        self.lock().table_reads
+    }
+
+    /// Makes the filesystem under the topmost mount at `mount_point` read-only, as an I/O error
+    /// does to ext4 (`errors=remount-ro`).
+    pub fn fail_fs_readonly(&self, mount_point: &Path) {
+        let mut st = self.lock();
+        if let Some(m) = st.mounts.iter_mut().rev().find(|m| m.mount_point == mount_point) {
+            m.super_options = vec!["ro".to_owned()];
+        }
     }
 
     /// Detaches every loop device behind the engine's back.
@@ -259,7 +283,28 @@ impl Host for FakeHost {
     }
 
     fn mount_table(&self) -> Result<super::MountTable> {
-        Ok(std::sync::Arc::new(self.lock().mounts.clone()))
+        let mut st = self.lock();
+        st.table_reads += 1;
+        Ok(std::sync::Arc::new(st.mounts.clone()))
+    }
+
+    fn is_mount_point(&self, place: &Place) -> Result<bool> {
+        let mut st = self.lock();
+        st.table_reads += usize::from(!st.statx);
+        Ok(super::mount_at(&st.mounts, place.path()).is_some())
+    }
+
+    fn same_mount_root(&self, mount_point: &Place, dir: &Path) -> Option<bool> {
+        let st = self.lock();
+        let m = super::mount_at(&st.mounts, mount_point.path()).filter(|_| st.statx);
+        st.statx.then(|| m.is_some_and(|m| super::bind_identity(&st.mounts, dir) == Some(m.identity())))
+    }
+
+    fn fs_facts(&self, place: &Place) -> Option<super::FsFacts> {
+        let st = self.lock();
+        let m = super::mount_at(&st.mounts, place.path()).filter(|_| st.statx)?;
+        let magic = if m.fs_type == "tmpfs" { 0x0102_1994 } else { 0xEF53 };
+        Some(super::FsFacts { read_only: m.is_readonly(), magic })
     }
 
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<PathBuf> {

@@ -99,6 +99,12 @@ impl Host for LinuxHost {
         Some(d.file_type().is_block_device() && m.mount_root? && m.dev == d.rdev())
     }
 
+    fn fs_facts(&self, place: &Place) -> Option<super::FsFacts> {
+        let st = rustix::fs::fstatfs(place.open_path().ok()?).ok()?;
+        let read_only = u64::try_from(st.f_flags).ok()? & libc::ST_RDONLY != 0;
+        Some(super::FsFacts { read_only, magic: u64::try_from(st.f_type).ok()? })
+    }
+
     fn loop_attach(&self, file: &Path, readonly: bool) -> Result<std::path::PathBuf> {
         loopdev::attach(file, readonly)
     }
@@ -370,6 +376,28 @@ mod tests {
         assert_eq!(host.mounted_from(&at(dir.path()), Path::new("/dev/null")), Some(false));
         assert_eq!(host.mounted_from(&at(Path::new("/proc")), Path::new("/dev/null")), Some(false));
         assert_eq!(host.mounted_from(&at(dir.path()), &dir.path().join("missing")), None);
+    }
+
+    #[test]
+    fn statfs_agrees_with_the_mount_table() {
+        let host = LinuxHost;
+        let table = host.mount_table().unwrap();
+        let mut seen = 0;
+        for m in table.iter() {
+            // Only the topmost mount at a point shows through its path, and only directories.
+            let top = super::super::mount_at(&table, &m.mount_point).is_some_and(|t| t.mount_id == m.mount_id);
+            let Some(facts) = Place::at(&m.mount_point).ok().filter(|_| top).and_then(|p| host.fs_facts(&p)) else {
+                continue;
+            };
+            seen += 1;
+            assert_eq!(facts.read_only, m.is_readonly(), "{}", m.mount_point.display());
+            if m.fs_type == "tmpfs" {
+                assert_eq!(facts.magic, 0x0102_1994, "{}", m.mount_point.display());
+            }
+        }
+        assert!(seen > 1, "statfs answered for {seen} mounts of {}", table.len());
+        let proc = host.fs_facts(&Place::at(Path::new("/proc")).unwrap()).unwrap();
+        assert_eq!(proc.magic, 0x9fa0, "PROC_SUPER_MAGIC");
     }
 
     #[test]

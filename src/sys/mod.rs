@@ -75,6 +75,15 @@ pub struct FsStats {
     pub used_inodes: u64,
 }
 
+/// A filesystem as `statfs(2)` shows it through one mount.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FsFacts {
+    /// Writes fail: the mount is read-only, or its filesystem (an error remounted it, say).
+    pub read_only: bool,
+    /// The filesystem type's magic number (`TMPFS_MAGIC`, `EXT4_SUPER_MAGIC`, ...).
+    pub magic: u64,
+}
+
 /// An attached loop device and the file behind it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LoopDevice {
@@ -127,6 +136,11 @@ pub trait Host: Send + Sync + Debug {
     /// `Some(true)` when `mount_point` is the root of a filesystem mounted from the block device
     /// node `device`, `Some(false)` when it is not, `None` when this host cannot tell cheaply.
     fn mounted_from(&self, _mount_point: &Place, _device: &Path) -> Option<bool> {
+        None
+    }
+    /// What `statfs(2)` says of the filesystem the topmost mount at `place` shows; `None` when
+    /// this host cannot tell cheaply (the default) or `place` holds no directory or file.
+    fn fs_facts(&self, _place: &Place) -> Option<FsFacts> {
         None
     }
 
