@@ -7,7 +7,8 @@
 //! is looked up in the mount table, read at most once per call.
 
 use super::{Access, Engine, Result, Volume, validate};
-use crate::sys::{MountEntry, MountTable, mount_at};
+use super::node::LazyTable;
+use crate::sys::{MountEntry, mount_at};
 
 /// A volume's condition as CSI's VolumeCondition carries it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -23,38 +24,23 @@ impl Condition {
     }
 }
 
-/// The mount table, read the first time a condition needs it.
-struct Table<'a> {
-    engine: &'a Engine,
-    read: Option<MountTable>,
-}
-
-impl Table<'_> {
-    fn get(&mut self) -> Result<&MountTable> {
-        if self.read.is_none() {
-            self.read = Some(self.engine.host.mount_table()?);
-        }
-        Ok(self.read.as_ref().expect("read above"))
-    }
-}
-
 impl Engine {
     /// Checks the storage and the staging mount (still there, still this volume, still
     /// writable), and says what is wrong; `abnormal: false` when nothing is.
     pub fn volume_condition(&self, id: &str) -> Result<Condition> {
         validate::id("volume", id)?;
         let vol = self.load_existing(id)?;
-        self.condition(&vol, &mut Table { engine: self, read: None })
+        self.condition(&vol, &mut LazyTable::new(&*self.host))
     }
 
     /// [`Engine::volume_condition`] of each of `vols` (records from [`Engine::list_volumes`]),
     /// reading the mount table at most once.
     pub fn volume_conditions(&self, vols: &[Volume]) -> Result<Vec<Condition>> {
-        let mut table = Table { engine: self, read: None };
+        let mut table = LazyTable::new(&*self.host);
         vols.iter().map(|v| self.condition(v, &mut table)).collect()
     }
 
-    fn condition(&self, vol: &Volume, table: &mut Table) -> Result<Condition> {
+    fn condition(&self, vol: &Volume, table: &mut LazyTable) -> Result<Condition> {
         if vol.copy.is_some() || vol.staging.is_none() {
             return Ok(self.condition_in(vol, &[]));
         }
