@@ -3,13 +3,13 @@
 
 use super::budget::Budget;
 use super::csi::{Class, Cycle, Target, Vol};
-use super::report::{AtScale, CreateDelete, CycleFigures, Throughput};
+use super::report::{AtScale, CreateDelete, CycleFigures, StatsFigure, Throughput};
 use super::server::CpuMeter;
 use super::stats::{Samples, Summary};
 use super::{Error, Result};
 use crate::csi::client::connect;
-use crate::csi::proto::NodeGetCapabilitiesRequest;
 use crate::csi::proto::node_client::NodeClient;
+use crate::csi::proto::{NodeGetCapabilitiesRequest, NodeGetVolumeStatsRequest};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -43,7 +43,7 @@ pub async fn create_delete(t: &Target, class: &Class, b: Budget) -> Result<Creat
         create: create.summary(),
         delete: delete.summary(),
         pair: pairs.summary(),
-        server_cpu_us: cpu.per_op_us(ops),
+        server_cpu_us: cpu.settled_per_op_us(ops).await,
     })
 }
 
@@ -109,6 +109,33 @@ pub async fn cycle(t: &Target, class: &Class, tag: &str, b: Budget) -> Result<Cy
     let server_cpu_us = cpu.per_op_us(ops);
     t.delete(&vol.id).await?;
     Ok(CycleFigures { server_cpu_us, ..parts.figures(&class.label, &result?) })
+}
+
+/// NodeGetVolumeStats of one staged and published volume of `class`, repeated.
+pub async fn volume_stats(t: &Target, class: &Class, tag: &str, b: Budget) -> Result<StatsFigure> {
+    let vol = t.make(class, &t.name(tag, 0)).await?;
+    let mut node = NodeClient::new(t.channel.clone());
+    t.up(&mut node, class, &vol).await?;
+    let (cpu, mut ops) = (CpuMeter::start(t.pid), 0);
+    let req = NodeGetVolumeStatsRequest {
+        volume_id: vol.id.clone(),
+        volume_path: vol.target.to_string_lossy().into_owned(),
+        ..Default::default()
+    };
+    let result = b
+        .run_async(async |_| {
+            let start = Instant::now();
+            node.node_get_volume_stats(req.clone())
+                .await
+                .map_err(Error::rpc(format!("NodeGetVolumeStats {}", vol.id)))?;
+            ops += 1;
+            Ok(start.elapsed())
+        })
+        .await;
+    let server_cpu_us = cpu.per_op_us(ops);
+    t.down(&mut node, &vol).await?;
+    t.delete(&vol.id).await?;
+    Ok(StatsFigure { class: class.label.clone(), call: result?.summary(), server_cpu_us })
 }
 
 /// Other volumes, staged and published, present while a figure is measured.

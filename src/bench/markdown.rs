@@ -1,6 +1,8 @@
 //! The report as markdown: one table per part, latencies in milliseconds, ratios against floors.
 
-use super::report::{AtScale, CycleFigures, Driver, Flex, Floor, Goal, LoopExt4, Meta, Report, Throughput};
+use super::report::{
+    AtScale, CycleFigures, Driver, Flex, Floor, Goal, LoopExt4, Meta, Report, StatsFigure, Throughput,
+};
 use super::stats::{Summary, ratio};
 use std::fmt::Write;
 
@@ -101,6 +103,9 @@ fn driver(d: &Driver, bind: f64) -> String {
     for c in &d.cycles {
         out += &cycle_rows(&format!("{calls} ({})", c.class), c, bind);
     }
+    if let Some(s) = &d.volume_stats {
+        out += &stats_row("NodeGetVolumeStats, published", s, bind);
+    }
     if let Some(a) = &d.at_scale {
         out += &at_scale(a, bind);
     }
@@ -125,12 +130,19 @@ fn cycle_rows(name: &str, c: &CycleFigures, bind: f64) -> String {
     out
 }
 
+fn stats_row(name: &str, s: &StatsFigure, bind: f64) -> String {
+    row_cpu(&format!("{name} ({})", s.class), &s.call, s.server_cpu_us, &times(ratio(s.call.p50_us, bind)))
+}
+
 fn at_scale(a: &AtScale, bind: f64) -> String {
     let name = format!(
         "same cycle ({}) with {} other volumes published ({} mountinfo lines)",
         a.cycle.class, a.population, a.mountinfo_lines
     );
     let mut out = cycle_rows(&name, &a.cycle, bind);
+    if let Some(s) = &a.volume_stats {
+        out += &stats_row("NodeGetVolumeStats, published, among them", s, bind);
+    }
     out += &format!(
         "\nAt scale / base: p50 {:.2}, p99 {:.2} (population built in {:.1} s, removed in {:.1} s)\n",
         a.ratio_p50, a.ratio_p99, a.build_seconds, a.teardown_seconds
@@ -257,11 +269,16 @@ mod tests {
             ..Report::default()
         };
         let cycle = CycleFigures { class: "dir".into(), cycle: summary(0.5, 0.9, 10), ..CycleFigures::default() };
+        let stats = StatsFigure { class: "dir".into(), call: summary(0.1, 0.2, 10), server_cpu_us: Some(42.0) };
         r.drivers.push(Driver {
             label: "strata".into(),
             stages: true,
             cycles: vec![cycle.clone()],
-            at_scale: Some(AtScale::new(1000, 2040, &cycle.cycle, cycle.clone())),
+            volume_stats: Some(stats.clone()),
+            at_scale: Some(AtScale {
+                volume_stats: Some(stats),
+                ..AtScale::new(1000, 2040, &cycle.cycle, cycle.clone())
+            }),
             throughput: vec![Throughput { clients: 8, cycles: 100, ..Throughput::default() }],
             ..Driver::default()
         });
@@ -283,6 +300,8 @@ mod tests {
         }
         assert!(text.contains("| stage + publish + unpublish + unstage (dir) | 0.500 | 0.900 | 10 | - | 25.0x |"));
         assert!(text.contains("At scale / base: p50 1.00, p99 1.00"));
+        assert!(text.contains("| NodeGetVolumeStats, published (dir) | 0.100 | 0.200 | 10 | 42 | 5.0x |"), "{text}");
+        assert!(text.contains("| NodeGetVolumeStats, published, among them (dir) | 0.100 |"), "{text}");
         assert!(text.contains("| dir cycle p50 | 0.500 ms | 1 ms | yes |"));
         assert!(text.contains("not measured"));
     }

@@ -58,6 +58,9 @@ pub struct Driver {
     pub rpc_floor_cpu_us: Option<f64>,
     pub create_delete: Option<CreateDelete>,
     pub cycles: Vec<CycleFigures>,
+    /// NodeGetVolumeStats of a published volume: what kubelet asks of every volume each minute.
+    #[serde(default)]
+    pub volume_stats: Option<StatsFigure>,
     pub at_scale: Option<AtScale>,
     /// Create + delete among other volumes that exist (not staged), per population level.
     #[serde(default)]
@@ -113,9 +116,21 @@ pub struct AtScale {
     pub build_seconds: f64,
     pub teardown_seconds: f64,
     pub cycle: CycleFigures,
+    /// NodeGetVolumeStats of a published volume among the population.
+    #[serde(default)]
+    pub volume_stats: Option<StatsFigure>,
     /// at-scale p50 / base p50 of the same class.
     pub ratio_p50: f64,
     pub ratio_p99: f64,
+}
+
+/// NodeGetVolumeStats of one staged and published volume, repeated.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct StatsFigure {
+    pub class: String,
+    pub call: Summary,
+    /// Server CPU time per call, warm-up included.
+    pub server_cpu_us: Option<f64>,
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -182,6 +197,7 @@ impl AtScale {
             ratio_p50: ratio(cycle.cycle.p50_us, base.p50_us),
             ratio_p99: ratio(cycle.cycle.p99_us, base.p99_us),
             cycle,
+            volume_stats: None,
         }
     }
 }

@@ -196,6 +196,7 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
     for c in classes {
         d.cycles.push(figures::cycle(t, c, &format!("cy-{}", c.label.replace(' ', "-")), budget(args)).await?);
     }
+    d.volume_stats = Some(figures::volume_stats(t, primary, "vs", budget(args)).await?);
     let secs = Duration::from_secs(args.throughput_seconds);
     for &n in &args.clients {
         d.throughput.push(figures::throughput(t, primary, n, secs, args.iterations.max(1) * 100).await?);
@@ -207,12 +208,14 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
         let pop = Population::build(t, primary, args.population).await?;
         let lines = LinuxHost.mount_table().map_or(0, |t| t.len());
         let cycle = figures::cycle(t, primary, "scale", budget(args)).await;
+        let stats = figures::volume_stats(t, primary, "scale-vs", budget(args)).await;
         d.memory.after_population = mem();
         let base = d.cycles.first().cloned().unwrap_or_default();
         let at = cycle.map(|c| figures::at_scale(&pop, &base, c, lines));
         let teardown = pop.teardown(t).await;
         let mut at = at?;
         at.teardown_seconds = teardown?;
+        at.volume_stats = Some(stats?);
         d.at_scale = Some(at);
     }
     d.memory.after_run = mem();

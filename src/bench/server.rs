@@ -153,6 +153,11 @@ pub fn cpu_ns(pid: u32) -> Option<u64> {
     Some(tasks.filter_map(|e| e.ok().and_then(run_ns)).sum())
 }
 
+/// How long a server must stay (nearly) idle to count as quiet.
+const QUIET_WINDOW: std::time::Duration = std::time::Duration::from_millis(50);
+/// The most CPU a quiet server uses over [`QUIET_WINDOW`]: 2 % of one CPU.
+const QUIET_NS: u64 = 1_000_000;
+
 /// Server CPU time over a stretch of work.
 #[derive(Debug, Clone, Copy)]
 pub struct CpuMeter {
@@ -163,6 +168,24 @@ pub struct CpuMeter {
 impl CpuMeter {
     pub fn start(pid: Option<u32>) -> CpuMeter {
         CpuMeter { pid, start: pid.and_then(cpu_ns) }
+    }
+
+    /// [`CpuMeter::per_op_us`] once the server has gone quiet (less than 2 % of a CPU over
+    /// 50 ms, waiting 3 s at most): work a call left to the background (a delete's removal of
+    /// the files) counts for the calls that left it, and not for the next figure.
+    pub async fn settled_per_op_us(&self, ops: usize) -> Option<f64> {
+        let pid = self.pid?;
+        let mut last = cpu_ns(pid)?;
+        for _ in 0..60 {
+            tokio::time::sleep(QUIET_WINDOW).await;
+            let now = cpu_ns(pid)?;
+            let quiet = now.saturating_sub(last) < QUIET_NS;
+            last = now;
+            if quiet {
+                break;
+            }
+        }
+        self.per_op_us(ops)
     }
 
     /// Microseconds of server CPU per operation, over `ops` operations since the start.

@@ -250,7 +250,10 @@ impl Engine {
         hold.lock = Some(lock);
         if backend.copy_needs_still_source() {
             let dir = self.dir(&vol.id);
-            let staging = self.staged_here(vol, &self.host.mount_table()?);
+            let staging = match &vol.staging {
+                Some(s) if self.staging_live(vol, s)? => Some(s.clone()),
+                _ => None,
+            };
             hold.frozen = backend.freeze_for_copy(&vol.spec(), &dir, staging.as_ref())?;
             hold.still = Stamp::of(&dir.image());
         }
