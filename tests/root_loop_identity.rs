@@ -52,3 +52,29 @@ fn a_loop_device_is_detached_only_while_it_backs_the_file_asked_for() {
     assert!(!refused && still, "another file's device is left alone");
     assert!(detached && !again, "its own device is detached, once");
 }
+
+/// No loop device backs an image exactly while a write lease can be taken on it: what lets a
+/// loop volume's stage, unstage and delete skip listing every loop device on the node.
+#[test]
+fn an_image_is_unopened_exactly_while_no_device_or_reader_holds_it() {
+    assert!(nix::unistd::geteuid().is_root(), "this test attaches loop devices: run it as root (CI does)");
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    std::fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+    let host = LinuxHost;
+    assert_eq!(host.unopened(&image), Some(true));
+    for readonly in [false, true] {
+        let device = host.loop_attach(&image, readonly).unwrap();
+        let held = host.unopened(&image);
+        host.loop_detach(&device).unwrap();
+        assert_eq!(held, Some(false), "a device backs it (read-only: {readonly})");
+        assert_eq!(host.unopened(&image), Some(true), "detached: nothing holds it");
+    }
+    let reader = std::fs::File::open(&image).unwrap();
+    assert_eq!(host.unopened(&image), Some(false), "any open file holds it");
+    drop(reader);
+    assert_eq!(host.unopened(&dir.path().join("missing")), None, "no file: cannot tell");
+    let link = dir.path().join("link");
+    std::os::unix::fs::symlink(&image, &link).unwrap();
+    assert_eq!(host.unopened(&link), None, "a symlink is never followed");
+}

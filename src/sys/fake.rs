@@ -57,6 +57,8 @@ struct State {
     statx: bool,
     /// Reads of the whole mount table so far.
     table_reads: usize,
+    /// Lists of every loop device so far.
+    loop_lists: usize,
 }
 
 /// A host that changes nothing outside memory, for unit tests of the engine and backends.
@@ -124,8 +126,9 @@ impl FakeHost {
         self.lock().reflink = on;
     }
 
-    /// Makes the host answer what `statx` and `statfs` would (mount roots, read-only, tmpfs):
-    /// the engine's ways around reading the whole table then run as on the real host.
+    /// Makes the host answer what `statx`, `statfs` and a lease would (mount roots, read-only,
+    /// tmpfs, an image no loop device holds): the engine's ways around reading the whole mount
+    /// table and listing every loop device then run as on the real host.
     pub fn answer_statx(&self, on: bool) {
         self.lock().statx = on;
     }
@@ -133,6 +136,11 @@ impl FakeHost {
     /// How many times the whole mount table was read.
     pub fn table_reads(&self) -> usize {
         self.lock().table_reads
+    }
+
+    /// How many times every loop device was listed.
+    pub fn loop_lists(&self) -> usize {
+        self.lock().loop_lists
     }
 
     /// Makes the filesystem under the topmost mount at `mount_point` read-only, as an I/O error
@@ -288,6 +296,11 @@ impl Host for FakeHost {
         Ok(std::sync::Arc::new(st.mounts.clone()))
     }
 
+    fn unopened(&self, file: &Path) -> Option<bool> {
+        let st = self.lock();
+        st.statx.then(|| !st.loops.values().any(|f| f == file))
+    }
+
     fn is_mount_point(&self, place: &Place) -> Result<bool> {
         let mut st = self.lock();
         st.table_reads += usize::from(!st.statx);
@@ -298,6 +311,12 @@ impl Host for FakeHost {
         let st = self.lock();
         let m = super::mount_at(&st.mounts, mount_point.path()).filter(|_| st.statx);
         st.statx.then(|| m.is_some_and(|m| super::bind_identity(&st.mounts, dir) == Some(m.identity())))
+    }
+
+    fn mounted_from(&self, mount_point: &Place, device: &Path) -> Option<bool> {
+        let st = self.lock();
+        let m = super::mount_at(&st.mounts, mount_point.path());
+        st.statx.then(|| m.is_some_and(|m| Path::new(&m.source) == device))
     }
 
     fn fs_facts(&self, place: &Place) -> Option<super::FsFacts> {
@@ -314,6 +333,12 @@ impl Host for FakeHost {
         Ok(PathBuf::from(format!("/dev/loop{n}")))
     }
 
+    /// The device's own status, as `LOOP_GET_STATUS64` gives it: not a list of every device.
+    fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
+        let st = self.lock();
+        Ok(st.loops.iter().any(|(n, f)| Path::new(&format!("/dev/loop{n}")) == device && f == file))
+    }
+
     fn loop_detach(&self, device: &Path) -> Result<()> {
         let mut st = self.record("LoopDetach", Call::LoopDetach { device: device.into() })?;
         st.loops.retain(|n, _| Path::new(&format!("/dev/loop{n}")) != device);
@@ -321,7 +346,8 @@ impl Host for FakeHost {
     }
 
     fn loop_list(&self) -> Result<Vec<LoopDevice>> {
-        let st = self.lock();
+        let mut st = self.lock();
+        st.loop_lists += 1;
         let list = st.loops.iter().map(|(n, f)| LoopDevice {
             device: format!("/dev/loop{n}").into(),
             backing_file: f.clone(),

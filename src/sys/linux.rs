@@ -121,6 +121,10 @@ impl Host for LinuxHost {
         loopdev::detach_if_backing(device, file)
     }
 
+    fn unopened(&self, file: &Path) -> Option<bool> {
+        loopdev::unopened(file).ok()
+    }
+
     fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
         let backing = loopdev::backing(device).map_err(Error::on(Action::Loop("status"), device))?;
         Ok(backing.is_some() && backing == super::file_identity(file))

@@ -134,6 +134,24 @@ pub fn detach_if_backing(device: &Path, file: &Path) -> Result<bool> {
     }
 }
 
+/// Whether no open file anywhere holds `file`, so that no loop device backs it: a write lease
+/// can be taken on it only then (`F_SETLEASE`, released at once). One open and two `fcntl`s,
+/// where listing the devices reads every loop device on the node. `Ok(false)` says only that
+/// something has it open (a loop device, a copy reading it); the caller then lists the devices.
+pub fn unopened(file: &Path) -> std::io::Result<bool> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(file)?;
+    // SAFETY: `f` is an open descriptor for both calls; F_SETLEASE takes an integer argument.
+    let taken = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
+    if taken < 0 {
+        let e = std::io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::EAGAIN) { Ok(false) } else { Err(e) };
+    }
+    // SAFETY: as above; the lease this descriptor holds is given back before it closes.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    Ok(true)
+}
+
 /// Makes the loop driver re-read the size of the backing file.
 pub fn set_capacity(device: &Path) -> Result<()> {
     let dev = File::open(device).map_err(io_err("open", device))?;

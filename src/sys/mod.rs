@@ -158,6 +158,12 @@ pub trait Host: Send + Sync + Debug {
     }
     /// Every attached loop device with its backing file.
     fn loop_list(&self) -> Result<Vec<LoopDevice>>;
+    /// `Some(true)` when no open file anywhere holds `file` (no loop device backs it), `Some(false)`
+    /// when something does, `None` when this host cannot tell cheaply (the default); the caller
+    /// then lists the loop devices.
+    fn unopened(&self, _file: &Path) -> Option<bool> {
+        None
+    }
     /// Whether loop device `device` is attached to `file` (same device and inode): one check of
     /// a device strata recorded, instead of listing every loop device. The default lists.
     fn loop_backs(&self, device: &Path, file: &Path) -> Result<bool> {
