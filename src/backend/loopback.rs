@@ -97,7 +97,12 @@ impl LoopBackend {
         Ok(Some(note))
     }
 
+    /// The loop devices backing `image`: none when nothing holds it open (one lease), else
+    /// those the list of every loop device shows.
     fn devices_of(&self, image: &Path) -> Result<Vec<PathBuf>> {
+        if self.host.unopened(image) == Some(true) {
+            return Ok(Vec::new());
+        }
         let loops = self.host.loop_list()?;
         Ok(crate::sys::loops_for(&loops, image).into_iter().map(|l| l.device.clone()).collect())
     }
@@ -230,8 +235,16 @@ impl Backend for LoopBackend {
         Ok(Attachment { device: Some(self.host.loop_attach(&image, false)?), fresh: true })
     }
 
-    fn detach(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
+    /// The known device first, by its own status: then nothing holds the image any more, as a
+    /// lease shows, and no other device needs to be looked for. Should that fail (the device
+    /// node gone, say), the list of every device decides, as without a known device.
+    fn detach(&self, _vol: &Spec, dir: &VolumeDir, known: Option<&Path>) -> Result<()> {
         let image = dir.image();
+        if let Some(device) = known {
+            if let Err(e) = self.host.loop_detach_backing(device, &image) {
+                tracing::debug!(device = %device.display(), error = %e, "the recorded device: the list decides");
+            }
+        }
         for device in self.devices_of(&image)? {
             self.host.loop_detach_backing(&device, &image)?;
         }

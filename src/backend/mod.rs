@@ -182,8 +182,9 @@ pub trait Backend: Send + Sync + Debug {
     fn attach(&self, _vol: &Spec, _dir: &VolumeDir) -> Result<Attachment> {
         Ok(Attachment { device: None, fresh: false })
     }
-    /// Undoes [`Backend::attach`].
-    fn detach(&self, _vol: &Spec, _dir: &VolumeDir) -> Result<()> {
+    /// Undoes [`Backend::attach`]; `known` is the device node state names, if any (checked
+    /// before it is detached, and not trusted to be the only one).
+    fn detach(&self, _vol: &Spec, _dir: &VolumeDir, _known: Option<&Path>) -> Result<()> {
         Ok(())
     }
     /// Mounts the volume at `staging` (after `attach`, with its device if any).

@@ -6,6 +6,7 @@
 //! (on filesystems that scan recently freed inodes at every create, each inode made and removed
 //! per call costs as much as a record's fsync).
 
+use super::node::LazyTable;
 use super::record::Durability;
 use super::{Engine, Error, Result, Volume, crashpoint, record};
 use crate::backend::{Kind, VolumeDir};
@@ -204,15 +205,12 @@ impl Engine {
         let worker = std::thread::Builder::new().name("removals".into()).spawn(move || {
             crate::sys::background_priority();
             while let Ok(first) = handed.recv() {
-                // What came meanwhile goes with it: one read of the mount table for all.
+                // What came meanwhile goes with it: at most one read of the mount table for all.
                 let batch: Vec<String> = std::iter::once(first).chain(handed.try_iter().take(REMOVAL_BATCH)).collect();
                 let Some(engine) = engine.upgrade() else { return };
-                let table = engine.host.mount_table();
-                if let Err(e) = &table {
-                    tracing::warn!(error = %e, "the mount table cannot be read: deleted volumes' files are kept");
-                }
+                let mut table = LazyTable::new(&*engine.host);
                 for id in &batch {
-                    engine.finish_removal(id, table.as_ref().ok().map(|t| t.as_slice()));
+                    engine.finish_removal(id, &mut table);
                     engine.removals.finished(id);
                 }
             }
@@ -228,13 +226,10 @@ impl Engine {
     /// files that a mount still shows are kept. Those, and an aside that cannot be removed, go
     /// to `volumes/.quarantine/` for an operator (the CO was told the volume is gone, so it is
     /// never renamed back).
-    fn finish_removal(&self, id: &str, table: Option<&[crate::sys::MountEntry]>) {
+    fn finish_removal(&self, id: &str, table: &mut LazyTable) {
         let started = std::time::Instant::now();
         let aside = self.aside(id, DEL);
-        let unused = match table {
-            Some(table) => self.unused_aside_in(table, &aside),
-            None => Err(Error::precondition(id, "the mount table could not be read")),
-        };
+        let unused = self.unused_aside_with(&aside, table);
         if let Err(e) = unused {
             let moved = super::quarantine::set_aside(&aside.0).map(|to| to.display().to_string());
             tracing::warn!(id, error = %e, moved_to = ?moved, "a deleted volume's files are kept: a mount still shows them");
@@ -353,7 +348,18 @@ impl Engine {
     /// Refuses (FAILED_PRECONDITION) when the kernel shows a mount of what the deleted volume
     /// set aside at `aside` holds: the whole mount table, asked before anything is removed.
     fn unused_aside(&self, aside: &VolumeDir) -> Result<()> {
-        self.unused_aside_in(&self.host.mount_table()?, aside)
+        self.unused_aside_with(aside, &mut LazyTable::new(&*self.host))
+    }
+
+    /// [`Engine::unused_aside`] with the table of a batch, read only if an aside needs it: a
+    /// loop volume's, with no device attached to its image, needs none.
+    fn unused_aside_with(&self, aside: &VolumeDir, table: &mut LazyTable) -> Result<()> {
+        if let Ok(Some(vol)) = record::load(&aside.record()) {
+            if self.shown_by_no_mount(aside, vol.backend)? {
+                return Ok(());
+            }
+        }
+        self.unused_aside_in(table.get()?, aside)
     }
 
     /// [`Engine::unused_aside`] as `table` shows the mounts.

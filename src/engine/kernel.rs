@@ -50,7 +50,24 @@ impl Engine {
                 return Ok(Some(dev));
             }
         }
+        self.attached_device(&self.dir(id))
+    }
+
+    /// The loop device attached to the image in `dir`: none without an image or while nothing
+    /// holds the image open (one lease, see [`crate::sys::Host::unopened`]), else the one the list
+    /// of every loop device shows.
+    fn attached_device(&self, dir: &VolumeDir) -> Result<Option<PathBuf>> {
+        let image = dir.image();
+        if !image.exists() || self.host.unopened(&image) == Some(true) {
+            return Ok(None);
+        }
         Ok(loop_for(&self.host.loop_list()?, &image).map(|l| l.device.clone()))
+    }
+
+    /// Whether no mount can show the volume in `dir`: a kind whose data only its loop device
+    /// shows (loop), with no device attached. The whole mount table need not be read then.
+    pub(super) fn shown_by_no_mount(&self, dir: &VolumeDir, backend: Kind) -> Result<bool> {
+        Ok(!self.backend(backend).binds_data() && self.attached_device(dir)?.is_none())
     }
 
     /// Mounts the kernel shows holding the volume, wherever they are: binds of its data
@@ -63,6 +80,9 @@ impl Engine {
 
     /// [`Engine::kernel_users`] of the volume directory `dir` (a volume's, or one set aside).
     pub(super) fn kernel_users_of(&self, dir: &VolumeDir, backend: Kind) -> Result<Vec<PathBuf>> {
+        if self.shown_by_no_mount(dir, backend)? {
+            return Ok(Vec::new());
+        }
         self.kernel_users_in(&self.host.mount_table()?, dir, backend)
     }
 
@@ -72,11 +92,7 @@ impl Engine {
         if self.backend(backend).binds_data() {
             want.extend(bind_identity(table, &dir.data()));
         }
-        let device = if dir.image().exists() {
-            loop_for(&self.host.loop_list()?, &dir.image()).map(|l| l.device.clone())
-        } else {
-            None
-        };
+        let device = self.attached_device(dir)?;
         if let Some(dev) = &device {
             want.extend(bind_identity(table, dev));
         }

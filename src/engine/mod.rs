@@ -361,7 +361,7 @@ impl Engine {
         // A device still attached is detached while the volume is whole: a failure here
         // leaves the volume as it was, for the retry. A dir volume's key left in the kernel by
         // a stage cut short goes first.
-        self.backend(vol.backend).detach(&vol.spec(), &dir)?;
+        self.backend(vol.backend).detach(&vol.spec(), &dir, vol.staging.as_ref().and_then(|s| s.device.as_deref()))?;
         self.lock_key(&vol, None)?;
         self.remove_volume(&vol)
     }
@@ -555,6 +555,8 @@ mod fault_tests;
 #[cfg(test)]
 mod health_tests;
 mod overcommit;
+#[cfg(test)]
+mod scale_tests;
 #[cfg(test)]
 mod snapshot_tests;
 #[cfg(test)]

@@ -235,7 +235,7 @@ impl Engine {
         if done.fresh {
             crate::undo::log(
                 "a failed stage: detach",
-                self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id)),
+                self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id), done.device.as_deref()),
             );
         }
         crate::undo::log("a failed stage: remove the key", self.lock_key(vol, None));
@@ -270,7 +270,8 @@ impl Engine {
             }
         }
         self.lock_key(&vol, None)?; // a dir volume's, once nothing binds it
-        if let Err(e) = self.backend(vol.backend).detach(&vol.spec(), &self.dir(id)) {
+        let known = vol.staging.as_ref().and_then(|s| s.device.as_deref());
+        if let Err(e) = self.backend(vol.backend).detach(&vol.spec(), &self.dir(id), known) {
             // Put the staging back as it was, so the call changes nothing and its retry starts over.
             if let (Some(place), Some(s)) = (unmounted, &vol.staging) {
                 let device = s.device.as_deref();

@@ -153,7 +153,7 @@ impl Engine {
         let Some(intent) = vol.copy.clone() else { return Ok((vol, None)) };
         let key = CopyKey::Volume(vol.id.clone());
         if let Some(f) = &intent.failed {
-            self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id))?;
+            self.backend(vol.backend).detach(&vol.spec(), &self.dir(&vol.id), None)?;
             self.remove_volume(&vol)?;
             return Err(Error::CopyFailed { what: key.to_string(), cause: f.cause, message: f.message.clone() });
         }
