@@ -12,6 +12,8 @@ const LOOP_SET_CAPACITY: libc::c_ulong = 0x4C07;
 const LOOP_CONFIGURE: libc::c_ulong = 0x4C0A;
 const LOOP_CTL_GET_FREE: libc::c_ulong = 0x4C82;
 const LO_FLAGS_READ_ONLY: u32 = 1;
+/// `F_SETSIG` from `<asm-generic/fcntl.h>` (the same on every Linux architecture; not in `libc`).
+const F_SETSIG: libc::c_int = 10;
 const LO_NAME_SIZE: usize = 64;
 
 /// `struct loop_info64` from `<linux/loop.h>`.
@@ -141,15 +143,33 @@ pub fn detach_if_backing(device: &Path, file: &Path) -> Result<bool> {
 pub fn unopened(file: &Path) -> std::io::Result<bool> {
     use std::os::unix::fs::OpenOptionsExt;
     let f = OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW).open(file)?;
-    // SAFETY: `f` is an open descriptor for both calls; F_SETLEASE takes an integer argument.
-    let taken = unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) };
-    if taken < 0 {
-        let e = std::io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::EAGAIN) { Ok(false) } else { Err(e) };
+    if !take_lease(&f)? {
+        return Ok(false);
     }
-    // SAFETY: as above; the lease this descriptor holds is given back before it closes.
-    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
+    give_back_lease(&f);
     Ok(true)
+}
+
+/// Takes a write lease on the file `f` has open; false when another open file holds it. Whoever
+/// opens the file while the lease is held breaks it, and the kernel tells the holder with a
+/// signal: SIGURG here, which a process ignores by default (the default, SIGIO, ends it).
+fn take_lease(f: &File) -> std::io::Result<bool> {
+    // SAFETY: `f` is an open descriptor; F_SETSIG takes a signal number.
+    if unsafe { libc::fcntl(f.as_raw_fd(), F_SETSIG, libc::SIGURG) } < 0 {
+        return Err(std::io::Error::last_os_error());
+    }
+    // SAFETY: as above; F_SETLEASE takes the lease type as an integer.
+    if unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_WRLCK) } == 0 {
+        return Ok(true);
+    }
+    let e = std::io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::EAGAIN) { Ok(false) } else { Err(e) }
+}
+
+/// Gives back the lease `f` holds (an opener waiting on its break goes on at once).
+fn give_back_lease(f: &File) {
+    // SAFETY: `f` is an open descriptor; F_SETLEASE takes the lease type as an integer.
+    unsafe { libc::fcntl(f.as_raw_fd(), libc::F_SETLEASE, libc::F_UNLCK) };
 }
 
 /// Makes the loop driver re-read the size of the backing file.
@@ -211,6 +231,27 @@ mod tests {
     fn struct_sizes_match_the_kernel_abi() {
         assert_eq!(std::mem::size_of::<LoopInfo64>(), 232);
         assert_eq!(std::mem::size_of::<LoopConfig>(), 304);
+    }
+
+    /// The window between taking the lease and giving it back: an open there breaks the lease,
+    /// and the signal that says so must not end the process (SIGIO, the default, would).
+    #[test]
+    fn a_file_opened_while_its_lease_is_held_leaves_the_process_running() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("disk.img");
+        std::fs::write(&file, b"x").unwrap();
+        let held = File::open(&file).unwrap();
+        assert!(take_lease(&held).unwrap());
+        let opener = {
+            let file = file.clone();
+            std::thread::spawn(move || File::open(&file).map(drop))
+        };
+        std::thread::sleep(std::time::Duration::from_millis(100)); // the open waits on the break
+        assert!(!opener.is_finished(), "an open waits while the lease is held");
+        give_back_lease(&held);
+        opener.join().unwrap().unwrap();
+        drop(held);
+        assert!(unopened(&file).unwrap());
     }
 
     #[test]
