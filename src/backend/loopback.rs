@@ -214,9 +214,9 @@ impl Backend for LoopBackend {
     }
 
     /// Detaches what holds the image, then removes it. Without an image there is nothing to
-    /// detach: a delete unlinks it only after detaching every device, and a device that held it
-    /// unlinked by someone else is the unstage's to detach (by its recorded device, else by the
-    /// list), which a delete of a volume in use waits for. So the background removal of a
+    /// detach: a delete unlinks it only after detaching every device, and a device that holds
+    /// it unlinked by someone else is detached by the unstage (its recorded device, else the
+    /// list) or by the delete's detach of the recorded device. So the background removal of a
     /// deleted loop volume lists no loop device.
     fn delete(&self, _vol: &Spec, dir: &VolumeDir) -> Result<()> {
         let image = dir.image();
