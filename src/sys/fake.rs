@@ -53,7 +53,8 @@ struct State {
     /// Files can share extents (see [`FakeHost::set_reflink`]).
     reflink: bool,
     crypt: super::fake_fscrypt::Crypt,
-    /// Answers `same_mount_root` and `fs_facts` from the table, as statx and statfs would.
+    /// Answers mount roots, mount sources, `fs_facts` and `unopened` from its state, as statx,
+    /// statfs and a lease would (see [`FakeHost::answer_statx`]).
     statx: bool,
     /// Reads of the whole mount table so far.
     table_reads: usize,
