@@ -61,10 +61,13 @@ fn options(bytes: u64) -> MountOptions {
 }
 
 impl TmpfsBackend {
-    /// Whether a tmpfs is the topmost mount on the data directory: `statx` and `statfs` there,
-    /// the mount table only when they cannot tell.
+    /// Whether a tmpfs is the topmost mount on the data directory: `statx` and `statfs` there
+    /// (no directory, no mount), the mount table only when they cannot tell.
     fn mounted(&self, dir: &VolumeDir) -> Result<bool> {
         if let Ok(place) = place_at(&dir.data()) {
+            if matches!(place.stat(), Ok(None)) {
+                return Ok(false);
+            }
             if let Some(facts) = self.host.fs_facts(&place) {
                 return Ok(facts.magic == TMPFS_MAGIC && self.host.is_mount_point(&place)?);
             }
@@ -230,6 +233,20 @@ mod tests {
             encrypted: false,
             grow_fs: false,
         }
+    }
+
+    /// The background removal deletes an aside whose data directory the call removed already.
+    #[test]
+    fn a_missing_data_directory_is_not_mounted_without_asking_the_table() {
+        let tmp = tempfile::tempdir().unwrap();
+        let host = Arc::new(FakeHost::new());
+        host.answer_statx(true);
+        let backend = TmpfsBackend { host: host.clone() };
+        let dir = VolumeDir(tmp.path().join("v"));
+        std::fs::create_dir(&dir.0).unwrap();
+        backend.delete(&volume(), &dir).unwrap();
+        assert_eq!(host.table_reads(), 0);
+        assert!(host.calls().is_empty(), "nothing to unmount");
     }
 
     #[test]
