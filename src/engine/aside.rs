@@ -6,7 +6,7 @@
 //! (on filesystems that scan recently freed inodes at every create, each inode made and removed
 //! per call costs as much as a record's fsync).
 
-use super::node::LazyTable;
+use super::kernel::LazyTable;
 use super::record::Durability;
 use super::{Engine, Error, Result, Volume, crashpoint, record};
 use crate::backend::{Kind, VolumeDir};
@@ -351,24 +351,15 @@ impl Engine {
         self.unused_aside_with(aside, &mut LazyTable::new(&*self.host))
     }
 
-    /// [`Engine::unused_aside`] with the table of a batch, read only if an aside needs it: a
-    /// loop volume's, with no device attached to its image, needs none.
+    /// [`Engine::unused_aside`] with the table of a batch, read only if an aside needs it (a
+    /// loop volume's, with no device attached to its image, needs none; one without a readable
+    /// record does, to tell its kind).
     fn unused_aside_with(&self, aside: &VolumeDir, table: &mut LazyTable) -> Result<()> {
-        if let Ok(Some(vol)) = record::load(&aside.record()) {
-            if self.shown_by_no_mount(aside, vol.backend)? {
-                return Ok(());
-            }
-        }
-        self.unused_aside_in(table.get()?, aside)
-    }
-
-    /// [`Engine::unused_aside`] as `table` shows the mounts.
-    fn unused_aside_in(&self, table: &[crate::sys::MountEntry], aside: &VolumeDir) -> Result<()> {
         let kind = match record::load(&aside.record()) {
             Ok(Some(vol)) => vol.backend,
-            _ => crate::backend::detect(aside, table, |k| self.backend(k)),
+            _ => crate::backend::detect(aside, table.get()?, |k| self.backend(k)),
         };
-        match self.kernel_users_in(table, aside, kind)?.first() {
+        match self.kernel_users_with(table, aside, kind)?.first() {
             None => Ok(()),
             Some(place) => Err(Error::precondition(
                 &aside.0.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default(),

@@ -6,7 +6,7 @@
 //! Only what those cannot prove (a staging gone, another mount there, a host that cannot tell)
 //! is looked up in the mount table, read at most once per call.
 
-use super::node::LazyTable;
+use super::kernel::LazyTable;
 use super::{Access, Engine, Result, Volume, validate};
 use crate::sys::{MountEntry, mount_at};
 

@@ -3,7 +3,7 @@
 
 use super::{Engine, Result, Volume};
 use crate::backend::{Kind, VolumeDir};
-use crate::sys::{MountEntry, Place, bind_identity, loop_for, mount_at};
+use crate::sys::{Host, MountEntry, Place, bind_identity, loop_for, mount_at};
 use std::path::{Path, PathBuf};
 
 impl Engine {
@@ -64,12 +64,6 @@ impl Engine {
         Ok(loop_for(&self.host.loop_list()?, &image).map(|l| l.device.clone()))
     }
 
-    /// Whether no mount can show the volume in `dir`: a kind whose data only its loop device
-    /// shows (loop), with no device attached. The whole mount table need not be read then.
-    pub(super) fn shown_by_no_mount(&self, dir: &VolumeDir, backend: Kind) -> Result<bool> {
-        Ok(!self.backend(backend).binds_data() && self.attached_device(dir)?.is_none())
-    }
-
     /// Mounts the kernel shows holding the volume, wherever they are: binds of its data
     /// directory (and the mount on it for tmpfs), filesystems from its loop device, binds of its
     /// device node. The data root's own mounts (a tmpfs volume's mount, the volumes' private
@@ -80,19 +74,28 @@ impl Engine {
 
     /// [`Engine::kernel_users`] of the volume directory `dir` (a volume's, or one set aside).
     pub(super) fn kernel_users_of(&self, dir: &VolumeDir, backend: Kind) -> Result<Vec<PathBuf>> {
-        if self.shown_by_no_mount(dir, backend)? {
-            return Ok(Vec::new());
-        }
-        self.kernel_users_in(&self.host.mount_table()?, dir, backend)
+        self.kernel_users_with(&mut LazyTable::new(&*self.host), dir, backend)
     }
 
-    /// [`Engine::kernel_users_of`] as `table` shows them (one read of the table for many).
-    pub(super) fn kernel_users_in(&self, table: &[MountEntry], dir: &VolumeDir, backend: Kind) -> Result<Vec<PathBuf>> {
+    /// [`Engine::kernel_users_of`] with `table` (read once for many). It is not read for a kind
+    /// whose data only its loop device shows (loop) when no device is attached: no mount can
+    /// show that volume then.
+    pub(super) fn kernel_users_with(
+        &self,
+        table: &mut LazyTable,
+        dir: &VolumeDir,
+        backend: Kind,
+    ) -> Result<Vec<PathBuf>> {
+        let device = self.attached_device(dir)?;
+        let binds_data = self.backend(backend).binds_data();
+        if !binds_data && device.is_none() {
+            return Ok(Vec::new());
+        }
+        let table = table.get()?;
         let mut want = Vec::new();
-        if self.backend(backend).binds_data() {
+        if binds_data {
             want.extend(bind_identity(table, &dir.data()));
         }
-        let device = self.attached_device(dir)?;
         if let Some(dev) = &device {
             want.extend(bind_identity(table, dev));
         }
@@ -147,4 +150,23 @@ fn device_numbers(dev: &Path) -> Option<(u32, u32)> {
     }
     let rdev = meta.rdev();
     Some((libc::major(rdev), libc::minor(rdev)))
+}
+
+/// The mount table, read at most once per call, and only when a cheap check cannot decide.
+pub(super) struct LazyTable<'a> {
+    host: &'a dyn Host,
+    table: Option<crate::sys::MountTable>,
+}
+
+impl<'a> LazyTable<'a> {
+    pub(super) fn new(host: &'a dyn Host) -> Self {
+        LazyTable { host, table: None }
+    }
+
+    pub(super) fn get(&mut self) -> Result<&[MountEntry]> {
+        if self.table.is_none() {
+            self.table = Some(self.host.mount_table()?);
+        }
+        Ok(self.table.as_deref().map_or(&[][..], |t| t.as_slice()))
+    }
 }

@@ -1,12 +1,12 @@
 //! Node-side lifecycle: stage and unstage on a staging path, publish and unpublish into pods.
 
 use super::encryption::{MasterKey, StageKey};
-use super::kernel::shows;
+use super::kernel::{LazyTable, shows};
 use super::mount_policy::{self, Use};
 use super::paths::{make_dir, make_target, remove_empty, remove_target};
 use super::{Access, Engine, Error, Publication, Result, Staging, Volume, validate};
 use crate::backend::{Attachment, VolumeDir};
-use crate::sys::{Host, MountEntry, MountOptions, Place, mount_at};
+use crate::sys::{MountEntry, MountOptions, Place, mount_at};
 use std::path::{Path, PathBuf};
 
 /// What a stage did, to undo it when the call fails later.
@@ -490,25 +490,6 @@ impl Engine {
 
     pub(super) fn volume_dir(&self, id: &str) -> VolumeDir {
         self.dir(id)
-    }
-}
-
-/// The mount table, read at most once per call, and only when a cheap check cannot decide.
-pub(super) struct LazyTable<'a> {
-    host: &'a dyn Host,
-    table: Option<crate::sys::MountTable>,
-}
-
-impl<'a> LazyTable<'a> {
-    pub(super) fn new(host: &'a dyn Host) -> Self {
-        LazyTable { host, table: None }
-    }
-
-    pub(super) fn get(&mut self) -> Result<&[MountEntry]> {
-        if self.table.is_none() {
-            self.table = Some(self.host.mount_table()?);
-        }
-        Ok(self.table.as_deref().map_or(&[][..], |t| t.as_slice()))
     }
 }
 

@@ -2,7 +2,7 @@
 //! before its bind), each checked against the kernel (one `statx(2)` pair) rather than found by
 //! scanning the whole mount table.
 
-use super::node::LazyTable;
+use super::kernel::LazyTable;
 use super::{Access, Engine, Publication, Result, Staging, Volume};
 use crate::sys::mountinfo::Identity;
 use crate::sys::{MountEntry, bind_identity, mount_at};
