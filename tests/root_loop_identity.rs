@@ -78,3 +78,26 @@ fn an_image_is_unopened_exactly_while_no_device_or_reader_holds_it() {
     std::os::unix::fs::symlink(&image, &link).unwrap();
     assert_eq!(host.unopened(&link), None, "a symlink is never followed");
 }
+
+/// A device cleared while only its clearer holds it open is torn down later, by the kernel's
+/// rundown work: until then every open of it fails (ENXIO) while sysfs still names its backing
+/// file. Asking about it or detaching it again then means "not backing", never an error (an
+/// unstage that detached its recorded device and then lists the devices meets exactly this).
+#[test]
+fn a_device_being_torn_down_backs_nothing_and_detaching_it_again_is_fine() {
+    use std::os::fd::AsRawFd;
+    assert!(nix::unistd::geteuid().is_root(), "this test attaches loop devices: run it as root (CI does)");
+    let dir = tempfile::tempdir().unwrap();
+    let image = dir.path().join("disk.img");
+    std::fs::File::create(&image).unwrap().set_len(1 << 20).unwrap();
+    let host = LinuxHost;
+    let device = host.loop_attach(&image, false).unwrap();
+    let held = std::fs::File::open(&device).unwrap();
+    // SAFETY: `held` is an open loop device; LOOP_CLR_FD takes no argument.
+    assert_eq!(unsafe { libc::ioctl(held.as_raw_fd(), 0x4C01, 0) }, 0, "LOOP_CLR_FD");
+    let again = host.loop_detach_backing(&device, &image);
+    let backs = host.loop_backs(&device, &image);
+    drop(held);
+    assert!(!again.unwrap(), "a device on its way out is not detached twice");
+    assert!(!backs.unwrap());
+}

@@ -117,7 +117,7 @@ pub fn detach(device: &Path) -> Result<()> {
 /// never detached. `Ok(false)` when it backs something else (or nothing).
 pub fn detach_if_backing(device: &Path, file: &Path) -> Result<bool> {
     let want = super::file_identity(file);
-    let dev = File::open(device).map_err(io_err("open", device))?;
+    let Some(dev) = open_device(device).map_err(io_err("open", device))? else { return Ok(false) };
     let mut info = std::mem::MaybeUninit::<LoopInfo64>::zeroed();
     match ioctl(&dev, LOOP_GET_STATUS64, info.as_mut_ptr() as libc::c_ulong) {
         Ok(_) => {}
@@ -206,7 +206,7 @@ pub fn list() -> Result<Vec<LoopDevice>> {
 /// The device and inode of the file behind loop device `device` (`LOOP_GET_STATUS64`), `None`
 /// when it has none: the same answer in every mount namespace, unlike the backing file's path.
 pub fn backing(device: &Path) -> std::io::Result<Option<(u64, u64)>> {
-    let dev = File::open(device)?;
+    let Some(dev) = open_device(device)? else { return Ok(None) };
     let mut info = std::mem::MaybeUninit::<LoopInfo64>::zeroed();
     match ioctl(&dev, LOOP_GET_STATUS64, info.as_mut_ptr() as libc::c_ulong) {
         Ok(_) => {}
@@ -216,6 +216,17 @@ pub fn backing(device: &Path) -> std::io::Result<Option<(u64, u64)>> {
     // SAFETY: the ioctl succeeded, so the kernel filled the struct (which was zeroed before).
     let info = unsafe { info.assume_init() };
     Ok(Some((info.device, info.inode)))
+}
+
+/// Opens a loop device; `None` while it is being detached: a device cleared with no other
+/// opener refuses every open (ENXIO) until the kernel's deferred rundown has let its backing
+/// file go, and sysfs still names that file meanwhile.
+fn open_device(device: &Path) -> std::io::Result<Option<File>> {
+    match File::open(device) {
+        Ok(f) => Ok(Some(f)),
+        Err(e) if e.raw_os_error() == Some(libc::ENXIO) => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// Drops the ` (deleted)` suffix the kernel appends once the backing file is unlinked.
