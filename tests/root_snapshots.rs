@@ -97,7 +97,9 @@ fn snapshot_under_writer(fs: FsType, capacity: u64) {
         s.spawn(|| {
             let mut n = 0u32;
             while !stop.load(std::sync::atomic::Ordering::Relaxed) {
-                std::fs::write(pod.join(format!("f{}", n % 64)), pattern(n.to_le_bytes()[0])).unwrap();
+                // Half the volume at most: 64 files of 1 MiB filled a 64 MiB ext4 (53 fit) when
+                // the writer got that far before the freeze.
+                std::fs::write(pod.join(format!("f{}", n % 32)), pattern(n.to_le_bytes()[0])).unwrap();
                 n += 1;
             }
         });
