@@ -103,6 +103,29 @@ async fn sigterm_lets_calls_in_flight_finish() {
     assert!(log[stopping..].contains("CreateVolume"), "and finished after it:\n{log}");
 }
 
+/// Calls `path` on `channel` with an empty Probe request: what the server answers.
+async fn call_path(channel: tonic::transport::Channel, path: &'static str) -> Result<p::ProbeResponse, tonic::Status> {
+    let mut grpc = tonic::client::Grpc::new(channel);
+    grpc.ready().await.unwrap();
+    let codec = tonic_prost::ProstCodec::<p::ProbeRequest, p::ProbeResponse>::default();
+    let path = http::uri::PathAndQuery::from_static(path);
+    grpc.unary(tonic::Request::new(p::ProbeRequest {}), path, codec).await.map(tonic::Response::into_inner)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn unknown_services_and_methods_are_unimplemented_and_the_connection_serves_on() {
+    let s = Server::start();
+    let ch = s.channel().await;
+    for path in ["/csi.v1.Nothing/Probe", "/csi.v1.Identity/Nothing", "/csi.v1.Identity", "/", "/csi.v1.Node/"] {
+        let err = call_path(ch.clone(), path).await.expect_err(path);
+        assert_eq!(err.code(), tonic::Code::Unimplemented, "{path}: {err:?}");
+    }
+    let known = call_path(ch.clone(), "/csi.v1.Identity/Probe").await.expect("Probe by its path");
+    assert_eq!(known.ready, Some(true));
+    let mut c = Clients::from_channel(ch);
+    c.id.probe(p::ProbeRequest {}).await.expect("the same connection still serves");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_on_tcp_too() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();

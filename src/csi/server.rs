@@ -2,15 +2,12 @@
 //! calls in flight before exiting: the endpoint's syntax, the check before start that no other
 //! server holds the socket, the socket file's life, and at most so many connections at once.
 
+mod direct;
 mod quiet;
 mod slots;
 
 use super::Driver;
-use super::authority::{AuthorityFix, MAX_FRAME, MAX_HEADER_LIST};
-use super::proto::controller_server::ControllerServer;
-use super::proto::group_controller_server::GroupControllerServer;
-use super::proto::identity_server::IdentityServer;
-use super::proto::node_server::NodeServer;
+use super::authority::AuthorityFix;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -19,7 +16,6 @@ use std::time::Duration;
 use tokio::signal::unix::{SignalKind, signal};
 use tokio::sync::oneshot;
 use tokio_stream::StreamExt;
-use tonic::transport::server::Router;
 
 /// Mode of the socket: the sidecars (same user or group) may connect, nobody else.
 const SOCKET_MODE: u32 = 0o660;
@@ -43,8 +39,6 @@ pub enum Error {
     Tcp { addr: String, source: std::io::Error },
     #[error("install signal handler: {0}")]
     Signal(std::io::Error),
-    #[error("serve: {0}")]
-    Transport(#[from] tonic::transport::Error),
 }
 
 /// Where the server listens (and a client connects).
@@ -98,16 +92,16 @@ pub async fn serve(
     let stop = async {
         let _ = stop_rx.await;
     };
-    let (served, socket) = listen(router(driver), endpoint, max_connections, stop).await?;
-    let result = tokio::select! {
-        r = served => r.map_err(Error::from),
-        _ = force_rx => Ok(()),
+    let (served, socket) = listen(direct::Services::new(driver), endpoint, max_connections, stop).await?;
+    tokio::select! {
+        () = served => {}
+        _ = force_rx => {}
     };
     if let Some(socket) = socket {
         socket.remove();
     }
     tracing::info!("stopped");
-    result
+    Ok(())
 }
 
 /// Installs the SIGTERM and SIGINT handlers. The first signal fires the first receiver (stop
@@ -131,22 +125,10 @@ fn on_signals(drain: Duration) -> Result<(oneshot::Receiver<()>, oneshot::Receiv
     Ok((stop_rx, force_rx))
 }
 
-/// The CSI services of `driver`: Identity, Controller, GroupController and Node.
-fn router(driver: Arc<Driver>) -> Router {
-    // The header-list and frame limits h2 enforces are the ones the `authority` adapter holds to.
-    tonic::transport::Server::builder()
-        .http2_max_header_list_size(MAX_HEADER_LIST)
-        .max_frame_size(MAX_FRAME)
-        .add_service(IdentityServer::from_arc(driver.clone()))
-        .add_service(ControllerServer::from_arc(driver.clone()))
-        .add_service(GroupControllerServer::from_arc(driver.clone()))
-        .add_service(NodeServer::from_arc(driver))
-}
-
 /// Listens at `endpoint` and returns the server until `stop`, with the socket file it made (a
 /// unix endpoint's).
 async fn listen<'a>(
-    router: Router,
+    services: direct::Services,
     endpoint: &Endpoint,
     max_connections: usize,
     stop: impl Future<Output = ()> + Send + 'a,
@@ -158,11 +140,11 @@ async fn listen<'a>(
             // Any client may connect, whatever it sends as `:authority` (see `authority`).
             let listener = quiet::Listener::new(listener);
             let incoming = slots::Limited::new(listener, max_connections).map(|conn| conn.map(AuthorityFix::new));
-            (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), Some(socket))
+            (Box::pin(direct::serve(services, incoming, stop)), Some(socket))
         }
         Endpoint::Tcp(addr) => {
             let incoming = slots::Limited::new(bind_tcp(addr).await?, max_connections);
-            (Box::pin(router.serve_with_incoming_shutdown(incoming, stop)), None)
+            (Box::pin(direct::serve(services, incoming, stop)), None)
         }
     })
 }
@@ -182,7 +164,7 @@ async fn bind_tcp(addr: &str) -> Result<tokio::net::TcpListener, Error> {
 }
 
 /// The server future, whichever the transport.
-type Serving<'a> = std::pin::Pin<Box<dyn Future<Output = Result<(), tonic::transport::Error>> + Send + 'a>>;
+type Serving<'a> = std::pin::Pin<Box<dyn Future<Output = ()> + Send + 'a>>;
 
 /// The socket file this server made: removed at exit only if it is still that same file.
 #[derive(Debug)]

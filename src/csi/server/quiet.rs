@@ -13,7 +13,6 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 use tokio::io::unix::AsyncFd;
 use tokio::io::{AsyncRead, AsyncWrite, Interest, ReadBuf};
-use tonic::transport::server::Connected;
 
 /// A unix listener whose connections are [`Conn`]s.
 #[derive(Debug)]
@@ -89,10 +88,17 @@ impl AsyncRead for Conn {
             // SAFETY: the kernel only writes into the unfilled part, and exactly the `n` bytes
             // it reports are marked initialized and filled below.
             let spare = unsafe { buf.unfilled_mut() };
+            let room = spare.len();
             match guard.try_io(|socket| {
                 rustix::io::read(socket.get_ref(), spare).map(|(got, _)| got.len()).map_err(io::Error::from)
             }) {
                 Ok(Ok(n)) => {
+                    if n > 0 && n < room {
+                        // A stream socket's read stops short only once it has taken all there
+                        // was: the next read would be EAGAIN. Data arriving since is a new
+                        // event, which this clear (as of the event it saw) leaves standing.
+                        guard.clear_ready();
+                    }
                     // SAFETY: `read` wrote these `n` bytes of the unfilled part.
                     unsafe { buf.assume_init(n) };
                     buf.advance(n);
@@ -129,11 +135,6 @@ impl AsyncWrite for Conn {
     fn poll_shutdown(self: Pin<&mut Self>, _: &mut Context<'_>) -> Poll<io::Result<()>> {
         Poll::Ready(self.socket.get_ref().shutdown(std::net::Shutdown::Write))
     }
-}
-
-impl Connected for Conn {
-    type ConnectInfo = ();
-    fn connect_info(&self) {}
 }
 
 #[cfg(test)]
