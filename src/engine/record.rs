@@ -250,9 +250,9 @@ pub(super) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
 /// A record file's bytes; `None` when there is none.
 fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
     let read = || -> std::io::Result<Vec<u8>> {
-        let mut file = std::fs::File::open(path)?;
-        let len = file.metadata()?.len();
-        read_sized(&mut file, len)
+        // No `statx` for the size: a record is far smaller than the first buffer, so one read
+        // that stops short of it takes the whole file.
+        read_sized(&mut std::fs::File::open(path)?, RECORD_GUESS)
     };
     match read() {
         Ok(b) => Ok(Some(b)),
@@ -261,9 +261,12 @@ fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
     }
 }
 
-/// Reads a regular file to its end, expecting `len` bytes: a read that stops short at `len`
-/// is its end (a regular file's read returns less than asked only there), so a file of the size
-/// it had when measured costs one read, not two.
+/// The first buffer of a record read (its size plus one byte): records are a few hundred bytes.
+const RECORD_GUESS: u64 = 4095;
+
+/// Reads a regular file to its end, expecting about `len` bytes: a read that stops short of
+/// its buffer is the end (a regular file's read returns less than asked only there), so a file
+/// no larger than `len` costs one read, not two.
 pub(super) fn read_sized(file: &mut impl std::io::Read, len: u64) -> std::io::Result<Vec<u8>> {
     let len = usize::try_from(len).unwrap_or(usize::MAX).min(1 << 20);
     let mut bytes = vec![0; len + 1];
@@ -275,12 +278,10 @@ pub(super) fn read_sized(file: &mut impl std::io::Read, len: u64) -> std::io::Re
             Err(e) => return Err(e),
         };
         filled += n;
-        if n == 0 || (filled == len && filled < bytes.len()) {
+        if n == 0 || filled < bytes.len() {
             break;
         }
-        if filled == bytes.len() {
-            bytes.resize(filled * 2, 0);
-        }
+        bytes.resize(filled * 2, 0);
     }
     bytes.truncate(filled);
     Ok(bytes)
@@ -516,6 +517,19 @@ mod tests {
         }
         assert_eq!(read_sized(&mut std::io::Cursor::new(b""), 0).unwrap(), b"");
         assert_eq!(read_sized(&mut std::io::Cursor::new(b""), 10).unwrap(), b"");
+    }
+
+    #[test]
+    fn a_record_file_is_read_whole_at_any_size_without_measuring_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("volume.json");
+        for size in [0, 1, 4095, 4096, 4097, 10_000, 100_000] {
+            let text: Vec<u8> = (0..size).map(|i: u32| (i % 251) as u8).collect();
+            std::fs::write(&p, &text).unwrap();
+            assert_eq!(read_bytes(&p).unwrap().unwrap(), text, "{size} bytes");
+        }
+        std::fs::remove_file(&p).unwrap();
+        assert_eq!(read_bytes(&p).unwrap(), None);
     }
 
     #[test]

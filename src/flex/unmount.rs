@@ -8,8 +8,11 @@ use crate::sys::{MountEntry, mount_at};
 use std::path::Path;
 
 pub fn unmount(driver: &Driver, target: &Path) -> Result<Reply> {
-    let table = driver.engine.host().mount_table().map_err(engine::Error::from)?;
-    let Some(id) = locate(driver, target, &table) else {
+    let found = match recorded_at(driver, target) {
+        Some(id) => Some(id),
+        None => locate(driver, target, &driver.engine.host().mount_table().map_err(engine::Error::from)?),
+    };
+    let Some(id) = found else {
         let reply = unmount_unknown(driver, target)?;
         // The retry of an unmount killed between its unbind and its unstage: the pod dir names
         // the volume; finish the unstage if nothing uses the staging any more.
@@ -62,6 +65,14 @@ fn unrecorded_user<'a>(table: &'a [MountEntry], staging: &Path, kubelet_dir: &Pa
         .filter(|m| m.mount_point.starts_with(kubelet_dir) && m.mount_point != staging)
         .find(|m| m.identity() == s.identity())
         .map(|m| m.mount_point.as_path())
+}
+
+/// The volume the pod dir is named after (kubelet uses the PV or volume name), if its record
+/// lists `target` as a live publication: the usual unmount, decided without the mount table (the
+/// publications are proven by `statx` where they can be).
+fn recorded_at(driver: &Driver, target: &Path) -> Option<String> {
+    let vol = target.file_name().and_then(|n| n.to_str()).and_then(|id| load(driver, id))?;
+    vol.publications.iter().any(|p| p.target == target).then_some(vol.id)
 }
 
 /// The volume whose record lists `target` as a publication, or whose staging is the mount
