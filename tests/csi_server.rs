@@ -127,6 +127,28 @@ async fn unknown_services_and_methods_are_unimplemented_and_the_connection_serve
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_server_pauses_between_accepts_and_serves_again_once_they_free() {
+    let mut s = Server::start_under(&["prlimit", "--nofile=64", "--"], NODE, None, &[], |_| {});
+    // More idle connections than the server has descriptors left: its accepts fail (EMFILE).
+    let held: Vec<_> = (0..100).map(|_| std::os::unix::net::UnixStream::connect(&s.sock).unwrap()).collect();
+    let failures = || s.log_text().matches("accepting a connection failed").count();
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while failures() == 0 {
+        assert!(std::time::Instant::now() < deadline, "no accept failed:\n{}", s.log_text());
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let first = failures();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    // One failure per 50 ms pause at most (20 in that second), not one per spin of the loop.
+    let more = failures() - first;
+    assert!(more <= 40, "{more} accept failures in one second: the accept loop spins");
+    drop(held);
+    let mut c = s.clients().await;
+    c.id.probe(p::ProbeRequest {}).await.expect("serves once the connections are gone");
+    assert!(s.stop(Signal::SIGTERM).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn serves_on_tcp_too() {
     let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
     let dir = tempfile::tempdir().unwrap();

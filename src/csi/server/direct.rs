@@ -62,6 +62,9 @@ impl Services {
     }
 }
 
+/// How long the server waits before accepting again after an accept failed.
+const ACCEPT_PAUSE: std::time::Duration = std::time::Duration::from_millis(50);
+
 /// The HTTP/2 settings of every connection: the header-list and frame limits the `authority`
 /// adapter holds to; hyper's own bounds on concurrent and reset streams otherwise.
 fn builder() -> hyper::server::conn::http2::Builder<TokioExecutor> {
@@ -87,8 +90,12 @@ where
             io = incoming.next() => match io {
                 Some(Ok(io)) => io,
                 Some(Err(e)) => {
-                    tracing::debug!(error = %e, "accepting a connection failed");
-                    continue;
+                    // Out of descriptors (EMFILE) fails every accept at once: pause, not spin.
+                    tracing::warn!(error = %e, pause = ?ACCEPT_PAUSE, "accepting a connection failed");
+                    tokio::select! {
+                        () = &mut stop => break,
+                        () = tokio::time::sleep(ACCEPT_PAUSE) => continue,
+                    }
                 }
                 None => break,
             },
