@@ -333,6 +333,8 @@ fn a_deleted_dir_volume_s_directory_comes_back_to_the_pool_with_nothing_of_the_v
         create(&n, &format!("w{i}"), Kind::Dir);
     }
     let vol = create(&n, "t1", Kind::Tmpfs);
+    // Held open, its inode is not freed, so no new directory of the pool can take its number.
+    let _held = std::fs::File::open(n.vol("t1")).unwrap();
     let tmpfs_dir = std::fs::metadata(n.vol("t1")).unwrap().ino();
     n.engine.delete_volume(&vol.id).unwrap();
     std::thread::sleep(Duration::from_millis(300));
