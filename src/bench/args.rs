@@ -17,6 +17,8 @@ pub enum Section {
     Floor,
     /// A 1 GiB loop ext4 volume through strata next to the bare tools.
     Loop,
+    /// The CSI section's node cycles alone, with their server CPU (a quick A/B of one change).
+    Cycle,
 }
 
 #[derive(Debug, Clone, Args)]

@@ -28,10 +28,11 @@ pub async fn all(args: &BenchArgs) -> Result<Report> {
         let b = Budget { iterations: args.floor_iterations, warmup: args.warmup * 10, cap: cap(args) };
         r.floor = Some(floor::measure(&work, b)?);
     }
-    if (on(Section::Csi) || on(Section::Loop)) && !args.own.no_self {
+    let csi = on(Section::Csi) || on(Section::Cycle);
+    if (csi || on(Section::Loop)) && !args.own.no_self {
         own_server(args, &work, &mut r).await?;
     }
-    if let (true, Some(endpoint)) = (on(Section::Csi), &args.other.endpoint) {
+    if let (true, Some(endpoint)) = (csi, &args.other.endpoint) {
         let t = other_target(args, endpoint).await?;
         let class = Class {
             label: match args.other.params.is_empty() {
@@ -133,7 +134,7 @@ async fn own_server(args: &BenchArgs, work: &WorkDir, r: &mut Report) -> Result<
     }
     let mut server = SelfServer::start(&exe, &sub, None, &backends, &args.own.serve_args)?;
     let t = self_target(SELF_LABEL, &mut server).await?;
-    if args.sections.contains(&Section::Csi) {
+    if args.sections.contains(&Section::Csi) || args.sections.contains(&Section::Cycle) {
         let classes: Vec<Class> = args.own.backends.iter().map(|k| class_of(*k)).collect();
         let mut d = driver(args, &t, &classes).await?;
         if let Some(root) = &args.own.btrfs_root {
@@ -191,10 +192,17 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
     tokio::time::sleep(Duration::from_millis(200)).await;
     d.memory.at_rest = mem();
     let Some(primary) = classes.first() else { return Ok(d) };
-    (d.rpc_floor, d.rpc_floor_cpu_us) = figures::rpc_floor(t, budget(args)).await?;
-    d.create_delete = Some(figures::create_delete(t, primary, budget(args)).await?);
+    let all = args.sections.contains(&Section::Csi);
+    if all {
+        (d.rpc_floor, d.rpc_floor_cpu_us) = figures::rpc_floor(t, budget(args)).await?;
+        d.create_delete = Some(figures::create_delete(t, primary, budget(args)).await?);
+    }
     for c in classes {
         d.cycles.push(figures::cycle(t, c, &format!("cy-{}", c.label.replace(' ', "-")), budget(args)).await?);
+    }
+    if !all {
+        d.memory.after_run = mem();
+        return Ok(d);
     }
     d.volume_stats = Some(figures::volume_stats(t, primary, "vs", budget(args)).await?);
     let secs = Duration::from_secs(args.throughput_seconds);
