@@ -36,6 +36,9 @@ impl Engine {
     pub(super) fn device_of(&self, id: &str, vol: Option<&Volume>) -> Result<Option<PathBuf>> {
         let image = self.dir(id).image();
         let recorded = vol.and_then(|v| v.staging.as_ref()).and_then(|s| s.device.clone());
+        if recorded.is_none() && vol.is_some_and(|v| !v.backend.keeps_an_image()) {
+            return Ok(None); // its record says it has no image: nothing to look for
+        }
         if !image.exists() {
             // The image was unlinked under a live device: only the kernel's name for it is left.
             // No image and no recorded device (every dir, btrfs and tmpfs volume): no device.

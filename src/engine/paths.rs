@@ -44,7 +44,12 @@ fn invalid(what: &'static str, path: &Path, reason: &str) -> Error {
 }
 
 /// Makes the directory a filesystem is staged or published on; true if this call made it.
+/// Looked at first: kubelet makes its staging directories itself, so one is usually there.
 pub(super) fn make_dir(place: &Place) -> Result<bool> {
+    let there = place.stat().map_err(Error::io("stat", place.path()))?;
+    if there.is_some_and(|st| st.kind == crate::sys::PlaceKind::Dir) {
+        return Ok(false);
+    }
     place.mkdir(DIR_MODE).map_err(Error::io("create directory", place.path()))
 }
 

@@ -262,7 +262,7 @@ fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
 }
 
 /// The first buffer of a record read (its size plus one byte): records are a few hundred bytes.
-const RECORD_GUESS: u64 = 4095;
+pub(super) const RECORD_GUESS: u64 = 4095;
 
 /// Reads a regular file to its end, expecting about `len` bytes: a read that stops short of
 /// its buffer is the end (a regular file's read returns less than asked only there), so a file

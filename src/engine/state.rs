@@ -16,7 +16,7 @@ use super::{Error, Result};
 use crate::backend::VolumeDir;
 use serde::{Deserialize, Serialize};
 use std::io::{ErrorKind, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// The node state format this build writes and reads.
 const FORMAT: u32 = 1;
@@ -49,8 +49,19 @@ pub(super) fn load(dir: &VolumeDir) -> Result<NodeState> {
 
 /// [`load`], telling a missing file (`None`) from an empty state.
 pub(super) fn load_if_any(dir: &VolumeDir) -> Result<Option<NodeState>> {
-    let path = dir.node_state();
-    let parsed = match read_settled(&path) {
+    parse(dir.node_state(), read_settled)
+}
+
+/// [`load_if_any`] for a caller that holds the volume's lock. Every writer of a volume's node
+/// state holds that lock too, so the file cannot change while it is read: it is read once,
+/// without the inode and change-time checks around the read that [`load_if_any`] needs.
+pub(super) fn load_if_any_held(dir: &VolumeDir, _held: &super::lock::VolumeLock) -> Result<Option<NodeState>> {
+    parse(dir.node_state(), read_once)
+}
+
+/// The node state at `path`, read by `read`.
+fn parse(path: PathBuf, read: fn(&Path) -> std::io::Result<Option<Vec<u8>>>) -> Result<Option<NodeState>> {
+    let parsed = match read(&path) {
         Ok(None) => Ok(None),
         Ok(Some(bytes)) => {
             unseal(bytes).map(Some).map_err(|e| Error::Record { path: path.clone(), reason: e.to_string() })
@@ -79,6 +90,16 @@ fn unseal(bytes: Vec<u8>) -> std::result::Result<NodeState, super::record::Seali
 
 fn seal(state: NodeState) -> std::result::Result<Vec<u8>, super::record::Sealing> {
     SEALED.through(state, |_, json| json.len(), super::record::seal)
+}
+
+/// The bytes of `path`, read once (a reader that holds the volume's lock); `None` when it does
+/// not exist. Node state is a few hundred bytes: one `read` takes it, with no `statx` first.
+fn read_once(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::File::open(path) {
+        Ok(mut file) => super::record::read_sized(&mut file, super::record::RECORD_GUESS).map(Some),
+        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e),
+    }
 }
 
 /// The bytes of `path` as one write left them: read again while its inode or change time moved
@@ -202,6 +223,19 @@ mod tests {
         assert_eq!(load(&d).unwrap(), staged());
         save(&d, &NodeState::default()).unwrap();
         assert_eq!(load(&d).unwrap(), NodeState { format: FORMAT, ..NodeState::default() });
+    }
+
+    #[test]
+    fn a_lock_holder_reads_the_same_state_and_the_same_damage() {
+        let (t, d) = dir();
+        let lock = crate::engine::lock::VolumeLock::acquire(t.path(), "v", crate::engine::Wait::No).unwrap();
+        assert_eq!(load_if_any_held(&d, &lock).unwrap(), None, "no file: no state");
+        save(&d, &staged()).unwrap();
+        assert_eq!(load_if_any_held(&d, &lock).unwrap(), Some(staged()));
+        save(&d, &NodeState::default()).unwrap();
+        assert_eq!(load_if_any_held(&d, &lock).unwrap(), load_if_any(&d).unwrap());
+        std::fs::write(d.node_state(), b"{\"format\":1,\"stag").unwrap();
+        assert!(matches!(load_if_any_held(&d, &lock).unwrap_err(), Error::Record { .. }));
     }
 
     #[test]

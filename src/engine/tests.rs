@@ -192,6 +192,21 @@ fn publish_needs_stage_and_is_idempotent() {
 }
 
 #[test]
+fn a_staged_dir_volume_whose_data_directory_went_is_not_published() {
+    let f = fixture();
+    f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();
+    let (s, t) = (f.staging("v"), f.target("a"));
+    f.engine.stage_volume("v", &s, &mount_access()).unwrap();
+    let data = f.root.join("volumes/v/data");
+    std::fs::rename(&data, f.root.join("volumes/v/data.gone")).unwrap();
+    f.host.clear_calls();
+    let e = f.engine.publish_volume("v", &s, &t, false).unwrap_err();
+    assert!(matches!(&e, Error::FailedPrecondition { .. }) && e.to_string().contains("is missing"), "{e}");
+    assert!(f.host.calls().is_empty(), "nothing was bound");
+    assert!(!t.exists());
+}
+
+#[test]
 fn publish_alone_refuses_a_second_target_under_the_lock() {
     let f = fixture();
     f.engine.create_volume(&req("v", Kind::Dir, 1 << 20)).unwrap();

@@ -1,11 +1,27 @@
 //! A volume's record and node state, read and written together: what the engine's calls load
 //! (damage becomes a quarantine, see [`super::quarantine`]) and save.
 
+use super::lock::VolumeLock;
 use super::{Engine, Error, Result, Volume, record, state};
 
 impl Engine {
     /// Reads a volume's record and node state; damage becomes [`Error::Quarantined`].
     pub(super) fn load(&self, id: &str) -> Result<Option<Volume>> {
+        self.load_with(id, None)
+    }
+
+    /// [`Engine::load`] under the volume's lock, which lets node state be read in one `read`
+    /// (see [`state::load_if_any_held`]).
+    pub(super) fn load_held(&self, id: &str, held: &VolumeLock) -> Result<Option<Volume>> {
+        self.load_with(id, Some(held))
+    }
+
+    /// [`Engine::load_held`], where a missing volume is [`Error::VolumeNotFound`].
+    pub(super) fn load_existing_held(&self, id: &str, held: &VolumeLock) -> Result<Volume> {
+        self.load_held(id, held)?.ok_or_else(|| Error::VolumeNotFound(id.to_owned()))
+    }
+
+    fn load_with(&self, id: &str, held: Option<&VolumeLock>) -> Result<Option<Volume>> {
         let dir = self.dir(id);
         let quarantined = |reason: String| Error::Quarantined { id: id.to_owned(), reason };
         let vol = match record::load(&dir.record()) {
@@ -24,7 +40,7 @@ impl Engine {
             }
             return Ok(None);
         };
-        let node = match state::load_if_any(&dir) {
+        let node = match held.map_or_else(|| state::load_if_any(&dir), |l| state::load_if_any_held(&dir, l)) {
             Err(Error::Record { path, reason }) => {
                 return Err(quarantined(format!("node state {}: {reason}", path.display())));
             }

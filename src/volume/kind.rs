@@ -34,6 +34,12 @@ impl Kind {
         self == Kind::Loop
     }
 
+    /// Whether volumes of this kind keep their data in an image file (and so may have a loop
+    /// device attached to it).
+    pub fn keeps_an_image(self) -> bool {
+        self == Kind::Loop
+    }
+
     /// Whether volumes of this kind carry a filesystem that strata makes (and so a fs type).
     pub fn formats(self) -> bool {
         self == Kind::Loop
