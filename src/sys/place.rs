@@ -110,6 +110,11 @@ impl Place {
             }
         }
         let name = parts.pop().ok_or(PlaceError::Escapes)?.to_owned();
+        if !walk && !NO_OPENAT2.load(Ordering::Relaxed) {
+            if let Some(parent) = whole_without_symlinks(prefix, &parts) {
+                return Ok(Place { parent, name, path: path.to_owned() });
+            }
+        }
         let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
         let root = rustix::fs::open(prefix, flags, Mode::empty()).map_err(|e| match e {
             Errno::NOENT => PlaceError::ParentMissing,
@@ -229,6 +234,20 @@ impl Place {
 /// `/proc/self/fd/<fd>`: the magic link to exactly what `fd` holds.
 pub fn fd_path(fd: std::os::fd::RawFd) -> PathBuf {
     PathBuf::from(format!("/proc/self/fd/{fd}"))
+}
+
+/// The parent directory in one `openat2` of the whole path, when no component of it, the
+/// prefix's included, is a symlink: the common case, and the same directory that opening the
+/// prefix and resolving `parts` beneath it reaches, since `parts` are plain names (no `..`) and
+/// nothing on the way is followed. `None` on any error (a symlink in the prefix, such as
+/// `/var/lib/kubelet` on some distributions, a missing or non-directory component, no openat2):
+/// the caller then resolves the long way, which tells those cases apart.
+fn whole_without_symlinks(prefix: &Path, parts: &[&OsStr]) -> Option<OwnedFd> {
+    let mut whole = prefix.to_path_buf();
+    whole.extend(parts);
+    let flags = OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC;
+    let resolve = ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS;
+    rustix::fs::openat2(rustix::fs::CWD, &whole, flags, Mode::empty(), resolve).ok()
 }
 
 fn openat2_beneath(root: &OwnedFd, parts: &[&OsStr]) -> Result<OwnedFd, PlaceError> {
