@@ -73,6 +73,8 @@ fn bench_reports_every_section() {
             summary_ok(&c[part], part, 3);
         }
     }
+    assert!(d["cycle_kernel_cpu_us"].as_f64().unwrap() > 0.0, "the cycle's kernel floor: {d}");
+    assert!(markdown.contains("Node cycle floor"));
     let scale = &d["at_scale"];
     assert_eq!(scale["population"], 5);
     assert!(scale["mountinfo_lines"].as_u64().unwrap() >= r["meta"]["mounts_before"].as_u64().unwrap() + 10);
@@ -94,6 +96,28 @@ fn bench_reports_every_section() {
     let targets = r["targets"].as_array().unwrap();
     assert_eq!(targets.len(), 8, "{targets:?}");
     assert!(markdown.contains("## Targets") && markdown.contains("## Floors"));
+    let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
+    assert_eq!(left, [std::ffi::OsString::from("report.json")], "the run left files or mounts behind");
+}
+
+#[test]
+fn the_cycle_section_runs_the_node_cycles_and_their_floor_alone() {
+    assert!(nix::unistd::geteuid().is_root(), "strata-csi bench mounts and attaches loop devices: run it as root");
+    let dir = tempfile::tempdir().unwrap();
+    let json = dir.path().join("report.json");
+    let args = ["bench", "--sections", "cycle", "--self-backends", "dir", "--iterations", "3", "--warmup", "1"];
+    let out = Command::new(BIN).args(args).arg("--work-dir").arg(dir.path()).arg("--json").arg(&json).output().unwrap();
+    assert!(out.status.success(), "bench failed: {}", String::from_utf8_lossy(&out.stderr));
+    let r: Value = serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let d = &r["drivers"][0];
+    let classes: Vec<&str> = d["cycles"].as_array().unwrap().iter().map(|c| c["class"].as_str().unwrap()).collect();
+    assert_eq!(classes, ["dir"]);
+    summary_ok(&d["cycles"][0]["cycle"], "cycle", 3);
+    assert!(d["cycles"][0]["server_cpu_us"].as_f64().unwrap() > 0.0);
+    summary_ok(&d["rpc_floor"], "rpc floor", 3);
+    assert!(d["cycle_kernel_cpu_us"].as_f64().unwrap() > 0.0);
+    assert!(d["create_delete"].is_null() && d["throughput"].as_array().unwrap().is_empty(), "only the cycles: {d}");
+    assert!(r["floor"].is_null() && r["flex"].is_null() && r["loop_ext4"].is_null());
     let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
     assert_eq!(left, [std::ffi::OsString::from("report.json")], "the run left files or mounts behind");
 }

@@ -1,5 +1,6 @@
 //! Floors every other figure is read against: a bind mount + unmount pair in a tight loop, one
-//! `statx` of a mount point, one read + parse of the mount table, and the two record writes.
+//! `statx` of a mount point, one read + parse of the mount table, the two record writes, and
+//! the kernel work CSI asks of a node cycle.
 
 use super::budget::{Budget, timed};
 use super::report::Floor;
@@ -89,4 +90,53 @@ fn sample_record() -> serde_json::Value {
         "staging": {"path": "/var/lib/kubelet/plugins/kubernetes.io/csi/strata.csi.dev/0123456789abcdef/globalmount",
                     "access": {"type": "mount"}, "device": "/dev/loop7"}
     })
+}
+
+/// CPU (µs, this thread's) of the kernel work CSI asks of one `dir` node cycle, done directly
+/// with the same kind of paths a driver gets: a bind onto the staging directory, `mkdir` of the
+/// target and a bind onto it, then `umount` and `rmdir` of the target and `umount` of the
+/// staging directory. A node cycle of any driver costs at least this much of its server's CPU.
+pub fn cycle_kernel(staging_dir: &Path, target_dir: &Path, b: Budget) -> Result<f64> {
+    let base = format!("floor-{}", std::process::id());
+    let (src, stage, pod) = (staging_dir.join(format!("{base}-src")), staging_dir.join(&base), target_dir.join(&base));
+    for d in [&src, &stage, &pod] {
+        std::fs::create_dir_all(d).map_err(Error::io("create", d))?;
+    }
+    let target = pod.join("mount");
+    let one = || -> Result<()> {
+        bind(&src, &stage)?;
+        std::fs::create_dir(&target).map_err(Error::io("create", &target))?;
+        bind(&stage, &target)?;
+        nix::mount::umount2(&target, MntFlags::empty()).map_err(Error::sys("unmount", &target))?;
+        std::fs::remove_dir(&target).map_err(Error::io("remove", &target))?;
+        nix::mount::umount2(&stage, MntFlags::empty()).map_err(Error::sys("unmount", &stage))
+    };
+    let mut cpu = std::time::Duration::ZERO;
+    let runs = b.run(|i| {
+        let start = thread_cpu();
+        one()?;
+        if i >= b.warmup {
+            cpu += thread_cpu().saturating_sub(start);
+        }
+        Ok(std::time::Duration::ZERO)
+    });
+    // A failure part-way leaves mounts: they go before the directories.
+    for m in [&target, &stage] {
+        let _ = nix::mount::umount2(m, MntFlags::MNT_DETACH);
+    }
+    for d in [&target, &pod, &stage, &src] {
+        let _ = std::fs::remove_dir(d);
+    }
+    let n = runs?.len().max(1);
+    Ok(cpu.as_secs_f64() * 1e6 / n as f64)
+}
+
+/// This thread's CPU time.
+fn thread_cpu() -> std::time::Duration {
+    let mut t = libc::timespec { tv_sec: 0, tv_nsec: 0 };
+    // SAFETY: `t` is a valid, writable timespec; the clock id is a constant the kernel knows.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut t) } != 0 {
+        return std::time::Duration::ZERO;
+    }
+    std::time::Duration::new(u64::try_from(t.tv_sec).unwrap_or(0), u32::try_from(t.tv_nsec).unwrap_or(0))
 }

@@ -103,6 +103,7 @@ fn driver(d: &Driver, bind: f64) -> String {
     for c in &d.cycles {
         out += &cycle_rows(&format!("{calls} ({})", c.class), c, bind);
     }
+    out += &cycle_floor(d);
     if let Some(s) = &d.volume_stats {
         out += &stats_row("NodeGetVolumeStats, published", s, bind);
     }
@@ -116,6 +117,22 @@ fn driver(d: &Driver, bind: f64) -> String {
         out += &throughput(&d.throughput);
     }
     out
+}
+
+/// What any driver's node cycle costs its server (four call floors and CSI's kernel work), and
+/// the first cycle's CPU beyond that.
+fn cycle_floor(d: &Driver) -> String {
+    let (Some(kernel), Some(call)) = (d.cycle_kernel_cpu_us, d.rpc_floor_cpu_us) else { return String::new() };
+    let floor = kernel + 4.0 * call;
+    let mut out = format!(
+        "\nNode cycle floor (server CPU any driver pays): 4 call floors ({:.0} µs) + CSI's kernel work ({kernel:.0} µs) \
+         = {floor:.0} µs.",
+        4.0 * call
+    );
+    if let Some(cpu) = d.cycles.first().and_then(|c| c.server_cpu_us) {
+        out += &format!(" The cycle above it: {:.0} µs ({:.2}x the floor).", cpu - floor, cpu / floor);
+    }
+    out + "\n"
 }
 
 fn cycle_rows(name: &str, c: &CycleFigures, bind: f64) -> String {

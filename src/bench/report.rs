@@ -58,6 +58,10 @@ pub struct Driver {
     pub rpc_floor_cpu_us: Option<f64>,
     pub create_delete: Option<CreateDelete>,
     pub cycles: Vec<CycleFigures>,
+    /// Server CPU of a node cycle's kernel work (see `floor::cycle_kernel`), measured in the
+    /// benchmark's own process beside the cycles: with four call floors, what any driver pays.
+    #[serde(default)]
+    pub cycle_kernel_cpu_us: Option<f64>,
     /// NodeGetVolumeStats of a published volume: what kubelet asks of every volume each minute.
     #[serde(default)]
     pub volume_stats: Option<StatsFigure>,

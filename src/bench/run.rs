@@ -193,13 +193,14 @@ async fn driver(args: &BenchArgs, t: &Target, classes: &[Class]) -> Result<Drive
     d.memory.at_rest = mem();
     let Some(primary) = classes.first() else { return Ok(d) };
     let all = args.sections.contains(&Section::Csi);
+    (d.rpc_floor, d.rpc_floor_cpu_us) = figures::rpc_floor(t, budget(args)).await?;
     if all {
-        (d.rpc_floor, d.rpc_floor_cpu_us) = figures::rpc_floor(t, budget(args)).await?;
         d.create_delete = Some(figures::create_delete(t, primary, budget(args)).await?);
     }
     for c in classes {
         d.cycles.push(figures::cycle(t, c, &format!("cy-{}", c.label.replace(' ', "-")), budget(args)).await?);
     }
+    d.cycle_kernel_cpu_us = Some(floor::cycle_kernel(&t.staging_dir, &t.target_dir, budget(args))?);
     if !all {
         d.memory.after_run = mem();
         return Ok(d);
