@@ -98,6 +98,11 @@ impl Backend for DirBackend {
         (!dir.data().is_dir()).then(|| format!("the data directory {} is missing", dir.data().display()))
     }
 
+    /// [`Backend::shows`] compares the staging's mount root with the data directory itself.
+    fn shown_proves_storage(&self) -> bool {
+        true
+    }
+
     /// A tree copy (files shared by reflink where the root's filesystem can), of the tree as it
     /// is while the copy walks it.
     fn copy_out(

@@ -248,6 +248,13 @@ pub trait Backend: Send + Sync + Debug {
     /// What is wrong with the volume's storage, if anything (missing file, subvolume, mount).
     fn storage_problem(&self, vol: &Spec, dir: &VolumeDir) -> Option<String>;
 
+    /// Whether a staging that [`Backend::shows`] proved also proves the storage that
+    /// [`Backend::storage_problem`] looks for (the proof showed the storage's own identity), so
+    /// that a publish need not look again.
+    fn shown_proves_storage(&self) -> bool {
+        false
+    }
+
     /// Whether a copy of this kind reads an image that must stay still until the copy ends
     /// (loop), rather than a tree that is copied as it is (dir, tmpfs) or shared at once (btrfs).
     fn copy_needs_still_source(&self) -> bool {

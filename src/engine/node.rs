@@ -394,10 +394,9 @@ impl Engine {
     fn staged_for_publish(&self, vol: &Volume, staging: &Place, bind: &Bind, table: &mut LazyTable) -> Result<Staging> {
         let id = &vol.id;
         let proven = self.staged_by_identity(vol, staging);
-        // A dir volume proven staged showed its data directory's own identity just now, which is
-        // the storage its check below looks for; every other case is checked.
-        if proven.is_none() || vol.backend != crate::backend::Kind::Dir {
-            if let Some(problem) = self.backend(vol.backend).storage_problem(&vol.spec(), &self.dir(id)) {
+        let backend = self.backend(vol.backend);
+        if proven.is_none() || !backend.shown_proves_storage() {
+            if let Some(problem) = backend.storage_problem(&vol.spec(), &self.dir(id)) {
                 return Err(Error::precondition(id, problem));
             }
         }
