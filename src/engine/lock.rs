@@ -7,9 +7,8 @@
 
 use super::{Error, Result};
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, TryLockError};
 use std::time::{Duration, Instant};
 
 /// How to behave when another holder has the lock.
@@ -53,65 +52,17 @@ pub const LOCK_FILE: &str = "ids.lock";
 /// A held volume lock; released on drop.
 #[derive(Debug)]
 pub struct VolumeLock {
-    file: Option<File>,
+    file: File,
     offset: i64,
-    /// The lock directory, where a released lock's open file goes back to (see [`SPARES`]).
-    dir: PathBuf,
 }
 
 impl Drop for VolumeLock {
     /// Unlocks before the file is closed: closing alone releases the lock only once every copy
     /// of the descriptor is closed, and a child forked by another thread holds copies until it
-    /// execs (`O_CLOEXEC`), which would keep the volume busy for that while. An unlocked file
-    /// is kept for the next lock of its directory.
+    /// execs (`O_CLOEXEC`), which would keep the volume busy for that while.
     fn drop(&mut self) {
-        let Some(file) = self.file.take() else { return };
-        if set_lock(&file, self.offset, libc::F_UNLCK).is_ok() {
-            keep_spare(std::mem::take(&mut self.dir), file);
-        }
+        let _ = set_lock(&self.file, self.offset, libc::F_UNLCK);
     }
-}
-
-/// How many unlocked lock files are kept open for the next locks, at most: as many as calls
-/// that lock at once, over the few lock directories there are.
-const SPARES_KEPT: usize = 16;
-
-/// Open files of lock files, each its own open file description, that released locks left:
-/// the next lock of the same directory takes one instead of opening the file again (a path
-/// lookup and a close fewer per call). Each holder has a description to itself, since locks of
-/// one description never conflict.
-static SPARES: Mutex<Vec<(PathBuf, File)>> = Mutex::new(Vec::new());
-
-/// The kept files, unless another thread is at them: then the caller opens or closes its own
-/// (never waiting also keeps a child forked while another thread held the list from hanging).
-fn spares() -> Option<MutexGuard<'static, Vec<(PathBuf, File)>>> {
-    match SPARES.try_lock() {
-        Ok(guard) => Some(guard),
-        Err(TryLockError::Poisoned(e)) => Some(e.into_inner()),
-        Err(TryLockError::WouldBlock) => None,
-    }
-}
-
-/// Keeps `file` for the next lock of `dir`; the oldest kept file goes when there are too many
-/// (one of a directory nobody locks any more, such as a test's).
-fn keep_spare(dir: PathBuf, file: File) {
-    let Some(mut spares) = spares() else { return };
-    if spares.len() >= SPARES_KEPT {
-        spares.remove(0);
-    }
-    spares.push((dir, file));
-}
-
-/// A kept lock file of `dir` that still has a name: a lock file that was removed or replaced
-/// (link count 0) would exclude nobody who opens the file by its name, so it is closed instead.
-fn take_spare(dir: &Path) -> Option<File> {
-    let file = {
-        let mut spares = spares()?;
-        let i = spares.iter().rposition(|(d, _)| d == dir)?;
-        spares.swap_remove(i).1
-    };
-    let named = rustix::fs::fstat(&file).is_ok_and(|st| st.st_nlink > 0);
-    named.then_some(file)
 }
 
 impl VolumeLock {
@@ -136,20 +87,17 @@ impl VolumeLock {
             Wait::No => None,
             Wait::Upto(d) => Some(Instant::now() + d),
         };
-        // An open file description per holder: locks of one description never conflict.
-        let file = match take_spare(dir) {
-            Some(file) => file,
-            None => super::perm::private_file()
-                .create(true)
-                .truncate(false)
-                .write(true)
-                .open(&path)
-                .map_err(Error::io("open lock", &path))?,
-        };
+        // A new open file description per lock: locks of one description never conflict.
+        let file = super::perm::private_file()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)
+            .map_err(Error::io("open lock", &path))?;
         let range = byte_of(id);
         loop {
             match set_lock(&file, range, libc::F_WRLCK) {
-                Ok(()) => return Ok(VolumeLock { file: Some(file), offset: range, dir: dir.to_owned() }),
+                Ok(()) => return Ok(VolumeLock { file, offset: range }),
                 Err(nix::errno::Errno::EAGAIN | nix::errno::Errno::EACCES) => {
                     contended.get_or_insert_with(Instant::now);
                 }
@@ -270,56 +218,6 @@ mod tests {
         let again = VolumeLock::acquire(dir.path(), "v", Wait::No);
         nix::sys::wait::waitpid(child, None).unwrap();
         again.expect("the lock was released at drop, not when the child let go of the descriptor");
-    }
-
-    /// How many of this process's descriptors are open on `dir`'s lock file.
-    fn open_on(dir: &Path) -> usize {
-        let lock = dir.join(LOCK_FILE);
-        let fds = std::fs::read_dir("/proc/self/fd").unwrap().flatten();
-        fds.filter(|e| std::fs::read_link(e.path()).is_ok_and(|p| p == lock)).count()
-    }
-
-    #[test]
-    fn a_released_lock_leaves_its_file_open_for_the_next_holder() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap());
-        assert_eq!(open_on(dir.path()), 1, "the released lock's file is kept open");
-        let a = VolumeLock::acquire(dir.path(), "w", Wait::No).unwrap();
-        assert_eq!(open_on(dir.path()), 1, "the next lock took the kept file");
-        let b = VolumeLock::acquire(dir.path(), "x", Wait::No).unwrap();
-        assert_eq!(open_on(dir.path()), 2, "a second holder at once has a file of its own");
-        // Each holder's own description: the kept file excludes the other holder's id.
-        assert!(VolumeLock::acquire(dir.path(), "w", Wait::No).is_err());
-        drop((a, b));
-        assert!(VolumeLock::acquire(dir.path(), "w", Wait::No).is_ok());
-    }
-
-    #[test]
-    fn a_kept_file_whose_name_was_removed_is_never_locked_again() {
-        let dir = tempfile::tempdir().unwrap();
-        drop(VolumeLock::acquire(dir.path(), "v", Wait::No).unwrap());
-        // Someone removes the lock file; another process makes it anew and holds "v" there.
-        std::fs::remove_file(dir.path().join(LOCK_FILE)).unwrap();
-        let (ready_r, ready_w) = nix::unistd::pipe().unwrap();
-        // SAFETY: the child only takes a lock, writes one byte, sleeps and exits without
-        // returning; it touches nothing of the threads it lost.
-        let child = match unsafe { nix::unistd::fork() }.unwrap() {
-            nix::unistd::ForkResult::Child => {
-                let held = VolumeLock::acquire(dir.path(), "v", Wait::No);
-                let _ = nix::unistd::write(&ready_w, &[u8::from(held.is_ok())]);
-                std::thread::sleep(Duration::from_millis(500));
-                // SAFETY: _exit ends the child without running the parent's destructors.
-                unsafe { libc::_exit(0) }
-            }
-            nix::unistd::ForkResult::Parent { child } => child,
-        };
-        drop(ready_w);
-        let mut byte = [0u8; 1];
-        assert_eq!(nix::unistd::read(&ready_r, &mut byte).unwrap(), 1);
-        assert_eq!(byte[0], 1, "the other process took the lock on the new file");
-        let here = VolumeLock::acquire(dir.path(), "v", Wait::No);
-        nix::sys::wait::waitpid(child, None).unwrap();
-        assert!(here.is_err(), "the kept file of the removed name let a second holder in");
     }
 
     #[test]
