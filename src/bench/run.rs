@@ -28,7 +28,7 @@ pub async fn all(args: &BenchArgs) -> Result<Report> {
         let b = Budget { iterations: args.floor_iterations, warmup: args.warmup * 10, cap: cap(args) };
         r.floor = Some(floor::measure(&work, b)?);
     }
-    let csi = on(Section::Csi) || on(Section::Cycle);
+    let csi = csi_figures(args);
     if (csi || on(Section::Loop)) && !args.own.no_self {
         own_server(args, &work, &mut r).await?;
     }
@@ -57,6 +57,11 @@ pub async fn all(args: &BenchArgs) -> Result<Report> {
     r.meta.seconds = start.elapsed().as_secs_f64();
     r.targets = goals::evaluate(&r);
     Ok(r)
+}
+
+/// Whether CSI figures are asked for: all of them (`csi`) or the node cycles alone (`cycle`).
+fn csi_figures(args: &BenchArgs) -> bool {
+    args.sections.contains(&Section::Csi) || args.sections.contains(&Section::Cycle)
 }
 
 fn meta() -> Meta {
@@ -134,7 +139,7 @@ async fn own_server(args: &BenchArgs, work: &WorkDir, r: &mut Report) -> Result<
     }
     let mut server = SelfServer::start(&exe, &sub, None, &backends, &args.own.serve_args)?;
     let t = self_target(SELF_LABEL, &mut server).await?;
-    if args.sections.contains(&Section::Csi) || args.sections.contains(&Section::Cycle) {
+    if csi_figures(args) {
         let classes: Vec<Class> = args.own.backends.iter().map(|k| class_of(*k)).collect();
         let mut d = driver(args, &t, &classes).await?;
         if let Some(root) = &args.own.btrfs_root {

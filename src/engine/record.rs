@@ -249,20 +249,22 @@ pub(super) fn load_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<O
 
 /// A record file's bytes; `None` when there is none.
 fn read_bytes(path: &Path) -> Result<Option<Vec<u8>>> {
-    let read = || -> std::io::Result<Vec<u8>> {
-        // No `statx` for the size: a record is far smaller than the first buffer, so one read
-        // that stops short of it takes the whole file.
-        read_sized(&mut std::fs::File::open(path)?, RECORD_GUESS)
-    };
-    match read() {
-        Ok(b) => Ok(Some(b)),
+    read_small(path).map_err(Error::io("read record", path))
+}
+
+/// The bytes of a small file (a record, node state), `None` when it does not exist. No `statx`
+/// for the size: such a file is far smaller than the first buffer, so one read that stops
+/// short of it takes the whole file.
+pub(super) fn read_small(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
+    match std::fs::File::open(path) {
+        Ok(mut file) => read_sized(&mut file, RECORD_GUESS).map(Some),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(Error::io("read record", path)(e)),
+        Err(e) => Err(e),
     }
 }
 
 /// The first buffer of a record read (its size plus one byte): records are a few hundred bytes.
-pub(super) const RECORD_GUESS: u64 = 4095;
+const RECORD_GUESS: u64 = 4095;
 
 /// Reads a regular file to its end, expecting about `len` bytes: a read that stops short of
 /// its buffer is the end (a regular file's read returns less than asked only there), so a file

@@ -56,7 +56,7 @@ pub(super) fn load_if_any(dir: &VolumeDir) -> Result<Option<NodeState>> {
 /// state holds that lock too, so the file cannot change while it is read: it is read once,
 /// without the inode and change-time checks around the read that [`load_if_any`] needs.
 pub(super) fn load_if_any_held(dir: &VolumeDir, _held: &super::lock::VolumeLock) -> Result<Option<NodeState>> {
-    parse(dir.node_state(), read_once)
+    parse(dir.node_state(), super::record::read_small)
 }
 
 /// The node state at `path`, read by `read`.
@@ -90,16 +90,6 @@ fn unseal(bytes: Vec<u8>) -> std::result::Result<NodeState, super::record::Seali
 
 fn seal(state: NodeState) -> std::result::Result<Vec<u8>, super::record::Sealing> {
     SEALED.through(state, |_, json| json.len(), super::record::seal)
-}
-
-/// The bytes of `path`, read once (a reader that holds the volume's lock); `None` when it does
-/// not exist. Node state is a few hundred bytes: one `read` takes it, with no `statx` first.
-fn read_once(path: &Path) -> std::io::Result<Option<Vec<u8>>> {
-    match std::fs::File::open(path) {
-        Ok(mut file) => super::record::read_sized(&mut file, super::record::RECORD_GUESS).map(Some),
-        Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(e),
-    }
 }
 
 /// The bytes of `path` as one write left them: read again while its inode or change time moved
